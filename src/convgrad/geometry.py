@@ -1,0 +1,391 @@
+"""A conv layer's geometry: parsed from flags or config values, validated once, then frozen.
+
+Everything downstream (reference layer, finite differences, reports) takes a `LayerGeometry`
+and may assume it describes a layer that exists and fits in memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Sequence, Union
+
+from convgrad.errors import GeometryError
+
+__all__ = [
+    "DTYPES",
+    "LayerGeometry",
+    "AxisSpec",
+    "parse_shape",
+    "parse_axes",
+    "resolve_geometry",
+    "memory_estimate_bytes",
+]
+
+DTYPES = ("float64", "float32")
+SPATIAL_AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+# One setting per spatial axis may be given as an int, a sequence, or text like "2x1" / "same".
+AxisSpec = Union[int, Sequence[int], str]
+
+_SEPARATORS = re.compile(r"\s*[x×X,]\s*")
+
+
+def _memory_limit_bytes() -> int:
+    """Half of physical memory: the check needs room for the implementation's own workspace."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        total = 8 * 2**30
+    return total // 2
+
+
+def _parse_int_list(text: str, flag: str, example: str) -> tuple[int, ...]:
+    text = text.strip()
+    if not text:
+        raise GeometryError(f"{flag} is empty; give sizes like {example}")
+    parts = _SEPARATORS.split(text)
+    values = []
+    for part in parts:
+        if not re.fullmatch(r"[+-]?\d+", part):
+            raise GeometryError(
+                f"{flag} {text!r}: {part!r} is not a whole number; give sizes like {example}"
+            )
+        values.append(int(part))
+    return tuple(values)
+
+
+def parse_shape(text: str | Sequence[int], flag: str, example: str = "3x20x20") -> tuple[int, ...]:
+    """Parse '3x20x20' (separators x, ×, or ',') or a sequence of ints into a tuple of sizes > 0."""
+    if isinstance(text, str):
+        values = _parse_int_list(text, flag, example)
+    else:
+        values = tuple(_as_int(v, flag, example) for v in text)
+        if not values:
+            raise GeometryError(f"{flag} is empty; give sizes like {example}")
+    for v in values:
+        if v <= 0:
+            shown = "x".join(str(s) for s in values)
+            raise GeometryError(
+                f"{flag} {shown} has a size of {v}; every size must be a positive whole number, "
+                f"like {example}"
+            )
+    return values
+
+
+def _as_int(value: object, flag: str, example: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
+        hasattr(value, "__index__")
+    ):
+        raise GeometryError(f"{flag} {value!r} is not a whole number; give sizes like {example}")
+    return int(value)  # type: ignore[arg-type]
+
+
+def parse_axes(spec: AxisSpec, flag: str, *, words: Sequence[str] = ()) -> tuple[int, ...] | str:
+    """Parse one per-axis setting: an int, 'AxB' (one per axis), a sequence, or one of `words`."""
+    if isinstance(spec, str):
+        word = spec.strip().lower()
+        if word in words:
+            return word
+        if re.fullmatch(r"[a-z_]+", word):
+            allowed = ", ".join(["a whole number", "one per axis like 2x1", *words])
+            raise GeometryError(f"{flag} {spec!r} is not understood; use {allowed}")
+        return _parse_int_list(spec, flag, "2 or 2x1")
+    if isinstance(spec, bool):
+        raise GeometryError(f"{flag} {spec!r} is not a whole number; use e.g. 2 or 2x1")
+    if isinstance(spec, int):
+        return (spec,)
+    try:
+        return tuple(_as_int(v, flag, "2 or 2x1") for v in spec)
+    except TypeError:
+        raise GeometryError(f"{flag} {spec!r} is not a whole number; use e.g. 2 or 2x1") from None
+
+
+@dataclass(frozen=True)
+class LayerGeometry:
+    """A validated conv layer: input, kernels and settings, with every per-axis value expanded."""
+
+    in_shape: tuple[int, ...]  # (C, *spatial)
+    kernel_shape: tuple[int, ...]  # (F, C // groups, *kernel)
+    batch: int
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    dtype: str
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial axes (1, 2 or 3)."""
+        return len(self.in_shape) - 1
+
+    @property
+    def channels(self) -> int:
+        return self.in_shape[0]
+
+    @property
+    def filters(self) -> int:
+        return self.kernel_shape[0]
+
+    @property
+    def spatial(self) -> tuple[int, ...]:
+        return self.in_shape[1:]
+
+    @property
+    def kernel_size(self) -> tuple[int, ...]:
+        return self.kernel_shape[2:]
+
+    @property
+    def axis_names(self) -> tuple[str, ...]:
+        return SPATIAL_AXIS_NAMES[self.ndim]
+
+    @property
+    def out_spatial(self) -> tuple[int, ...]:
+        """Ho = floor((H + 2p - d*(k-1) - 1) / s) + 1 per axis."""
+        return tuple(
+            (h + 2 * p - d * (k - 1) - 1) // s + 1
+            for h, k, s, p, d in zip(
+                self.spatial, self.kernel_size, self.stride, self.padding, self.dilation
+            )
+        )
+
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        return (self.batch, *self.in_shape)
+
+    @property
+    def w_shape(self) -> tuple[int, ...]:
+        return self.kernel_shape
+
+    @property
+    def b_shape(self) -> tuple[int, ...]:
+        return (self.filters,)
+
+    @property
+    def y_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.filters, *self.out_spatial)
+
+    def describe(self) -> str:
+        """One line: 'N=1  X 3x20x20  K 5x3x3x3  stride 1  padding 0  dilation 1  groups 1'."""
+
+        def axes(values: tuple[int, ...]) -> str:
+            return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
+
+        return (
+            f"N={self.batch}  X {_fmt(self.in_shape)}  K {_fmt(self.kernel_shape)}  "
+            f"stride {axes(self.stride)}  padding {axes(self.padding)}  "
+            f"dilation {axes(self.dilation)}  groups {self.groups}"
+        )
+
+    def settings(self) -> dict[str, object]:
+        """The geometry as plain JSON-ready values, using the CLI's own names."""
+        return {
+            "in": list(self.in_shape),
+            "kernels": list(self.kernel_shape),
+            "batch": self.batch,
+            "stride": list(self.stride),
+            "padding": list(self.padding),
+            "dilation": list(self.dilation),
+            "groups": self.groups,
+            "dtype": self.dtype,
+        }
+
+
+def _fmt(shape: Sequence[int]) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def _expand(values: tuple[int, ...], ndim: int, flag: str, text: str, minimum: int) -> tuple[int, ...]:
+    if len(values) == 1:
+        values = values * ndim
+    elif len(values) != ndim:
+        raise GeometryError(
+            f"{flag} {text} has {len(values)} values but the input has {ndim} spatial "
+            f"{'axis' if ndim == 1 else 'axes'}; give one value or {ndim} like "
+            f"{'x'.join(['1'] * ndim)}"
+        )
+    for v in values:
+        if v < minimum:
+            what = "zero or more" if minimum == 0 else "1 or more"
+            raise GeometryError(f"{flag} {text} has {v}; each value must be {what}")
+    return values
+
+
+def resolve_geometry(
+    in_shape: str | Sequence[int],
+    kernel_shape: str | Sequence[int],
+    *,
+    batch: int = 1,
+    stride: AxisSpec = 1,
+    padding: AxisSpec = 0,
+    dilation: AxisSpec = 1,
+    groups: int = 1,
+    dtype: str = "float64",
+    memory_limit_bytes: int | None = None,
+) -> LayerGeometry:
+    """Turn user-facing settings into a validated `LayerGeometry`, or raise `GeometryError`.
+
+    `kernel_shape` is either the full kernel tensor shape (F, C/groups, *k) or (F, *k), in which
+    case the depth C/groups is taken from `in_shape` and `groups`.
+    """
+    x_dims = parse_shape(in_shape, "--in", "3x20x20")
+    k_dims = parse_shape(kernel_shape, "--kernels", "5x3x3x3")
+    if len(x_dims) < 2 or len(x_dims) > 4:
+        raise GeometryError(
+            f"--in {_fmt(x_dims)} has {len(x_dims)} sizes; give channels then 1 to 3 spatial "
+            "sizes: CxL, CxHxW (e.g. 3x20x20) or CxDxHxW"
+        )
+    ndim = len(x_dims) - 1
+    channels = x_dims[0]
+
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise GeometryError(f"--batch {batch!r}: the batch size must be a whole number of 1 or more")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise GeometryError(f"--groups {groups!r}: groups must be a whole number of 1 or more")
+    if dtype not in DTYPES:
+        raise GeometryError(f"--dtype {dtype!r} is not supported; use float64 or float32")
+
+    if len(k_dims) == ndim + 1:
+        if channels % groups:
+            raise GeometryError(_groups_message("C", channels, groups))
+        k_dims = (k_dims[0], channels // groups, *k_dims[1:])
+    elif len(k_dims) != ndim + 2:
+        fix = f"{k_dims[0]}x{channels // groups if channels % groups == 0 else channels}x" + "x".join(
+            ["3"] * ndim
+        )
+        raise GeometryError(
+            f"--kernels {_fmt(k_dims)} has {len(k_dims)} sizes but --in {_fmt(x_dims)} is "
+            f"{ndim}-D; give Fx(C/groups)x{'x'.join(['k'] * ndim)} like {fix}, "
+            f"or Fx{'x'.join(['k'] * ndim)}"
+        )
+    filters, depth = k_dims[0], k_dims[1]
+    if channels % groups:
+        raise GeometryError(_groups_message("C", channels, groups))
+    if filters % groups:
+        raise GeometryError(_groups_message("F", filters, groups))
+    if depth * groups != channels:
+        if groups == 1:
+            fix = f"use --kernels {filters}x{channels}x{_fmt(k_dims[2:])}"
+            if channels % depth == 0 and filters % (channels // depth) == 0:
+                fix += f" or --groups {channels // depth}"
+        else:
+            fix = f"use --kernels {filters}x{channels // groups}x{_fmt(k_dims[2:])} or change --groups"
+        raise GeometryError(
+            f"kernels expect {depth * groups} input channels but --in has {channels}; {fix}"
+        )
+
+    stride_t = _expand(_numbers(parse_axes(stride, "--stride"), "--stride"), ndim, "--stride", _text(stride), 1)
+    dilation_t = _expand(
+        _numbers(parse_axes(dilation, "--dilation"), "--dilation"), ndim, "--dilation", _text(dilation), 1
+    )
+    kernel = k_dims[2:]
+    padding_t = _resolve_padding(padding, ndim, kernel, stride_t, dilation_t)
+
+    names = SPATIAL_AXIS_NAMES[ndim]
+    for name, h, k, p, d in zip(names, x_dims[1:], kernel, padding_t, dilation_t):
+        extent = d * (k - 1) + 1
+        if extent > h + 2 * p:
+            dilated = f"dilated kernel ({k} with dilation {d} spans {extent})" if d > 1 else f"kernel ({k})"
+            raise GeometryError(
+                f"the {dilated} is larger than the padded input along {name} ({h} + 2*{p} = "
+                f"{h + 2 * p}); use a smaller kernel or dilation, a larger --in, or more --padding"
+            )
+
+    geometry = LayerGeometry(
+        in_shape=x_dims,
+        kernel_shape=k_dims,
+        batch=batch,
+        stride=stride_t,
+        padding=padding_t,
+        dilation=dilation_t,
+        groups=groups,
+        dtype=dtype,
+    )
+    limit = _memory_limit_bytes() if memory_limit_bytes is None else memory_limit_bytes
+    needed = memory_estimate_bytes(geometry)
+    if needed > limit:
+        raise GeometryError(
+            f"checking this layer would need about {_gib(needed)} of memory (limit {_gib(limit)}); "
+            "use a smaller --in, --batch or --kernels"
+        )
+    return geometry
+
+
+def _text(spec: AxisSpec) -> str:
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, int):
+        return str(spec)
+    return "x".join(str(v) for v in spec)
+
+
+def _numbers(parsed: tuple[int, ...] | str, flag: str) -> tuple[int, ...]:
+    if isinstance(parsed, str):  # pragma: no cover - parse_axes without words never returns words
+        raise GeometryError(f"{flag} {parsed!r} is not understood; use a whole number like 1 or 2x1")
+    return parsed
+
+
+def _groups_message(axis: str, size: int, groups: int) -> str:
+    what = "input channels C" if axis == "C" else "kernels F"
+    divisors = [g for g in range(1, size + 1) if size % g == 0]
+    return (
+        f"--groups {groups} does not divide the {size} {what}; use a --groups that divides "
+        f"both C and F (divisors of {size}: {', '.join(map(str, divisors[:8]))}"
+        f"{', ...' if len(divisors) > 8 else ''})"
+    )
+
+
+def _resolve_padding(
+    padding: AxisSpec,
+    ndim: int,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> tuple[int, ...]:
+    parsed = parse_axes(padding, "--padding", words=("valid", "same"))
+    if parsed == "valid":
+        return (0,) * ndim
+    if parsed == "same":
+        if any(s != 1 for s in stride):
+            raise GeometryError(
+                "--padding same keeps the output size only with --stride 1; give --padding as "
+                "numbers for a strided layer"
+            )
+        padding_t = []
+        for name, k, d in zip(SPATIAL_AXIS_NAMES[ndim], kernel, dilation):
+            total = d * (k - 1)
+            if total % 2:
+                raise GeometryError(
+                    f"--padding same needs {total} pixels along {name} (kernel {k}, dilation {d}), "
+                    "which cannot be split evenly on both sides; use an odd kernel size or give "
+                    "--padding as numbers"
+                )
+            padding_t.append(total // 2)
+        return tuple(padding_t)
+    assert not isinstance(parsed, str)
+    return _expand(parsed, ndim, "--padding", _text(padding), 0)
+
+
+def memory_estimate_bytes(geometry: LayerGeometry) -> int:
+    """Rough peak memory of one check, from the sizes alone (nothing is allocated).
+
+    Counts the layer's tensors and gradients (in float64, where the comparison happens), and the
+    windowed copies the reference layer makes for its forward pass and for the full convolution
+    that gives dX.
+    """
+    n, c, f = geometry.batch, geometry.channels, geometry.filters
+    x = n * math.prod(geometry.in_shape)
+    y = n * f * math.prod(geometry.out_spatial)
+    w = math.prod(geometry.kernel_shape)
+    k = math.prod(geometry.kernel_size)
+    padded = math.prod(h + 2 * p for h, p in zip(geometry.spatial, geometry.padding))
+    forward_windows = n * c * math.prod(geometry.out_spatial) * k
+    dx_windows = n * f * padded * k
+    elements = 6 * (x + y + w + f) + 2 * max(forward_windows, dx_windows)
+    return 8 * elements
+
+
+def _gib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB"

@@ -1,0 +1,204 @@
+"""The reference conv layer (1-D, 2-D, 3-D): forward, and a backward written from the formulas.
+
+Shapes: x (N, C, *S), w (F, C/g, *k), b (F,), y (N, F, *O); stride, padding and dilation are
+one int per spatial axis, padding symmetric. Every step is vectorised: windows are strided views
+of the (padded) input and each group is one matrix product, so there are no loops over pixels.
+
+The backward pass follows ../MATH.md step by step, so `convgrad explain` can show each step:
+    db = sum of dO over batch and space
+    dK = valid correlation of the padded X with dO (dO spread out by the stride)
+    dX = full convolution of dO with the kernels rotated 180 degrees and their kernel and channel
+         axes swapped: zero-insert dO by the stride, pad it by the dilated kernel extent - 1,
+         correlate with the rotated, swapped kernels (dilated), then crop the padding off.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "forward",
+    "backward",
+    "correlate",
+    "pad",
+    "crop",
+    "zero_insert",
+    "rotate_and_swap",
+    "weight_gradient",
+    "input_gradient",
+    "bias_gradient",
+]
+
+Ints = Sequence[int]
+
+
+def _spatial_axes(ndim: int) -> tuple[int, ...]:
+    return tuple(range(2, 2 + ndim))
+
+
+def pad(x: np.ndarray, padding: Ints) -> np.ndarray:
+    """Zero-pad every spatial axis by padding[i] on both sides."""
+    if not any(padding):
+        return x
+    return np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)])
+
+
+def crop(x: np.ndarray, padding: Ints) -> np.ndarray:
+    """Remove padding[i] from both ends of every spatial axis (the inverse of `pad`)."""
+    return x[(slice(None), slice(None), *(slice(p, n - p) for p, n in zip(padding, x.shape[2:])))]
+
+
+def windows(x: np.ndarray, kernel: Ints, stride: Ints, dilation: Ints) -> np.ndarray:
+    """A strided view (N, C, *O, *k): window o, tap u is x[n, c, s*o + d*u]."""
+    spatial = _spatial_axes(len(kernel))
+    extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    view = sliding_window_view(x, extent, axis=spatial)
+    picks = (
+        slice(None),
+        slice(None),
+        *(slice(None, None, s) for s in stride),
+        *(slice(None, None, d) for d in dilation),
+    )
+    return view[picks]
+
+
+def correlate(
+    x: np.ndarray, w: np.ndarray, *, stride: Ints, dilation: Ints, groups: int
+) -> np.ndarray:
+    """Valid cross-correlation, no padding or bias: y[n,f,o] = sum_{c in group(f), u} x[n,c,s*o+d*u] w[f,c,u]."""
+    ndim = x.ndim - 2
+    n, c = x.shape[:2]
+    f, depth = w.shape[:2]
+    kernel = w.shape[2:]
+    win = windows(x, kernel, stride, dilation)
+    out = win.shape[2 : 2 + ndim]
+    # Splitting C into (groups, C/groups) keeps the view: no copy before the matrix products.
+    win = win.reshape(n, groups, depth, *out, *kernel)
+    w_groups = w.reshape(groups, f // groups, depth, *kernel)
+    contract_win = [1, *range(2 + ndim, 2 + 2 * ndim)]  # depth and kernel taps of win[:, g]
+    contract_w = [1, *range(2, 2 + ndim)]  # depth and kernel taps of w_groups[g]
+    parts = [
+        np.tensordot(win[:, g], w_groups[g], axes=(contract_win, contract_w))  # (N, *O, F/g)
+        for g in range(groups)
+    ]
+    y = np.stack(parts, axis=1)  # (N, g, *O, F/g)
+    y = np.moveaxis(y, -1, 2)  # (N, g, F/g, *O)
+    return np.ascontiguousarray(y.reshape(n, f, *out))
+
+
+def forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    *,
+    stride: Ints,
+    padding: Ints,
+    dilation: Ints,
+    groups: int,
+) -> np.ndarray:
+    """O[n,f,o] = b[f] + sum_{c in group(f)} sum_u Xp[n,c, s*o + d*u] * K[f,c',u]."""
+    y = correlate(pad(x, padding), w, stride=stride, dilation=dilation, groups=groups)
+    return y + b.reshape(1, -1, *([1] * (x.ndim - 2)))
+
+
+def bias_gradient(dy: np.ndarray) -> np.ndarray:
+    """db[f] = sum_{n,o} dO[n,f,o]."""
+    return dy.sum(axis=(0, *_spatial_axes(dy.ndim - 2)))
+
+
+def weight_gradient(
+    dy: np.ndarray,
+    x: np.ndarray,
+    kernel: Ints,
+    *,
+    stride: Ints,
+    padding: Ints,
+    dilation: Ints,
+    groups: int,
+) -> np.ndarray:
+    """dK[f,c,u] = sum_{n,o} dO[n,f,o] * Xp[n,c, s*o + d*u]: a valid correlation of Xp with dO."""
+    ndim = x.ndim - 2
+    n, c = x.shape[:2]
+    f = dy.shape[1]
+    depth = c // groups
+    win = windows(pad(x, padding), kernel, stride, dilation)
+    out = dy.shape[2:]
+    win = win.reshape(n, groups, depth, *out, *kernel)
+    dy_groups = dy.reshape(n, groups, f // groups, *out)
+    over_batch_and_space = [0, *range(2, 2 + ndim)]
+    parts = [
+        np.tensordot(dy_groups[:, g], win[:, g], axes=(over_batch_and_space, over_batch_and_space))
+        for g in range(groups)
+    ]  # each (F/g, C/g, *k)
+    return np.concatenate(parts, axis=0)
+
+
+def zero_insert(dy: np.ndarray, stride: Ints, size: Ints) -> np.ndarray:
+    """Spread dO out by the stride: s-1 zeros between neighbours, zeros at the end up to `size`.
+
+    `size` is the padded input extent minus the dilated kernel extent plus 1, so positions that
+    no window reached (the remainder of the floor in the output size) get zeros too.
+    """
+    if all(s == 1 for s in stride) and tuple(size) == dy.shape[2:]:
+        return dy
+    spread = np.zeros((*dy.shape[:2], *size), dtype=dy.dtype)
+    spread[(slice(None), slice(None), *(slice(None, None, s) for s in stride))] = dy
+    return spread
+
+
+def rotate_and_swap(w: np.ndarray, groups: int) -> np.ndarray:
+    """Rotate every kernel 180 degrees and swap its kernel and channel axes, per group.
+
+    (F, C/g, *k) -> (C, F/g, *k): F kernels of depth C/g become C kernels of depth F/g.
+    For the seed layer, 5 kernels 3x3x3 become 3 kernels 5x3x3.
+    """
+    f, depth = w.shape[:2]
+    kernel = w.shape[2:]
+    spatial = _spatial_axes(len(kernel))
+    rotated = np.flip(w, axis=spatial)
+    per_group = rotated.reshape(groups, f // groups, depth, *kernel)
+    swapped = np.swapaxes(per_group, 1, 2)  # (g, C/g, F/g, *k)
+    return np.ascontiguousarray(swapped.reshape(groups * depth, f // groups, *kernel))
+
+
+def input_gradient(
+    dy: np.ndarray,
+    w: np.ndarray,
+    in_spatial: Ints,
+    *,
+    stride: Ints,
+    padding: Ints,
+    dilation: Ints,
+    groups: int,
+) -> np.ndarray:
+    """dX as a full convolution of dO with the rotated, swapped kernels (see the module docstring)."""
+    kernel = w.shape[2:]
+    reach = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    padded = [h + 2 * p for h, p in zip(in_spatial, padding)]
+    spread = zero_insert(dy, stride, [hp - r for hp, r in zip(padded, reach)])
+    full = pad(spread, reach)
+    swapped = rotate_and_swap(w, groups)
+    dxp = correlate(full, swapped, stride=[1] * len(kernel), dilation=dilation, groups=groups)
+    return np.ascontiguousarray(crop(dxp, padding))
+
+
+def backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    *,
+    stride: Ints,
+    padding: Ints,
+    dilation: Ints,
+    groups: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dX, dK, db) for upstream gradient dy = dE/dO."""
+    settings = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    dx = input_gradient(dy, w, x.shape[2:], **settings)
+    dw = weight_gradient(dy, x, w.shape[2:], **settings)
+    db = bias_gradient(dy)
+    return dx, dw, db
