@@ -486,7 +486,7 @@ def test_channel_mismatch_mentions_kernels_and_groups():
 
 def test_memory_refusal_with_a_small_limit():
     message = refusal(SEED_IN, SEED_KERNELS, memory_limit_bytes=1024)
-    assert_mentions(message, "GiB", "smaller --in", "--batch")
+    assert_mentions(message, "KiB", "limit 1.0 KiB", "smaller --in", "--batch")
 
 
 def test_memory_limit_above_the_estimate_passes():
@@ -516,12 +516,6 @@ def test_huge_layer_refused_under_the_default_limit():
     assert_mentions(message, "GiB", "smaller --in", "--batch")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="known bug: parse_shape iterates a non-string, non-sequence value (e.g. a config value "
-    "in = 20) and raises TypeError instead of GeometryError",
-)
 @pytest.mark.parametrize("value", [20, None], ids=["bare-int", "none"])
 def test_non_sequence_shape_is_a_geometry_error(value):
     message = refusal(value, SEED_KERNELS)

@@ -62,7 +62,10 @@ def parse_shape(text: str | Sequence[int], flag: str, example: str = "3x20x20") 
     if isinstance(text, str):
         values = _parse_int_list(text, flag, example)
     else:
-        values = tuple(_as_int(v, flag, example) for v in text)
+        try:
+            values = tuple(_as_int(v, flag, example) for v in text)
+        except TypeError:  # e.g. `in = 20` in a config file: a number, not a shape
+            raise GeometryError(f"{flag} {text!r} is not a shape; give sizes like {example}") from None
         if not values:
             raise GeometryError(f"{flag} is empty; give sizes like {example}")
     for v in values:
@@ -388,4 +391,7 @@ def memory_estimate_bytes(geometry: LayerGeometry) -> int:
 
 
 def _gib(n_bytes: int) -> str:
-    return f"{n_bytes / 2**30:.1f} GiB"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:.1f} {unit}"
+    return f"{n_bytes} bytes"

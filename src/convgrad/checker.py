@@ -1,0 +1,168 @@
+"""One gradient check of one layer: random tensors, analytical vs numerical, a `CaseReport`.
+
+spec (LayerGeometry) -> random x, w, b, dy -> the implementation's forward and backward ->
+numerical gradients -> comparisons -> report. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from convgrad import reference
+from convgrad.comparison import compare
+from convgrad.finite_differences import TENSOR_INDEX, NumericalGradient, Progress, dense_gradient
+from convgrad.geometry import LayerGeometry
+from convgrad.implementation import GRADIENT_NAMES, GuardedLayer, ImplementationFailure, ReferenceLayer
+from convgrad.report import CaseReport, TensorComparison
+from convgrad.tolerances import Tolerances, tolerances_for
+
+__all__ = ["check_layer", "random_tensors", "METHODS"]
+
+METHODS = ("dense",)
+
+# Called once with the total number of forward calls expected, then with each advance.
+ProgressFactory = Callable[[str, int], Progress]
+
+
+def random_tensors(
+    geometry: LayerGeometry, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x, w, b and the upstream gradient dy, standard normal in the layer's dtype."""
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(geometry.dtype)
+    x = rng.standard_normal(geometry.x_shape).astype(dtype)
+    w = rng.standard_normal(geometry.w_shape).astype(dtype)
+    b = rng.standard_normal(geometry.b_shape).astype(dtype)
+    dy = rng.standard_normal(geometry.y_shape).astype(dtype)
+    return x, w, b, dy
+
+
+def check_layer(
+    geometry: LayerGeometry,
+    layer: Any = None,
+    *,
+    seed: int = 0,
+    tolerances: Tolerances | None = None,
+    name: str | None = None,
+    implementation_name: str | None = None,
+    progress: ProgressFactory | None = None,
+) -> CaseReport:
+    """Check `layer` (default: the reference layer) on `geometry`, every coordinate of dX, dK, db."""
+    start = time.perf_counter()
+    layer = ReferenceLayer() if layer is None else layer
+    tolerances = tolerances or tolerances_for(geometry.dtype)
+    guard = GuardedLayer(layer, geometry)
+    x, w, b, dy = random_tensors(geometry, seed)
+    tensors: list[TensorComparison] = []
+    reason = None
+
+    def finish() -> CaseReport:
+        return CaseReport(
+            name=name or "convgrad check",
+            geometry=geometry,
+            implementation=implementation_name or getattr(layer, "name", type(layer).__name__),
+            seed=seed,
+            tolerances=tolerances,
+            tensors=tuple(tensors),
+            elapsed_s=time.perf_counter() - start,
+            forward_calls=guard.forward_calls,
+            warnings=tuple(guard.warnings),
+            reason=reason,
+        )
+
+    expected = {"dX": geometry.x_shape, "dK": geometry.w_shape, "db": geometry.b_shape}
+    try:
+        y = guard.forward(x, w, b)
+    except ImplementationFailure as failure:
+        reason = str(failure)
+        tensors.append(_not_checked("O", geometry.y_shape, tolerances.rtol, reason))
+        tensors.extend(_not_checked(n, expected[n], tolerances.rtol, "not checked: forward failed") for n in GRADIENT_NAMES)
+        return finish()
+    tensors.append(_check_output(y, x, w, b, geometry, tolerances.rtol))
+
+    try:
+        gradients, problems = guard.backward(dy, x, w, b)
+    except ImplementationFailure as failure:
+        reason = str(failure)
+        tensors.extend(_not_checked(n, expected[n], tolerances.rtol, reason) for n in GRADIENT_NAMES)
+        return finish()
+
+    total = 2 * sum(a.size for a, n in zip((x, w, b), GRADIENT_NAMES) if n not in problems)
+    advance = progress("checking gradients", total) if progress else None
+    for gradient_name, analytical in zip(GRADIENT_NAMES, gradients):
+        if analytical is None:
+            problem = problems[gradient_name]
+            tensors.append(
+                _not_checked(gradient_name, expected[gradient_name], tolerances.rtol, str(problem), problem.shape)
+            )
+            continue
+        perturbed = (x, w, b)[TENSOR_INDEX[gradient_name]]
+        step = tolerances.step_for(float(np.max(np.abs(perturbed), initial=0.0)))
+        try:
+            numerical = _numerical_gradient(guard, (x, w, b), gradient_name, dy, step, advance)
+        except ImplementationFailure as failure:
+            message = f"while computing finite differences for {gradient_name}, {failure}"
+            tensors.append(_not_checked(gradient_name, expected[gradient_name], tolerances.rtol, message, analytical.shape))
+            continue
+        tensors.append(
+            compare(
+                gradient_name,
+                analytical,
+                numerical.values,
+                tolerances.rtol,
+                method=numerical.method,
+                forward_calls=numerical.forward_calls,
+                step=numerical.step,
+                note=numerical.note,
+            )
+        )
+    return finish()
+
+
+def _numerical_gradient(
+    guard: GuardedLayer,
+    inputs: tuple[np.ndarray, np.ndarray, np.ndarray],
+    gradient_name: str,
+    dy: np.ndarray,
+    step: float,
+    advance: Progress | None,
+) -> NumericalGradient:
+    return dense_gradient(guard.forward, inputs, gradient_name, dy, step, advance)
+
+
+def _check_output(
+    y: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, geometry: LayerGeometry, rtol: float
+) -> TensorComparison:
+    """The implementation's output against the reference convolution, computed in float64."""
+    expected = reference.forward(
+        x.astype(np.float64),
+        w.astype(np.float64),
+        b.astype(np.float64),
+        stride=geometry.stride,
+        padding=geometry.padding,
+        dilation=geometry.dilation,
+        groups=geometry.groups,
+    )
+    return compare("O", y, expected, rtol, method="reference forward")
+
+
+def _not_checked(
+    name: str,
+    expected_shape: tuple[int, ...],
+    tolerance: float,
+    reason: str,
+    shape: tuple[int, ...] | None = None,
+) -> TensorComparison:
+    return TensorComparison(
+        name=name,
+        expected_shape=tuple(expected_shape),
+        shape=shape,
+        tolerance=tolerance,
+        passed=False,
+        method="none",
+        total=int(np.prod(expected_shape)),
+        reason=reason,
+    )

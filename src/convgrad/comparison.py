@@ -1,0 +1,94 @@
+"""Comparing an analytical tensor with its reference values: the error measure and the verdict.
+
+The error of coordinate i is |analytical_i - reference_i| / scale, where scale is the largest
+magnitude in either tensor. Dividing by the tensor's scale rather than by each coordinate's own
+value keeps the measure meaningful near zero: a coordinate whose true value is 1e-17 is not a
+failure because its rounding error is 1e-16, yet an error of 1e-5 of the tensor's scale anywhere
+is caught.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convgrad.report import Coordinate, TensorComparison
+
+__all__ = ["compare", "WORST_SHOWN"]
+
+WORST_SHOWN = 5  # coordinates listed for a failing tensor
+
+
+def compare(
+    name: str,
+    analytical: np.ndarray,
+    reference: np.ndarray,
+    tolerance: float,
+    *,
+    method: str,
+    forward_calls: int = 0,
+    step: float | None = None,
+    note: str | None = None,
+) -> TensorComparison:
+    """Compare every coordinate where `reference` is defined (NaN marks coordinates not computed)."""
+    analytical = np.asarray(analytical, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    computed = ~np.isnan(reference)
+    checked = int(computed.sum())
+    diff = np.where(computed, np.abs(analytical - np.where(computed, reference, 0.0)), 0.0)
+    scale = float(max(np.max(np.abs(analytical), initial=0.0), np.max(np.abs(reference[computed]), initial=0.0)))
+    if scale == 0.0:
+        rel = np.zeros_like(diff)
+        note = _join(
+            note,
+            "both are exactly zero everywhere, so this comparison cannot tell a right gradient "
+            "from a wrong one",
+        )
+    else:
+        rel = diff / scale
+    mismatches = int(np.count_nonzero(rel > tolerance))
+    order = np.argsort(rel, axis=None)[::-1][:WORST_SHOWN] if diff.size else []
+    worst = tuple(
+        Coordinate(
+            index=tuple(int(i) for i in np.unravel_index(flat, diff.shape)),
+            analytical=float(analytical.flat[flat]),
+            numerical=float(reference.flat[flat]),
+            abs_error=float(diff.flat[flat]),
+            rel_error=float(rel.flat[flat]),
+        )
+        for flat in order
+        if computed.flat[flat]
+    )
+    passed = mismatches == 0
+    reason = None
+    if not passed:
+        top = worst[0]
+        reason = (
+            f"{mismatches} of {checked} coordinates differ by more than {tolerance:g} of the "
+            f"tensor's scale {scale:.3g}; worst at {list(top.index)}: analytical "
+            f"{top.analytical:.6g}, {'reference' if name == 'O' else 'numerical'} {top.numerical:.6g}"
+        )
+    return TensorComparison(
+        name=name,
+        expected_shape=tuple(reference.shape),
+        shape=tuple(analytical.shape),
+        tolerance=tolerance,
+        passed=passed,
+        method=method,
+        checked=checked,
+        total=int(reference.size),
+        mismatches=mismatches,
+        max_abs_error=float(diff.max(initial=0.0)),
+        max_rel_error=float(rel.max(initial=0.0)),
+        scale=scale,
+        worst=worst,
+        forward_calls=forward_calls,
+        step=step,
+        reason=reason,
+        note=note,
+        analytical=analytical,
+        numerical=reference,
+    )
+
+
+def _join(first: str | None, second: str) -> str:
+    return f"{first}; {second}" if first else second

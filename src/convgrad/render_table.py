@@ -1,0 +1,131 @@
+"""Rich renderables for people: a case's header, table of tensors, failure details and verdict.
+
+Reads reports only; every number shown was computed by the checker.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from convgrad.report import CaseReport, TensorComparison
+
+__all__ = ["render_case", "render_verdict", "format_shape", "format_error"]
+
+
+def format_shape(shape: Optional[Sequence[int]]) -> str:
+    if shape is None:
+        return "-"
+    return "x".join(str(s) for s in shape) if len(shape) else "scalar"
+
+
+def format_error(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+def _status(tensor: TensorComparison) -> Text:
+    return Text("PASS", style="bold green") if tensor.passed else Text("FAIL", style="bold red")
+
+
+def _header(case: CaseReport) -> Text:
+    g = case.geometry
+    tol = case.tolerances
+    header = Text()
+    header.append(f"{case.name}", style="bold")
+    header.append(f"   implementation: {case.implementation}\n")
+    header.append(f"{g.describe()}\n")
+    header.append(
+        f"dtype {g.dtype}   step {tol.relative_step:g} x max|T|   rtol {tol.rtol:g} of each "
+        f"tensor's scale   seed {case.seed}",
+        style="dim",
+    )
+    return header
+
+
+def _checked(tensor: TensorComparison) -> str:
+    return str(tensor.checked) if tensor.checked == tensor.total else f"{tensor.checked}/{tensor.total}"
+
+
+def _table(case: CaseReport) -> Table:
+    # Fits 80 columns for a 3-D batch: method and forward calls go on the line below.
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, header_style="bold", pad_edge=False)
+    for title in ("tensor", "expected", "got"):
+        table.add_column(title, no_wrap=True)
+    for title in ("abs err", "rel err", "tol", "checked"):
+        table.add_column(title, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for t in case.tensors:
+        shape_style = "" if t.shape == t.expected_shape else "red"
+        table.add_row(
+            t.name,
+            format_shape(t.expected_shape),
+            Text(format_shape(t.shape), style=shape_style),
+            format_error(t.max_abs_error),
+            format_error(t.max_rel_error),
+            f"{t.tolerance:.0e}",
+            _checked(t),
+            _status(t),
+        )
+    return table
+
+
+def _methods(case: CaseReport) -> Text:
+    """How each gradient's reference values were obtained, and what they cost."""
+    parts = [
+        f"{t.name} {t.method} ({t.forward_calls} forward calls)"
+        for t in case.tensors
+        if t.name != "O" and t.method != "none"
+    ]
+    text = "finite differences: " + ", ".join(parts) + "; " if parts else ""
+    return Text(text + "O against the reference convolution", style="dim")
+
+
+def _failure_details(tensor: TensorComparison) -> list[RenderableType]:
+    parts: list[RenderableType] = [Text.assemble((f"{tensor.name}: ", "bold red"), tensor.reason or "")]
+    if tensor.worst and not tensor.passed:
+        reference = "reference" if tensor.name == "O" else "numerical"
+        worst = Table(box=None, padding=(0, 2), header_style="dim")
+        worst.add_column("index")
+        worst.add_column("analytical", justify="right")
+        worst.add_column(reference, justify="right")
+        worst.add_column("rel error", justify="right")
+        for c in tensor.worst:
+            if c.rel_error <= tensor.tolerance:
+                break
+            worst.add_row(str(list(c.index)), f"{c.analytical:.10g}", f"{c.numerical:.10g}", f"{c.rel_error:.2e}")
+        parts.append(Text(f"  mismatched coordinates: {tensor.mismatches} / {tensor.checked}"))
+        parts.append(worst)
+    return parts
+
+
+def render_verdict(case: CaseReport) -> Text:
+    if case.passed:
+        gradients = [t for t in case.tensors if t.name != "O"]
+        coordinates = sum(t.checked for t in gradients)
+        return Text.assemble(
+            ("PASS", "bold green"),
+            f": dX, dK and db match finite differences in all {coordinates} coordinates "
+            f"({case.forward_calls} forward calls, {case.elapsed_s:.2f} s)",
+        )
+    names = ", ".join(t.name for t in case.failing) or "the case"
+    return Text.assemble(("FAIL", "bold red"), f": {names} {'does' if len(case.failing) == 1 else 'do'} not match")
+
+
+def render_case(case: CaseReport) -> RenderableType:
+    """Header, table, details of each failing tensor, notes and warnings, verdict."""
+    parts: list[RenderableType] = [_header(case), _table(case), _methods(case)]
+    if case.reason and not any(t.reason == case.reason for t in case.tensors):
+        parts.append(Text.assemble(("case: ", "bold red"), case.reason))
+    for tensor in case.failing:
+        parts.extend(_failure_details(tensor))
+    for tensor in case.tensors:
+        if tensor.note:
+            parts.append(Text(f"note: {tensor.name}: {tensor.note}", style="yellow"))
+    for warning in case.warnings:
+        parts.append(Text(f"warning: {warning}", style="yellow"))
+    parts.append(render_verdict(case))
+    return Group(*parts)

@@ -1,0 +1,67 @@
+"""Step sizes and tolerances: named defaults per dtype, validated once.
+
+Why these numbers: a conv layer is linear in X and K and affine in b, so a central difference has
+no truncation error and only rounding error remains (../MATH.md). That allows a large step, which
+maximises the signal against rounding, and a tight tolerance. Errors are measured against the
+scale of the whole tensor (see `comparison.py`), which keeps the measure sane near zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from convgrad.errors import SettingError
+
+__all__ = ["Tolerances", "DEFAULT_TOLERANCES", "tolerances_for"]
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """How one check perturbs and what it accepts.
+
+    relative_step: the step h for tensor T is relative_step * max|T| (relative_step itself when T
+        is all zero). The step actually used is measured after rounding to the dtype.
+    rtol: a coordinate fails when |analytical - numerical| > rtol * scale(T), where scale(T) is
+        the largest magnitude in either gradient of T.
+    """
+
+    relative_step: float
+    rtol: float
+
+    def __post_init__(self) -> None:
+        for name, value in (("step", self.relative_step), ("rtol", self.rtol)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise SettingError(f"--{name} {value!r} must be a finite number greater than 0")
+        if self.rtol >= 1:
+            raise SettingError(
+                f"--rtol {self.rtol!r} would accept gradients that are entirely wrong; "
+                "use a value below 1, such as 1e-8"
+            )
+
+    def step_for(self, scale: float) -> float:
+        """The step for a tensor whose largest magnitude is `scale`."""
+        return self.relative_step * scale if scale > 0 else self.relative_step
+
+
+# float64: rounding leaves ~1e-13 of the tensor's scale, so 1e-8 leaves room for large layers and
+# still flags one coordinate that is off by 1e-5 of its tensor's scale.
+# float32: the layer itself rounds at ~1e-7 per operation and sums hundreds of terms; 1e-3 stays
+# clear of that on ResNet-sized layers while still catching every structural mistake.
+DEFAULT_TOLERANCES = {
+    "float64": Tolerances(relative_step=0.5, rtol=1e-8),
+    "float32": Tolerances(relative_step=0.5, rtol=1e-3),
+}
+
+
+def tolerances_for(
+    dtype: str, *, relative_step: float | None = None, rtol: float | None = None
+) -> Tolerances:
+    """The default tolerances for `dtype`, with any user overrides applied and validated."""
+    chosen = DEFAULT_TOLERANCES[dtype]
+    overrides = {}
+    if relative_step is not None:
+        overrides["relative_step"] = relative_step
+    if rtol is not None:
+        overrides["rtol"] = rtol
+    return replace(chosen, **overrides) if overrides else chosen

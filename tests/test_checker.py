@@ -1,0 +1,141 @@
+"""The checker on the reference layer and on deliberately wrong layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convgrad import reference
+from convgrad.checker import check_layer
+from convgrad.geometry import resolve_geometry
+from conftest import ReferenceWith
+
+SEED_LAYER = dict(in_shape="3x20x20", kernel_shape="5x3x3x3")
+
+
+def test_seed_layer_passes_with_errors_below_1e_7():
+    case = check_layer(resolve_geometry(**SEED_LAYER))
+    assert case.passed
+    for tensor in case.tensors:
+        assert tensor.max_rel_error < 1e-7, tensor
+    coordinates = {t.name: t.checked for t in case.tensors}
+    assert coordinates == {"O": 5 * 18 * 18, "dX": 3 * 20 * 20, "dK": 5 * 3 * 3 * 3, "db": 5}
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [
+        dict(in_shape="2x7x6", kernel_shape="4x2x3x2", batch=2, stride="3x2", padding="1x2"),
+        dict(in_shape="4x9", kernel_shape="4x1x3", groups=4, dilation=2, padding="same"),
+        dict(in_shape="2x4x5x4", kernel_shape="2x2x2x3x2", stride=2),
+    ],
+    ids=["strided-batch", "depthwise-1d", "3d"],
+)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_correct_layers_pass_in_both_dtypes(geometry, dtype):
+    case = check_layer(resolve_geometry(**geometry, dtype=dtype), seed=3)
+    assert case.passed, [t.reason for t in case.tensors]
+
+
+def off_by(relative: float, index: tuple[int, ...], gradient: int):
+    class OneElementOff(ReferenceWith):
+        def backward(self, dy, x, w, b, **settings):
+            grads = list(reference.backward(dy, x, w, b, **settings))
+            grads[gradient][index] += relative * np.max(np.abs(grads[gradient]))
+            return tuple(grads)
+
+    return OneElementOff()
+
+
+@pytest.mark.parametrize(
+    "gradient, name, index", [(0, "dX", (0, 1, 7, 3)), (1, "dK", (4, 2, 0, 1)), (2, "db", (3,))]
+)
+def test_one_coordinate_off_by_1e_5_of_the_scale_is_caught_in_float64(gradient, name, index):
+    case = check_layer(resolve_geometry(**SEED_LAYER), off_by(1e-5, index, gradient))
+    assert not case.passed
+    assert [t.name for t in case.failing] == [name]
+    failing = case.tensor(name)
+    assert failing.mismatches == 1
+    assert failing.worst_index == index
+    assert "1 of" in failing.reason and str(list(index)) in failing.reason
+
+
+def test_float32_does_not_raise_false_alarms_on_a_larger_layer():
+    geometry = resolve_geometry("16x12x12", "16x16x3x3", padding=1, batch=2, dtype="float32")
+    case = check_layer(geometry, seed=7)
+    assert case.passed, [t.reason for t in case.tensors]
+
+
+def test_kernels_not_rotated_fails_dx_only():
+    class NotRotated(ReferenceWith):
+        def backward(self, dy, x, w, b, **settings):
+            _, dw, db = reference.backward(dy, x, w, b, **settings)
+            flipped = np.flip(w, axis=(2, 3))  # undo the rotation the reference applies
+            dx, _, _ = reference.backward(dy, x, flipped, b, **settings)
+            return dx, dw, db
+
+    case = check_layer(resolve_geometry(**SEED_LAYER), NotRotated())
+    assert [t.name for t in case.failing] == ["dX"]
+    assert case.tensor("dX").max_rel_error > 0.1
+
+
+@pytest.mark.parametrize(
+    "backward, expected_reason",
+    [
+        (lambda dy, x, w, b, **s: None, "backward returned None"),
+        (lambda dy, x, w, b, **s: (x, w), "backward returned 2 results"),
+        (lambda dy, x, w, b, **s: (x[..., 1:], w, b), "backward returned shape 1x3x20x19 for dX, expected 1x3x20x20"),
+        (lambda dy, x, w, b, **s: (x, w * np.nan, b), "backward returned NaN in dK"),
+        (lambda dy, x, w, b, **s: 1 / 0, "backward raised ZeroDivisionError: division by zero (at test_checker.py:"),
+    ],
+    ids=["none", "two-results", "wrong-shape", "nan", "raises"],
+)
+def test_misbehaving_backward_is_a_failed_check_with_a_reason(backward, expected_reason):
+    layer = ReferenceWith()
+    layer.backward = backward
+    case = check_layer(resolve_geometry(**SEED_LAYER), layer)
+    assert not case.passed
+    reasons = [t.reason for t in case.failing]
+    assert any(expected_reason in (r or "") for r in reasons), reasons
+
+
+def test_backward_writing_into_its_input_is_caught():
+    class Scribbler(ReferenceWith):
+        def backward(self, dy, x, w, b, **settings):
+            grads = reference.backward(dy, x, w, b, **settings)
+            x *= 2
+            return grads
+
+    case = check_layer(resolve_geometry(**SEED_LAYER), Scribbler())
+    assert "backward modified its input x in place" in case.reason
+
+
+def test_forward_failure_fails_every_row():
+    class Crashes(ReferenceWith):
+        def forward(self, x, w, b, **settings):
+            raise ValueError("no")
+
+    case = check_layer(resolve_geometry(**SEED_LAYER), Crashes())
+    assert not case.passed
+    assert case.reason.startswith("forward raised ValueError: no")
+    assert [t.name for t in case.failing] == ["O", "dX", "dK", "db"]
+
+
+def test_wrong_forward_is_caught_on_the_output_row():
+    class Shifted(ReferenceWith):  # a constant shift leaves every gradient unchanged
+        def forward(self, x, w, b, **settings):
+            return reference.forward(x, w, b, **settings) + 1.0
+
+    case = check_layer(resolve_geometry(**SEED_LAYER), Shifted())
+    assert [t.name for t in case.failing] == ["O"]
+    assert "worst at" in case.tensor("O").reason and "reference" in case.tensor("O").reason
+
+
+def test_all_zero_gradients_are_flagged_as_not_meaningful():
+    class Zero(ReferenceWith):
+        def backward(self, dy, x, w, b, **settings):
+            return reference.backward(np.zeros_like(dy), x, w, b, **settings)
+
+    case = check_layer(resolve_geometry("2x5x5", "2x2x3x3"), Zero())
+    assert case.tensor("dX").passed is False  # the numerical gradient is not zero
+    assert case.tensor("dX").mismatches > 0

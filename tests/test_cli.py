@@ -1,0 +1,139 @@
+"""The command line: table, JSON, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from convgrad.cli import cli
+
+SEED = ["check", "--in", "3x20x20", "--kernels", "5x3x3x3"]
+
+
+def run(args: list[str], **env: str):
+    return CliRunner().invoke(cli, args, env={"COLUMNS": "80", **env})
+
+
+def test_seed_check_prints_the_table_and_passes():
+    result = run(SEED)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    header = next(line for line in lines if "expected" in line)
+    for column in ("tensor", "expected", "got", "abs err", "rel err", "tol", "checked", "status"):
+        assert column in header
+    rows = {line.split()[0]: line.split() for line in lines if line.split()[-1:] in (["PASS"], ["FAIL"])}
+    assert rows["O"][1:3] == ["1x5x18x18", "1x5x18x18"]
+    assert rows["dX"][1:3] == ["1x3x20x20", "1x3x20x20"]
+    assert rows["dK"][1:3] == ["5x3x3x3", "5x3x3x3"]
+    assert rows["db"][1:3] == ["5", "5"]
+    assert all(row[-1] == "PASS" for row in rows.values())
+    assert "seed 0" in result.output and "float64" in result.output and "step 0.5" in result.output
+    assert "PASS: dX, dK and db match finite differences in all 1340 coordinates" in result.output
+    assert "\x1b[" not in result.output  # no colour codes into a pipe
+
+
+def test_json_report_is_complete():
+    result = run([*SEED, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["passed"] is True
+    (case,) = report["cases"]
+    assert case["passed"] is True and case["elapsed_s"] > 0
+    assert case["output_shape"] == [1, 5, 18, 18]
+    assert case["settings"]["in"] == [3, 20, 20] and case["settings"]["kernels"] == [5, 3, 3, 3]
+    tensors = {t["name"]: t for t in case["tensors"]}
+    assert set(tensors) == {"O", "dX", "dK", "db"}
+    for name, shape in (("dX", [1, 3, 20, 20]), ("dK", [5, 3, 3, 3]), ("db", [5])):
+        t = tensors[name]
+        assert t["shape"] == t["expected_shape"] == shape
+        assert t["checked"] == t["total"]
+        assert t["passed"] is True and t["max_rel_error"] < 1e-7
+        assert t["tolerance"] == 1e-8 and len(t["worst_index"]) == len(shape)
+        assert "reason" not in t
+        for key in ("max_abs_error", "method", "forward_calls", "step"):
+            assert key in t
+
+
+def test_json_reports_a_failure_with_reason_and_exit_1(monkeypatch):
+    import convgrad.reference as reference
+
+    original = reference.bias_gradient
+    monkeypatch.setattr(reference, "bias_gradient", lambda dy: original(dy) / dy.shape[0] / 2)
+    result = run([*SEED, "--json", "--batch", "2"])
+    assert result.exit_code == 1, result.output
+    case = json.loads(result.output)["cases"][0]
+    db = next(t for t in case["tensors"] if t["name"] == "db")
+    assert db["passed"] is False and "coordinates differ" in db["reason"]
+    assert json.loads(result.output)["passed"] is False
+
+
+def test_failing_table_shows_worst_index_with_both_values(monkeypatch):
+    import convgrad.reference as reference
+
+    original = reference.bias_gradient
+    monkeypatch.setattr(reference, "bias_gradient", lambda dy: original(dy) * 2)
+    result = run(SEED)
+    assert result.exit_code == 1
+    assert "db: 5 of 5 coordinates differ" in result.output
+    assert "analytical" in result.output and "numerical" in result.output
+    assert "FAIL: db does not match" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--in", "3x20x20", "--kernels", "5x4x3x3"], "kernels expect 4 input channels but --in has 3; use --kernels 5x3x3x3"),
+        (["--in", "3x20", "--kernels", "5x3x3x3"], "--kernels 5x3x3x3 has 4 sizes but --in 3x20 is 1-D"),
+        (["--in", "3", "--kernels", "5x3x3x3"], "--in 3 has 1 sizes; give channels then 1 to 3 spatial sizes"),
+        (["--in", "6x8x8", "--kernels", "4x2x3x3", "--groups", "4"], "--groups 4 does not divide the 6 input channels C"),
+        (["--in", "3x0x20", "--kernels", "5x3x3x3"], "every size must be a positive whole number"),
+        (["--in", "3x20x20", "--kernels", "5x3x3x3", "--stride", "0"], "--stride 0 has 0; each value must be 1 or more"),
+        (["--in", "3x20x20", "--kernels", "5x3x3x3", "--padding", "-1"], "--padding -1 has -1; each value must be zero or more"),
+        (["--in", "3x20x20", "--kernels", "5x3x3x3", "--dilation", "2x2x2"], "--dilation 2x2x2 has 3 values but the input has 2"),
+        (["--in", "3x4x4", "--kernels", "5x3x5x5"], "larger than the padded input along H"),
+        (["--in", "3x4x4", "--kernels", "5x3x3x3", "--dilation", "2"], "dilated kernel (3 with dilation 2 spans 5)"),
+        (["--in", "3x20x20", "--kernels", "5x3x4x4", "--padding", "same"], "cannot be split evenly"),
+        (["--in", "3x20x20", "--kernels", "5x3x3x3", "--batch", "0"], "batch size must be a whole number of 1 or more"),
+        (["--in", "3xax20", "--kernels", "5x3x3x3"], "'a' is not a whole number"),
+        (["--in", "512x4000x4000", "--kernels", "512x512x3x3"], "use a smaller --in, --batch or --kernels"),
+        (["--in", "3x20x20", "--kernels", "5x3x3x3", "--dtype", "float16"], "'float16' is not one of"),
+        (["--in", "3x20x20", "--kernels", "5x3x3x3", "--rtol", "nan"], "--rtol nan must be a finite number"),
+        (["--in", "3x20x20"], "Missing option '--kernels'"),
+        (["--in", "3x20x20", "--kernels", "5x3x3x3", "--inn", "3"], "No such option"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, message):
+    result = run(["check", *args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert message in lines[0]
+
+
+def test_separators_and_short_kernel_form():
+    for args in (["--in", "3×20×20", "--kernels", "5×3×3"], ["--in", "3,20,20", "--kernels", "5,3,3,3"]):
+        result = run(["check", *args, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["cases"][0]["settings"]["kernels"] == [5, 3, 3, 3]
+
+
+def test_help_exists_with_examples():
+    result = run(["check", "--help"])
+    assert result.exit_code == 0
+    assert "convgrad check --in 3x20x20 --kernels 5x3x3x3" in result.output
+    assert run(["--help"]).exit_code == 0
+
+
+def test_module_entry_point_runs():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "convgrad", "check", "--in", "2x5", "--kernels", "2x2x3", "--quiet"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("PASS")
