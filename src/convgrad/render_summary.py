@@ -44,18 +44,18 @@ def _reason(case: CaseReport, worst: Optional[TensorComparison]) -> str:
     return worst.reason
 
 
-def render_summary(suite: SuiteReport) -> Table:
-    """One row per case: name, geometry, verdict, worst tensor, its error, and the reason."""
+def render_summary(suite: SuiteReport) -> RenderableType:
+    """One row per case (name, geometry, verdict, worst tensor, its error), then each reason."""
     table = Table(
         box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, header_style="bold", pad_edge=False,
         caption="N batch, s stride, p padding, d dilation, g groups", caption_style="dim",
     )
-    table.add_column("case", min_width=12, ratio=2)
+    table.add_column("case")
     table.add_column("geometry", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
     table.add_column("worst", no_wrap=True)
     table.add_column("rel err", justify="right", no_wrap=True)
-    table.add_column("reason", ratio=3)
+    reasons: list[RenderableType] = []
     for case in suite.cases:
         worst = worst_tensor(case)
         table.add_row(
@@ -64,9 +64,11 @@ def render_summary(suite: SuiteReport) -> Table:
             _verdict(case),
             worst.name if worst is not None else "-",
             format_error(worst.max_rel_error) if worst is not None else "-",
-            _reason(case, worst),
         )
-    return table
+        reason = _reason(case, worst)
+        if reason:
+            reasons.append(Text.assemble(_verdict(case), f" {case.name}: {reason}"))
+    return Group(table, *reasons)
 
 
 def render_totals(suite: SuiteReport) -> Text:
