@@ -20,6 +20,7 @@ _PUBLIC = {
     "SuiteReport": "convgrad.report",
     "TensorComparison": "convgrad.report",
     "ConvgradError": "convgrad.errors",
+    "check": "convgrad.testing",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -75,9 +75,9 @@ def cli() -> None:
 def geometry_options(function: F) -> F:
     """The flags that describe one layer, shared by every command that builds one."""
     options = [
-        click.option("--in", "in_shape", required=True, metavar="CxHxW",
+        click.option("--in", "in_shape", metavar="CxHxW",
                      help="Input shape without the batch: CxL (1-D), CxHxW (2-D) or CxDxHxW (3-D)."),
-        click.option("--kernels", "kernel_shape", required=True, metavar="FxCxKHxKW",
+        click.option("--kernels", "kernel_shape", metavar="FxCxKHxKW",
                      help="Kernel tensor shape Fx(C/groups)xk... (e.g. 5x3x3x3), or Fxk... to take "
                           "the depth from --in and --groups."),
         click.option("--batch", default=1, show_default=True, type=int, help="Batch size N."),
@@ -97,6 +97,10 @@ def geometry_options(function: F) -> F:
 
 def resolve_from_flags(flags: dict[str, Any]) -> Any:
     from convgrad.geometry import resolve_geometry
+
+    for name, flag in (("in_shape", "--in"), ("kernel_shape", "--kernels")):
+        if flags.get(name) is None:  # not click's required=True: --config may give the geometry instead
+            raise click.MissingParameter(param_hint=f"'{flag}'", param_type="option")
 
     return resolve_geometry(
         flags["in_shape"],
@@ -118,10 +122,24 @@ def resolve_from_flags(flags: dict[str, Any]) -> Any:
 @click.option("--step", type=float, default=None,
               help="Finite-difference step relative to the perturbed tensor's largest magnitude [default: 0.5].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (with --config: only the summary).")
+@click.option("--impl", default="reference", show_default=True, metavar="SPEC",
+              help="Implementation under test: reference, torch, jax, a FILE.py or a dotted module, "
+                   "optionally :NAME of the object holding forward and backward.")
+@click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default="nchw", show_default=True,
+              help="Array layout the implementation takes: channels first (N, C, *spatial) or last.")
+@click.option("--weight-layout", type=click.Choice(["oihw", "hwio"]), default="oihw", show_default=True,
+              help="Kernel layout: (F, C/groups, *k) or (*k, C/groups, F).")
+@click.option("--no-forward-check", is_flag=True,
+              help="Do not compare the output with the reference convolution (row O).")
+@click.option("--config", "config_path", metavar="FILE.toml",
+              help="Run every case of a suite file (see configs/); the geometry flags are then refused.")
+@click.option("--junit", "junit_path", metavar="FILE", help="Also write the report as JUnit XML to FILE.")
 @click.pass_context
 def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[float],
-          as_json: bool, quiet: bool, **flags: Any) -> None:
+          as_json: bool, quiet: bool, impl: str, layout: str, weight_layout: str,
+          no_forward_check: bool, config_path: Optional[str], junit_path: Optional[str],
+          **flags: Any) -> None:
     """Check the analytical dX, dK and db of a conv layer against finite differences.
 
     Every coordinate of every gradient is compared, and the output against the reference
@@ -132,20 +150,78 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
       convgrad check --in 3x20x20 --kernels 5x3x3x3
       convgrad check --in 8x32x32 --kernels 8x3x3 --stride 2 --padding 1 --batch 2
       convgrad check --in 4x16 --kernels 4x1x5 --groups 4 --dtype float32 --json
+      convgrad check --impl my_conv.py --config configs/standard.toml --junit report.xml
+      convgrad check --impl my_conv.py:Layer --layout nhwc --weight-layout hwio --in 3x8x8 --kernels 4x3x3x3
     """
-    from convgrad.checker import check_layer
+    from convgrad.loading import load_implementation
     from convgrad.progress import DelayedProgress
-    from convgrad.report import SuiteReport
-    from convgrad.tolerances import tolerances_for
+    from convgrad.runner import run_suite
+    from convgrad.suite import load_suite, suite_from_geometry
 
-    geometry = resolve_from_flags(flags)
-    tolerances = tolerances_for(geometry.dtype, relative_step=step, rtol=rtol)
+    if config_path is not None:
+        _refuse_geometry_flags(ctx, flags)
+        suite_spec = load_suite(config_path)
+    else:
+        suite_spec = suite_from_geometry(resolve_from_flags(flags))
+    _check_writable(junit_path)
+    implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout)
     stderr = make_console(stderr=True)
     with DelayedProgress(stderr, enabled=not (as_json or quiet)) as progress:
-        case = check_layer(geometry, seed=seed, tolerances=tolerances, progress=progress)
-    suite = SuiteReport(cases=(case,))
-    _print_suite(suite, as_json=as_json, quiet=quiet)
+        suite = run_suite(
+            suite_spec.cases, implementation, seed=seed, relative_step=step, rtol=rtol,
+            forward_check=not no_forward_check, progress=progress,
+        )
+    if junit_path is not None:
+        from convgrad.render_junit import render_junit
+
+        with open(junit_path, "w", encoding="utf-8") as handle:
+            handle.write(render_junit(suite, suite_spec.name))
+    if config_path is not None and not as_json:
+        _print_suite_summary(suite, quiet=quiet)
+    else:
+        _print_suite(suite, as_json=as_json, quiet=quiet)
     ctx.exit(EXIT_PASSED if suite.passed else EXIT_FAILED)
+
+
+def _refuse_geometry_flags(ctx: click.Context, flags: dict[str, Any]) -> None:
+    """A suite file sets every case's geometry; a flag beside it would be silently overridden."""
+    from click.core import ParameterSource
+
+    for param in ctx.command.params:
+        if param.name in flags and ctx.get_parameter_source(param.name) in (
+            ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT
+        ):
+            flag = param.opts[0]
+            raise click.UsageError(
+                f"{flag} cannot be combined with --config: the suite file sets the geometry of every "
+                f"case; set {flag.lstrip('-')} in the file (at the top level for all cases) instead",
+                ctx,
+            )
+
+
+def _check_writable(path: Optional[str]) -> None:
+    """Fail on a bad --junit path before spending time on the checks."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or os.path.isdir(path):
+        raise click.BadParameter(f"cannot write {path}: {folder} is not a folder; give a file path in an existing folder",
+                                 param_hint="'--junit'")
+
+
+def _print_suite_summary(suite: Any, *, quiet: bool) -> None:
+    """Each failing case's table, then a summary of every case; only the summary with --quiet."""
+    from convgrad.render_summary import render_summary, render_totals
+    from convgrad.render_table import render_case
+
+    console = make_console()
+    if not quiet:
+        for case in suite.cases:
+            if case.failed:
+                console.print(render_case(case))
+                console.print()
+    console.print(render_summary(suite))
+    console.print(render_totals(suite))
 
 
 def _print_suite(suite: Any, *, as_json: bool, quiet: bool) -> None:
@@ -158,6 +234,11 @@ def _print_suite(suite: Any, *, as_json: bool, quiet: bool) -> None:
 
     console = make_console()
     for case in suite.cases:
+        if case.skipped is not None:  # nothing was run: no table to show
+            from convgrad.render_summary import render_skipped
+
+            console.print(render_skipped(case))
+            continue
         console.print(render_verdict(case) if quiet else render_case(case))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConvgradError", "GeometryError", "SettingError"]
+__all__ = ["ConvgradError", "GeometryError", "SettingError", "ImplementationError", "ConfigError"]
 
 
 class ConvgradError(Exception):
@@ -15,3 +15,11 @@ class GeometryError(ConvgradError):
 
 class SettingError(ConvgradError):
     """A check setting (tolerance, step, method, ...) that is out of range."""
+
+
+class ImplementationError(ConvgradError):
+    """An implementation (--impl) that could not be loaded or does not have forward and backward."""
+
+
+class ConfigError(ConvgradError):
+    """A suite file (--config) that cannot be read or holds an unknown key or a bad value."""

@@ -28,6 +28,7 @@ __all__ = [
     "GuardedLayer",
     "ImplementationFailure",
     "GRADIENT_NAMES",
+    "describe_exception",
 ]
 
 GRADIENT_NAMES = ("dX", "dK", "db")
@@ -130,6 +131,8 @@ class GuardedLayer:
         fresh = {name: array.copy() for name, array in inputs.items()}
         try:
             result = function(*fresh.values(), **self.settings)
+        except ImplementationFailure:  # already a reason, e.g. from an adapter's own checks
+            raise
         except Exception as error:  # the implementation's own bug: report it, never crash
             raise ImplementationFailure(f"{what} raised {_describe_exception(error)}") from error
         for name, array in inputs.items():
@@ -187,9 +190,16 @@ def _describe_exception(error: BaseException) -> str:
     message = str(error).strip().splitlines()[0] if str(error).strip() else ""
     text = type(error).__name__ + (f": {message}" if message else "")
     frames = traceback.extract_tb(error.__traceback__)
-    outside = [f for f in frames if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR + os.sep)]
+    outside = [
+        f for f in frames
+        if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR + os.sep) and not f.filename.startswith("<")
+    ]
     theirs = [f for f in outside if not os.path.abspath(f.filename).startswith(_LIBRARY_DIRS)]
     frame = (theirs or outside or [None])[-1]
     if frame is not None:
         text += f" (at {os.path.basename(frame.filename)}:{frame.lineno})"
     return text
+
+
+# Public for loading.py, which describes errors raised while importing an implementation.
+describe_exception = _describe_exception

@@ -66,6 +66,8 @@ def case_to_dict(case: CaseReport) -> dict[str, Any]:
     }
     if case.reason is not None:
         result["reason"] = case.reason
+    if case.skipped is not None:
+        result["skipped"] = case.skipped
     return result
 
 
@@ -73,6 +75,7 @@ def suite_to_dict(suite: SuiteReport) -> dict[str, Any]:
     return {
         "convgrad_version": __version__,
         "passed": suite.passed,
+        "summary": {status: suite.count(status) for status in ("passed", "failed", "skipped")},
         "cases": [case_to_dict(c) for c in suite.cases],
     }
 

@@ -81,6 +81,8 @@ def _methods(case: CaseReport) -> Text:
         if t.name != "O" and t.method != "none"
     ]
     text = "finite differences: " + ", ".join(parts) + "; " if parts else ""
+    if not any(t.name == "O" for t in case.tensors):  # --no-forward-check
+        return Text(text + "O not compared (--no-forward-check)", style="dim")
     return Text(text + "O against the reference convolution", style="dim")
 
 

@@ -75,10 +75,16 @@ class CaseReport:
     forward_calls: int
     warnings: tuple[str, ...] = ()
     reason: Optional[str] = None  # a failure of the case as a whole, e.g. forward raised
+    skipped: Optional[str] = None  # why the case was not run: the implementation cannot express it
 
     @property
     def passed(self) -> bool:
-        return self.reason is None and all(t.passed for t in self.tensors)
+        return self.skipped is None and self.reason is None and all(t.passed for t in self.tensors)
+
+    @property
+    def failed(self) -> bool:
+        """Neither passed nor skipped. A skipped case is neither a pass nor a failure."""
+        return self.skipped is None and not self.passed
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -103,4 +109,10 @@ class SuiteReport:
 
     @property
     def passed(self) -> bool:
-        return all(case.passed for case in self.cases)
+        """No case failed, and at least one was checked: a run that checked nothing is no pass."""
+        return not any(case.failed for case in self.cases) and any(case.skipped is None for case in self.cases)
+
+    def count(self, status: str) -> int:
+        """How many cases 'passed', 'failed' or were 'skipped'."""
+        test = {"passed": lambda c: c.passed, "failed": lambda c: c.failed, "skipped": lambda c: c.skipped is not None}
+        return sum(1 for case in self.cases if test[status](case))

@@ -1,0 +1,22 @@
+"""Built-in implementations backed by optional frameworks (imported only when asked for)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from convgrad.errors import ImplementationError
+
+__all__ = ["require"]
+
+
+def require(module: str, extra: str) -> Any:
+    """Import an optional framework, or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImplementationError(
+            f"--impl {extra} needs {module}, which is not installed ({error}); install it with "
+            f"pip install 'convgrad[{extra}]'"
+        ) from None

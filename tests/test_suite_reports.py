@@ -1,0 +1,168 @@
+"""--config suites (format and refusals) and multi-case reports: summary, --quiet, JSON, JUnit."""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+
+import pytest
+from click.testing import CliRunner
+
+from convgrad.cli import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STANDARD = os.path.join(ROOT, "configs", "standard.toml")
+SEED = os.path.join(ROOT, "configs", "seed.toml")
+NOT_ROTATED = os.path.join(ROOT, "tests", "zoo", "kernels_not_rotated.py")
+IN_PLACE = os.path.join(ROOT, "tests", "zoo", "clips_dy_in_place.py")
+
+
+def run(args: list[str]):
+    return CliRunner().invoke(cli, ["check", *args], env={"COLUMNS": "100"})
+
+
+def config(tmp_path, text: str) -> str:
+    path = tmp_path / "suite.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def assert_bad_input(result, message: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert message in lines[0], lines[0]
+
+
+def test_seed_config_runs_the_seed_case():
+    result = run(["--config", SEED, "--json"])
+    assert result.exit_code == 0, result.output
+    (case,) = json.loads(result.output)["cases"]
+    assert case["name"] == "seed" and case["settings"]["kernels"] == [5, 3, 3, 3]
+
+
+def test_defaults_apply_to_every_case_and_cases_override_them(tmp_path):
+    path = config(
+        tmp_path,
+        'dtype = "float32"\nbatch = 2\n'
+        '[[case]]\nin = "2x5x5"\nkernels = [3, 2, 3, 3]\n'
+        '[[case]]\nname = "wide"\nin = [2, 4, 9]\nkernels = "2x2x3"\nbatch = 1\nstride = "1x2"\npadding = "1x0"\n',
+    )
+    result = run(["--config", path, "--json"])
+    assert result.exit_code == 0, result.output
+    first, second = json.loads(result.output)["cases"]
+    assert first["name"] == "case 1: N2 2x5x5 * 3x2x3x3 float32"
+    assert first["settings"]["dtype"] == "float32" and first["settings"]["batch"] == 2
+    assert second["name"] == "wide" and second["settings"]["batch"] == 1
+    assert second["settings"]["stride"] == [1, 2] and second["settings"]["kernels"] == [2, 2, 2, 3]
+
+
+def test_a_file_of_top_level_settings_alone_is_one_case(tmp_path):
+    result = run(["--config", config(tmp_path, 'in = "2x5x5"\nkernels = "2x2x3x3"\n'), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)["cases"]) == 1
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('in = "2x5x5"\nkernels = "2x2x3x3"\nstrides = 2\n', "unknown key 'strides' at the top level; did you mean 'stride'?"),
+        ('[[case]]\nin = "2x5x5"\nkernels = "2x2x3x3"\ndilaton = 2\n', "unknown key 'dilaton' in case 1; did you mean 'dilation'?"),
+        ('[[cases]]\nin = "2x5x5"\n', "unknown key 'cases' at the top level; did you mean 'case'?"),
+        ('[[case]]\nin = "2x5x5"\nkernels = "2x2x3x3"\nstride = true\n', "stride = true in case 1 is not a valid stride; give e.g. stride = 2 or \"2x1\""),
+        ('[[case]]\nin = "2x5x5"\nkernels = "2x2x3x3"\ndtype = "float16"\n', "dtype = \"float16\" in case 1 is not supported; did you mean 'float64'? use float64 or float32"),
+        ('[[case]]\nin = "2x5x5"\nkernels = "2x2x3x3"\nbatch = 1.5\n', "batch = 1.5 in case 1 is not a valid batch"),
+        ('[[case]]\nname = "a"\nkernels = "2x2x3x3"\n', "no in in case 1 ('a'); set in = \"3x20x20\" in the case or at the top level"),
+        ('[[case]]\nin = "2x5x5"\n', "no kernels in case 1; set kernels = \"5x3x3x3\""),
+        ('[[case]]\nin = "2x5x5"\nkernels = "2x3x3x3"\n', "in case 1: kernels expect 3 input channels but --in has 2"),
+        ('[[case]]\nin = "2x5x5"\nkernels = "2x2x3x3"\nstride = 0\n', "in case 1: --stride 0 has 0"),
+        ('[[case]\nin = "2x5x5"\n', "is not valid TOML: "),
+        ('case = 3\n', "'case' must be a list of [[case]] tables"),
+    ],
+    ids=[
+        "unknown-top", "unknown-case", "unknown-table", "bool", "dtype", "float-batch", "no-in", "no-kernels",
+        "geometry", "stride-zero", "toml-syntax", "case-not-tables",
+    ],
+)
+def test_bad_config_is_one_line_exit_2(tmp_path, text, message):
+    assert_bad_input(run(["--config", config(tmp_path, text)]), message)
+
+
+def test_missing_config_file(tmp_path):
+    assert_bad_input(run(["--config", str(tmp_path / "none.toml")]), "none.toml: no such file")
+
+
+def test_geometry_flags_are_refused_beside_a_config():
+    assert_bad_input(
+        run(["--config", SEED, "--stride", "2"]),
+        "--stride cannot be combined with --config: the suite file sets the geometry of every case; set stride in the file",
+    )
+
+
+def test_geometry_flags_are_still_required_without_a_config():
+    assert_bad_input(run(["--kernels", "5x3x3x3"]), "Missing option '--in'")
+
+
+def test_failing_suite_prints_each_failing_table_then_the_summary():
+    result = run(["--impl", NOT_ROTATED, "--config", STANDARD])
+    assert result.exit_code == 1
+    output = result.output
+    assert output.count("expected  got") == 11  # one table per failing case
+    summary = output.index(" case ")
+    assert output.rindex("FAIL: dX does not match") < summary
+    assert "FAIL: 11 of 14 cases failed, 1 passed, 2 skipped" in output
+    assert "\x1b[" not in output
+
+
+def test_quiet_prints_only_the_summary():
+    result = run(["--impl", NOT_ROTATED, "--config", STANDARD, "--quiet"])
+    assert result.exit_code == 1
+    assert "expected  got" not in result.output
+    rows = [line for line in result.output.splitlines() if line.startswith(" 1x1 kernels")]
+    assert rows and "PASS" in rows[0].split()  # 1x1 kernels need no rotation
+    assert "FAIL: 11 of 14 cases failed" in result.output
+
+
+def test_json_covers_every_case():
+    result = run(["--impl", NOT_ROTATED, "--config", STANDARD, "--json"])
+    report = json.loads(result.output)
+    assert len(report["cases"]) == 14 and report["passed"] is False
+    assert report["summary"] == {"passed": 1, "failed": 11, "skipped": 2}
+    names = [c["name"] for c in report["cases"]]
+    assert len(set(names)) == 14
+    skipped = [c for c in report["cases"] if "skipped" in c]
+    assert all(c["passed"] is False and c["tensors"] == [] for c in skipped)
+
+
+def test_junit_has_one_testcase_per_case_with_reasons(tmp_path):
+    path = tmp_path / "report.xml"
+    result = run(["--impl", IN_PLACE, "--config", STANDARD, "--junit", str(path), "--quiet"])
+    assert result.exit_code == 1
+    root = ET.parse(path).getroot()
+    assert root.tag == "testsuites" and root.get("tests") == "14"
+    (suite,) = root.findall("testsuite")
+    assert suite.get("name") == "standard"
+    assert (suite.get("failures"), suite.get("skipped"), suite.get("errors")) == ("12", "2", "0")
+    cases = suite.findall("testcase")
+    assert len(cases) == 14
+    by_name = {c.get("name"): c for c in cases}
+    failure = by_name["batch 3"].find("failure")
+    assert failure.get("message").startswith("backward modified its input dy in place")
+    assert "N=3  X 2x5x6" in failure.text
+    assert by_name["3-D"].find("skipped").get("message").endswith("handles 2-D layers only (spatial_dims) and this case is 3-D")
+    assert all(float(c.get("time")) >= 0 for c in cases)
+
+
+def test_junit_for_a_passing_single_case(tmp_path):
+    path = tmp_path / "ok.xml"
+    result = run(["--in", "2x5x5", "--kernels", "2x2x3x3", "--junit", str(path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    (case,) = ET.parse(path).getroot().iter("testcase")
+    assert list(case) == [] and case.get("classname") == "convgrad.reference"
+
+
+def test_junit_into_a_missing_folder_is_refused_before_checking(tmp_path):
+    result = run(["--config", SEED, "--junit", str(tmp_path / "no" / "r.xml")])
+    assert_bad_input(result, "cannot write")

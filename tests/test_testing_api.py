@@ -1,0 +1,79 @@
+"""The pytest API: convgrad.check returns the report, assert_conv_gradients raises with the table."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import convgrad
+from convgrad import reference
+from convgrad.errors import ConvgradError
+from convgrad.testing import assert_conv_gradients
+
+ZOO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zoo")
+
+
+def test_check_returns_the_case_report():
+    report = convgrad.check(in_shape=(3, 8, 8), kernel_shape=(4, 3, 3, 3), stride=2, padding=1)
+    assert isinstance(report, convgrad.CaseReport) and report.passed
+    assert [t.name for t in report.tensors] == ["O", "dX", "dK", "db"]
+
+
+def test_assert_conv_gradients_passes_on_the_reference():
+    report = assert_conv_gradients("reference", in_shape=(3, 20, 20), kernel_shape=(5, 3, 3, 3))
+    assert report.passed
+
+
+def test_assert_conv_gradients_raises_with_the_table_naming_dx():
+    with pytest.raises(AssertionError) as raised:
+        assert_conv_gradients(os.path.join(ZOO, "kernels_not_rotated.py"), in_shape=(3, 6, 6), kernel_shape=(4, 3, 3, 3))
+    message = str(raised.value)
+    assert message.startswith("convgrad: dX of ")
+    assert "tensor  expected" in message and "FAIL: dX does not match" in message
+    assert "\x1b[" not in message
+
+
+def test_assert_names_every_failing_tensor_including_o():
+    with pytest.raises(AssertionError, match="convgrad: O of .* does not match"):
+        assert_conv_gradients(os.path.join(ZOO, "true_convolution_forward.py"), in_shape="2x5x5", kernel_shape="2x2x3x3")
+
+
+def test_any_object_with_forward_and_backward_and_bias_shaped_f_by_1():
+    class Layer:
+        def forward(self, x, w, b, **settings):
+            return reference.forward(x, w, b, **settings)
+
+        def backward(self, dy, x, w, b, **settings):
+            dx, dw, db = reference.backward(dy, x, w, b, **settings)
+            return dx, dw, db.reshape(-1, 1)
+
+    assert assert_conv_gradients(Layer(), in_shape=(2, 5, 5), kernel_shape=(3, 2, 3, 3), batch=2).passed
+    assert assert_conv_gradients(Layer, in_shape=(2, 7), kernel_shape=(4, 1, 3), groups=2).passed
+
+
+def test_a_case_the_layer_cannot_express_is_not_a_pass():
+    def forward(x, w, b, *, stride):
+        return reference.forward(x, w, b, stride=stride, padding=(0, 0), dilation=(1, 1), groups=1)
+
+    layer = type("NoPadding", (), {"forward": staticmethod(forward), "backward": staticmethod(forward)})
+    with pytest.raises(AssertionError, match="do not accept the keyword padding, and this case needs padding 1x1"):
+        assert_conv_gradients(layer, in_shape=(2, 5, 5), kernel_shape=(3, 2, 3, 3), padding=1)
+
+
+def test_bad_geometry_raises_a_convgrad_error():
+    with pytest.raises(ConvgradError, match="kernels expect 4 input channels"):
+        convgrad.check(in_shape=(3, 8, 8), kernel_shape=(4, 4, 3, 3))
+
+
+def test_float32_dtype_warning_is_reported_not_failed():
+    class Float64Grads:
+        def forward(self, x, w, b, **settings):
+            return reference.forward(x, w, b, **settings)
+
+        def backward(self, dy, x, w, b, **settings):
+            return tuple(g.astype(np.float64) for g in reference.backward(dy, x, w, b, **settings))
+
+    report = assert_conv_gradients(Float64Grads(), in_shape=(2, 5, 5), kernel_shape=(2, 2, 3, 3), dtype="float32")
+    assert any("returned dX as float64 for float32 inputs" in w for w in report.warnings)
