@@ -22,11 +22,14 @@ EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 _NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
-def make_console(*, stderr: bool = False, file: Any = None, width: Optional[int] = None) -> Any:
-    """A rich Console; rich honours NO_COLOR and writes no colour codes into pipes."""
+def make_console(*, stderr: bool = False, file: Any = None, width: Optional[int] = None, record: bool = False) -> Any:
+    """A rich Console; rich honours NO_COLOR and writes no colour codes into pipes.
+
+    `record` keeps what was printed so --svg can save it.
+    """
     from rich.console import Console
 
-    return Console(stderr=stderr, file=file, width=width, highlight=False, soft_wrap=False)
+    return Console(stderr=stderr, file=file, width=width, highlight=False, soft_wrap=False, record=record)
 
 
 def _one_line(message: str) -> str:
@@ -119,9 +122,11 @@ def resolve_from_flags(flags: dict[str, Any]) -> Any:
               help="Finite-difference step relative to the perturbed tensor's largest magnitude [default: 0.5].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also save the printed report (table, where, why, heatmaps) as an SVG picture.")
 @click.pass_context
 def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[float],
-          as_json: bool, quiet: bool, **flags: Any) -> None:
+          as_json: bool, quiet: bool, svg_path: Optional[str], **flags: Any) -> None:
     """Check the analytical dX, dK and db of a conv layer against finite differences.
 
     Every coordinate of every gradient is compared, and the output against the reference
@@ -144,21 +149,79 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
     with DelayedProgress(stderr, enabled=not (as_json or quiet)) as progress:
         case = check_layer(geometry, seed=seed, tolerances=tolerances, progress=progress)
     suite = SuiteReport(cases=(case,))
-    _print_suite(suite, as_json=as_json, quiet=quiet)
+    _print_suite(suite, as_json=as_json, quiet=quiet, svg_path=svg_path)
     ctx.exit(EXIT_PASSED if suite.passed else EXIT_FAILED)
 
 
-def _print_suite(suite: Any, *, as_json: bool, quiet: bool) -> None:
+def _print_suite(suite: Any, *, as_json: bool, quiet: bool, svg_path: Optional[str] = None) -> None:
     if as_json:
         from convgrad.render_json import render_json
 
         click.echo(render_json(suite))
-        return
     from convgrad.render_table import render_case, render_verdict
 
-    console = make_console()
+    if as_json and not svg_path:
+        return
+    console = _output_console(offscreen=as_json, svg_path=svg_path)
     for case in suite.cases:
         console.print(render_verdict(case) if quiet else render_case(case))
+    _save_svg(console, svg_path)
+
+
+def _output_console(*, offscreen: bool, svg_path: Optional[str]) -> Any:
+    """stdout, or with --json a console that only records (stdout then holds the JSON alone)."""
+    import io
+
+    if offscreen:
+        return make_console(file=io.StringIO(), width=80, record=True)
+    return make_console(record=svg_path is not None)
+
+
+def _save_svg(console: Any, svg_path: Optional[str]) -> None:
+    if not svg_path:
+        return
+    try:
+        console.save_svg(svg_path, title="convgrad")
+    except OSError as error:
+        raise click.FileError(svg_path, hint=error.strerror or str(error)) from None
+
+
+@cli.command()
+@geometry_options
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random layer used for the proof.")
+@click.option("--json", "as_json", is_flag=True, help="Print the derivation's shapes and proof as JSON.")
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also save the printed explanation as an SVG picture.")
+def explain(seed: int, as_json: bool, svg_path: Optional[str], **flags: Any) -> None:
+    """Derive dX, dK and db for this layer with its own shapes, and prove it numerically.
+
+    Shows the forward pass, db as a sum, dK as a correlation and dX as a full convolution with the
+    kernels rotated 180 degrees and swapped, with the shape after every step; then computes dX by
+    exactly those steps and compares it with finite differences at every coordinate.
+
+    \b
+    Examples:
+      convgrad explain --in 3x20x20 --kernels 5x3x3x3
+      convgrad explain --in 4x9x9 --kernels 6x2x3x3 --stride 2 --padding 1 --groups 2
+    """
+    from convgrad.explain import explain as derive
+    from convgrad.progress import DelayedProgress
+
+    geometry = resolve_from_flags(flags)
+    with DelayedProgress(make_console(stderr=True), enabled=not as_json) as progress:
+        derivation = derive(geometry, seed=seed, progress=progress)
+    if as_json:
+        from convgrad.render_json import derivation_to_json
+
+        click.echo(derivation_to_json(derivation))
+    if not as_json or svg_path:
+        from convgrad.render_explain import render_explain
+
+        console = _output_console(offscreen=as_json, svg_path=svg_path)
+        console.print(render_explain(derivation))
+        _save_svg(console, svg_path)
+    if not derivation.holds:  # pragma: no cover - the reference layer's own derivation
+        sys.exit(EXIT_FAILED)
 
 
 def main() -> None:

@@ -11,7 +11,9 @@ from typing import Optional
 
 import numpy as np
 
+from convgrad.diagnosis import Diagnosis
 from convgrad.geometry import LayerGeometry
+from convgrad.locate import Location
 from convgrad.tolerances import Tolerances
 
 __all__ = ["Coordinate", "TensorComparison", "CaseReport", "SuiteReport"]
@@ -55,6 +57,7 @@ class TensorComparison:
     note: Optional[str] = None  # something the user should know even when it passed
     analytical: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
     numerical: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+    location: Optional[Location] = None  # where a failing tensor is wrong (locate.py)
 
     @property
     def worst_index(self) -> Optional[tuple[int, ...]]:
@@ -75,6 +78,7 @@ class CaseReport:
     forward_calls: int
     warnings: tuple[str, ...] = ()
     reason: Optional[str] = None  # a failure of the case as a whole, e.g. forward raised
+    diagnoses: tuple[Diagnosis, ...] = ()  # the classic mistakes that explain the failures
 
     @property
     def passed(self) -> bool:
