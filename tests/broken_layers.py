@@ -239,6 +239,13 @@ class TrueConvolution(TapLoopConv):
         return dx, np.flip(dw, axis=tuple(range(2, w.ndim))), db
 
 
+class ForwardFlipsKernels(TapLoopConv):
+    """Forward flips the kernels (a true convolution); backward is right for a cross-correlation."""
+
+    def forward(self, x, w, b, **settings):
+        return super().forward(x, np.flip(w, axis=tuple(range(2, w.ndim))), b, **settings)
+
+
 CORRECT = (TapLoopConv, TextbookConv)
 
 # Each broken layer, and for each tensor it gets wrong the diagnoses that name its mistake: whenever
@@ -257,4 +264,5 @@ EXPECTED = {
     BatchAveraged: {"dK": {"constant_factor"}, "db": {"constant_factor"}},
     BiasOncePerKernelElement: {"db": {"constant_factor"}},
     TrueConvolution: {"O": {"forward_flips_kernels"}},
+    ForwardFlipsKernels: {"O": {"forward_flips_kernels"}},
 }

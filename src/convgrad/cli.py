@@ -144,6 +144,7 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
     from convgrad.tolerances import tolerances_for
 
     geometry = resolve_from_flags(flags)
+    _check_svg_target(svg_path)
     tolerances = tolerances_for(geometry.dtype, relative_step=step, rtol=rtol)
     stderr = make_console(stderr=True)
     with DelayedProgress(stderr, enabled=not (as_json or quiet)) as progress:
@@ -177,6 +178,17 @@ def _output_console(*, offscreen: bool, svg_path: Optional[str]) -> Any:
     return make_console(record=svg_path is not None)
 
 
+def _check_svg_target(svg_path: Optional[str]) -> None:
+    """Refuse an --svg path that cannot be written before any work is done."""
+    if not svg_path:
+        return
+    folder = os.path.dirname(os.path.abspath(svg_path))
+    if not os.path.isdir(folder):
+        raise click.BadParameter(f"folder {folder} does not exist; create it or save elsewhere", param_hint="--svg")
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"folder {folder} is not writable; save elsewhere", param_hint="--svg")
+
+
 def _save_svg(console: Any, svg_path: Optional[str]) -> None:
     if not svg_path:
         return
@@ -208,6 +220,7 @@ def explain(seed: int, as_json: bool, svg_path: Optional[str], **flags: Any) -> 
     from convgrad.progress import DelayedProgress
 
     geometry = resolve_from_flags(flags)
+    _check_svg_target(svg_path)
     with DelayedProgress(make_console(stderr=True), enabled=not as_json) as progress:
         derivation = derive(geometry, seed=seed, progress=progress)
     if as_json:

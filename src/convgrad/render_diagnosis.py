@@ -17,10 +17,10 @@ from convgrad.render_heatmap import render_heatmap
 __all__ = ["render_findings", "describe_location"]
 
 
-def _indices(values: Sequence[int], count: int) -> str:
-    """'0, 2-4' (consecutive runs collapsed), or 'all 5'."""
-    if len(values) == count and count > 1:
-        return f"all {count}"
+def _which(values: Sequence[int], count: int, label: str) -> str:
+    """'in all 5 kernels', or 'in channels 0, 2-4 of 6' (consecutive runs collapsed)."""
+    if len(values) == count:
+        return f"in all {count} {label}" if count > 1 else f"in the only one of the {label}"
     runs: list[list[int]] = []
     for v in values:
         if runs and v == runs[-1][-1] + 1:
@@ -29,17 +29,17 @@ def _indices(values: Sequence[int], count: int) -> str:
             runs.append([v])
     parts = [f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs]
     shown = ", ".join(parts[:8]) + (", ..." if len(parts) > 8 else "")
-    return f"{shown} of {count}"
+    return f"in {label} {shown} of {count}"
 
 
 def describe_location(location: Location) -> str:
     """One sentence: how many, which channels, border or interior, stride phases."""
     parts = [
-        f"{location.wrong} of {location.checked} coordinates ({100 * location.fraction:.1f}%)",
-        f"in {location.channel_label} {_indices(location.channels, location.channel_count)}",
+        f"{location.wrong} of {location.checked} coordinates ({100 * location.fraction:.1f}%) "
+        + _which(location.channels, location.channel_count, location.channel_label)
     ]
     if location.batch > 1:
-        parts.append(f"samples {_indices(location.samples, location.batch)}")
+        parts.append(_which(location.samples, location.batch, "samples"))
     region = location.region
     if region is not None and location.reach is not None:
         reach = "x".join(map(str, location.reach)) if len(set(location.reach)) > 1 else str(location.reach[0])

@@ -48,11 +48,13 @@ def _section(title: str) -> Text:
 
 
 def _steps(rows: list[tuple[str, str]]) -> Table:
-    table = Table(box=box.SIMPLE, show_header=False, padding=(0, 1), pad_edge=False, show_edge=False)
+    """Numbered steps, each with the shape it produces; wrapped text stays under its step."""
+    table = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False, show_edge=False, expand=True)
+    table.add_column("number", justify="right", no_wrap=True)
     table.add_column("step", ratio=1)
     table.add_column("shape", justify="right", no_wrap=True, style="cyan")
-    for step, shape in rows:
-        table.add_row(step, shape)
+    for number, (step, shape) in enumerate(rows, start=1):
+        table.add_row(f"{number}.", step, shape)
     return table
 
 
@@ -149,10 +151,9 @@ def _input(d: Derivation) -> list[RenderableType]:
     rows.append((valid, _shape(d.correlated)))
     if d.cropped is not None:
         rows.append((f"crop the padding {_axes(g.padding)} off each side", _shape(d.cropped)))
-    numbered = [(f"{i}. {text}", shape) for i, (text, shape) in enumerate(rows, start=1)]
     return [
         _section("dX: a full convolution of dO with the kernels rotated 180°"),
-        Padding(_steps(numbered), (0, 0, 0, 2)),
+        Padding(_steps(rows), (0, 0, 0, 2)),
         _body(f"dX[n,c] = Σ_f full_conv(dO[n,f], rot180(K[f,c]))" + ("  (f in c's group)" if g.groups > 1 else "")),
     ]
 
