@@ -123,3 +123,8 @@ def test_explain_svg_is_a_valid_picture_of_what_was_printed(tmp_path):
     root = ElementTree.parse(picture).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     assert "3x5x3x3" in picture.read_text().replace("&#160;", " ")
+
+
+def test_explain_help_has_an_example():
+    result = run(["explain", "--help"])
+    assert result.exit_code == 0 and "convgrad explain --in 3x20x20 --kernels 5x3x3x3" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 
@@ -26,8 +27,9 @@ def _plain(renderable) -> list[str]:
 
 def _marked_cells(lines: list[str]) -> np.ndarray:
     """The heatmap's rows as booleans: True where a cell shows an error glyph."""
-    rows = [line for line in lines if line[:4].strip().isdigit() and len(line) > 5 and line[5] in (OK_GLYPH, *GLYPHS)]
-    return np.array([[line[5 + 2 * j] in GLYPHS for j in range((len(line.rstrip()) - 4) // 2)] for line in rows])
+    glyphs = re.escape(OK_GLYPH + "".join(GLYPHS))
+    rows = [m.group(1) for m in (re.match(rf"^\s*\d+ ([{glyphs}][{glyphs} ]*)$", line.rstrip() + " ") for line in lines) if m]
+    return np.array([[cells[2 * j] in GLYPHS for j in range(len(cells) // 2)] for cells in rows])
 
 
 def test_a_border_only_error_is_located_on_the_border_and_drawn_there():

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from rich.console import RenderableType
+from rich.padding import Padding
 from rich.text import Text
 
 from convgrad.diagnosis import Diagnosis
@@ -64,14 +65,18 @@ def describe_location(location: Location) -> str:
     return "; ".join(parts)
 
 
+def _indented(text: Text) -> Padding:
+    return Padding(text, (0, 0, 0, 2))
+
+
 def render_findings(name: str, location: Location | None, diagnoses: Sequence[Diagnosis]) -> list[RenderableType]:
     """Where (a sentence and, for dX and dK, a heatmap) and why (the diagnoses) for one tensor."""
     parts: list[RenderableType] = []
     if location is not None:
-        parts.append(Text.assemble(("  where: ", "bold"), describe_location(location)))
+        parts.append(_indented(Text.assemble(("where: ", "bold"), describe_location(location))))
     for diagnosis in diagnoses:
         if diagnosis.tensor == name:
-            parts.append(Text.assemble(("  why: ", "bold magenta"), diagnosis.message))
+            parts.append(_indented(Text.assemble(("why: ", "bold magenta"), diagnosis.message)))
     if location is not None and location.error_map is not None and name in ("dX", "dK"):
-        parts.append(render_heatmap(location))
+        parts.append(_indented(render_heatmap(location)))
     return parts

@@ -170,7 +170,7 @@ def _proof(d: Derivation) -> list[RenderableType]:
     for p in d.proofs:
         parts.append(_body(
             f"{p.tensor:<3} rel error {p.max_rel_error:.2e}  abs error {p.max_abs_error:.2e}  "
-            f"{p.checked} coordinates, {p.forward_calls} forward calls"
+            f"over {p.checked} coordinates ({p.forward_calls} calls)"
         ))
     worst = max(p.max_rel_error for p in d.proofs)
     if d.holds:

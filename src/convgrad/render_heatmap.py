@@ -17,7 +17,7 @@ __all__ = ["render_heatmap", "GLYPHS", "OK_GLYPH"]
 OK_GLYPH = "·"
 GLYPHS = ("░", "▒", "▓", "█")  # increasing error
 _STYLES = ("yellow", "dark_orange", "red", "bold red")
-_LABEL_WIDTH = 4
+_LABEL_WIDTH = 3
 
 
 def _thresholds(tolerance: float) -> list[float]:
