@@ -148,3 +148,10 @@ def test_dk_in_the_wrong_layout_is_named_from_the_shape():
     case = check_layer(resolve_geometry("3x6x6", "5x3x3x3"), KernelGradientTransposed())
     (diagnosis,) = case.diagnoses
     assert diagnosis.kind == "dk_axes_swapped" and "dK has shape 3x5x3x3 but the kernels are 5x3x3x3" in diagnosis.message
+
+
+def test_diagnoses_hold_in_float32_too():
+    geometry = resolve_geometry("2x7x6", "4x2x3x2", batch=2, stride=2, padding=1, dtype="float32")
+    for layer, kind in ((broken.KernelsNotRotated(), "kernels_not_rotated"), (broken.StrideIgnoredInDx(), "stride_ignored")):
+        case = check_layer(geometry, layer)
+        assert [(d.tensor, d.kind) for d in case.diagnoses] == [("dX", kind)]

@@ -21,7 +21,7 @@ __all__ = ["render_findings", "describe_location"]
 def _which(values: Sequence[int], count: int, label: str) -> str:
     """'in all 5 kernels', or 'in channels 0, 2-4 of 6' (consecutive runs collapsed)."""
     if len(values) == count:
-        return f"in all {count} {label}" if count > 1 else f"in the only one of the {label}"
+        return f"in all {count} {label}" if count > 1 else f"in the single {label[:-1]}"
     runs: list[list[int]] = []
     for v in values:
         if runs and v == runs[-1][-1] + 1:
