@@ -7,15 +7,18 @@ numerical gradients -> comparisons -> report. Nothing here prints.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
 
 from convgrad import reference
 from convgrad.comparison import compare
+from convgrad.diagnosis import diagnose
 from convgrad.finite_differences import TENSOR_INDEX, NumericalGradient, Progress, dense_gradient
 from convgrad.geometry import LayerGeometry
 from convgrad.implementation import GRADIENT_NAMES, GuardedLayer, ImplementationFailure, ReferenceLayer
+from convgrad.locate import locate
 from convgrad.report import CaseReport, TensorComparison
 from convgrad.tolerances import Tolerances, tolerances_for
 
@@ -65,17 +68,20 @@ def check_layer(
     reason = None
 
     def finish() -> CaseReport:
+        # Where and why are worked out from the report's own numbers, for failing tensors only.
+        located = tuple(replace(t, location=locate(t, geometry)) if not t.passed else t for t in tensors)
         return CaseReport(
             name=name or "convgrad check",
             geometry=geometry,
             implementation=implementation_name or getattr(layer, "name", type(layer).__name__),
             seed=seed,
             tolerances=tolerances,
-            tensors=tuple(tensors),
+            tensors=located,
             elapsed_s=time.perf_counter() - start,
             forward_calls=guard.forward_calls,
             warnings=tuple(guard.warnings),
             reason=reason,
+            diagnoses=diagnose(geometry, located, (x, w, b, dy)),
         )
 
     expected = {"dX": geometry.x_shape, "dK": geometry.w_shape, "db": geometry.b_shape}

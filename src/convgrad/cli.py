@@ -22,11 +22,14 @@ EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 _NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
-def make_console(*, stderr: bool = False, file: Any = None, width: Optional[int] = None) -> Any:
-    """A rich Console; rich honours NO_COLOR and writes no colour codes into pipes."""
+def make_console(*, stderr: bool = False, file: Any = None, width: Optional[int] = None, record: bool = False) -> Any:
+    """A rich Console; rich honours NO_COLOR and writes no colour codes into pipes.
+
+    `record` keeps what was printed so --svg can save it.
+    """
     from rich.console import Console
 
-    return Console(stderr=stderr, file=file, width=width, highlight=False, soft_wrap=False)
+    return Console(stderr=stderr, file=file, width=width, highlight=False, soft_wrap=False, record=record)
 
 
 def _one_line(message: str) -> str:
@@ -135,10 +138,13 @@ def resolve_from_flags(flags: dict[str, Any]) -> Any:
 @click.option("--config", "config_path", metavar="FILE.toml",
               help="Run every case of a suite file (see configs/); the geometry flags are then refused.")
 @click.option("--junit", "junit_path", metavar="FILE", help="Also write the report as JUnit XML to FILE.")
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also save the printed report (table, where, why, heatmaps) as an SVG picture.")
 @click.pass_context
 def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[float],
           as_json: bool, quiet: bool, impl: str, layout: str, weight_layout: str,
           no_forward_check: bool, config_path: Optional[str], junit_path: Optional[str],
+          svg_path: Optional[str],
           **flags: Any) -> None:
     """Check the analytical dX, dK and db of a conv layer against finite differences.
 
@@ -164,6 +170,7 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
     else:
         suite_spec = suite_from_geometry(resolve_from_flags(flags))
     _check_writable(junit_path)
+    _check_svg_target(svg_path)
     implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout)
     stderr = make_console(stderr=True)
     with DelayedProgress(stderr, enabled=not (as_json or quiet)) as progress:
@@ -177,9 +184,9 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
         with open(junit_path, "w", encoding="utf-8") as handle:
             handle.write(render_junit(suite, suite_spec.name))
     if config_path is not None and not as_json:
-        _print_suite_summary(suite, quiet=quiet)
+        _print_suite_summary(suite, quiet=quiet, svg_path=svg_path)
     else:
-        _print_suite(suite, as_json=as_json, quiet=quiet)
+        _print_suite(suite, as_json=as_json, quiet=quiet, svg_path=svg_path)
     ctx.exit(EXIT_PASSED if suite.passed else EXIT_FAILED)
 
 
@@ -209,12 +216,12 @@ def _check_writable(path: Optional[str]) -> None:
                                  param_hint="'--junit'")
 
 
-def _print_suite_summary(suite: Any, *, quiet: bool) -> None:
+def _print_suite_summary(suite: Any, *, quiet: bool, svg_path: Optional[str] = None) -> None:
     """Each failing case's table, then a summary of every case; only the summary with --quiet."""
     from convgrad.render_summary import render_summary, render_totals
     from convgrad.render_table import render_case
 
-    console = make_console()
+    console = _output_console(offscreen=False, svg_path=svg_path)
     if not quiet:
         for case in suite.cases:
             if case.failed:
@@ -222,17 +229,19 @@ def _print_suite_summary(suite: Any, *, quiet: bool) -> None:
                 console.print()
     console.print(render_summary(suite))
     console.print(render_totals(suite))
+    _save_svg(console, svg_path)
 
 
-def _print_suite(suite: Any, *, as_json: bool, quiet: bool) -> None:
+def _print_suite(suite: Any, *, as_json: bool, quiet: bool, svg_path: Optional[str] = None) -> None:
     if as_json:
         from convgrad.render_json import render_json
 
         click.echo(render_json(suite))
-        return
     from convgrad.render_table import render_case, render_verdict
 
-    console = make_console()
+    if as_json and not svg_path:
+        return
+    console = _output_console(offscreen=as_json, svg_path=svg_path)
     for case in suite.cases:
         if case.skipped is not None:  # nothing was run: no table to show
             from convgrad.render_summary import render_skipped
@@ -240,6 +249,75 @@ def _print_suite(suite: Any, *, as_json: bool, quiet: bool) -> None:
             console.print(render_skipped(case))
             continue
         console.print(render_verdict(case) if quiet else render_case(case))
+    _save_svg(console, svg_path)
+
+
+def _output_console(*, offscreen: bool, svg_path: Optional[str]) -> Any:
+    """stdout, or with --json a console that only records (stdout then holds the JSON alone)."""
+    import io
+
+    if offscreen:
+        return make_console(file=io.StringIO(), width=80, record=True)
+    return make_console(record=svg_path is not None)
+
+
+def _check_svg_target(svg_path: Optional[str]) -> None:
+    """Refuse an --svg path that cannot be written before any work is done."""
+    if not svg_path:
+        return
+    folder = os.path.dirname(os.path.abspath(svg_path))
+    if not os.path.isdir(folder):
+        raise click.BadParameter(f"folder {folder} does not exist; create it or save elsewhere", param_hint="--svg")
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"folder {folder} is not writable; save elsewhere", param_hint="--svg")
+
+
+def _save_svg(console: Any, svg_path: Optional[str]) -> None:
+    if not svg_path:
+        return
+    try:
+        console.save_svg(svg_path, title="convgrad")
+    except OSError as error:
+        raise click.FileError(svg_path, hint=error.strerror or str(error)) from None
+
+
+@cli.command()
+@geometry_options
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random layer used for the proof.")
+@click.option("--json", "as_json", is_flag=True, help="Print the derivation's shapes and proof as JSON.")
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also save the printed explanation as an SVG picture.")
+def explain(seed: int, as_json: bool, svg_path: Optional[str], **flags: Any) -> None:
+    """Derive dX, dK and db for this layer with its own shapes, and prove it numerically.
+
+    Shows the forward pass, db as a sum, dK as a correlation and dX as a full convolution with the
+    kernels rotated 180 degrees and swapped, with the shape after every step; then computes dX by
+    exactly those steps and compares it with finite differences at every coordinate.
+
+    \b
+    Examples:
+      convgrad explain --in 3x20x20 --kernels 5x3x3x3
+      convgrad explain --in 4x9x9 --kernels 6x2x3x3 --stride 2 --padding 1 --groups 2
+    """
+    from convgrad.explain import explain as derive
+    from convgrad.progress import DelayedProgress
+
+    geometry = resolve_from_flags(flags)
+    _check_svg_target(svg_path)
+    with DelayedProgress(make_console(stderr=True), enabled=not as_json) as progress:
+        derivation = derive(geometry, seed=seed, progress=progress)
+    if as_json:
+        from convgrad.render_json import derivation_to_json
+
+        click.echo(derivation_to_json(derivation))
+    if not as_json or svg_path:
+        from convgrad.render_explain import render_explain
+
+        console = _output_console(offscreen=as_json, svg_path=svg_path)
+        console.print(render_explain(derivation))
+        _save_svg(console, svg_path)
+    if not derivation.holds:  # pragma: no cover - the reference layer's own derivation
+        sys.exit(EXIT_FAILED)
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ import math
 from typing import Any, Optional
 
 from convgrad import __version__
+from convgrad.diagnosis import Diagnosis
+from convgrad.locate import Location
 from convgrad.report import CaseReport, SuiteReport, TensorComparison
 
 __all__ = ["suite_to_dict", "case_to_dict", "tensor_to_dict", "render_json"]
@@ -44,7 +46,38 @@ def tensor_to_dict(tensor: TensorComparison) -> dict[str, Any]:
         result["reason"] = tensor.reason
     if tensor.note is not None:
         result["note"] = tensor.note
+    if tensor.location is not None:
+        result["location"] = location_to_dict(tensor.location)
     return result
+
+
+def location_to_dict(location: Location) -> dict[str, Any]:
+    """Where a failing tensor is wrong (the error map itself is left to the table and --svg)."""
+    result: dict[str, Any] = {
+        "wrong": location.wrong,
+        "checked": location.checked,
+        "fraction": location.fraction,
+        location.channel_label: list(location.channels),
+    }
+    if location.batch > 1:
+        result["samples"] = list(location.samples)
+    if location.region is not None:
+        result.update(
+            region=location.region,
+            border_reach=list(location.reach or ()),
+            border_wrong=location.border_wrong,
+            border_total=location.border_total,
+            interior_wrong=location.interior_wrong,
+            interior_total=location.interior_total,
+        )
+    if location.phases is not None:
+        result["stride_phases"] = [list(p) for p in location.phases]
+        result["stride_phase_count"] = location.phase_count
+    return result
+
+
+def diagnoses_to_list(diagnoses: tuple[Diagnosis, ...]) -> list[dict[str, str]]:
+    return [{"tensor": d.tensor, "kind": d.kind, "message": d.message} for d in diagnoses]
 
 
 def case_to_dict(case: CaseReport) -> dict[str, Any]:
@@ -63,6 +96,7 @@ def case_to_dict(case: CaseReport) -> dict[str, Any]:
         "forward_calls": case.forward_calls,
         "tensors": [tensor_to_dict(t) for t in case.tensors],
         "warnings": list(case.warnings),
+        "diagnosis": diagnoses_to_list(case.diagnoses),
     }
     if case.reason is not None:
         result["reason"] = case.reason
@@ -78,6 +112,40 @@ def suite_to_dict(suite: SuiteReport) -> dict[str, Any]:
         "summary": {status: suite.count(status) for status in ("passed", "failed", "skipped")},
         "cases": [case_to_dict(c) for c in suite.cases],
     }
+
+
+def derivation_to_json(derivation: Any) -> str:
+    """`convgrad explain --json`: the shapes at every step of dX and the proof."""
+    d = derivation
+
+    def shape(value: Optional[tuple[int, ...]]) -> Optional[list[int]]:
+        return None if value is None else list(value)
+
+    return json.dumps(
+        {
+            "convgrad_version": __version__,
+            "settings": {**d.geometry.settings(), "seed": d.seed},
+            "dx_steps": {
+                "dy": shape(d.dy),
+                "zero_inserted": shape(d.spread),
+                "trailing_zeros": list(d.trailing_zeros),
+                "pad": list(d.reach),
+                "padded": shape(d.full),
+                "kernels": shape(d.kernels),
+                "rotated_and_swapped": shape(d.swapped),
+                "dilated_extent": shape(d.dilated_extent),
+                "correlated": shape(d.correlated),
+                "cropped": shape(d.cropped),
+            },
+            "proof": [
+                {"tensor": p.tensor, "max_abs_error": p.max_abs_error, "max_rel_error": p.max_rel_error,
+                 "checked": p.checked, "forward_calls": p.forward_calls, "holds": p.holds}
+                for p in d.proofs
+            ],
+            "holds": d.holds,
+        },
+        indent=2,
+    )
 
 
 def render_json(suite: SuiteReport) -> str:

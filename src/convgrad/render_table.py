@@ -12,6 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from convgrad.render_diagnosis import render_findings
 from convgrad.report import CaseReport, TensorComparison
 
 __all__ = ["render_case", "render_verdict", "format_shape", "format_error"]
@@ -124,6 +125,7 @@ def render_case(case: CaseReport) -> RenderableType:
         parts.append(Text.assemble(("case: ", "bold red"), case.reason))
     for tensor in case.failing:
         parts.extend(_failure_details(tensor))
+        parts.extend(render_findings(tensor.name, tensor.location, case.diagnoses))
     for tensor in case.tensors:
         if tensor.note:
             parts.append(Text(f"note: {tensor.name}: {tensor.note}", style="yellow"))

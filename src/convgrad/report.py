@@ -11,7 +11,9 @@ from typing import Optional
 
 import numpy as np
 
+from convgrad.diagnosis import Diagnosis
 from convgrad.geometry import LayerGeometry
+from convgrad.locate import Location
 from convgrad.tolerances import Tolerances
 
 __all__ = ["Coordinate", "TensorComparison", "CaseReport", "SuiteReport"]
@@ -55,6 +57,7 @@ class TensorComparison:
     note: Optional[str] = None  # something the user should know even when it passed
     analytical: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
     numerical: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+    location: Optional[Location] = None  # where a failing tensor is wrong (locate.py)
 
     @property
     def worst_index(self) -> Optional[tuple[int, ...]]:
@@ -76,6 +79,7 @@ class CaseReport:
     warnings: tuple[str, ...] = ()
     reason: Optional[str] = None  # a failure of the case as a whole, e.g. forward raised
     skipped: Optional[str] = None  # why the case was not run: the implementation cannot express it
+    diagnoses: tuple[Diagnosis, ...] = ()  # the classic mistakes that explain the failures
 
     @property
     def passed(self) -> bool:

@@ -1,0 +1,268 @@
+"""Conv layers written by hand the way people write them, with the classic mistakes people make.
+
+`TapLoopConv` is a correct layer written independently of convgrad's reference: a loop over the
+kernel taps, each tap one vectorised slice (forward: gather; backward: scatter). `TextbookConv`
+computes dX the way the textbook says, as a full convolution of dO with the kernels rotated 180
+degrees and swapped. Every other class changes the one or two lines where the mistake is made.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _window(tap, out, stride, dilation):
+    """Positions of the padded input that kernel tap `tap` reads for every output position."""
+    return tuple(slice(d * u, d * u + s * (o - 1) + 1, s) for u, o, s, d in zip(tap, out, stride, dilation))
+
+
+def _flat(a):
+    return a.reshape(*a.shape[:2], -1)
+
+
+class TapLoopConv:
+    """A correct conv layer: for each kernel tap, gather (forward) or scatter (backward)."""
+
+    name = "tap-loop"
+
+    def forward(self, x, w, b, *, stride, padding, dilation, groups):
+        n, c = x.shape[:2]
+        f, depth = w.shape[:2]
+        per_group = f // groups
+        xp = np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)])
+        out = self.out_size(x.shape[2:], w.shape[2:], stride, padding, dilation)
+        y = np.zeros((n, f, *out))
+        for tap in np.ndindex(*w.shape[2:]):
+            patch = xp[(slice(None), slice(None), *_window(tap, out, stride, dilation))]
+            for g in range(groups):
+                fs, cs = slice(g * per_group, (g + 1) * per_group), slice(g * depth, (g + 1) * depth)
+                y[:, fs] += np.einsum("nc...,fc->nf...", patch[:, cs], w[(fs, slice(None), *tap)])
+        return y + b.reshape(1, -1, *([1] * (x.ndim - 2)))
+
+    @staticmethod
+    def out_size(spatial, kernel, stride, padding, dilation):
+        return [(h + 2 * p - d * (k - 1) - 1) // s + 1 for h, k, s, p, d in zip(spatial, kernel, stride, padding, dilation)]
+
+    def backward(self, dy, x, w, b, *, stride, padding, dilation, groups):
+        settings = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        dx = self.input_gradient(dy, x, w, **settings)
+        dw = self.weight_gradient(dy, x, w, **settings)
+        db = self.bias_gradient(dy, w)
+        return dx, dw, db
+
+    def groups_of(self, f, groups):
+        """The kernels of each group: the first F/g belong to group 0, and so on."""
+        per_group = f // groups
+        return [slice(g * per_group, (g + 1) * per_group) for g in range(groups)]
+
+    def input_gradient(self, dy, x, w, *, stride, padding, dilation, groups):
+        depth = w.shape[1]
+        out = dy.shape[2:]
+        padded = [h + 2 * p for h, p in zip(x.shape[2:], padding)]
+        dxp = np.zeros((*x.shape[:2], *padded))
+        for tap in np.ndindex(*w.shape[2:]):
+            where = (slice(None), slice(None), *self.scatter_window(tap, out, stride, dilation))
+            for g, fs in enumerate(self.groups_of(w.shape[0], groups)):
+                cs = slice(g * depth, (g + 1) * depth)
+                dxp[where][:, cs] += np.einsum("nf...,fc->nc...", dy[:, fs], w[(fs, slice(None), *tap)])
+        return self.crop(dxp, x.shape[2:], padding)
+
+    def scatter_window(self, tap, out, stride, dilation):
+        return _window(tap, out, stride, dilation)
+
+    def crop(self, dxp, spatial, padding):
+        return dxp[(slice(None), slice(None), *(slice(p, p + h) for p, h in zip(padding, spatial)))]
+
+    def weight_gradient(self, dy, x, w, *, stride, padding, dilation, groups):
+        depth = w.shape[1]
+        out = dy.shape[2:]
+        xp = np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)])
+        dw = np.zeros(w.shape)
+        for tap in np.ndindex(*w.shape[2:]):
+            patch = xp[(slice(None), slice(None), *self.gather_window(tap, out, stride, dilation))]
+            for g, fs in enumerate(self.groups_of(w.shape[0], groups)):
+                cs = slice(g * depth, (g + 1) * depth)
+                dw[(fs, slice(None), *tap)] = np.einsum("nfp,ncp->fc", _flat(dy[:, fs]), _flat(patch[:, cs]))
+        return dw
+
+    def gather_window(self, tap, out, stride, dilation):
+        return _window(tap, out, stride, dilation)
+
+    def bias_gradient(self, dy, w):
+        return dy.sum(axis=(0, *range(2, dy.ndim)))
+
+
+class TextbookConv(TapLoopConv):
+    """dX as the textbook's full convolution: zero-insert dO, pad it by the dilated kernel - 1,
+    correlate with the kernels rotated 180 degrees and swapped, crop the padding."""
+
+    name = "textbook"
+
+    def prepare_kernels(self, w, groups):
+        f, depth = w.shape[:2]
+        rotated = np.flip(w, axis=tuple(range(2, w.ndim)))
+        per_group = rotated.reshape(groups, f // groups, depth, *w.shape[2:])
+        return per_group.swapaxes(1, 2).reshape(groups * depth, f // groups, *w.shape[2:])
+
+    def input_gradient(self, dy, x, w, *, stride, padding, dilation, groups):
+        kernel = w.shape[2:]
+        reach = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        padded = [h + 2 * p for h, p in zip(x.shape[2:], padding)]
+        spread = np.zeros((*dy.shape[:2], *(hp - r for hp, r in zip(padded, reach))))
+        spread[(slice(None), slice(None), *(slice(None, None, s) for s in stride))] = dy
+        full = np.pad(spread, [(0, 0), (0, 0), *((r, r) for r in reach)])
+        dxp = self.full_convolution(full, w, dilation, groups)
+        return self.crop(dxp, x.shape[2:], padding)
+
+    def full_convolution(self, full, w, dilation, groups):
+        """Valid correlation of the padded dO with the rotated, swapped kernels."""
+        kernels = self.prepare_kernels(w, groups)
+        ones = [1] * (w.ndim - 2)
+        return TapLoopConv().forward(
+            full, kernels, np.zeros(kernels.shape[0]), stride=ones, padding=[0] * len(ones), dilation=dilation, groups=groups
+        )
+
+
+# --- dX -----------------------------------------------------------------------------------
+
+
+class KernelsNotRotated(TextbookConv):
+    def prepare_kernels(self, w, groups):
+        f, depth = w.shape[:2]
+        per_group = w.reshape(groups, f // groups, depth, *w.shape[2:])  # forgot np.flip
+        return per_group.swapaxes(1, 2).reshape(groups * depth, f // groups, *w.shape[2:])
+
+
+class KernelsNotSwapped(TextbookConv):
+    def prepare_kernels(self, w, groups):
+        return np.flip(w, axis=tuple(range(2, w.ndim)))  # F x C/g used as if it were C x F/g
+
+
+class KernelsReshapedNotSwapped(TextbookConv):
+    def prepare_kernels(self, w, groups):
+        f, depth = w.shape[:2]
+        rotated = np.flip(w, axis=tuple(range(2, w.ndim)))
+        return rotated.reshape(groups * depth, f // groups, *w.shape[2:])  # reshape is not a transpose
+
+
+class DxDepthF(TextbookConv):
+    """Convolves each dO channel with its own rotated kernel, summed over the kernel's depth."""
+
+    def full_convolution(self, full, w, dilation, groups):
+        rotated = np.flip(w, axis=tuple(range(2, w.ndim)))
+        ones = [1] * (w.ndim - 2)
+        return TapLoopConv().forward(
+            full, rotated.sum(axis=1, keepdims=True), np.zeros(w.shape[0]), stride=ones, padding=[0] * len(ones),
+            dilation=dilation, groups=w.shape[0],
+        )
+
+
+class PaddingCropOffByOne(TapLoopConv):
+    def crop(self, dxp, spatial, padding):
+        return dxp[(slice(None), slice(None), *(slice(p - 1, p - 1 + h) if p else slice(0, h) for p, h in zip(padding, spatial)))]
+
+
+class StrideIgnoredInDx(TapLoopConv):
+    def scatter_window(self, tap, out, stride, dilation):
+        return tuple(slice(d * u, d * u + o) for u, o, d in zip(tap, out, dilation))
+
+
+class DilationIgnored(TapLoopConv):
+    """Both gradients read and write tap u at s*i + u, as if there were no dilation."""
+
+    def scatter_window(self, tap, out, stride, dilation):
+        return _window(tap, out, stride, [1] * len(tap))
+
+    def gather_window(self, tap, out, stride, dilation):
+        return _window(tap, out, stride, [1] * len(tap))
+
+
+class GroupsInterleaved(TapLoopConv):
+    """Backward takes kernel f to be in group f % g (forward is right: f // (F/g))."""
+
+    def groups_of(self, f, groups):
+        return [slice(g, None, groups) for g in range(groups)]
+
+
+class DxEdgesForgotten(TextbookConv):
+    """Computes dX only where every kernel tap lands inside dO and leaves the edges at zero."""
+
+    def input_gradient(self, dy, x, w, *, stride, padding, dilation, groups):
+        dx = super().input_gradient(dy, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        reach = [d * (k - 1) for k, d in zip(w.shape[2:], dilation)]
+        interior = tuple(slice(r, h - r) for r, h in zip(reach, x.shape[2:]))
+        edges_zero = np.zeros_like(dx)
+        edges_zero[(slice(None), slice(None), *interior)] = dx[(slice(None), slice(None), *interior)]
+        return edges_zero
+
+
+# --- dK and db ----------------------------------------------------------------------------
+
+
+class StrideIgnoredInDk(TapLoopConv):
+    def gather_window(self, tap, out, stride, dilation):
+        return tuple(slice(d * u, d * u + o) for u, o, d in zip(tap, out, dilation))
+
+
+class BatchAveraged(TapLoopConv):
+    """dK and db as the mean over the batch, as if E were averaged over the samples."""
+
+    def weight_gradient(self, dy, x, w, **settings):
+        return super().weight_gradient(dy, x, w, **settings) / dy.shape[0]
+
+    def bias_gradient(self, dy, w):
+        return dy.mean(axis=0).sum(axis=tuple(range(1, dy.ndim - 1)))
+
+
+class BiasOncePerKernelElement(TapLoopConv):
+    """Accumulates db inside the loop over kernel taps."""
+
+    def bias_gradient(self, dy, w):
+        db = np.zeros(dy.shape[1])
+        for _ in np.ndindex(*w.shape[2:]):
+            db += dy.sum(axis=(0, *range(2, dy.ndim)))
+        return db
+
+
+# --- O ------------------------------------------------------------------------------------
+
+
+class TrueConvolution(TapLoopConv):
+    """A true convolution (kernels flipped) with its own exact gradient: consistent, but not conv."""
+
+    def forward(self, x, w, b, **settings):
+        return super().forward(x, np.flip(w, axis=tuple(range(2, w.ndim))), b, **settings)
+
+    def backward(self, dy, x, w, b, **settings):
+        flipped = np.flip(w, axis=tuple(range(2, w.ndim)))
+        dx, dw, db = super().backward(dy, x, flipped, b, **settings)
+        return dx, np.flip(dw, axis=tuple(range(2, w.ndim))), db
+
+
+class ForwardFlipsKernels(TapLoopConv):
+    """Forward flips the kernels (a true convolution); backward is right for a cross-correlation."""
+
+    def forward(self, x, w, b, **settings):
+        return super().forward(x, np.flip(w, axis=tuple(range(2, w.ndim))), b, **settings)
+
+
+CORRECT = (TapLoopConv, TextbookConv)
+
+# Each broken layer, and for each tensor it gets wrong the diagnoses that name its mistake: whenever
+# that tensor fails a case, one of them must be given.
+EXPECTED = {
+    KernelsNotRotated: {"dX": {"kernels_not_rotated"}},
+    # With C != F the unswapped kernels give dX the depth F; with C == F the numbers are wrong.
+    KernelsNotSwapped: {"dX": {"kernels_not_swapped", "dx_depth_f"}},
+    KernelsReshapedNotSwapped: {"dX": {"kernels_reshaped_not_swapped", "kernels_not_swapped"}},
+    DxDepthF: {"dX": {"dx_depth_f"}},
+    PaddingCropOffByOne: {"dX": {"padding_crop_shifted"}},
+    StrideIgnoredInDx: {"dX": {"stride_ignored"}},
+    StrideIgnoredInDk: {"dK": {"stride_ignored"}},
+    DilationIgnored: {"dX": {"dilation_ignored"}, "dK": {"dilation_ignored"}},
+    GroupsInterleaved: {"dX": {"groups_mixed"}, "dK": {"groups_mixed"}},
+    BatchAveraged: {"dK": {"constant_factor"}, "db": {"constant_factor"}},
+    BiasOncePerKernelElement: {"db": {"constant_factor"}},
+    TrueConvolution: {"O": {"forward_flips_kernels"}},
+    ForwardFlipsKernels: {"O": {"forward_flips_kernels"}},
+}

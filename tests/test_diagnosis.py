@@ -1,0 +1,157 @@
+"""Each classic mistake is named on the layer that makes it, and never on a correct layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import broken_layers as broken
+from conftest import ReferenceWith
+from convgrad import reference
+from convgrad.checker import check_layer, random_tensors
+from convgrad.diagnosis import dk_as_if, dx_as_if
+from convgrad.geometry import resolve_geometry
+
+# Small cases with what a CI suite covers: batch > 1, stride > 1 (and > kernel), padding,
+# dilation, groups incl. depthwise, C == F, rectangular, 1x1 kernels, 1-D and 3-D.
+GEOMETRIES = {
+    "seed-like": dict(in_shape="3x6x6", kernel_shape="4x3x3x3"),
+    "batch-stride-padding-rectangular": dict(in_shape="2x7x6", kernel_shape="4x2x3x2", batch=2, stride=2, padding=1),
+    "stride-larger-than-kernel": dict(in_shape="2x9x9", kernel_shape="3x2x2x2", stride=3),
+    "dilation-c-equals-f": dict(in_shape="2x8x7", kernel_shape="2x2x3x3", dilation=2, padding=2),
+    "groups": dict(in_shape="4x6x6", kernel_shape="6x2x3x3", groups=2, padding=1),
+    "depthwise": dict(in_shape="3x7x7", kernel_shape="3x1x3x3", groups=3, padding=1),
+    "1x1-kernels": dict(in_shape="3x5x5", kernel_shape="2x3x1x1", batch=2),
+    "1d": dict(in_shape="2x13", kernel_shape="3x2x3", stride=2, padding=1, dilation=2, batch=2),
+    "3d": dict(in_shape="2x4x5x4", kernel_shape="4x1x2x3x2", groups=2, batch=2, padding=1),
+}
+
+
+def _cases(layer_class, dtype="float64"):
+    for name, settings in GEOMETRIES.items():
+        geometry = resolve_geometry(**settings, dtype=dtype)
+        yield name, geometry, check_layer(geometry, layer_class())
+
+
+@pytest.mark.parametrize("layer_class", list(broken.EXPECTED), ids=lambda c: c.__name__)
+def test_each_mistake_is_named_whenever_its_tensor_fails(layer_class):
+    expected = broken.EXPECTED[layer_class]
+    failed_somewhere = False
+    for name, geometry, case in _cases(layer_class):
+        if case.reason is not None:  # the layer raised for this geometry: a reason, not a diagnosis
+            continue
+        if layer_class is broken.DxDepthF and geometry.channels == geometry.filters:
+            continue  # with C == F the depth is right: the mistake is not a shape any more
+        given = {}
+        for d in case.diagnoses:
+            given.setdefault(d.tensor, set()).add(d.kind)
+        for tensor in case.failing:
+            if tensor.name in expected:
+                failed_somewhere = True
+                assert given.get(tensor.name, set()) & expected[tensor.name], (name, tensor.name, case.diagnoses)
+        for d in case.diagnoses:  # nothing is said about tensors that passed
+            assert not case.tensor(d.tensor).passed, (name, d)
+    assert failed_somewhere, "the mistake never showed: the geometries do not exercise it"
+
+
+@pytest.mark.parametrize("layer_class", [*broken.CORRECT, None], ids=["tap-loop", "textbook", "reference"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_correct_layers_pass_with_no_diagnosis(layer_class, dtype):
+    for name, geometry in ((n, resolve_geometry(**s, dtype=dtype)) for n, s in GEOMETRIES.items()):
+        case = check_layer(geometry, layer_class() if layer_class else None)
+        assert case.passed, (name, [t.reason for t in case.failing])
+        assert case.diagnoses == () and all(t.location is None for t in case.tensors), name
+
+
+def test_the_seed_question_gets_the_rotation_sentence_with_the_fix():
+    case = check_layer(resolve_geometry("3x8x8", "5x3x3x3"), broken.KernelsNotRotated())
+    (diagnosis,) = case.diagnoses
+    assert diagnosis.tensor == "dX" and diagnosis.message.startswith(
+        "dX matches the numerical gradient once the kernels are rotated 180°: rotate each kernel"
+    )
+
+
+def test_depth_f_is_named_from_the_shape_with_both_depths():
+    case = check_layer(resolve_geometry("3x8x8", "5x3x3x3"), broken.DxDepthF())
+    assert case.tensor("dX").shape == (1, 5, 8, 8)
+    (diagnosis,) = case.diagnoses
+    assert diagnosis.kind == "dx_depth_f"
+    assert "depth F = 5 where the input has C = 3" in diagnosis.message
+    assert "5 kernels of depth 3 become 3 kernels of depth 5" in diagnosis.message
+
+
+def test_constant_factors_are_named_as_the_count_they_are():
+    averaged = check_layer(resolve_geometry("2x6x6", "3x2x3x3", batch=4), broken.BatchAveraged())
+    by_tensor = {d.tensor: d.message for d in averaged.diagnoses}
+    assert set(by_tensor) == {"dK", "db"}
+    assert "1/N = 1/4, an average over the batch: sum over the batch" in by_tensor["db"]
+    per_tap = check_layer(resolve_geometry("2x6x6", "3x2x3x2"), broken.BiasOncePerKernelElement())
+    (diagnosis,) = per_tap.diagnoses
+    assert diagnosis.message.startswith("db is 6 times the numerical gradient everywhere: 6, the number of kernel elements (3x2)")
+
+
+def test_an_unnamed_factor_is_still_given_as_a_number():
+    class Scaled(ReferenceWith):
+        def backward(self, dy, x, w, b, **settings):
+            dx, dw, db = reference.backward(dy, x, w, b, **settings)
+            return dx, dw * 1.37, db
+
+    (diagnosis,) = check_layer(resolve_geometry("2x6x6", "3x2x3x3"), Scaled()).diagnoses
+    assert diagnosis.kind == "constant_factor" and "factor of 1.37" in diagnosis.message
+
+
+def test_a_forward_that_is_not_a_convolution_with_a_matching_backward():
+    case = check_layer(resolve_geometry("2x6x6", "3x2x3x3"), broken.TrueConvolution())
+    assert [t.name for t in case.failing] == ["O"]
+    kinds = {d.kind for d in case.diagnoses}
+    assert kinds == {"forward_flips_kernels", "forward_not_convolution"}
+    message = next(d.message for d in case.diagnoses if d.kind == "forward_not_convolution")
+    assert "backward is the exact gradient of that wrong forward" in message
+
+
+def test_a_wrong_forward_with_the_convolution_backward():
+    case = check_layer(resolve_geometry("2x6x6", "3x2x3x3"), broken.ForwardFlipsKernels())
+    kinds = {d.kind for d in case.diagnoses}
+    assert kinds == {"forward_flips_kernels", "backward_of_true_convolution"}
+    assert all(d.tensor == "O" for d in case.diagnoses)  # gradients are not blamed for the forward
+
+
+def test_one_wrong_element_gets_a_location_but_no_invented_mistake():
+    class OneOff(ReferenceWith):
+        def backward(self, dy, x, w, b, **settings):
+            dx, dw, db = reference.backward(dy, x, w, b, **settings)
+            dx[0, 1, 2, 3] += 1e-3  # 2 from the top, 3 from the left: interior of 6x6 with reach 2
+            return dx, dw, db
+
+    case = check_layer(resolve_geometry("2x6x6", "3x2x3x3"), OneOff())
+    assert case.diagnoses == ()
+    location = case.tensor("dX").location
+    assert location.wrong == 1 and location.channels == (1,) and location.region == "interior"
+
+
+@pytest.mark.parametrize("settings", list(GEOMETRIES.values()), ids=list(GEOMETRIES))
+def test_the_hypothesis_machinery_reproduces_the_reference_without_a_mistake(settings):
+    geometry = resolve_geometry(**settings)
+    x, w, b, dy = random_tensors(geometry, 1)
+    kw = dict(stride=geometry.stride, padding=geometry.padding, dilation=geometry.dilation, groups=geometry.groups)
+    dx, dw, _ = reference.backward(dy, x, w, b, **kw)
+    np.testing.assert_allclose(dx_as_if(dy, reference.rotate_and_swap(w, geometry.groups), geometry), dx, atol=1e-12)
+    np.testing.assert_allclose(dk_as_if(dy, x, geometry), dw, atol=1e-12)
+
+
+def test_dk_in_the_wrong_layout_is_named_from_the_shape():
+    class KernelGradientTransposed(ReferenceWith):
+        def backward(self, dy, x, w, b, **settings):
+            dx, dw, db = reference.backward(dy, x, w, b, **settings)
+            return dx, dw.swapaxes(0, 1), db
+
+    case = check_layer(resolve_geometry("3x6x6", "5x3x3x3"), KernelGradientTransposed())
+    (diagnosis,) = case.diagnoses
+    assert diagnosis.kind == "dk_axes_swapped" and "dK has shape 3x5x3x3 but the kernels are 5x3x3x3" in diagnosis.message
+
+
+def test_diagnoses_hold_in_float32_too():
+    geometry = resolve_geometry("2x7x6", "4x2x3x2", batch=2, stride=2, padding=1, dtype="float32")
+    for layer, kind in ((broken.KernelsNotRotated(), "kernels_not_rotated"), (broken.StrideIgnoredInDx(), "stride_ignored")):
+        case = check_layer(geometry, layer)
+        assert [(d.tensor, d.kind) for d in case.diagnoses] == [("dX", kind)]

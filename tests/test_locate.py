@@ -1,0 +1,102 @@
+"""Where the errors are: counts, channels, border or interior, stride phases, and the heatmap."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+
+import broken_layers as broken
+from conftest import ReferenceWith
+from convgrad import reference
+from convgrad.checker import check_layer
+from convgrad.cli import make_console
+from convgrad.comparison import compare
+from convgrad.geometry import resolve_geometry
+from convgrad.locate import MAP_COLUMNS, MAP_ROWS, locate
+from convgrad.render_diagnosis import describe_location
+from convgrad.render_heatmap import GLYPHS, OK_GLYPH, render_heatmap
+
+
+def _plain(renderable) -> list[str]:
+    out = io.StringIO()
+    make_console(file=out, width=80).print(renderable)
+    return out.getvalue().splitlines()
+
+
+def _marked_cells(lines: list[str]) -> np.ndarray:
+    """The heatmap's rows as booleans: True where a cell shows an error glyph."""
+    glyphs = re.escape(OK_GLYPH + "".join(GLYPHS))
+    rows = [m.group(1) for m in (re.match(rf"^\s*\d+ ([{glyphs}][{glyphs} ]*)$", line.rstrip() + " ") for line in lines) if m]
+    return np.array([[cells[2 * j] in GLYPHS for j in range(len(cells) // 2)] for cells in rows])
+
+
+def test_a_border_only_error_is_located_on_the_border_and_drawn_there():
+    geometry = resolve_geometry("2x9x12", "3x2x3x3")
+    case = check_layer(geometry, broken.DxEdgesForgotten())
+    dx = case.tensor("dX")
+    location = dx.location
+    border = np.zeros((9, 12), dtype=bool)
+    border[:2], border[-2:], border[:, :2], border[:, -2:] = True, True, True, True
+    assert location.region == "border" and location.reach == (2, 2)
+    assert location.wrong == location.border_wrong == 2 * border.sum() and location.interior_wrong == 0
+    assert "only on the border (within 2 of an edge" in describe_location(location)
+    marked = _marked_cells(_plain(render_heatmap(location)))
+    assert marked.shape == (9, 12)
+    np.testing.assert_array_equal(marked, border)
+
+
+def test_errors_on_one_stride_phase_are_reported_as_such():
+    class EvenPositionsOff(ReferenceWith):
+        def backward(self, dy, x, w, b, **settings):
+            dx, dw, db = reference.backward(dy, x, w, b, **settings)
+            dx[:, :, ::2, ::2] *= 1.01  # padding 0, so phase (0, 0) of the padded input
+            return dx, dw, db
+
+    case = check_layer(resolve_geometry("2x8x8", "2x2x2x2", stride=2), EvenPositionsOff())
+    location = case.tensor("dX").location
+    assert location.phases == ((0, 0),) and location.phase_count == 4
+    assert "only on stride phases (0,0) of 4" in describe_location(location)
+
+
+def test_wrong_kernels_and_channels_are_listed():
+    class KernelTwoOff(ReferenceWith):
+        def backward(self, dy, x, w, b, **settings):
+            dx, dw, db = reference.backward(dy, x, w, b, **settings)
+            dw[2] += 0.5
+            return dx, dw, db
+
+    case = check_layer(resolve_geometry("3x6x6", "5x3x3x3"), KernelTwoOff())
+    location = case.tensor("dK").location
+    assert location.channels == (2,) and location.wrong == 27 and location.fraction == 27 / 135
+    assert "in kernels 2 of 5" in describe_location(location)
+    assert location.map_title.startswith("dK[f=2, c=") and location.error_map.shape == (3, 3)
+
+
+def _located(geometry, index):
+    x_shape = geometry.x_shape
+    numerical = np.random.default_rng(0).standard_normal(x_shape)
+    analytical = numerical.copy()
+    analytical[index] += 1.0
+    return locate(compare("dX", analytical, numerical, 1e-8, method="dense"), geometry)
+
+
+def test_a_large_map_is_shrunk_to_fit_80_columns_and_keeps_the_error():
+    geometry = resolve_geometry("1x90x200", "1x1x3x3")
+    location = _located(geometry, (0, 0, 50, 150))
+    rows, cols = location.error_map.shape
+    assert rows <= MAP_ROWS and cols <= MAP_COLUMNS
+    lines = _plain(render_heatmap(location))
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    br, bc = location.map_block
+    marked = _marked_cells(lines)
+    assert marked.sum() == 1 and marked[50 // br, 150 // bc]
+
+
+def test_1d_and_3d_maps():
+    one = _located(resolve_geometry("2x30", "1x2x3"), (0, 1, 7))
+    assert one.error_map.shape == (1, 30) and one.map_title == "dX[n=0, c=1]"
+    three = _located(resolve_geometry("1x4x5x6", "1x1x2x2x2"), (0, 0, 3, 1, 2))
+    assert three.map_title == "dX[n=0, c=0, D=3]" and three.map_axes == ("H", "W")
+    assert three.error_map.shape == (5, 6) and three.error_map[1, 2] > 0
