@@ -7,12 +7,13 @@ numerical gradients -> comparisons -> report. Nothing here prints.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from convgrad import reference
 from convgrad.comparison import compare
+from convgrad.errors import SettingError
 from convgrad.finite_differences import TENSOR_INDEX, NumericalGradient, Progress, dense_gradient
 from convgrad.geometry import LayerGeometry
 from convgrad.implementation import GRADIENT_NAMES, GuardedLayer, ImplementationFailure, ReferenceLayer
@@ -22,21 +23,36 @@ from convgrad.tolerances import Tolerances, tolerances_for
 __all__ = ["check_layer", "random_tensors", "METHODS"]
 
 METHODS = ("dense",)
+TENSOR_NAMES = ("x", "w", "b", "dy")  # the random tensors of a check, in the order drawn
 
 # Called once with the total number of forward calls expected, then with each advance.
 ProgressFactory = Callable[[str, int], Progress]
 
 
 def random_tensors(
-    geometry: LayerGeometry, seed: int
+    geometry: LayerGeometry, seed: int, scale: Mapping[str, float] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """x, w, b and the upstream gradient dy, standard normal in the layer's dtype."""
+    """x, w, b and the upstream gradient dy, standard normal in the layer's dtype.
+
+    `scale` multiplies any of them, e.g. {"x": 1e6, "dy": 1e-6}, to test extreme magnitudes;
+    the numbers drawn from the seed are the same whatever the scale (0 gives all zeros).
+    """
+    scale = dict(scale or {})
+    unknown = set(scale) - set(TENSOR_NAMES)
+    if unknown:
+        raise SettingError(f"scale names {sorted(unknown)}; use {', '.join(TENSOR_NAMES)}")
+    if not all(np.isfinite(v) for v in scale.values()):
+        raise SettingError(f"scale {scale} must hold finite numbers")
     rng = np.random.default_rng(seed)
     dtype = np.dtype(geometry.dtype)
     x = rng.standard_normal(geometry.x_shape).astype(dtype)
     w = rng.standard_normal(geometry.w_shape).astype(dtype)
     b = rng.standard_normal(geometry.b_shape).astype(dtype)
     dy = rng.standard_normal(geometry.y_shape).astype(dtype)
+    if scale:
+        x, w, b, dy = (
+            (t.astype(np.float64) * scale.get(n, 1.0)).astype(dtype) for n, t in zip(TENSOR_NAMES, (x, w, b, dy))
+        )
     return x, w, b, dy
 
 
@@ -49,13 +65,17 @@ def check_layer(
     name: str | None = None,
     implementation_name: str | None = None,
     progress: ProgressFactory | None = None,
+    scale: Mapping[str, float] | None = None,
 ) -> CaseReport:
-    """Check `layer` (default: the reference layer) on `geometry`, every coordinate of dX, dK, db."""
+    """Check `layer` (default: the reference layer) on `geometry`, every coordinate of dX, dK, db.
+
+    `scale` multiplies the random x, w, b or dy (see `random_tensors`).
+    """
     start = time.perf_counter()
     layer = ReferenceLayer() if layer is None else layer
     tolerances = tolerances or tolerances_for(geometry.dtype)
     guard = GuardedLayer(layer, geometry)
-    x, w, b, dy = random_tensors(geometry, seed)
+    x, w, b, dy = random_tensors(geometry, seed, scale)
     tensors: list[TensorComparison] = []
     reason = None
 

@@ -112,16 +112,19 @@ def resolve_from_flags(flags: dict[str, Any]) -> Any:
 
 @cli.command()
 @geometry_options
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random layer and upstream gradient.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed of the random layer and upstream gradient (0 or more).")
 @click.option("--rtol", type=float, default=None,
               help="Tolerance relative to each tensor's scale [default: 1e-8 float64, 1e-3 float32].")
 @click.option("--step", type=float, default=None,
               help="Finite-difference step relative to the perturbed tensor's largest magnitude [default: 0.5].")
+@click.option("--timeout", type=float, default=None, metavar="SECONDS",
+              help="Fail a case that has not finished after this many seconds [default: 600].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
 @click.pass_context
 def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[float],
-          as_json: bool, quiet: bool, **flags: Any) -> None:
+          as_json: bool, quiet: bool, timeout: Optional[float] = None, **flags: Any) -> None:
     """Check the analytical dX, dK and db of a conv layer against finite differences.
 
     Every coordinate of every gradient is compared, and the output against the reference
@@ -133,16 +136,18 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
       convgrad check --in 8x32x32 --kernels 8x3x3 --stride 2 --padding 1 --batch 2
       convgrad check --in 4x16 --kernels 4x1x5 --groups 4 --dtype float32 --json
     """
-    from convgrad.checker import check_layer
+    from convgrad.isolation import DEFAULT_TIMEOUT_S, check_layer_isolated, validate_timeout
     from convgrad.progress import DelayedProgress
     from convgrad.report import SuiteReport
     from convgrad.tolerances import tolerances_for
 
     geometry = resolve_from_flags(flags)
     tolerances = tolerances_for(geometry.dtype, relative_step=step, rtol=rtol)
+    timeout = validate_timeout(DEFAULT_TIMEOUT_S if timeout is None else timeout)
     stderr = make_console(stderr=True)
     with DelayedProgress(stderr, enabled=not (as_json or quiet)) as progress:
-        case = check_layer(geometry, seed=seed, tolerances=tolerances, progress=progress)
+        # In a child process, so a hanging or crashing implementation fails the case, not the run.
+        case = check_layer_isolated(geometry, seed=seed, tolerances=tolerances, progress=progress, timeout=timeout)
     suite = SuiteReport(cases=(case,))
     _print_suite(suite, as_json=as_json, quiet=quiet)
     ctx.exit(EXIT_PASSED if suite.passed else EXIT_FAILED)

@@ -16,6 +16,13 @@ from convgrad.errors import SettingError
 __all__ = ["Tolerances", "DEFAULT_TOLERANCES", "tolerances_for"]
 
 
+# Bounds of --step (relative to the perturbed tensor's largest magnitude). Below 1e-6 the
+# perturbation of the largest coordinate can round away in float32 (resolution ~1.2e-7), which
+# would leave a coordinate silently unchecked; above 1e3 nothing is gained (no truncation error)
+# and values drift towards overflow, which would then be blamed on the implementation.
+MIN_RELATIVE_STEP, MAX_RELATIVE_STEP = 1e-6, 1e3
+
+
 @dataclass(frozen=True)
 class Tolerances:
     """How one check perturbs and what it accepts.
@@ -33,6 +40,11 @@ class Tolerances:
         for name, value in (("step", self.relative_step), ("rtol", self.rtol)):
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise SettingError(f"--{name} {value!r} must be a finite number greater than 0")
+        if not MIN_RELATIVE_STEP <= self.relative_step <= MAX_RELATIVE_STEP:
+            raise SettingError(
+                f"--step {self.relative_step!r} is outside {MIN_RELATIVE_STEP:g}..{MAX_RELATIVE_STEP:g}; "
+                "use a value like 0.5 (the layer is linear, so a large step loses nothing)"
+            )
         if self.rtol >= 1:
             raise SettingError(
                 f"--rtol {self.rtol!r} would accept gradients that are entirely wrong; "
