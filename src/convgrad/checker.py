@@ -14,11 +14,11 @@ import numpy as np
 from convgrad import reference
 from convgrad.comparison import compare
 from convgrad.errors import SettingError
-from convgrad.finite_differences import TENSOR_INDEX, NumericalGradient, Progress, dense_gradient
+from convgrad.finite_differences import NumericalGradient, Progress, dense_gradient
 from convgrad.geometry import LayerGeometry
 from convgrad.implementation import GRADIENT_NAMES, GuardedLayer, ImplementationFailure, ReferenceLayer
 from convgrad.report import CaseReport, TensorComparison
-from convgrad.tolerances import Tolerances, tolerances_for
+from convgrad.tolerances import Tolerances, perturbation_scale, tolerances_for
 
 __all__ = ["check_layer", "random_tensors", "METHODS"]
 
@@ -119,8 +119,7 @@ def check_layer(
                 _not_checked(gradient_name, expected[gradient_name], tolerances.rtol, str(problem), problem.shape)
             )
             continue
-        perturbed = (x, w, b)[TENSOR_INDEX[gradient_name]]
-        step = tolerances.step_for(float(np.max(np.abs(perturbed), initial=0.0)))
+        step = tolerances.step_for(perturbation_scale(gradient_name, (x, w, b), y))
         try:
             numerical = _numerical_gradient(guard, (x, w, b), gradient_name, dy, step, advance)
         except ImplementationFailure as failure:
