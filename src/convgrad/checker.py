@@ -37,6 +37,8 @@ def random_tensors(
     `scale` multiplies any of them, e.g. {"x": 1e6, "dy": 1e-6}, to test extreme magnitudes;
     the numbers drawn from the seed are the same whatever the scale (0 gives all zeros).
     """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:  # NumPy would raise a ValueError
+        raise SettingError(f"--seed {seed!r} must be a whole number of 0 or more, like 0 or 42")
     scale = dict(scale or {})
     unknown = set(scale) - set(TENSOR_NAMES)
     if unknown:

@@ -112,8 +112,7 @@ def resolve_from_flags(flags: dict[str, Any]) -> Any:
 
 @cli.command()
 @geometry_options
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Seed of the random layer and upstream gradient (0 or more).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random layer and upstream gradient.")
 @click.option("--rtol", type=float, default=None,
               help="Tolerance relative to each tensor's scale [default: 1e-8 float64, 1e-3 float32].")
 @click.option("--step", type=float, default=None,

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from convgrad.checker import ProgressFactory, _not_checked, check_layer
-from convgrad.errors import SettingError
+from convgrad.errors import ConvgradError, SettingError
 from convgrad.geometry import LayerGeometry
 from convgrad.implementation import GRADIENT_NAMES, ReferenceLayer
 from convgrad.report import CaseReport
@@ -28,6 +28,7 @@ __all__ = ["DEFAULT_TIMEOUT_S", "check_layer_isolated", "validate_timeout", "can
 DEFAULT_TIMEOUT_S = 600.0  # ten minutes: far above any layer a dense check finishes, short for CI
 _PROGRESS_INTERVAL_S = 0.1  # how often the child reports progress; a message per call is wasteful
 _KILL_GRACE_S = 5.0  # how long to wait for a killed child to be reaped
+_POLL_SLICE_S = 60.0
 
 
 def validate_timeout(timeout: float) -> float:
@@ -95,6 +96,8 @@ def _run_child(sender: Any, geometry: LayerGeometry, layer: Any, options: dict[s
         progress = _ProgressSender(sender) if forward_progress else None
         report = check_layer(geometry, layer, progress=progress, **options)
         sender.send(("report", report))
+    except ConvgradError as error:  # the user's input: raised again in the parent (exit 2)
+        sender.send(("input error", error))
     except BaseException as error:  # a bug or MemoryError in the check itself: report, never hang
         sender.send(("error", f"the check stopped: {type(error).__name__}: {error}".strip()))
     finally:
@@ -130,8 +133,9 @@ def _receive(receiver: Any, child: Any, deadline: float, progress: ProgressFacto
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
             return None
-        if not receiver.poll(remaining):
-            return None
+        # In slices: a huge --timeout would overflow poll(), and the deadline is re-read anyway.
+        if not receiver.poll(min(remaining, _POLL_SLICE_S)):
+            continue
         try:
             message = receiver.recv()
         except (EOFError, OSError):  # the pipe closed without a report: the child died
@@ -142,6 +146,8 @@ def _receive(receiver: Any, child: Any, deadline: float, progress: ProgressFacto
             return message[1]
         if kind == "error":
             return message[1]
+        if kind == "input error":
+            raise message[1]
         if kind == "start" and progress is not None:
             advance = progress(message[1], message[2])
         elif kind == "advance" and advance is not None:

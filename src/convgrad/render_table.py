@@ -39,7 +39,7 @@ def _header(case: CaseReport) -> Text:
     header.append(f"   implementation: {case.implementation}\n")
     header.append(f"{g.describe()}\n")
     header.append(
-        f"dtype {g.dtype}   step {tol.relative_step:g} x max|T|   rtol {tol.rtol:g} of each "
+        f"dtype {g.dtype}   step {tol.relative_step:g} (relative)   rtol {tol.rtol:g} of each "
         f"tensor's scale   seed {case.seed}",
         style="dim",
     )
