@@ -150,3 +150,15 @@ def test_cli_help_documents_the_default_timeout():
     result = CliRunner().invoke(cli, ["check", "--help"])
     assert "--timeout SECONDS" in result.output
     assert f"[default: {DEFAULT_TIMEOUT_S:g}]" in result.output
+
+
+def test_without_fork_the_check_runs_in_process_and_says_the_timeout_is_not_enforced(monkeypatch):
+    import convgrad.isolation as isolation
+
+    monkeypatch.setattr(isolation, "can_isolate", lambda: False)
+    case = check_layer_isolated(GEOMETRY, timeout=60, seed=5)
+    assert case.passed
+    assert case.warnings == ("--timeout is not enforced: this platform cannot fork",)
+    assert without_timings(case_to_dict(case))["tensors"] == without_timings(
+        case_to_dict(check_layer(GEOMETRY, seed=5))
+    )["tensors"]

@@ -90,3 +90,17 @@ def test_the_strategy_draws_every_feature():
 
     draw()
     assert seen == set(FEATURES)
+
+
+def test_the_long_profile_script_runs_and_counts():
+    """benchmarks/long_profile.py (the README's numbers) on a handful of layers."""
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "long_profile.py")
+    done = subprocess.run(
+        [sys.executable, script, "--float64", "4", "--float32", "2"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "total: examples run 12, false alarms 0, missed bugs 0, disagreements between methods 0" in done.stdout
