@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
+import os
+
+# One BLAS thread: a check makes thousands of forward calls on small arrays, where threads only
+# add overhead, and on a busy shared CI machine spinning BLAS threads made them ~40x slower.
+# Set before NumPy is imported; an explicit setting in the environment wins.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import numpy as np  # noqa: E402
 import pytest
 
 from convgrad import reference
@@ -23,3 +31,14 @@ class ReferenceWith:
 @pytest.fixture
 def reference_with():
     return ReferenceWith
+
+
+# Hypothesis profiles for the property tests. "ci" (the default) is short and derandomized, so CI
+# runs the same examples every time; "long" is the reliability measurement recorded in the README
+# (example counts per test are in layer_strategies.EXAMPLES). Select with CONVGRAD_PROFILE=long.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_COMMON = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=25, **_COMMON)
+settings.register_profile("long", max_examples=300, **_COMMON)
+settings.load_profile(os.environ.get("CONVGRAD_PROFILE", "ci"))

@@ -8,38 +8,56 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from convgrad import reference
 from convgrad.comparison import compare
 from convgrad.diagnosis import diagnose
-from convgrad.finite_differences import TENSOR_INDEX, NumericalGradient, Progress, dense_gradient
+from convgrad.errors import SettingError
+from convgrad.finite_differences import NumericalGradient, Progress, dense_gradient
 from convgrad.geometry import LayerGeometry
 from convgrad.implementation import GRADIENT_NAMES, GuardedLayer, ImplementationFailure, ReferenceLayer
 from convgrad.locate import locate
 from convgrad.report import CaseReport, TensorComparison
-from convgrad.tolerances import Tolerances, tolerances_for
+from convgrad.tolerances import Tolerances, perturbation_scale, tolerances_for
 
 __all__ = ["check_layer", "random_tensors", "METHODS"]
 
 METHODS = ("dense",)
+TENSOR_NAMES = ("x", "w", "b", "dy")  # the random tensors of a check, in the order drawn
 
 # Called once with the total number of forward calls expected, then with each advance.
 ProgressFactory = Callable[[str, int], Progress]
 
 
 def random_tensors(
-    geometry: LayerGeometry, seed: int
+    geometry: LayerGeometry, seed: int, scale: Mapping[str, float] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """x, w, b and the upstream gradient dy, standard normal in the layer's dtype."""
+    """x, w, b and the upstream gradient dy, standard normal in the layer's dtype.
+
+    `scale` multiplies any of them, e.g. {"x": 1e6, "dy": 1e-6}, to test extreme magnitudes;
+    the numbers drawn from the seed are the same whatever the scale (0 gives all zeros).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:  # NumPy would raise a ValueError
+        raise SettingError(f"--seed {seed!r} must be a whole number of 0 or more, like 0 or 42")
+    scale = dict(scale or {})
+    unknown = set(scale) - set(TENSOR_NAMES)
+    if unknown:
+        raise SettingError(f"scale names {sorted(unknown)}; use {', '.join(TENSOR_NAMES)}")
+    if not all(np.isfinite(v) for v in scale.values()):
+        raise SettingError(f"scale {scale} must hold finite numbers")
     rng = np.random.default_rng(seed)
     dtype = np.dtype(geometry.dtype)
     x = rng.standard_normal(geometry.x_shape).astype(dtype)
     w = rng.standard_normal(geometry.w_shape).astype(dtype)
     b = rng.standard_normal(geometry.b_shape).astype(dtype)
     dy = rng.standard_normal(geometry.y_shape).astype(dtype)
+    if scale:
+        x, w, b, dy = (
+            (t.astype(np.float64) * scale.get(n, 1.0)).astype(dtype) for n, t in zip(TENSOR_NAMES, (x, w, b, dy))
+        )
     return x, w, b, dy
 
 
@@ -53,17 +71,19 @@ def check_layer(
     implementation_name: str | None = None,
     progress: ProgressFactory | None = None,
     forward_check: bool = True,
+    scale: Mapping[str, float] | None = None,
 ) -> CaseReport:
     """Check `layer` (default: the reference layer) on `geometry`, every coordinate of dX, dK, db.
 
     With `forward_check` (the default) the output is also compared with the reference forward (row
-    O), so a backward that is the exact gradient of a wrong forward cannot pass.
+    O), so a backward that is the exact gradient of a wrong forward cannot pass. `scale` multiplies
+    the random x, w, b or dy (see `random_tensors`).
     """
     start = time.perf_counter()
     layer = ReferenceLayer() if layer is None else layer
     tolerances = tolerances or tolerances_for(geometry.dtype)
     guard = GuardedLayer(layer, geometry)
-    x, w, b, dy = random_tensors(geometry, seed)
+    x, w, b, dy = random_tensors(geometry, seed, scale)
     tensors: list[TensorComparison] = []
     reason = None
 
@@ -111,8 +131,7 @@ def check_layer(
                 _not_checked(gradient_name, expected[gradient_name], tolerances.rtol, str(problem), problem.shape)
             )
             continue
-        perturbed = (x, w, b)[TENSOR_INDEX[gradient_name]]
-        step = tolerances.step_for(float(np.max(np.abs(perturbed), initial=0.0)))
+        step = tolerances.step_for(perturbation_scale(gradient_name, (x, w, b), y))
         try:
             numerical = _numerical_gradient(guard, (x, w, b), gradient_name, dy, step, advance)
         except ImplementationFailure as failure:

@@ -124,6 +124,8 @@ def resolve_from_flags(flags: dict[str, Any]) -> Any:
               help="Tolerance relative to each tensor's scale [default: 1e-8 float64, 1e-3 float32].")
 @click.option("--step", type=float, default=None,
               help="Finite-difference step relative to the perturbed tensor's largest magnitude [default: 0.5].")
+@click.option("--timeout", type=float, default=None, metavar="SECONDS",
+              help="Fail a case that has not finished after this many seconds [default: 600].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (with --config: only the summary).")
 @click.option("--impl", default="reference", show_default=True, metavar="SPEC",
@@ -144,7 +146,7 @@ def resolve_from_flags(flags: dict[str, Any]) -> Any:
 def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[float],
           as_json: bool, quiet: bool, impl: str, layout: str, weight_layout: str,
           no_forward_check: bool, config_path: Optional[str], junit_path: Optional[str],
-          svg_path: Optional[str],
+          svg_path: Optional[str], timeout: Optional[float],
           **flags: Any) -> None:
     """Check the analytical dX, dK and db of a conv layer against finite differences.
 
@@ -159,6 +161,7 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
       convgrad check --impl my_conv.py --config configs/standard.toml --junit report.xml
       convgrad check --impl my_conv.py:Layer --layout nhwc --weight-layout hwio --in 3x8x8 --kernels 4x3x3x3
     """
+    from convgrad.isolation import DEFAULT_TIMEOUT_S, validate_timeout
     from convgrad.loading import load_implementation
     from convgrad.progress import DelayedProgress
     from convgrad.runner import run_suite
@@ -171,12 +174,13 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
         suite_spec = suite_from_geometry(resolve_from_flags(flags))
     _check_writable(junit_path)
     _check_svg_target(svg_path)
+    timeout = validate_timeout(DEFAULT_TIMEOUT_S if timeout is None else timeout)
     implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout)
     stderr = make_console(stderr=True)
     with DelayedProgress(stderr, enabled=not (as_json or quiet)) as progress:
         suite = run_suite(
             suite_spec.cases, implementation, seed=seed, relative_step=step, rtol=rtol,
-            forward_check=not no_forward_check, progress=progress,
+            forward_check=not no_forward_check, progress=progress, timeout=timeout,
         )
     if junit_path is not None:
         from convgrad.render_junit import render_junit

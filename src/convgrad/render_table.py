@@ -40,7 +40,7 @@ def _header(case: CaseReport) -> Text:
     header.append(f"   implementation: {case.implementation}\n")
     header.append(f"{g.describe()}\n")
     header.append(
-        f"dtype {g.dtype}   step {tol.relative_step:g} x max|T|   rtol {tol.rtol:g} of each "
+        f"dtype {g.dtype}   step {tol.relative_step:g} (relative)   rtol {tol.rtol:g} of each "
         f"tensor's scale   seed {case.seed}",
         style="dim",
     )
@@ -109,10 +109,12 @@ def render_verdict(case: CaseReport) -> Text:
     if case.passed:
         gradients = [t for t in case.tensors if t.name != "O"]
         coordinates = sum(t.checked for t in gradients)
+        noted = [t.name for t in case.tensors if t.note]  # e.g. all zero: passed, but proves nothing
         return Text.assemble(
             ("PASS", "bold green"),
             f": dX, dK and db match finite differences in all {coordinates} coordinates "
             f"({case.forward_calls} forward calls, {case.elapsed_s:.2f} s)",
+            (f"; but see the note on {', '.join(noted)}" if noted else "", "yellow"),
         )
     names = ", ".join(t.name for t in case.failing) or "the case"
     return Text.assemble(("FAIL", "bold red"), f": {names} {'does' if len(case.failing) == 1 else 'do'} not match")

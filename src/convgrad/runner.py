@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from convgrad.adapters import Adapter
-from convgrad.checker import ProgressFactory, check_layer
+from convgrad.checker import ProgressFactory
+from convgrad.isolation import DEFAULT_TIMEOUT_S, check_layer_isolated
 from convgrad.report import CaseReport, SuiteReport
 from convgrad.suite import SuiteCase
 from convgrad.tolerances import tolerances_for
@@ -26,6 +27,7 @@ def run_suite(
     rtol: Optional[float] = None,
     forward_check: bool = True,
     progress: Optional[ProgressFactory] = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> SuiteReport:
     """Every case in order. Tolerances are validated for all cases before the first one runs."""
     for case in cases:
@@ -33,7 +35,7 @@ def run_suite(
     reports = tuple(
         run_case(
             case, implementation, seed=seed, relative_step=relative_step, rtol=rtol,
-            forward_check=forward_check, progress=progress,
+            forward_check=forward_check, progress=progress, timeout=timeout,
         )
         for case in cases
     )
@@ -49,7 +51,10 @@ def run_case(
     rtol: Optional[float] = None,
     forward_check: bool = True,
     progress: Optional[ProgressFactory] = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> CaseReport:
+    """One case: skipped if the implementation cannot express it, else checked in a child process
+    so that a hanging or crashing implementation fails this case, not the run."""
     tolerances = tolerances_for(case.geometry.dtype, relative_step=relative_step, rtol=rtol)
     skipped = implementation.unsupported(case.geometry)
     if skipped is not None:
@@ -67,9 +72,10 @@ def run_case(
     labelled = None
     if progress is not None:
         labelled = lambda description, total: progress(f"{case.name}: {description}", total)  # noqa: E731
-    return check_layer(
+    return check_layer_isolated(
         case.geometry,
         implementation,
+        timeout=timeout,
         seed=seed,
         tolerances=tolerances,
         name=case.name,

@@ -11,17 +11,27 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from convgrad.errors import SettingError
+import numpy as np
 
-__all__ = ["Tolerances", "DEFAULT_TOLERANCES", "tolerances_for"]
+from convgrad.errors import SettingError
+from convgrad.finite_differences import TENSOR_INDEX
+
+__all__ = ["Tolerances", "DEFAULT_TOLERANCES", "tolerances_for", "perturbation_scale"]
+
+
+# Bounds of --step (relative to the perturbed tensor's largest magnitude). Below 1e-6 the
+# perturbation of the largest coordinate can round away in float32 (resolution ~1.2e-7), which
+# would leave a coordinate silently unchecked; above 1e3 nothing is gained (no truncation error)
+# and values drift towards overflow, which would then be blamed on the implementation.
+MIN_RELATIVE_STEP, MAX_RELATIVE_STEP = 1e-6, 1e3
 
 
 @dataclass(frozen=True)
 class Tolerances:
     """How one check perturbs and what it accepts.
 
-    relative_step: the step h for tensor T is relative_step * max|T| (relative_step itself when T
-        is all zero). The step actually used is measured after rounding to the dtype.
+    relative_step: the step h for tensor T is relative_step * perturbation_scale(T) (relative_step
+        itself when that is zero). The step actually used is measured after rounding to the dtype.
     rtol: a coordinate fails when |analytical - numerical| > rtol * scale(T), where scale(T) is
         the largest magnitude in either gradient of T.
     """
@@ -33,6 +43,11 @@ class Tolerances:
         for name, value in (("step", self.relative_step), ("rtol", self.rtol)):
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise SettingError(f"--{name} {value!r} must be a finite number greater than 0")
+        if not MIN_RELATIVE_STEP <= self.relative_step <= MAX_RELATIVE_STEP:
+            raise SettingError(
+                f"--step {self.relative_step!r} is outside {MIN_RELATIVE_STEP:g}..{MAX_RELATIVE_STEP:g}; "
+                "use a value like 0.5 (the layer is linear, so a large step loses nothing)"
+            )
         if self.rtol >= 1:
             raise SettingError(
                 f"--rtol {self.rtol!r} would accept gradients that are entirely wrong; "
@@ -42,6 +57,27 @@ class Tolerances:
     def step_for(self, scale: float) -> float:
         """The step for a tensor whose largest magnitude is `scale`."""
         return self.relative_step * scale if scale > 0 else self.relative_step
+
+
+def perturbation_scale(
+    gradient: str, inputs: tuple[np.ndarray, np.ndarray, np.ndarray], output: np.ndarray
+) -> float:
+    """What the step for x, w or b is relative to: max|T|, or more when other terms dominate O.
+
+    The numerical derivative is read off O(q+h) - O(q-h), and O is rounded relative to its own
+    magnitude. If O is dominated by terms the perturbed tensor T hardly affects (a bias of 1 on
+    x*w of 1e-6, say), a step of max|T| moves O by less than its rounding and float32 loses every
+    digit. So the step is also scaled up until it can move O by about max|O|: a coordinate of x
+    moves O by its size times |w| (and w by its size times |x|, b by its size), giving
+    max(max|T|, max|O| / max|partner|). The layer is linear, so a large step costs no accuracy.
+    """
+    x, w, _ = inputs
+    tensor = inputs[TENSOR_INDEX[gradient]]
+    own = float(np.max(np.abs(tensor), initial=0.0))
+    partner = {"dX": float(np.max(np.abs(w), initial=0.0)), "dK": float(np.max(np.abs(x), initial=0.0)), "db": 1.0}[gradient]
+    if partner == 0.0:  # T does not move O at all (e.g. dK with x = 0): any step will do
+        return own
+    return max(own, float(np.max(np.abs(output), initial=0.0)) / partner)
 
 
 # float64: rounding leaves ~1e-13 of the tensor's scale, so 1e-8 leaves room for large layers and

@@ -1,0 +1,164 @@
+"""--timeout and the child process: a hanging or dying implementation fails its case, never the gate."""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from convgrad.checker import check_layer
+from convgrad.cli import cli
+from convgrad.errors import SettingError
+from convgrad.geometry import resolve_geometry
+from convgrad.isolation import DEFAULT_TIMEOUT_S, can_isolate, check_layer_isolated, validate_timeout
+from convgrad.render_json import case_to_dict
+from test_determinism import without_timings
+
+pytestmark = pytest.mark.skipif(not can_isolate(), reason="needs fork")
+
+GEOMETRY = resolve_geometry("2x6x5", "3x2x3x2", stride=2, padding=1, batch=2)
+
+
+def assert_unfinished(case, reason: str) -> None:
+    assert not case.passed
+    assert reason in case.reason
+    assert [t.name for t in case.tensors] == ["O", "dX", "dK", "db"]
+    for tensor in case.tensors:
+        assert not tensor.passed and tensor.checked == 0
+        assert tensor.reason == "not checked: the check did not finish"
+
+
+def test_a_hanging_forward_times_out(reference_with):
+    class Hangs(reference_with):
+        def forward(self, x, w, b, **settings):
+            time.sleep(3600)
+
+    started = time.monotonic()
+    case = check_layer_isolated(GEOMETRY, Hangs(), timeout=1, seed=3)
+    assert time.monotonic() - started < 60  # not the hour the forward asked for
+    assert_unfinished(case, "timed out after 1 s")
+    assert "raise --timeout" in case.reason
+    assert case.implementation == "broken" and case.seed == 3
+
+
+def test_a_backward_that_hangs_after_some_work_times_out(reference_with):
+    class SlowBackward(reference_with):
+        def backward(self, dy, x, w, b, **settings):
+            time.sleep(3600)
+
+    assert_unfinished(check_layer_isolated(GEOMETRY, SlowBackward(), timeout=0.5), "timed out after 0.5 s")
+
+
+def segfault() -> None:
+    """Die as a crash in native code would; without pytest's faulthandler dumping the stack."""
+    faulthandler.disable()
+    signal.signal(signal.SIGSEGV, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+@pytest.mark.parametrize(
+    "die, reason",
+    [
+        (lambda: os.kill(os.getpid(), signal.SIGKILL), "killed by SIGKILL"),
+        (segfault, "killed by SIGSEGV"),
+        (lambda: os._exit(3), "exited with code 3"),
+    ],
+    ids=["sigkill", "segfault", "os-exit"],
+)
+def test_an_implementation_that_kills_its_process_fails_the_case(die, reason, reference_with):
+    class Dies(reference_with):
+        def backward(self, dy, x, w, b, **settings):
+            die()
+
+    case = check_layer_isolated(GEOMETRY, Dies(), timeout=60)
+    assert_unfinished(case, reason)
+
+
+def test_sys_exit_in_the_implementation_fails_the_case(reference_with):
+    class Exits(reference_with):
+        def forward(self, x, w, b, **settings):
+            raise SystemExit(4)
+
+    case = check_layer_isolated(GEOMETRY, Exits(), timeout=60)
+    assert_unfinished(case, "SystemExit: 4")
+
+
+def test_isolated_report_equals_the_in_process_one(reference_with):
+    class OffByOne(reference_with):  # a failing case too, so reasons and worst values are compared
+        def backward(self, dy, x, w, b, **settings):
+            dx, dw, db = super().backward(dy, x, w, b, **settings)
+            return dx, dw, db + 1
+
+    for layer in (None, OffByOne()):
+        isolated = check_layer_isolated(GEOMETRY, layer, timeout=60, seed=5)
+        in_process = check_layer(GEOMETRY, layer, seed=5)
+        assert isolated.passed == in_process.passed == (layer is None)
+        assert without_timings(case_to_dict(isolated)) == without_timings(case_to_dict(in_process))
+        for a, b in zip(isolated.tensors, in_process.tensors):
+            np.testing.assert_array_equal(a.numerical, b.numerical)
+
+
+def test_progress_is_forwarded_from_the_child(monkeypatch):
+    import convgrad.isolation as isolation
+
+    monkeypatch.setattr(isolation, "_PROGRESS_INTERVAL_S", 0.0)
+    started, advanced = [], []
+
+    def progress(description, total):
+        started.append((description, total))
+        return advanced.append
+
+    case = check_layer_isolated(GEOMETRY, timeout=60, progress=progress)
+    assert case.passed
+    assert started == [("checking gradients", case.forward_calls - 1)]  # all but the first forward
+    assert sum(advanced) == case.forward_calls - 1
+
+
+def test_input_errors_in_the_child_are_raised_in_the_caller():
+    with pytest.raises(SettingError, match="--seed -1"):
+        check_layer_isolated(GEOMETRY, timeout=60, seed=-1)
+
+
+def test_a_huge_timeout_is_accepted():
+    assert check_layer_isolated(GEOMETRY, timeout=1e20).passed
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), "10", True])
+def test_bad_timeouts_are_refused(timeout):
+    with pytest.raises(SettingError, match="--timeout"):
+        validate_timeout(timeout)
+
+
+def test_cli_timeout_fails_a_slow_case_with_exit_1():
+    # The whole reference check of this layer takes seconds; the limit is a hundredth of one.
+    result = CliRunner().invoke(
+        cli, ["check", "--in", "8x12x12", "--kernels", "8x8x3x3", "--timeout", "0.01", "--json"]
+    )
+    assert result.exit_code == 1, result.output
+    case = json.loads(result.output)["cases"][0]
+    assert case["passed"] is False and case["reason"].startswith("timed out after 0.01 s")
+    assert all(t["checked"] == 0 for t in case["tensors"])
+
+
+def test_cli_help_documents_the_default_timeout():
+    result = CliRunner().invoke(cli, ["check", "--help"])
+    assert "--timeout SECONDS" in result.output
+    assert f"[default: {DEFAULT_TIMEOUT_S:g}]" in result.output
+
+
+def test_without_fork_the_check_runs_in_process_and_says_the_timeout_is_not_enforced(monkeypatch):
+    import convgrad.isolation as isolation
+
+    monkeypatch.setattr(isolation, "can_isolate", lambda: False)
+    case = check_layer_isolated(GEOMETRY, timeout=60, seed=5)
+    assert case.passed
+    assert case.warnings == ("--timeout is not enforced: this platform cannot fork",)
+    assert without_timings(case_to_dict(case))["tensors"] == without_timings(
+        case_to_dict(check_layer(GEOMETRY, seed=5))
+    )["tensors"]
