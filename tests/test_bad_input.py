@@ -78,6 +78,26 @@ CASES = [
     case(check("--timeout", "-5"), "greater than 0", id="timeout-negative"),
     case(check("--timeout", "nan"), "greater than 0", id="timeout-nan"),
     case(check("--timeout", "soon"), "'soon' is not a valid float", id="timeout-not-a-number"),
+    # the implementation under test (files in tests/bad_inputs/)
+    case(check("--impl", "nosuch.py"), "--impl nosuch.py: no such file", "check the path", id="impl-missing-file"),
+    case(check("--impl", "torchh"), "is not a built-in", "did you mean --impl torch?", id="impl-unknown-builtin"),
+    case(check("--impl", "tests/bad_inputs/syntax_error.py"), "has a syntax error at line 1", "fix the file", id="impl-syntax-error"),
+    case(check("--impl", "tests/bad_inputs/import_error.py"), "ModuleNotFoundError", "install what it imports", id="impl-import-error"),
+    case(check("--impl", "tests/bad_inputs/no_backward.py"), "has no backward function", "define forward", id="impl-no-backward"),
+    case(check("--impl", "tests/zoo/student_conv.py:Nope"), "there is no 'Nope'", "it defines", id="impl-unknown-name"),
+    case(check("--impl", "tests/bad_inputs/needs_arguments.py:Layer"), "class Layer needs arguments (size)", "create an instance", id="impl-class-needs-arguments"),
+    case(check("--layout", "nchwc"), "'nchwc' is not one of 'nchw', 'nhwc'", id="layout-unknown"),
+    case(check("--weight-layout", "ohwi"), "'ohwi' is not one of 'oihw', 'hwio'", id="weight-layout-unknown"),
+    # suite files
+    case(["check", "--config", "nosuch.toml"], "--config nosuch.toml: no such file", id="config-missing-file"),
+    case(["check", "--config", "tests/bad_inputs/not_toml.toml"], "is not valid TOML", "at line 1", id="config-not-toml"),
+    case(["check", "--config", "tests/bad_inputs/unknown_key.toml"], "unknown key 'kernel' in case 1", "did you mean 'kernels'?", id="config-unknown-key"),
+    case(["check", "--config", "tests/bad_inputs/bad_value.toml"], "in case 1: --stride 'fast' is not understood", id="config-bad-value"),
+    case(["check", "--config", "tests/bad_inputs/missing_kernels.toml"], "no kernels in case 1", 'set kernels = "5x3x3x3"', id="config-missing-kernels"),
+    case(["check", "--config", "configs/seed.toml", "--batch", "2"], "--batch cannot be combined with --config", "put batch = ... in the file", id="config-with-geometry-flag"),
+    # output files
+    case(check("--junit", "/nonexistent/report.xml"), "/nonexistent is not a folder", id="junit-missing-folder"),
+    case(check("--svg", "/nonexistent/report.svg"), "folder /nonexistent does not exist", id="svg-missing-folder"),
     # the command line itself
     case(check("--inn", "3"), "No such option '--inn'", "Did you mean '--in'", id="unknown-option"),
     case(["check", "--in", "3x8x8"], "Missing option '--kernels'", id="missing-kernels"),

@@ -97,7 +97,7 @@ def test_missing_config_file(tmp_path):
 def test_geometry_flags_are_refused_beside_a_config():
     assert_bad_input(
         run(["--config", SEED, "--stride", "2"]),
-        "--stride cannot be combined with --config: the suite file sets the geometry of every case; set stride in the file",
+        "--stride cannot be combined with --config: the suite file sets the geometry of every case; put stride = ... in the file instead",
     )
 
 

@@ -205,7 +205,7 @@ def _refuse_geometry_flags(ctx: click.Context, flags: dict[str, Any]) -> None:
             flag = param.opts[0]
             raise click.UsageError(
                 f"{flag} cannot be combined with --config: the suite file sets the geometry of every "
-                f"case; set {flag.lstrip('-')} in the file (at the top level for all cases) instead",
+                f"case; put {flag.lstrip('-')} = ... in the file instead (at the top level for all cases)",
                 ctx,
             )
 

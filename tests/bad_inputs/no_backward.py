@@ -1,0 +1,2 @@
+def forward(x, w, b, **settings):
+    return x
