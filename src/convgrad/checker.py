@@ -13,15 +13,16 @@ import numpy as np
 
 from convgrad import reference
 from convgrad.comparison import compare
-from convgrad.finite_differences import TENSOR_INDEX, NumericalGradient, Progress, dense_gradient
+from convgrad.finite_differences import TENSOR_INDEX, NumericalGradient, Progress
 from convgrad.geometry import LayerGeometry
 from convgrad.implementation import GRADIENT_NAMES, GuardedLayer, ImplementationFailure, ReferenceLayer
+from convgrad.methods import DEFAULT_SAMPLES, METHODS, validate_method
+from convgrad.numerical import numerical_gradient
+from convgrad.projection import compare_projections
 from convgrad.report import CaseReport, TensorComparison
 from convgrad.tolerances import Tolerances, tolerances_for
 
 __all__ = ["check_layer", "random_tensors", "METHODS"]
-
-METHODS = ("dense",)
 
 # Called once with the total number of forward calls expected, then with each advance.
 ProgressFactory = Callable[[str, int], Progress]
@@ -49,8 +50,12 @@ def check_layer(
     name: str | None = None,
     implementation_name: str | None = None,
     progress: ProgressFactory | None = None,
+    method: str = "auto",
+    samples: int = DEFAULT_SAMPLES,
 ) -> CaseReport:
-    """Check `layer` (default: the reference layer) on `geometry`, every coordinate of dX, dK, db."""
+    """Check `layer` (default: the reference layer) on `geometry`: dX, dK and db by `method`
+    (every coordinate unless sample or projection, see methods.py)."""
+    validate_method(method, samples)
     start = time.perf_counter()
     layer = ReferenceLayer() if layer is None else layer
     tolerances = tolerances or tolerances_for(geometry.dtype)
@@ -90,8 +95,6 @@ def check_layer(
         tensors.extend(_not_checked(n, expected[n], tolerances.rtol, reason) for n in GRADIENT_NAMES)
         return finish()
 
-    total = 2 * sum(a.size for a, n in zip((x, w, b), GRADIENT_NAMES) if n not in problems)
-    advance = progress("checking gradients", total) if progress else None
     for gradient_name, analytical in zip(GRADIENT_NAMES, gradients):
         if analytical is None:
             problem = problems[gradient_name]
@@ -102,10 +105,16 @@ def check_layer(
         perturbed = (x, w, b)[TENSOR_INDEX[gradient_name]]
         step = tolerances.step_for(float(np.max(np.abs(perturbed), initial=0.0)))
         try:
-            numerical = _numerical_gradient(guard, (x, w, b), gradient_name, dy, step, advance)
+            numerical = _numerical_gradient(
+                guard, (x, w, b), gradient_name, dy, step, progress,
+                method=method, samples=samples, seed=seed, analytical=analytical,
+            )
         except ImplementationFailure as failure:
             message = f"while computing finite differences for {gradient_name}, {failure}"
             tensors.append(_not_checked(gradient_name, expected[gradient_name], tolerances.rtol, message, analytical.shape))
+            continue
+        if numerical.projections is not None:
+            tensors.append(compare_projections(gradient_name, analytical, numerical, tolerances.rtol))
             continue
         tensors.append(
             compare(
@@ -128,9 +137,17 @@ def _numerical_gradient(
     gradient_name: str,
     dy: np.ndarray,
     step: float,
-    advance: Progress | None,
+    progress: ProgressFactory | None,
+    *,
+    method: str,
+    samples: int,
+    seed: int,
+    analytical: np.ndarray,
 ) -> NumericalGradient:
-    return dense_gradient(guard.forward, inputs, gradient_name, dy, step, advance)
+    return numerical_gradient(
+        method, guard.forward, inputs, gradient_name, dy, step, guard.geometry,
+        analytical=analytical, samples=samples, seed=seed, progress=progress,
+    )
 
 
 def _check_output(
