@@ -13,6 +13,7 @@ import click
 
 from convgrad import __version__
 from convgrad.errors import ConvgradError
+from convgrad.methods import DEFAULT_SAMPLES, METHODS
 
 __all__ = ["cli", "main", "geometry_options", "make_console"]
 
@@ -117,21 +118,28 @@ def resolve_from_flags(flags: dict[str, Any]) -> Any:
               help="Tolerance relative to each tensor's scale [default: 1e-8 float64, 1e-3 float32].")
 @click.option("--step", type=float, default=None,
               help="Finite-difference step relative to the perturbed tensor's largest magnitude [default: 0.5].")
+@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
+              help="auto: every coordinate, cheapest exact way; coloured: every coordinate, "
+                   "non-overlapping ones together; dense: one at a time; sample: --samples random "
+                   "coordinates; projection: --samples random directions.")
+@click.option("--samples", type=click.IntRange(min=1), default=DEFAULT_SAMPLES, show_default=True,
+              help="Coordinates (sample) or directions (projection) per tensor.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
 @click.pass_context
 def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[float],
-          as_json: bool, quiet: bool, **flags: Any) -> None:
+          method: str, samples: int, as_json: bool, quiet: bool, **flags: Any) -> None:
     """Check the analytical dX, dK and db of a conv layer against finite differences.
 
-    Every coordinate of every gradient is compared, and the output against the reference
-    convolution.
+    Every coordinate of every gradient is compared (unless --method sample or projection), and
+    the output against the reference convolution.
 
     \b
     Examples:
       convgrad check --in 3x20x20 --kernels 5x3x3x3
       convgrad check --in 8x32x32 --kernels 8x3x3 --stride 2 --padding 1 --batch 2
       convgrad check --in 4x16 --kernels 4x1x5 --groups 4 --dtype float32 --json
+      convgrad check --in 64x56x56 --kernels 64x3x3 --padding 1 --method projection
     """
     from convgrad.checker import check_layer
     from convgrad.progress import DelayedProgress
@@ -142,7 +150,8 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
     tolerances = tolerances_for(geometry.dtype, relative_step=step, rtol=rtol)
     stderr = make_console(stderr=True)
     with DelayedProgress(stderr, enabled=not (as_json or quiet)) as progress:
-        case = check_layer(geometry, seed=seed, tolerances=tolerances, progress=progress)
+        case = check_layer(geometry, seed=seed, tolerances=tolerances, progress=progress,
+                           method=method, samples=samples)
     suite = SuiteReport(cases=(case,))
     _print_suite(suite, as_json=as_json, quiet=quiet)
     ctx.exit(EXIT_PASSED if suite.passed else EXIT_FAILED)

@@ -28,7 +28,7 @@ from convgrad.geometry import LayerGeometry
 __all__ = ["NonLocalOutputs", "coloured_gradient", "coloured_forward_calls", "BATCH_BYTES"]
 
 # The stacked inputs and outputs of one batched forward call stay below this (at least one colour).
-BATCH_BYTES = 32 * 2**20
+BATCH_BYTES = 8 * 2**20
 
 
 class NonLocalOutputs(Exception):

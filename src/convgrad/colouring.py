@@ -7,6 +7,8 @@ positions the same colour, and k colours per axis is also the least possible: th
 window conflict pairwise. So dX needs (C/groups) * prod(k) colours whatever the stride, dilation,
 size or batch (a colouring by distance alone would need prod(d*(k-1) + 1)). Smaller periods are
 tried first, and every colouring is verified exactly against the layer's own windows before use.
+One axis gets one period more than it needs, so every colour leaves outputs that nothing perturbed
+reads: those are what the locality check watches.
 
 Colours across channels: every filter of a group reads every channel of the group, so channels of
 one group need different colours, while channels of different groups (and different batch items)
@@ -60,14 +62,26 @@ class AxisColouring:
         return np.any(read == colour, axis=1)
 
 
-def axis_colouring(size: int, kernel: int, stride: int, padding: int, dilation: int) -> AxisColouring:
-    """The colouring with the fewest colours among ((i + p) // d) mod P, P = 1..k, verified exactly."""
+def axis_colouring(
+    size: int, kernel: int, stride: int, padding: int, dilation: int, *, leave_gaps: bool = False
+) -> AxisColouring | None:
+    """The colouring with the fewest colours among ((i + p) // d) mod P, verified exactly.
+
+    With `leave_gaps`, the fewest colours such that every colour also leaves some outputs unread,
+    so that a perturbation has outputs to watch; None when the axis is too short for that.
+    """
     windows = axis_windows(size, kernel, stride, padding, dilation)
     phase = (np.arange(size) + padding) // dilation
-    for period in range(1, kernel + 1):
-        colours = phase % period
-        if _is_proper(colours, windows):
-            return AxisColouring(colours=colours, count=period, windows=windows)
+    for period in range(1, max(kernel, int(phase[-1]) + 1) + 1):
+        colouring = AxisColouring(colours=phase % period, count=period, windows=windows)
+        if not _is_proper(colouring.colours, windows):
+            continue
+        if not leave_gaps:
+            return colouring
+        if all(not colouring.reached(c).all() for c in range(period) if colouring.positions(c).any()):
+            return colouring
+    if leave_gaps:
+        return None
     raise AssertionError("((i + p) // d) mod k is always a proper colouring")  # pragma: no cover
 
 
@@ -116,11 +130,19 @@ def _outer(masks: list[np.ndarray]) -> np.ndarray:
 
 
 def input_colouring(geometry: LayerGeometry) -> InputColouring:
-    """The colouring of x for this layer: (C/groups) * prod(k) colours at most."""
-    axes = tuple(
-        axis_colouring(h, k, s, p, d)
-        for h, k, s, p, d in zip(
-            geometry.spatial, geometry.kernel_size, geometry.stride, geometry.padding, geometry.dilation
-        )
+    """The colouring of x for this layer: (C/groups) * prod(k) colours, times (k+1)/k on one axis.
+
+    The extra colours on one axis leave outputs that no perturbed coordinate reads, so that every
+    perturbation can be verified to be local (with exactly k colours per axis every output reads
+    one perturbed coordinate). Axes too short for that are left as they are.
+    """
+    settings = list(
+        zip(geometry.spatial, geometry.kernel_size, geometry.stride, geometry.padding, geometry.dilation)
     )
-    return InputColouring(depth=geometry.channels // geometry.groups, axes=axes)
+    axes = [axis_colouring(*axis) for axis in settings]
+    for a in reversed(range(len(axes))):
+        gapped = axis_colouring(*settings[a], leave_gaps=True)
+        if gapped is not None:
+            axes[a] = gapped
+            break
+    return InputColouring(depth=geometry.channels // geometry.groups, axes=tuple(axes))  # type: ignore[arg-type]

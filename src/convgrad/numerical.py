@@ -38,7 +38,8 @@ def resolve_method(method: str, geometry: LayerGeometry, gradient: str) -> str:
         return method
     size = math.prod((geometry.x_shape, geometry.w_shape, geometry.b_shape)[TENSOR_INDEX[gradient]])
     dense_items = 2 * size
-    return "dense" if dense_items < _coloured_items(geometry, gradient) else "coloured"
+    # On a tie dense wins: same cost, and it assumes nothing about locality.
+    return "dense" if dense_items <= _coloured_items(geometry, gradient) else "coloured"
 
 
 def numerical_gradient(

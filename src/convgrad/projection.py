@@ -77,5 +77,9 @@ def compare_projections(
     )
     reason = result.reason.replace(" coordinates differ", " directions differ") if result.reason else None
     return replace(
-        result, expected_shape=tuple(numerical.values.shape), shape=tuple(analytical.shape), reason=reason
+        result,
+        expected_shape=tuple(numerical.values.shape),
+        shape=tuple(analytical.shape),
+        total=int(numerical.values.size),  # coordinates in the tensor; `checked` counts directions
+        reason=reason,
     )
