@@ -259,14 +259,18 @@ def test_cli_refuses_bad_method_and_samples_in_one_line(flags, message):
 
 
 class FarLeak(ReferenceWith):
-    """Each output also sees the input 4 columns away (an index bug), with a matching backward."""
+    """Each output also sees the input 5 columns away (an index bug), with a matching backward.
+
+    (A shift by a multiple of the watched axis's period would land on outputs that are moving
+    anyway; the README says so.)
+    """
 
     def forward(self, x, w, b, **settings):
-        return reference.forward(x, w, b, **settings) + 1e-3 * np.roll(x, 4, axis=-1)
+        return reference.forward(x, w, b, **settings) + 1e-3 * np.roll(x, 5, axis=-1)
 
     def backward(self, dy, x, w, b, **settings):
         dx, dw, db = reference.backward(dy, x, w, b, **settings)
-        return dx + 1e-3 * np.roll(dy, -4, axis=-1), dw, db
+        return dx + 1e-3 * np.roll(dy, -5, axis=-1), dw, db
 
 
 def test_a_leak_from_a_far_neighbour_is_detected():
