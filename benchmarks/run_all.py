@@ -123,6 +123,9 @@ def gradcheck() -> None:
     from convgrad.checker import check_layer
     from convgrad.geometry import resolve_geometry
 
+    # One torch thread on both sides: on a shared 2-core machine, spinning worker threads made a
+    # 50 microsecond conv take milliseconds whenever another job ran.
+    torch.set_num_threads(1)
     geometry = resolve_geometry("8x32x32", "8x3x3")
     rng = np.random.default_rng(0)
     inputs = tuple(
@@ -137,7 +140,7 @@ def gradcheck() -> None:
         lambda: check_layer(geometry, TorchConv()), torch_full, 5, 3
     )
     methods = ", ".join(f"{t.name} {t.method} {t.forward_calls}" for t in case.tensors[1:])
-    print(f"8x32x32, 8x8x3x3 float64 (torch conv2d both sides): convgrad auto {ours:.3f} s "
+    print(f"8x32x32, 8x8x3x3 float64 (torch conv2d both sides, 1 torch thread): convgrad auto {ours:.3f} s "
           f"(median of 5; forward calls {methods}), torch.autograd.gradcheck fast_mode=False "
           f"{theirs:.1f} s (median of 3); convgrad is {theirs / ours:.0f}x faster (target >= 100x); "
           f"verdicts: convgrad {'pass' if case.passed else 'fail'}, gradcheck {'pass' if verdict else 'fail'}")
