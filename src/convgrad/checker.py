@@ -24,7 +24,8 @@ from convgrad.tolerances import Tolerances, tolerances_for
 
 __all__ = ["check_layer", "random_tensors", "METHODS"]
 
-# Called once with the total number of forward calls expected, then with each advance.
+# Called once per gradient tensor (and again for a dense fallback) with a description and the
+# number of forward calls planned; returns the callback that advances it.
 ProgressFactory = Callable[[str, int], Progress]
 
 
