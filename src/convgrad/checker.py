@@ -16,19 +16,22 @@ from convgrad import reference
 from convgrad.comparison import compare
 from convgrad.diagnosis import diagnose
 from convgrad.errors import SettingError
-from convgrad.finite_differences import NumericalGradient, Progress, dense_gradient
+from convgrad.finite_differences import NumericalGradient, Progress
 from convgrad.geometry import LayerGeometry
 from convgrad.implementation import GRADIENT_NAMES, GuardedLayer, ImplementationFailure, ReferenceLayer
 from convgrad.locate import locate
+from convgrad.methods import DEFAULT_SAMPLES, METHODS, validate_method
+from convgrad.numerical import numerical_gradient
+from convgrad.projection import compare_projections
 from convgrad.report import CaseReport, TensorComparison
 from convgrad.tolerances import Tolerances, perturbation_scale, tolerances_for
 
 __all__ = ["check_layer", "random_tensors", "METHODS"]
 
-METHODS = ("dense",)
 TENSOR_NAMES = ("x", "w", "b", "dy")  # the random tensors of a check, in the order drawn
 
-# Called once with the total number of forward calls expected, then with each advance.
+# Called once per gradient tensor (and again for a dense fallback) with a description and the
+# number of forward calls planned; returns the callback that advances it.
 ProgressFactory = Callable[[str, int], Progress]
 
 
@@ -72,13 +75,17 @@ def check_layer(
     progress: ProgressFactory | None = None,
     forward_check: bool = True,
     scale: Mapping[str, float] | None = None,
+    method: str = "auto",
+    samples: int = DEFAULT_SAMPLES,
 ) -> CaseReport:
-    """Check `layer` (default: the reference layer) on `geometry`, every coordinate of dX, dK, db.
+    """Check `layer` (default: the reference layer) on `geometry`: dX, dK and db by `method`
+    (every coordinate unless sample or projection, see methods.py).
 
     With `forward_check` (the default) the output is also compared with the reference forward (row
     O), so a backward that is the exact gradient of a wrong forward cannot pass. `scale` multiplies
     the random x, w, b or dy (see `random_tensors`).
     """
+    validate_method(method, samples)
     start = time.perf_counter()
     layer = ReferenceLayer() if layer is None else layer
     tolerances = tolerances or tolerances_for(geometry.dtype)
@@ -122,8 +129,6 @@ def check_layer(
         tensors.extend(_not_checked(n, expected[n], tolerances.rtol, reason) for n in GRADIENT_NAMES)
         return finish()
 
-    total = 2 * sum(a.size for a, n in zip((x, w, b), GRADIENT_NAMES) if n not in problems)
-    advance = progress("checking gradients", total) if progress else None
     for gradient_name, analytical in zip(GRADIENT_NAMES, gradients):
         if analytical is None:
             problem = problems[gradient_name]
@@ -133,10 +138,16 @@ def check_layer(
             continue
         step = tolerances.step_for(perturbation_scale(gradient_name, (x, w, b), y))
         try:
-            numerical = _numerical_gradient(guard, (x, w, b), gradient_name, dy, step, advance)
+            numerical = _numerical_gradient(
+                guard, (x, w, b), gradient_name, dy, step, progress,
+                method=method, samples=samples, seed=seed, analytical=analytical,
+            )
         except ImplementationFailure as failure:
             message = f"while computing finite differences for {gradient_name}, {failure}"
             tensors.append(_not_checked(gradient_name, expected[gradient_name], tolerances.rtol, message, analytical.shape))
+            continue
+        if numerical.projections is not None:
+            tensors.append(compare_projections(gradient_name, analytical, numerical, tolerances.rtol))
             continue
         tensors.append(
             compare(
@@ -159,9 +170,17 @@ def _numerical_gradient(
     gradient_name: str,
     dy: np.ndarray,
     step: float,
-    advance: Progress | None,
+    progress: ProgressFactory | None,
+    *,
+    method: str,
+    samples: int,
+    seed: int,
+    analytical: np.ndarray,
 ) -> NumericalGradient:
-    return dense_gradient(guard.forward, inputs, gradient_name, dy, step, advance)
+    return numerical_gradient(
+        method, guard.forward, inputs, gradient_name, dy, step, guard.geometry,
+        analytical=analytical, samples=samples, seed=seed, progress=progress,
+    )
 
 
 def _check_output(

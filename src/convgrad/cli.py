@@ -13,6 +13,7 @@ import click
 
 from convgrad import __version__
 from convgrad.errors import ConvgradError
+from convgrad.methods import DEFAULT_SAMPLES, METHODS
 
 __all__ = ["cli", "main", "geometry_options", "make_console"]
 
@@ -126,6 +127,12 @@ def resolve_from_flags(flags: dict[str, Any]) -> Any:
               help="Finite-difference step relative to the perturbed tensor's largest magnitude [default: 0.5].")
 @click.option("--timeout", type=float, default=None, metavar="SECONDS",
               help="Fail a case that has not finished after this many seconds [default: 600].")
+@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
+              help="auto: every coordinate, cheapest exact way; coloured: every coordinate, "
+                   "non-overlapping ones together; dense: one at a time; sample: --samples random "
+                   "coordinates; projection: --samples random directions.")
+@click.option("--samples", type=click.IntRange(min=1), default=DEFAULT_SAMPLES, show_default=True,
+              help="Coordinates (sample) or directions (projection) per tensor.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (with --config: only the summary).")
 @click.option("--impl", default="reference", show_default=True, metavar="SPEC",
@@ -146,12 +153,12 @@ def resolve_from_flags(flags: dict[str, Any]) -> Any:
 def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[float],
           as_json: bool, quiet: bool, impl: str, layout: str, weight_layout: str,
           no_forward_check: bool, config_path: Optional[str], junit_path: Optional[str],
-          svg_path: Optional[str], timeout: Optional[float],
+          svg_path: Optional[str], timeout: Optional[float], method: str, samples: int,
           **flags: Any) -> None:
     """Check the analytical dX, dK and db of a conv layer against finite differences.
 
-    Every coordinate of every gradient is compared, and the output against the reference
-    convolution.
+    Every coordinate of every gradient is compared (unless --method sample or projection), and
+    the output against the reference convolution.
 
     \b
     Examples:
@@ -160,6 +167,7 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
       convgrad check --in 4x16 --kernels 4x1x5 --groups 4 --dtype float32 --json
       convgrad check --impl my_conv.py --config configs/standard.toml --junit report.xml
       convgrad check --impl my_conv.py:Layer --layout nhwc --weight-layout hwio --in 3x8x8 --kernels 4x3x3x3
+      convgrad check --in 64x56x56 --kernels 64x3x3 --padding 1 --method projection
     """
     from convgrad.isolation import DEFAULT_TIMEOUT_S, validate_timeout
     from convgrad.loading import load_implementation
@@ -181,6 +189,7 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
         suite = run_suite(
             suite_spec.cases, implementation, seed=seed, relative_step=step, rtol=rtol,
             forward_check=not no_forward_check, progress=progress, timeout=timeout,
+            method=method, samples=samples,
         )
     if junit_path is not None:
         from convgrad.render_junit import render_junit

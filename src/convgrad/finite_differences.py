@@ -8,7 +8,7 @@ weighting by dy cancels every output the perturbation did not reach exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -32,6 +32,8 @@ class NumericalGradient:
     checked: int  # coordinates whose numerical derivative was computed
     forward_calls: int
     note: str | None = None  # why the method differs from the one asked for, if it does
+    # method "projection": (analytical, numerical) derivative along each random direction
+    projections: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def dense_gradient(
@@ -41,15 +43,21 @@ def dense_gradient(
     dy: np.ndarray,
     step: float,
     progress: Progress | None = None,
+    coordinates: np.ndarray | None = None,
 ) -> NumericalGradient:
-    """Perturb one coordinate at a time: two forward calls per coordinate, every coordinate."""
+    """Perturb one coordinate at a time: two forward calls per coordinate.
+
+    Every coordinate, or only the flat indices in `coordinates` (method "sample"; the others are
+    NaN, which the comparison skips).
+    """
     which = TENSOR_INDEX[gradient]
     args = [a.copy() for a in inputs]
     tensor = args[which]
     flat = tensor.reshape(-1)  # a view: writing into it perturbs the argument
-    values = np.empty(flat.size, dtype=np.float64)
+    values = np.full(flat.size, np.nan, dtype=np.float64)
     weights = dy.astype(np.float64, copy=False)
-    for q in range(flat.size):
+    chosen = range(flat.size) if coordinates is None else coordinates
+    for q in chosen:
         original = flat[q]
         flat[q] = original + step
         high = float(flat[q])
@@ -64,7 +72,7 @@ def dense_gradient(
     return NumericalGradient(
         values=values.reshape(tensor.shape),
         step=step,
-        method="dense",
-        checked=flat.size,
-        forward_calls=2 * flat.size,
+        method="dense" if coordinates is None else "sample",
+        checked=len(chosen),
+        forward_calls=2 * len(chosen),
     )

@@ -24,6 +24,7 @@ class DelayedProgress:
     def __init__(self, console: Console, enabled: bool, delay_s: float = 1.0) -> None:
         self._enabled = enabled and console.is_terminal
         self._delay_s = delay_s
+        self._started = time.perf_counter()  # one delay for the whole check, not one per task
         self._bar: Optional[Progress] = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -48,7 +49,7 @@ class DelayedProgress:
 
     def __call__(self, description: str, total: int) -> Advance:
         """Start a task of `total` forward calls; returns the callback that advances it."""
-        started = time.perf_counter()
+        started = self._started
         bar = self._bar
         task = None
         done = 0

@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 
 from convgrad.adapters import Adapter
 from convgrad.checker import ProgressFactory
+from convgrad.methods import DEFAULT_SAMPLES
 from convgrad.isolation import DEFAULT_TIMEOUT_S, check_layer_isolated
 from convgrad.report import CaseReport, SuiteReport
 from convgrad.suite import SuiteCase
@@ -28,6 +29,8 @@ def run_suite(
     forward_check: bool = True,
     progress: Optional[ProgressFactory] = None,
     timeout: float = DEFAULT_TIMEOUT_S,
+    method: str = "auto",
+    samples: int = DEFAULT_SAMPLES,
 ) -> SuiteReport:
     """Every case in order. Tolerances are validated for all cases before the first one runs."""
     for case in cases:
@@ -36,6 +39,7 @@ def run_suite(
         run_case(
             case, implementation, seed=seed, relative_step=relative_step, rtol=rtol,
             forward_check=forward_check, progress=progress, timeout=timeout,
+            method=method, samples=samples,
         )
         for case in cases
     )
@@ -52,6 +56,8 @@ def run_case(
     forward_check: bool = True,
     progress: Optional[ProgressFactory] = None,
     timeout: float = DEFAULT_TIMEOUT_S,
+    method: str = "auto",
+    samples: int = DEFAULT_SAMPLES,
 ) -> CaseReport:
     """One case: skipped if the implementation cannot express it, else checked in a child process
     so that a hanging or crashing implementation fails this case, not the run."""
@@ -82,4 +88,6 @@ def run_case(
         implementation_name=implementation.name,
         progress=labelled,
         forward_check=forward_check,
+        method=method,
+        samples=samples,
     )

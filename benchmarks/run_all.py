@@ -1,0 +1,185 @@
+"""Benchmarks of convgrad's gradient checks; prints every figure of benchmarks/RESULTS.md.
+
+    python benchmarks/run_all.py                 # everything (torch needed for the gradcheck figure)
+    python benchmarks/run_all.py --only resnet   # one figure: startup, seed, gradcheck, resnet
+
+Each comparison is measured side by side in the same run (alternating the two sides) and the
+medians are reported. Run from the repository root; uses src/ when convgrad is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Callable
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SRC = os.path.join(ROOT, "src")
+sys.path.insert(0, SRC)
+ENV = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def machine() -> str:
+    import numpy
+
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = "not installed"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"CPU {cpu}, {os.cpu_count()} cores, {ram:.1f} GiB RAM, load average {load:.2f} at start; "
+        f"Python {platform.python_version()}, numpy {numpy.__version__}, torch {torch_version}"
+    )
+
+
+def timed(function: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def side_by_side(a: Callable[[], Any], b: Callable[[], Any], runs_a: int, runs_b: int):
+    """Alternate the two sides so both see the same machine load; medians and last results."""
+    times_a, times_b, result_a, result_b = [], [], None, None
+    for i in range(max(runs_a, runs_b)):
+        if i < runs_a:
+            t, result_a = timed(a)
+            times_a.append(t)
+        if i < runs_b:
+            t, result_b = timed(b)
+            times_b.append(t)
+    return statistics.median(times_a), statistics.median(times_b), result_a, result_b
+
+
+def startup() -> None:
+    def run(args: list[str]) -> Callable[[], Any]:
+        return lambda: subprocess.run(args, env=ENV, check=True, stdout=subprocess.DEVNULL)
+
+    bare, helped, _, _ = side_by_side(
+        run([sys.executable, "-c", "pass"]), run([sys.executable, "-m", "convgrad", "--help"]), 9, 9
+    )
+    print(f"startup: python -c pass {bare:.3f} s, convgrad --help {helped:.3f} s (median of 9), "
+          f"difference {helped - bare:+.3f} s (target <= +0.300 s)")
+
+
+def seed_case() -> None:
+    from convgrad.checker import check_layer
+    from convgrad.geometry import resolve_geometry
+
+    geometry = resolve_geometry("3x20x20", "5x3x3x3")
+    coloured, dense, c_case, d_case = side_by_side(
+        lambda: check_layer(geometry, method="coloured"), lambda: check_layer(geometry, method="dense"), 5, 5
+    )
+    print(f"seed 3x20x20, 5x3x3x3: coloured {coloured:.3f} s ({c_case.forward_calls} forward calls), "
+          f"dense {dense:.3f} s ({d_case.forward_calls} forward calls), median of 5 each; "
+          f"coloured is {dense / coloured:.0f}x faster; verdicts {c_case.passed} / {d_case.passed}")
+
+
+class TorchConv:
+    """torch.nn.functional.conv2d as a convgrad implementation: forward, and backward by autograd."""
+
+    name = "torch conv2d"
+
+    def forward(self, x, w, b, *, stride, padding, dilation, groups):
+        import torch
+
+        with torch.no_grad():
+            y = torch.nn.functional.conv2d(
+                torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
+                stride=stride, padding=padding, dilation=dilation, groups=groups,
+            )
+        return y.numpy()
+
+    def backward(self, dy, x, w, b, *, stride, padding, dilation, groups):
+        import torch
+
+        tensors = [torch.from_numpy(a).requires_grad_() for a in (x, w, b)]
+        y = torch.nn.functional.conv2d(*tensors, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        y.backward(torch.from_numpy(dy))
+        return tuple(t.grad.numpy() for t in tensors)
+
+
+def gradcheck() -> None:
+    import numpy as np
+    import torch
+
+    from convgrad.checker import check_layer
+    from convgrad.geometry import resolve_geometry
+
+    # One torch thread on both sides: on a shared 2-core machine, spinning worker threads made a
+    # 50 microsecond conv take milliseconds whenever another job ran.
+    torch.set_num_threads(1)
+    geometry = resolve_geometry("8x32x32", "8x3x3")
+    rng = np.random.default_rng(0)
+    inputs = tuple(
+        torch.from_numpy(rng.standard_normal(shape)).requires_grad_()
+        for shape in (geometry.x_shape, geometry.w_shape, geometry.b_shape)
+    )
+
+    def torch_full() -> bool:
+        return torch.autograd.gradcheck(torch.nn.functional.conv2d, inputs, fast_mode=False)
+
+    ours, theirs, case, verdict = side_by_side(
+        lambda: check_layer(geometry, TorchConv()), torch_full, 5, 3
+    )
+    methods = ", ".join(f"{t.name} {t.method} {t.forward_calls}" for t in case.tensors[1:])
+    print(f"8x32x32, 8x8x3x3 float64 (torch conv2d both sides, 1 torch thread): convgrad auto {ours:.3f} s "
+          f"(median of 5; forward calls {methods}), torch.autograd.gradcheck fast_mode=False "
+          f"{theirs:.1f} s (median of 3); convgrad is {theirs / ours:.0f}x faster (target >= 100x); "
+          f"verdicts: convgrad {'pass' if case.passed else 'fail'}, gradcheck {'pass' if verdict else 'fail'}")
+
+
+def resnet(runs: int = 1) -> None:
+    args = [sys.executable, "-m", "convgrad", "check", "--in", "64x56x56", "--kernels", "64x3x3",
+            "--padding", "1", "--json"]
+    # /usr/bin/time measures the check's own process; getrusage(RUSAGE_CHILDREN) would also count
+    # the pages a fork of this (possibly large) process shares before it execs.
+    timer = ["/usr/bin/time", "-f", "%M"] if os.path.exists("/usr/bin/time") else []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        wall, done = timed(lambda: subprocess.run(timer + args, env=ENV, capture_output=True, text=True))
+        if timer:
+            peak = int(done.stderr.strip().splitlines()[-1])  # KiB
+        else:
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+        case = json.loads(done.stdout)["cases"][0]
+        calls = ", ".join(f"{t['name']} {t['method']} {t['forward_calls']}" for t in case["tensors"][1:])
+        checked = sum(t["checked"] for t in case["tensors"][1:])
+        print(f"ResNet-50 3x3 layer 64x56x56, 64x64x3x3, padding 1, float64: {checked} coordinates, "
+              f"{'pass' if case['passed'] else 'FAIL'}; check {case['elapsed_s']:.1f} s, process "
+              f"{wall:.1f} s (target <= 30 s); peak RSS {peak / 2**20:.2f} GiB"
+              f"{'' if peak > before else ' (not above an earlier child)'} (target <= 2 GiB); "
+              f"forward calls {case['forward_calls']} ({calls})")
+
+
+FIGURES = {"startup": startup, "seed": seed_case, "gradcheck": gradcheck, "resnet": resnet}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=sorted(FIGURES), action="append")
+    chosen = parser.parse_args().only or list(FIGURES)
+    print(machine())
+    for name in chosen:
+        FIGURES[name]()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""Coloured finite differences: the colouring, equality with dense, locality, cost, and the other methods."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from convgrad import reference
+from convgrad.checker import check_layer, random_tensors
+from convgrad.cli import cli
+from convgrad.coloured_differences import coloured_forward_calls
+from convgrad.colouring import input_colouring
+from convgrad.geometry import resolve_geometry
+from conftest import ReferenceWith
+
+SWEEP = {
+    "1d": dict(in_shape="3x11", kernel_shape="4x3x3"),
+    "1d-stride-larger-than-kernel": dict(in_shape="2x13", kernel_shape="3x2x2", stride=5, padding=1),
+    "2d-seed": dict(in_shape="3x9x8", kernel_shape="5x3x3x3"),
+    "2d-dilation": dict(in_shape="2x11x10", kernel_shape="3x2x3x2", dilation="2x3", padding=2),
+    "2d-stride-dilation": dict(in_shape="2x12x9", kernel_shape="2x2x3x3", stride="3x2", dilation=2, padding=1),
+    "2d-groups-batch": dict(in_shape="4x7x6", kernel_shape="6x2x2x3", groups=2, batch=3, padding="1x0"),
+    "2d-depthwise": dict(in_shape="3x8x8", kernel_shape="3x1x3x3", groups=3, stride=2, padding=1),
+    "3d": dict(in_shape="2x5x6x4", kernel_shape="2x2x2x3x2", stride="1x2x1", padding=1, batch=2),
+    "3d-dilation": dict(in_shape="1x7x5x5", kernel_shape="2x1x2x2x2", dilation="3x1x2"),
+}
+
+
+def receptive_fields(geometry) -> np.ndarray:
+    """(number of x coordinates, outputs) bool, found by brute force through the reference layer."""
+    w = np.ones(geometry.w_shape)
+    b = np.zeros(geometry.b_shape)
+    settings = dict(stride=geometry.stride, padding=geometry.padding, dilation=geometry.dilation, groups=geometry.groups)
+    size = int(np.prod(geometry.x_shape))
+    fields = np.zeros((size, int(np.prod(geometry.y_shape))), dtype=bool)
+    for q in range(size):
+        x = np.zeros(size)
+        x[q] = 1.0
+        fields[q] = reference.forward(x.reshape(geometry.x_shape), w, b, **settings).reshape(-1) != 0
+    return fields
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_no_two_coordinates_of_one_colour_share_an_output(seed):
+    rng = np.random.default_rng(seed)
+    ndim = int(rng.integers(1, 3))
+    groups = int(rng.choice([1, 2]))
+    depth = int(rng.integers(1, 3))
+    kernel = [int(k) for k in rng.integers(1, 4, ndim)]
+    spatial = [int(k + rng.integers(2, 9)) for k in kernel]
+    geometry = resolve_geometry(
+        [groups * depth, *spatial],
+        [groups * int(rng.integers(1, 3)), depth, *kernel],
+        batch=int(rng.integers(1, 3)),
+        stride=[int(s) for s in rng.integers(1, 5, ndim)],
+        padding=[int(p) for p in rng.integers(0, 3, ndim)],
+        dilation=[int(d) for d in rng.integers(1, 3, ndim)],
+        groups=groups,
+    )
+    colouring = input_colouring(geometry)
+    fields = receptive_fields(geometry)
+    masks = [np.broadcast_to(colouring.mask(c, geometry.channels), geometry.x_shape).reshape(-1) for c in colouring.used()]
+    assert np.array_equal(np.sum(masks, axis=0), np.ones(fields.shape[0]))  # each coordinate once
+    for mask in masks:
+        assert fields[mask].sum(axis=0).max(initial=0) <= 1, geometry
+    assert len(colouring.used()) <= depth * int(np.prod(kernel)) * (max(kernel) + 1) / min(kernel)
+
+
+def test_colours_reach_the_lower_bound_of_one_window():
+    # One window reads C/groups * prod(k) coordinates that pairwise conflict: no colouring does
+    # better; one more period on one axis leaves outputs to watch for the locality check.
+    geometry = resolve_geometry("8x32x32", "8x3x3", stride=2, dilation=2, padding=1)
+    colouring = input_colouring(geometry)
+    assert [a.count for a in colouring.axes] == [3, 4] and colouring.count == 8 * 3 * 4
+    assert all(not colouring.reached(c).all() for c in colouring.used())
+
+
+@pytest.mark.parametrize("geometry", SWEEP.values(), ids=SWEEP.keys())
+def test_coloured_gives_the_numbers_of_the_dense_check(geometry):
+    layer = resolve_geometry(**geometry)
+    coloured = check_layer(layer, method="coloured", seed=5)
+    dense = check_layer(layer, method="dense", seed=5)
+    assert coloured.passed and dense.passed
+    for c, d in zip(coloured.tensors[1:], dense.tensors[1:]):
+        assert (c.method, d.method) == ("coloured", "dense")
+        assert c.checked == c.total == d.checked
+        scale = np.max(np.abs(d.numerical))
+        np.testing.assert_allclose(c.numerical, d.numerical, rtol=0, atol=1e-12 * scale)
+        assert c.forward_calls < d.forward_calls or c.total <= 2
+
+
+def test_float32_coloured_passes():
+    layer = resolve_geometry("6x10x10", "6x6x3x3", padding=1, batch=2, dtype="float32")
+    case = check_layer(layer, method="coloured", seed=2)
+    assert case.passed, [t.reason for t in case.tensors]
+
+
+def forward_calls(**geometry) -> dict[str, int]:
+    case = check_layer(resolve_geometry(**geometry), method="coloured")
+    assert case.passed
+    return {t.name: t.forward_calls for t in case.tensors[1:]}
+
+
+def test_forward_calls_do_not_grow_with_height_width_or_batch():
+    base = dict(in_shape="3x10x12", kernel_shape="4x3x3x3", stride=2, padding=1)
+    calls = forward_calls(**base)
+    assert forward_calls(**{**base, "in_shape": "3x20x24"}) == calls
+    assert forward_calls(**{**base, "batch": 2}) == calls
+    assert calls == {"dX": 1, "dK": 2 * 27, "db": 2}
+    # Along W a period of 4 would let the windows at even starts read every even colour: 5 it is.
+    assert len(input_colouring(resolve_geometry(**base)).used()) == 3 * 3 * 5
+    geometry = resolve_geometry(**base)
+    assert coloured_forward_calls(geometry, "dX") == 1
+
+
+class NonLocal(ReferenceWith):
+    """Every output also sees 1e-3 * sum(x): a non-local layer, with a backward that matches it."""
+
+    name = "non-local"
+    correct_backward = True
+
+    def forward(self, x, w, b, **settings):
+        y = reference.forward(x, w, b, **settings)
+        return y + 1e-3 * x.sum(axis=tuple(range(1, x.ndim))).reshape(-1, *([1] * (x.ndim - 1)))
+
+    def backward(self, dy, x, w, b, **settings):
+        dx, dw, db = reference.backward(dy, x, w, b, **settings)
+        if self.correct_backward:
+            dx = dx + 1e-3 * dy.sum(axis=tuple(range(1, dy.ndim))).reshape(-1, *([1] * (dy.ndim - 1)))
+        return dx, dw, db
+
+
+def test_a_non_local_layer_is_detected_and_checked_one_coordinate_at_a_time():
+    layer = resolve_geometry("2x7x7", "3x2x3x3", batch=2)
+    case = check_layer(layer, NonLocal())
+    dx = case.tensor("dX")
+    assert dx.passed and dx.method == "dense" and dx.checked == dx.total
+    assert "non-local" in dx.note and "one coordinate at a time" in dx.note
+    assert dx.forward_calls >= 2 * dx.total
+    assert case.tensor("dK").method == "coloured" and case.tensor("dK").passed
+    assert not case.tensor("O").passed  # the forward itself is not the reference conv
+
+    wrong = NonLocal()
+    wrong.correct_backward = False
+    assert not check_layer(layer, wrong).tensor("dX").passed
+
+
+def test_progress_totals_match_the_calls_made_even_with_a_fallback():
+    tasks: dict[str, list[int]] = {}
+
+    def factory(description: str, total: int):
+        tasks[description] = [total, 0]
+
+        def advance(calls: int) -> None:
+            tasks[description][1] += calls
+
+        return advance
+
+    layer = resolve_geometry("2x6x6", "2x2x3x3")
+    case = check_layer(layer, NonLocal(), progress=factory)
+    assert "dX one at a time" in tasks
+    for description, (total, done) in tasks.items():
+        if description != "dX coloured":  # abandoned when the layer turned out non-local
+            assert done == total, description
+    assert sum(done for _, done in tasks.values()) == case.forward_calls - 1  # all but the first forward
+
+
+def scaled(gradient: int, factor: float):
+    class Scaled(ReferenceWith):
+        def backward(self, dy, x, w, b, **settings):
+            grads = list(reference.backward(dy, x, w, b, **settings))
+            grads[gradient] = grads[gradient] * factor
+            return tuple(grads)
+
+    return Scaled()
+
+
+def test_projection_catches_a_gradient_off_by_a_factor():
+    layer = resolve_geometry("3x12x12", "4x3x3x3", padding=1)
+    case = check_layer(layer, scaled(0, 1.001), method="projection", samples=4)
+    assert [t.name for t in case.failing] == ["dX"]
+    dx = case.tensor("dX")
+    assert dx.method == "projection" and dx.checked == 4 and dx.forward_calls == 8
+    assert "directions differ" in dx.reason
+    assert check_layer(layer, method="projection", samples=4, seed=3).passed
+
+
+def test_projection_passes_a_correct_float32_layer():
+    layer = resolve_geometry("8x12x12", "8x8x3x3", padding=1, dtype="float32")
+    assert check_layer(layer, method="projection", samples=8).passed
+
+
+def test_sample_of_every_coordinate_equals_dense_and_a_sample_catches_a_wrong_gradient():
+    layer = resolve_geometry("2x6x5", "3x2x2x2", stride=2)
+    everything = check_layer(layer, method="sample", samples=10_000)
+    dense = check_layer(layer, method="dense")
+    for s, d in zip(everything.tensors[1:], dense.tensors[1:]):
+        assert s.method == "sample" and s.checked == s.total
+        np.testing.assert_array_equal(s.numerical, d.numerical)
+    few = check_layer(layer, scaled(1, 1.01), method="sample", samples=3)
+    assert [t.name for t in few.failing] == ["dK"]
+    assert few.tensor("dK").checked == 3 and few.tensor("dK").total == 24
+    assert np.isnan(few.tensor("dK").numerical).sum() == 21
+
+
+def test_auto_uses_dense_only_where_colouring_saves_nothing():
+    case = check_layer(resolve_geometry("1x2", "1x1x2"))
+    assert {t.name: t.method for t in case.tensors[1:]} == {"dX": "dense", "dK": "dense", "db": "dense"}
+    assert {t.method for t in check_layer(resolve_geometry("3x9x9", "4x3x3x3")).tensors[1:]} == {"coloured"}
+
+
+def test_bad_method_or_samples_is_a_setting_error():
+    from convgrad.errors import SettingError
+
+    layer = resolve_geometry("1x4", "1x1x2")
+    with pytest.raises(SettingError, match="--method"):
+        check_layer(layer, method="fast")
+    with pytest.raises(SettingError, match="--samples"):
+        check_layer(layer, method="sample", samples=0)
+
+
+CLI_LAYER = ["check", "--in", "3x8x8", "--kernels", "4x3x3x3"]
+
+
+def run(args: list[str]):
+    return CliRunner().invoke(cli, args, env={"COLUMNS": "80"})
+
+
+@pytest.mark.parametrize("method", ["auto", "coloured", "dense", "sample", "projection"])
+def test_cli_method_is_reported_in_json_and_table(method):
+    result = run([*CLI_LAYER, "--method", method, "--samples", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    tensors = {t["name"]: t for t in json.loads(result.output)["cases"][0]["tensors"]}
+    expected = "coloured" if method == "auto" else method
+    for name in ("dX", "dK", "db"):
+        assert tensors[name]["method"] == expected
+        assert tensors[name]["forward_calls"] > 0
+    if method == "sample":
+        assert tensors["dX"]["checked"] == 5 and tensors["dX"]["total"] == 192
+    table = run([*CLI_LAYER, "--method", method, "--samples", "5"])
+    assert table.exit_code == 0 and f"dX {expected} (" in " ".join(table.output.split())
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--method", "fast"], "Invalid value for '--method'"),
+        (["--samples", "0"], "Invalid value for '--samples'"),
+        (["--samples", "many"], "Invalid value for '--samples'"),
+    ],
+)
+def test_cli_refuses_bad_method_and_samples_in_one_line(flags, message):
+    result = run([*CLI_LAYER, *flags])
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+class FarLeak(ReferenceWith):
+    """Each output also sees the input 5 columns away (an index bug), with a matching backward.
+
+    (A shift by a multiple of the watched axis's period would land on outputs that are moving
+    anyway; the README says so.)
+    """
+
+    def forward(self, x, w, b, **settings):
+        return reference.forward(x, w, b, **settings) + 1e-3 * np.roll(x, 5, axis=-1)
+
+    def backward(self, dy, x, w, b, **settings):
+        dx, dw, db = reference.backward(dy, x, w, b, **settings)
+        return dx + 1e-3 * np.roll(dy, -5, axis=-1), dw, db
+
+
+def test_a_leak_from_a_far_neighbour_is_detected():
+    case = check_layer(resolve_geometry("2x9x12", "2x2x3x3", padding="same", batch=2), FarLeak())
+    dx = case.tensor("dX")
+    assert dx.method == "dense" and "non-local" in dx.note and dx.passed
