@@ -172,16 +172,14 @@ def methods_disagreeing(geometry: LayerGeometry, seed: int, scale: dict[str, flo
 
     THE PLACE WHERE "coloured and dense agree" IS ASSERTED. Only methods that claim every
     coordinate exactly (coloured) are compared; sampling and projections check less by design.
-    Today METHODS holds only "dense", so this compares nothing and returns []; once the coloured
-    engine adds "coloured" to METHODS and a `method=` keyword to check_layer, this runs it.
     """
     exact_alternatives = [m for m in METHODS if m == "coloured"]
     if not exact_alternatives:
         return []
-    dense = check_layer(geometry, seed=seed, scale=scale)
+    dense = check_layer(geometry, seed=seed, scale=scale, method="dense")
     disagreeing = []
     for method in exact_alternatives:
-        other = check_layer(geometry, seed=seed, scale=scale, method=method)  # type: ignore[call-arg]
+        other = check_layer(geometry, seed=seed, scale=scale, method=method)
         for name in ("dX", "dK", "db"):
             a, b = dense.tensor(name).numerical, other.tensor(name).numerical
             if a is None or b is None:
