@@ -138,9 +138,10 @@ def check_layer(
             continue
         step = tolerances.step_for(perturbation_scale(gradient_name, (x, w, b), y))
         try:
-            numerical = _numerical_gradient(
-                guard, (x, w, b), gradient_name, dy, step, progress,
-                method=method, samples=samples, seed=seed, analytical=analytical,
+            numerical = numerical_gradient(
+                method, guard.forward, (x, w, b), gradient_name, dy, step, geometry,
+                analytical=analytical, samples=samples, seed=seed, tolerance=tolerances.rtol,
+                progress=progress,
             )
         except ImplementationFailure as failure:
             message = f"while computing finite differences for {gradient_name}, {failure}"
@@ -162,25 +163,6 @@ def check_layer(
             )
         )
     return finish()
-
-
-def _numerical_gradient(
-    guard: GuardedLayer,
-    inputs: tuple[np.ndarray, np.ndarray, np.ndarray],
-    gradient_name: str,
-    dy: np.ndarray,
-    step: float,
-    progress: ProgressFactory | None,
-    *,
-    method: str,
-    samples: int,
-    seed: int,
-    analytical: np.ndarray,
-) -> NumericalGradient:
-    return numerical_gradient(
-        method, guard.forward, inputs, gradient_name, dy, step, guard.geometry,
-        analytical=analytical, samples=samples, seed=seed, progress=progress,
-    )
 
 
 def _check_output(

@@ -60,11 +60,17 @@ def coloured_gradient(
     step: float,
     geometry: LayerGeometry,
     progress: Progress | None = None,
+    *,
+    batched: bool = True,
 ) -> NumericalGradient:
-    """Every coordinate of dX, dK or db from coloured central differences (see the module docstring)."""
+    """Every coordinate of dX, dK or db from coloured central differences (see the module docstring).
+
+    With `batched=False` every dX call keeps the layer's own batch size (for implementations that
+    cannot take other batch sizes): two calls per colour instead of a few calls in all.
+    """
     weights = dy.astype(np.float64)
     if gradient == "dX":
-        values, calls = _input_gradient(forward, inputs, weights, step, geometry, progress)
+        values, calls = _input_gradient(forward, inputs, weights, step, geometry, progress, batched)
     else:
         values, calls = _parameter_gradient(forward, inputs, gradient, weights, step, geometry, progress)
     return NumericalGradient(
@@ -95,22 +101,28 @@ def _input_gradient(
     step: float,
     geometry: LayerGeometry,
     progress: Progress | None,
+    batched: bool = True,
 ) -> tuple[np.ndarray, int]:
     x, w, b = inputs
     colouring = input_colouring(geometry)
     used = colouring.used()
-    per_call = _colours_per_call(geometry, len(used))
+    per_call = _colours_per_call(geometry, len(used)) if batched else 1
     values = np.zeros(x.shape, dtype=np.float64)
     calls = 0
     for first in range(0, len(used), per_call):
         colours = used[first : first + per_call]
         masks = [np.broadcast_to(colouring.mask(c, geometry.channels), x.shape) for c in colours]
         pairs = [_perturbed(x, m, step) for m in masks]
-        batch = np.concatenate([p for p, _ in pairs] + [m for _, m in pairs], axis=0)
-        y = forward(batch, w, b)
-        calls += 1
+        if batched:
+            batch = np.concatenate([p for p, _ in pairs] + [m for _, m in pairs], axis=0)
+            y = forward(batch, w, b)
+            made = 1
+        else:  # one colour: its + and - inputs in two calls of the layer's own batch size
+            y = np.concatenate([forward(pairs[0][0], w, b), forward(pairs[0][1], w, b)], axis=0)
+            made = 2
+        calls += made
         if progress is not None:
-            progress(1)
+            progress(made)
         n = x.shape[0]
         half = len(colours) * n
         for i, (colour, mask, (plus, minus)) in enumerate(zip(colours, masks, pairs)):
