@@ -74,6 +74,7 @@ CASES = [
     case(check("--step", "inf"), "must be a finite number", id="step-inf"),
     case(check("--step", "1e-300"), "is outside 1e-06..1000", "like 0.5", id="step-rounds-away"),
     case(check("--step", "1e9"), "is outside 1e-06..1000", id="step-absurd"),
+    case(check("--step", "1e-5", "--dtype", "float32"), "too small for float32 with rtol 0.001", "use --step 0.0012 or larger", id="step-below-float32-rounding"),
     case(check("--timeout", "0"), "--timeout 0.0 must be a number of seconds greater than 0", id="timeout-zero"),
     case(check("--timeout", "-5"), "greater than 0", id="timeout-negative"),
     case(check("--timeout", "nan"), "greater than 0", id="timeout-nan"),

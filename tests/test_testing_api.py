@@ -77,3 +77,21 @@ def test_float32_dtype_warning_is_reported_not_failed():
 
     report = assert_conv_gradients(Float64Grads(), in_shape=(2, 5, 5), kernel_shape=(2, 2, 3, 3), dtype="float32")
     assert any("returned dX as float64 for float32 inputs" in w for w in report.warnings)
+
+
+def test_check_takes_the_method_samples_and_timeout_of_the_command_line():
+    from convgrad.testing import check
+
+    sampled = check(in_shape=(3, 8, 8), kernel_shape=(4, 3, 3, 3), method="sample", samples=7, timeout=60)
+    assert sampled.passed
+    assert {t.name: t.checked for t in sampled.tensors if t.name != "O"} == {"dX": 7, "dK": 7, "db": 4}
+    dense = check(in_shape=(3, 8, 8), kernel_shape=(4, 3, 3, 3), method="dense")
+    assert {t.method for t in dense.tensors if t.name != "O"} == {"dense"}
+
+
+def test_check_refuses_an_unknown_method():
+    from convgrad.errors import ConvgradError
+    from convgrad.testing import check
+
+    with pytest.raises(ConvgradError, match="--method"):
+        check(in_shape=(3, 8, 8), kernel_shape=(4, 3, 3, 3), method="fast")

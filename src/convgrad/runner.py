@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 from convgrad.adapters import Adapter
 from convgrad.checker import ProgressFactory
-from convgrad.methods import DEFAULT_SAMPLES
+from convgrad.methods import DEFAULT_SAMPLES, validate_method
 from convgrad.isolation import DEFAULT_TIMEOUT_S, check_layer_isolated
 from convgrad.report import CaseReport, SuiteReport
 from convgrad.suite import SuiteCase
@@ -32,7 +32,8 @@ def run_suite(
     method: str = "auto",
     samples: int = DEFAULT_SAMPLES,
 ) -> SuiteReport:
-    """Every case in order. Tolerances are validated for all cases before the first one runs."""
+    """Every case in order. Settings are validated for all cases before the first one runs."""
+    validate_method(method, samples)
     for case in cases:
         tolerances_for(case.geometry.dtype, relative_step=relative_step, rtol=rtol)
     reports = tuple(

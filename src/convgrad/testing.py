@@ -36,17 +36,26 @@ def check(
     layout: str = "nchw",
     weight_layout: str = "oihw",
     name: Optional[str] = None,
+    method: str = "auto",
+    samples: Optional[int] = None,
+    timeout: Optional[float] = None,
 ) -> CaseReport:
     """Check one layer and return its CaseReport (see `convgrad check` for what is compared).
 
     `impl` is an --impl spec ("reference", "torch", "my_conv.py:Layer", ...) or any object with
     forward and backward: a module, an instance or a class taking no arguments. Bad input raises
-    a ConvgradError; a wrong implementation gives a report with `passed` False.
+    a ConvgradError; a wrong implementation gives a report with `passed` False. `method`,
+    `samples` and `timeout` mean what --method, --samples and --timeout mean on the command line.
     """
+    from convgrad.isolation import DEFAULT_TIMEOUT_S, validate_timeout
     from convgrad.loading import as_adapter
+    from convgrad.methods import DEFAULT_SAMPLES, validate_method
     from convgrad.runner import run_case
     from convgrad.suite import SuiteCase
 
+    samples = DEFAULT_SAMPLES if samples is None else samples
+    validate_method(method, samples)
+    timeout = validate_timeout(DEFAULT_TIMEOUT_S if timeout is None else timeout)
     geometry = resolve_geometry(
         in_shape, kernel_shape, batch=batch, stride=stride, padding=padding, dilation=dilation,
         groups=groups, dtype=dtype,
@@ -54,7 +63,8 @@ def check(
     implementation = as_adapter(impl, layout=layout, weight_layout=weight_layout)
     case = SuiteCase(name=name or f"check of {implementation.name}", geometry=geometry)
     return run_case(
-        case, implementation, seed=seed, relative_step=step, rtol=rtol, forward_check=forward_check
+        case, implementation, seed=seed, relative_step=step, rtol=rtol, forward_check=forward_check,
+        method=method, samples=samples, timeout=timeout,
     )
 
 

@@ -100,4 +100,15 @@ def tolerances_for(
         overrides["relative_step"] = relative_step
     if rtol is not None:
         overrides["rtol"] = rtol
-    return replace(chosen, **overrides) if overrides else chosen
+    if not overrides:
+        return chosen
+    tolerances = replace(chosen, **overrides)
+    # Rounding noise in a difference is about eps / step (relative); it must stay well below rtol.
+    smallest = 10 * float(np.finfo(dtype).eps) / tolerances.rtol
+    if tolerances.relative_step < smallest:
+        raise SettingError(
+            f"--step {tolerances.relative_step:g} is too small for {dtype} with rtol "
+            f"{tolerances.rtol:g}: rounding noise (about eps/step) would exceed the tolerance; "
+            f"use --step {smallest:.2g} or larger, or a larger --rtol"
+        )
+    return tolerances
