@@ -64,7 +64,7 @@ def test_json_has_diagnosis_and_location(batch_averaged_bias):
     assert "1/N = 1/2" in case["diagnosis"][0]["message"]
     tensors = {t["name"]: t for t in case["tensors"]}
     assert tensors["db"]["location"] == {"wrong": 5, "checked": 5, "fraction": 1.0, "kernels": [0, 1, 2, 3, 4]}
-    assert "location" not in tensors["dX"]
+    assert tensors["dX"]["location"] is None
 
 
 def test_json_dx_location_has_border_and_interior(unrotated_kernels):
@@ -78,7 +78,7 @@ def test_json_dx_location_has_border_and_interior(unrotated_kernels):
 
 def test_a_passing_check_has_an_empty_diagnosis_list():
     case = json.loads(run([*SEED, "--json"]).output)["cases"][0]
-    assert case["diagnosis"] == [] and all("location" not in t for t in case["tensors"])
+    assert case["diagnosis"] == [] and all(t["location"] is None for t in case["tensors"])
 
 
 def test_svg_saves_the_printed_report(tmp_path, unrotated_kernels):

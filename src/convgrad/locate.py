@@ -63,11 +63,14 @@ class Location:
         """'border', 'interior' or 'both' for dX, None where the tensor has no border."""
         if self.border_wrong is None or self.interior_wrong is None:
             return None
-        if self.interior_wrong == 0 and self.border_wrong > 0:
+        if self.border_wrong > 0 and self.interior_wrong > 0:
+            return "both"
+        # "Only on the border" needs interior coordinates that were compared and found right.
+        if self.border_wrong > 0 and self.interior_total:
             return "border"
-        if self.border_wrong == 0 and self.interior_wrong > 0:
+        if self.interior_wrong > 0 and self.border_total:
             return "interior"
-        return "both"
+        return None
 
 
 def locate(tensor: "TensorComparison", geometry: LayerGeometry) -> Optional[Location]:
@@ -98,9 +101,10 @@ def locate(tensor: "TensorComparison", geometry: LayerGeometry) -> Optional[Loca
         batch=wrong.shape[0],
         reach=reach,
         border_wrong=int(wrong[..., border].sum()) if border.any() else 0,
-        border_total=int(border.sum()) * wrong.shape[0] * wrong.shape[1],
+        # Totals count compared coordinates only: a sampled check says nothing about the rest.
+        border_total=int(computed[..., border].sum()) if border.any() else 0,
         interior_wrong=int(wrong[..., ~border].sum()) if (~border).any() else 0,
-        interior_total=int((~border).sum()) * wrong.shape[0] * wrong.shape[1],
+        interior_total=int(computed[..., ~border].sum()) if (~border).any() else 0,
     )
     if tensor.name == "dX" and any(s > 1 for s in geometry.stride):
         located.update(_phases(wrong, geometry))

@@ -119,7 +119,7 @@ def numerical_gradient(
         )
     if chosen == "dense":
         return dense_gradient(forward, inputs, gradient, dy, step, task("dense", 2 * size))
-    count = min(samples, size) if chosen == "sample" else samples
+    count = min(samples, size)  # more directions than coordinates add nothing
     if chosen == "sample":
         coordinates = np.sort(rng.choice(size, size=count, replace=False))
         return dense_gradient(forward, inputs, gradient, dy, step, task("sample", 2 * count), coordinates)

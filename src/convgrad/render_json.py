@@ -41,13 +41,11 @@ def tensor_to_dict(tensor: TensorComparison) -> dict[str, Any]:
         "method": tensor.method,
         "forward_calls": tensor.forward_calls,
         "step": _number(tensor.step),
+        # Always present, null when unset, so consumers need no key checks.
+        "reason": tensor.reason,
+        "note": tensor.note,
+        "location": location_to_dict(tensor.location) if tensor.location is not None else None,
     }
-    if tensor.reason is not None:
-        result["reason"] = tensor.reason
-    if tensor.note is not None:
-        result["note"] = tensor.note
-    if tensor.location is not None:
-        result["location"] = location_to_dict(tensor.location)
     return result
 
 
@@ -97,11 +95,9 @@ def case_to_dict(case: CaseReport) -> dict[str, Any]:
         "tensors": [tensor_to_dict(t) for t in case.tensors],
         "warnings": list(case.warnings),
         "diagnosis": diagnoses_to_list(case.diagnoses),
+        "reason": case.reason,
+        "skipped": case.skipped,
     }
-    if case.reason is not None:
-        result["reason"] = case.reason
-    if case.skipped is not None:
-        result["skipped"] = case.skipped
     return result
 
 
