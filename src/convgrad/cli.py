@@ -124,7 +124,7 @@ def resolve_from_flags(flags: dict[str, Any]) -> Any:
 @click.option("--rtol", type=float, default=None,
               help="Tolerance relative to each tensor's scale [default: 1e-8 float64, 1e-3 float32].")
 @click.option("--step", type=float, default=None,
-              help="Finite-difference step relative to the perturbed tensor's largest magnitude [default: 0.5].")
+              help="Finite-difference step relative to the perturbed tensor's scale S(T) (see README) [default: 0.5].")
 @click.option("--timeout", type=float, default=None, metavar="SECONDS",
               help="Fail a case that has not finished after this many seconds [default: 600].")
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,

@@ -19,7 +19,7 @@ from convgrad.finite_differences import TENSOR_INDEX
 __all__ = ["Tolerances", "DEFAULT_TOLERANCES", "tolerances_for", "perturbation_scale"]
 
 
-# Bounds of --step (relative to the perturbed tensor's largest magnitude). Below 1e-6 the
+# Bounds of --step (relative to the perturbed tensor's scale, see perturbation_scale). Below 1e-6 the
 # perturbation of the largest coordinate can round away in float32 (resolution ~1.2e-7), which
 # would leave a coordinate silently unchecked; above 1e3 nothing is gained (no truncation error)
 # and values drift towards overflow, which would then be blamed on the implementation.
