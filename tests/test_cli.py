@@ -137,3 +137,15 @@ def test_module_entry_point_runs():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("PASS")
+
+
+def test_quiet_still_says_why_a_check_failed(monkeypatch):
+    import convgrad.reference as reference
+
+    original = reference.bias_gradient
+    monkeypatch.setattr(reference, "bias_gradient", lambda dy: original(dy) * 2)
+    result = run([*SEED, "--quiet"])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == "FAIL: db does not match"
+    assert lines[1].startswith("  db: 5 of 5 coordinates differ")

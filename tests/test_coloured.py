@@ -338,3 +338,26 @@ def test_a_layer_that_mishandles_a_stacked_batch_is_checked_one_at_a_time():
     dx = case.tensor("dX")
     assert case.passed and dx.method == "dense"
     assert "treats batch items differently" in dx.note
+
+
+class RolledBias(ReferenceWith):
+    """Kernel f gets bias f-1: channels mix, so one colour of db moves every perturbed channel."""
+
+    exact_backward = True
+
+    def forward(self, x, w, b, **settings):
+        return reference.forward(x, w, np.roll(b, 1), **settings)
+
+    def backward(self, dy, x, w, b, **settings):
+        dx, dw, db = reference.backward(dy, x, w, b, **settings)
+        return dx, dw, np.roll(db, -1) if self.exact_backward else db
+
+
+@pytest.mark.parametrize("exact", [True, False], ids=["exact-gradient", "unrolled-gradient"])
+def test_channel_mixing_is_caught_by_the_spot_checks(exact):
+    layer = RolledBias()
+    layer.exact_backward = exact
+    case = check_layer(resolve_geometry("3x8x8", "4x3x3x3", batch=2), layer, forward_check=False)
+    db = case.tensor("db")
+    assert db.passed is exact
+    assert db.method == "dense" and "spot-checked" in db.note

@@ -189,3 +189,11 @@ def test_exception_in_an_implementation_names_the_users_line(tmp_path):
     assert result.exit_code == 1
     case = json.loads(result.output)["cases"][0]
     assert case["reason"] == "backward raised IndexError: index 7 is out of bounds (at raises.py:6)"
+
+
+def test_what_an_implementation_prints_does_not_corrupt_json():
+    impl = os.path.join(os.path.dirname(__file__), "implementations", "prints_while_working.py")
+    result = CliRunner().invoke(cli, ["check", "--impl", impl, "--in", "3x8x8", "--kernels", "4x3x3x3", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["passed"] is True  # the prints went to stderr
+    assert "importing my conv layer" in result.stderr

@@ -250,7 +250,7 @@ def _print_suite(suite: Any, *, as_json: bool, quiet: bool, svg_path: Optional[s
         from convgrad.render_json import render_json
 
         click.echo(render_json(suite))
-    from convgrad.render_table import render_case, render_verdict
+    from convgrad.render_table import render_brief, render_case
 
     if as_json and not svg_path:
         return
@@ -261,7 +261,7 @@ def _print_suite(suite: Any, *, as_json: bool, quiet: bool, svg_path: Optional[s
 
             console.print(render_skipped(case))
             continue
-        console.print(render_verdict(case) if quiet else render_case(case))
+        console.print(render_brief(case) if quiet else render_case(case))
     _save_svg(console, svg_path)
 
 

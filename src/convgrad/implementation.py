@@ -11,7 +11,9 @@ its inputs) becomes an `ImplementationFailure` with a one-line reason instead of
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import sysconfig
 import traceback
 from dataclasses import dataclass, field
@@ -130,7 +132,9 @@ class GuardedLayer:
     def _call(self, what: str, function: Callable[..., Any], inputs: dict[str, np.ndarray]) -> Any:
         fresh = {name: array.copy() for name, array in inputs.items()}
         try:
-            result = function(*fresh.values(), **self.settings)
+            # Whatever the implementation prints goes to stderr: stdout may be carrying --json.
+            with contextlib.redirect_stdout(sys.stderr):
+                result = function(*fresh.values(), **self.settings)
         except ImplementationFailure:  # already a reason, e.g. from an adapter's own checks
             raise
         except Exception as error:  # the implementation's own bug: report it, never crash

@@ -8,6 +8,7 @@ holding `forward` and `backward`. Anything that keeps the implementation from lo
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.util
@@ -52,7 +53,8 @@ def load_implementation(spec: str, *, layout: str = "nchw", weight_layout: str =
     source, _, attribute = spec.partition(":") if not _is_windows_drive(spec) else _split_drive(spec)
     if not source:
         raise ImplementationError(f"--impl {spec!r} names no file or module; use e.g. --impl my_conv.py or my_pkg.conv:Layer")
-    module = _import_file(source) if _looks_like_file(source) else _import_module(source)
+    with contextlib.redirect_stdout(sys.stderr):  # prints at import must not corrupt --json
+        module = _import_file(source) if _looks_like_file(source) else _import_module(source)
     target = _attribute(module, attribute, spec) if attribute else module
     return adapt(_instantiate(target, spec), spec, layout=layout, weight_layout=weight_layout)
 

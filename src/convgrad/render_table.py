@@ -15,7 +15,7 @@ from rich.text import Text
 from convgrad.render_diagnosis import render_findings
 from convgrad.report import CaseReport, TensorComparison
 
-__all__ = ["render_case", "render_verdict", "format_shape", "format_error"]
+__all__ = ["render_case", "render_verdict", "render_brief", "format_shape", "format_error"]
 
 
 def format_shape(shape: Optional[Sequence[int]]) -> str:
@@ -144,4 +144,17 @@ def render_case(case: CaseReport) -> RenderableType:
     for warning in case.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     parts.append(render_verdict(case))
+    return Group(*parts)
+
+
+def render_brief(case: CaseReport) -> RenderableType:
+    """--quiet: the verdict, then one line per failing tensor or note, so a failure says why."""
+    parts: list[RenderableType] = [render_verdict(case)]
+    if case.reason and not any(t.reason == case.reason for t in case.tensors):
+        parts.append(Text(f"  case: {case.reason}"))
+    for tensor in case.failing:
+        parts.append(Text(f"  {tensor.name}: {tensor.reason or 'does not match'}"))
+    for tensor in case.tensors:
+        if tensor.note:
+            parts.append(Text(f"  note: {tensor.name}: {tensor.note}", style="yellow"))
     return Group(*parts)
