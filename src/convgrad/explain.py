@@ -17,9 +17,11 @@ import numpy as np
 from convgrad import reference
 from convgrad.checker import random_tensors
 from convgrad.comparison import compare
-from convgrad.finite_differences import Progress, dense_gradient
+from convgrad.finite_differences import Progress
+from convgrad.methods import DEFAULT_SAMPLES
+from convgrad.numerical import numerical_gradient
 from convgrad.geometry import LayerGeometry
-from convgrad.tolerances import tolerances_for
+from convgrad.tolerances import perturbation_scale, tolerances_for
 
 __all__ = ["Derivation", "Proof", "explain", "PROOF_TOLERANCE"]
 
@@ -87,11 +89,15 @@ def explain(
     db = reference.bias_gradient(dy)
     forward = partial(reference.forward, **settings)
     tolerances = tolerances_for("float64")
-    advance = progress("proving the derivation", 2 * (x.size + w.size + b.size)) if progress else None
+    y = forward(x, w, b)
     proofs = []
-    for name, derived, perturbed in (("dX", dx, x), ("dK", dw, w), ("db", db, b)):
-        step = tolerances.step_for(float(np.max(np.abs(perturbed))))
-        numerical = dense_gradient(forward, (x, w, b), name, dy, step, advance)
+    for name, derived in (("dX", dx), ("dK", dw), ("db", db)):
+        # Every coordinate, the way `convgrad check` does it (coloured where that is cheaper).
+        step = tolerances.step_for(perturbation_scale(name, (x, w, b), y))
+        numerical = numerical_gradient(
+            "auto", forward, (x, w, b), name, dy, step, geometry, analytical=derived,
+            samples=DEFAULT_SAMPLES, seed=seed, tolerance=PROOF_TOLERANCE, progress=progress,
+        )
         comparison = compare(name, derived, numerical.values, PROOF_TOLERANCE, method=numerical.method)
         proofs.append(Proof(
             tensor=name,
