@@ -149,3 +149,12 @@ def test_quiet_still_says_why_a_check_failed(monkeypatch):
     lines = result.output.splitlines()
     assert lines[0] == "FAIL: db does not match"
     assert lines[1].startswith("  db: 5 of 5 coordinates differ")
+
+
+def test_a_layer_that_raises_gets_its_reason_as_the_verdict(tmp_path):
+    layer = tmp_path / "raises.py"
+    layer.write_text("def forward(x, w, b, **s):\n    raise RuntimeError('not yet')\n\n"
+                     "def backward(dy, x, w, b, **s):\n    return x, w, b\n")
+    result = run([*SEED, "--impl", str(layer), "--quiet"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "FAIL: forward raised RuntimeError: not yet (at raises.py:2)"

@@ -47,6 +47,10 @@ def _header(case: CaseReport) -> Text:
     return header
 
 
+def _calls(count: int) -> str:
+    return f"{count} forward call{'' if count == 1 else 's'}"
+
+
 def _checked(tensor: TensorComparison) -> str:
     if tensor.method == "projection":
         return f"{tensor.checked} dir"
@@ -57,10 +61,10 @@ def _table(case: CaseReport) -> Table:
     # Fits 80 columns for a 3-D batch: method and forward calls go on the line below.
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, header_style="bold", pad_edge=False)
     for title in ("tensor", "expected", "got"):
-        table.add_column(title, no_wrap=True)
+        table.add_column(title, overflow="fold")
     for title in ("abs err", "rel err", "tol", "checked"):
-        table.add_column(title, justify="right", no_wrap=True)
-    table.add_column("status", no_wrap=True)
+        table.add_column(title, justify="right", overflow="fold")
+    table.add_column("status", overflow="fold")
     for t in case.tensors:
         shape_style = "" if t.shape == t.expected_shape else "red"
         table.add_row(
@@ -79,7 +83,7 @@ def _table(case: CaseReport) -> Table:
 def _methods(case: CaseReport) -> Text:
     """How each gradient's reference values were obtained, and what they cost."""
     parts = [
-        f"{t.name} {t.method} ({t.forward_calls} forward calls)"
+        f"{t.name} {t.method} ({_calls(t.forward_calls)})"
         for t in case.tensors
         if t.name != "O" and t.method != "none"
     ]
@@ -111,7 +115,7 @@ def render_verdict(case: CaseReport) -> Text:
     if case.passed:
         gradients = [t for t in case.tensors if t.name != "O"]
         coordinates = sum(t.checked for t in gradients)
-        cost = f"({case.forward_calls} forward calls, {case.elapsed_s:.2f} s)"
+        cost = f"({_calls(case.forward_calls)}, {case.elapsed_s:.2f} s)"
         noted = [t.name for t in case.tensors if t.note]  # e.g. all zero: passed, but proves nothing
         but = (f"; but see the note on {', '.join(noted)}" if noted else "", "yellow")
         if any(t.checked < t.total or t.method == "projection" for t in gradients):
@@ -126,6 +130,8 @@ def render_verdict(case: CaseReport) -> Text:
             f": dX, dK and db match finite differences in all {coordinates} coordinates {cost}",
             but,
         )
+    if case.reason:  # the layer itself failed (raised, timed out, died): say that, not "mismatch"
+        return Text.assemble(("FAIL", "bold red"), f": {case.reason}")
     names = ", ".join(t.name for t in case.failing) or "the case"
     return Text.assemble(("FAIL", "bold red"), f": {names} {'does' if len(case.failing) == 1 else 'do'} not match")
 
@@ -150,9 +156,7 @@ def render_case(case: CaseReport) -> RenderableType:
 def render_brief(case: CaseReport) -> RenderableType:
     """--quiet: the verdict, then one line per failing tensor or note, so a failure says why."""
     parts: list[RenderableType] = [render_verdict(case)]
-    if case.reason and not any(t.reason == case.reason for t in case.tensors):
-        parts.append(Text(f"  case: {case.reason}"))
-    for tensor in case.failing:
+    for tensor in () if case.reason else case.failing:  # a case-level reason is the verdict itself
         parts.append(Text(f"  {tensor.name}: {tensor.reason or 'does not match'}"))
     for tensor in case.tensors:
         if tensor.note:
