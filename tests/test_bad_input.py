@@ -87,14 +87,17 @@ CASES = [
     case(check("--impl", "tests/bad_inputs/no_backward.py"), "has no backward function", "define forward", id="impl-no-backward"),
     case(check("--impl", "tests/zoo/student_conv.py:Nope"), "there is no 'Nope'", "it defines", id="impl-unknown-name"),
     case(check("--impl", "tests/bad_inputs/needs_arguments.py:Layer"), "class Layer needs arguments (size)", "create an instance", id="impl-class-needs-arguments"),
+    case(check("--impl", "tests/zoo/student_conv.py:"), "ends with ':' but names no object", id="impl-trailing-colon"),
+    case(check("--samples", "10"), "--samples only applies to --method sample or projection", id="samples-without-sampling"),
     case(check("--layout", "nchwc"), "'nchwc' is not one of 'nchw', 'nhwc'", id="layout-unknown"),
     case(check("--weight-layout", "ohwi"), "'ohwi' is not one of 'oihw', 'hwio'", id="weight-layout-unknown"),
     # suite files
     case(["check", "--config", "nosuch.toml"], "--config nosuch.toml: no such file", id="config-missing-file"),
+    case(["check", "--config", "configs"], "--config configs is a folder", "give a .toml file", id="config-a-folder"),
     case(["check", "--config", "tests/bad_inputs/not_toml.toml"], "is not valid TOML", "at line 1", id="config-not-toml"),
     case(["check", "--config", "tests/bad_inputs/unknown_key.toml"], "unknown key 'kernel' in case 1", "did you mean 'kernels'?", id="config-unknown-key"),
     case(["check", "--config", "tests/bad_inputs/bad_value.toml"], "in case 1: --stride 'fast' is not understood", id="config-bad-value"),
-    case(["check", "--config", "tests/bad_inputs/missing_kernels.toml"], "no kernels in case 1", 'set kernels = "5x3x3x3"', id="config-missing-kernels"),
+    case(["check", "--config", "tests/bad_inputs/missing_kernels.toml"], "no 'kernels' in case 1", 'set kernels = "5x3x3x3"', id="config-missing-kernels"),
     case(["check", "--config", "configs/seed.toml", "--batch", "2"], "--batch cannot be combined with --config", "put batch = ... in the file", id="config-with-geometry-flag"),
     # output files
     case(check("--junit", "/nonexistent/report.xml"), "/nonexistent is not a folder", id="junit-missing-folder"),

@@ -233,7 +233,8 @@ def run(args: list[str]):
 
 @pytest.mark.parametrize("method", ["auto", "coloured", "dense", "sample", "projection"])
 def test_cli_method_is_reported_in_json_and_table(method):
-    result = run([*CLI_LAYER, "--method", method, "--samples", "5", "--json"])
+    samples = ["--samples", "5"] if method in ("sample", "projection") else []
+    result = run([*CLI_LAYER, "--method", method, *samples, "--json"])
     assert result.exit_code == 0, result.output
     tensors = {t["name"]: t for t in json.loads(result.output)["cases"][0]["tensors"]}
     expected = "coloured" if method == "auto" else method

@@ -182,6 +182,7 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
         suite_spec = suite_from_geometry(resolve_from_flags(flags))
     _check_writable(junit_path)
     _check_svg_target(svg_path)
+    _refuse_unused_samples(ctx, method)
     timeout = validate_timeout(DEFAULT_TIMEOUT_S if timeout is None else timeout)
     implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout)
     stderr = make_console(stderr=True)
@@ -217,6 +218,18 @@ def _refuse_geometry_flags(ctx: click.Context, flags: dict[str, Any]) -> None:
                 f"case; put {flag.lstrip('-')} = ... in the file instead (at the top level for all cases)",
                 ctx,
             )
+
+
+def _refuse_unused_samples(ctx: click.Context, method: str) -> None:
+    """--samples with a method that checks every coordinate would be silently ignored."""
+    from click.core import ParameterSource
+
+    if method not in ("sample", "projection") and ctx.get_parameter_source("samples") is ParameterSource.COMMANDLINE:
+        raise click.UsageError(
+            f"--samples only applies to --method sample or projection (this is --method {method}, "
+            "which checks every coordinate); drop --samples or add --method sample",
+            ctx,
+        )
 
 
 def _check_writable(path: Optional[str]) -> None:

@@ -53,6 +53,10 @@ def load_implementation(spec: str, *, layout: str = "nchw", weight_layout: str =
     source, _, attribute = spec.partition(":") if not _is_windows_drive(spec) else _split_drive(spec)
     if not source:
         raise ImplementationError(f"--impl {spec!r} names no file or module; use e.g. --impl my_conv.py or my_pkg.conv:Layer")
+    if spec.endswith(":"):
+        raise ImplementationError(
+            f"--impl {spec!r} ends with ':' but names no object; give --impl {source}:NAME or just --impl {source}"
+        )
     with contextlib.redirect_stdout(sys.stderr):  # prints at import must not corrupt --json
         module = _import_file(source) if _looks_like_file(source) else _import_module(source)
     target = _attribute(module, attribute, spec) if attribute else module
@@ -112,7 +116,9 @@ def _import_file(path: str) -> Any:
             "install what it imports"
         ) from None
     finally:
-        sys.path.remove(os.path.dirname(absolute))
+        folder = os.path.dirname(absolute)
+        if folder in sys.path:  # the imported file may have changed sys.path itself
+            sys.path.remove(folder)
     return module
 
 
@@ -123,6 +129,8 @@ def _import_module(name: str) -> Any:
         if error.name and (name == error.name or name.startswith(error.name + ".")):
             close = difflib.get_close_matches(name, BUILTINS, n=1)
             hint = f"did you mean --impl {close[0]}? " if close else ""
+            if os.path.isfile(name.replace(".", os.sep) + ".py"):
+                hint = f"did you mean the file --impl {name.replace('.', os.sep)}.py? "
             raise ImplementationError(
                 f"--impl {name!r} is not a built-in ({', '.join(BUILTINS)}), a .py file or an "
                 f"importable module; {hint}give a path like my_conv.py or a module on PYTHONPATH"

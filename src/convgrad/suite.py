@@ -66,6 +66,8 @@ def load_suite(path: str) -> Suite:
         import tomllib
     except ImportError:  # pragma: no cover - Python 3.10
         raise ConfigError("--config needs Python 3.11 or newer (tomllib)") from None
+    if os.path.isdir(path):
+        raise ConfigError(f"--config {path} is a folder; give a .toml file, such as configs/standard.toml")
     if not os.path.isfile(path):
         raise ConfigError(f"--config {path}: no such file; check the path (it is relative to {os.getcwd()})")
     try:
@@ -133,7 +135,7 @@ def _geometry(settings: dict[str, Any], path: str, where: str) -> LayerGeometry:
     for key in ("in", "kernels"):
         if key not in settings:
             raise ConfigError(
-                f"--config {path}: no {key} {where}; set {key} = {_EXAMPLES[key]} in the case or at the top level"
+                f"--config {path}: no '{key}' {where}; set {key} = {_EXAMPLES[key]} in the case or at the top level"
             )
     try:
         return resolve_geometry(
