@@ -243,7 +243,7 @@ def test_cli_method_is_reported_in_json_and_table(method):
         assert tensors[name]["forward_calls"] > 0
     if method == "sample":
         assert tensors["dX"]["checked"] == 5 and tensors["dX"]["total"] == 192
-    table = run([*CLI_LAYER, "--method", method, "--samples", "5"])
+    table = run([*CLI_LAYER, "--method", method, *samples])
     assert table.exit_code == 0 and f"dX {expected} (" in " ".join(table.output.split())
 
 
