@@ -100,3 +100,17 @@ def test_1d_and_3d_maps():
     three = _located(resolve_geometry("1x4x5x6", "1x1x2x2x2"), (0, 0, 3, 1, 2))
     assert three.map_title == "dX[n=0, c=0, D=3]" and three.map_axes == ("H", "W")
     assert three.error_map.shape == (5, 6) and three.error_map[1, 2] > 0
+
+
+def test_a_sampled_check_leaves_uncompared_positions_blank_and_claims_no_region():
+    from convgrad.checker import check_layer
+    from convgrad.geometry import resolve_geometry
+    from convgrad.render_heatmap import render_heatmap
+    from broken_layers import KernelsNotRotated
+
+    case = check_layer(resolve_geometry("3x8x8", "4x3x3x3"), KernelsNotRotated(), method="sample", samples=6)
+    location = case.tensor("dX").location
+    assert location.checked == 6
+    assert location.border_total + location.interior_total == 6
+    assert np.isnan(location.error_map).sum() >= 64 - 6
+    assert "blank not compared" in render_heatmap(location).plain

@@ -89,7 +89,7 @@ def locate(tensor: "TensorComparison", geometry: LayerGeometry) -> Optional[Loca
     if tensor.name == "dK":
         return Location(
             **base, channel_label="kernels", channels=_indices(wrong, 0), channel_count=wrong.shape[0],
-            **_error_map(rel, "dK", ("f", "c"), _tap_names(geometry)),
+            **_error_map(np.where(computed, rel, np.nan), "dK", ("f", "c"), _tap_names(geometry)),
         )
     reach = _reach(tensor.name, geometry)
     border = _border_mask(wrong.shape[2:], reach)
@@ -108,7 +108,8 @@ def locate(tensor: "TensorComparison", geometry: LayerGeometry) -> Optional[Loca
     )
     if tensor.name == "dX" and any(s > 1 for s in geometry.stride):
         located.update(_phases(wrong, geometry))
-    return Location(**base, **located, **_error_map(rel, tensor.name, ("n", "c" if tensor.name == "dX" else "f"), geometry.axis_names))
+    compared = np.where(computed, rel, np.nan)  # NaN: not compared (sampled checks), drawn blank
+    return Location(**base, **located, **_error_map(compared, tensor.name, ("n", "c" if tensor.name == "dX" else "f"), geometry.axis_names))
 
 
 def _indices(wrong: np.ndarray, axis: int) -> tuple[int, ...]:
@@ -146,8 +147,10 @@ def _phases(wrong: np.ndarray, geometry: LayerGeometry) -> dict[str, object]:
 
 
 def _error_map(rel: np.ndarray, name: str, leading: tuple[str, str], spatial_names: tuple[str, ...]) -> dict[str, object]:
-    """The relative error over the spatial positions of the slice holding the worst coordinate."""
-    worst = np.unravel_index(int(np.argmax(rel)), rel.shape)
+    """The relative error over the spatial positions of the slice holding the worst coordinate.
+
+    `rel` is NaN where a coordinate was not compared; a cell is NaN only if none of it was."""
+    worst = np.unravel_index(int(np.nanargmax(rel)), rel.shape)
     plane = rel[worst[0], worst[1]]
     labels = [f"{leading[0]}={worst[0]}", f"{leading[1]}={worst[1]}"]
     names = list(spatial_names)
@@ -169,6 +172,7 @@ def _error_map(rel: np.ndarray, name: str, leading: tuple[str, str], spatial_nam
 def _block_max(plane: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     rows, cols = plane.shape
     br, bc = block
-    padded = np.zeros((math.ceil(rows / br) * br, math.ceil(cols / bc) * bc))
+    padded = np.full((math.ceil(rows / br) * br, math.ceil(cols / bc) * bc), np.nan)
     padded[:rows, :cols] = plane
-    return padded.reshape(padded.shape[0] // br, br, padded.shape[1] // bc, bc).max(axis=(1, 3))
+    blocks = padded.reshape(padded.shape[0] // br, br, padded.shape[1] // bc, bc)
+    return np.fmax.reduce(np.fmax.reduce(blocks, axis=3), axis=1)  # fmax skips NaN

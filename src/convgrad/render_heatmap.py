@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from rich.text import Text
 
 from convgrad.locate import Location
@@ -46,12 +47,17 @@ def render_heatmap(location: Location) -> Text:
         label = f"{i * block_rows}" if rows_name else ""
         text.append(f"{label:>{_LABEL_WIDTH}} ", style="dim")
         for value in row:
+            if np.isnan(value):  # not compared (a sampled check)
+                text.append("  ")
+                continue
             if value <= location.tolerance:
                 text.append(OK_GLYPH + " ", style="dim")
                 continue
             level = sum(value > b for b in bounds)
             text.append(GLYPHS[level] * 2, style=_STYLES[level])
         text.append("\n")
+    if np.isnan(error_map).any():
+        text.append("blank not compared  ", style="dim")
     text.append(f"{OK_GLYPH} within tolerance", style="dim")
     for glyph, style, lower in zip(GLYPHS, _STYLES, [location.tolerance, *bounds]):
         text.append("  ")
