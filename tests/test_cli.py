@@ -43,6 +43,7 @@ def test_json_report_is_complete():
     assert case["passed"] is True and case["elapsed_s"] > 0
     assert case["output_shape"] == [1, 5, 18, 18]
     assert case["settings"]["in"] == [3, 20, 20] and case["settings"]["kernels"] == [5, 3, 3, 3]
+    assert (case["settings"]["method"], case["settings"]["samples"], case["settings"]["forward_check"]) == ("auto", None, True)
     tensors = {t["name"]: t for t in case["tensors"]}
     assert set(tensors) == {"O", "dX", "dK", "db"}
     for name, shape in (("dX", [1, 3, 20, 20]), ("dK", [5, 3, 3, 3]), ("db", [5])):

@@ -63,14 +63,18 @@ def test_json_has_diagnosis_and_location(batch_averaged_bias):
     }]
     assert "1/N = 1/2" in case["diagnosis"][0]["message"]
     tensors = {t["name"]: t for t in case["tensors"]}
-    assert tensors["db"]["location"] == {"wrong": 5, "checked": 5, "fraction": 1.0, "kernels": [0, 1, 2, 3, 4]}
+    location = tensors["db"]["location"]
+    assert (location["wrong"], location["checked"], location["fraction"]) == (5, 5, 1.0)
+    assert location["index_label"] == "kernels" and location["indices"] == [0, 1, 2, 3, 4]
+    assert location["region"] is None and location["stride_phases"] is None
     assert tensors["dX"]["location"] is None
 
 
 def test_json_dx_location_has_border_and_interior(unrotated_kernels):
     case = json.loads(run([*SEED, "--json"]).output)["cases"][0]
     location = next(t for t in case["tensors"] if t["name"] == "dX")["location"]
-    assert location["channels"] == [0, 1, 2] and location["region"] == "both"
+    assert location["index_label"] == "channels" and location["indices"] == [0, 1, 2]
+    assert location["region"] == "both"
     assert location["border_reach"] == [2, 2]
     assert location["border_wrong"] + location["interior_wrong"] == location["wrong"]
     assert location["border_total"] + location["interior_total"] == 1200

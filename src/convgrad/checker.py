@@ -109,6 +109,9 @@ def check_layer(
             warnings=tuple(guard.warnings),
             reason=reason,
             diagnoses=diagnose(geometry, located, (x, w, b, dy)),
+            method=method,
+            samples=samples if method in ("sample", "projection") else None,
+            forward_check=forward_check,
         )
 
     expected = {"dX": geometry.x_shape, "dK": geometry.w_shape, "db": geometry.b_shape}

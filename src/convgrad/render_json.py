@@ -50,28 +50,27 @@ def tensor_to_dict(tensor: TensorComparison) -> dict[str, Any]:
 
 
 def location_to_dict(location: Location) -> dict[str, Any]:
-    """Where a failing tensor is wrong (the error map itself is left to the table and --svg)."""
-    result: dict[str, Any] = {
+    """Where a failing tensor is wrong (the error map itself is left to the table and --svg).
+
+    Every key is always present; what does not apply to this tensor is null.
+    """
+    has_region = location.region is not None
+    return {
         "wrong": location.wrong,
         "checked": location.checked,
         "fraction": location.fraction,
-        location.channel_label: list(location.channels),
+        "index_label": location.channel_label,  # "channels" (dX, O) or "kernels" (dK, db)
+        "indices": list(location.channels),
+        "samples": list(location.samples) if location.batch > 1 else None,
+        "region": location.region,
+        "border_reach": list(location.reach or ()) if has_region else None,
+        "border_wrong": location.border_wrong if has_region else None,
+        "border_total": location.border_total if has_region else None,
+        "interior_wrong": location.interior_wrong if has_region else None,
+        "interior_total": location.interior_total if has_region else None,
+        "stride_phases": [list(p) for p in location.phases] if location.phases is not None else None,
+        "stride_phase_count": location.phase_count if location.phases is not None else None,
     }
-    if location.batch > 1:
-        result["samples"] = list(location.samples)
-    if location.region is not None:
-        result.update(
-            region=location.region,
-            border_reach=list(location.reach or ()),
-            border_wrong=location.border_wrong,
-            border_total=location.border_total,
-            interior_wrong=location.interior_wrong,
-            interior_total=location.interior_total,
-        )
-    if location.phases is not None:
-        result["stride_phases"] = [list(p) for p in location.phases]
-        result["stride_phase_count"] = location.phase_count
-    return result
 
 
 def diagnoses_to_list(diagnoses: tuple[Diagnosis, ...]) -> list[dict[str, str]]:
@@ -90,6 +89,9 @@ def case_to_dict(case: CaseReport) -> dict[str, Any]:
             "seed": case.seed,
             "relative_step": case.tolerances.relative_step,
             "rtol": case.tolerances.rtol,
+            "method": case.method,
+            "samples": case.samples,
+            "forward_check": case.forward_check,
         },
         "forward_calls": case.forward_calls,
         "tensors": [tensor_to_dict(t) for t in case.tensors],

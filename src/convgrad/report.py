@@ -80,6 +80,9 @@ class CaseReport:
     reason: Optional[str] = None  # a failure of the case as a whole, e.g. forward raised
     skipped: Optional[str] = None  # why the case was not run: the implementation cannot express it
     diagnoses: tuple[Diagnosis, ...] = ()  # the classic mistakes that explain the failures
+    method: str = "auto"  # the --method asked for (each tensor says which one it got)
+    samples: Optional[int] = None  # coordinates or directions per tensor, for sample and projection
+    forward_check: bool = True  # whether O was compared with the reference convolution
 
     @property
     def passed(self) -> bool:

@@ -75,6 +75,9 @@ def run_case(
             elapsed_s=0.0,
             forward_calls=0,
             skipped=skipped,
+            method=method,
+            samples=samples if method in ("sample", "projection") else None,
+            forward_check=forward_check,
         )
     labelled = None
     if progress is not None:
