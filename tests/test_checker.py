@@ -139,3 +139,32 @@ def test_all_zero_gradients_are_flagged_as_not_meaningful():
     case = check_layer(resolve_geometry("2x5x5", "2x2x3x3"), Zero())
     assert case.tensor("dX").passed is False  # the numerical gradient is not zero
     assert case.tensor("dX").mismatches > 0
+
+
+class RoundingNoiseForward(ReferenceWith):
+    """A correct layer whose forward adds rounding-level noise, as FFT-based convolutions do."""
+
+    def forward(self, x, w, b, **settings):
+        y = reference.forward(x, w, b, **settings)
+        rng = np.random.default_rng(int(abs(x).sum() * 1e6) % 2**32)
+        return y * (1 + 1e-16 * rng.standard_normal(y.shape))
+
+
+def test_a_structurally_zero_gradient_is_not_measured_against_rounding_noise():
+    # Every window sits in the padding along W: the true dX and dK are exactly zero, and the
+    # numerical values are pure noise; measured against themselves they would be 100% wrong.
+    geometry = resolve_geometry("3x1x1", "2x3x1x1", stride="3x1", padding="2x1")
+    case = check_layer(geometry, RoundingNoiseForward(), method="dense")
+    assert case.passed, [t.reason for t in case.tensors]
+    assert "far below one product term" in (case.tensor("dK").note or "") + (case.tensor("dX").note or "")
+
+
+def test_the_floor_does_not_hide_a_nonzero_gradient_where_it_should_be_zero():
+    class LeaksIntoZeroGradient(ReferenceWith):
+        def backward(self, dy, x, w, b, **settings):
+            dx, dw, db = reference.backward(dy, x, w, b, **settings)
+            return dx + 1e-3 * np.abs(w).max() * np.abs(dy).max(), dw, db
+
+    geometry = resolve_geometry("3x1x1", "2x3x1x1", stride="3x1", padding="2x1")
+    case = check_layer(geometry, LeaksIntoZeroGradient())
+    assert [t.name for t in case.failing] == ["dX"]

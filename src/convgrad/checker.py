@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from convgrad import reference
-from convgrad.comparison import compare
+from convgrad.comparison import compare, scale_floor
 from convgrad.diagnosis import diagnose
 from convgrad.errors import SettingError
 from convgrad.finite_differences import NumericalGradient, Progress
@@ -140,11 +140,12 @@ def check_layer(
             )
             continue
         step = tolerances.step_for(perturbation_scale(gradient_name, (x, w, b), y))
+        floor = scale_floor(gradient_name, x, w, dy)
         try:
             numerical = numerical_gradient(
                 method, guard.forward, (x, w, b), gradient_name, dy, step, geometry,
                 analytical=analytical, samples=samples, seed=seed, tolerance=tolerances.rtol,
-                progress=progress,
+                floor=floor, progress=progress,
             )
         except ImplementationFailure as failure:
             message = f"while computing finite differences for {gradient_name}, {failure}"
@@ -163,6 +164,7 @@ def check_layer(
                 forward_calls=numerical.forward_calls,
                 step=numerical.step,
                 note=numerical.note,
+                floor=floor,
             )
         )
     return finish()

@@ -25,7 +25,7 @@ from convgrad.colouring import InputColouring, input_colouring
 from convgrad.finite_differences import TENSOR_INDEX, Forward, NumericalGradient, Progress
 from convgrad.geometry import LayerGeometry
 
-__all__ = ["NonLocalOutputs", "coloured_gradient", "coloured_forward_calls", "BATCH_BYTES"]
+__all__ = ["NonLocalOutputs", "StackedBatchDiffers", "coloured_gradient", "coloured_forward_calls", "BATCH_BYTES"]
 
 # The stacked inputs and outputs of one batched forward call stay below this (at least one colour).
 BATCH_BYTES = 8 * 2**20
@@ -33,6 +33,10 @@ BATCH_BYTES = 8 * 2**20
 
 class NonLocalOutputs(Exception):
     """A perturbation moved outputs outside the receptive fields of the perturbed coordinates."""
+
+
+class StackedBatchDiffers(Exception):
+    """The layer computes an unperturbed copy of x differently inside a stacked batch."""
 
 
 def _colours_per_call(geometry: LayerGeometry, colours: int) -> int:
@@ -46,7 +50,7 @@ def coloured_forward_calls(geometry: LayerGeometry, gradient: str) -> int:
     as long as one call holds every colour of dX)."""
     if gradient == "dX":
         colours = len(input_colouring(geometry).used())
-        return math.ceil(colours / _colours_per_call(geometry, colours))
+        return math.ceil(colours / _colours_per_call(geometry, colours)) + 1  # + x alone
     if gradient == "dK":
         return 2 * math.prod(geometry.kernel_shape[1:])
     return 2
@@ -87,6 +91,16 @@ def _perturbed(tensor: np.ndarray, mask: np.ndarray, step: float) -> tuple[np.nd
     return plus, minus
 
 
+def _verify_same_as_alone(
+    y_copy: np.ndarray, y_alone: np.ndarray, stacked: int, geometry: LayerGeometry
+) -> None:
+    if np.max(np.abs(y_copy - y_alone), initial=0.0) > _unmoved_bound(y_copy, y_alone, geometry):
+        raise StackedBatchDiffers(
+            f"the output of x changed when x was one of {stacked} items in a batch (batch "
+            f"{geometry.batch} asked for)"
+        )
+
+
 def _unmoved_bound(y_plus: np.ndarray, y_minus: np.ndarray, geometry: LayerGeometry) -> float:
     """How far an output may move from rounding alone: eps per term of its sum, times its scale."""
     terms = geometry.kernel_shape[1] * math.prod(geometry.kernel_size) + 1
@@ -109,14 +123,29 @@ def _input_gradient(
     per_call = _colours_per_call(geometry, len(used)) if batched else 1
     values = np.zeros(x.shape, dtype=np.float64)
     calls = 0
+    n = x.shape[0]
+    y_alone = None  # x's output at the layer's own batch size, to compare stacked copies with
+    checked_sizes: set[int] = set()
     for first in range(0, len(used), per_call):
         colours = used[first : first + per_call]
         masks = [np.broadcast_to(colouring.mask(c, geometry.channels), x.shape) for c in colours]
         pairs = [_perturbed(x, m, step) for m in masks]
         if batched:
-            batch = np.concatenate([p for p, _ in pairs] + [m for _, m in pairs], axis=0)
-            y = forward(batch, w, b)
+            # An unperturbed copy of x rides along in the first call of every batch size: a layer
+            # whose result depends on the batch size (another code path, batch statistics) would
+            # otherwise be checked at a batch size nobody asked for.
+            stacked = [p for p, _ in pairs] + [m for _, m in pairs]
+            size = len(stacked) * n
+            with_copy = size not in checked_sizes
+            y = forward(np.concatenate(stacked + [x] * with_copy, axis=0), w, b)
             made = 1
+            if with_copy:
+                checked_sizes.add(size)
+                if y_alone is None:
+                    y_alone = forward(x, w, b)
+                    made += 1
+                _verify_same_as_alone(y[size:], y_alone, size + n, geometry)
+                y = y[:size]
         else:  # one colour: its + and - inputs in two calls of the layer's own batch size
             y = np.concatenate([forward(pairs[0][0], w, b), forward(pairs[0][1], w, b)], axis=0)
             made = 2

@@ -13,7 +13,21 @@ import numpy as np
 
 from convgrad.report import Coordinate, TensorComparison
 
-__all__ = ["compare", "WORST_SHOWN"]
+__all__ = ["compare", "scale_floor", "WORST_SHOWN", "FLOOR_FRACTION"]
+
+# A gradient whose every value is far below one product term dy*w (or dy*x) is structurally zero
+# (no window reaches it); its numerical values are then pure rounding noise, which must not be
+# measured against itself. 1e-3 of one term is far below any real gradient's scale.
+FLOOR_FRACTION = 1e-3
+
+
+def scale_floor(gradient: str, x: np.ndarray, w: np.ndarray, dy: np.ndarray) -> float:
+    """The smallest scale the errors of `gradient` are measured against."""
+    partner = {"dX": w, "dK": x}.get(gradient)
+    term = float(np.max(np.abs(dy), initial=0.0))
+    if partner is not None:
+        term *= float(np.max(np.abs(partner), initial=0.0))
+    return FLOOR_FRACTION * term
 
 WORST_SHOWN = 5  # coordinates listed for a failing tensor
 
@@ -28,22 +42,32 @@ def compare(
     forward_calls: int = 0,
     step: float | None = None,
     note: str | None = None,
+    floor: float = 0.0,
 ) -> TensorComparison:
-    """Compare every coordinate where `reference` is defined (NaN marks coordinates not computed)."""
+    """Compare every coordinate where `reference` is defined (NaN marks coordinates not computed).
+
+    `floor` is the smallest scale errors are measured against (see `scale_floor`)."""
     analytical = np.asarray(analytical, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
     computed = ~np.isnan(reference)
     checked = int(computed.sum())
     diff = np.where(computed, np.abs(analytical - np.where(computed, reference, 0.0)), 0.0)
-    scale = float(max(np.max(np.abs(analytical), initial=0.0), np.max(np.abs(reference[computed]), initial=0.0)))
-    if scale == 0.0:
+    largest = float(max(np.max(np.abs(analytical), initial=0.0), np.max(np.abs(reference[computed]), initial=0.0)))
+    scale = max(largest, floor)
+    if largest == 0.0:
         rel = np.zeros_like(diff)
         note = _join(
             note,
             "both are exactly zero everywhere, so this comparison cannot tell a right gradient "
             "from a wrong one",
         )
-    else:
+    elif largest < floor:
+        note = _join(
+            note,
+            "every value is far below one product term (no window reaches this tensor here), so "
+            "errors are measured against that term and the comparison says little",
+        )
+    if scale > 0.0:
         rel = diff / scale
     mismatches = int(np.count_nonzero(rel > tolerance))
     order = np.argsort(rel, axis=None)[::-1][:WORST_SHOWN] if diff.size else []

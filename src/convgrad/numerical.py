@@ -19,7 +19,12 @@ from typing import Callable
 
 import numpy as np
 
-from convgrad.coloured_differences import NonLocalOutputs, coloured_forward_calls, coloured_gradient
+from convgrad.coloured_differences import (
+    NonLocalOutputs,
+    StackedBatchDiffers,
+    coloured_forward_calls,
+    coloured_gradient,
+)
 from convgrad.colouring import input_colouring
 from convgrad.finite_differences import TENSOR_INDEX, Forward, NumericalGradient, Progress, dense_gradient
 from convgrad.geometry import LayerGeometry
@@ -65,6 +70,7 @@ def numerical_gradient(
     samples: int,
     seed: int,
     tolerance: float,
+    floor: float = 0.0,
     progress: ProgressFactory | None = None,
 ) -> NumericalGradient:
     """The numerical gradient of one tensor by `method` (see methods.py)."""
@@ -89,16 +95,17 @@ def numerical_gradient(
         try:
             try:
                 coloured = coloured_gradient(counted, inputs, gradient, dy, step, geometry, advance)
-            except ImplementationFailure as failure:
+            except (ImplementationFailure, StackedBatchDiffers) as failure:
                 if gradient != "dX":  # dK and db calls already use the layer's own batch
                     raise
+                what = "forward failed on" if isinstance(failure, ImplementationFailure) else "on"
                 note = (
-                    f"forward failed on a stacked batch ({failure}); colours were perturbed with "
-                    "the layer's own batch size instead"
+                    f"{what} a stacked batch ({failure}); colours were perturbed with the layer's "
+                    "own batch size instead"
                 )
                 coloured = coloured_gradient(counted, inputs, gradient, dy, step, geometry, advance, batched=False)
             spot = dense_gradient(counted, inputs, gradient, dy, step, advance, spots)
-            _cross_check(coloured.values, spot.values, spots, tolerance)
+            _cross_check(coloured.values, spot.values, spots, tolerance, floor)
         except NonLocalOutputs as nonlocal_outputs:
             dense = dense_gradient(forward, inputs, gradient, dy, step, task("one at a time", 2 * size))
             return NumericalGradient(
@@ -128,7 +135,9 @@ def numerical_gradient(
     )
 
 
-def _cross_check(coloured: np.ndarray, spot: np.ndarray, spots: np.ndarray, tolerance: float) -> None:
+def _cross_check(
+    coloured: np.ndarray, spot: np.ndarray, spots: np.ndarray, tolerance: float, floor: float
+) -> None:
     """Raise NonLocalOutputs when coloured and one-at-a-time values disagree at the spot checks.
 
     The two agree to rounding for any implementation that is local and treats batch items
@@ -136,7 +145,7 @@ def _cross_check(coloured: np.ndarray, spot: np.ndarray, spots: np.ndarray, tole
     """
     flat_coloured = coloured.reshape(-1)[spots]
     flat_spot = spot.reshape(-1)[spots]
-    scale = max(float(np.max(np.abs(coloured), initial=0.0)), float(np.max(np.abs(flat_spot), initial=0.0)))
+    scale = max(float(np.max(np.abs(coloured), initial=0.0)), float(np.max(np.abs(flat_spot), initial=0.0)), floor)
     worst = float(np.max(np.abs(flat_coloured - flat_spot), initial=0.0))
     if worst > tolerance * scale:
         raise NonLocalOutputs(
