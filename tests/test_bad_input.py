@@ -87,6 +87,7 @@ CASES = [
     case(check("--impl", "tests/bad_inputs/no_backward.py"), "has no backward function", "define forward", id="impl-no-backward"),
     case(check("--impl", "tests/zoo/student_conv.py:Nope"), "there is no 'Nope'", "it defines", id="impl-unknown-name"),
     case(check("--impl", "tests/bad_inputs/needs_arguments.py:Layer"), "class Layer needs arguments (size)", "create an instance", id="impl-class-needs-arguments"),
+    case(check("--impl", "tests/bad_inputs/hangs_at_import.py", "--timeout", "1"), "did not finish importing within 1 s", "raise --timeout", id="impl-hangs-at-import"),
     case(check("--impl", "tests/zoo/student_conv.py:"), "ends with ':' but names no object", id="impl-trailing-colon"),
     case(check("--samples", "10"), "--samples only applies to --method sample or projection", id="samples-without-sampling"),
     case(check("--layout", "nchwc"), "'nchwc' is not one of 'nchw', 'nhwc'", id="layout-unknown"),

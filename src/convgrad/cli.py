@@ -184,7 +184,7 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
     _check_svg_target(svg_path)
     _refuse_unused_samples(ctx, method)
     timeout = validate_timeout(DEFAULT_TIMEOUT_S if timeout is None else timeout)
-    implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout)
+    implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=timeout)
     stderr = make_console(stderr=True)
     with DelayedProgress(stderr, enabled=not (as_json or quiet)) as progress:
         suite = run_suite(

@@ -14,8 +14,10 @@ import importlib
 import importlib.util
 import inspect
 import os
+import signal
 import sys
-from typing import Any, Callable
+import threading
+from typing import Any, Callable, Iterator
 
 from convgrad.adapters import Adapter, adapt
 from convgrad.errors import ImplementationError
@@ -45,8 +47,14 @@ def _jax() -> Any:
 BUILTINS: dict[str, Callable[[], Any]] = {"reference": _reference, "torch": _torch, "jax": _jax}
 
 
-def load_implementation(spec: str, *, layout: str = "nchw", weight_layout: str = "oihw") -> Adapter:
-    """The implementation SPEC names, behind the protocol adapter; raises ImplementationError."""
+def load_implementation(
+    spec: str, *, layout: str = "nchw", weight_layout: str = "oihw", timeout: float | None = None
+) -> Adapter:
+    """The implementation SPEC names, behind the protocol adapter; raises ImplementationError.
+
+    Importing runs the user's file in this process; `timeout` seconds bound it (where the platform
+    allows), so a file that hangs at import cannot hang the gate.
+    """
     spec = spec.strip()
     if spec in BUILTINS:
         return adapt(BUILTINS[spec](), spec, layout=layout, weight_layout=weight_layout)
@@ -57,10 +65,43 @@ def load_implementation(spec: str, *, layout: str = "nchw", weight_layout: str =
         raise ImplementationError(
             f"--impl {spec!r} ends with ':' but names no object; give --impl {source}:NAME or just --impl {source}"
         )
-    with contextlib.redirect_stdout(sys.stderr):  # prints at import must not corrupt --json
+    with contextlib.redirect_stdout(sys.stderr), _deadline(timeout, spec):  # prints must not corrupt --json
         module = _import_file(source) if _looks_like_file(source) else _import_module(source)
     target = _attribute(module, attribute, spec) if attribute else module
     return adapt(_instantiate(target, spec), spec, layout=layout, weight_layout=weight_layout)
+
+
+class _ImportTimedOut(BaseException):
+    """Raised by the alarm inside a hanging import; BaseException so user code cannot swallow it."""
+
+
+@contextlib.contextmanager
+def _deadline(timeout: float | None, spec: str) -> Iterator[None]:
+    """Interrupt the block after `timeout` seconds (POSIX main thread; elsewhere no bound)."""
+    usable = (
+        timeout is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise _ImportTimedOut()
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        yield
+    except _ImportTimedOut:
+        raise ImplementationError(
+            f"--impl {spec} did not finish importing within {timeout:g} s; make the file import "
+            "without long work at the top level, or raise --timeout"
+        ) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def as_adapter(impl: Any, *, layout: str = "nchw", weight_layout: str = "oihw") -> Adapter:
@@ -109,6 +150,9 @@ def _import_file(path: str) -> Any:
         raise ImplementationError(
             f"--impl {path} has a syntax error at line {error.lineno}: {error.msg}; fix the file"
         ) from None
+    except _ImportTimedOut:
+        sys.modules.pop(module_name, None)
+        raise
     except BaseException as error:  # anything at import time, even SystemExit, is the file's problem
         sys.modules.pop(module_name, None)
         raise ImplementationError(
@@ -143,6 +187,8 @@ def _import_module(name: str) -> Any:
             f"--impl {name} has a syntax error in {os.path.basename(error.filename or '?')} at line "
             f"{error.lineno}: {error.msg}; fix the file"
         ) from None
+    except _ImportTimedOut:
+        raise
     except BaseException as error:
         raise ImplementationError(f"--impl {name} failed while importing: {_describe(error)}; fix the module") from None
 
