@@ -166,3 +166,18 @@ def test_junit_for_a_passing_single_case(tmp_path):
 def test_junit_into_a_missing_folder_is_refused_before_checking(tmp_path):
     result = run(["--config", SEED, "--junit", str(tmp_path / "no" / "r.xml")])
     assert_bad_input(result, "cannot write")
+
+
+def test_junit_class_names_are_dotted_names_not_paths(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from convgrad.render_junit import _classname
+
+    assert _classname("tests/zoo/kernels_not_rotated.py") == "convgrad.kernels_not_rotated"
+    assert _classname("my_pkg.conv:Layer") == "convgrad.my_pkg.conv.Layer"
+    report = tmp_path / "report.xml"
+    impl = "tests/zoo/student_conv.py"
+    result = run(["--impl", impl, "--in", "3x6x6", "--kernels", "2x3x3x3", "--junit", str(report)])
+    assert result.exit_code == 0, result.output
+    (testcase,) = ET.parse(report).getroot().iter("testcase")
+    assert testcase.get("classname") == "convgrad.student_conv"
