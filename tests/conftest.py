@@ -42,3 +42,12 @@ _COMMON = dict(deadline=None, derandomize=True, database=None, suppress_health_c
 settings.register_profile("ci", max_examples=25, **_COMMON)
 settings.register_profile("long", max_examples=300, **_COMMON)
 settings.load_profile(os.environ.get("CONVGRAD_PROFILE", "ci"))
+
+
+def assert_bad_input(result, message: str) -> None:
+    """Exit 2, one line naming the fix (containing `message`), no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert message in lines[0], lines[0]

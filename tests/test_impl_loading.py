@@ -10,6 +10,7 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
+from conftest import assert_bad_input
 from convgrad.cli import cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,14 +26,6 @@ def write(tmp_path, name: str, source: str) -> str:
     path = tmp_path / name
     path.write_text(textwrap.dedent(source))
     return str(path)
-
-
-def assert_bad_input(result, message: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    assert message in lines[0], lines[0]
 
 
 def test_missing_file(tmp_path):

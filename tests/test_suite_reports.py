@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from click.testing import CliRunner
 
+from conftest import assert_bad_input
 from convgrad.cli import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,14 +27,6 @@ def config(tmp_path, text: str) -> str:
     path = tmp_path / "suite.toml"
     path.write_text(text)
     return str(path)
-
-
-def assert_bad_input(result, message: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    assert message in lines[0], lines[0]
 
 
 def test_seed_config_runs_the_seed_case():

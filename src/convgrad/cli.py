@@ -169,8 +169,9 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
       convgrad check --impl my_conv.py:Layer --layout nhwc --weight-layout hwio --in 3x8x8 --kernels 4x3x3x3
       convgrad check --in 64x56x56 --kernels 64x3x3 --padding 1 --method projection
     """
-    from convgrad.isolation import DEFAULT_TIMEOUT_S, validate_timeout
+    from convgrad.isolation import DEFAULT_TIMEOUT_S
     from convgrad.loading import load_implementation
+    from convgrad.options import CheckOptions
     from convgrad.progress import DelayedProgress
     from convgrad.runner import run_suite
     from convgrad.suite import load_suite, suite_from_geometry
@@ -183,15 +184,14 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
     _check_writable(junit_path)
     _check_svg_target(svg_path)
     _refuse_unused_samples(ctx, method)
-    timeout = validate_timeout(DEFAULT_TIMEOUT_S if timeout is None else timeout)
-    implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=timeout)
+    options = CheckOptions(
+        seed=seed, relative_step=step, rtol=rtol, method=method, samples=samples,
+        forward_check=not no_forward_check, timeout=DEFAULT_TIMEOUT_S if timeout is None else timeout,
+    )
+    implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout)
     stderr = make_console(stderr=True)
     with DelayedProgress(stderr, enabled=not (as_json or quiet)) as progress:
-        suite = run_suite(
-            suite_spec.cases, implementation, seed=seed, relative_step=step, rtol=rtol,
-            forward_check=not no_forward_check, progress=progress, timeout=timeout,
-            method=method, samples=samples,
-        )
+        suite = run_suite(suite_spec.cases, implementation, options, progress)
     if junit_path is not None:
         from convgrad.render_junit import render_junit
 

@@ -47,25 +47,25 @@ def check(
     a ConvgradError; a wrong implementation gives a report with `passed` False. `method`,
     `samples` and `timeout` mean what --method, --samples and --timeout mean on the command line.
     """
-    from convgrad.isolation import DEFAULT_TIMEOUT_S, validate_timeout
+    from convgrad.isolation import DEFAULT_TIMEOUT_S
     from convgrad.loading import as_adapter
-    from convgrad.methods import DEFAULT_SAMPLES, validate_method
+    from convgrad.methods import DEFAULT_SAMPLES
+    from convgrad.options import CheckOptions
     from convgrad.runner import run_case
     from convgrad.suite import SuiteCase
 
-    samples = DEFAULT_SAMPLES if samples is None else samples
-    validate_method(method, samples)
-    timeout = validate_timeout(DEFAULT_TIMEOUT_S if timeout is None else timeout)
+    options = CheckOptions(
+        seed=seed, relative_step=step, rtol=rtol, method=method,
+        samples=DEFAULT_SAMPLES if samples is None else samples, forward_check=forward_check,
+        timeout=DEFAULT_TIMEOUT_S if timeout is None else timeout,
+    )
     geometry = resolve_geometry(
         in_shape, kernel_shape, batch=batch, stride=stride, padding=padding, dilation=dilation,
         groups=groups, dtype=dtype,
     )
     implementation = as_adapter(impl, layout=layout, weight_layout=weight_layout)
     case = SuiteCase(name=name or f"check of {implementation.name}", geometry=geometry)
-    return run_case(
-        case, implementation, seed=seed, relative_step=step, rtol=rtol, forward_check=forward_check,
-        method=method, samples=samples, timeout=timeout,
-    )
+    return run_case(case, implementation, options)
 
 
 def assert_conv_gradients(impl: Any = "reference", **options: Any) -> CaseReport:
