@@ -24,7 +24,8 @@ import conftest  # noqa: E402,F401  (registers the hypothesis profiles)
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from convgrad.checker import METHODS, check_layer  # noqa: E402
+from checking import check_layer  # noqa: E402
+from convgrad.options import METHODS  # noqa: E402
 from layer_strategies import (  # noqa: E402
     EXAMPLES,
     INJECTED_ERROR,

@@ -80,12 +80,15 @@ def startup() -> None:
 
 
 def seed_case() -> None:
-    from convgrad.checker import check_layer
-    from convgrad.geometry import resolve_geometry
+    from convgrad import CheckOptions, as_implementation, resolve_geometry, run_case
 
     geometry = resolve_geometry("3x20x20", "5x3x3x3")
+    reference = as_implementation("reference")
     coloured, dense, c_case, d_case = side_by_side(
-        lambda: check_layer(geometry, method="coloured"), lambda: check_layer(geometry, method="dense"), 5, 5
+        lambda: run_case(geometry, reference, CheckOptions(method="coloured")),
+        lambda: run_case(geometry, reference, CheckOptions(method="dense")),
+        5,
+        5,
     )
     print(f"seed 3x20x20, 5x3x3x3: coloured {coloured:.3f} s ({c_case.forward_calls} forward calls), "
           f"dense {dense:.3f} s ({d_case.forward_calls} forward calls), median of 5 each; "
@@ -120,8 +123,7 @@ def gradcheck() -> None:
     import numpy as np
     import torch
 
-    from convgrad.checker import check_layer
-    from convgrad.geometry import resolve_geometry
+    from convgrad import CheckOptions, as_implementation, resolve_geometry, run_case
 
     # One torch thread on both sides: on a shared 2-core machine, spinning worker threads made a
     # 50 microsecond conv take milliseconds whenever another job ran.
@@ -137,7 +139,7 @@ def gradcheck() -> None:
         return torch.autograd.gradcheck(torch.nn.functional.conv2d, inputs, fast_mode=False)
 
     ours, theirs, case, verdict = side_by_side(
-        lambda: check_layer(geometry, TorchConv()), torch_full, 5, 3
+        lambda: run_case(geometry, as_implementation(TorchConv()), CheckOptions()), torch_full, 5, 3
     )
     methods = ", ".join(f"{t.name} {t.method} {t.forward_calls}" for t in case.tensors[1:])
     print(f"8x32x32, 8x8x3x3 float64 (torch conv2d both sides, 1 torch thread): convgrad auto {ours:.3f} s "

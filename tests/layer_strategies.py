@@ -19,7 +19,8 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from convgrad import reference
-from convgrad.checker import METHODS, TENSOR_NAMES, check_layer
+from checking import check_layer
+from convgrad.options import METHODS, RANDOM_TENSORS as TENSOR_NAMES
 from convgrad.geometry import LayerGeometry, resolve_geometry
 from convgrad.report import CaseReport
 

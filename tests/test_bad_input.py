@@ -29,7 +29,7 @@ def case(args: list[str], *words: str, id: str):
 
 CASES = [
     # --in: malformed shapes
-    case(["check", "--in", "3xax20", "--kernels", "2x3x3x3"], "'a' is not a whole number", "like 3x20x20", id="in-not-a-number"),
+    case(["check", "--in", "3xax20", "--kernels", "2x3x3x3"], "'a' is not a whole number", "like --in 3x20x20", id="in-not-a-number"),
     case(["check", "--in", "3x20.5x20", "--kernels", "2x3x3x3"], "'20.5' is not a whole number", id="in-fraction"),
     case(["check", "--in", "", "--kernels", "2x3x3x3"], "--in is empty", "give sizes like", id="in-empty"),
     case(["check", "--in", "3x8x", "--kernels", "2x3x3x3"], "is not a whole number", id="in-trailing-separator"),
@@ -49,7 +49,7 @@ CASES = [
     case(check("--groups", "two"), "'two' is not a valid integer", id="groups-not-a-number"),
     # per-axis settings
     case(check("--stride", "0"), "--stride 0 has 0", "1 or more", id="stride-zero"),
-    case(check("--stride", "2x2x2"), "has 3 values but the input has 2 spatial axes", "like 1x1", id="stride-wrong-count"),
+    case(check("--stride", "2x2x2"), "has 3 values but the input has 2 spatial axes", "like --stride 1x1", id="stride-wrong-count"),
     case(check("--stride", "fast"), "--stride 'fast' is not understood", "one per axis like 2x1", id="stride-a-word"),
     case(check("--padding", "-1"), "each value must be zero or more", id="padding-negative"),
     case(check("--padding", "same", "--stride", "2"), "only with --stride 1", "give --padding as numbers", id="padding-same-with-stride"),
@@ -72,9 +72,9 @@ CASES = [
     case(check("--rtol", "tight"), "'tight' is not a valid float", id="rtol-not-a-number"),
     case(check("--step", "0"), "--step 0.0 must be a finite number greater than 0", id="step-zero"),
     case(check("--step", "inf"), "must be a finite number", id="step-inf"),
-    case(check("--step", "1e-300"), "is outside 1e-06..1000", "like 0.5", id="step-rounds-away"),
+    case(check("--step", "1e-300"), "is outside 1e-06..1000", "like --step 0.5", id="step-rounds-away"),
     case(check("--step", "1e9"), "is outside 1e-06..1000", id="step-absurd"),
-    case(check("--step", "1e-5", "--dtype", "float32"), "too small for float32 with rtol 0.001", "use --step 0.0012 or larger", id="step-below-float32-rounding"),
+    case(check("--step", "1e-5", "--dtype", "float32"), "too small for float32 with --rtol 0.001", "use --step 0.0012 or larger", id="step-below-float32-rounding"),
     case(check("--timeout", "0"), "--timeout 0.0 must be a number of seconds greater than 0", id="timeout-zero"),
     case(check("--timeout", "-5"), "greater than 0", id="timeout-negative"),
     case(check("--timeout", "nan"), "greater than 0", id="timeout-nan"),
@@ -93,16 +93,17 @@ CASES = [
     case(check("--layout", "nchwc"), "'nchwc' is not one of 'nchw', 'nhwc'", id="layout-unknown"),
     case(check("--weight-layout", "ohwi"), "'ohwi' is not one of 'oihw', 'hwio'", id="weight-layout-unknown"),
     # suite files
-    case(["check", "--config", "nosuch.toml"], "--config nosuch.toml: no such file", id="config-missing-file"),
-    case(["check", "--config", "configs"], "--config configs is a folder", "give a .toml file", id="config-a-folder"),
+    case(["check", "--config", "nosuch.toml"], "'--config': File 'nosuch.toml' does not exist", id="config-missing-file"),
+    case(["check", "--config", "configs"], "'--config': File 'configs' is a directory", id="config-a-folder"),
     case(["check", "--config", "tests/bad_inputs/not_toml.toml"], "is not valid TOML", "at line 1", id="config-not-toml"),
     case(["check", "--config", "tests/bad_inputs/unknown_key.toml"], "unknown key 'kernel' in case 1", "did you mean 'kernels'?", id="config-unknown-key"),
-    case(["check", "--config", "tests/bad_inputs/bad_value.toml"], "in case 1: --stride 'fast' is not understood", id="config-bad-value"),
+    case(["check", "--config", "tests/bad_inputs/bad_value.toml"], "bad_value.toml in case 1: stride = \"fast\" is not understood", id="config-bad-value"),
     case(["check", "--config", "tests/bad_inputs/missing_kernels.toml"], "no 'kernels' in case 1", 'set kernels = "5x3x3x3"', id="config-missing-kernels"),
     case(["check", "--config", "configs/seed.toml", "--batch", "2"], "--batch cannot be combined with --config", "put batch = ... in the file", id="config-with-geometry-flag"),
     # output files
-    case(check("--junit", "/nonexistent/report.xml"), "/nonexistent is not a folder", id="junit-missing-folder"),
-    case(check("--svg", "/nonexistent/report.svg"), "folder /nonexistent does not exist", id="svg-missing-folder"),
+    case(check("--junit", "/nonexistent/report.xml"), "'--junit': the folder /nonexistent does not exist", id="junit-missing-folder"),
+    case(check("--junit", "."), "'--junit': File '.' is a directory", id="junit-a-folder"),
+    case(check("--svg", "/nonexistent/report.svg"), "'--svg': the folder /nonexistent does not exist", id="svg-missing-folder"),
     # the command line itself
     case(check("--inn", "3"), "No such option '--inn'", "Did you mean '--in'", id="unknown-option"),
     case(["check", "--in", "3x8x8"], "Missing option '--kernels'", id="missing-kernels"),

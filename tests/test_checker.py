@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from convgrad import reference
-from convgrad.checker import check_layer
+from checking import check_layer
 from convgrad.geometry import resolve_geometry
 from conftest import ReferenceWith
 

@@ -9,12 +9,13 @@ import pytest
 from click.testing import CliRunner
 
 from convgrad import reference
-from convgrad.checker import check_layer, random_tensors
+from checking import check_layer
+from convgrad.run.case import random_tensors
 from convgrad.cli import cli
-from convgrad.coloured_differences import coloured_forward_calls
-from convgrad.colouring import input_colouring
+from convgrad.numerics.coloured import coloured_forward_calls
+from convgrad.numerics.colouring import input_colouring
 from convgrad.geometry import resolve_geometry
-from convgrad.numerical import SPOT_CHECKS
+from convgrad.numerics.method import SPOT_CHECKS
 from conftest import ReferenceWith
 
 SWEEP = {
@@ -219,9 +220,9 @@ def test_bad_method_or_samples_is_a_setting_error():
     from convgrad.errors import SettingError
 
     layer = resolve_geometry("1x4", "1x1x2")
-    with pytest.raises(SettingError, match="--method"):
+    with pytest.raises(SettingError, match="method='fast' is not known"):
         check_layer(layer, method="fast")
-    with pytest.raises(SettingError, match="--samples"):
+    with pytest.raises(SettingError, match="samples=0 must be"):
         check_layer(layer, method="sample", samples=0)
 
 

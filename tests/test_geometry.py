@@ -8,7 +8,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from convgrad.errors import ConvgradError, GeometryError
+from convgrad.cli import CLI
+from convgrad.errors import PYTHON, Audience, ConvgradError, GeometryError
 from convgrad.geometry import LayerGeometry, parse_axes, parse_shape, resolve_geometry
 
 SEED_IN = "3x20x20"
@@ -16,14 +17,21 @@ SEED_KERNELS = "5x3x3x3"
 
 
 def refusal(*args, **kwargs) -> str:
-    """The message of the GeometryError that resolve_geometry raises; it must be one line."""
+    """The message of the GeometryError that resolve_geometry raises, in the command line's words
+    (the catalogue below names flags); it must be one line."""
     with pytest.raises(GeometryError) as info:
         resolve_geometry(*args, **kwargs)
-    return one_line(info.value)
+    return one_line(info.value, CLI)
 
 
-def one_line(error: Exception) -> str:
-    message = str(error)
+def python_refusal(*args, **kwargs) -> GeometryError:
+    with pytest.raises(GeometryError) as info:
+        resolve_geometry(*args, **kwargs)
+    return info.value
+
+
+def one_line(error: ConvgradError, audience: Audience = PYTHON) -> str:
+    message = error.render(audience)
     assert message, "refusal with an empty message"
     assert "\n" not in message and "\r" not in message, f"message is not one line: {message!r}"
     return message
@@ -432,7 +440,7 @@ REFUSALS = [
     (
         "dilated-kernel-too-large",
         dict(in_shape="3x5x5", dilation=3),
-        ["dilation 3 spans 7", "along H", "5 + 2*0 = 5", "smaller kernel", "--padding"],
+        ["dilation 3 spans 7", "along H", "5 + 2*0 = 5", "smaller --kernels", "--padding"],
     ),
     (
         "kernel-too-large",
@@ -467,6 +475,26 @@ def test_refusals_are_one_line_geometry_errors_naming_the_fix(overrides, words):
     assert_mentions(message, *words)
 
 
+PYTHON_NAMES = {"--in": "in_shape", "--kernels": "kernel_shape"}
+
+
+@pytest.mark.parametrize(
+    "overrides, words", [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS]
+)
+def test_python_callers_read_keyword_arguments_not_flags(overrides, words):
+    error = python_refusal(**{"in_shape": SEED_IN, "kernel_shape": SEED_KERNELS, **overrides})
+    message = one_line(error)
+    assert "--" not in message, message
+    assert error.parameter is not None and error.parameter in message
+    for word in words:  # the same facts, with each flag spelled as its keyword argument
+        with_value, alone = word, word
+        for flag in ("--in", "--kernels", "--stride", "--padding", "--dilation", "--groups", "--batch", "--dtype"):
+            keyword = PYTHON_NAMES.get(flag, flag[2:])
+            with_value = with_value.replace(f"{flag} ", keyword + "=").replace(flag, keyword)
+            alone = alone.replace(flag, keyword)
+        assert with_value in message or alone in message, (word, message)
+
+
 def test_geometry_error_is_a_convgrad_error():
     with pytest.raises(ConvgradError):
         resolve_geometry(SEED_IN, SEED_KERNELS, stride=0)
@@ -487,6 +515,7 @@ def test_channel_mismatch_mentions_kernels_and_groups():
 def test_memory_refusal_with_a_small_limit():
     message = refusal(SEED_IN, SEED_KERNELS, memory_limit_bytes=1024)
     assert_mentions(message, "KiB", "limit 1.0 KiB", "smaller --in", "--batch")
+    assert_mentions(one_line(python_refusal(SEED_IN, SEED_KERNELS, memory_limit_bytes=1024)), "smaller in_shape, batch")
 
 
 def test_memory_limit_above_the_estimate_passes():
@@ -506,7 +535,7 @@ def test_memory_refusal_happens_before_allocating_anything():
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    message = one_line(info.value)
+    message = one_line(info.value, CLI)
     assert_mentions(message, "GiB", "smaller --in", "--batch")
     assert peak < 1_000_000, f"refusal allocated {peak} bytes"
 

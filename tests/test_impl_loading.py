@@ -79,7 +79,7 @@ def test_missing_extra_names_the_pip_command(monkeypatch, builtin, module):
 
 
 def test_dotted_module_and_class_name():
-    result = run(["--impl", "convgrad.implementation:ReferenceLayer", *LAYER, "--quiet"])
+    result = run(["--impl", "convgrad.impl.protocol:ReferenceLayer", *LAYER, "--quiet"])
     assert result.exit_code == 0, result.output
 
 
@@ -113,7 +113,7 @@ def test_channels_last_wrong_output_shape_is_named_in_its_own_layout(tmp_path):
     result = run(["--impl", path, "--layout", "nhwc", "--in", "3x6x7", "--kernels", "4x3x3x3", "--json"])
     assert result.exit_code == 1
     case = json.loads(result.output)["cases"][0]
-    assert "forward returned shape 1x4x4x4 for the output, expected 1x4x5x4 (N, *spatial, C with --layout nhwc)" in case["reason"]
+    assert "forward returned shape 1x4x4x4 for the output, expected 1x4x5x4 (N, *spatial, C in layout nhwc)" in case["reason"]
 
 
 def test_keywords_a_layer_does_not_accept_skip_the_cases_that_need_them(tmp_path):

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from convgrad.checker import check_layer
+from checking import check_layer
 from convgrad.cli import cli
 from convgrad.errors import SettingError
 from convgrad.geometry import resolve_geometry
-from convgrad.isolation import DEFAULT_TIMEOUT_S, can_isolate, check_layer_isolated, validate_timeout
-from convgrad.render_json import case_to_dict
+from convgrad.options import DEFAULT_TIMEOUT_S, CheckOptions
+from convgrad.run.isolation import can_isolate
+from convgrad.render.json import case_to_dict
 from test_determinism import without_timings
 
 pytestmark = pytest.mark.skipif(not can_isolate(), reason="needs fork")
@@ -40,10 +41,10 @@ def test_a_hanging_forward_times_out(reference_with):
             time.sleep(3600)
 
     started = time.monotonic()
-    case = check_layer_isolated(GEOMETRY, Hangs(), timeout=1, seed=3)
+    case = check_layer(GEOMETRY, isolated=True, layer=Hangs(), timeout=1, seed=3)
     assert time.monotonic() - started < 60  # not the hour the forward asked for
     assert_unfinished(case, "timed out after 1 s")
-    assert "raise --timeout" in case.reason
+    assert "raise the timeout" in case.reason
     assert case.implementation == "broken" and case.seed == 3
 
 
@@ -52,7 +53,7 @@ def test_a_backward_that_hangs_after_some_work_times_out(reference_with):
         def backward(self, dy, x, w, b, **settings):
             time.sleep(3600)
 
-    assert_unfinished(check_layer_isolated(GEOMETRY, SlowBackward(), timeout=0.5), "timed out after 0.5 s")
+    assert_unfinished(check_layer(GEOMETRY, isolated=True, layer=SlowBackward(), timeout=0.5), "timed out after 0.5 s")
 
 
 def segfault() -> None:
@@ -76,7 +77,7 @@ def test_an_implementation_that_kills_its_process_fails_the_case(die, reason, re
         def backward(self, dy, x, w, b, **settings):
             die()
 
-    case = check_layer_isolated(GEOMETRY, Dies(), timeout=60)
+    case = check_layer(GEOMETRY, isolated=True, layer=Dies(), timeout=60)
     assert_unfinished(case, reason)
 
 
@@ -85,7 +86,7 @@ def test_sys_exit_in_the_implementation_fails_the_case(reference_with):
         def forward(self, x, w, b, **settings):
             raise SystemExit(4)
 
-    case = check_layer_isolated(GEOMETRY, Exits(), timeout=60)
+    case = check_layer(GEOMETRY, isolated=True, layer=Exits(), timeout=60)
     assert_unfinished(case, "SystemExit: 4")
 
 
@@ -96,7 +97,7 @@ def test_isolated_report_equals_the_in_process_one(reference_with):
             return dx, dw, db + 1
 
     for layer in (None, OffByOne()):
-        isolated = check_layer_isolated(GEOMETRY, layer, timeout=60, seed=5)
+        isolated = check_layer(GEOMETRY, isolated=True, layer=layer, timeout=60, seed=5)
         in_process = check_layer(GEOMETRY, layer, seed=5)
         assert isolated.passed == in_process.passed == (layer is None)
         assert without_timings(case_to_dict(isolated)) == without_timings(case_to_dict(in_process))
@@ -105,7 +106,7 @@ def test_isolated_report_equals_the_in_process_one(reference_with):
 
 
 def test_progress_is_forwarded_from_the_child(monkeypatch):
-    import convgrad.isolation as isolation
+    import convgrad.run.isolation as isolation
 
     monkeypatch.setattr(isolation, "_PROGRESS_INTERVAL_S", 0.0)
     started, advanced = [], []
@@ -114,7 +115,7 @@ def test_progress_is_forwarded_from_the_child(monkeypatch):
         started.append((description, total))
         return advanced.append
 
-    case = check_layer_isolated(GEOMETRY, timeout=60, progress=progress)
+    case = check_layer(GEOMETRY, isolated=True, timeout=60, progress=progress)
     assert case.passed
     # One task per gradient tensor, covering every forward call but the first (the output's).
     assert [description.split()[0] for description, _ in started] == ["dX", "dK", "db"]
@@ -123,18 +124,19 @@ def test_progress_is_forwarded_from_the_child(monkeypatch):
 
 
 def test_input_errors_in_the_child_are_raised_in_the_caller():
-    with pytest.raises(SettingError, match="--seed -1"):
-        check_layer_isolated(GEOMETRY, timeout=60, seed=-1)
+    # The step's bound depends on the case's dtype, so it is only settled in the child.
+    with pytest.raises(SettingError, match="step=1e-06 is too small for float64"):
+        check_layer(GEOMETRY, isolated=True, timeout=60, relative_step=1e-6, rtol=1e-9)
 
 
 def test_a_huge_timeout_is_accepted():
-    assert check_layer_isolated(GEOMETRY, timeout=1e20).passed
+    assert check_layer(GEOMETRY, isolated=True, timeout=1e20).passed
 
 
 @pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), "10", True])
 def test_bad_timeouts_are_refused(timeout):
-    with pytest.raises(SettingError, match="--timeout"):
-        validate_timeout(timeout)
+    with pytest.raises(SettingError, match="timeout="):
+        CheckOptions(timeout=timeout)
 
 
 def test_cli_timeout_fails_a_slow_case_with_exit_1():
@@ -155,12 +157,12 @@ def test_cli_help_documents_the_default_timeout():
 
 
 def test_without_fork_the_check_runs_in_process_and_says_the_timeout_is_not_enforced(monkeypatch):
-    import convgrad.isolation as isolation
+    import convgrad.run.isolation as isolation
 
     monkeypatch.setattr(isolation, "can_isolate", lambda: False)
-    case = check_layer_isolated(GEOMETRY, timeout=60, seed=5)
+    case = check_layer(GEOMETRY, isolated=True, timeout=60, seed=5)
     assert case.passed
-    assert case.warnings == ("--timeout is not enforced: this platform cannot fork",)
+    assert case.warnings == ("the timeout is not enforced: this platform cannot fork",)
     assert without_timings(case_to_dict(case))["tensors"] == without_timings(
         case_to_dict(check_layer(GEOMETRY, seed=5))
     )["tensors"]

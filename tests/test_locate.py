@@ -10,13 +10,13 @@ import numpy as np
 import broken_layers as broken
 from conftest import ReferenceWith
 from convgrad import reference
-from convgrad.checker import check_layer
-from convgrad.cli import make_console
-from convgrad.comparison import compare
+from checking import check_layer
+from convgrad.render.console import make_console
+from convgrad.compare import compare
 from convgrad.geometry import resolve_geometry
-from convgrad.locate import MAP_COLUMNS, MAP_ROWS, locate
-from convgrad.render_diagnosis import describe_location
-from convgrad.render_heatmap import GLYPHS, OK_GLYPH, render_heatmap
+from convgrad.findings.locate import MAP_COLUMNS, MAP_ROWS, locate
+from convgrad.render.findings import describe_location
+from convgrad.render.heatmap import GLYPHS, OK_GLYPH, render_heatmap
 
 
 def _plain(renderable) -> list[str]:
@@ -103,9 +103,9 @@ def test_1d_and_3d_maps():
 
 
 def test_a_sampled_check_leaves_uncompared_positions_blank_and_claims_no_region():
-    from convgrad.checker import check_layer
+    from checking import check_layer
     from convgrad.geometry import resolve_geometry
-    from convgrad.render_heatmap import render_heatmap
+    from convgrad.render.heatmap import render_heatmap
     from broken_layers import KernelsNotRotated
 
     case = check_layer(resolve_geometry("3x8x8", "4x3x3x3"), KernelsNotRotated(), method="sample", samples=6)

@@ -12,12 +12,13 @@ import json
 import numpy as np
 import pytest
 
-from convgrad.checker import check_layer
-from convgrad.cli import make_console
+from checking import check_layer
+from convgrad.options import CheckOptions
+from convgrad.render.console import make_console
 from convgrad.errors import SettingError
 from convgrad.geometry import resolve_geometry
-from convgrad.render_json import case_to_dict
-from convgrad.render_table import render_case, render_verdict
+from convgrad.render.json import case_to_dict
+from convgrad.render.table import render_case, render_verdict
 from layer_strategies import PROFILE
 
 # Strided, padded, batched and grouped, so every code path of the layer is involved.
@@ -61,11 +62,11 @@ def test_a_wrong_gradient_is_still_caught_at_extreme_magnitudes(factor, referenc
 
 
 def test_scaled_tensors_are_the_seeded_ones_times_the_factor():
-    from convgrad.checker import random_tensors
+    from convgrad.run.case import random_tensors
 
     geometry = resolve_geometry(**LAYER)
-    plain = random_tensors(geometry, 3)
-    scaled = random_tensors(geometry, 3, {"w": 1e6, "dy": 0.0})
+    plain = random_tensors(geometry, CheckOptions(seed=3))
+    scaled = random_tensors(geometry, CheckOptions(seed=3, scale={"w": 1e6, "dy": 0.0}))
     np.testing.assert_array_equal(scaled[0], plain[0])
     np.testing.assert_allclose(scaled[1], plain[1] * 1e6, rtol=1e-15)
     np.testing.assert_array_equal(scaled[3], 0.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convgrad.checker import check_layer
+from checking import check_layer
 from layer_strategies import (
     EXAMPLES,
     PROFILE,

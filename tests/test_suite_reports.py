@@ -69,8 +69,8 @@ def test_a_file_of_top_level_settings_alone_is_one_case(tmp_path):
         ('[[case]]\nin = "2x5x5"\nkernels = "2x2x3x3"\nbatch = 1.5\n', "batch = 1.5 in case 1 is not a valid batch"),
         ('[[case]]\nname = "a"\nkernels = "2x2x3x3"\n', "no 'in' in case 1 ('a'); set in = \"3x20x20\" in the case or at the top level"),
         ('[[case]]\nin = "2x5x5"\n', "no 'kernels' in case 1; set kernels = \"5x3x3x3\""),
-        ('[[case]]\nin = "2x5x5"\nkernels = "2x3x3x3"\n', "in case 1: kernels expect 3 input channels but --in has 2"),
-        ('[[case]]\nin = "2x5x5"\nkernels = "2x2x3x3"\nstride = 0\n', "in case 1: --stride 0 has 0"),
+        ('[[case]]\nin = "2x5x5"\nkernels = "2x3x3x3"\n', "in case 1: kernels expect 3 input channels but in has 2; use kernels = \"2x2x3x3\""),
+        ('[[case]]\nin = "2x5x5"\nkernels = "2x2x3x3"\nstride = 0\n', "in case 1: stride = 0 has 0"),
         ('[[case]\nin = "2x5x5"\n', "is not valid TOML: "),
         ('case = 3\n', "'case' must be a list of [[case]] tables"),
     ],
@@ -84,7 +84,24 @@ def test_bad_config_is_one_line_exit_2(tmp_path, text, message):
 
 
 def test_missing_config_file(tmp_path):
-    assert_bad_input(run(["--config", str(tmp_path / "none.toml")]), "none.toml: no such file")
+    assert_bad_input(run(["--config", str(tmp_path / "none.toml")]), "none.toml' does not exist")
+
+
+def test_suite_file_errors_speak_the_files_words_to_python_callers(tmp_path):
+    from convgrad.errors import ConfigError
+    from convgrad.suite import load_suite
+
+    with pytest.raises(ConfigError, match=r"none.toml: no such file; check the path"):
+        load_suite(str(tmp_path / "none.toml"))
+    with pytest.raises(ConfigError, match=r"is a folder; give a suite file"):
+        load_suite(str(tmp_path))
+    path = tmp_path / "suite.toml"
+    path.write_text('[[case]]\nin = "2x5x5"\nkernels = "2x2x3x3"\npadding = "same"\nstride = 2\n')
+    with pytest.raises(ConfigError) as info:
+        load_suite(str(path))
+    message = str(info.value)
+    assert 'padding = "same" keeps the output size only with stride = 1' in message
+    assert "--" not in message and "padding=" not in message
 
 
 def test_geometry_flags_are_refused_beside_a_config():
@@ -158,16 +175,13 @@ def test_junit_for_a_passing_single_case(tmp_path):
 
 def test_junit_into_a_missing_folder_is_refused_before_checking(tmp_path):
     result = run(["--config", SEED, "--junit", str(tmp_path / "no" / "r.xml")])
-    assert_bad_input(result, "cannot write")
+    assert_bad_input(result, "'--junit': the folder")
+    assert "does not exist; create it or write elsewhere" in result.output
 
 
 def test_junit_class_names_are_dotted_names_not_paths(tmp_path):
     import xml.etree.ElementTree as ET
 
-    from convgrad.render_junit import _classname
-
-    assert _classname("tests/zoo/kernels_not_rotated.py") == "convgrad.kernels_not_rotated"
-    assert _classname("my_pkg.conv:Layer") == "convgrad.my_pkg.conv.Layer"
     report = tmp_path / "report.xml"
     impl = "tests/zoo/student_conv.py"
     result = run(["--impl", impl, "--in", "3x6x6", "--kernels", "2x3x3x3", "--junit", str(report)])

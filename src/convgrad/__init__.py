@@ -2,6 +2,10 @@
 
 The public surface is small: everything not listed in `__all__` may change. Names are imported on
 first use so that `convgrad --help` does not pay for NumPy.
+
+    convgrad.check(...)                   one layer, in a child process with a timeout -> CaseReport
+    convgrad.testing.assert_conv_gradients(...)   the same, raising AssertionError unless it passes
+    convgrad.run_case(geometry, implementation, options)   the pipeline itself, in this process
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "check_layer": "convgrad.checker",
+    "check": "convgrad.testing",
+    "assert_conv_gradients": "convgrad.testing",
+    "run_case": "convgrad.run.case",
+    "CheckOptions": "convgrad.options",
     "resolve_geometry": "convgrad.geometry",
     "LayerGeometry": "convgrad.geometry",
-    "Tolerances": "convgrad.tolerances",
+    "as_implementation": "convgrad.impl.loading",
     "CaseReport": "convgrad.report",
     "SuiteReport": "convgrad.report",
     "TensorComparison": "convgrad.report",
     "ConvgradError": "convgrad.errors",
-    "check": "convgrad.testing",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -1,79 +1,123 @@
 """The command line: parses flags, runs checks, renders reports. No numerics here.
 
-Heavy modules (NumPy, the checker) are imported inside commands so `convgrad --help` starts fast.
+Errors reach the user in one place, `ConvgradCommand.invoke` (and `make_context` for click's own
+parse errors): one line on stderr naming the fix in the command line's words (`--kernels`, not
+`kernel_shape`), exit code 2. Heavy modules (NumPy, the pipeline) are imported inside commands so
+`convgrad --help` starts fast.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import click
 
 from convgrad import __version__
-from convgrad.errors import ConvgradError
-from convgrad.methods import DEFAULT_SAMPLES, METHODS
+from convgrad.errors import Audience, ConvgradError
+from convgrad.options import DEFAULT_SAMPLES, DEFAULT_TIMEOUT_S, METHODS, SAMPLING_METHODS
 
-__all__ = ["cli", "main", "geometry_options", "make_console"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from convgrad.geometry import LayerGeometry
+    from convgrad.report import SuiteReport
+
+__all__ = ["cli", "main", "CLI", "EXIT_PASSED", "EXIT_FAILED", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
+EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# The flag of every parameter whose name differs from its flag's (others are --name-with-dashes).
+_FLAGS = {"in_shape": "--in", "kernel_shape": "--kernels", "relative_step": "--step", "config": "--config"}
 
 
-def make_console(*, stderr: bool = False, file: Any = None, width: Optional[int] = None, record: bool = False) -> Any:
-    """A rich Console; rich honours NO_COLOR and writes no colour codes into pipes.
-
-    `record` keeps what was printed so --svg can save it.
-    """
-    from rich.console import Console
-
-    return Console(stderr=stderr, file=file, width=width, highlight=False, soft_wrap=False, record=record)
+def _flag(parameter: str) -> str:
+    return _FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
 
 
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
+# How errors name parameters on the command line: `--kernels 5x3x3x3`.
+CLI = Audience(name=_flag, assign=lambda parameter, value: f"{_flag(parameter)} {value}")
+
+
+class BadInput(click.ClickException):
+    """Input the user has to fix: 'Error: <one line>' on stderr, exit 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+def _usage_line(error: click.UsageError) -> BadInput:
+    command = error.ctx.command_path if error.ctx else "convgrad"
+    return BadInput(f"{error.format_message()} (see '{command} --help')")
+
+
+class ConvgradCommand(click.Command):
+    """A command whose bad input is one line and exit 2, and whose Ctrl-C is exit 130."""
+
+    def make_context(self, info_name: Optional[str], args: list[str], parent: Optional[click.Context] = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:
+            raise _usage_line(error) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConvgradError as error:
+            raise BadInput(error.render(CLI)) from None
+        except click.UsageError as error:
+            raise _usage_line(error) from None
+        except KeyboardInterrupt:  # child processes are ended by the isolation's own cleanup
+            click.echo("Interrupted.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
 
 
 class ConvgradGroup(click.Group):
-    """Turns every input error into one line on stderr and exit code 2, never a traceback."""
+    """The `convgrad` group: its commands are ConvgradCommands, an unknown command is one line."""
 
-    def main(self, args: Any = None, prog_name: Optional[str] = None, complete_var: Optional[str] = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    command_class = ConvgradCommand
+
+    def make_context(self, info_name: Optional[str], args: list[str], parent: Optional[click.Context] = None,
+                     **extra: Any) -> click.Context:
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except _NO_ARGS_IS_HELP as error:  # bare `convgrad`: show the help, not an error
-            click.echo(error.ctx.get_help() if error.ctx else "", err=False)
-            sys.exit(EXIT_PASSED)
+            return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as error:
-            command = error.ctx.command_path if error.ctx else "convgrad"
-            click.echo(
-                f"Error: {_one_line(error.format_message())} (see '{command} --help')", err=True
-            )
-            sys.exit(EXIT_BAD_INPUT)
-        except click.ClickException as error:
-            click.echo(f"Error: {_one_line(error.format_message())}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
-        except ConvgradError as error:
-            click.echo(f"Error: {_one_line(str(error))}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
-        except click.exceptions.Abort:
-            click.echo("Aborted.", err=True)
-            sys.exit(EXIT_FAILED)
-        sys.exit(code if isinstance(code, int) else EXIT_PASSED)
+            raise _usage_line(error) from None
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[Optional[str], Optional[click.Command], list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as error:
+            raise _usage_line(error) from None
 
 
-@click.group(cls=ConvgradGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ConvgradGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="convgrad")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Check the backward pass of convolution layers against finite differences.
 
     \b
     Exit codes: 0 every check passed, 1 a check failed, 2 the input was wrong.
     Start with:  convgrad check --in 3x20x20 --kernels 5x3x3x3
     """
+    if ctx.invoked_subcommand is None:  # bare `convgrad`: the help, as a success
+        click.echo(ctx.get_help())
+
+
+def _existing_folder(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
+    """An output file must go into a folder that exists: refused before any check runs."""
+    if value is not None:
+        folder = os.path.dirname(os.path.abspath(value))
+        if not os.path.isdir(folder):
+            raise click.BadParameter(f"the folder {folder} does not exist; create it or write elsewhere", ctx, param)
+    return value
 
 
 def geometry_options(function: F) -> F:
@@ -99,22 +143,15 @@ def geometry_options(function: F) -> F:
     return function
 
 
-def resolve_from_flags(flags: dict[str, Any]) -> Any:
+def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
     from convgrad.geometry import resolve_geometry
 
-    for name, flag in (("in_shape", "--in"), ("kernel_shape", "--kernels")):
+    for name in ("in_shape", "kernel_shape"):
         if flags.get(name) is None:  # not click's required=True: --config may give the geometry instead
-            raise click.MissingParameter(param_hint=f"'{flag}'", param_type="option")
-
+            raise click.MissingParameter(param_hint=f"'{_flag(name)}'", param_type="option")
     return resolve_geometry(
-        flags["in_shape"],
-        flags["kernel_shape"],
-        batch=flags["batch"],
-        stride=flags["stride"],
-        padding=flags["padding"],
-        dilation=flags["dilation"],
-        groups=flags["groups"],
-        dtype=flags["dtype"],
+        flags["in_shape"], flags["kernel_shape"], batch=flags["batch"], stride=flags["stride"],
+        padding=flags["padding"], dilation=flags["dilation"], groups=flags["groups"], dtype=flags["dtype"],
     )
 
 
@@ -125,8 +162,8 @@ def resolve_from_flags(flags: dict[str, Any]) -> Any:
               help="Tolerance relative to each tensor's scale [default: 1e-8 float64, 1e-3 float32].")
 @click.option("--step", type=float, default=None,
               help="Finite-difference step relative to the perturbed tensor's scale S(T) (see README) [default: 0.5].")
-@click.option("--timeout", type=float, default=None, metavar="SECONDS",
-              help="Fail a case that has not finished after this many seconds [default: 600].")
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+              help=f"Fail a case that has not finished after this many seconds [default: {DEFAULT_TIMEOUT_S:g}].")
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
               help="auto: every coordinate, cheapest exact way; coloured: every coordinate, "
                    "non-overlapping ones together; dense: one at a time; sample: --samples random "
@@ -144,16 +181,17 @@ def resolve_from_flags(flags: dict[str, Any]) -> Any:
               help="Kernel layout: (F, C/groups, *k) or (*k, C/groups, F).")
 @click.option("--no-forward-check", is_flag=True,
               help="Do not compare the output with the reference convolution (row O).")
-@click.option("--config", "config_path", metavar="FILE.toml",
+@click.option("--config", "config_path", metavar="FILE.toml", type=click.Path(exists=True, dir_okay=False),
               help="Run every case of a suite file (see configs/); the geometry flags are then refused.")
-@click.option("--junit", "junit_path", metavar="FILE", help="Also write the report as JUnit XML to FILE.")
-@click.option("--svg", "svg_path", type=click.Path(dir_okay=False, writable=True), default=None,
+@click.option("--junit", "junit_path", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
+              callback=_existing_folder, help="Also write the report as JUnit XML to FILE.")
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False, writable=True), callback=_existing_folder,
               help="Also save the printed report (table, where, why, heatmaps) as an SVG picture.")
 @click.pass_context
-def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[float],
+def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optional[float],
           as_json: bool, quiet: bool, impl: str, layout: str, weight_layout: str,
           no_forward_check: bool, config_path: Optional[str], junit_path: Optional[str],
-          svg_path: Optional[str], timeout: Optional[float], method: str, samples: int,
+          svg_path: Optional[str], timeout: float, method: Any, samples: int,
           **flags: Any) -> None:
     """Check the analytical dX, dK and db of a conv layer against finite differences.
 
@@ -169,34 +207,30 @@ def check(ctx: click.Context, seed: int, rtol: Optional[float], step: Optional[f
       convgrad check --impl my_conv.py:Layer --layout nhwc --weight-layout hwio --in 3x8x8 --kernels 4x3x3x3
       convgrad check --in 64x56x56 --kernels 64x3x3 --padding 1 --method projection
     """
-    from convgrad.isolation import DEFAULT_TIMEOUT_S
-    from convgrad.loading import load_implementation
+    from convgrad.impl.loading import load_implementation
     from convgrad.options import CheckOptions
-    from convgrad.progress import DelayedProgress
-    from convgrad.runner import run_suite
-    from convgrad.suite import load_suite, suite_from_geometry
+    from convgrad.render.console import make_console
+    from convgrad.render.progress import DelayedProgress
+    from convgrad.run.suite import run_suite
+    from convgrad.suite import load_suite, single_case_suite
 
     if config_path is not None:
         _refuse_geometry_flags(ctx, flags)
         suite_spec = load_suite(config_path)
     else:
-        suite_spec = suite_from_geometry(resolve_from_flags(flags))
-    _check_writable(junit_path)
-    _check_svg_target(svg_path)
+        suite_spec = single_case_suite(_geometry(flags))
     _refuse_unused_samples(ctx, method)
     options = CheckOptions(
         seed=seed, relative_step=step, rtol=rtol, method=method, samples=samples,
-        forward_check=not no_forward_check, timeout=DEFAULT_TIMEOUT_S if timeout is None else timeout,
+        forward_check=not no_forward_check, timeout=timeout,
     )
     implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout)
-    stderr = make_console(stderr=True)
-    with DelayedProgress(stderr, enabled=not (as_json or quiet)) as progress:
+    with DelayedProgress(make_console(stderr=True), enabled=not (as_json or quiet)) as progress:
         suite = run_suite(suite_spec.cases, implementation, options, progress)
     if junit_path is not None:
-        from convgrad.render_junit import render_junit
+        from convgrad.render.junit import render_junit
 
-        with open(junit_path, "w", encoding="utf-8") as handle:
-            handle.write(render_junit(suite, suite_spec.name))
+        _write(junit_path, render_junit(suite, suite_spec.name))
     if config_path is not None and not as_json:
         _print_suite_summary(suite, quiet=quiet, svg_path=svg_path)
     else:
@@ -224,7 +258,7 @@ def _refuse_unused_samples(ctx: click.Context, method: str) -> None:
     """--samples with a method that checks every coordinate would be silently ignored."""
     from click.core import ParameterSource
 
-    if method not in ("sample", "projection") and ctx.get_parameter_source("samples") is ParameterSource.COMMANDLINE:
+    if method not in SAMPLING_METHODS and ctx.get_parameter_source("samples") is ParameterSource.COMMANDLINE:
         raise click.UsageError(
             f"--samples only applies to --method sample or projection (this is --method {method}, "
             "which checks every coordinate); drop --samples or add --method sample",
@@ -232,20 +266,18 @@ def _refuse_unused_samples(ctx: click.Context, method: str) -> None:
         )
 
 
-def _check_writable(path: Optional[str]) -> None:
-    """Fail on a bad --junit path before spending time on the checks."""
-    if path is None:
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder) or os.path.isdir(path):
-        raise click.BadParameter(f"cannot write {path}: {folder} is not a folder; give a file path in an existing folder",
-                                 param_hint="'--junit'")
+def _write(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise click.FileError(path, hint=error.strerror or str(error)) from None
 
 
-def _print_suite_summary(suite: Any, *, quiet: bool, svg_path: Optional[str] = None) -> None:
+def _print_suite_summary(suite: "SuiteReport", *, quiet: bool, svg_path: Optional[str] = None) -> None:
     """Each failing case's table, then a summary of every case; only the summary with --quiet."""
-    from convgrad.render_summary import render_summary, render_totals
-    from convgrad.render_table import render_case
+    from convgrad.render.summary import render_summary, render_totals
+    from convgrad.render.table import render_case
 
     console = _output_console(offscreen=False, svg_path=svg_path)
     if not quiet:
@@ -258,47 +290,37 @@ def _print_suite_summary(suite: Any, *, quiet: bool, svg_path: Optional[str] = N
     _save_svg(console, svg_path)
 
 
-def _print_suite(suite: Any, *, as_json: bool, quiet: bool, svg_path: Optional[str] = None) -> None:
+def _print_suite(suite: "SuiteReport", *, as_json: bool, quiet: bool, svg_path: Optional[str] = None) -> None:
     if as_json:
-        from convgrad.render_json import render_json
+        from convgrad.render.json import render_json
 
         click.echo(render_json(suite))
-    from convgrad.render_table import render_brief, render_case
-
     if as_json and not svg_path:
         return
+    from convgrad.render.summary import render_skipped
+    from convgrad.render.table import render_brief, render_case
+
     console = _output_console(offscreen=as_json, svg_path=svg_path)
     for case in suite.cases:
         if case.skipped is not None:  # nothing was run: no table to show
-            from convgrad.render_summary import render_skipped
-
             console.print(render_skipped(case))
             continue
         console.print(render_brief(case) if quiet else render_case(case))
     _save_svg(console, svg_path)
 
 
-def _output_console(*, offscreen: bool, svg_path: Optional[str]) -> Any:
+def _output_console(*, offscreen: bool, svg_path: Optional[str]) -> "Console":
     """stdout, or with --json a console that only records (stdout then holds the JSON alone)."""
     import io
+
+    from convgrad.render.console import make_console
 
     if offscreen:
         return make_console(file=io.StringIO(), width=80, record=True)
     return make_console(record=svg_path is not None)
 
 
-def _check_svg_target(svg_path: Optional[str]) -> None:
-    """Refuse an --svg path that cannot be written before any work is done."""
-    if not svg_path:
-        return
-    folder = os.path.dirname(os.path.abspath(svg_path))
-    if not os.path.isdir(folder):
-        raise click.BadParameter(f"folder {folder} does not exist; create it or save elsewhere", param_hint="--svg")
-    if not os.access(folder, os.W_OK):
-        raise click.BadParameter(f"folder {folder} is not writable; save elsewhere", param_hint="--svg")
-
-
-def _save_svg(console: Any, svg_path: Optional[str]) -> None:
+def _save_svg(console: "Console", svg_path: Optional[str]) -> None:
     if not svg_path:
         return
     try:
@@ -311,7 +333,7 @@ def _save_svg(console: Any, svg_path: Optional[str]) -> None:
 @geometry_options
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random layer used for the proof.")
 @click.option("--json", "as_json", is_flag=True, help="Print the derivation's shapes and proof as JSON.")
-@click.option("--svg", "svg_path", type=click.Path(dir_okay=False, writable=True), default=None,
+@click.option("--svg", "svg_path", type=click.Path(dir_okay=False, writable=True), callback=_existing_folder,
               help="Also save the printed explanation as an SVG picture.")
 def explain(seed: int, as_json: bool, svg_path: Optional[str], **flags: Any) -> None:
     """Derive dX, dK and db for this layer with its own shapes, and prove it numerically.
@@ -326,18 +348,18 @@ def explain(seed: int, as_json: bool, svg_path: Optional[str], **flags: Any) -> 
       convgrad explain --in 4x9x9 --kernels 6x2x3x3 --stride 2 --padding 1 --groups 2
     """
     from convgrad.explain import explain as derive
-    from convgrad.progress import DelayedProgress
+    from convgrad.render.console import make_console
+    from convgrad.render.progress import DelayedProgress
 
-    geometry = resolve_from_flags(flags)
-    _check_svg_target(svg_path)
+    geometry = _geometry(flags)
     with DelayedProgress(make_console(stderr=True), enabled=not as_json) as progress:
         derivation = derive(geometry, seed=seed, progress=progress)
     if as_json:
-        from convgrad.render_json import derivation_to_json
+        from convgrad.render.json import derivation_to_json
 
         click.echo(derivation_to_json(derivation))
     if not as_json or svg_path:
-        from convgrad.render_explain import render_explain
+        from convgrad.render.explain import render_explain
 
         console = _output_console(offscreen=as_json, svg_path=svg_path)
         console.print(render_explain(derivation))

@@ -9,19 +9,18 @@ about the mathematics, not about the rounding of a dtype.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import partial
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
 from convgrad import reference
-from convgrad.checker import random_tensors
-from convgrad.comparison import compare
-from convgrad.finite_differences import Progress
-from convgrad.methods import DEFAULT_SAMPLES
-from convgrad.numerical import numerical_gradient
-from convgrad.geometry import LayerGeometry
-from convgrad.tolerances import perturbation_scale, tolerances_for
+from convgrad.compare import compare
+from convgrad.geometry import GradientName, LayerGeometry
+from convgrad.numerics.gradient import ProgressFactory
+from convgrad.numerics.method import numerical_gradient
+from convgrad.numerics.step import step_for
+from convgrad.options import CheckOptions
+from convgrad.run.case import random_tensors
 
 __all__ = ["Derivation", "Proof", "explain", "PROOF_TOLERANCE"]
 
@@ -32,7 +31,7 @@ PROOF_TOLERANCE = 1e-9  # the derivation holds when every error is below this, r
 class Proof:
     """One gradient computed by the derivation, against central finite differences."""
 
-    tensor: str
+    tensor: GradientName
     max_abs_error: float
     max_rel_error: float
     checked: int
@@ -66,16 +65,14 @@ class Derivation:
         return all(p.holds for p in self.proofs)
 
 
-def explain(
-    geometry: LayerGeometry, seed: int = 0, progress: Optional[Callable[[str, int], Progress]] = None
-) -> Derivation:
+def explain(geometry: LayerGeometry, seed: int = 0, progress: Optional[ProgressFactory] = None) -> Derivation:
     """Follow the derivation step by step on random tensors and prove it with finite differences."""
     geometry = replace(geometry, dtype="float64")
-    x, w, b, dy = random_tensors(geometry, seed)
+    options = CheckOptions(seed=seed)
+    x, w, b, dy = random_tensors(geometry, options)
     g = geometry
     reach = tuple(d * (k - 1) for k, d in zip(g.kernel_size, g.dilation))
-    padded = [h + 2 * p for h, p in zip(g.spatial, g.padding)]
-    size = [hp - r for hp, r in zip(padded, reach)]
+    size = [hp - r for hp, r in zip(g.padded_spatial, reach)]
 
     # dX, literally as shown: spread dO by the stride, pad it, correlate with rotated swapped kernels, crop.
     spread = reference.zero_insert(dy, g.stride, size)
@@ -84,19 +81,22 @@ def explain(
     correlated = reference.correlate(full, swapped, stride=[1] * g.ndim, dilation=g.dilation, groups=g.groups)
     dx = reference.crop(correlated, g.padding)
 
-    settings = dict(stride=g.stride, padding=g.padding, dilation=g.dilation, groups=g.groups)
+    settings = g.conv_settings()
     dw = reference.weight_gradient(dy, x, g.kernel_size, **settings)
     db = reference.bias_gradient(dy)
-    forward = partial(reference.forward, **settings)
-    tolerances = tolerances_for("float64")
+
+    def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return reference.forward(x, w, b, **settings)
+
     y = forward(x, w, b)
     proofs = []
-    for name, derived in (("dX", dx), ("dK", dw), ("db", db)):
+    derived_gradients: tuple[tuple[GradientName, np.ndarray], ...] = (("dX", dx), ("dK", dw), ("db", db))
+    for name, derived in derived_gradients:
         # Every coordinate, the way `convgrad check` does it (coloured where that is cheaper).
-        step = tolerances.step_for(perturbation_scale(name, (x, w, b), y))
+        step = step_for(name, (x, w, b), y, options.tolerances("float64"))
         numerical = numerical_gradient(
-            "auto", forward, (x, w, b), name, dy, step, geometry, analytical=derived,
-            samples=DEFAULT_SAMPLES, seed=seed, tolerance=PROOF_TOLERANCE, progress=progress,
+            "auto", forward, (x, w, b), name, dy, step, geometry,
+            samples=options.samples, seed=seed, progress=progress,
         )
         comparison = compare(name, derived, numerical.values, PROOF_TOLERANCE, method=numerical.method)
         proofs.append(Proof(

@@ -7,28 +7,69 @@ and may assume it describes a layer that exists and fits in memory.
 from __future__ import annotations
 
 import math
+import operator
 import os
 import re
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Literal, Optional, Sequence, SupportsIndex, TypedDict, Union, get_args
 
-from convgrad.errors import GeometryError
+from convgrad.errors import GeometryError, named
 
 __all__ = [
+    "Dtype",
     "DTYPES",
+    "TensorName",
+    "GradientName",
+    "GRADIENT_NAMES",
     "LayerGeometry",
     "AxisSpec",
+    "ConvSettings",
     "parse_shape",
     "parse_axes",
     "resolve_geometry",
     "memory_estimate_bytes",
+    "output_size",
+    "format_shape",
+    "format_axes",
 ]
 
-DTYPES = ("float64", "float32")
+Dtype = Literal["float64", "float32"]
+DTYPES: tuple[Dtype, ...] = get_args(Dtype)
+TensorName = Literal["O", "dX", "dK", "db"]  # the output, then the gradients of x, w and b
+GradientName = Literal["dX", "dK", "db"]
+GRADIENT_NAMES: tuple[GradientName, ...] = get_args(GradientName)
 SPATIAL_AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Output positions along one axis: floor((H + 2p - d*(k-1) - 1) / s) + 1."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def format_shape(shape: Optional[Sequence[int]]) -> str:
+    """'3x20x20'; 'scalar' for (), '-' for None (nothing usable was returned)."""
+    if shape is None:
+        return "-"
+    return "x".join(str(s) for s in shape) if len(shape) else "scalar"
+
+
+def format_axes(values: Sequence[int]) -> str:
+    """A per-axis setting: '2' when every axis has the same value, else '2x1'."""
+    return str(values[0]) if len(set(values)) == 1 else format_shape(values)
+
+
 
 # One setting per spatial axis may be given as an int, a sequence, or text like "2x1" / "same".
 AxisSpec = Union[int, Sequence[int], str]
+
+class ConvSettings(TypedDict):
+    """The settings every implementation call receives, by keyword."""
+
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+
 
 _SEPARATORS = re.compile(r"\s*[x×X,]\s*")
 
@@ -42,51 +83,50 @@ def _memory_limit_bytes() -> int:
     return total // 2
 
 
-def _parse_int_list(text: str, flag: str, example: str) -> tuple[int, ...]:
+def _parse_int_list(text: str, parameter: str, example: str) -> tuple[int, ...]:
     text = text.strip()
     if not text:
-        raise GeometryError(f"{flag} is empty; give sizes like {example}")
-    parts = _SEPARATORS.split(text)
+        raise GeometryError(f"{{{parameter}}} is empty; give sizes like {named(parameter, example)}")
     values = []
-    for part in parts:
+    for part in _SEPARATORS.split(text):
         if not re.fullmatch(r"[+-]?\d+", part):
             raise GeometryError(
-                f"{flag} {text!r}: {part!r} is not a whole number; give sizes like {example}"
+                f"{named(parameter, text)}: {part!r} is not a whole number; give sizes like "
+                f"{named(parameter, example)}"
             )
         values.append(int(part))
     return tuple(values)
 
 
-def parse_shape(text: str | Sequence[int], flag: str, example: str = "3x20x20") -> tuple[int, ...]:
+def parse_shape(text: str | Sequence[int], parameter: str, example: str = "3x20x20") -> tuple[int, ...]:
     """Parse '3x20x20' (separators x, ×, or ',') or a sequence of ints into a tuple of sizes > 0."""
     if isinstance(text, str):
-        values = _parse_int_list(text, flag, example)
+        values = _parse_int_list(text, parameter, example)
     else:
         try:
-            values = tuple(_as_int(v, flag, example) for v in text)
+            values = tuple(_as_int(v, parameter, example) for v in text)
         except TypeError:  # e.g. `in = 20` in a config file: a number, not a shape
-            raise GeometryError(f"{flag} {text!r} is not a shape; give sizes like {example}") from None
+            raise GeometryError(
+                f"{named(parameter, text)} is not a shape; give sizes like {named(parameter, example)}"
+            ) from None
         if not values:
-            raise GeometryError(f"{flag} is empty; give sizes like {example}")
+            raise GeometryError(f"{{{parameter}}} is empty; give sizes like {named(parameter, example)}")
     for v in values:
         if v <= 0:
-            shown = "x".join(str(s) for s in values)
             raise GeometryError(
-                f"{flag} {shown} has a size of {v}; every size must be a positive whole number, "
-                f"like {example}"
+                f"{named(parameter, format_shape(values))} has a size of {v}; every size must be a "
+                f"positive whole number, like {named(parameter, example)}"
             )
     return values
 
 
-def _as_int(value: object, flag: str, example: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        hasattr(value, "__index__")
-    ):
-        raise GeometryError(f"{flag} {value!r} is not a whole number; give sizes like {example}")
-    return int(value)  # type: ignore[arg-type]
+def _as_int(value: object, parameter: str, example: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, SupportsIndex):
+        raise GeometryError(f"{named(parameter, repr(value))} is not a whole number; give sizes like {named(parameter, example)}")
+    return operator.index(value)
 
 
-def parse_axes(spec: AxisSpec, flag: str, *, words: Sequence[str] = ()) -> tuple[int, ...] | str:
+def parse_axes(spec: AxisSpec, parameter: str, *, words: Sequence[str] = ()) -> tuple[int, ...] | str:
     """Parse one per-axis setting: an int, 'AxB' (one per axis), a sequence, or one of `words`."""
     if isinstance(spec, str):
         word = spec.strip().lower()
@@ -94,16 +134,16 @@ def parse_axes(spec: AxisSpec, flag: str, *, words: Sequence[str] = ()) -> tuple
             return word
         if re.fullmatch(r"[a-z_]+", word):
             allowed = ", ".join(["a whole number", "one per axis like 2x1", *words])
-            raise GeometryError(f"{flag} {spec!r} is not understood; use {allowed}")
-        return _parse_int_list(spec, flag, "2 or 2x1")
+            raise GeometryError(f"{named(parameter, repr(spec))} is not understood; use {allowed}")
+        return _parse_int_list(spec, parameter, "2 or 2x1")
     if isinstance(spec, bool):
-        raise GeometryError(f"{flag} {spec!r} is not a whole number; use e.g. 2 or 2x1")
+        raise GeometryError(f"{named(parameter, spec)} is not a whole number; use e.g. {named(parameter, 2)} or {named(parameter, '2x1')}")
     if isinstance(spec, int):
         return (spec,)
     try:
-        return tuple(_as_int(v, flag, "2 or 2x1") for v in spec)
+        return tuple(_as_int(v, parameter, "2x1") for v in spec)
     except TypeError:
-        raise GeometryError(f"{flag} {spec!r} is not a whole number; use e.g. 2 or 2x1") from None
+        raise GeometryError(f"{named(parameter, repr(spec))} is not a whole number; use e.g. {named(parameter, 2)} or {named(parameter, '2x1')}") from None
 
 
 @dataclass(frozen=True)
@@ -117,7 +157,7 @@ class LayerGeometry:
     padding: tuple[int, ...]
     dilation: tuple[int, ...]
     groups: int
-    dtype: str
+    dtype: Dtype
 
     @property
     def ndim(self) -> int:
@@ -137,6 +177,10 @@ class LayerGeometry:
         return self.in_shape[1:]
 
     @property
+    def padded_spatial(self) -> tuple[int, ...]:
+        return tuple(h + 2 * p for h, p in zip(self.spatial, self.padding))
+
+    @property
     def kernel_size(self) -> tuple[int, ...]:
         return self.kernel_shape[2:]
 
@@ -146,12 +190,9 @@ class LayerGeometry:
 
     @property
     def out_spatial(self) -> tuple[int, ...]:
-        """Ho = floor((H + 2p - d*(k-1) - 1) / s) + 1 per axis."""
         return tuple(
-            (h + 2 * p - d * (k - 1) - 1) // s + 1
-            for h, k, s, p, d in zip(
-                self.spatial, self.kernel_size, self.stride, self.padding, self.dilation
-            )
+            output_size(h, k, s, p, d)
+            for h, k, s, p, d in zip(self.spatial, self.kernel_size, self.stride, self.padding, self.dilation)
         )
 
     @property
@@ -170,20 +211,39 @@ class LayerGeometry:
     def y_shape(self) -> tuple[int, ...]:
         return (self.batch, self.filters, *self.out_spatial)
 
+    def shape_of(self, tensor: TensorName) -> tuple[int, ...]:
+        """The shape tensor O, dX, dK or db must have."""
+        return {"O": self.y_shape, "dX": self.x_shape, "dK": self.w_shape, "db": self.b_shape}[tensor]
+
+    def conv_settings(self) -> ConvSettings:
+        """stride, padding, dilation and groups, as every implementation call takes them."""
+        return ConvSettings(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+
     def describe(self) -> str:
         """One line: 'N=1  X 3x20x20  K 5x3x3x3  stride 1  padding 0  dilation 1  groups 1'."""
-
-        def axes(values: tuple[int, ...]) -> str:
-            return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
-
         return (
-            f"N={self.batch}  X {_fmt(self.in_shape)}  K {_fmt(self.kernel_shape)}  "
-            f"stride {axes(self.stride)}  padding {axes(self.padding)}  "
-            f"dilation {axes(self.dilation)}  groups {self.groups}"
+            f"N={self.batch}  X {format_shape(self.in_shape)}  K {format_shape(self.kernel_shape)}  "
+            f"stride {format_axes(self.stride)}  padding {format_axes(self.padding)}  "
+            f"dilation {format_axes(self.dilation)}  groups {self.groups}"
         )
 
+    def brief(self) -> str:
+        """Compact, e.g. 'N2 3x6x7 * 4x3x3x3 s2 p1' (stride, padding, dilation, groups, dtype).
+
+        Settings at their defaults are left out.
+        """
+        parts = [f"N{self.batch}" if self.batch > 1 else "", format_shape(self.in_shape), "*", format_shape(self.kernel_shape)]
+        for label, values, neutral in (("s", self.stride, 1), ("p", self.padding, 0), ("d", self.dilation, 1)):
+            if any(v != neutral for v in values):
+                parts.append(f"{label}{format_axes(values)}")
+        if self.groups > 1:
+            parts.append(f"g{self.groups}")
+        if self.dtype != "float64":
+            parts.append(self.dtype)
+        return " ".join(p for p in parts if p)
+
     def settings(self) -> dict[str, object]:
-        """The geometry as plain JSON-ready values, using the CLI's own names."""
+        """The geometry as plain JSON-ready values, keyed by the names of a suite file."""
         return {
             "in": list(self.in_shape),
             "kernels": list(self.kernel_shape),
@@ -196,23 +256,19 @@ class LayerGeometry:
         }
 
 
-def _fmt(shape: Sequence[int]) -> str:
-    return "x".join(str(s) for s in shape)
-
-
-def _expand(values: tuple[int, ...], ndim: int, flag: str, text: str, minimum: int) -> tuple[int, ...]:
+def _expand(values: tuple[int, ...], ndim: int, parameter: str, text: str, minimum: int) -> tuple[int, ...]:
     if len(values) == 1:
         values = values * ndim
     elif len(values) != ndim:
         raise GeometryError(
-            f"{flag} {text} has {len(values)} values but the input has {ndim} spatial "
+            f"{named(parameter, text)} has {len(values)} values but the input has {ndim} spatial "
             f"{'axis' if ndim == 1 else 'axes'}; give one value or {ndim} like "
-            f"{'x'.join(['1'] * ndim)}"
+            f"{named(parameter, 'x'.join(['1'] * ndim))}"
         )
     for v in values:
         if v < minimum:
             what = "zero or more" if minimum == 0 else "1 or more"
-            raise GeometryError(f"{flag} {text} has {v}; each value must be {what}")
+            raise GeometryError(f"{named(parameter, text)} has {v}; each value must be {what}")
     return values
 
 
@@ -233,35 +289,33 @@ def resolve_geometry(
     `kernel_shape` is either the full kernel tensor shape (F, C/groups, *k) or (F, *k), in which
     case the depth C/groups is taken from `in_shape` and `groups`.
     """
-    x_dims = parse_shape(in_shape, "--in", "3x20x20")
-    k_dims = parse_shape(kernel_shape, "--kernels", "5x3x3x3")
+    x_dims = parse_shape(in_shape, "in_shape", "3x20x20")
+    k_dims = parse_shape(kernel_shape, "kernel_shape", "5x3x3x3")
     if len(x_dims) < 2 or len(x_dims) > 4:
         raise GeometryError(
-            f"--in {_fmt(x_dims)} has {len(x_dims)} sizes; give channels then 1 to 3 spatial "
-            "sizes: CxL, CxHxW (e.g. 3x20x20) or CxDxHxW"
+            f"{named('in_shape', format_shape(x_dims))} has {len(x_dims)} sizes; give channels then 1 to 3 "
+            f"spatial sizes: CxL, CxHxW (e.g. {named('in_shape', '3x20x20')}) or CxDxHxW"
         )
     ndim = len(x_dims) - 1
     channels = x_dims[0]
 
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise GeometryError(f"--batch {batch!r}: the batch size must be a whole number of 1 or more")
+        raise GeometryError(f"{named('batch', repr(batch))}: the batch size must be a whole number of 1 or more")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise GeometryError(f"--groups {groups!r}: groups must be a whole number of 1 or more")
+        raise GeometryError(f"{named('groups', repr(groups))}: groups must be a whole number of 1 or more")
     if dtype not in DTYPES:
-        raise GeometryError(f"--dtype {dtype!r} is not supported; use float64 or float32")
+        raise GeometryError(f"{named('dtype', repr(dtype))} is not supported; use float64 or float32")
 
     if len(k_dims) == ndim + 1:
         if channels % groups:
             raise GeometryError(_groups_message("C", channels, groups))
         k_dims = (k_dims[0], channels // groups, *k_dims[1:])
     elif len(k_dims) != ndim + 2:
-        fix = f"{k_dims[0]}x{channels // groups if channels % groups == 0 else channels}x" + "x".join(
-            ["3"] * ndim
-        )
+        fix = f"{k_dims[0]}x{channels // groups if channels % groups == 0 else channels}x" + "x".join(["3"] * ndim)
         raise GeometryError(
-            f"--kernels {_fmt(k_dims)} has {len(k_dims)} sizes but --in {_fmt(x_dims)} is "
-            f"{ndim}-D; give Fx(C/groups)x{'x'.join(['k'] * ndim)} like {fix}, "
-            f"or Fx{'x'.join(['k'] * ndim)}"
+            f"{named('kernel_shape', format_shape(k_dims))} has {len(k_dims)} sizes but "
+            f"{named('in_shape', format_shape(x_dims))} is {ndim}-D; give Fx(C/groups)x"
+            f"{'x'.join(['k'] * ndim)} like {named('kernel_shape', fix)}, or Fx{'x'.join(['k'] * ndim)}"
         )
     filters, depth = k_dims[0], k_dims[1]
     if channels % groups:
@@ -270,19 +324,18 @@ def resolve_geometry(
         raise GeometryError(_groups_message("F", filters, groups))
     if depth * groups != channels:
         if groups == 1:
-            fix = f"use --kernels {filters}x{channels}x{_fmt(k_dims[2:])}"
+            fix = f"use {named('kernel_shape', f'{filters}x{channels}x{format_shape(k_dims[2:])}')}"
             if channels % depth == 0 and filters % (channels // depth) == 0:
-                fix += f" or --groups {channels // depth}"
+                fix += f" or {named('groups', channels // depth)}"
         else:
-            fix = f"use --kernels {filters}x{channels // groups}x{_fmt(k_dims[2:])} or change --groups"
+            fix = f"use {named('kernel_shape', f'{filters}x{channels // groups}x{format_shape(k_dims[2:])}')} or change {{groups}}"
         raise GeometryError(
-            f"kernels expect {depth * groups} input channels but --in has {channels}; {fix}"
+            f"kernels expect {depth * groups} input channels but {{in_shape}} has {channels}; {fix}",
+            parameter="kernel_shape",
         )
 
-    stride_t = _expand(_numbers(parse_axes(stride, "--stride"), "--stride"), ndim, "--stride", _text(stride), 1)
-    dilation_t = _expand(
-        _numbers(parse_axes(dilation, "--dilation"), "--dilation"), ndim, "--dilation", _text(dilation), 1
-    )
+    stride_t = _expand(_numbers(parse_axes(stride, "stride"), "stride"), ndim, "stride", _text(stride), 1)
+    dilation_t = _expand(_numbers(parse_axes(dilation, "dilation"), "dilation"), ndim, "dilation", _text(dilation), 1)
     kernel = k_dims[2:]
     padding_t = _resolve_padding(padding, ndim, kernel, stride_t, dilation_t)
 
@@ -293,7 +346,8 @@ def resolve_geometry(
             dilated = f"dilated kernel ({k} with dilation {d} spans {extent})" if d > 1 else f"kernel ({k})"
             raise GeometryError(
                 f"the {dilated} is larger than the padded input along {name} ({h} + 2*{p} = "
-                f"{h + 2 * p}); use a smaller kernel or dilation, a larger --in, or more --padding"
+                f"{h + 2 * p}); use a smaller {{kernel_shape}} or {{dilation}}, a larger {{in_shape}}, or more {{padding}}",
+                parameter="kernel_shape",
             )
 
     geometry = LayerGeometry(
@@ -311,7 +365,7 @@ def resolve_geometry(
     if needed > limit:
         raise GeometryError(
             f"checking this layer would need about {_gib(needed)} of memory (limit {_gib(limit)}); "
-            "use a smaller --in, --batch or --kernels"
+            "use a smaller {in_shape}, {batch} or {kernel_shape}"
         )
     return geometry
 
@@ -321,12 +375,12 @@ def _text(spec: AxisSpec) -> str:
         return spec
     if isinstance(spec, int):
         return str(spec)
-    return "x".join(str(v) for v in spec)
+    return format_shape(spec)
 
 
-def _numbers(parsed: tuple[int, ...] | str, flag: str) -> tuple[int, ...]:
+def _numbers(parsed: tuple[int, ...] | str, parameter: str) -> tuple[int, ...]:
     if isinstance(parsed, str):  # pragma: no cover - parse_axes without words never returns words
-        raise GeometryError(f"{flag} {parsed!r} is not understood; use a whole number like 1 or 2x1")
+        raise GeometryError(f"{named(parameter, repr(parsed))} is not understood; use a whole number like 1 or 2x1")
     return parsed
 
 
@@ -334,7 +388,7 @@ def _groups_message(axis: str, size: int, groups: int) -> str:
     what = "input channels C" if axis == "C" else "kernels F"
     divisors = [g for g in range(1, size + 1) if size % g == 0]
     return (
-        f"--groups {groups} does not divide the {size} {what}; use a --groups that divides "
+        f"{named('groups', groups)} does not divide the {size} {what}; use a {{groups}} that divides "
         f"both C and F (divisors of {size}: {', '.join(map(str, divisors[:8]))}"
         f"{', ...' if len(divisors) > 8 else ''})"
     )
@@ -347,28 +401,28 @@ def _resolve_padding(
     stride: tuple[int, ...],
     dilation: tuple[int, ...],
 ) -> tuple[int, ...]:
-    parsed = parse_axes(padding, "--padding", words=("valid", "same"))
+    parsed = parse_axes(padding, "padding", words=("valid", "same"))
     if parsed == "valid":
         return (0,) * ndim
     if parsed == "same":
         if any(s != 1 for s in stride):
             raise GeometryError(
-                "--padding same keeps the output size only with --stride 1; give --padding as "
-                "numbers for a strided layer"
+                f"{named('padding', 'same')} keeps the output size only with {named('stride', 1)}; "
+                "give {padding} as numbers for a strided layer"
             )
         padding_t = []
         for name, k, d in zip(SPATIAL_AXIS_NAMES[ndim], kernel, dilation):
             total = d * (k - 1)
             if total % 2:
                 raise GeometryError(
-                    f"--padding same needs {total} pixels along {name} (kernel {k}, dilation {d}), "
-                    "which cannot be split evenly on both sides; use an odd kernel size or give "
-                    "--padding as numbers"
+                    f"{named('padding', 'same')} needs {total} pixels along {name} (kernel {k}, "
+                    f"dilation {d}), which cannot be split evenly on both sides; use an odd kernel "
+                    "size or give {padding} as numbers"
                 )
             padding_t.append(total // 2)
         return tuple(padding_t)
     assert not isinstance(parsed, str)
-    return _expand(parsed, ndim, "--padding", _text(padding), 0)
+    return _expand(parsed, ndim, "padding", _text(padding), 0)
 
 
 def memory_estimate_bytes(geometry: LayerGeometry) -> int:
@@ -383,7 +437,7 @@ def memory_estimate_bytes(geometry: LayerGeometry) -> int:
     y = n * f * math.prod(geometry.out_spatial)
     w = math.prod(geometry.kernel_shape)
     k = math.prod(geometry.kernel_size)
-    padded = math.prod(h + 2 * p for h, p in zip(geometry.spatial, geometry.padding))
+    padded = math.prod(geometry.padded_spatial)
     forward_windows = n * c * math.prod(geometry.out_spatial) * k
     dx_windows = n * f * padded * k
     elements = 6 * (x + y + w + f) + 2 * max(forward_windows, dx_windows)

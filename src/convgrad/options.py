@@ -1,47 +1,176 @@
-"""The settings of a run that are not the layer: seed, tolerances, method, timeout.
+"""How a check is run, apart from the layer: every setting, its default, and its validation.
 
-Built and validated once (by the CLI or the pytest API), then passed whole to every case, so a
-setting cannot be dropped on the way and a bad one is refused before the first case runs.
+`CheckOptions` is built once (by the command line, the pytest API or a caller), validated where it
+is made, and passed whole to every case, so a setting cannot be dropped or defaulted twice on the
+way. Only what depends on a case's dtype (the default tolerance, and whether a step is too small
+for it) is settled per case, by `tolerances(dtype)`.
+
+Methods:
+    auto        every coordinate, by the cheapest exact method (coloured, or dense for tiny tensors)
+    coloured    every coordinate; coordinates with disjoint receptive fields share a forward call
+    dense       every coordinate, one at a time (two forward calls each)
+    sample      `samples` random coordinates per tensor, one at a time
+    projection  `samples` random directions v per tensor: dy . (J v) against <analytical, v>
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional
+import math
+from dataclasses import dataclass, replace
+from typing import Literal, Mapping, Optional, get_args
 
-from convgrad.isolation import DEFAULT_TIMEOUT_S, validate_timeout
-from convgrad.methods import DEFAULT_SAMPLES, validate_method
-from convgrad.tolerances import Tolerances, tolerances_for
+from convgrad.errors import SettingError
+from convgrad.geometry import Dtype
 
-__all__ = ["CheckOptions"]
+__all__ = [
+    "Method",
+    "METHODS",
+    "EXACT_METHODS",
+    "SAMPLING_METHODS",
+    "DEFAULT_SAMPLES",
+    "DEFAULT_TIMEOUT_S",
+    "Tolerances",
+    "DEFAULT_TOLERANCES",
+    "CheckOptions",
+    "RANDOM_TENSORS",
+]
+
+Method = Literal["auto", "coloured", "dense", "sample", "projection"]
+METHODS: tuple[Method, ...] = get_args(Method)
+EXACT_METHODS: tuple[Method, ...] = ("auto", "coloured", "dense")  # every coordinate is checked
+SAMPLING_METHODS: tuple[Method, ...] = ("sample", "projection")  # `samples` per tensor
+DEFAULT_SAMPLES = 64  # coordinates (sample) or directions (projection) per tensor
+DEFAULT_TIMEOUT_S = 600.0  # ten minutes: far above any layer a dense check finishes, short for CI
+RANDOM_TENSORS = ("x", "w", "b", "dy")  # the random tensors of a check, in the order drawn
+
+# Bounds of the relative step (see numerics/step.py). Below 1e-6 the perturbation of the largest
+# coordinate can round away in float32 (resolution ~1.2e-7), which would leave a coordinate
+# silently unchecked; above 1e3 nothing is gained (no truncation error) and values drift towards
+# overflow, which would then be blamed on the implementation.
+MIN_RELATIVE_STEP, MAX_RELATIVE_STEP = 1e-6, 1e3
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """How one case perturbs and what it accepts.
+
+    relative_step: the step h for tensor T is relative_step times T's perturbation scale
+        (numerics/step.py). The step actually used is measured after rounding to the dtype.
+    rtol: a coordinate fails when |analytical - reference| > rtol * scale(T), where scale(T) is
+        the largest magnitude in either tensor (compare.py).
+    """
+
+    relative_step: float
+    rtol: float
+
+    def __post_init__(self) -> None:
+        _check_step(self.relative_step)
+        _check_rtol(self.rtol)
+
+
+def _check_positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise SettingError(f"{{{name}:{value!r}}} must be a finite number greater than 0")
+
+
+def _check_step(value: float) -> None:
+    _check_positive("step", value)
+    if not MIN_RELATIVE_STEP <= value <= MAX_RELATIVE_STEP:
+        raise SettingError(
+            f"{{step:{value!r}}} is outside {MIN_RELATIVE_STEP:g}..{MAX_RELATIVE_STEP:g}; "
+            "use a value like {step:0.5} (the layer is linear, so a large step loses nothing)"
+        )
+
+
+def _check_rtol(value: float) -> None:
+    _check_positive("rtol", value)
+    if value >= 1:
+        raise SettingError(
+            f"{{rtol:{value!r}}} would accept gradients that are entirely wrong; "
+            "use a value below 1, such as {rtol:1e-8}"
+        )
+
+
+# A conv layer is linear in X and K and affine in b, so a central difference has no truncation
+# error and only rounding error remains (docs/MATH.md): a large step, which maximises the signal
+# against rounding, and a tight tolerance.
+# float64: rounding leaves ~1e-13 of the tensor's scale, so 1e-8 leaves room for large layers and
+# still flags one coordinate that is off by 1e-5 of its tensor's scale.
+# float32: the layer itself rounds at ~1e-7 per operation and sums hundreds of terms; 1e-3 stays
+# clear of that on ResNet-sized layers while still catching every structural mistake.
+DEFAULT_TOLERANCES: dict[Dtype, Tolerances] = {
+    "float64": Tolerances(relative_step=0.5, rtol=1e-8),
+    "float32": Tolerances(relative_step=0.5, rtol=1e-3),
+}
 
 
 @dataclass(frozen=True)
 class CheckOptions:
-    """How every case of a run is checked. None means the default for the case's dtype."""
+    """How every case of a run is checked. `relative_step` and `rtol` None: the dtype's default.
+
+    `scale` multiplies any of the random tensors x, w, b, dy (e.g. {"x": 1e6}), to test extreme
+    magnitudes; the numbers drawn from the seed are the same whatever the scale.
+    """
 
     seed: int = 0
     relative_step: Optional[float] = None
     rtol: Optional[float] = None
-    method: str = "auto"
+    method: Method = "auto"
     samples: int = DEFAULT_SAMPLES
     forward_check: bool = True
     timeout: float = DEFAULT_TIMEOUT_S
+    scale: Optional[Mapping[str, float]] = None
 
     def __post_init__(self) -> None:
-        # The step and rtol are validated per dtype, by `tolerances`, when the cases are known.
-        validate_method(self.method, self.samples)
-        object.__setattr__(self, "timeout", validate_timeout(self.timeout))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise SettingError(f"{{seed:{self.seed!r}}} must be a whole number of 0 or more, like {{seed:42}}")
+        if self.method not in METHODS:
+            raise SettingError(f"{{method:{self.method!r}}} is not known; use one of {', '.join(METHODS)}")
+        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
+            raise SettingError(f"{{samples:{self.samples!r}}} must be a whole number of 1 or more, such as {{samples:64}}")
+        timeout = self.timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+            raise SettingError(
+                f"{{timeout:{timeout!r}}} must be a number of seconds greater than 0, like {{timeout:{DEFAULT_TIMEOUT_S:g}}}"
+            )
+        object.__setattr__(self, "timeout", float(timeout))
+        if not isinstance(self.forward_check, bool):
+            raise SettingError(f"{{forward_check:{self.forward_check!r}}} must be True or False")
+        # Range and sign now; the bound that depends on the dtype when a case asks (`tolerances`).
+        if self.relative_step is not None:
+            _check_step(self.relative_step)
+        if self.rtol is not None:
+            _check_rtol(self.rtol)
+        scale = dict(self.scale or {})
+        unknown = sorted(set(scale) - set(RANDOM_TENSORS))
+        if unknown:
+            raise SettingError(f"{{scale}} names {unknown}; use {', '.join(RANDOM_TENSORS)}")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in scale.values()):
+            raise SettingError(f"{{scale}} {scale} must hold finite numbers")
 
-    def tolerances(self, dtype: str) -> Tolerances:
-        return tolerances_for(dtype, relative_step=self.relative_step, rtol=self.rtol)
+    @property
+    def sampling(self) -> bool:
+        """Whether the method compares `samples` coordinates or directions, not every coordinate."""
+        return self.method in SAMPLING_METHODS
 
-    def check_keywords(self, dtype: str) -> dict[str, Any]:
-        """The keywords of `check_layer` these options set, for a layer of `dtype`."""
-        return dict(
-            seed=self.seed,
-            tolerances=self.tolerances(dtype),
-            forward_check=self.forward_check,
-            method=self.method,
-            samples=self.samples,
+    def tolerances(self, dtype: Dtype) -> Tolerances:
+        """The step and tolerance for a case of `dtype`: the defaults with this run's overrides."""
+        chosen = DEFAULT_TOLERANCES[dtype]
+        if self.relative_step is None and self.rtol is None:
+            return chosen
+        tolerances = replace(
+            chosen,
+            relative_step=chosen.relative_step if self.relative_step is None else self.relative_step,
+            rtol=chosen.rtol if self.rtol is None else self.rtol,
         )
+        import numpy as np  # here, not at the top: the command line imports this module for --help
+
+        # Rounding noise in a difference is about eps / step (relative); it must stay well below rtol.
+        smallest = 10 * float(np.finfo(dtype).eps) / tolerances.rtol
+        if tolerances.relative_step < smallest:
+            raise SettingError(
+                f"{{step:{tolerances.relative_step:g}}} is too small for {dtype} with {{rtol:{tolerances.rtol:g}}}: "
+                f"rounding noise (about eps/step) would exceed the tolerance; use {{step:{smallest:.2g}}} "
+                "or larger, or a larger {rtol}"
+            )
+        return tolerances

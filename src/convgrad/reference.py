@@ -4,7 +4,7 @@ Shapes: x (N, C, *S), w (F, C/g, *k), b (F,), y (N, F, *O); stride, padding and 
 one int per spatial axis, padding symmetric. Every step is vectorised: windows are strided views
 of the (padded) input and each group is one matrix product, so there are no loops over pixels.
 
-The backward pass follows ../MATH.md step by step, so `convgrad explain` can show each step:
+The backward pass follows docs/MATH.md step by step, so `convgrad explain` can show each step:
     db = sum of dO over batch and space
     dK = valid correlation of the padded X with dO (dO spread out by the stride)
     dX = full convolution of dO with the kernels rotated 180 degrees and their kernel and channel
@@ -194,8 +194,7 @@ def backward(
     groups: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dX, dK, db) for upstream gradient dy = dE/dO."""
-    settings = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    dx = input_gradient(dy, w, x.shape[2:], **settings)
-    dw = weight_gradient(dy, x, w.shape[2:], **settings)
+    dx = input_gradient(dy, w, x.shape[2:], stride=stride, padding=padding, dilation=dilation, groups=groups)
+    dw = weight_gradient(dy, x, w.shape[2:], stride=stride, padding=padding, dilation=dilation, groups=groups)
     db = bias_gradient(dy)
     return dx, dw, db

@@ -1,22 +1,27 @@
 """The data a check produces: one tensor's comparison, one case's report, a suite of cases.
 
-Renderers (table, JSON) read these and never compute; the arrays kept for diagnosis are left out
-of equality and repr.
+Everything a renderer shows is here, as a field or a property computed from fields: renderers
+(render/) read these and never compute. The arrays kept for diagnosis are left out of equality
+and repr. A case's report is built by `CaseReport.build`, the one place that turns a run's
+options into the settings a report records.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 
-from convgrad.diagnosis import Diagnosis
-from convgrad.geometry import LayerGeometry
-from convgrad.locate import Location
-from convgrad.tolerances import Tolerances
+from convgrad.findings.diagnosis import Diagnosis
+from convgrad.findings.locate import Location
+from convgrad.geometry import LayerGeometry, TensorName
+from convgrad.options import CheckOptions, Method, Tolerances
 
-__all__ = ["Coordinate", "TensorComparison", "CaseReport", "SuiteReport"]
+Status = Literal["passed", "failed", "skipped"]
+
+__all__ = ["Coordinate", "TensorComparison", "CaseReport", "SuiteReport", "Status"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ class TensorComparison:
     `shape` is what the implementation returned (None if it returned nothing usable).
     """
 
-    name: str
+    name: TensorName
     expected_shape: tuple[int, ...]
     shape: Optional[tuple[int, ...]]
     tolerance: float
@@ -63,6 +68,33 @@ class TensorComparison:
     def worst_index(self) -> Optional[tuple[int, ...]]:
         return self.worst[0].index if self.worst else None
 
+    @property
+    def every_coordinate(self) -> bool:
+        """Whether every coordinate of the tensor was compared (not a sample, not directions)."""
+        return self.checked == self.total and self.method != "projection"
+
+    @classmethod
+    def not_checked(
+        cls,
+        name: TensorName,
+        geometry: LayerGeometry,
+        tolerance: float,
+        reason: str,
+        shape: Optional[tuple[int, ...]] = None,
+    ) -> "TensorComparison":
+        """A tensor that could not be compared, and why: a failure, never a pass."""
+        expected = geometry.shape_of(name)
+        return cls(
+            name=name,
+            expected_shape=expected,
+            shape=shape,
+            tolerance=tolerance,
+            passed=False,
+            method="none",
+            total=math.prod(expected),
+            reason=reason,
+        )
+
 
 @dataclass(frozen=True)
 class CaseReport:
@@ -80,9 +112,44 @@ class CaseReport:
     reason: Optional[str] = None  # a failure of the case as a whole, e.g. forward raised
     skipped: Optional[str] = None  # why the case was not run: the implementation cannot express it
     diagnoses: tuple[Diagnosis, ...] = ()  # the classic mistakes that explain the failures
-    method: str = "auto"  # the --method asked for (each tensor says which one it got)
+    method: Method = "auto"  # the method asked for (each tensor says which one it got)
     samples: Optional[int] = None  # coordinates or directions per tensor, for sample and projection
     forward_check: bool = True  # whether O was compared with the reference convolution
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        name: str,
+        geometry: LayerGeometry,
+        implementation: str,
+        options: CheckOptions,
+        tensors: tuple[TensorComparison, ...] = (),
+        elapsed_s: float = 0.0,
+        forward_calls: int = 0,
+        warnings: tuple[str, ...] = (),
+        reason: Optional[str] = None,
+        skipped: Optional[str] = None,
+        diagnoses: tuple[Diagnosis, ...] = (),
+    ) -> "CaseReport":
+        """A case's report, with the settings it records taken from `options`."""
+        return cls(
+            name=name,
+            geometry=geometry,
+            implementation=implementation,
+            seed=options.seed,
+            tolerances=options.tolerances(geometry.dtype),
+            tensors=tensors,
+            elapsed_s=elapsed_s,
+            forward_calls=forward_calls,
+            warnings=warnings,
+            reason=reason,
+            skipped=skipped,
+            diagnoses=diagnoses,
+            method=options.method,
+            samples=options.samples if options.sampling else None,
+            forward_check=options.forward_check,
+        )
 
     @property
     def passed(self) -> bool:
@@ -101,7 +168,55 @@ class CaseReport:
     def failing(self) -> tuple[TensorComparison, ...]:
         return tuple(t for t in self.tensors if not t.passed)
 
-    def tensor(self, name: str) -> TensorComparison:
+    @property
+    def gradients(self) -> tuple[TensorComparison, ...]:
+        """dX, dK and db: the rows compared with finite differences."""
+        return tuple(t for t in self.tensors if t.name != "O")
+
+    @property
+    def coordinates_checked(self) -> int:
+        """Gradient coordinates (or directions) compared."""
+        return sum(t.checked for t in self.gradients)
+
+    @property
+    def coordinates_total(self) -> int:
+        """Gradient coordinates in the layer."""
+        return sum(t.total for t in self.gradients)
+
+    @property
+    def every_coordinate(self) -> bool:
+        """Whether every coordinate of every gradient was compared."""
+        return all(t.every_coordinate for t in self.gradients)
+
+    @property
+    def noted(self) -> tuple[TensorComparison, ...]:
+        """Tensors with a note the user should read even when they passed."""
+        return tuple(t for t in self.tensors if t.note)
+
+    @property
+    def worst_tensor(self) -> Optional[TensorComparison]:
+        """The failing tensor with the largest error, else the tensor closest to its tolerance."""
+        candidates = self.failing or self.tensors
+        if not candidates:
+            return None
+        return max(candidates, key=lambda t: (t.max_rel_error is None, t.max_rel_error or 0.0))
+
+    @property
+    def status(self) -> Status:
+        if self.skipped is not None:
+            return "skipped"
+        return "passed" if self.passed else "failed"
+
+    @property
+    def failure_summary(self) -> str:
+        """One line for a failed or skipped case: its own reason, or each failing tensor's."""
+        if self.skipped is not None:
+            return self.skipped
+        if self.reason is not None:
+            return self.reason
+        return "; ".join(f"{t.name}: {t.reason or 'does not match'}" for t in self.failing)
+
+    def tensor(self, name: TensorName) -> TensorComparison:
         for t in self.tensors:
             if t.name == name:
                 return t
@@ -119,7 +234,10 @@ class SuiteReport:
         """No case failed, and at least one was checked: a run that checked nothing is no pass."""
         return not any(case.failed for case in self.cases) and any(case.skipped is None for case in self.cases)
 
-    def count(self, status: str) -> int:
+    def count(self, status: Status) -> int:
         """How many cases 'passed', 'failed' or were 'skipped'."""
-        test = {"passed": lambda c: c.passed, "failed": lambda c: c.failed, "skipped": lambda c: c.skipped is not None}
-        return sum(1 for case in self.cases if test[status](case))
+        return sum(1 for case in self.cases if case.status == status)
+
+    @property
+    def elapsed_s(self) -> float:
+        return sum(case.elapsed_s for case in self.cases)

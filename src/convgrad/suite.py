@@ -1,8 +1,9 @@
-"""Suites of cases in a TOML file (`--config`): top-level defaults, then `[[case]]` tables.
+"""Suites of cases, and how they are read from a TOML file: top-level defaults, `[[case]]` tables.
 
-Keys are the CLI's own names: in, kernels, batch, stride, padding, dilation, groups, dtype, and
-name (a case's name; at the top level, the suite's). A file without `[[case]]` tables is one case.
-Unknown keys and bad values are a `ConfigError` naming the key, the case and the closest valid name.
+Keys: in, kernels, batch, stride, padding, dilation, groups, dtype, and name (a case's name; at
+the top level, the suite's). A file without `[[case]]` tables is one case. Unknown keys and bad
+values are a `ConfigError` naming the file, the key, the case and the closest valid name, in the
+file's own words (a geometry error says `kernels = "5x3x3x3"`, not a command-line flag).
 
     name = "my layers"
     dtype = "float64"          # a default for every case below
@@ -20,13 +21,31 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from convgrad.errors import ConfigError, ConvgradError
+from convgrad.errors import Audience, ConfigError, ConvgradError, literal
 from convgrad.geometry import DTYPES, LayerGeometry, resolve_geometry
 
-__all__ = ["SuiteCase", "Suite", "load_suite", "suite_from_geometry", "GEOMETRY_KEYS", "describe_settings"]
+__all__ = ["SuiteCase", "Suite", "load_suite", "single_case_suite", "GEOMETRY_KEYS", "TOML"]
 
-# In the order of the CLI's flags; each is also a key of a [[case]] table and a top-level default.
+# Each is a key of a [[case]] table and a top-level default.
 GEOMETRY_KEYS = ("in", "kernels", "batch", "stride", "padding", "dilation", "groups", "dtype")
+# The file's names for the parameters of resolve_geometry that differ from them.
+_KEY_OF = {"in_shape": "in", "kernel_shape": "kernels"}
+
+
+def _toml_value(value: str) -> str:
+    """A value as it would be written in the file: numbers bare, anything else quoted."""
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return '"' + value.strip("'\"") + '"'
+
+
+# How errors name parameters for the author of a suite file.
+TOML = Audience(
+    name=lambda parameter: _KEY_OF.get(parameter, parameter),
+    assign=lambda parameter, value: f"{_KEY_OF.get(parameter, parameter)} = {_toml_value(value)}",
+)
 _CASE_KEYS = ("name", *GEOMETRY_KEYS)
 _TOP_KEYS = ("name", "case", *GEOMETRY_KEYS)
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -62,21 +81,20 @@ class Suite:
 
 def load_suite(path: str) -> Suite:
     """Read and validate a suite file; every problem is a one-line ConfigError naming the fix."""
-    try:
-        import tomllib
-    except ImportError:  # pragma: no cover - Python 3.10
-        raise ConfigError("--config needs Python 3.11 or newer (tomllib)") from None
+    import tomllib
+
+    shown = literal(path)
     if os.path.isdir(path):
-        raise ConfigError(f"--config {path} is a folder; give a .toml file, such as configs/standard.toml")
+        raise ConfigError(f"{shown} is a folder; give a suite file (.toml), such as configs/standard.toml")
     if not os.path.isfile(path):
-        raise ConfigError(f"--config {path}: no such file; check the path (it is relative to {os.getcwd()})")
+        raise ConfigError(f"{shown}: no such file; check the path (it is relative to {literal(os.getcwd())})")
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"--config {path} is not valid TOML: {error}; fix the file") from None
+        raise ConfigError(f"{shown} is not valid TOML: {literal(error)}; fix the file") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"--config {path} cannot be read: {error}") from None
+        raise ConfigError(f"{shown} cannot be read: {literal(error)}") from None
 
     _check_keys(document, _TOP_KEYS, path, "at the top level")
     defaults = {k: v for k, v in document.items() if k in GEOMETRY_KEYS}
@@ -84,15 +102,15 @@ def load_suite(path: str) -> Suite:
         _check_value(key, value, path, "at the top level")
     suite_name = document.get("name", os.path.splitext(os.path.basename(path))[0])
     if not isinstance(suite_name, str):
-        raise ConfigError(f"--config {path}: name at the top level must be text, like name = \"my layers\"")
+        raise ConfigError(f"{shown}: name at the top level must be text, like name = \"my layers\"")
 
     tables = document.get("case")
     if tables is None:
         tables = [{}]  # a file of top-level settings alone is one case
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise ConfigError(f"--config {path}: 'case' must be a list of [[case]] tables, one per case")
+        raise ConfigError(f"{shown}: 'case' must be a list of [[case]] tables, one per case")
     if not tables:
-        raise ConfigError(f"--config {path} has no cases; add a [[case]] table with in and kernels")
+        raise ConfigError(f"{shown} has no cases; add a [[case]] table with in and kernels")
 
     cases = []
     for number, table in enumerate(tables, start=1):
@@ -102,7 +120,7 @@ def load_suite(path: str) -> Suite:
             _check_value(key, value, path, where)
         settings = {**defaults, **{k: v for k, v in table.items() if k != "name"}}
         geometry = _geometry(settings, path, where)
-        cases.append(SuiteCase(name=table.get("name") or _default_name(number, geometry), geometry=geometry))
+        cases.append(SuiteCase(name=table.get("name") or f"case {number}: {geometry.brief()}", geometry=geometry))
     return Suite(name=suite_name, cases=tuple(cases))
 
 
@@ -112,7 +130,8 @@ def _check_keys(table: dict[str, Any], valid: tuple[str, ...], path: str, where:
             close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigError(
-                f"--config {path}: unknown key {key!r} {where}; {hint}valid keys: {', '.join(valid)}"
+                f"{literal(path)}: unknown key {literal(repr(key))} {literal(where)}; {literal(hint)}valid "
+                f"keys: {', '.join(valid)}"
             )
 
 
@@ -120,14 +139,15 @@ def _check_value(key: str, value: Any, path: str, where: str) -> None:
     types = _TYPES[key]
     if isinstance(value, bool) or not isinstance(value, types):
         raise ConfigError(
-            f"--config {path}: {key} = {_toml(value)} {where} is not a valid {key}; give e.g. "
-            f"{key} = {_EXAMPLES[key]}"
+            f"{literal(path)}: {key} = {literal(_toml(value))} {literal(where)} is not a valid {key}; "
+            f"give e.g. {key} = {_EXAMPLES[key]}"
         )
     if key == "dtype" and value not in DTYPES:
-        close = difflib.get_close_matches(value, DTYPES, n=1, cutoff=0.3)
+        close = difflib.get_close_matches(str(value), DTYPES, n=1, cutoff=0.3)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(
-            f"--config {path}: dtype = {_toml(value)} {where} is not supported; {hint}use {' or '.join(DTYPES)}"
+            f"{literal(path)}: dtype = {literal(_toml(value))} {literal(where)} is not supported; "
+            f"{literal(hint)}use {' or '.join(DTYPES)}"
         )
 
 
@@ -135,7 +155,8 @@ def _geometry(settings: dict[str, Any], path: str, where: str) -> LayerGeometry:
     for key in ("in", "kernels"):
         if key not in settings:
             raise ConfigError(
-                f"--config {path}: no '{key}' {where}; set {key} = {_EXAMPLES[key]} in the case or at the top level"
+                f"{literal(path)}: no '{key}' {literal(where)}; set {key} = {_EXAMPLES[key]} in the case "
+                "or at the top level"
             )
     try:
         return resolve_geometry(
@@ -143,36 +164,8 @@ def _geometry(settings: dict[str, Any], path: str, where: str) -> LayerGeometry:
             settings["kernels"],
             **{k: settings[k] for k in GEOMETRY_KEYS[2:] if k in settings},
         )
-    except ConvgradError as error:
-        raise ConfigError(f"--config {path} {where}: {error}") from None
-
-
-def describe_settings(geometry: LayerGeometry) -> str:
-    """Compact and one line, e.g. 'N2 3x6x7 * 4x3x3x3 s2 p1' (stride, padding, dilation, groups).
-
-    Settings at their defaults are left out.
-    """
-    parts = [f"N{geometry.batch}" if geometry.batch > 1 else "", _joined(geometry.in_shape), "*", _joined(geometry.kernel_shape)]
-    for label, values, neutral in (
-        ("s", geometry.stride, 1),
-        ("p", geometry.padding, 0),
-        ("d", geometry.dilation, 1),
-    ):
-        if any(v != neutral for v in values):
-            parts.append(f"{label}{values[0] if len(set(values)) == 1 else _joined(values)}")
-    if geometry.groups > 1:
-        parts.append(f"g{geometry.groups}")
-    if geometry.dtype != "float64":
-        parts.append(geometry.dtype)
-    return " ".join(p for p in parts if p)
-
-
-def _default_name(number: int, geometry: LayerGeometry) -> str:
-    return f"case {number}: {describe_settings(geometry)}"
-
-
-def _joined(values: tuple[int, ...]) -> str:
-    return "x".join(str(v) for v in values)
+    except ConvgradError as error:  # in the file's own words: keys, not flags or keywords
+        raise ConfigError(f"{literal(path)} {literal(where)}: {literal(error.render(TOML))}") from None
 
 
 def _toml(value: Any) -> str:
@@ -181,7 +174,6 @@ def _toml(value: Any) -> str:
     return repr(value) if not isinstance(value, str) else f'"{value}"'
 
 
-def suite_from_geometry(geometry: LayerGeometry, name: Optional[str] = None) -> Suite:
-    """A suite of the one case given on the command line."""
-    case = SuiteCase(name=name or "convgrad check", geometry=geometry)
-    return Suite(name="convgrad check", cases=(case,))
+def single_case_suite(geometry: LayerGeometry, name: str = "convgrad check") -> Suite:
+    """A suite of one case, e.g. the one given on the command line."""
+    return Suite(name=name, cases=(SuiteCase(name=name, geometry=geometry),))

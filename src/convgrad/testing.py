@@ -13,6 +13,7 @@ import io
 from typing import Any, Optional, Sequence
 
 from convgrad.geometry import AxisSpec, resolve_geometry
+from convgrad.options import DEFAULT_SAMPLES, DEFAULT_TIMEOUT_S, CheckOptions, Method
 from convgrad.report import CaseReport
 
 __all__ = ["check", "assert_conv_gradients"]
@@ -36,36 +37,31 @@ def check(
     layout: str = "nchw",
     weight_layout: str = "oihw",
     name: Optional[str] = None,
-    method: str = "auto",
-    samples: Optional[int] = None,
-    timeout: Optional[float] = None,
+    method: Method = "auto",
+    samples: int = DEFAULT_SAMPLES,
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> CaseReport:
     """Check one layer and return its CaseReport (see `convgrad check` for what is compared).
 
-    `impl` is an --impl spec ("reference", "torch", "my_conv.py:Layer", ...) or any object with
-    forward and backward: a module, an instance or a class taking no arguments. Bad input raises
-    a ConvgradError; a wrong implementation gives a report with `passed` False. `method`,
-    `samples` and `timeout` mean what --method, --samples and --timeout mean on the command line.
+    `impl` is an implementation spec ("reference", "torch", "my_conv.py:Layer", ...) or any object
+    with forward and backward: a module, an instance or a class taking no arguments. Bad input
+    raises a ConvgradError; a wrong implementation gives a report with `passed` False. The case
+    runs in a child process that may take at most `timeout` seconds.
     """
-    from convgrad.isolation import DEFAULT_TIMEOUT_S
-    from convgrad.loading import as_adapter
-    from convgrad.methods import DEFAULT_SAMPLES
-    from convgrad.options import CheckOptions
-    from convgrad.runner import run_case
-    from convgrad.suite import SuiteCase
+    from convgrad.impl.loading import as_implementation
+    from convgrad.run.isolation import run_case_isolated
 
     options = CheckOptions(
-        seed=seed, relative_step=step, rtol=rtol, method=method,
-        samples=DEFAULT_SAMPLES if samples is None else samples, forward_check=forward_check,
-        timeout=DEFAULT_TIMEOUT_S if timeout is None else timeout,
+        seed=seed, relative_step=step, rtol=rtol, method=method, samples=samples,
+        forward_check=forward_check, timeout=timeout,
     )
     geometry = resolve_geometry(
         in_shape, kernel_shape, batch=batch, stride=stride, padding=padding, dilation=dilation,
         groups=groups, dtype=dtype,
     )
-    implementation = as_adapter(impl, layout=layout, weight_layout=weight_layout)
-    case = SuiteCase(name=name or f"check of {implementation.name}", geometry=geometry)
-    return run_case(case, implementation, options)
+    options.tolerances(geometry.dtype)  # a step too small for this dtype is bad input, not a failed case
+    implementation = as_implementation(impl, layout=layout, weight_layout=weight_layout)
+    return run_case_isolated(geometry, implementation, options, name=name or f"check of {implementation.name}")
 
 
 def assert_conv_gradients(impl: Any = "reference", **options: Any) -> CaseReport:
@@ -91,7 +87,7 @@ def _plain_text(report: CaseReport, width: int = 100) -> str:
     """The rich report without colour codes, for an exception message."""
     from rich.console import Console
 
-    from convgrad.render_table import render_case
+    from convgrad.render.table import render_case
 
     buffer = io.StringIO()
     Console(file=buffer, width=width, color_system=None, force_terminal=False, highlight=False).print(

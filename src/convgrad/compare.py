@@ -1,0 +1,204 @@
+"""Where a tensor is judged: analytical values against their reference, the error measure, the verdict.
+
+The error of coordinate i is |analytical_i - reference_i| / scale, where scale is the largest
+magnitude in either tensor. Dividing by the tensor's scale rather than by each coordinate's own
+value keeps the measure meaningful near zero: a coordinate whose true value is 1e-17 is not a
+failure because its rounding error is 1e-16, yet an error of 1e-5 of the tensor's scale anywhere
+is caught.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Optional
+
+import numpy as np
+
+from convgrad.geometry import GradientName, TensorName
+from convgrad.numerics.gradient import NumericalGradient
+from convgrad.report import Coordinate, TensorComparison
+
+__all__ = [
+    "compare",
+    "compare_numerical",
+    "scale_floor",
+    "spot_check_disagreement",
+    "WORST_SHOWN",
+    "FLOOR_FRACTION",
+]
+
+# A gradient whose every value is far below one product term dy*w (or dy*x) is structurally zero
+# (no window reaches it); its numerical values are then pure rounding noise, which must not be
+# measured against itself. 1e-3 of one term is far below any real gradient's scale.
+FLOOR_FRACTION = 1e-3
+
+
+def scale_floor(gradient: GradientName, x: np.ndarray, w: np.ndarray, dy: np.ndarray) -> float:
+    """The smallest scale the errors of `gradient` are measured against."""
+    partner = {"dX": w, "dK": x}.get(gradient)
+    term = float(np.max(np.abs(dy), initial=0.0))
+    if partner is not None:
+        term *= float(np.max(np.abs(partner), initial=0.0))
+    return FLOOR_FRACTION * term
+
+WORST_SHOWN = 5  # coordinates listed for a failing tensor
+
+
+def compare(
+    name: TensorName,
+    analytical: np.ndarray,
+    reference: np.ndarray,
+    tolerance: float,
+    *,
+    method: str,
+    forward_calls: int = 0,
+    step: float | None = None,
+    note: str | None = None,
+    floor: float = 0.0,
+) -> TensorComparison:
+    """Compare every coordinate where `reference` is defined (NaN marks coordinates not computed).
+
+    `floor` is the smallest scale errors are measured against (see `scale_floor`)."""
+    analytical = np.asarray(analytical, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    computed = ~np.isnan(reference)
+    checked = int(computed.sum())
+    diff = np.where(computed, np.abs(analytical - np.where(computed, reference, 0.0)), 0.0)
+    largest = float(max(np.max(np.abs(analytical), initial=0.0), np.max(np.abs(reference[computed]), initial=0.0)))
+    scale = max(largest, floor)
+    if largest == 0.0:
+        rel = np.zeros_like(diff)
+        note = _join(
+            note,
+            "both are exactly zero everywhere, so this comparison cannot tell a right gradient "
+            "from a wrong one",
+        )
+    elif largest < floor:
+        note = _join(
+            note,
+            "every value is far below one product term (no window reaches this tensor here), so "
+            "errors are measured against that term and the comparison says little",
+        )
+    if scale > 0.0:
+        rel = diff / scale
+    mismatches = int(np.count_nonzero(rel > tolerance))
+    order = np.argsort(rel, axis=None)[::-1][:WORST_SHOWN]
+    worst = tuple(
+        Coordinate(
+            index=tuple(int(i) for i in np.unravel_index(flat, diff.shape)),
+            analytical=float(analytical.flat[flat]),
+            numerical=float(reference.flat[flat]),
+            abs_error=float(diff.flat[flat]),
+            rel_error=float(rel.flat[flat]),
+        )
+        for flat in order
+        if computed.flat[flat]
+    )
+    passed = mismatches == 0
+    reason = None
+    if not passed:
+        top = worst[0]
+        reason = (
+            f"{mismatches} of {checked} coordinates differ by more than {tolerance:g} of the "
+            f"tensor's scale {scale:.3g}; worst at {list(top.index)}: analytical "
+            f"{top.analytical:.6g}, {'reference' if name == 'O' else 'numerical'} {top.numerical:.6g}"
+        )
+    return TensorComparison(
+        name=name,
+        expected_shape=tuple(reference.shape),
+        shape=tuple(analytical.shape),
+        tolerance=tolerance,
+        passed=passed,
+        method=method,
+        checked=checked,
+        total=int(reference.size),
+        mismatches=mismatches,
+        max_abs_error=float(diff.max(initial=0.0)),
+        max_rel_error=float(rel.max(initial=0.0)),
+        scale=scale,
+        worst=worst,
+        forward_calls=forward_calls,
+        step=step,
+        reason=reason,
+        note=note,
+        analytical=analytical,
+        numerical=reference,
+    )
+
+
+def _join(first: str | None, second: str) -> str:
+    return f"{first}; {second}" if first else second
+
+
+def compare_numerical(
+    name: GradientName, analytical: np.ndarray, numerical: NumericalGradient, tolerance: float, floor: float
+) -> TensorComparison:
+    """An analytical gradient against its numerical gradient, by coordinate or by direction."""
+    if numerical.directions is not None and numerical.projections is not None:
+        return _compare_projections(name, analytical, numerical, tolerance)
+    return compare(
+        name,
+        analytical,
+        numerical.values,
+        tolerance,
+        method=numerical.method,
+        forward_calls=numerical.forward_calls,
+        step=numerical.step,
+        note=numerical.note,
+        floor=floor,
+    )
+
+
+def _compare_projections(
+    name: GradientName, analytical: np.ndarray, numerical: NumericalGradient, tolerance: float
+) -> TensorComparison:
+    """Directional derivatives compared like a tensor of their own, shown with the tensor's shapes.
+
+    The analytical side along direction v is <analytical, v> with v the perturbation applied."""
+    assert numerical.directions is not None and numerical.projections is not None
+    along = numerical.directions @ analytical.astype(np.float64).reshape(-1)
+    result = compare(
+        name,
+        along,
+        numerical.projections,
+        tolerance,
+        method=numerical.method,
+        forward_calls=numerical.forward_calls,
+        step=numerical.step,
+        note=numerical.note,
+    )
+    reason = result.reason.replace(" coordinates differ", " directions differ") if result.reason else None
+    return replace(
+        result,
+        expected_shape=tuple(numerical.values.shape),
+        shape=tuple(analytical.shape),
+        total=int(numerical.values.size),  # coordinates in the tensor; `checked` counts directions
+        reason=reason,
+        # Directional values are not coordinates of the tensor: nothing to map or diagnose.
+        analytical=None,
+        numerical=None,
+    )
+
+
+def spot_check_disagreement(numerical: NumericalGradient, tolerance: float, floor: float) -> Optional[str]:
+    """Why a coloured result cannot be trusted, or None when its spot checks agree with it.
+
+    Coloured and one-at-a-time values agree to rounding for any implementation that is local and
+    treats batch items independently; a disagreement beyond the check's own tolerance means one
+    of those failed, and the tensor must be redone one coordinate at a time.
+    """
+    spot = numerical.spot_check
+    if spot is None or spot.indices.size == 0:
+        return None
+    coloured = numerical.values.reshape(-1)[spot.indices]
+    scale = max(
+        float(np.max(np.abs(numerical.values), initial=0.0)), float(np.max(np.abs(spot.values), initial=0.0)), floor
+    )
+    worst = float(np.max(np.abs(coloured - spot.values), initial=0.0))
+    if worst <= tolerance * scale:
+        return None
+    return (
+        f"coloured and one-at-a-time differences disagree at {spot.indices.size} spot-checked "
+        f"coordinates (by {worst / scale:.2e} of the scale): the implementation is not local "
+        "or treats batch items differently; checked one coordinate at a time"
+    )

@@ -1,0 +1,22 @@
+"""Optional frameworks behind the built-in implementations, imported only when asked for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from convgrad.errors import ImplementationError, literal, named
+
+__all__ = ["require"]
+
+
+def require(module: str, extra: str) -> Any:
+    """Import an optional framework, or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImplementationError(
+            f"{named('impl', extra)} needs {module}, which is not installed ({literal(error)}); install it "
+            f"with pip install 'convgrad[{extra}]'"
+        ) from None

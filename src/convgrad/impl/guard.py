@@ -1,0 +1,163 @@
+"""The guard every call to the implementation under test goes through.
+
+`GuardedLayer` calls a `ConvLayer` so that whatever it does (raise, return the wrong shape, NaN,
+write into its inputs) becomes an `ImplementationFailure` with a one-line reason instead of a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import sysconfig
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, format_shape
+from convgrad.impl.protocol import ConvLayer
+
+__all__ = ["GuardedLayer", "ImplementationFailure", "describe_exception"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_LIBRARY_DIRS = tuple(
+    os.path.abspath(p)
+    for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+)
+
+
+class ImplementationFailure(Exception):
+    """The implementation under test misbehaved; str(self) is the one-line reason.
+
+    `shape` is the shape of what it returned, when it returned an array at all.
+    """
+
+    def __init__(self, reason: str, shape: tuple[int, ...] | None = None) -> None:
+        super().__init__(reason)
+        self.shape = shape
+
+
+@dataclass
+class GuardedLayer:
+    """Calls an implementation with fresh copies and turns every misbehaviour into a reason.
+
+    Counts forward calls (the cost measure of a gradient check) and collects warnings that do not
+    fail a check, such as a result in a different dtype than its inputs.
+    """
+
+    layer: ConvLayer
+    geometry: LayerGeometry
+    forward_calls: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """y as float64, shape (N, F, *out) checked; raises ImplementationFailure otherwise."""
+        self.forward_calls += 1
+        result = self._call("forward", self.layer.forward, {"x": x, "w": w, "b": b})
+        expected = (x.shape[0], *self.geometry.y_shape[1:])
+        return self._as_array("forward", "the output", result, expected, x.dtype)
+
+    def backward(
+        self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray
+    ) -> tuple[list[Optional[np.ndarray]], dict[GradientName, ImplementationFailure]]:
+        """(dx, dw, db) as float64, and a reason per gradient that came back unusable.
+
+        A problem with one gradient (shape, NaN) is reported on that gradient alone, so the others
+        are still checked; a problem with the call itself raises ImplementationFailure.
+        """
+        result = self._call("backward", self.layer.backward, {"dy": dy, "x": x, "w": w, "b": b})
+        if result is None:
+            raise ImplementationFailure("backward returned None; return the tuple (dx, dw, db)")
+        if isinstance(result, np.ndarray) or not isinstance(result, Sequence):
+            raise ImplementationFailure(
+                f"backward returned a {type(result).__name__}; return the tuple (dx, dw, db)"
+            )
+        if len(result) != 3:
+            raise ImplementationFailure(
+                f"backward returned {len(result)} results; return the tuple (dx, dw, db)"
+            )
+        g = self.geometry
+        gradients: list[Optional[np.ndarray]] = []
+        problems: dict[GradientName, ImplementationFailure] = {}
+        for name, value, shape in zip(GRADIENT_NAMES, result, (g.x_shape, g.w_shape, g.b_shape)):
+            try:
+                gradients.append(self._as_array("backward", name, value, shape, x.dtype))
+            except ImplementationFailure as failure:
+                gradients.append(None)
+                problems[name] = failure
+        return gradients, problems
+
+    def _call(self, what: str, function: Callable[..., Any], inputs: dict[str, np.ndarray]) -> Any:
+        fresh = {name: array.copy() for name, array in inputs.items()}
+        try:
+            # Whatever the implementation prints goes to stderr: stdout may be carrying --json.
+            with contextlib.redirect_stdout(sys.stderr):
+                result = function(*fresh.values(), **self.geometry.conv_settings())
+        except ImplementationFailure:  # already a reason, e.g. from an adapter's own checks
+            raise
+        except Exception as error:  # the implementation's own bug: report it, never crash
+            raise ImplementationFailure(f"{what} raised {describe_exception(error)}") from error
+        for name, array in inputs.items():
+            if not np.array_equal(fresh[name], array):
+                raise ImplementationFailure(
+                    f"{what} modified its input {name} in place; work on a copy "
+                    f"(e.g. {name} = {name}.copy()) before changing it"
+                )
+        return result
+
+    def _as_array(
+        self, what: str, name: str, value: Any, expected: tuple[int, ...], dtype: np.dtype
+    ) -> np.ndarray:
+        if value is None:
+            raise ImplementationFailure(f"{what} returned None for {name}")
+        try:
+            array = np.asarray(value)
+        except Exception as error:  # e.g. a torch tensor that needs .detach()
+            raise ImplementationFailure(
+                f"{what} returned {type(value).__name__} for {name}, which is not an array "
+                f"({describe_exception(error)}); return a NumPy array"
+            ) from error
+        if array.shape != tuple(expected):
+            raise ImplementationFailure(
+                f"{what} returned shape {format_shape(array.shape)} for {name}, expected {format_shape(expected)}",
+                shape=tuple(array.shape),
+            )
+        if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+            raise ImplementationFailure(
+                f"{what} returned {name} with dtype {array.dtype}; return real floating-point numbers",
+                shape=tuple(array.shape),
+            )
+        if array.dtype != dtype:
+            warning = f"{what} returned {name} as {array.dtype} for {dtype} inputs"
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+        array = array.astype(np.float64, copy=False)
+        if not np.all(np.isfinite(array)):  # after the shape check, so the shape is known
+            bad = int(np.count_nonzero(~np.isfinite(array)))
+            first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+            kind = "NaN" if np.isnan(array).any() else "Inf"
+            raise ImplementationFailure(
+                f"{what} returned {kind} in {name} ({bad} of {array.size} values, first at {list(first)})",
+                shape=tuple(array.shape),
+            )
+        return array
+
+
+def describe_exception(error: BaseException) -> str:
+    """'ValueError: bad thing (layer.py:42)': type, message and the line in the user's code."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    text = type(error).__name__ + (f": {message}" if message else "")
+    frames = traceback.extract_tb(error.__traceback__)
+    outside = [
+        f for f in frames
+        if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR + os.sep) and not f.filename.startswith("<")
+    ]
+    theirs = [f for f in outside if not os.path.abspath(f.filename).startswith(_LIBRARY_DIRS)]
+    chosen = theirs or outside
+    if chosen:
+        frame = chosen[-1]
+        text += f" (at {os.path.basename(frame.filename)}:{frame.lineno})"
+    return text
+

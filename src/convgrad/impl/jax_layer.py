@@ -1,0 +1,54 @@
+"""`--impl jax`: jax.lax.conv_general_dilated for the forward pass and jax.vjp for the backward."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convgrad.impl.extras import require
+
+__all__ = ["JaxLayer"]
+
+
+class JaxLayer:
+    """Convolution in NC(D)HW / OI(D)HW layout on the CPU, float64 enabled so float64 checks mean it."""
+
+    name = "jax"
+
+    def __init__(self) -> None:
+        jax = require("jax", "jax")
+        # Without x64, jax silently computes float64 inputs in float32 and every check would fail.
+        jax.config.update("jax_enable_x64", True)
+        self._jax = jax
+        self._compiled: dict[tuple[Any, ...], Any] = {}
+
+    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> np.ndarray:
+        return np.asarray(self._conv(**settings)(x, w, b))
+
+    def backward(
+        self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        _, pullback = self._jax.vjp(self._conv(**settings), x, w, b)
+        dx, dw, db = pullback(self._jax.numpy.asarray(dy))
+        return np.asarray(dx), np.asarray(dw), np.asarray(db)
+
+    def _conv(self, *, stride: Any, padding: Any, dilation: Any, groups: int) -> Any:
+        """The conv for these settings, compiled once: a gradient check calls it thousands of times."""
+        key = (tuple(stride), tuple(padding), tuple(dilation), groups)
+        if key not in self._compiled:
+            jax = self._jax
+
+            def conv(x: Any, w: Any, b: Any) -> Any:
+                y = jax.lax.conv_general_dilated(
+                    x,
+                    w,
+                    window_strides=key[0],
+                    padding=[(p, p) for p in key[1]],
+                    rhs_dilation=key[2],
+                    feature_group_count=groups,
+                )
+                return y + jax.numpy.reshape(b, (1, -1) + (1,) * (x.ndim - 2))
+
+            self._compiled[key] = jax.jit(conv)
+        return self._compiled[key]

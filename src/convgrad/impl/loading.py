@@ -1,0 +1,242 @@
+"""Resolve an implementation spec to the object under test, behind the protocol adapter.
+
+SPEC is `reference`, `torch` or `jax`, a path to a .py file, or a dotted module name, optionally
+followed by `:NAME` of an object in it (a module, an instance, or a class taking no arguments)
+holding `forward` and `backward`. Anything that keeps the implementation from loading is an
+`ImplementationError` whose message names the fix: the user has to change their input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib
+import importlib.util
+import inspect
+import os
+import signal
+import sys
+import threading
+from typing import Any, Callable, Iterator
+
+from convgrad.errors import ImplementationError, literal, named
+from convgrad.impl.adapters import Adapter, adapt
+from convgrad.impl.guard import describe_exception
+
+__all__ = ["BUILTINS", "load_implementation", "as_implementation"]
+
+
+def _reference() -> Any:
+    from convgrad.impl.protocol import ReferenceLayer
+
+    return ReferenceLayer()
+
+
+def _torch() -> Any:
+    from convgrad.impl.torch_layer import TorchLayer
+
+    return TorchLayer()
+
+
+def _jax() -> Any:
+    from convgrad.impl.jax_layer import JaxLayer
+
+    return JaxLayer()
+
+
+BUILTINS: dict[str, Callable[[], Any]] = {"reference": _reference, "torch": _torch, "jax": _jax}
+
+
+def load_implementation(
+    spec: str, *, layout: str = "nchw", weight_layout: str = "oihw", timeout: float | None = None
+) -> Adapter:
+    """The implementation SPEC names, behind the protocol adapter; raises ImplementationError.
+
+    Importing runs the user's file in this process; `timeout` seconds bound it (where the platform
+    allows), so a file that hangs at import cannot hang the gate.
+    """
+    spec = spec.strip()
+    if spec in BUILTINS:
+        return adapt(BUILTINS[spec](), spec, layout=layout, weight_layout=weight_layout)
+    source, _, attribute = spec.partition(":") if not _is_windows_drive(spec) else _split_drive(spec)
+    if not source:
+        raise ImplementationError(
+            f"{named('impl', repr(spec))} names no file or module; use e.g. "
+            f"{named('impl', 'my_conv.py')} or {named('impl', 'my_pkg.conv:Layer')}"
+        )
+    if spec.endswith(":"):
+        raise ImplementationError(
+            f"{named('impl', repr(spec))} ends with ':' but names no object; give "
+            f"{named('impl', source + ':NAME')} or just {named('impl', source)}"
+        )
+    with contextlib.redirect_stdout(sys.stderr), _deadline(timeout, spec):  # prints must not corrupt --json
+        module = _import_file(source) if _looks_like_file(source) else _import_module(source)
+    target = _attribute(module, attribute, spec) if attribute else module
+    return adapt(_instantiate(target, spec), spec, layout=layout, weight_layout=weight_layout)
+
+
+class _ImportTimedOut(BaseException):
+    """Raised by the alarm inside a hanging import; BaseException so user code cannot swallow it."""
+
+
+@contextlib.contextmanager
+def _deadline(timeout: float | None, spec: str) -> Iterator[None]:
+    """Interrupt the block after `timeout` seconds (POSIX main thread; elsewhere no bound)."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if timeout is None or not usable:
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise _ImportTimedOut()
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        yield
+    except _ImportTimedOut:
+        raise ImplementationError(
+            f"{named('impl', spec)} did not finish importing within {timeout:g} s; make the file import "
+            "without long work at the top level, or raise {timeout}"
+        ) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def as_implementation(impl: Any, *, layout: str = "nchw", weight_layout: str = "oihw") -> Adapter:
+    """A spec string, an Adapter, or any object (module, instance, class) with forward/backward.
+
+    An object is named by its own `name` (a string), else its `__name__`, else its class."""
+    if isinstance(impl, Adapter):
+        return impl
+    if isinstance(impl, (str, os.PathLike)):
+        return load_implementation(os.fspath(impl), layout=layout, weight_layout=weight_layout)
+    own = getattr(impl, "name", None)
+    name = own if isinstance(own, str) else getattr(impl, "__name__", None) or type(impl).__name__
+    return adapt(_instantiate(impl, name), name, layout=layout, weight_layout=weight_layout)
+
+
+def _is_windows_drive(spec: str) -> bool:
+    return len(spec) > 2 and spec[1] == ":" and spec[0].isalpha() and spec[2] in "\\/"
+
+
+def _split_drive(spec: str) -> tuple[str, str, str]:
+    drive, rest = spec[:2], spec[2:]
+    source, sep, attribute = rest.partition(":")
+    return drive + source, sep, attribute
+
+
+def _looks_like_file(source: str) -> bool:
+    return source.endswith(".py") or os.sep in source or "/" in source
+
+
+def _import_file(path: str) -> Any:
+    if not path.endswith(".py"):
+        raise ImplementationError(f"{named('impl', path)}: give a .py file or a dotted module name like my_pkg.conv")
+    if not os.path.isfile(path):
+        raise ImplementationError(
+            f"{named('impl', path)}: no such file; check the path (it is relative to {literal(os.getcwd())})"
+        )
+    absolute = os.path.abspath(path)
+    stem = os.path.splitext(os.path.basename(absolute))[0]
+    module_name = f"convgrad_impl_{stem}_{abs(hash(absolute)):x}"
+    spec = importlib.util.spec_from_file_location(module_name, absolute)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
+        raise ImplementationError(f"{named('impl', path)}: Python cannot load this file")
+    module = importlib.util.module_from_spec(spec)
+    # The file's own folder goes first on the path, so it can import its sibling modules.
+    sys.path.insert(0, os.path.dirname(absolute))
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as error:
+        sys.modules.pop(module_name, None)
+        raise ImplementationError(
+            f"{named('impl', path)} has a syntax error at line {error.lineno}: {literal(error.msg)}; fix the file"
+        ) from None
+    except _ImportTimedOut:
+        sys.modules.pop(module_name, None)
+        raise
+    except BaseException as error:  # anything at import time, even SystemExit, is the file's problem
+        sys.modules.pop(module_name, None)
+        raise ImplementationError(
+            f"{named('impl', path)} failed while importing: {literal(describe_exception(error))}; fix "
+            "the file or install what it imports"
+        ) from None
+    finally:
+        folder = os.path.dirname(absolute)
+        if folder in sys.path:  # the imported file may have changed sys.path itself
+            sys.path.remove(folder)
+    return module
+
+
+def _import_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name and (name == error.name or name.startswith(error.name + ".")):
+            close = difflib.get_close_matches(name, BUILTINS, n=1)
+            hint = f"did you mean {named('impl', close[0])}? " if close else ""
+            if os.path.isfile(name.replace(".", os.sep) + ".py"):
+                hint = f"did you mean the file {named('impl', name.replace('.', os.sep) + '.py')}? "
+            raise ImplementationError(
+                f"{named('impl', repr(name))} is not a built-in ({', '.join(BUILTINS)}), a .py file or an "
+                f"importable module; {hint}give a path like my_conv.py or a module on PYTHONPATH"
+            ) from None
+        raise ImplementationError(
+            f"{named('impl', name)} failed while importing: {literal(describe_exception(error))}; "
+            "install what it imports"
+        ) from None
+    except SyntaxError as error:
+        raise ImplementationError(
+            f"{named('impl', name)} has a syntax error in {literal(os.path.basename(error.filename or '?'))} "
+            f"at line {error.lineno}: {literal(error.msg)}; fix the file"
+        ) from None
+    except _ImportTimedOut:
+        raise
+    except BaseException as error:
+        raise ImplementationError(
+            f"{named('impl', name)} failed while importing: {literal(describe_exception(error))}; fix the module"
+        ) from None
+
+
+def _attribute(module: Any, attribute: str, spec: str) -> Any:
+    target = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            names = [n for n in dir(target) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f"did you mean :{close[0]}?" if close else f"it defines: {', '.join(names[:10]) or 'nothing public'}"
+            raise ImplementationError(
+                f"{named('impl', spec)}: there is no {part!r} in {literal(spec.rsplit(':', 1)[0])}; {literal(hint)}"
+            )
+        target = getattr(target, part)
+    return target
+
+
+def _instantiate(target: Any, spec: str) -> Any:
+    """A class is instantiated without arguments; anything else is used as it is."""
+    if not inspect.isclass(target):
+        return target
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None:
+        required = [
+            n for n, p in signature.parameters.items()
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        if required:
+            raise ImplementationError(
+                f"{named('impl', spec)}: class {target.__name__} needs arguments ({', '.join(required)}); create "
+                f"an instance in the file, e.g. layer = {target.__name__}(...), and use {named('impl', 'FILE.py:layer')}"
+            )
+    try:
+        return target()
+    except Exception as error:
+        raise ImplementationError(
+            f"{named('impl', spec)}: creating {target.__name__}() raised {literal(describe_exception(error))}; "
+            "fix the class or point {impl} at an instance"
+        ) from None

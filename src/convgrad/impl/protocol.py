@@ -1,0 +1,52 @@
+"""What convgrad checks: the conv layer protocol, and convgrad's own layer that speaks it.
+
+    forward(x, w, b, *, stride, padding, dilation, groups) -> y
+    backward(dy, x, w, b, *, stride, padding, dilation, groups) -> (dx, dw, db)
+
+Arrays are (N, C, *spatial), (F, C/groups, *k), (F,) and (N, F, *out); settings are one int per
+spatial axis (groups one int). `Implementation` is a layer behind convgrad's adapter: it also has
+a name and says which geometries it cannot run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Protocol, runtime_checkable
+
+import numpy as np
+
+from convgrad import reference
+from convgrad.geometry import LayerGeometry
+
+__all__ = ["ConvLayer", "Implementation", "ReferenceLayer"]
+
+
+@runtime_checkable
+class ConvLayer(Protocol):
+    """A conv layer in convgrad's own convention (see the module docstring)."""
+
+    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any: ...
+
+    def backward(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any: ...
+
+
+class Implementation(ConvLayer, Protocol):
+    """A layer ready to be checked: named, and able to say which geometries it cannot run."""
+
+    @property
+    def name(self) -> str: ...
+
+    def unsupported(self, geometry: LayerGeometry) -> Optional[str]: ...
+
+
+class ReferenceLayer:
+    """convgrad's own layer (reference.py): the default implementation under test."""
+
+    name = "reference"
+
+    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> np.ndarray:
+        return reference.forward(x, w, b, **settings)
+
+    def backward(
+        self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return reference.backward(dy, x, w, b, **settings)

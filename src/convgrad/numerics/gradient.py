@@ -1,0 +1,46 @@
+"""What a numerical gradient is, and the callables the finite-difference engines take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from convgrad.geometry import GradientName
+
+__all__ = ["NumericalGradient", "SpotCheck", "Forward", "Progress", "ProgressFactory", "Inputs", "TENSOR_INDEX"]
+
+# Which argument of forward(x, w, b) each gradient perturbs.
+TENSOR_INDEX: dict[GradientName, int] = {"dX": 0, "dK": 1, "db": 2}
+
+Inputs = tuple[np.ndarray, np.ndarray, np.ndarray]  # x, w, b
+Forward = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+Progress = Callable[[int], None]  # called with the number of forward calls just made
+# Called with a description and the number of forward calls planned; returns the advance callback.
+ProgressFactory = Callable[[str, int], Progress]
+
+
+@dataclass(frozen=True)
+class SpotCheck:
+    """A few coordinates of a coloured result recomputed one at a time, to be compared with it."""
+
+    indices: np.ndarray  # flat indices into the tensor
+    values: np.ndarray  # their one-at-a-time numerical derivatives
+
+
+@dataclass(frozen=True)
+class NumericalGradient:
+    """The numerical gradient of one tensor and what it cost."""
+
+    values: np.ndarray  # float64, the tensor's shape; NaN where a coordinate was not computed
+    step: float
+    method: str  # dense, coloured, sample or projection
+    checked: int  # coordinates (or, for projection, directions) computed
+    forward_calls: int
+    note: Optional[str] = None  # why the method differs from the one asked for, if it does
+    spot_check: Optional[SpotCheck] = field(default=None, repr=False, compare=False)
+    # method "projection": the perturbations actually applied (directions x tensor size) and the
+    # numerical derivative along each; the analytical side is <analytical, direction>.
+    directions: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+    projections: Optional[np.ndarray] = field(default=None, repr=False, compare=False)

@@ -1,0 +1,173 @@
+"""Chooses and runs the finite-difference method for one tensor.
+
+`auto` picks whichever exact method costs fewer forward passes (counted in batch items, since a
+batched call costs as much as its items): coloured for any real layer, dense only for tensors so
+small that colouring saves nothing.
+
+A coloured result carries a few coordinates recomputed one at a time with the layer's own batch
+size (`SpotCheck`); the comparison decides whether they agree (compare.py). If the coloured engine
+sees outputs move outside the perturbed receptive fields (a non-local implementation), the tensor
+is redone one coordinate at a time here, with a note saying why. An implementation that fails on,
+or computes differently, a stacked batch is retried with its own batch size.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from convgrad.geometry import GradientName, LayerGeometry
+from convgrad.impl.guard import ImplementationFailure
+from convgrad.numerics.coloured import (
+    NonLocalOutputs,
+    StackedBatchDiffers,
+    coloured_forward_calls,
+    coloured_gradient,
+)
+from convgrad.numerics.colouring import input_colouring
+from convgrad.numerics.dense import dense_gradient
+from convgrad.numerics.gradient import (
+    TENSOR_INDEX,
+    Forward,
+    Inputs,
+    NumericalGradient,
+    Progress,
+    ProgressFactory,
+    SpotCheck,
+)
+from convgrad.numerics.projection import projection_gradient
+from convgrad.options import Method
+
+__all__ = ["numerical_gradient", "one_at_a_time", "resolve_method", "SPOT_CHECKS"]
+
+SPOT_CHECKS = 2  # coordinates per tensor recomputed one at a time to cross-check a coloured result
+
+
+def _coloured_items(geometry: LayerGeometry, gradient: GradientName) -> int:
+    """Forward passes of one batch item the coloured method costs, per batch item of the layer."""
+    if gradient == "dX":
+        return 2 * len(input_colouring(geometry).used())
+    return coloured_forward_calls(geometry, gradient)
+
+
+def resolve_method(method: Method, geometry: LayerGeometry, gradient: GradientName) -> Method:
+    """The method actually used: `auto` becomes coloured or dense, whichever is cheaper."""
+    if method != "auto":
+        return method
+    size = math.prod(geometry.shape_of(gradient))
+    dense_items = 2 * size
+    # On a tie dense wins: same cost, and it assumes nothing about locality.
+    spot_checks = 2 * min(SPOT_CHECKS, size)
+    return "dense" if dense_items <= _coloured_items(geometry, gradient) + spot_checks else "coloured"
+
+
+def _rng(seed: int, gradient: GradientName) -> np.random.Generator:
+    return np.random.default_rng((seed, TENSOR_INDEX[gradient]))
+
+
+def _task(progress: Optional[ProgressFactory], gradient: GradientName, description: str, calls: int) -> Optional[Progress]:
+    return progress(f"{gradient} {description}", calls) if progress else None
+
+
+def numerical_gradient(
+    method: Method,
+    forward: Forward,
+    inputs: Inputs,
+    gradient: GradientName,
+    dy: np.ndarray,
+    step: float,
+    geometry: LayerGeometry,
+    *,
+    samples: int,
+    seed: int,
+    progress: Optional[ProgressFactory] = None,
+) -> NumericalGradient:
+    """The numerical gradient of one tensor by `method` (see options.py for the methods)."""
+    chosen = resolve_method(method, geometry, gradient)
+    size = inputs[TENSOR_INDEX[gradient]].size
+    if chosen == "coloured":
+        return _coloured(forward, inputs, gradient, dy, step, geometry, seed, progress)
+    if chosen == "dense":
+        return dense_gradient(forward, inputs, gradient, dy, step, _task(progress, gradient, "dense", 2 * size))
+    count = min(samples, size)  # more directions than coordinates add nothing
+    rng = _rng(seed, gradient)
+    advance = _task(progress, gradient, chosen, 2 * count)
+    if chosen == "sample":
+        coordinates = np.sort(rng.choice(size, size=count, replace=False))
+        return dense_gradient(forward, inputs, gradient, dy, step, advance, coordinates)
+    return projection_gradient(forward, inputs, gradient, dy, step, count, rng, advance)
+
+
+def one_at_a_time(
+    forward: Forward,
+    inputs: Inputs,
+    gradient: GradientName,
+    dy: np.ndarray,
+    step: float,
+    *,
+    spent: int,
+    note: str,
+    progress: Optional[ProgressFactory] = None,
+) -> NumericalGradient:
+    """Every coordinate redone one at a time, after `spent` forward calls that could not be used."""
+    size = inputs[TENSOR_INDEX[gradient]].size
+    dense = dense_gradient(forward, inputs, gradient, dy, step, _task(progress, gradient, "one at a time", 2 * size))
+    return NumericalGradient(
+        values=dense.values,
+        step=step,
+        method="dense",
+        checked=dense.checked,
+        forward_calls=spent + dense.forward_calls,
+        note=note,
+    )
+
+
+def _coloured(
+    forward: Forward,
+    inputs: Inputs,
+    gradient: GradientName,
+    dy: np.ndarray,
+    step: float,
+    geometry: LayerGeometry,
+    seed: int,
+    progress: Optional[ProgressFactory],
+) -> NumericalGradient:
+    size = inputs[TENSOR_INDEX[gradient]].size
+    spots = np.sort(_rng(seed, gradient).choice(size, size=min(SPOT_CHECKS, size), replace=False))
+    advance = _task(progress, gradient, "coloured", coloured_forward_calls(geometry, gradient) + 2 * spots.size)
+    calls = 0
+
+    def counted(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        return forward(x, w, b)
+
+    note = None
+    try:
+        try:
+            coloured = coloured_gradient(counted, inputs, gradient, dy, step, geometry, advance)
+        except (ImplementationFailure, StackedBatchDiffers) as failure:
+            if gradient != "dX":  # dK and db calls already use the layer's own batch
+                raise
+            what = "forward failed on" if isinstance(failure, ImplementationFailure) else "on"
+            note = (
+                f"{what} a stacked batch ({failure}); colours were perturbed with the layer's "
+                "own batch size instead"
+            )
+            coloured = coloured_gradient(counted, inputs, gradient, dy, step, geometry, advance, batched=False)
+    except NonLocalOutputs as nonlocal_outputs:
+        return one_at_a_time(
+            forward, inputs, gradient, dy, step, spent=calls, note=str(nonlocal_outputs), progress=progress
+        )
+    spot = dense_gradient(counted, inputs, gradient, dy, step, advance, spots)
+    return NumericalGradient(
+        values=coloured.values,
+        step=step,
+        method="coloured",
+        checked=coloured.checked,
+        forward_calls=calls,
+        note=note,
+        spot_check=SpotCheck(indices=spots, values=spot.values.reshape(-1)[spots]),
+    )

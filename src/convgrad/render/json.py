@@ -1,0 +1,151 @@
+"""The report as plain JSON values for machines. Field names here are a stable interface."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Optional
+
+from convgrad import __version__
+from convgrad.explain import Derivation
+from convgrad.findings.diagnosis import Diagnosis
+from convgrad.findings.locate import Location
+from convgrad.report import CaseReport, SuiteReport, TensorComparison
+
+__all__ = ["suite_to_dict", "case_to_dict", "tensor_to_dict", "render_json"]
+
+
+def _number(value: Optional[float]) -> Optional[float]:
+    """JSON has no NaN or Infinity: those become null."""
+    if value is None or not math.isfinite(value):
+        return None
+    return value
+
+
+def tensor_to_dict(tensor: TensorComparison) -> dict[str, Any]:
+    worst = tensor.worst[0] if tensor.worst else None
+    result: dict[str, Any] = {
+        "name": tensor.name,
+        "shape": list(tensor.shape) if tensor.shape is not None else None,
+        "expected_shape": list(tensor.expected_shape),
+        "max_abs_error": _number(tensor.max_abs_error),
+        "max_rel_error": _number(tensor.max_rel_error),
+        "tolerance": tensor.tolerance,
+        "checked": tensor.checked,
+        "total": tensor.total,
+        "mismatches": tensor.mismatches,
+        "passed": tensor.passed,
+        "worst_index": list(worst.index) if worst else None,
+        "analytical_at_worst": _number(worst.analytical) if worst else None,
+        "numerical_at_worst": _number(worst.numerical) if worst else None,
+        "scale": _number(tensor.scale),
+        "method": tensor.method,
+        "forward_calls": tensor.forward_calls,
+        "step": _number(tensor.step),
+        # Always present, null when unset, so consumers need no key checks.
+        "reason": tensor.reason,
+        "note": tensor.note,
+        "location": location_to_dict(tensor.location) if tensor.location is not None else None,
+    }
+    return result
+
+
+def location_to_dict(location: Location) -> dict[str, Any]:
+    """Where a failing tensor is wrong (the error map itself is left to the table and --svg).
+
+    Every key is always present; what does not apply to this tensor is null.
+    """
+    has_region = location.region is not None
+    return {
+        "wrong": location.wrong,
+        "checked": location.checked,
+        "fraction": location.fraction,
+        "index_label": location.channel_label,  # "channels" (dX, O) or "kernels" (dK, db)
+        "indices": list(location.channels),
+        "samples": list(location.samples) if location.batch > 1 else None,
+        "region": location.region,
+        "border_reach": list(location.reach or ()) if has_region else None,
+        "border_wrong": location.border_wrong if has_region else None,
+        "border_total": location.border_total if has_region else None,
+        "interior_wrong": location.interior_wrong if has_region else None,
+        "interior_total": location.interior_total if has_region else None,
+        "stride_phases": [list(p) for p in location.phases] if location.phases is not None else None,
+        "stride_phase_count": location.phase_count if location.phases is not None else None,
+    }
+
+
+def diagnoses_to_list(diagnoses: tuple[Diagnosis, ...]) -> list[dict[str, str]]:
+    return [{"tensor": d.tensor, "kind": d.kind, "message": d.message} for d in diagnoses]
+
+
+def case_to_dict(case: CaseReport) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "name": case.name,
+        "passed": case.passed,
+        "elapsed_s": round(case.elapsed_s, 6),
+        "implementation": case.implementation,
+        "output_shape": list(case.output_shape),
+        "settings": {
+            **case.geometry.settings(),
+            "seed": case.seed,
+            "relative_step": case.tolerances.relative_step,
+            "rtol": case.tolerances.rtol,
+            "method": case.method,
+            "samples": case.samples,
+            "forward_check": case.forward_check,
+        },
+        "forward_calls": case.forward_calls,
+        "tensors": [tensor_to_dict(t) for t in case.tensors],
+        "warnings": list(case.warnings),
+        "diagnosis": diagnoses_to_list(case.diagnoses),
+        "reason": case.reason,
+        "skipped": case.skipped,
+    }
+    return result
+
+
+def suite_to_dict(suite: SuiteReport) -> dict[str, Any]:
+    return {
+        "convgrad_version": __version__,
+        "passed": suite.passed,
+        "summary": {status: suite.count(status) for status in ("passed", "failed", "skipped")},
+        "cases": [case_to_dict(c) for c in suite.cases],
+    }
+
+
+def derivation_to_json(derivation: Derivation) -> str:
+    """`convgrad explain --json`: the shapes at every step of dX and the proof."""
+    d = derivation
+
+    def shape(value: Optional[tuple[int, ...]]) -> Optional[list[int]]:
+        return None if value is None else list(value)
+
+    return json.dumps(
+        {
+            "convgrad_version": __version__,
+            "settings": {**d.geometry.settings(), "seed": d.seed},
+            "dx_steps": {
+                "dy": shape(d.dy),
+                "zero_inserted": shape(d.spread),
+                "trailing_zeros": list(d.trailing_zeros),
+                "pad": list(d.reach),
+                "padded": shape(d.full),
+                "kernels": shape(d.kernels),
+                "rotated_and_swapped": shape(d.swapped),
+                "dilated_extent": shape(d.dilated_extent),
+                "correlated": shape(d.correlated),
+                "cropped": shape(d.cropped),
+            },
+            "proof": [
+                {"tensor": p.tensor, "max_abs_error": p.max_abs_error, "max_rel_error": p.max_rel_error,
+                 "checked": p.checked, "forward_calls": p.forward_calls, "holds": p.holds}
+                for p in d.proofs
+            ],
+            "holds": d.holds,
+        },
+        indent=2,
+    )
+
+
+def render_json(suite: SuiteReport) -> str:
+    return json.dumps(suite_to_dict(suite), indent=2)

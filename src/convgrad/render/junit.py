@@ -1,0 +1,58 @@
+"""The report as JUnit XML for CI systems: one testcase per case, the reason as failure message."""
+
+from __future__ import annotations
+
+import os
+import re
+import xml.etree.ElementTree as ET
+
+from convgrad.report import CaseReport, SuiteReport
+
+__all__ = ["render_junit"]
+
+
+def _details(case: CaseReport) -> str:
+    lines = [case.geometry.describe(), f"dtype {case.geometry.dtype}  seed {case.seed}  rtol {case.tolerances.rtol:g}"]
+    for t in case.tensors:
+        status = "PASS" if t.passed else "FAIL"
+        error = "-" if t.max_rel_error is None else f"{t.max_rel_error:.3e}"
+        lines.append(f"{t.name}: {status}  max rel error {error}" + (f"  {t.reason}" if t.reason else ""))
+    lines.extend(f"warning: {w}" for w in case.warnings)
+    return "\n".join(lines)
+
+
+def render_junit(suite: SuiteReport, suite_name: str = "convgrad") -> str:
+    """A <testsuites> document with one <testsuite>; skipped cases get <skipped message=...>."""
+    counts = {
+        "tests": str(len(suite.cases)),
+        "failures": str(suite.count("failed")),
+        "errors": "0",
+        "skipped": str(suite.count("skipped")),
+        "time": f"{suite.elapsed_s:.3f}",
+    }
+    root = ET.Element("testsuites", {"name": "convgrad", **counts})
+    testsuite = ET.SubElement(root, "testsuite", {"name": suite_name, **counts})
+    for case in suite.cases:
+        element = ET.SubElement(
+            testsuite,
+            "testcase",
+            {"classname": _classname(case.implementation), "name": case.name, "time": f"{case.elapsed_s:.3f}"},
+        )
+        if case.skipped is not None:
+            ET.SubElement(element, "skipped", {"message": case.skipped})
+        elif not case.passed:
+            failure = ET.SubElement(element, "failure", {"message": case.failure_summary, "type": "GradientCheckFailure"})
+            failure.text = _details(case)
+        if case.warnings:
+            ET.SubElement(element, "system-out").text = "\n".join(f"warning: {w}" for w in case.warnings)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _classname(implementation: str) -> str:
+    """'convgrad.my_conv' for tests/my_conv.py: CI test views split class names on dots."""
+    source, _, name = implementation.partition(":")
+    if source.endswith(".py"):  # a file: its name without folders or suffix
+        source = os.path.basename(source)[: -len(".py")]
+    parts = [re.sub(r"[^\w.]", "_", p) for p in (source, name) if p]
+    return ".".join(["convgrad", *parts])

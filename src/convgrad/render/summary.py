@@ -1,0 +1,82 @@
+"""Rich renderables for a run of several cases: a summary table, the totals line, a skipped case.
+
+Reads reports only; every number shown was computed by the checker.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from convgrad.render.table import format_error
+from convgrad.report import CaseReport, SuiteReport, TensorComparison
+
+__all__ = ["render_summary", "render_totals", "render_skipped"]
+
+
+def _verdict(case: CaseReport) -> Text:
+    if case.skipped is not None:
+        return Text("SKIP", style="bold yellow")
+    return Text("PASS", style="bold green") if case.passed else Text("FAIL", style="bold red")
+
+
+def _reason(case: CaseReport, worst: Optional[TensorComparison]) -> str:
+    """Why it failed or was skipped, in one line; empty for a pass."""
+    if case.skipped is not None:
+        return case.skipped
+    if case.passed:
+        return ""
+    if worst is None or worst.reason is None:
+        return case.reason or ""
+    return worst.reason
+
+
+def render_summary(suite: SuiteReport) -> RenderableType:
+    """One row per case (name, geometry, verdict, worst tensor, its error), then each reason."""
+    table = Table(
+        box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, header_style="bold", pad_edge=False,
+        caption="N batch, s stride, p padding, d dilation, g groups", caption_style="dim",
+    )
+    table.add_column("case")
+    table.add_column("geometry", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("worst", no_wrap=True)
+    table.add_column("rel err", justify="right", no_wrap=True)
+    reasons: list[RenderableType] = []
+    for case in suite.cases:
+        worst = case.worst_tensor
+        table.add_row(
+            case.name,
+            case.geometry.brief(),
+            _verdict(case),
+            worst.name if worst is not None else "-",
+            format_error(worst.max_rel_error) if worst is not None else "-",
+        )
+        reason = _reason(case, worst)
+        if reason:
+            reasons.append(Text.assemble(_verdict(case), f" {case.name}: {reason}"))
+    return Group(table, *reasons)
+
+
+def render_totals(suite: SuiteReport) -> Text:
+    """'PASS: 12 cases passed, 2 skipped (not checked)' or 'FAIL: 1 of 14 cases failed ...'."""
+    passed, failed, skipped = (suite.count(s) for s in ("passed", "failed", "skipped"))
+    total = len(suite.cases)
+    skip_note = f", {skipped} skipped (not checked, and not counted as passed)" if skipped else ""
+    if failed:
+        return Text.assemble(("FAIL", "bold red"), f": {failed} of {total} cases failed, {passed} passed{skip_note}")
+    if not passed:
+        return Text.assemble(("FAIL", "bold red"), f": nothing was checked; all {total} cases were skipped")
+    return Text.assemble(("PASS", "bold green"), f": {passed} of {total} cases passed{skip_note}")
+
+
+def render_skipped(case: CaseReport) -> RenderableType:
+    return Group(
+        Text.assemble((case.name, "bold"), f"   implementation: {case.implementation}"),
+        Text(case.geometry.describe()),
+        Text.assemble(("SKIP", "bold yellow"), f": {case.skipped}"),
+    )

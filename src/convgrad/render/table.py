@@ -1,0 +1,157 @@
+"""Rich renderables for people: a case's header, table of tensors, failure details and verdict.
+
+Reads reports only; every number shown was computed by the checker.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from convgrad.geometry import format_shape
+from convgrad.render.findings import render_findings
+from convgrad.report import CaseReport, TensorComparison
+
+__all__ = ["render_case", "render_verdict", "render_brief", "format_error"]
+
+
+def format_error(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+def _status(tensor: TensorComparison) -> Text:
+    return Text("PASS", style="bold green") if tensor.passed else Text("FAIL", style="bold red")
+
+
+def _header(case: CaseReport) -> Text:
+    g = case.geometry
+    tol = case.tolerances
+    header = Text()
+    header.append(f"{case.name}", style="bold")
+    header.append(f"   implementation: {case.implementation}\n")
+    header.append(f"{g.describe()}\n")
+    header.append(
+        f"dtype {g.dtype}   step {tol.relative_step:g} (relative)   rtol {tol.rtol:g} of each "
+        f"tensor's scale   seed {case.seed}",
+        style="dim",
+    )
+    return header
+
+
+def _calls(count: int) -> str:
+    return f"{count} forward call{'' if count == 1 else 's'}"
+
+
+def _checked(tensor: TensorComparison) -> str:
+    if tensor.method == "projection":
+        return f"{tensor.checked} dir"
+    return str(tensor.checked) if tensor.checked == tensor.total else f"{tensor.checked}/{tensor.total}"
+
+
+def _table(case: CaseReport) -> Table:
+    # Fits 80 columns for a 3-D batch: method and forward calls go on the line below.
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, header_style="bold", pad_edge=False)
+    for title in ("tensor", "expected", "got"):
+        table.add_column(title, overflow="fold")
+    for title in ("abs err", "rel err", "tol", "checked"):
+        table.add_column(title, justify="right", overflow="fold")
+    table.add_column("status", overflow="fold")
+    for t in case.tensors:
+        shape_style = "" if t.shape == t.expected_shape else "red"
+        table.add_row(
+            t.name,
+            format_shape(t.expected_shape),
+            Text(format_shape(t.shape), style=shape_style),
+            format_error(t.max_abs_error),
+            format_error(t.max_rel_error),
+            f"{t.tolerance:.0e}",
+            _checked(t),
+            _status(t),
+        )
+    return table
+
+
+def _methods(case: CaseReport) -> Text:
+    """How each gradient's reference values were obtained, and what they cost."""
+    parts = [
+        f"{t.name} {t.method} ({_calls(t.forward_calls)})"
+        for t in case.tensors
+        if t.name != "O" and t.method != "none"
+    ]
+    text = "finite differences: " + ", ".join(parts) + "; " if parts else ""
+    if not any(t.name == "O" for t in case.tensors):  # --no-forward-check
+        return Text(text + "O not compared (--no-forward-check)", style="dim")
+    return Text(text + "O against the reference convolution", style="dim")
+
+
+def _failure_details(tensor: TensorComparison) -> list[RenderableType]:
+    parts: list[RenderableType] = [Text.assemble((f"{tensor.name}: ", "bold red"), tensor.reason or "")]
+    if tensor.worst and not tensor.passed:
+        reference = "reference" if tensor.name == "O" else "numerical"
+        worst = Table(box=None, padding=(0, 2), header_style="dim")
+        worst.add_column("index")
+        worst.add_column("analytical", justify="right")
+        worst.add_column(reference, justify="right")
+        worst.add_column("rel error", justify="right")
+        for c in tensor.worst:
+            if c.rel_error <= tensor.tolerance:
+                break
+            worst.add_row(str(list(c.index)), f"{c.analytical:.10g}", f"{c.numerical:.10g}", f"{c.rel_error:.2e}")
+        parts.append(Text(f"  mismatched coordinates: {tensor.mismatches} / {tensor.checked}"))
+        parts.append(worst)
+    return parts
+
+
+def render_verdict(case: CaseReport) -> Text:
+    if case.passed:
+        cost = f"({_calls(case.forward_calls)}, {case.elapsed_s:.2f} s)"
+        noted = [t.name for t in case.noted]  # e.g. all zero: passed, but proves nothing
+        but = (f"; but see the note on {', '.join(noted)}" if noted else "", "yellow")
+        if not case.every_coordinate:
+            return Text.assemble(
+                ("PASS", "bold green"),
+                f": dX, dK and db match finite differences where checked ({case.coordinates_checked} of "
+                f"{case.coordinates_total} coordinates or directions; not every coordinate) {cost}",
+                but,
+            )
+        return Text.assemble(
+            ("PASS", "bold green"),
+            f": dX, dK and db match finite differences in all {case.coordinates_checked} coordinates {cost}",
+            but,
+        )
+    if case.reason:  # the layer itself failed (raised, timed out, died): say that, not "mismatch"
+        return Text.assemble(("FAIL", "bold red"), f": {case.reason}")
+    names = ", ".join(t.name for t in case.failing) or "the case"
+    return Text.assemble(("FAIL", "bold red"), f": {names} {'does' if len(case.failing) == 1 else 'do'} not match")
+
+
+def render_case(case: CaseReport) -> RenderableType:
+    """Header, table, details of each failing tensor, notes and warnings, verdict."""
+    parts: list[RenderableType] = [_header(case), _table(case), _methods(case)]
+    if case.reason and not any(t.reason == case.reason for t in case.tensors):
+        parts.append(Text.assemble(("case: ", "bold red"), case.reason))
+    for tensor in case.failing:
+        parts.extend(_failure_details(tensor))
+        parts.extend(render_findings(tensor.name, tensor.location, case.diagnoses))
+    for tensor in case.tensors:
+        if tensor.note:
+            parts.append(Text(f"note: {tensor.name}: {tensor.note}", style="yellow"))
+    for warning in case.warnings:
+        parts.append(Text(f"warning: {warning}", style="yellow"))
+    parts.append(render_verdict(case))
+    return Group(*parts)
+
+
+def render_brief(case: CaseReport) -> RenderableType:
+    """--quiet: the verdict, then one line per failing tensor or note, so a failure says why."""
+    parts: list[RenderableType] = [render_verdict(case)]
+    for tensor in () if case.reason else case.failing:  # a case-level reason is the verdict itself
+        parts.append(Text(f"  {tensor.name}: {tensor.reason or 'does not match'}"))
+    for tensor in case.tensors:
+        if tensor.note:
+            parts.append(Text(f"  note: {tensor.name}: {tensor.note}", style="yellow"))
+    return Group(*parts)
