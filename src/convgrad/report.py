@@ -21,7 +21,7 @@ from convgrad.options import CheckOptions, Method, Tolerances
 
 Status = Literal["passed", "failed", "skipped"]
 
-__all__ = ["Coordinate", "TensorComparison", "CaseReport", "SuiteReport", "Status"]
+__all__ = ["Coordinate", "TensorComparison", "CallCheck", "CaseReport", "SuiteReport", "Status"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,29 @@ class TensorComparison:
 
 
 @dataclass(frozen=True)
+class CallCheck:
+    """One check of the call protocol after the first call (run/calls.py): what was called, how,
+    what its results were compared with, and the cause in words when they did not hold."""
+
+    name: str  # e.g. "second call", "other memory layouts", "first call repeated"
+    called_with: str  # the inputs, e.g. "new random tensors of the same shape, in C order"
+    compared_with: str  # e.g. "the reference convolution", "the first call's results"
+    passed: bool
+    tensors: tuple[TensorComparison, ...] = ()
+    cause: Optional[str] = None  # why it failed, in words, when that can be told
+    forward_calls: int = 0
+
+    @property
+    def reason(self) -> Optional[str]:
+        """One line: the cause, else the failing tensors' own reasons; None when it passed."""
+        if self.passed:
+            return None
+        if self.cause is not None:
+            return self.cause
+        return "; ".join(f"{t.name}: {t.reason or 'does not match'}" for t in self.tensors if not t.passed) or None
+
+
+@dataclass(frozen=True)
 class CaseReport:
     """Everything one check of one layer found."""
 
@@ -115,6 +138,7 @@ class CaseReport:
     method: Method = "auto"  # the method asked for (each tensor says which one it got)
     samples: Optional[int] = None  # coordinates or directions per tensor, for sample and projection
     forward_check: bool = True  # whether O was compared with the reference convolution
+    calls: tuple[CallCheck, ...] = ()  # the call protocol after the first call
 
     @classmethod
     def build(
@@ -131,6 +155,7 @@ class CaseReport:
         reason: Optional[str] = None,
         skipped: Optional[str] = None,
         diagnoses: tuple[Diagnosis, ...] = (),
+        calls: tuple[CallCheck, ...] = (),
     ) -> "CaseReport":
         """A case's report, with the settings it records taken from `options`."""
         return cls(
@@ -149,11 +174,21 @@ class CaseReport:
             method=options.method,
             samples=options.samples if options.sampling else None,
             forward_check=options.forward_check,
+            calls=calls,
         )
 
     @property
     def passed(self) -> bool:
-        return self.skipped is None and self.reason is None and all(t.passed for t in self.tensors)
+        return (
+            self.skipped is None
+            and self.reason is None
+            and all(t.passed for t in self.tensors)
+            and all(c.passed for c in self.calls)
+        )
+
+    @property
+    def failing_calls(self) -> tuple[CallCheck, ...]:
+        return tuple(c for c in self.calls if not c.passed)
 
     @property
     def failed(self) -> bool:
@@ -214,7 +249,9 @@ class CaseReport:
             return self.skipped
         if self.reason is not None:
             return self.reason
-        return "; ".join(f"{t.name}: {t.reason or 'does not match'}" for t in self.failing)
+        parts = [f"{t.name}: {t.reason or 'does not match'}" for t in self.failing]
+        parts += [f"{c.name}: {c.reason}" for c in self.failing_calls]
+        return "; ".join(parts)
 
     def tensor(self, name: TensorName) -> TensorComparison:
         for t in self.tensors:

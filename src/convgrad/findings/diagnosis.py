@@ -23,7 +23,7 @@ from convgrad.geometry import LayerGeometry, TensorName, format_shape
 if TYPE_CHECKING:  # report.py imports this module for the Diagnosis type
     from convgrad.report import TensorComparison
 
-__all__ = ["Diagnosis", "diagnose", "dx_as_if", "dk_as_if"]
+__all__ = ["Diagnosis", "diagnose", "dx_as_if", "dk_as_if", "matches"]
 
 # A hypothesis is accepted when it matches to the check's tolerance, but never tighter than this:
 # hypotheses are computed in float64 with a different summation order than the implementation.
@@ -266,7 +266,7 @@ def _gradient_diagnoses(
         if any(np.array_equal(values, s) for s in seen):
             continue  # the same numbers as an earlier hypothesis: that one already speaks for both
         seen.append(values)
-        if _matches(analytical, values, tolerance):
+        if matches(analytical, values, tolerance):
             found.append(Diagnosis(tensor.name, kind, message))
     if not found:
         factor = _constant_factor(tensor, geometry, tolerance)
@@ -275,7 +275,8 @@ def _gradient_diagnoses(
     return found
 
 
-def _matches(analytical: np.ndarray, candidate: np.ndarray, tolerance: float) -> bool:
+def matches(analytical: np.ndarray, candidate: np.ndarray, tolerance: float) -> bool:
+    """Whether the two agree everywhere to `tolerance` of the larger one's scale (never if both are 0)."""
     scale = max(float(np.max(np.abs(analytical), initial=0.0)), float(np.max(np.abs(candidate), initial=0.0)))
     if scale == 0.0:
         return False
@@ -294,7 +295,7 @@ def _constant_factor(tensor: "TensorComparison", geometry: LayerGeometry, tolera
     if norm == 0.0:
         return None
     factor = float(np.sum(analytical * numerical)) / norm
-    if factor == 0.0 or not _matches(analytical, factor * numerical, tolerance):
+    if factor == 0.0 or not matches(analytical, factor * numerical, tolerance):
         return None
     name = tensor.name
     named = _named_factor(factor, geometry)
@@ -384,14 +385,14 @@ def _forward_diagnoses(
     settings = geometry.conv_settings()
     if output.analytical is not None and output.analytical.shape == geometry.y_shape:
         tolerance = max(output.tolerance, _MATCH_FLOOR)
-        if _matches(output.analytical, reference.forward(x, np.ascontiguousarray(_flip(w)), b, **settings), tolerance):
+        if matches(output.analytical, reference.forward(x, np.ascontiguousarray(_flip(w)), b, **settings), tolerance):
             found.append(Diagnosis(
                 "O",
                 "forward_flips_kernels",
                 "O matches a true convolution (kernels rotated 180°), but conv layers compute a "
                 "cross-correlation: do not flip the kernels in the forward pass.",
             ))
-        elif _matches(output.analytical, reference.forward(x, w, np.zeros_like(b), **settings), tolerance):
+        elif matches(output.analytical, reference.forward(x, w, np.zeros_like(b), **settings), tolerance):
             found.append(Diagnosis(
                 "O", "forward_without_bias", "O matches the convolution without its bias: add b[f] to every output of kernel f."
             ))
@@ -426,6 +427,6 @@ def _backward_is_convolution_gradient(
     settings = geometry.conv_settings()
     correct = reference.backward(dy, x, w, np.zeros(geometry.filters), **settings)
     return all(
-        _matches(t.analytical, r, max(t.tolerance, _MATCH_FLOOR))  # type: ignore[union-attr,arg-type]
+        matches(t.analytical, r, max(t.tolerance, _MATCH_FLOOR))  # type: ignore[union-attr,arg-type]
         for t, r in zip(gradients, correct)
     )

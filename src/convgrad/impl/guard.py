@@ -2,6 +2,9 @@
 
 `GuardedLayer` calls a `ConvLayer` so that whatever it does (raise, return the wrong shape, NaN,
 write into its inputs) becomes an `ImplementationFailure` with a one-line reason instead of a crash.
+Every call gets fresh inputs (in C order unless a memory layout is asked for), and every result is
+copied on return; an array the layer returned that changes during its next call (a reused output
+buffer) is recorded as a finding, since a caller keeping that result would see it change.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import sys
 import sysconfig
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, format_shape
+from convgrad.impl.memory import MemoryLayout, fresh_copy
 from convgrad.impl.protocol import ConvLayer
 
 __all__ = ["GuardedLayer", "ImplementationFailure", "describe_exception"]
@@ -44,30 +48,42 @@ class GuardedLayer:
     """Calls an implementation with fresh copies and turns every misbehaviour into a reason.
 
     Counts forward calls (the cost measure of a gradient check) and collects warnings that do not
-    fail a check, such as a result in a different dtype than its inputs.
+    fail a check, such as a result in a different dtype than its inputs, and `reused`: one reason
+    per kind of returned array that a later call overwrote.
     """
 
     layer: ConvLayer
     geometry: LayerGeometry
     forward_calls: int = 0
     warnings: list[str] = field(default_factory=list)
+    reused: dict[str, str] = field(default_factory=dict)  # returned name -> why it is a failure
+    # What the last forward and backward returned, as returned and as copied, to watch for reuse.
+    _returned: dict[str, tuple[str, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
-    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def forward(
+        self, x: np.ndarray, w: np.ndarray, b: np.ndarray, *, layouts: Optional[Mapping[str, MemoryLayout]] = None
+    ) -> np.ndarray:
         """y as float64, shape (N, F, *out) checked; raises ImplementationFailure otherwise."""
         self.forward_calls += 1
-        result = self._call("forward", self.layer.forward, {"x": x, "w": w, "b": b})
+        result = self._call("forward", self.layer.forward, {"x": x, "w": w, "b": b}, layouts)
         expected = (x.shape[0], *self.geometry.y_shape[1:])
         return self._as_array("forward", "the output", result, expected, x.dtype)
 
     def backward(
-        self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray
+        self,
+        dy: np.ndarray,
+        x: np.ndarray,
+        w: np.ndarray,
+        b: np.ndarray,
+        *,
+        layouts: Optional[Mapping[str, MemoryLayout]] = None,
     ) -> tuple[list[Optional[np.ndarray]], dict[GradientName, ImplementationFailure]]:
         """(dx, dw, db) as float64, and a reason per gradient that came back unusable.
 
         A problem with one gradient (shape, NaN) is reported on that gradient alone, so the others
         are still checked; a problem with the call itself raises ImplementationFailure.
         """
-        result = self._call("backward", self.layer.backward, {"dy": dy, "x": x, "w": w, "b": b})
+        result = self._call("backward", self.layer.backward, {"dy": dy, "x": x, "w": w, "b": b}, layouts)
         if result is None:
             raise ImplementationFailure("backward returned None; return the tuple (dx, dw, db)")
         if isinstance(result, np.ndarray) or not isinstance(result, Sequence):
@@ -89,8 +105,15 @@ class GuardedLayer:
                 problems[name] = failure
         return gradients, problems
 
-    def _call(self, what: str, function: Callable[..., Any], inputs: dict[str, np.ndarray]) -> Any:
-        fresh = {name: array.copy() for name, array in inputs.items()}
+    def _call(
+        self,
+        what: str,
+        function: Callable[..., Any],
+        inputs: dict[str, np.ndarray],
+        layouts: Optional[Mapping[str, MemoryLayout]],
+    ) -> Any:
+        layouts = layouts or {}
+        fresh = {name: fresh_copy(array, layouts.get(name, "C order")) for name, array in inputs.items()}
         try:
             # Whatever the implementation prints goes to stderr: stdout may be carrying --json.
             with contextlib.redirect_stdout(sys.stderr):
@@ -99,6 +122,8 @@ class GuardedLayer:
             raise
         except Exception as error:  # the implementation's own bug: report it, never crash
             raise ImplementationFailure(f"{what} raised {describe_exception(error)}") from error
+        finally:
+            self._watch_returned(what)
         for name, array in inputs.items():
             if not np.array_equal(fresh[name], array):
                 raise ImplementationFailure(
@@ -133,7 +158,9 @@ class GuardedLayer:
             warning = f"{what} returned {name} as {array.dtype} for {dtype} inputs"
             if warning not in self.warnings:
                 self.warnings.append(warning)
-        array = array.astype(np.float64, copy=False)
+        returned, array = array, array.astype(np.float64)  # a copy, whatever the layer does to its own later
+        array.flags.writeable = False  # also the reference the reuse watch compares against
+        self._returned[f"{what} {name}"] = (what, returned, array)
         if not np.all(np.isfinite(array)):  # after the shape check, so the shape is known
             bad = int(np.count_nonzero(~np.isfinite(array)))
             first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
@@ -143,6 +170,20 @@ class GuardedLayer:
                 shape=tuple(array.shape),
             )
         return array
+
+
+    def _watch_returned(self, caller: str) -> None:
+        """After a call: did an array that an earlier call returned change during it?
+
+        What forward and backward returned last is watched until they return something new."""
+        for key, (what, original, copy) in list(self._returned.items()):
+            if key in self.reused or np.array_equal(original, copy, equal_nan=True):
+                continue
+            name = key.split(" ", 1)[1]
+            self.reused[key] = (
+                f"{what} returned {name} in a buffer that the next {caller} call overwrote: a caller "
+                f"that keeps {name} sees it change; return a new array (or a copy) from every call"
+            )
 
 
 def describe_exception(error: BaseException) -> str:

@@ -26,21 +26,21 @@ from convgrad.numerics.gradient import Inputs, NumericalGradient, ProgressFactor
 from convgrad.numerics.method import numerical_gradient, one_at_a_time
 from convgrad.numerics.step import step_for
 from convgrad.options import RANDOM_TENSORS, CheckOptions
-from convgrad.report import CaseReport, TensorComparison
+from convgrad.report import CallCheck, CaseReport, TensorComparison
+from convgrad.run.calls import CallResult, Tensors, later_calls
 
 __all__ = ["run_case", "random_tensors", "DEFAULT_CASE_NAME"]
 
 DEFAULT_CASE_NAME = "convgrad check"
 
 
-def random_tensors(
-    geometry: LayerGeometry, options: CheckOptions
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def random_tensors(geometry: LayerGeometry, options: CheckOptions, call: int = 0) -> Tensors:
     """x, w, b and the upstream gradient dy: standard normal from the seed, in the layer's dtype.
 
+    `call` numbers the protocol's calls that need tensors of their own (0: the first call).
     `options.scale` multiplies any of them; the numbers drawn are the same whatever the scale.
     """
-    rng = np.random.default_rng(options.seed)
+    rng = np.random.default_rng(options.seed if call == 0 else (options.seed, call))
     dtype = np.dtype(geometry.dtype)
     scale = dict(options.scale or {})
     drawn = []
@@ -76,7 +76,10 @@ def run_case(
             name=name, geometry=geometry, implementation=implementation.name, options=options, skipped=skipped
         )
     guard = GuardedLayer(implementation, geometry)
-    tensors, reason, inputs = _compare_all(geometry, guard, options, progress)
+    tensors, first = _first_call(geometry, guard, options, progress)
+    calls: tuple[CallCheck, ...] = ()
+    if first.failure is None:  # a layer that fails its first call has nothing more to prove
+        calls = later_calls(guard, geometry, options, first, random_tensors(geometry, options, call=1), progress)
     # Where and why are worked out from the report's own numbers, for failing tensors only.
     located = tuple(replace(t, location=locate(t, geometry)) if not t.passed else t for t in tensors)
     return CaseReport.build(
@@ -88,15 +91,21 @@ def run_case(
         elapsed_s=time.perf_counter() - start,
         forward_calls=guard.forward_calls,
         warnings=tuple(guard.warnings),
-        reason=reason,
-        diagnoses=diagnose(geometry, located, inputs),
+        reason=_case_failure(first),
+        diagnoses=diagnose(geometry, located, first.tensors),
+        calls=calls,
     )
 
 
-def _compare_all(
+def _case_failure(first: CallResult) -> Optional[str]:
+    """The case's own failure: the first forward or backward call itself failed (not one tensor)."""
+    return first.failure if first.y is None or all(g is None for g in first.gradients) else None
+
+
+def _first_call(
     geometry: LayerGeometry, guard: GuardedLayer, options: CheckOptions, progress: Optional[ProgressFactory]
-) -> tuple[tuple[TensorComparison, ...], Optional[str], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Every row of the case, and the case's own failure reason when the layer could not be run."""
+) -> tuple[tuple[TensorComparison, ...], CallResult]:
+    """Every row of the first call, the one proved by finite differences, and what it returned."""
     rtol = options.tolerances(geometry.dtype).rtol
     x, w, b, dy = tensors = random_tensors(geometry, options)
     rows: list[TensorComparison] = []
@@ -105,14 +114,15 @@ def _compare_all(
     except ImplementationFailure as failure:
         rows.append(TensorComparison.not_checked("O", geometry, rtol, str(failure)))
         rows.extend(TensorComparison.not_checked(n, geometry, rtol, "not checked: forward failed") for n in GRADIENT_NAMES)
-        return tuple(rows), str(failure), tensors
+        return tuple(rows), CallResult(tensors, failure=str(failure))
     if options.forward_check:
         rows.append(_compare_output(y, x, w, b, geometry, rtol))
     try:
         gradients, problems = guard.backward(dy, x, w, b)
     except ImplementationFailure as failure:
         rows.extend(TensorComparison.not_checked(n, geometry, rtol, str(failure)) for n in GRADIENT_NAMES)
-        return tuple(rows), str(failure), tensors
+        return tuple(rows), CallResult(tensors, y, failure=str(failure))
+    first = CallResult(tensors, y, tuple(gradients), str(next(iter(problems.values()))) if problems else None)
     for gradient, analytical in zip(GRADIENT_NAMES, gradients):
         if analytical is None:
             problem = problems[gradient]
@@ -123,7 +133,7 @@ def _compare_all(
         except ImplementationFailure as failure:
             message = f"while computing finite differences for {gradient}, {failure}"
             rows.append(TensorComparison.not_checked(gradient, geometry, rtol, message, analytical.shape))
-    return tuple(rows), None, tensors
+    return tuple(rows), first
 
 
 def _compare_gradient(

@@ -1,0 +1,101 @@
+"""Why a later call of the protocol failed: state kept between calls, memory layout, or noise.
+
+Each cause is a hypothesis tested against the numbers the calls produced, like diagnosis.py does
+for the first call: what would the second call have returned if the layer accumulated its
+gradients, cached its input, or returned its previous result? Only a match is named.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
+
+import numpy as np
+
+from convgrad import reference
+from convgrad.findings.diagnosis import matches
+from convgrad.geometry import GRADIENT_NAMES, LayerGeometry
+from convgrad.impl.memory import MemoryLayout, describe_layouts
+
+if TYPE_CHECKING:  # the calls import this module
+    from convgrad.report import TensorComparison
+    from convgrad.run.calls import CallResult
+
+__all__ = ["second_call_cause", "layout_cause", "first_repeat_cause"]
+
+_MATCH_FLOOR = 1e-10  # hypotheses are computed in float64, in another summation order
+
+
+def _largest(rows: Sequence["TensorComparison"]) -> str:
+    failing = [t for t in rows if not t.passed]
+    worst = max(failing, key=lambda t: t.max_rel_error or 0.0)
+    return f"{', '.join(t.name for t in failing)} (by up to {worst.max_rel_error or 0.0:.2g} of the scale)"
+
+
+def second_call_cause(first: "CallResult", second: "CallResult", geometry: LayerGeometry, rtol: float) -> Optional[str]:
+    """The state that explains a second call that differs from the convolution, or None."""
+    tolerance = max(rtol, _MATCH_FLOOR)
+    x1, w1, b1, dy1 = (t.astype(np.float64) for t in first.tensors)
+    x2, w2, b2, dy2 = (t.astype(np.float64) for t in second.tensors)
+    settings = geometry.conv_settings()
+    right = dict(zip(("O", *GRADIENT_NAMES), (reference.forward(x2, w2, b2, **settings),
+                                               *reference.backward(dy2, x2, w2, b2, **settings))))
+    got, before = second.outputs, first.outputs
+    y2, y1 = got["O"], before["O"]
+    if y2 is not None and not matches(y2, right["O"], tolerance):
+        forward_hypotheses: list[tuple[Callable[[], Optional[np.ndarray]], str]] = [
+            (lambda: y1, "forward on new x of the same shape returned the output of the previous x: "
+                         "a result is cached and reused while the shape stays the same"),
+            (lambda: reference.forward(x1, w2, b2, **settings),
+             "forward on new x of the same shape computed with the previous x: something made from x "
+             "(a padded copy, im2col columns) is cached and refreshed only when the shape changes"),
+            (lambda: reference.forward(x2, w1, b1, **settings),
+             "forward used the previous call's kernels and bias: the weights are cached between calls"),
+        ]
+        for candidate, cause in forward_hypotheses:
+            values = candidate()
+            if values is not None and matches(y2, values, tolerance):
+                return cause
+    for name in GRADIENT_NAMES:
+        value, earlier = got[name], before[name]
+        if value is None or matches(value, right[name], tolerance):
+            continue
+        if earlier is not None and matches(value, right[name] + earlier, tolerance):
+            return (
+                f"the second backward returned {name} plus the first call's {name}: gradients "
+                "accumulate across calls; start from zeros (or assign, not +=) on every call"
+            )
+        if earlier is not None and matches(value, earlier, tolerance):
+            return f"the second backward returned the first call's {name} again: a result is cached between calls"
+        stale = {
+            "dK": lambda: reference.weight_gradient(dy2, x1, geometry.kernel_size, **settings),
+            "dX": lambda: reference.input_gradient(dy2, w1, geometry.spatial, **settings),
+        }.get(name)
+        if stale is not None and matches(value, stale(), tolerance):
+            what = "x" if name == "dK" else "kernels"
+            return (
+                f"the second backward computed {name} with the previous call's {what}: it is cached "
+                "between calls and refreshed only when the shape changes"
+            )
+    return (
+        "the second call, on new tensors of the same shape, does not match the convolution although "
+        "the first did: the layer keeps state between calls"
+    )
+
+
+def layout_cause(name: str, layout: MemoryLayout, rows: Sequence["TensorComparison"], failure: Optional[str]) -> str:
+    """The results change when input `name` arrives in `layout`: say so, and how to fix it."""
+    how = describe_layouts({name: layout})
+    if failure is not None:
+        return f"fails when {how} (not C-contiguous): {failure}"
+    return (
+        f"results depend on the memory layout of the inputs: with {how} (not C-contiguous), "
+        f"{_largest(rows)} differ from the reference; index by shape, not by strides, or take "
+        f"np.ascontiguousarray({name})"
+    )
+
+
+def first_repeat_cause(rows: Sequence["TensorComparison"]) -> str:
+    return (
+        f"the first call repeated returned different {_largest(rows)} than the first time: the "
+        "layer is nondeterministic or keeps state between calls"
+    )

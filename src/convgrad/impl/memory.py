@@ -1,0 +1,64 @@
+"""Fresh copies of an input in a chosen memory layout: same shape and values, other strides.
+
+A layer that builds views from the shape alone (as_strided, reshape of a view, a C pointer)
+assumes C order; the call protocol hands it inputs that are not, and compares the results.
+Negative strides are not among them: torch.from_numpy refuses them outright, so a correct layer
+wrapping torch would fail loudly on an input no real pipeline hands it, and a loud refusal is not
+the silent wrong gradient this is looking for.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal, Mapping
+
+import numpy as np
+
+__all__ = ["MemoryLayout", "fresh_copy", "NON_CONTIGUOUS", "describe_layouts"]
+
+MemoryLayout = Literal["C order", "transposed view", "Fortran order", "step slice"]
+Copier = Callable[[np.ndarray], np.ndarray]
+
+
+def _transposed_view(a: np.ndarray) -> np.ndarray:
+    """The last two axes swapped in memory, swapped back in the view."""
+    if a.ndim < 2:
+        return _step_slice(a)
+    return np.ascontiguousarray(np.swapaxes(a, -1, -2)).swapaxes(-1, -2)
+
+
+def _step_slice(a: np.ndarray) -> np.ndarray:
+    """Every other element of a buffer twice as long along the last axis."""
+    if a.ndim == 0:
+        return a.copy()
+    buffer = np.zeros((*a.shape[:-1], 2 * a.shape[-1]), dtype=a.dtype)
+    buffer[..., ::2] = a
+    return buffer[..., ::2]
+
+
+_COPIERS: dict[MemoryLayout, Copier] = {
+    "C order": np.ascontiguousarray,
+    "transposed view": _transposed_view,
+    "Fortran order": np.asfortranarray,
+    "step slice": _step_slice,
+}
+
+# The layouts the protocol's non-contiguous round uses, one per input, all different.
+NON_CONTIGUOUS: dict[str, MemoryLayout] = {
+    "x": "transposed view",
+    "w": "Fortran order",
+    "b": "step slice",
+    "dy": "step slice",
+}
+
+
+def fresh_copy(a: np.ndarray, layout: MemoryLayout = "C order") -> np.ndarray:
+    """A new array equal to `a` in `layout`; never a view of `a` (np.ascontiguousarray may be)."""
+    copy = _COPIERS[layout](a)
+    return copy.copy() if layout == "C order" else copy
+
+
+def describe_layouts(layouts: Mapping[str, MemoryLayout]) -> str:
+    """'x as a transposed view, w in Fortran order, ...'."""
+    words = {"transposed view": "as a transposed view", "Fortran order": "in Fortran order",
+             "step slice": "as a step slice", "C order": "in C order"}
+    return ", ".join(f"{name} {words[layout]}" for name, layout in layouts.items())

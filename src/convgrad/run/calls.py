@@ -1,0 +1,221 @@
+"""The call protocol after the first call: what a layer must also get right when called again.
+
+The first call (run/case.py) proves the gradients against finite differences. The calls after it
+need not repeat that: they ask whether the layer computes the same function every time, so each
+is compared with something already trusted, at the cost of one forward and one backward call:
+
+    second call           new random tensors, same shape, C order     vs the reference convolution
+    other memory layouts  the same tensors: x a transposed view, w in  vs the reference convolution
+                          Fortran order, b negative strides, dy a step slice
+    first call repeated   the first call's tensors again               vs the first call's results
+
+With the forward check off there is no reference to trust; the gradients of the first two calls
+are then compared along random directions with the layer's own forward instead. Every array the
+layer returns is also watched for being overwritten by its next call (impl/guard.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import numpy as np
+
+from convgrad import reference
+from convgrad.compare import compare, compare_numerical, scale_floor
+from convgrad.findings.state import first_repeat_cause, layout_cause, second_call_cause
+from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName
+from convgrad.impl.guard import GuardedLayer, ImplementationFailure
+from convgrad.impl.memory import NON_CONTIGUOUS, MemoryLayout, describe_layouts
+from convgrad.numerics.gradient import ProgressFactory
+from convgrad.numerics.method import numerical_gradient
+from convgrad.numerics.step import step_for
+from convgrad.options import CheckOptions
+from convgrad.report import CallCheck, TensorComparison
+
+__all__ = ["CallResult", "call", "later_calls", "Tensors", "PROJECTIONS_PER_TENSOR"]
+
+Tensors = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x, w, b, dy
+PROJECTIONS_PER_TENSOR = 2  # random directions per gradient when there is no reference
+
+NEW_TENSORS = "new random tensors of the same shape, in C order"
+FIRST_TENSORS = "the first call's tensors again, in C order"
+REFERENCE = "the reference convolution"
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """One forward and one backward call: what went in and what came back."""
+
+    tensors: Tensors
+    y: Optional[np.ndarray] = None
+    gradients: tuple[Optional[np.ndarray], ...] = (None, None, None)  # dX, dK, db
+    failure: Optional[str] = None  # the call raised or returned something unusable
+
+    @property
+    def outputs(self) -> dict[TensorName, Optional[np.ndarray]]:
+        outputs: dict[TensorName, Optional[np.ndarray]] = {"O": self.y}
+        outputs.update(zip(GRADIENT_NAMES, self.gradients))
+        return outputs
+
+
+def call(guard: GuardedLayer, tensors: Tensors, layouts: Optional[Mapping[str, MemoryLayout]] = None) -> CallResult:
+    """forward(x, w, b) then backward(dy, x, w, b), with the inputs in `layouts`."""
+    x, w, b, dy = tensors
+    try:
+        y = guard.forward(x, w, b, layouts=layouts)
+        gradients, problems = guard.backward(dy, x, w, b, layouts=layouts)
+    except ImplementationFailure as failure:
+        return CallResult(tensors, failure=str(failure))
+    if problems:
+        first = next(iter(problems.values()))
+        return CallResult(tensors, y, tuple(gradients), failure=str(first))
+    return CallResult(tensors, y, tuple(gradients))
+
+
+def _reference(tensors: Tensors, geometry: LayerGeometry) -> dict[TensorName, np.ndarray]:
+    x, w, b, dy = (t.astype(np.float64) for t in tensors)
+    settings = geometry.conv_settings()
+    dx, dw, db = reference.backward(dy, x, w, b, **settings)
+    return {"O": reference.forward(x, w, b, **settings), "dX": dx, "dK": dw, "db": db}
+
+
+def _against(
+    result: CallResult, expected: Mapping[TensorName, np.ndarray], rtol: float, method: str
+) -> tuple[TensorComparison, ...]:
+    rows = []
+    for name, value in result.outputs.items():
+        if name in expected and value is not None:
+            rows.append(compare(name, value, expected[name], rtol, method=method))
+    return tuple(rows)
+
+
+def _along_directions(
+    guard: GuardedLayer, result: CallResult, geometry: LayerGeometry, options: CheckOptions, rtol: float
+) -> tuple[TensorComparison, ...]:
+    """Without a reference: each gradient against the layer's own forward along random directions."""
+    x, w, b, dy = result.tensors
+    assert result.y is not None
+    rows = []
+    for name, analytical in zip(GRADIENT_NAMES, result.gradients):
+        assert analytical is not None
+        step = step_for(name, (x, w, b), result.y, options.tolerances(geometry.dtype))
+        numerical = numerical_gradient(
+            "projection", guard.forward, (x, w, b), name, dy, step, geometry,
+            samples=PROJECTIONS_PER_TENSOR, seed=options.seed + 1,
+        )
+        rows.append(compare_numerical(name, analytical, numerical, rtol, scale_floor(name, x, w, dy)))
+    return tuple(rows)
+
+
+def _check(
+    name: str,
+    called_with: str,
+    result: CallResult,
+    guard: GuardedLayer,
+    geometry: LayerGeometry,
+    options: CheckOptions,
+    calls_before: int,
+) -> CallCheck:
+    """A later call against the reference (or along directions); the cause is left to the caller."""
+    rtol = options.tolerances(geometry.dtype).rtol
+    if result.failure is not None:
+        return CallCheck(name, called_with, REFERENCE, passed=False, cause=result.failure,
+                         forward_calls=guard.forward_calls - calls_before)
+    if options.forward_check:
+        rows = _against(result, _reference(result.tensors, geometry), rtol, "reference")
+        compared_with = REFERENCE
+    else:
+        rows = _along_directions(guard, result, geometry, options, rtol)
+        compared_with = f"the layer's own forward along {PROJECTIONS_PER_TENSOR} random directions"
+    return CallCheck(name, called_with, compared_with, passed=all(t.passed for t in rows), tensors=rows,
+                     forward_calls=guard.forward_calls - calls_before)
+
+
+def later_calls(
+    guard: GuardedLayer,
+    geometry: LayerGeometry,
+    options: CheckOptions,
+    first: CallResult,
+    second: Tensors,
+    progress: Optional[ProgressFactory] = None,
+) -> tuple[CallCheck, ...]:
+    """The protocol's calls after the first (see the module docstring), and the reuse watch."""
+    checks: list[CallCheck] = []
+    # One forward call each, and the projections' two per direction when there is no reference.
+    planned = 3 + (0 if options.forward_check else 2 * 2 * PROJECTIONS_PER_TENSOR * len(GRADIENT_NAMES))
+    advance = progress("later calls", planned) if progress else None
+    counted = guard.forward_calls
+
+    def made() -> None:
+        nonlocal counted
+        if advance is not None:
+            advance(guard.forward_calls - counted)
+        counted = guard.forward_calls
+
+    before = guard.forward_calls
+    new = call(guard, second)
+    check = _check("second call", NEW_TENSORS, new, guard, geometry, options, before)
+    if not check.passed and new.failure is None:
+        check = _with_cause(check, second_call_cause(first, new, geometry, options.tolerances(geometry.dtype).rtol))
+    checks.append(check)
+    made()
+
+    before = guard.forward_calls
+    laid_out = call(guard, second, NON_CONTIGUOUS)
+    called_with = f"the second call's tensors, {describe_layouts(NON_CONTIGUOUS)}"
+    check = _check("other memory layouts", called_with, laid_out, guard, geometry, options, before)
+    if not check.passed and new.failure is None and checks[0].passed:
+        # The same tensors went through in C order: the layout is what changed.
+        check = _with_cause(check, _layout_culprit(guard, new, geometry, options))
+    checks.append(check)
+    made()
+
+    before = guard.forward_calls
+    repeat = call(guard, first.tensors)
+    checks.append(_repeat_check(first, repeat, options.tolerances(geometry.dtype).rtol, guard.forward_calls - before))
+    made()
+
+    if guard.reused:
+        checks.append(CallCheck(
+            "returned arrays", "every call above", "what the layer returned, after its next call",
+            passed=False, cause="; ".join(guard.reused.values()),
+        ))
+    return tuple(checks)
+
+
+def _layout_culprit(guard: GuardedLayer, new: CallResult, geometry: LayerGeometry, options: CheckOptions) -> str:
+    """The one input whose layout alone changes the results, found by one call per input.
+
+    The C-order results of the same tensors passed, so they are the reference here."""
+    rtol = options.tolerances(geometry.dtype).rtol
+    expected = {n: v for n, v in new.outputs.items() if v is not None}
+    for name, layout in NON_CONTIGUOUS.items():
+        alone = call(guard, new.tensors, {name: layout})
+        rows = () if alone.failure is not None else _against(alone, expected, rtol, "C order")
+        if alone.failure is not None or not all(t.passed for t in rows):
+            return layout_cause(name, layout, rows, alone.failure)
+    return (
+        f"results depend on the memory layout of the inputs ({describe_layouts(NON_CONTIGUOUS)}), "
+        "though no single input's layout alone changes them"
+    )
+
+
+def _with_cause(check: CallCheck, cause: Optional[str]) -> CallCheck:
+    return check if cause is None else CallCheck(
+        check.name, check.called_with, check.compared_with, check.passed, check.tensors, cause, check.forward_calls
+    )
+
+
+def _repeat_check(first: CallResult, repeat: CallResult, rtol: float, forward_calls: int) -> CallCheck:
+    """The first call again must give the first call's results, within the tolerance."""
+    name, compared_with = "first call repeated", "the first call's results"
+    if repeat.failure is not None:
+        return CallCheck(name, FIRST_TENSORS, compared_with, passed=False,
+                         cause=f"the first call repeated failed although it worked the first time: {repeat.failure}",
+                         forward_calls=forward_calls)
+    expected = {n: v for n, v in first.outputs.items() if v is not None}
+    rows = _against(repeat, expected, rtol, "first call")
+    passed = all(t.passed for t in rows)
+    return CallCheck(name, FIRST_TENSORS, compared_with, passed, rows,
+                     None if passed else first_repeat_cause(rows), forward_calls)
