@@ -181,6 +181,8 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
               help="Kernel layout: (F, C/groups, *k) or (*k, C/groups, F).")
 @click.option("--no-forward-check", is_flag=True,
               help="Do not compare the output with the reference convolution (row O).")
+@click.option("--strict", is_flag=True,
+              help="A case the implementation cannot express fails instead of being skipped.")
 @click.option("--config", "config_path", metavar="FILE.toml", type=click.Path(exists=True, dir_okay=False),
               help="Run every case of a suite file (see configs/); the geometry flags are then refused.")
 @click.option("--junit", "junit_path", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
@@ -190,7 +192,7 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
 @click.pass_context
 def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optional[float],
           as_json: bool, quiet: bool, impl: str, layout: str, weight_layout: str,
-          no_forward_check: bool, config_path: Optional[str], junit_path: Optional[str],
+          no_forward_check: bool, strict: bool, config_path: Optional[str], junit_path: Optional[str],
           svg_path: Optional[str], timeout: float, method: Any, samples: int,
           **flags: Any) -> None:
     """Check the analytical dX, dK and db of a conv layer against finite differences.
@@ -222,7 +224,7 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
     _refuse_unused_samples(ctx, method)
     options = CheckOptions(
         seed=seed, relative_step=step, rtol=rtol, method=method, samples=samples,
-        forward_check=not no_forward_check, timeout=timeout,
+        forward_check=not no_forward_check, timeout=timeout, strict=strict,
     )
     implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout)
     with DelayedProgress(make_console(stderr=True), enabled=not (as_json or quiet)) as progress:

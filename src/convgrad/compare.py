@@ -55,10 +55,12 @@ def compare(
     step: float | None = None,
     note: str | None = None,
     floor: float = 0.0,
+    against: str = "numerical",
 ) -> TensorComparison:
     """Compare every coordinate where `reference` is defined (NaN marks coordinates not computed).
 
-    `floor` is the smallest scale errors are measured against (see `scale_floor`)."""
+    `floor` is the smallest scale errors are measured against (see `scale_floor`); `against` names
+    the reference values in the reason ("numerical", "reference", "first call")."""
     analytical = np.asarray(analytical, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
     computed = ~np.isnan(reference)
@@ -101,7 +103,7 @@ def compare(
         reason = (
             f"{mismatches} of {checked} coordinates differ by more than {tolerance:g} of the "
             f"tensor's scale {scale:.3g}; worst at {list(top.index)}: analytical "
-            f"{top.analytical:.6g}, {'reference' if name == 'O' else 'numerical'} {top.numerical:.6g}"
+            f"{top.analytical:.6g}, {against} {top.numerical:.6g}"
         )
     return TensorComparison(
         name=name,

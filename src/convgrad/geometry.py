@@ -21,6 +21,7 @@ __all__ = [
     "TensorName",
     "GradientName",
     "GRADIENT_NAMES",
+    "TENSOR_NAMES",
     "LayerGeometry",
     "AxisSpec",
     "ConvSettings",
@@ -38,6 +39,7 @@ DTYPES: tuple[Dtype, ...] = get_args(Dtype)
 TensorName = Literal["O", "dX", "dK", "db"]  # the output, then the gradients of x, w and b
 GradientName = Literal["dX", "dK", "db"]
 GRADIENT_NAMES: tuple[GradientName, ...] = get_args(GradientName)
+TENSOR_NAMES: tuple[TensorName, ...] = get_args(TensorName)
 SPATIAL_AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 

@@ -120,6 +120,7 @@ class CheckOptions:
     forward_check: bool = True
     timeout: float = DEFAULT_TIMEOUT_S
     scale: Optional[Mapping[str, float]] = None
+    strict: bool = False  # a case the implementation cannot express fails instead of being skipped
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -134,8 +135,9 @@ class CheckOptions:
                 f"{{timeout:{timeout!r}}} must be a number of seconds greater than 0, like {{timeout:{DEFAULT_TIMEOUT_S:g}}}"
             )
         object.__setattr__(self, "timeout", float(timeout))
-        if not isinstance(self.forward_check, bool):
-            raise SettingError(f"{{forward_check:{self.forward_check!r}}} must be True or False")
+        for name, flag in (("forward_check", self.forward_check), ("strict", self.strict)):
+            if not isinstance(flag, bool):
+                raise SettingError(f"{{{name}:{flag!r}}} must be True or False")
         # Range and sign now; the bound that depends on the dtype when a case asks (`tolerances`).
         if self.relative_step is not None:
             _check_step(self.relative_step)

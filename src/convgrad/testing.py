@@ -40,6 +40,7 @@ def check(
     method: Method = "auto",
     samples: int = DEFAULT_SAMPLES,
     timeout: float = DEFAULT_TIMEOUT_S,
+    strict: bool = False,
 ) -> CaseReport:
     """Check one layer and return its CaseReport (see `convgrad check` for what is compared).
 
@@ -53,7 +54,7 @@ def check(
 
     options = CheckOptions(
         seed=seed, relative_step=step, rtol=rtol, method=method, samples=samples,
-        forward_check=forward_check, timeout=timeout,
+        forward_check=forward_check, timeout=timeout, strict=strict,
     )
     geometry = resolve_geometry(
         in_shape, kernel_shape, batch=batch, stride=stride, padding=padding, dilation=dilation,

@@ -25,10 +25,12 @@ __all__ = ["second_call_cause", "layout_cause", "first_repeat_cause"]
 _MATCH_FLOOR = 1e-10  # hypotheses are computed in float64, in another summation order
 
 
-def _largest(rows: Sequence["TensorComparison"]) -> str:
+def _differ(rows: Sequence["TensorComparison"], what: str) -> str:
+    """'dK differs from <what> by up to 0.9 of its scale' for the failing rows."""
     failing = [t for t in rows if not t.passed]
     worst = max(failing, key=lambda t: t.max_rel_error or 0.0)
-    return f"{', '.join(t.name for t in failing)} (by up to {worst.max_rel_error or 0.0:.2g} of the scale)"
+    verb = "differs" if len(failing) == 1 else "differ"
+    return f"{', '.join(t.name for t in failing)} {verb} from {what} by up to {worst.max_rel_error or 0.0:.2g} of the scale"
 
 
 def second_call_cause(first: "CallResult", second: "CallResult", geometry: LayerGeometry, rtol: float) -> Optional[str]:
@@ -89,13 +91,13 @@ def layout_cause(name: str, layout: MemoryLayout, rows: Sequence["TensorComparis
         return f"fails when {how} (not C-contiguous): {failure}"
     return (
         f"results depend on the memory layout of the inputs: with {how} (not C-contiguous), "
-        f"{_largest(rows)} differ from the reference; index by shape, not by strides, or take "
+        f"{_differ(rows, 'the results in C order')}; index by shape, not by strides, or take "
         f"np.ascontiguousarray({name})"
     )
 
 
 def first_repeat_cause(rows: Sequence["TensorComparison"]) -> str:
     return (
-        f"the first call repeated returned different {_largest(rows)} than the first time: the "
+        f"the same call twice gave different results: {_differ(rows, 'the first time')}; the "
         "layer is nondeterministic or keeps state between calls"
     )

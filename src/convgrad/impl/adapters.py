@@ -51,15 +51,34 @@ class Adapter:
         if self.spatial_dims is not None and geometry.ndim not in self.spatial_dims:
             dims = " or ".join(f"{d}-D" for d in self.spatial_dims)
             return f"{self.name} handles {dims} layers only (spatial_dims) and this case is {geometry.ndim}-D"
-        needed = {
-            "stride": geometry.stride,
-            "padding": geometry.padding,
-            "dilation": geometry.dilation,
-            "groups": (geometry.groups,),
-        }
         if self.style == "cache":
-            return _cache_style_unsupported(needed)
-        for setting, values in needed.items():
+            return _cache_style_unsupported(_needed(geometry))
+        for setting, values, refusing in self._refused(geometry):
+            if len(refusing) == 2:  # neither takes it: the layer cannot express this case
+                return f"forward and backward do not accept the keyword {setting}, and this case needs {setting} {format_shape(values)}"
+        return None
+
+    def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
+        """Why forward and backward cannot agree on `geometry` (a failure, not a skip), or None.
+
+        A forward that takes a setting and a backward that does not compute the gradient of some
+        other layer: the case fails with that reason instead of being skipped."""
+        if self.style == "cache":
+            return None
+        for setting, values, refusing in self._refused(geometry):
+            if len(refusing) == 1:
+                other = "backward" if refusing[0] == "forward" else "forward"
+                return (
+                    f"{other} accepts the keyword {setting} but {refusing[0]} does not, and this case needs "
+                    f"{setting} {format_shape(values)}: the two cannot compute the same layer; give "
+                    f"{refusing[0]} the {setting} parameter too"
+                )
+        return None
+
+    def _refused(self, geometry: LayerGeometry) -> list[tuple[str, tuple[int, ...], list[str]]]:
+        """(setting, values, [forward and/or backward]) for each non-neutral setting refused."""
+        refused = []
+        for setting, values in _needed(geometry).items():
             if all(v == _NEUTRAL[setting] for v in values):
                 continue
             refusing = [
@@ -68,11 +87,8 @@ class Adapter:
                 if accepts is not None and setting not in accepts
             ]
             if refusing:
-                return (
-                    f"{' and '.join(refusing)} {'does' if len(refusing) == 1 else 'do'} not accept "
-                    f"the keyword {setting}, and this case needs {setting} {format_shape(values)}"
-                )
-        return None
+                refused.append((setting, values, refusing))
+        return refused
 
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
         x_user, w_user = self._user_x(x), self._user_w(w)
@@ -193,6 +209,10 @@ def _is_cache_style(forward: Callable[..., Any], backward: Callable[..., Any]) -
     b_positional = [p for p in b_params.values() if p.kind in positional]
     takes_settings = _accepted_keywords(forward) != frozenset()
     return len(f_positional) == 4 and len(b_positional) == 2 and not takes_settings
+
+
+def _needed(geometry: LayerGeometry) -> dict[str, tuple[int, ...]]:
+    return {"stride": geometry.stride, "padding": geometry.padding, "dilation": geometry.dilation, "groups": (geometry.groups,)}
 
 
 def _cache_style_unsupported(needed: dict[str, tuple[int, ...]]) -> Optional[str]:

@@ -35,7 +35,11 @@ class Implementation(ConvLayer, Protocol):
     @property
     def name(self) -> str: ...
 
-    def unsupported(self, geometry: LayerGeometry) -> Optional[str]: ...
+    def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
+        """Why the layer cannot express `geometry` (the case is skipped), or None."""
+
+    def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
+        """Why forward and backward disagree about `geometry` (the case fails), or None."""
 
 
 class ReferenceLayer:

@@ -10,9 +10,9 @@ from convgrad import __version__
 from convgrad.explain import Derivation
 from convgrad.findings.diagnosis import Diagnosis
 from convgrad.findings.locate import Location
-from convgrad.report import CaseReport, SuiteReport, TensorComparison
+from convgrad.report import CallCheck, CaseReport, SuiteReport, TensorComparison
 
-__all__ = ["suite_to_dict", "case_to_dict", "tensor_to_dict", "render_json"]
+__all__ = ["suite_to_dict", "case_to_dict", "tensor_to_dict", "call_to_dict", "render_json"]
 
 
 def _number(value: Optional[float]) -> Optional[float]:
@@ -78,6 +78,19 @@ def diagnoses_to_list(diagnoses: tuple[Diagnosis, ...]) -> list[dict[str, str]]:
     return [{"tensor": d.tensor, "kind": d.kind, "message": d.message} for d in diagnoses]
 
 
+def call_to_dict(check: CallCheck) -> dict[str, Any]:
+    """One later call of the protocol; `reason` is null when it passed."""
+    return {
+        "name": check.name,
+        "called_with": check.called_with,
+        "compared_with": check.compared_with,
+        "passed": check.passed,
+        "reason": check.reason,
+        "forward_calls": check.forward_calls,
+        "tensors": [tensor_to_dict(t) for t in check.tensors],
+    }
+
+
 def case_to_dict(case: CaseReport) -> dict[str, Any]:
     result: dict[str, Any] = {
         "name": case.name,
@@ -98,6 +111,7 @@ def case_to_dict(case: CaseReport) -> dict[str, Any]:
         "tensors": [tensor_to_dict(t) for t in case.tensors],
         "warnings": list(case.warnings),
         "diagnosis": diagnoses_to_list(case.diagnoses),
+        "calls": [call_to_dict(c) for c in case.calls],
         "reason": case.reason,
         "skipped": case.skipped,
     }

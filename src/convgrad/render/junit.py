@@ -17,6 +17,9 @@ def _details(case: CaseReport) -> str:
         status = "PASS" if t.passed else "FAIL"
         error = "-" if t.max_rel_error is None else f"{t.max_rel_error:.3e}"
         lines.append(f"{t.name}: {status}  max rel error {error}" + (f"  {t.reason}" if t.reason else ""))
+    for check in case.calls:
+        status = "PASS" if check.passed else "FAIL"
+        lines.append(f"{check.name}: {status}" + (f"  {check.reason}" if check.reason else ""))
     lines.extend(f"warning: {w}" for w in case.warnings)
     return "\n".join(lines)
 

@@ -125,13 +125,28 @@ def render_verdict(case: CaseReport) -> Text:
         )
     if case.reason:  # the layer itself failed (raised, timed out, died): say that, not "mismatch"
         return Text.assemble(("FAIL", "bold red"), f": {case.reason}")
-    names = ", ".join(t.name for t in case.failing) or "the case"
+    if not case.failing:  # the first call held; a later one did not
+        calls = ", ".join(c.name for c in case.failing_calls)
+        return Text.assemble(("FAIL", "bold red"), f": the first call matches, but not the later calls ({calls})")
+    names = ", ".join(t.name for t in case.failing)
     return Text.assemble(("FAIL", "bold red"), f": {names} {'does' if len(case.failing) == 1 else 'do'} not match")
+
+
+def _later_calls(case: CaseReport) -> list[RenderableType]:
+    """The later calls of the protocol: one dim line when they held, each failure's cause when not."""
+    if not case.calls:
+        return []
+    statuses = ", ".join(f"{c.name} {'PASS' if c.passed else 'FAIL'}" for c in case.calls)
+    parts: list[RenderableType] = [Text(f"later calls: {statuses}", style="dim")]
+    for check in case.failing_calls:
+        parts.append(Text.assemble((f"{check.name}: ", "bold red"), check.reason or "does not match"))
+        parts.append(Text(f"  called with {check.called_with}; compared with {check.compared_with}", style="dim"))
+    return parts
 
 
 def render_case(case: CaseReport) -> RenderableType:
     """Header, table, details of each failing tensor, notes and warnings, verdict."""
-    parts: list[RenderableType] = [_header(case), _table(case), _methods(case)]
+    parts: list[RenderableType] = [_header(case), _table(case), _methods(case), *_later_calls(case)]
     if case.reason and not any(t.reason == case.reason for t in case.tensors):
         parts.append(Text.assemble(("case: ", "bold red"), case.reason))
     for tensor in case.failing:
@@ -151,6 +166,8 @@ def render_brief(case: CaseReport) -> RenderableType:
     parts: list[RenderableType] = [render_verdict(case)]
     for tensor in () if case.reason else case.failing:  # a case-level reason is the verdict itself
         parts.append(Text(f"  {tensor.name}: {tensor.reason or 'does not match'}"))
+    for check in case.failing_calls:
+        parts.append(Text(f"  {check.name}: {check.reason or 'does not match'}"))
     for tensor in case.tensors:
         if tensor.note:
             parts.append(Text(f"  note: {tensor.name}: {tensor.note}", style="yellow"))
