@@ -38,7 +38,7 @@ class TapLoopConv:
         n, c = x.shape[:2]
         f, depth = w.shape[:2]
         per_group = f // groups
-        xp = np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)])
+        xp = self.padded(x, padding)
         out = self.out_size(x.shape[2:], w.shape[2:], stride, padding, dilation)
         y = np.zeros((n, f, *out))
         for tap in np.ndindex(*w.shape[2:]):
@@ -47,6 +47,9 @@ class TapLoopConv:
                 fs, cs = slice(g * per_group, (g + 1) * per_group), slice(g * depth, (g + 1) * depth)
                 y[:, fs] += np.einsum("nc...,fc->nf...", patch[:, cs], w[(fs, slice(None), *tap)])
         return y + b.reshape(1, -1, *([1] * (x.ndim - 2)))
+
+    def padded(self, x, padding):
+        return np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)])
 
     @staticmethod
     def out_size(spatial, kernel, stride, padding, dilation):
@@ -340,6 +343,146 @@ class RaisesWhenStrideDoesNotTile(TapLoopConv):
         for axis, h, k, s, p, d in zip(axes, x.shape[2:], w.shape[2:], stride, padding, dilation):
             assert (h + 2 * p - d * (k - 1) - 1) % s == 0, f"{axis} does not tile"
         return super().forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+# --- wrong only after the first call: state kept between calls, returned buffers -------------
+# Each passes one call on fresh C-ordered inputs; the call protocol's later calls catch it.
+
+
+class AccumulatesKernelGradient(TapLoopConv):
+    """dK += ... into a buffer created once and never zeroed, like a .grad attribute."""
+
+    def __init__(self):
+        self.dw = None
+
+    def backward(self, dy, x, w, b, **settings):
+        dx, dw, db = super().backward(dy, x, w, b, **settings)
+        if self.dw is None:
+            self.dw = np.zeros_like(dw)
+        self.dw += dw
+        return dx, self.dw.copy(), db
+
+
+class CachesPaddedInput(TapLoopConv):
+    """Keeps the padded input, refreshed only when the input's shape changes."""
+
+    def __init__(self):
+        self.shape, self.cache = None, None
+
+    def padded(self, x, padding):
+        if x.shape != self.shape:
+            self.shape, self.cache = x.shape, super().padded(x, padding)
+        return self.cache
+
+
+class ReturnsWorkspace(TapLoopConv):
+    """Writes the output into a workspace it keeps, and returns the workspace itself."""
+
+    def __init__(self):
+        self.out = None
+
+    def forward(self, x, w, b, **settings):
+        y = super().forward(x, w, b, **settings)
+        if self.out is None or self.out.shape != y.shape:
+            self.out = np.empty_like(y)
+        self.out[...] = y
+        return self.out
+
+
+# --- wrong for inputs that are not in C order --------------------------------------------------
+
+
+class WindowsFromShape(TapLoopConv):
+    """2-D forward by as_strided windows whose strides are computed from the shape, as if x were
+    C-ordered; np.pad makes a C-ordered copy, so only unpadded, non-contiguous inputs go wrong."""
+
+    def forward(self, x, w, b, *, stride, padding, dilation, groups):
+        if x.ndim != 4 or any(d != 1 for d in dilation) or groups != 1:
+            return super().forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        xp = self.padded(x, padding) if any(padding) else x
+        n, c, h, wd = xp.shape
+        kh, kw = w.shape[2:]
+        (sh, sw), item = stride, xp.itemsize
+        oh, ow = (h - kh) // sh + 1, (wd - kw) // sw + 1
+        rows, cols = wd * item, item  # C order assumed
+        windows = np.lib.stride_tricks.as_strided(
+            xp, shape=(n, c, oh, ow, kh, kw),
+            strides=(c * h * rows, h * rows, rows * sh, cols * sw, rows, cols),
+        )
+        return np.einsum("ncijuv,fcuv->nfij", windows, w) + b.reshape(1, -1, 1, 1)
+
+
+# --- settings that are wrong only together --------------------------------------------------
+
+
+class GroupsStackedWithoutTranspose(TapLoopConv):
+    """Groups computed one by one and joined with stack + reshape, without moving the group axis
+    behind the batch axis: right for batch 1 or groups 1, wrong when they meet."""
+
+    def forward(self, x, w, b, *, stride, padding, dilation, groups):
+        if groups == 1:
+            return super().forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=1)
+        n, c, f = x.shape[0], x.shape[1] // groups, w.shape[0] // groups
+        parts = [
+            super(GroupsStackedWithoutTranspose, self).forward(
+                x[:, g * c:(g + 1) * c], w[g * f:(g + 1) * f], b[g * f:(g + 1) * f],
+                stride=stride, padding=padding, dilation=dilation, groups=1,
+            )
+            for g in range(groups)
+        ]
+        stacked = np.stack(parts)  # (groups, N, F/g, *out): needs moveaxis(0, 1) before the reshape
+        return stacked.reshape(n, groups * f, *stacked.shape[3:])
+
+
+class PaddingWithBatchShifted(TapLoopConv):
+    """Crops dX out of the padded buffer with offsets from the unpadded layout, which moves each
+    batch item's gradient onto the next: right for padding 0 or batch 1, wrong when they meet."""
+
+    def input_gradient(self, dy, x, w, *, stride, padding, dilation, groups):
+        dx = super().input_gradient(dy, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        return np.roll(dx, 1, axis=0) if any(padding) else dx
+
+
+class DepthwiseMultiplierMixed(TapLoopConv):
+    """Depthwise (groups = C) dX that pairs kernel f with channel f % C instead of f // (F/C):
+    right when F = C, wrong with a channel multiplier (F = 2C)."""
+
+    def kernels_for_dx(self, f, groups, depth):
+        if groups * depth != groups or f == groups:  # not depthwise, or no multiplier
+            return super().kernels_for_dx(f, groups, depth)
+        return [list(range(g, f, groups)) for g in range(groups)]
+
+
+class FirstDilationForEveryAxis(TapLoopConv):
+    """Takes dilation[0] for every axis, forward and backward alike (a layer written for square
+    dilations): right whenever the dilations are equal."""
+
+    def forward(self, x, w, b, *, dilation, **settings):
+        return super().forward(x, w, b, dilation=tuple(dilation[:1]) * len(dilation), **settings)
+
+    def backward(self, dy, x, w, b, *, dilation, **settings):
+        return super().backward(dy, x, w, b, dilation=tuple(dilation[:1]) * len(dilation), **settings)
+
+
+class ChunkedBatch(TapLoopConv):
+    """dK summed over the batch in chunks of 4 with the chunk count rounded down: batches of 5 or
+    more lose their last items."""
+
+    def weight_gradient(self, dy, x, w, **settings):
+        chunks = max(1, x.shape[0] // 4)
+        return sum(super(ChunkedBatch, self).weight_gradient(dy[4 * i:4 * i + 4], x[4 * i:4 * i + 4], w, **settings)
+                   for i in range(chunks))
+
+
+# --- interfaces that do not match ------------------------------------------------------------
+
+
+class BackwardWithoutDilation(TapLoopConv):
+    """forward takes dilation; backward does not, and computes the undilated gradient."""
+
+    def backward(self, dy, x, w, b, *, stride, padding, groups):
+        ones = (1,) * (x.ndim - 2)
+        return super().backward(dy, x, w, b, stride=stride, padding=padding, dilation=ones, groups=groups)
 
 
 # --- one wrong number ---------------------------------------------------------------------

@@ -33,8 +33,14 @@ def _differ(rows: Sequence["TensorComparison"], what: str) -> str:
     return f"{', '.join(t.name for t in failing)} {verb} from {what} by up to {worst.max_rel_error or 0.0:.2g} of the scale"
 
 
-def second_call_cause(first: "CallResult", second: "CallResult", geometry: LayerGeometry, rtol: float) -> Optional[str]:
-    """The state that explains a second call that differs from the convolution, or None."""
+def second_call_cause(
+    first: "CallResult", second: "CallResult", geometry: LayerGeometry, rtol: float, first_held: bool
+) -> Optional[str]:
+    """The state that explains a second call that differs from the convolution, or None.
+
+    When the first call failed too, the second failing says nothing about state (None)."""
+    if not first_held:
+        return None
     tolerance = max(rtol, _MATCH_FLOOR)
     x1, w1, b1, dy1 = (t.astype(np.float64) for t in first.tensors)
     x2, w2, b2, dy2 = (t.astype(np.float64) for t in second.tensors)

@@ -138,9 +138,12 @@ def later_calls(
     options: CheckOptions,
     first: CallResult,
     second: Tensors,
+    first_held: bool,
     progress: Optional[ProgressFactory] = None,
 ) -> tuple[CallCheck, ...]:
-    """The protocol's calls after the first (see the module docstring), and the reuse watch."""
+    """The protocol's calls after the first (see the module docstring), and the reuse watch.
+
+    `first_held`: every row of the first call passed, so a later call that fails tells of state."""
     checks: list[CallCheck] = []
     # One forward call each, and the projections' two per direction when there is no reference.
     planned = 3 + (0 if options.forward_check else 2 * 2 * PROJECTIONS_PER_TENSOR * len(GRADIENT_NAMES))
@@ -157,7 +160,8 @@ def later_calls(
     new = call(guard, second)
     check = _check("second call", NEW_TENSORS, new, guard, geometry, options, before)
     if not check.passed and new.failure is None:
-        check = _with_cause(check, second_call_cause(first, new, geometry, options.tolerances(geometry.dtype).rtol))
+        cause = second_call_cause(first, new, geometry, options.tolerances(geometry.dtype).rtol, first_held)
+        check = _with_cause(check, cause)
     checks.append(check)
     made()
 
