@@ -86,7 +86,8 @@ class ConvgradError(Exception):
         return self._parameter or (self.parameters[0] if self.parameters else None)
 
     def render(self, audience: Audience = PYTHON) -> str:
-        return _ParameterFormatter(audience).format(self.template)
+        """The message in `audience`'s words, on one line whatever text the user gave."""
+        return " ".join(_ParameterFormatter(audience).format(self.template).split())
 
     def __str__(self) -> str:
         return self.render(PYTHON)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Optional, Sequence, SupportsIndex, TypedDict, Union, get_args
 
-from convgrad.errors import GeometryError, named
+from convgrad.errors import GeometryError, literal, named
 
 __all__ = [
     "Dtype",
@@ -93,7 +93,7 @@ def _parse_int_list(text: str, parameter: str, example: str) -> tuple[int, ...]:
     for part in _SEPARATORS.split(text):
         if not re.fullmatch(r"[+-]?\d+", part):
             raise GeometryError(
-                f"{named(parameter, text)}: {part!r} is not a whole number; give sizes like "
+                f"{named(parameter, text)}: {literal(repr(part))} is not a whole number; give sizes like "
                 f"{named(parameter, example)}"
             )
         values.append(int(part))

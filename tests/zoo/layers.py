@@ -345,6 +345,20 @@ class RaisesWhenStrideDoesNotTile(TapLoopConv):
         return super().forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
+# --- correct, with state: what forward keeps is what backward uses ---------------------------
+
+
+class KeepsInputsForBackward(TapLoopConv):
+    """Correct: forward keeps x and w for backward, as layer objects do; every forward replaces them."""
+
+    def forward(self, x, w, b, **settings):
+        self.x, self.w = x.copy(), w.copy()
+        return super().forward(x, w, b, **settings)
+
+    def backward(self, dy, x, w, b, **settings):
+        return super().backward(dy, self.x, self.w, b, **settings)
+
+
 # --- wrong only after the first call: state kept between calls, returned buffers -------------
 # Each passes one call on fresh C-ordered inputs; the call protocol's later calls catch it.
 

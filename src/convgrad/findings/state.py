@@ -34,12 +34,15 @@ def _differ(rows: Sequence["TensorComparison"], what: str) -> str:
 
 
 def second_call_cause(
-    first: "CallResult", second: "CallResult", geometry: LayerGeometry, rtol: float, first_held: bool
+    first: "CallResult", second: "CallResult", geometry: LayerGeometry, rtol: float, first_held: tuple[bool, bool]
 ) -> Optional[str]:
     """The state that explains a second call that differs from the convolution, or None.
 
-    When the first call failed too, the second failing says nothing about state (None)."""
-    if not first_held:
+    `first_held`: (the first call's output matched the convolution, every row of it passed). With
+    a wrong first output nothing here can be told; without a named cause, that the layer keeps
+    state is only said when the whole first call held."""
+    output_held, all_held = first_held
+    if not output_held:
         return None
     tolerance = max(rtol, _MATCH_FLOOR)
     x1, w1, b1, dy1 = (t.astype(np.float64) for t in first.tensors)
@@ -84,6 +87,8 @@ def second_call_cause(
                 f"the second backward computed {name} with the previous call's {what}: it is cached "
                 "between calls and refreshed only when the shape changes"
             )
+    if not all_held:
+        return None
     return (
         "the second call, on new tensors of the same shape, does not match the convolution although "
         "the first did: the layer keeps state between calls"

@@ -30,11 +30,10 @@ def _reason(case: CaseReport, worst: Optional[TensorComparison]) -> str:
         return case.skipped
     if case.passed:
         return ""
-    if worst is not None and worst.reason is not None:
-        return worst.reason
     if case.reason is not None:
         return case.reason
-    return "; ".join(f"{c.name}: {c.reason}" for c in case.failing_calls)
+    first = [f"{worst.name}: {worst.reason}"] if worst is not None and worst.reason is not None else []
+    return "; ".join(first + [f"{c.name}: {c.reason}" for c in case.failing_calls])
 
 
 def render_summary(suite: SuiteReport) -> RenderableType:

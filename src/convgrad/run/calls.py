@@ -138,12 +138,13 @@ def later_calls(
     options: CheckOptions,
     first: CallResult,
     second: Tensors,
-    first_held: bool,
+    first_held: tuple[bool, bool],
     progress: Optional[ProgressFactory] = None,
 ) -> tuple[CallCheck, ...]:
     """The protocol's calls after the first (see the module docstring), and the reuse watch.
 
-    `first_held`: every row of the first call passed, so a later call that fails tells of state."""
+    `first_held`: whether the first call's output, and all of its rows, passed; what a later
+    failure can be blamed on depends on them."""
     checks: list[CallCheck] = []
     # One forward call each, and the projections' two per direction when there is no reference.
     planned = 3 + (0 if options.forward_check else 2 * 2 * PROJECTIONS_PER_TENSOR * len(GRADIENT_NAMES))
@@ -169,7 +170,7 @@ def later_calls(
     laid_out = call(guard, second, NON_CONTIGUOUS)
     called_with = f"the second call's tensors, {describe_layouts(NON_CONTIGUOUS)}"
     check = _check("other memory layouts", called_with, laid_out, guard, geometry, options, before)
-    if not check.passed and new.failure is None and checks[0].passed:
+    if not check.passed and new.failure is None and checks[0].passed and first_held[1]:
         # The same tensors went through in C order: the layout is what changed.
         check = _with_cause(check, _layout_culprit(guard, new, geometry, options))
     elif not check.passed:
