@@ -103,13 +103,13 @@ def _pytest_output(tmp_path, body: str) -> str:
     import sys
     import textwrap
 
+    from processes import convgrad_env
+
     test = tmp_path / "test_user_layer.py"
     test.write_text(textwrap.dedent(body))
-    src = os.path.dirname(os.path.dirname(convgrad.__file__))
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": src, "COLUMNS": "100"},
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=convgrad_env(COLUMNS="100"),
     )
     assert done.returncode == 1, done.stdout + done.stderr
     return done.stdout

@@ -266,6 +266,16 @@ def _refuse_unused_samples(ctx: click.Context, method: str) -> None:
         )
 
 
+def _echo(text: str) -> None:
+    """Print to stdout; a reader that stopped early (`| head`) is not a failure of the check."""
+    from convgrad.render.console import discard_rest
+
+    try:
+        click.echo(text)
+    except BrokenPipeError:
+        discard_rest(sys.stdout)
+
+
 def _write(path: str, text: str) -> None:
     try:
         with open(path, "w", encoding="utf-8") as handle:
@@ -294,7 +304,7 @@ def _print_suite(suite: "SuiteReport", *, as_json: bool, quiet: bool, svg_path: 
     if as_json:
         from convgrad.render.json import render_json
 
-        click.echo(render_json(suite))
+        _echo(render_json(suite))
     if as_json and not svg_path:
         return
     from convgrad.render.summary import render_skipped
@@ -357,7 +367,7 @@ def explain(seed: int, as_json: bool, svg_path: Optional[str], **flags: Any) -> 
     if as_json:
         from convgrad.render.json import derivation_to_json
 
-        click.echo(derivation_to_json(derivation))
+        _echo(derivation_to_json(derivation))
     if not as_json or svg_path:
         from convgrad.render.explain import render_explain
 
