@@ -46,3 +46,42 @@ def test_a_reader_that_is_gone_before_the_first_line_keeps_the_checks_exit_code(
     stderr = child.stderr.read().decode()
     assert child.wait(timeout=300) == status
     assert stderr == ""
+
+
+def _children(pid: int) -> list[str]:
+    return subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+
+
+@pytest.mark.parametrize("whole_group", [True, False], ids=["ctrl-c", "kill-int"])
+def test_ctrl_c_during_a_check_exits_130_and_leaves_no_process(whole_group):
+    import os
+    import signal
+    import time
+
+    # A dense check of this layer runs for minutes: it is certainly still running when interrupted.
+    child = subprocess.Popen(
+        [*CONVGRAD, "check", "--in", "16x40x40", "--kernels", "16x16x3x3", "--method", "dense"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=convgrad_env(), start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _children(child.pid):  # the case's worker is forked: the check has started
+            assert child.poll() is None and time.monotonic() < deadline, "the check never started"
+            time.sleep(0.05)
+        # Ctrl-C signals the terminal's whole foreground group (worker included); kill -INT only convgrad.
+        if whole_group:
+            os.killpg(child.pid, signal.SIGINT)
+        else:
+            child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+        assert child.returncode == 130
+        assert stderr.decode() == "Interrupted.\n"
+        time.sleep(0.2)  # let the kernel finish reaping
+        survivors = subprocess.run(["pgrep", "-s", str(child.pid)], capture_output=True, text=True).stdout.split()
+        assert survivors == []
+    finally:  # a failed assertion must not leave the check or its worker running
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        child.wait()
