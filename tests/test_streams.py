@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -85,3 +86,54 @@ def test_ctrl_c_during_a_check_exits_130_and_leaves_no_process(whole_group):
         except ProcessLookupError:
             pass
         child.wait()
+
+
+SEED_CHECK = ["check", "--in", "3x20x20", "--kernels", "5x3x3x3"]
+
+
+@pytest.fixture
+def log_every_advance(monkeypatch):
+    """Progress lines at every advance the worker forwards, so a short check shows them."""
+    import convgrad.render.progress as progress
+    import convgrad.run.isolation as isolation
+
+    monkeypatch.setattr(progress, "LOG_INTERVAL_S", 0.0)
+    monkeypatch.setattr(isolation, "_PROGRESS_INTERVAL_S", 0.0)
+
+
+def _invoke(args: list[str]):
+    from click.testing import CliRunner
+
+    from convgrad.cli import cli
+
+    return CliRunner().invoke(cli, args, env={"COLUMNS": "80"})  # CliRunner's stderr is not a terminal
+
+
+def test_outside_a_terminal_progress_is_plain_lines_on_stderr(log_every_advance):
+    result = _invoke(SEED_CHECK)
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines and all(re.fullmatch(r"\[\d+ s\] convgrad check: (dX|dK|db) coloured \d+/\d+ forward calls", line)
+                         for line in lines), lines
+    assert lines[-1].endswith("db coloured 6/6 forward calls")
+    assert "\x1b[" not in result.stderr  # plain text: no bar, no cursor movement
+    assert not re.search(r"^\[\d+ s\]", result.stdout, re.MULTILINE)  # stdout holds the report alone
+
+
+def test_progress_lines_name_the_case_of_a_suite(log_every_advance):
+    result = _invoke(STANDARD)
+    assert result.exit_code == 0, result.output
+    assert "] stride 2, padding 1: dK coloured " in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--quiet", "--json"])
+def test_quiet_and_json_print_no_progress(log_every_advance, flag):
+    result = _invoke([*SEED_CHECK, flag])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+
+
+def test_a_short_check_logs_nothing():
+    # The first line comes only after LOG_INTERVAL_S: a check of a second leaves the log clean.
+    result = _invoke(SEED_CHECK)
+    assert result.exit_code == 0 and result.stderr == ""
