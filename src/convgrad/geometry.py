@@ -434,7 +434,7 @@ def memory_estimate_bytes(geometry: LayerGeometry) -> int:
     """Rough peak memory of one check, from the sizes alone (nothing is allocated).
 
     Counts the layer's tensors and gradients (in float64, where the comparison happens), and the
-    windowed copies the reference layer makes for its forward pass and for the full convolution
+    windowed copies the reference layer makes for its forward pass and for the full correlation
     that gives dX.
     """
     n, c, f = geometry.batch, geometry.channels, geometry.filters
