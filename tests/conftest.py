@@ -1,4 +1,5 @@
-"""Shared fixtures and small deliberately wrong layers for testing the checker."""
+"""Shared fixtures, and ReferenceWith for the one-off layers a test writes for a behaviour of its own
+(hanging, dying, leaking into far outputs, ...). The classic mistakes live in tests/zoo."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from convgrad import reference
 
 
 class ReferenceWith:
-    """The reference layer with one gradient replaced: a way to build broken implementations."""
+    """The reference layer, for a test to override forward or backward in."""
 
     name = "broken"
 

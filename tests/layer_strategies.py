@@ -18,11 +18,12 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from convgrad import reference
 from checking import check_layer
 from convgrad.options import METHODS, RANDOM_TENSORS as TENSOR_NAMES
 from convgrad.geometry import LayerGeometry, resolve_geometry
+from convgrad.impl.protocol import ReferenceLayer
 from convgrad.report import CaseReport
+from zoo.layers import OneCoordinateOff
 
 PROFILE = os.environ.get("CONVGRAD_PROFILE", "ci")
 
@@ -119,26 +120,12 @@ class InjectedError:
     relative: float  # signed
 
 
-class OneCoordinateWrong:
-    """The reference layer with one coordinate of one gradient off by `relative` of its scale."""
-
-    name = "one coordinate wrong"
+class OneCoordinateWrong(OneCoordinateOff):
+    """The reference layer with `error` injected. The reference, not the zoo's hand-written layer:
+    the README's reliability numbers are a measurement of convgrad on its own layer."""
 
     def __init__(self, error: InjectedError) -> None:
-        self.error = error
-
-    forward = staticmethod(reference.forward)
-
-    def backward(self, dy, x, w, b, **settings):
-        gradients = list(reference.backward(dy, x, w, b, **settings))
-        which = ("dX", "dK", "db").index(self.error.gradient)
-        wrong = gradients[which].copy()
-        # A gradient can be exactly zero everywhere (a layer that never reads its input, e.g. a
-        # dilated kernel whose taps all land in the padding): then any nonzero value is wrong.
-        scale = float(np.max(np.abs(wrong), initial=0.0)) or 1.0
-        wrong.flat[self.error.flat_index] += self.error.relative * scale
-        gradients[which] = wrong
-        return tuple(gradients)
+        super().__init__(error.gradient, error.flat_index, error.relative, base=ReferenceLayer())
 
 
 @st.composite

@@ -5,56 +5,38 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ElementTree
 
-import pytest
 from click.testing import CliRunner
 
 from convgrad.cli import cli
+from zoo import spec
 
 SEED = ["check", "--in", "3x20x20", "--kernels", "5x3x3x3"]
+BIAS_AVERAGED_OVER_BATCH = ["--impl", spec("BiasAveragedOverBatch")]
+KERNELS_NOT_ROTATED = ["--impl", spec("KernelsNotRotated")]
 
 
 def run(args: list[str]):
     return CliRunner().invoke(cli, args, env={"COLUMNS": "80"})
 
 
-@pytest.fixture
-def batch_averaged_bias(monkeypatch):
-    import convgrad.reference as reference
-
-    original = reference.bias_gradient
-    monkeypatch.setattr(reference, "bias_gradient", lambda dy: original(dy) / dy.shape[0])
-
-
-@pytest.fixture
-def unrotated_kernels(monkeypatch):
-    import numpy as np
-
-    import convgrad.reference as reference
-
-    original = reference.input_gradient
-    monkeypatch.setattr(
-        reference, "input_gradient", lambda dy, w, spatial, **kw: original(dy, np.flip(w, axis=(2, 3)), spatial, **kw)
-    )
-
-
-def test_table_says_where_and_why_below_the_failing_tensor(batch_averaged_bias):
-    result = run([*SEED, "--batch", "2"])
+def test_table_says_where_and_why_below_the_failing_tensor():
+    result = run([*SEED, *BIAS_AVERAGED_OVER_BATCH, "--batch", "2"])
     assert result.exit_code == 1, result.output
     text = " ".join(result.output.split())
     assert "where: 5 of 5 coordinates (100.0%) in all 5 kernels" in text
     assert "why: db is 1/2 of the numerical gradient everywhere: 1/N = 1/2, an average over the batch" in text
 
 
-def test_table_draws_the_heatmap_for_dx(unrotated_kernels):
-    result = run(SEED)
+def test_table_draws_the_heatmap_for_dx():
+    result = run([*SEED, *KERNELS_NOT_ROTATED])
     assert result.exit_code == 1, result.output
     assert "why: dX matches the numerical gradient once the kernels are rotated 180°" in " ".join(result.output.split())
     assert "error map of dX[n=0, c=" in result.output and "█" in result.output
     assert all(len(line) <= 80 for line in result.output.splitlines())
 
 
-def test_json_has_diagnosis_and_location(batch_averaged_bias):
-    result = run([*SEED, "--batch", "2", "--json"])
+def test_json_has_diagnosis_and_location():
+    result = run([*SEED, *BIAS_AVERAGED_OVER_BATCH, "--batch", "2", "--json"])
     assert result.exit_code == 1, result.output
     case = json.loads(result.output)["cases"][0]
     assert case["diagnosis"] == [{
@@ -70,8 +52,8 @@ def test_json_has_diagnosis_and_location(batch_averaged_bias):
     assert tensors["dX"]["location"] is None
 
 
-def test_json_dx_location_has_border_and_interior(unrotated_kernels):
-    case = json.loads(run([*SEED, "--json"]).output)["cases"][0]
+def test_json_dx_location_has_border_and_interior():
+    case = json.loads(run([*SEED, *KERNELS_NOT_ROTATED, "--json"]).output)["cases"][0]
     location = next(t for t in case["tensors"] if t["name"] == "dX")["location"]
     assert location["index_label"] == "channels" and location["indices"] == [0, 1, 2]
     assert location["region"] == "both"
@@ -85,9 +67,9 @@ def test_a_passing_check_has_an_empty_diagnosis_list():
     assert case["diagnosis"] == [] and all(t["location"] is None for t in case["tensors"])
 
 
-def test_svg_saves_the_printed_report(tmp_path, unrotated_kernels):
+def test_svg_saves_the_printed_report(tmp_path):
     picture = tmp_path / "report.svg"
-    result = run([*SEED, "--svg", str(picture)])
+    result = run([*SEED, *KERNELS_NOT_ROTATED, "--svg", str(picture)])
     assert result.exit_code == 1
     root = ElementTree.parse(picture).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import broken_layers as broken
 from conftest import ReferenceWith
 from convgrad.options import CheckOptions
 from convgrad import reference
@@ -13,6 +12,7 @@ from checking import check_layer
 from convgrad.run.case import random_tensors
 from convgrad.findings.diagnosis import dk_as_if, dx_as_if
 from convgrad.geometry import resolve_geometry
+from zoo import layers as zoo
 
 # Small cases with what a CI suite covers: batch > 1, stride > 1 (and > kernel), padding,
 # dilation, groups incl. depthwise, C == F, rectangular, 1x1 kernels, 1-D and 3-D.
@@ -35,14 +35,14 @@ def _cases(layer_class, dtype="float64"):
         yield name, geometry, check_layer(geometry, layer_class())
 
 
-@pytest.mark.parametrize("layer_class", list(broken.EXPECTED), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("layer_class", list(zoo.EXPECTED), ids=lambda c: c.__name__)
 def test_each_mistake_is_named_whenever_its_tensor_fails(layer_class):
-    expected = broken.EXPECTED[layer_class]
+    expected = zoo.EXPECTED[layer_class]
     failed_somewhere = False
     for name, geometry, case in _cases(layer_class):
         if case.reason is not None:  # the layer raised for this geometry: a reason, not a diagnosis
             continue
-        if layer_class is broken.DxDepthF and geometry.channels == geometry.filters:
+        if layer_class is zoo.DxDepthF and geometry.channels == geometry.filters:
             continue  # with C == F the depth is right: the mistake is not a shape any more
         given = {}
         for d in case.diagnoses:
@@ -56,7 +56,7 @@ def test_each_mistake_is_named_whenever_its_tensor_fails(layer_class):
     assert failed_somewhere, "the mistake never showed: the geometries do not exercise it"
 
 
-@pytest.mark.parametrize("layer_class", [*broken.CORRECT, None], ids=["tap-loop", "textbook", "reference"])
+@pytest.mark.parametrize("layer_class", [*zoo.CORRECT, None], ids=["tap-loop", "textbook", "reference"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_correct_layers_pass_with_no_diagnosis(layer_class, dtype):
     for name, geometry in ((n, resolve_geometry(**s, dtype=dtype)) for n, s in GEOMETRIES.items()):
@@ -66,7 +66,7 @@ def test_correct_layers_pass_with_no_diagnosis(layer_class, dtype):
 
 
 def test_the_seed_question_gets_the_rotation_sentence_with_the_fix():
-    case = check_layer(resolve_geometry("3x8x8", "5x3x3x3"), broken.KernelsNotRotated())
+    case = check_layer(resolve_geometry("3x8x8", "5x3x3x3"), zoo.KernelsNotRotated())
     (diagnosis,) = case.diagnoses
     assert diagnosis.tensor == "dX" and diagnosis.message.startswith(
         "dX matches the numerical gradient once the kernels are rotated 180°: rotate each kernel"
@@ -74,7 +74,7 @@ def test_the_seed_question_gets_the_rotation_sentence_with_the_fix():
 
 
 def test_depth_f_is_named_from_the_shape_with_both_depths():
-    case = check_layer(resolve_geometry("3x8x8", "5x3x3x3"), broken.DxDepthF())
+    case = check_layer(resolve_geometry("3x8x8", "5x3x3x3"), zoo.DxDepthF())
     assert case.tensor("dX").shape == (1, 5, 8, 8)
     (diagnosis,) = case.diagnoses
     assert diagnosis.kind == "dx_depth_f"
@@ -83,11 +83,11 @@ def test_depth_f_is_named_from_the_shape_with_both_depths():
 
 
 def test_constant_factors_are_named_as_the_count_they_are():
-    averaged = check_layer(resolve_geometry("2x6x6", "3x2x3x3", batch=4), broken.BatchAveraged())
+    averaged = check_layer(resolve_geometry("2x6x6", "3x2x3x3", batch=4), zoo.BatchAveraged())
     by_tensor = {d.tensor: d.message for d in averaged.diagnoses}
     assert set(by_tensor) == {"dK", "db"}
     assert "1/N = 1/4, an average over the batch: sum over the batch" in by_tensor["db"]
-    per_tap = check_layer(resolve_geometry("2x6x6", "3x2x3x2"), broken.BiasOncePerKernelElement())
+    per_tap = check_layer(resolve_geometry("2x6x6", "3x2x3x2"), zoo.BiasOncePerKernelElement())
     (diagnosis,) = per_tap.diagnoses
     assert diagnosis.message.startswith("db is 6 times the numerical gradient everywhere: 6, the number of kernel elements (3x2)")
 
@@ -103,7 +103,7 @@ def test_an_unnamed_factor_is_still_given_as_a_number():
 
 
 def test_a_forward_that_is_not_a_convolution_with_a_matching_backward():
-    case = check_layer(resolve_geometry("2x6x6", "3x2x3x3"), broken.TrueConvolution())
+    case = check_layer(resolve_geometry("2x6x6", "3x2x3x3"), zoo.TrueConvolution())
     assert [t.name for t in case.failing] == ["O"]
     kinds = {d.kind for d in case.diagnoses}
     assert kinds == {"forward_flips_kernels", "forward_not_convolution"}
@@ -112,20 +112,15 @@ def test_a_forward_that_is_not_a_convolution_with_a_matching_backward():
 
 
 def test_a_wrong_forward_with_the_convolution_backward():
-    case = check_layer(resolve_geometry("2x6x6", "3x2x3x3"), broken.ForwardFlipsKernels())
+    case = check_layer(resolve_geometry("2x6x6", "3x2x3x3"), zoo.ForwardFlipsKernels())
     kinds = {d.kind for d in case.diagnoses}
     assert kinds == {"forward_flips_kernels", "backward_of_true_convolution"}
     assert all(d.tensor == "O" for d in case.diagnoses)  # gradients are not blamed for the forward
 
 
 def test_one_wrong_element_gets_a_location_but_no_invented_mistake():
-    class OneOff(ReferenceWith):
-        def backward(self, dy, x, w, b, **settings):
-            dx, dw, db = reference.backward(dy, x, w, b, **settings)
-            dx[0, 1, 2, 3] += 1e-3  # 2 from the top, 3 from the left: interior of 6x6 with reach 2
-            return dx, dw, db
-
-    case = check_layer(resolve_geometry("2x6x6", "3x2x3x3"), OneOff())
+    # 2 from the top, 3 from the left: interior of 6x6 with reach 2
+    case = check_layer(resolve_geometry("2x6x6", "3x2x3x3"), zoo.OneCoordinateOff("dX", (0, 1, 2, 3), relative=1e-3))
     assert case.diagnoses == ()
     location = case.tensor("dX").location
     assert location.wrong == 1 and location.channels == (1,) and location.region == "interior"
@@ -154,6 +149,6 @@ def test_dk_in_the_wrong_layout_is_named_from_the_shape():
 
 def test_diagnoses_hold_in_float32_too():
     geometry = resolve_geometry("2x7x6", "4x2x3x2", batch=2, stride=2, padding=1, dtype="float32")
-    for layer, kind in ((broken.KernelsNotRotated(), "kernels_not_rotated"), (broken.StrideIgnoredInDx(), "stride_ignored")):
+    for layer, kind in ((zoo.KernelsNotRotated(), "kernels_not_rotated"), (zoo.StrideIgnoredInDx(), "stride_ignored")):
         case = check_layer(geometry, layer)
         assert [(d.tensor, d.kind) for d in case.diagnoses] == [("dX", kind)]

@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 
-import broken_layers as broken
 from conftest import ReferenceWith
 from convgrad import reference
 from checking import check_layer
@@ -17,6 +16,7 @@ from convgrad.geometry import resolve_geometry
 from convgrad.findings.locate import MAP_COLUMNS, MAP_ROWS, locate
 from convgrad.render.findings import describe_location
 from convgrad.render.heatmap import GLYPHS, OK_GLYPH, render_heatmap
+from zoo import layers as zoo
 
 
 def _plain(renderable) -> list[str]:
@@ -34,7 +34,7 @@ def _marked_cells(lines: list[str]) -> np.ndarray:
 
 def test_a_border_only_error_is_located_on_the_border_and_drawn_there():
     geometry = resolve_geometry("2x9x12", "3x2x3x3")
-    case = check_layer(geometry, broken.DxEdgesForgotten())
+    case = check_layer(geometry, zoo.DxEdgesForgotten())
     dx = case.tensor("dX")
     location = dx.location
     border = np.zeros((9, 12), dtype=bool)
@@ -103,12 +103,7 @@ def test_1d_and_3d_maps():
 
 
 def test_a_sampled_check_leaves_uncompared_positions_blank_and_claims_no_region():
-    from checking import check_layer
-    from convgrad.geometry import resolve_geometry
-    from convgrad.render.heatmap import render_heatmap
-    from broken_layers import KernelsNotRotated
-
-    case = check_layer(resolve_geometry("3x8x8", "4x3x3x3"), KernelsNotRotated(), method="sample", samples=6)
+    case = check_layer(resolve_geometry("3x8x8", "4x3x3x3"), zoo.KernelsNotRotated(), method="sample", samples=6)
     location = case.tensor("dX").location
     assert location.checked == 6
     assert location.border_total + location.interior_total == 6

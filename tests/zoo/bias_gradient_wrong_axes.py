@@ -1,9 +1,7 @@
 """Mistake: db sums dO over the spatial axes of the first image only, not over the batch."""
 
-from student_conv import forward, input_gradient, spatial_dims, weight_gradient  # noqa: F401
+from layers import BiasFromFirstImage
 
-
-def backward(dy, x, w, b, *, stride, padding, dilation, groups):
-    settings = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-    db = dy[0].sum(axis=(1, 2))
-    return input_gradient(dy, x, w, **settings), weight_gradient(dy, x, w, **settings), db
+layer = BiasFromFirstImage()
+forward, backward = layer.forward, layer.backward
+spatial_dims = (2,)  # 2-D only, like the course layers these files stand for: see __init__.py

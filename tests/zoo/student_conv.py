@@ -1,8 +1,10 @@
 """A correct 2-D conv layer written the way a course student would, independent of convgrad.
 
-The zoo files next to this one each replace one piece of it with a classic mistake. The forward
-pass is vectorised (a gradient check calls it thousands of times); the backward passes loop over
-output positions, the way they are usually written by hand.
+Deliberately in another calling style than the rest of the zoo: plain module functions instead
+of a class, 2-D only (spatial_dims), loops over output positions in the backward pass, the way
+they are usually written by hand. It is the zoo's second, independent correct implementation, so
+it shares no code with layers.py; the forward pass is vectorised, since a gradient check calls it
+thousands of times.
 """
 
 import numpy as np
@@ -68,12 +70,7 @@ def crop(dx_pad, padding, h, w):
 
 
 def input_gradient(dy, x, w, *, stride, padding, dilation, groups):
-    dx_pad = padded_input_gradient(dy, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
-    return crop(dx_pad, padding, *x.shape[2:])
-
-
-def padded_input_gradient(dy, x, w, *, stride, padding, dilation, groups):
-    """dX of the padded input: every output position scatters w * dO back onto its window."""
+    """Every output position scatters w * dO back onto its window of the padded input."""
     f, depth, kh, kw = w.shape
     dx_pad = np.zeros(pad(x, padding).shape)
     per_group = f // groups
@@ -84,30 +81,7 @@ def padded_input_gradient(dy, x, w, *, stride, padding, dilation, groups):
                 filters = slice(g * per_group, (g + 1) * per_group)
                 contribution = np.einsum("nf,fckl->nckl", dy[:, filters, i, j], w[filters])
                 dx_pad[:, g * depth : (g + 1) * depth, rows, cols] += contribution
-    return dx_pad
-
-
-def kernels_for_input_gradient(w, groups):
-    """Rotate every kernel by 180 degrees and swap its kernel and channel axes, per group."""
-    f, depth, kh, kw = w.shape
-    rotated = w[:, :, ::-1, ::-1]
-    per_group = rotated.reshape(groups, f // groups, depth, kh, kw)
-    return per_group.transpose(0, 2, 1, 3, 4).reshape(groups * depth, f // groups, kh, kw)
-
-
-def input_gradient_by_full_convolution(dy, x, kernels, *, stride, padding, dilation, groups):
-    """dX as the full convolution of dO (spread out by the stride) with the prepared kernels."""
-    n, c, h, wd = x.shape
-    kh, kw = kernels.shape[2:]
-    reach = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
-    rows, cols = h + 2 * padding[0] - reach[0], wd + 2 * padding[1] - reach[1]
-    spread = np.zeros((n, dy.shape[1], rows, cols))
-    spread[:, :, :: stride[0], :: stride[1]] = dy
-    full = np.pad(spread, ((0, 0), (0, 0), (reach[0], reach[0]), (reach[1], reach[1])))
-    dx_pad = forward(
-        full, kernels, np.zeros(kernels.shape[0]), stride=(1, 1), padding=(0, 0), dilation=dilation, groups=groups
-    )
-    return crop(dx_pad, padding, h, wd)
+    return crop(dx_pad, padding, *x.shape[2:])
 
 
 def backward(dy, x, w, b, *, stride, padding, dilation, groups):

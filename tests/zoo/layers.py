@@ -1,9 +1,14 @@
-"""Conv layers written by hand the way people write them, with the classic mistakes people make.
+"""Every layer of the zoo: one correct conv layer written by hand, and the classic mistakes made in it.
 
 `TapLoopConv` is a correct layer written independently of convgrad's reference: a loop over the
 kernel taps, each tap one vectorised slice (forward: gather; backward: scatter). `TextbookConv`
 computes dX the way the textbook says, as a full convolution of dO with the kernels rotated 180
-degrees and swapped. Every other class changes the one or two lines where the mistake is made.
+degrees and swapped. Every wrong layer is a subclass that changes the one or two lines where the
+mistake is made, and `OneCoordinateOff` puts a single wrong number into a correct gradient.
+
+The files next to this one (kernels_not_rotated.py, ...) each export one of these layers for
+`convgrad check --impl FILE.py`; any class here also loads as `--impl tests/zoo/layers.py:NAME`.
+This file imports nothing but NumPy, so the command line can load it from any folder.
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ def _window(tap, out, stride, dilation):
 
 def _flat(a):
     return a.reshape(*a.shape[:2], -1)
+
+
+def _spatial_axes(a):
+    return tuple(range(2, a.ndim))
 
 
 class TapLoopConv:
@@ -55,17 +64,26 @@ class TapLoopConv:
         per_group = f // groups
         return [slice(g * per_group, (g + 1) * per_group) for g in range(groups)]
 
+    def kernels_for_dx(self, f, groups, depth):
+        """The kernels each group's dX channels are computed from."""
+        return self.groups_of(f, groups)
+
     def input_gradient(self, dy, x, w, *, stride, padding, dilation, groups):
+        dxp = self.padded_input_gradient(dy, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        return self.crop(dxp, x.shape[2:], padding)
+
+    def padded_input_gradient(self, dy, x, w, *, stride, padding, dilation, groups):
+        """dX of the padded input: every tap scatters w * dO back onto the positions it read."""
         depth = w.shape[1]
         out = dy.shape[2:]
         padded = [h + 2 * p for h, p in zip(x.shape[2:], padding)]
         dxp = np.zeros((*x.shape[:2], *padded))
         for tap in np.ndindex(*w.shape[2:]):
             where = (slice(None), slice(None), *self.scatter_window(tap, out, stride, dilation))
-            for g, fs in enumerate(self.groups_of(w.shape[0], groups)):
+            for g, fs in enumerate(self.kernels_for_dx(w.shape[0], groups, depth)):
                 cs = slice(g * depth, (g + 1) * depth)
                 dxp[where][:, cs] += np.einsum("nf...,fc->nc...", dy[:, fs], w[(fs, slice(None), *tap)])
-        return self.crop(dxp, x.shape[2:], padding)
+        return dxp
 
     def scatter_window(self, tap, out, stride, dilation):
         return _window(tap, out, stride, dilation)
@@ -89,7 +107,7 @@ class TapLoopConv:
         return _window(tap, out, stride, dilation)
 
     def bias_gradient(self, dy, w):
-        return dy.sum(axis=(0, *range(2, dy.ndim)))
+        return dy.sum(axis=(0, *_spatial_axes(dy)))
 
 
 class TextbookConv(TapLoopConv):
@@ -100,7 +118,7 @@ class TextbookConv(TapLoopConv):
 
     def prepare_kernels(self, w, groups):
         f, depth = w.shape[:2]
-        rotated = np.flip(w, axis=tuple(range(2, w.ndim)))
+        rotated = np.flip(w, axis=_spatial_axes(w))
         per_group = rotated.reshape(groups, f // groups, depth, *w.shape[2:])
         return per_group.swapaxes(1, 2).reshape(groups * depth, f // groups, *w.shape[2:])
 
@@ -116,11 +134,17 @@ class TextbookConv(TapLoopConv):
 
     def full_convolution(self, full, w, dilation, groups):
         """Valid correlation of the padded dO with the rotated, swapped kernels."""
-        kernels = self.prepare_kernels(w, groups)
-        ones = [1] * (w.ndim - 2)
+        return self.correlate(full, self.prepare_kernels(w, groups), dilation, groups)
+
+    @staticmethod
+    def correlate(full, kernels, dilation, groups):
+        ones = [1] * (kernels.ndim - 2)
         return TapLoopConv().forward(
             full, kernels, np.zeros(kernels.shape[0]), stride=ones, padding=[0] * len(ones), dilation=dilation, groups=groups
         )
+
+
+CORRECT = (TapLoopConv, TextbookConv)
 
 
 # --- dX -----------------------------------------------------------------------------------
@@ -134,35 +158,50 @@ class KernelsNotRotated(TextbookConv):
 
 
 class KernelsNotSwapped(TextbookConv):
+    """With C != F the shapes do not fit (dX gets the wrong depth, or backward raises); with C == F
+    it gives the wrong dX."""
+
     def prepare_kernels(self, w, groups):
-        return np.flip(w, axis=tuple(range(2, w.ndim)))  # F x C/g used as if it were C x F/g
+        return np.flip(w, axis=_spatial_axes(w))  # F x C/g used as if it were C x F/g
 
 
 class KernelsReshapedNotSwapped(TextbookConv):
     def prepare_kernels(self, w, groups):
         f, depth = w.shape[:2]
-        rotated = np.flip(w, axis=tuple(range(2, w.ndim)))
+        rotated = np.flip(w, axis=_spatial_axes(w))
         return rotated.reshape(groups * depth, f // groups, *w.shape[2:])  # reshape is not a transpose
 
 
 class DxDepthF(TextbookConv):
-    """Convolves each dO channel with its own rotated kernel, summed over the kernel's depth."""
+    """Convolves each dO channel with its own rotated kernel, summed over the kernel's depth, so dX
+    gets depth F (one channel per kernel) instead of depth C."""
 
     def full_convolution(self, full, w, dilation, groups):
-        rotated = np.flip(w, axis=tuple(range(2, w.ndim)))
-        ones = [1] * (w.ndim - 2)
-        return TapLoopConv().forward(
-            full, rotated.sum(axis=1, keepdims=True), np.zeros(w.shape[0]), stride=ones, padding=[0] * len(ones),
-            dilation=dilation, groups=w.shape[0],
-        )
+        rotated = np.flip(w, axis=_spatial_axes(w))
+        return self.correlate(full, rotated.sum(axis=1, keepdims=True), dilation, groups=w.shape[0])
 
 
 class PaddingCropOffByOne(TapLoopConv):
+    """Crops the padding off dX one pixel early (from pad - 1 instead of pad; right where there is
+    no padding)."""
+
+    shift = -1
+
     def crop(self, dxp, spatial, padding):
-        return dxp[(slice(None), slice(None), *(slice(p - 1, p - 1 + h) if p else slice(0, h) for p, h in zip(padding, spatial)))]
+        starts = [max(p + self.shift, 0) for p in padding]
+        return dxp[(slice(None), slice(None), *(slice(s, s + h) for s, h in zip(starts, spatial)))]
+
+
+class PaddingCroppedTooFar(PaddingCropOffByOne):
+    """Crops the padding off dX one pixel too far (from pad + 1): without padding, dX comes back
+    one pixel short."""
+
+    shift = 1
 
 
 class StrideIgnoredInDx(TapLoopConv):
+    """dX scatters output position i back onto window i instead of s*i."""
+
     def scatter_window(self, tap, out, stride, dilation):
         return tuple(slice(d * u, d * u + o) for u, o, d in zip(tap, out, dilation))
 
@@ -184,6 +223,14 @@ class GroupsInterleaved(TapLoopConv):
         return [slice(g, None, groups) for g in range(groups)]
 
 
+class GroupsMixedInDx(TapLoopConv):
+    """In dX, group g takes its kernels from g * C/g instead of g * F/g, so groups borrow each
+    other's kernels whenever C != F (dK is right)."""
+
+    def kernels_for_dx(self, f, groups, depth):
+        return [slice(g * depth, g * depth + f // groups) for g in range(groups)]
+
+
 class DxEdgesForgotten(TextbookConv):
     """Computes dX only where every kernel tap lands inside dO and leaves the edges at zero."""
 
@@ -196,22 +243,48 @@ class DxEdgesForgotten(TextbookConv):
         return edges_zero
 
 
+class DxAveragedOverWindows(TapLoopConv):
+    """Overlapping window contributions to dX are averaged instead of summed; pixels that no window
+    reaches (stride larger than the kernel) become 0 / 0 = NaN."""
+
+    def input_gradient(self, dy, x, w, *, stride, padding, dilation, groups):
+        dxp = self.padded_input_gradient(dy, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        windows_per_pixel = np.zeros(dxp.shape[2:])
+        for tap in np.ndindex(*w.shape[2:]):
+            windows_per_pixel[self.scatter_window(tap, dy.shape[2:], stride, dilation)] += 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.crop(dxp / windows_per_pixel, x.shape[2:], padding)
+
+
 # --- dK and db ----------------------------------------------------------------------------
 
 
 class StrideIgnoredInDk(TapLoopConv):
+    """dK correlates dO with the input windows at i instead of s*i."""
+
     def gather_window(self, tap, out, stride, dilation):
         return tuple(slice(d * u, d * u + o) for u, o, d in zip(tap, out, dilation))
 
 
-class BatchAveraged(TapLoopConv):
+class BiasAveragedOverBatch(TapLoopConv):
+    """db as the mean over the batch, as if E were averaged over the samples (dK is right)."""
+
+    def bias_gradient(self, dy, w):
+        return dy.mean(axis=0).sum(axis=tuple(range(1, dy.ndim - 1)))
+
+
+class BatchAveraged(BiasAveragedOverBatch):
     """dK and db as the mean over the batch, as if E were averaged over the samples."""
 
     def weight_gradient(self, dy, x, w, **settings):
         return super().weight_gradient(dy, x, w, **settings) / dy.shape[0]
 
+
+class BiasFromFirstImage(TapLoopConv):
+    """db sums dO over the spatial axes of the first image only, not over the batch."""
+
     def bias_gradient(self, dy, w):
-        return dy.mean(axis=0).sum(axis=tuple(range(1, dy.ndim - 1)))
+        return dy[0].sum(axis=tuple(range(1, dy.ndim - 1)))
 
 
 class BiasOncePerKernelElement(TapLoopConv):
@@ -220,8 +293,21 @@ class BiasOncePerKernelElement(TapLoopConv):
     def bias_gradient(self, dy, w):
         db = np.zeros(dy.shape[1])
         for _ in np.ndindex(*w.shape[2:]):
-            db += dy.sum(axis=(0, *range(2, dy.ndim)))
+            db += dy.sum(axis=(0, *_spatial_axes(dy)))
         return db
+
+
+# --- the whole backward pass --------------------------------------------------------------
+
+
+class ClipsDyInPlace(TapLoopConv):
+    """Backward clips the upstream gradient in place, changing the caller's array."""
+
+    clip = 1.0
+
+    def backward(self, dy, x, w, b, **settings):
+        np.clip(dy, -self.clip, self.clip, out=dy)
+        return super().backward(dy, x, w, b, **settings)
 
 
 # --- O ------------------------------------------------------------------------------------
@@ -231,25 +317,66 @@ class TrueConvolution(TapLoopConv):
     """A true convolution (kernels flipped) with its own exact gradient: consistent, but not conv."""
 
     def forward(self, x, w, b, **settings):
-        return super().forward(x, np.flip(w, axis=tuple(range(2, w.ndim))), b, **settings)
+        return super().forward(x, np.flip(w, axis=_spatial_axes(w)), b, **settings)
 
     def backward(self, dy, x, w, b, **settings):
-        flipped = np.flip(w, axis=tuple(range(2, w.ndim)))
-        dx, dw, db = super().backward(dy, x, flipped, b, **settings)
-        return dx, np.flip(dw, axis=tuple(range(2, w.ndim))), db
+        dx, dw, db = super().backward(dy, x, np.flip(w, axis=_spatial_axes(w)), b, **settings)
+        return dx, np.flip(dw, axis=_spatial_axes(w)), db
 
 
 class ForwardFlipsKernels(TapLoopConv):
     """Forward flips the kernels (a true convolution); backward is right for a cross-correlation."""
 
     def forward(self, x, w, b, **settings):
-        return super().forward(x, np.flip(w, axis=tuple(range(2, w.ndim))), b, **settings)
+        return super().forward(x, np.flip(w, axis=_spatial_axes(w)), b, **settings)
 
 
-CORRECT = (TapLoopConv, TextbookConv)
+class RaisesWhenStrideDoesNotTile(TapLoopConv):
+    """Like many course solutions, forward asserts that the stride tiles the padded input exactly,
+    so layers where it does not (a legal setting: the remainder is dropped) crash."""
 
-# Each broken layer, and for each tensor it gets wrong the diagnoses that name its mistake: whenever
-# that tensor fails a case, one of them must be given.
+    def forward(self, x, w, b, *, stride, padding, dilation, groups):
+        axes = ("depth", "height", "width")[-len(stride):]
+        for axis, h, k, s, p, d in zip(axes, x.shape[2:], w.shape[2:], stride, padding, dilation):
+            assert (h + 2 * p - d * (k - 1) - 1) % s == 0, f"{axis} does not tile"
+        return super().forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+# --- one wrong number ---------------------------------------------------------------------
+
+
+class OneCoordinateOff:
+    """A correct layer (`base`, by default TapLoopConv) with one coordinate of one gradient off by
+    `relative` of that gradient's scale, its largest magnitude.
+
+    `gradient` is "dX", "dK" or "db"; `index` a tuple, or an int counted over the flattened
+    gradient. A gradient can be exactly zero everywhere (a layer that never reads its input, e.g.
+    a dilated kernel whose taps all land in the padding): then the scale is 1, since any nonzero
+    value is wrong.
+    """
+
+    name = "one coordinate off"
+
+    def __init__(self, gradient, index, relative, base=None):
+        self.gradient, self.index, self.relative = gradient, index, relative
+        self.base = TapLoopConv() if base is None else base
+
+    def forward(self, x, w, b, **settings):
+        return self.base.forward(x, w, b, **settings)
+
+    def backward(self, dy, x, w, b, **settings):
+        gradients = list(self.base.backward(dy, x, w, b, **settings))
+        which = ("dX", "dK", "db").index(self.gradient)
+        wrong = gradients[which].copy()
+        scale = float(np.max(np.abs(wrong), initial=0.0)) or 1.0
+        position = np.unravel_index(self.index, wrong.shape) if isinstance(self.index, int) else self.index
+        wrong[position] += self.relative * scale
+        gradients[which] = wrong
+        return tuple(gradients)
+
+
+# Each wrong layer whose mistake convgrad names, and for each tensor it gets wrong the diagnoses
+# that name the mistake: whenever that tensor fails a case, one of them must be given.
 EXPECTED = {
     KernelsNotRotated: {"dX": {"kernels_not_rotated"}},
     # With C != F the unswapped kernels give dX the depth F; with C == F the numbers are wrong.
@@ -262,6 +389,7 @@ EXPECTED = {
     DilationIgnored: {"dX": {"dilation_ignored"}, "dK": {"dilation_ignored"}},
     GroupsInterleaved: {"dX": {"groups_mixed"}, "dK": {"groups_mixed"}},
     BatchAveraged: {"dK": {"constant_factor"}, "db": {"constant_factor"}},
+    BiasAveragedOverBatch: {"db": {"constant_factor"}},
     BiasOncePerKernelElement: {"db": {"constant_factor"}},
     TrueConvolution: {"O": {"forward_flips_kernels"}},
     ForwardFlipsKernels: {"O": {"forward_flips_kernels"}},
