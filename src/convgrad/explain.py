@@ -111,6 +111,16 @@ class WorkedCoordinate:
     def all_terms(self) -> int:
         return sum(len(f.terms) for f in self.filters)
 
+    @property
+    def zero_terms(self) -> int:
+        """Products whose padded dO value is padding or a zero the stride inserted."""
+        return self.all_terms - self.nonzero_terms
+
+    @property
+    def hidden_filters(self) -> int:
+        """Filters after the first `shown`, whose products are given only as one sum (`rest`)."""
+        return len(self.filters) - self.shown
+
 
 @dataclass(frozen=True)
 class KernelGrid:

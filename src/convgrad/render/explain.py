@@ -411,7 +411,7 @@ def _number(v: float, digits: int) -> str:
     return f"{v:.{digits}f}".replace("-", "−")
 
 
-_TERMS_PER_FILTER = 9  # products listed per filter; more are summed into "+ N more"
+_TERMS_PER_FILTER = 6  # products listed per filter (two lines at 80 columns); the rest as "+ N more"
 
 
 def _worked(d: Derivation) -> list[RenderableType]:
@@ -454,7 +454,7 @@ def _worked(d: Derivation) -> list[RenderableType]:
         ))
     parts.append(_body(
         f"The {w.nonzero_terms} products where the window lies on an entry of dO "
-        f"(the other {w.all_terms - w.nonzero_terms} of {w.all_terms} are 0):"
+        f"(the other {w.zero_terms} of {w.all_terms} are 0):"
     ))
     lines = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
     lines.add_column("f", no_wrap=True, style="dim")
@@ -466,9 +466,8 @@ def _worked(d: Derivation) -> list[RenderableType]:
         if len(values) > _TERMS_PER_FILTER:
             listed += f" + {len(values) - _TERMS_PER_FILTER} more"
         lines.add_row(f"f={filter_terms.filter}", listed, f"= {_number(filter_terms.partial, 4)}")
-    hidden = len(w.filters) - w.shown
-    if hidden:
-        lines.add_row("", f"the other {_plural(hidden, 'filter')} together", f"= {_number(w.rest, 4)}")
+    if w.hidden_filters:
+        lines.add_row("", f"the other {_plural(w.hidden_filters, 'filter')} together", f"= {_number(w.rest, 4)}")
     parts.append(Padding(lines, (0, 0, 0, 2)))
     parts.append(_body(Text.assemble(
         f"sum {_number(w.total, 9)}, and dX[{index}] computed by the steps is ",
