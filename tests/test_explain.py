@@ -341,3 +341,13 @@ def test_explain_svg_is_a_valid_picture_of_what_was_printed(tmp_path):
 def test_explain_help_has_an_example():
     result = run(["explain", "--help"])
     assert result.exit_code == 0 and "convgrad explain --in 3x20x20 --kernels 5x3x3x3" in result.output
+
+
+def test_the_readme_shows_explain_as_it_prints():
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+    with open(readme, encoding="utf-8") as handle:
+        text = handle.read()
+    start = text.index("$ convgrad explain --in 3x20x20 --kernels 5x3x3x3\n") + len("$ convgrad explain --in 3x20x20 --kernels 5x3x3x3\n")
+    shown = text[start:text.index("```", start)]
+    with open(GOLDEN, encoding="utf-8") as handle:
+        assert _without_rounding_noise(shown) == handle.read()

@@ -78,8 +78,8 @@ def _words() -> list[RenderableType]:
         _body(
             "So a convolution with k is a correlation with k rotated 180° (every axis reversed): "
             "np.convolve(a, k) = np.correlate(a, k[::-1], 'full'). Valid: only where k lies inside "
-            "a. Full: wherever k overlaps a, which is a valid one on a padded with (size of k)−1 "
-            "zeros on each side."
+            "a. Full: wherever k overlaps a at all, which equals valid on a after padding it with "
+            "(size of k)−1 zeros on each side."
         ),
         _body(
             "E is the loss, one number computed from O. Backward is given dO = ∂E/∂O and returns "
