@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -148,3 +149,47 @@ def test_a_layer_that_raises_gets_its_reason_as_the_verdict(tmp_path):
     result = run([*SEED, "--impl", str(layer), "--quiet"])
     assert result.exit_code == 1
     assert result.output.strip() == "FAIL: forward raised RuntimeError: not yet (at raises.py:2)"
+
+
+WIDE_3D = ["--in", "6x10x10x10", "--kernels", "16x6x3x3x3", "--batch", "12", "--padding", "1",
+           "--dtype", "float32", "--method", "sample", "--samples", "2", "--seed", "42"]
+
+
+def _tokens(output: str) -> set[str]:
+    return {token for line in output.splitlines() for token in line.split()}
+
+
+@pytest.mark.parametrize("columns", ["80", "60"])
+def test_narrow_tables_never_split_a_shape_or_a_header_field(columns):
+    result = run(["check", *WIDE_3D], COLUMNS=columns)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(len(line) <= int(columns) for line in lines)
+    assert {"12x16x10x10x10", "12x6x10x10x10", "16x6x3x3x3", "6x10x10x10"} <= _tokens(result.output)
+    # Header lines break between fields: no line ends inside "rtol 0.001 of each tensor's scale".
+    header_lines = lines[:next(i for i, line in enumerate(lines) if not line.strip())]
+    header = " / ".join(header_lines)
+    assert "rtol 0.001 of each tensor's scale" in header and "seed 42" in header
+    assert not any(line.rstrip().endswith(("rtol", "of", "each", "padding", "stride")) for line in header_lines)
+    table_header = next(line for line in lines if "status" in line)
+    assert table_header.split()[:2] == ["tensor", "expected" if columns == "80" else "shape"]
+    assert "rel err" in table_header  # the judged error stays; tol is in the header line above
+
+
+def test_a_wrong_shape_keeps_its_got_column_at_any_width():
+    layer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zoo", "dx_depth_f.py")
+    result = run(["check", "--impl", layer, "--in", "3x6x7", "--kernels", "4x3x3x3"], COLUMNS="50")
+    assert result.exit_code == 1
+    header = next(line for line in result.output.splitlines() if "status" in line)
+    assert "got" in header.split()
+
+
+def test_suite_summary_wraps_geometry_between_fields_at_60_columns(tmp_path):
+    suite = tmp_path / "long.toml"
+    suite.write_text('[[case]]\nname = "a rather long case name for a 3-D layer"\nin = "4x6x7x8"\n'
+                     'kernels = "6x2x3x2x3"\nstride = "2x1x1"\npadding = "1x0x1"\ndilation = "1x2x1"\n'
+                     'groups = 2\nbatch = 3\n')
+    result = run(["check", "--config", str(suite)], COLUMNS="60")
+    assert result.exit_code == 0, result.output
+    assert {"N3", "4x6x7x8", "6x2x3x2x3", "s2x1x1", "p1x0x1", "d1x2x1", "g2", "PASS"} <= _tokens(result.output)
+    assert "…" not in result.output and all(len(line) <= 60 for line in result.output.splitlines())

@@ -193,3 +193,27 @@ def test_what_an_implementation_prints_does_not_corrupt_json():
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["passed"] is True  # the prints went to stderr
     assert "importing my conv layer" in result.stderr
+
+
+def test_a_folder_is_refused_naming_the_files_in_it(tmp_path, monkeypatch):
+    write(tmp_path, "my_conv.py", "def forward(x, w, b, **s):\n    return x\n")
+    monkeypatch.chdir(tmp_path)
+    assert_bad_input(
+        run(["--impl", ".", *LAYER]),
+        "--impl . is a folder (it holds my_conv.py); name the .py file that defines forward and backward, "
+        f"like --impl {os.path.join('.', 'my_conv.py')}",
+    )
+
+
+@pytest.mark.parametrize("spec", [".conv", "a..b", "..."])
+def test_a_relative_module_name_is_refused_in_one_line(spec):
+    assert_bad_input(run(["--impl", spec, *LAYER]), "is neither a .py file nor a dotted module name")
+
+
+def test_a_package_folder_is_still_a_module(tmp_path, monkeypatch):
+    (tmp_path / "conv_pkg").mkdir()
+    write(tmp_path, "conv_pkg/__init__.py", "from convgrad.reference import forward, backward\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = run(["--impl", "conv_pkg", *LAYER, "--quiet"])
+    assert result.exit_code == 0, result.output

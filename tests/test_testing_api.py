@@ -95,3 +95,44 @@ def test_check_refuses_an_unknown_method():
 
     with pytest.raises(ConvgradError, match="method='fast' is not known"):
         check(in_shape=(3, 8, 8), kernel_shape=(4, 3, 3, 3), method="fast")
+
+
+def _pytest_output(tmp_path, body: str) -> str:
+    """Run a one-test file with pytest in a subprocess, as a user's suite would."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from processes import convgrad_env
+
+    test = tmp_path / "test_user_layer.py"
+    test.write_text(textwrap.dedent(body))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=convgrad_env(COLUMNS="100"),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_a_failing_assertion_shows_the_callers_line_not_convgrads_source(tmp_path):
+    output = _pytest_output(tmp_path, f"""
+        from convgrad.testing import assert_conv_gradients
+
+        def test_layer():
+            assert_conv_gradients({os.path.join(ZOO, "kernels_not_rotated.py")!r}, in_shape="3x6x6", kernel_shape="4x3x3x3")
+    """)
+    assert "assert_conv_gradients(" in output  # the user's own line is where the failure points
+    assert "convgrad: dX of" in output and "FAIL: dX does not match" in output
+    assert "testing.py" not in output and "raise AssertionError" not in output and "report = check(" not in output
+
+
+def test_bad_input_in_the_pytest_api_points_at_the_callers_line(tmp_path):
+    output = _pytest_output(tmp_path, """
+        from convgrad.testing import assert_conv_gradients
+
+        def test_layer():
+            assert_conv_gradients("reference", in_shape="3x20x20", kernel_shape="5x4x3x3")
+    """)
+    assert "GeometryError: kernels expect 4 input channels but in_shape has 3" in output
+    assert "geometry.py" not in output and "testing.py" not in output

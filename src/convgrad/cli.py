@@ -120,7 +120,7 @@ def _existing_folder(ctx: click.Context, param: click.Parameter, value: Optional
     return value
 
 
-def geometry_options(function: F) -> F:
+def geometry_options(function: F, *, dtype_help: str = "Floating-point type of the check.") -> F:
     """The flags that describe one layer, shared by every command that builds one."""
     options = [
         click.option("--in", "in_shape", metavar="CxHxW",
@@ -136,7 +136,7 @@ def geometry_options(function: F) -> F:
         click.option("--groups", default=1, show_default=True, type=int,
                      help="Groups; C and F must both be divisible by it (groups = C is depthwise)."),
         click.option("--dtype", default="float64", show_default=True,
-                     type=click.Choice(["float64", "float32"]), help="Floating-point type of the check."),
+                     type=click.Choice(["float64", "float32"]), help=dtype_help),
     ]
     for option in reversed(options):
         function = option(function)
@@ -280,6 +280,16 @@ def _refuse_unused_samples(ctx: click.Context, method: str) -> None:
         )
 
 
+def _echo(text: str) -> None:
+    """Print to stdout; a reader that stopped early (`| head`) is not a failure of the check."""
+    from convgrad.render.console import discard_rest
+
+    try:
+        click.echo(text)
+    except BrokenPipeError:
+        discard_rest(sys.stdout)
+
+
 def _write(path: str, text: str) -> None:
     try:
         with open(path, "w", encoding="utf-8") as handle:
@@ -308,7 +318,7 @@ def _print_suite(suite: "SuiteReport", *, as_json: bool, quiet: bool, svg_path: 
     if as_json:
         from convgrad.render.json import render_json
 
-        click.echo(render_json(suite))
+        _echo(render_json(suite))
     if as_json and not svg_path:
         return
     from convgrad.render.summary import render_skipped
@@ -343,18 +353,27 @@ def _save_svg(console: "Console", svg_path: Optional[str]) -> None:
         raise click.FileError(svg_path, hint=error.strerror or str(error)) from None
 
 
+def _explain_geometry_options(function: F) -> F:
+    return geometry_options(
+        function, dtype_help="Only float64: the derivation is proved exactly, and float32 is refused (check it with convgrad check)."
+    )
+
+
 @cli.command()
-@geometry_options
+@_explain_geometry_options
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random layer used for the proof.")
 @click.option("--json", "as_json", is_flag=True, help="Print the derivation's shapes and proof as JSON.")
 @click.option("--svg", "svg_path", type=click.Path(dir_okay=False, writable=True), callback=_existing_folder,
               help="Also save the printed explanation as an SVG picture.")
 def explain(seed: int, as_json: bool, svg_path: Optional[str], **flags: Any) -> None:
-    """Derive dX, dK and db for this layer with its own shapes, and prove it numerically.
+    """Derive dX, dK and db for this layer with its own numbers, and prove it numerically.
 
-    Shows the forward pass, db as a sum, dK as a correlation and dX as a full convolution with the
-    kernels rotated 180 degrees and swapped, with the shape after every step; then computes dX by
-    exactly those steps and compares it with finite differences at every coordinate.
+    Says what correlation and convolution mean here, then shows the forward pass, db as a sum, dK
+    as a correlation and dX as a full correlation of dO with the kernels rotated 180 degrees and
+    swapped (a full convolution with the kernels as they are): derived index by index, as
+    tensors with the shape after every step, pictured, and worked out at one coordinate. Then it
+    computes dX by exactly those steps and compares it with finite differences at every
+    coordinate, in float64 (--dtype float32 is refused).
 
     \b
     Examples:
@@ -371,7 +390,7 @@ def explain(seed: int, as_json: bool, svg_path: Optional[str], **flags: Any) -> 
     if as_json:
         from convgrad.render.json import derivation_to_json
 
-        click.echo(derivation_to_json(derivation))
+        _echo(derivation_to_json(derivation))
     if not as_json or svg_path:
         from convgrad.render.explain import render_explain
 

@@ -1,30 +1,54 @@
 """The derivation of a layer's gradients for its own numbers, and the proof that it holds.
 
 dX is computed literally by the steps `convgrad explain` shows (reference.zero_insert, pad,
-rotate_and_swap, correlate, crop), every shape is read off the arrays those steps produce, and the
-result is compared with central finite differences at every coordinate. Always in float64: this is
-about the mathematics, not about the rounding of a dtype.
+rotate_and_swap, dilate, correlate, crop), every shape is read off the arrays those steps produce,
+one coordinate of dX is written out as the sum of its products, and the result is compared with
+central finite differences at every coordinate, with the tolerance `convgrad check` uses.
+
+Always float64: this is about the mathematics, and float32's rounding (and its 1e-3 tolerance)
+would only blur the proof, so another dtype is refused rather than silently replaced.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Optional
+import math
+from dataclasses import dataclass
+from typing import Literal, Optional
 
 import numpy as np
 
 from convgrad import reference
 from convgrad.compare import compare
+from convgrad.errors import SettingError
 from convgrad.geometry import GradientName, LayerGeometry
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.numerics.method import numerical_gradient
 from convgrad.numerics.step import step_for
-from convgrad.options import CheckOptions
+from convgrad.options import DEFAULT_TOLERANCES, CheckOptions
 from convgrad.run.case import random_tensors
 
-__all__ = ["Derivation", "Proof", "explain", "PROOF_TOLERANCE"]
+__all__ = [
+    "Derivation",
+    "Proof",
+    "Term",
+    "FilterTerms",
+    "WorkedCoordinate",
+    "KernelGrid",
+    "PaddedMap",
+    "explain",
+    "PROOF_TOLERANCE",
+    "GRID_CAP",
+    "MAP_CAP",
+    "WORKED_FILTERS",
+]
 
-PROOF_TOLERANCE = 1e-9  # the derivation holds when every error is below this, relative to the scale
+# The derivation holds when every error is within check's own float64 tolerance of the scale.
+PROOF_TOLERANCE = DEFAULT_TOLERANCES["float64"].rtol
+GRID_CAP = 5  # rows and columns of the kernel grids pictured; more would not fit 80 columns
+MAP_CAP = 10  # positions per axis of the padded dO pictured from its corner (more if the window needs)
+WORKED_FILTERS = 5  # filters whose products the worked coordinate lists; the rest as one sum
+
+CellKind = Literal["pad", "zero", "value"]  # padding, a zero inserted by the stride, an entry of dO
 
 
 @dataclass(frozen=True)
@@ -39,46 +63,255 @@ class Proof:
 
     @property
     def holds(self) -> bool:
-        return self.max_rel_error < PROOF_TOLERANCE
+        return self.max_rel_error <= PROOF_TOLERANCE
+
+
+@dataclass(frozen=True)
+class Term:
+    """One product of the worked coordinate: padded dO at `position` times K'[c, f', tap]."""
+
+    tap: tuple[int, ...]  # u' in K' (the rotated kernel)
+    kernel_tap: tuple[int, ...]  # the same tap in K: k-1-u' (the rotation)
+    position: tuple[int, ...]  # in the padded dO of this sample and filter: y + p + d*u'
+    dy: float  # the padded dO's value there
+    dy_index: Optional[tuple[int, ...]]  # the entry of dO it is (spatial), None for a zero
+    kernel: float  # K'[c, f', u'] = K[f, c', k-1-u']
+    product: float
+    kind: CellKind  # why a zero dO value is zero, or "value"
+
+
+@dataclass(frozen=True)
+class FilterTerms:
+    """The products one filter f contributes (K' channel f' = f within its group)."""
+
+    filter: int  # f
+    depth_index: int  # f' = f - (first filter of the group): its channel in K'
+    terms: tuple[Term, ...]
+    partial: float  # the sum of the terms
+
+
+@dataclass(frozen=True)
+class WorkedCoordinate:
+    """dX at one coordinate written out as its products, against dX computed by the steps."""
+
+    index: tuple[int, ...]  # (n, c, *spatial) in dX
+    channel_in_group: int  # c' = c - first channel of the group: K[f, c'] holds c's kernels
+    window: tuple[tuple[int, int], ...]  # (start, stop) per axis in the padded dO, stop exclusive
+    filters: tuple[FilterTerms, ...]  # every filter of c's group
+    shown: int  # filters whose products are listed (the first ones)
+    rest: float  # the partial sums of the filters after `shown`, added up
+    total: float  # every product added up
+    dx: float  # dX at `index` computed by the steps
+
+    @property
+    def nonzero_terms(self) -> int:
+        return sum(t.kind == "value" for f in self.filters for t in f.terms)
+
+    @property
+    def all_terms(self) -> int:
+        return sum(len(f.terms) for f in self.filters)
+
+    @property
+    def zero_terms(self) -> int:
+        """Products whose padded dO value is padding or a zero the stride inserted."""
+        return self.all_terms - self.nonzero_terms
+
+    @property
+    def hidden_filters(self) -> int:
+        """Filters after the first `shown`, whose products are given only as one sum (`rest`)."""
+        return len(self.filters) - self.shown
+
+
+@dataclass(frozen=True)
+class KernelGrid:
+    """Which kernel slice K[f, c'] sits where, before (F x C/g) or after the swap (C x F/g)."""
+
+    rows: int  # kernels
+    columns: int  # their depth
+    cells: tuple[tuple[tuple[int, int], ...], ...]  # (f, c') of the slice at each cell, capped
+
+
+@dataclass(frozen=True)
+class PaddedMap:
+    """The padded dO of sample 0, filter f of the worked coordinate, as kinds of cells (2-D cut)."""
+
+    filter: int
+    axes: tuple[int, ...]  # which spatial axes the map shows (the last one or two)
+    cut: tuple[int, ...]  # the index taken along every other spatial axis (3-D: depth)
+    size: tuple[int, ...]  # the whole padded extent along the shown axes
+    kinds: tuple[tuple[CellKind, ...], ...]  # rows x columns (one row in 1-D), from the corner
+    taps: frozenset[tuple[int, ...]]  # the positions the worked window reads, along the shown axes
 
 
 @dataclass(frozen=True)
 class Derivation:
-    """Shapes at every step of dX as a full convolution (per sample, without N), and the proofs."""
+    """Shapes at every step of dX as a full correlation (per sample, without N), the worked
+    coordinate, what the pictures show, and the proofs."""
 
     geometry: LayerGeometry
     seed: int
     dy: tuple[int, ...]  # F x Ho x Wo
     spread: Optional[tuple[int, ...]]  # after zero insertion; None when the stride leaves dO as is
     trailing_zeros: tuple[int, ...]  # zeros appended per axis where the stride skipped positions
-    reach: tuple[int, ...]  # dilation * (kernel - 1): the full convolution's padding per side
+    reach: tuple[int, ...]  # dilation * (kernel - 1): the full correlation's padding per side
     full: tuple[int, ...]  # dO padded by the reach
     kernels: tuple[int, ...]  # F x C/g x k
     swapped: tuple[int, ...]  # C x F/g x k: rotated 180 degrees, kernel and channel axes swapped
-    dilated_extent: Optional[tuple[int, ...]]  # d*(k-1)+1 when the dilation is not 1
+    dilated: Optional[tuple[int, ...]]  # C x F/g x (d*(k-1)+1) when the dilation is not 1
     correlated: tuple[int, ...]  # C x Hp x Wp
     cropped: Optional[tuple[int, ...]]  # C x H x W after cropping the padding; None without padding
+    last_tap: tuple[int, ...]  # k - 1 per axis: the rotation maps tap u to k-1-u
+    between: tuple[int, ...]  # s - 1 per axis: zeros inserted between neighbours of dO
+    tap_gaps: tuple[int, ...]  # d - 1 per axis: zeros between the taps of a dilated kernel
+    worked: WorkedCoordinate
+    grid_before: KernelGrid
+    grid_after: KernelGrid
+    kernel_before: np.ndarray  # K[f, c'] of the first pictured slice (spatial taps only)
+    kernel_after: np.ndarray  # the same slice in K': K'[c, f'], i.e. rotated 180 degrees
+    kernel_slice: tuple[int, int, int, int]  # (f, c', c, f'): where the pictured slice is in K and K'
+    padded_map: PaddedMap
     proofs: tuple[Proof, ...]
+    tolerance: float = PROOF_TOLERANCE
+
+    @property
+    def dilated_extent(self) -> Optional[tuple[int, ...]]:
+        """d*(k-1)+1 per axis when the kernels are dilated."""
+        return None if self.dilated is None else self.dilated[2:]
 
     @property
     def holds(self) -> bool:
         return all(p.holds for p in self.proofs)
 
 
+def _refuse_other_dtypes(geometry: LayerGeometry) -> None:
+    if geometry.dtype != "float64":
+        raise SettingError(
+            f"{{dtype:{geometry.dtype}}} is refused: explain derives and proves the algebra in float64, "
+            "where rounding cannot hide an error, and float32 would need a tolerance of 1e-3; drop "
+            f"{{dtype}} (to check a float32 layer, use check with {{dtype:{geometry.dtype}}})"
+        )
+
+
+def _cell_kinds(dy: np.ndarray, geometry: LayerGeometry, size: list[int], reach: tuple[int, ...]) -> np.ndarray:
+    """What each position of the padded dO holds, found by sending markers through the same steps:
+    2 an entry of dO, 1 a zero the stride inserted, 0 padding."""
+    values = reference.pad(reference.zero_insert(np.ones_like(dy[:1, :1]), geometry.stride, size), reach)
+    inside = reference.pad(np.ones((1, 1, *size)), reach)
+    return (values + inside)[0, 0].astype(int)
+
+
+_KIND_NAMES: tuple[CellKind, ...] = ("pad", "zero", "value")
+
+
+def _worked(
+    geometry: LayerGeometry, full: np.ndarray, swapped: np.ndarray, dx: np.ndarray, kinds: np.ndarray,
+    reach: tuple[int, ...],
+) -> WorkedCoordinate:
+    """dX[0, 0, min(1, H-1), ...] as the sum of padded dO times rotated kernel values."""
+    g = geometry
+    c = 0
+    spatial = tuple(min(1, h - 1) for h in g.spatial)  # near the corner: padding and dO both in view
+    corner = tuple(y + p for y, p in zip(spatial, g.padding))  # where the window starts in the padded dO
+    per_group = g.filters // g.groups
+    depth = g.channels // g.groups
+    group = c // depth
+    filters = []
+    for f_in_group in range(per_group):
+        f = group * per_group + f_in_group
+        terms = []
+        for tap in np.ndindex(*g.kernel_size):
+            position = tuple(y + d * u for y, d, u in zip(corner, g.dilation, tap))
+            dy_value = float(full[(0, f, *position)])
+            kind = _KIND_NAMES[int(kinds[position])]
+            # Back through the padding (reach) and the zero insertion (stride) to dO's own index.
+            source = tuple((q - r) // s for q, r, s in zip(position, reach, g.stride))
+            kernel_value = float(swapped[(c, f_in_group, *tap)])
+            terms.append(Term(
+                tap=tuple(tap),
+                kernel_tap=tuple(k - 1 - u for k, u in zip(g.kernel_size, tap)),
+                position=position,
+                dy=dy_value,
+                dy_index=source if kind == "value" else None,
+                kernel=kernel_value,
+                product=dy_value * kernel_value,
+                kind=kind,
+            ))
+        partial = math.fsum(t.product for t in terms)
+        filters.append(FilterTerms(filter=f, depth_index=f_in_group, terms=tuple(terms), partial=partial))
+    shown = min(WORKED_FILTERS, len(filters))
+    extent = [r + 1 for r in reach]
+    return WorkedCoordinate(
+        index=(0, c, *spatial),
+        channel_in_group=c - group * depth,
+        window=tuple((y, y + e) for y, e in zip(corner, extent)),
+        filters=tuple(filters),
+        shown=shown,
+        rest=math.fsum(f.partial for f in filters[shown:]),
+        total=math.fsum(t.product for f in filters for t in f.terms),
+        dx=float(dx[(0, c, *spatial)]),
+    )
+
+
+def _grids(w_shape: tuple[int, ...], groups: int) -> tuple[KernelGrid, KernelGrid]:
+    """Where each kernel slice (f, c') goes, found by swapping an array of labels the way the
+    derivation swaps the kernels."""
+    filters, depth = w_shape[:2]
+    labels = np.arange(filters * depth).reshape(filters, depth, 1)
+    swapped = reference.rotate_and_swap(labels, groups)[:, :, 0]
+
+    def grid(table: np.ndarray) -> KernelGrid:
+        cells = tuple(
+            tuple(divmod(int(label), depth) for label in row[:GRID_CAP]) for row in table[:GRID_CAP]
+        )
+        return KernelGrid(rows=table.shape[0], columns=table.shape[1], cells=cells)
+
+    return grid(labels[:, :, 0]), grid(swapped)
+
+
+def _padded_map(kinds: np.ndarray, worked: WorkedCoordinate, ndim: int) -> PaddedMap:
+    """The last one or two spatial axes of the padded dO; for 3-D, cut at the window's last depth
+    position (nearest to dO's entries, since the window starts near the corner)."""
+    axes = tuple(range(max(0, ndim - 2), ndim))
+    cut = tuple(worked.window[a][1] - 1 for a in range(ndim) if a not in axes)
+    plane = kinds[cut] if cut else kinds
+    if plane.ndim == 1:
+        plane = plane[None, :]
+    # The corner the window lies in: enough to see the padding, the window and dO's first entries.
+    shown = [max(MAP_CAP, stop + 2) for _, stop in worked.window[-2:]]
+    capped = plane[: shown[0], : shown[-1]]
+    return PaddedMap(
+        filter=worked.filters[0].filter,
+        axes=axes,
+        cut=cut,
+        size=tuple(kinds.shape[a] for a in axes),
+        kinds=tuple(tuple(_KIND_NAMES[int(k)] for k in row) for row in capped),
+        taps=frozenset(
+            tuple(t.position[a] for a in axes)
+            for t in worked.filters[0].terms
+            if tuple(t.position[a] for a in range(ndim) if a not in axes) == cut
+        ),
+    )
+
+
 def explain(geometry: LayerGeometry, seed: int = 0, progress: Optional[ProgressFactory] = None) -> Derivation:
-    """Follow the derivation step by step on random tensors and prove it with finite differences."""
-    geometry = replace(geometry, dtype="float64")
+    """Follow the derivation step by step on random tensors and prove it with finite differences.
+
+    Raises SettingError for a dtype other than float64 (see the module docstring).
+    """
+    _refuse_other_dtypes(geometry)
     options = CheckOptions(seed=seed)
     x, w, b, dy = random_tensors(geometry, options)
     g = geometry
     reach = tuple(d * (k - 1) for k, d in zip(g.kernel_size, g.dilation))
     size = [hp - r for hp, r in zip(g.padded_spatial, reach)]
 
-    # dX, literally as shown: spread dO by the stride, pad it, correlate with rotated swapped kernels, crop.
+    # dX, literally as shown: spread dO by the stride, pad it, rotate and swap the kernels, dilate
+    # them, correlate, crop.
     spread = reference.zero_insert(dy, g.stride, size)
     full = reference.pad(spread, reach)
     swapped = reference.rotate_and_swap(w, g.groups)
-    correlated = reference.correlate(full, swapped, stride=[1] * g.ndim, dilation=g.dilation, groups=g.groups)
+    dilated = reference.dilate(swapped, g.dilation)
+    correlated = reference.correlate(full, dilated, stride=[1] * g.ndim, dilation=[1] * g.ndim, groups=g.groups)
     dx = reference.crop(correlated, g.padding)
 
     settings = g.conv_settings()
@@ -107,20 +340,33 @@ def explain(geometry: LayerGeometry, seed: int = 0, progress: Optional[ProgressF
             forward_calls=numerical.forward_calls,
         ))
 
-    strided = spread is not dy
+    kinds = _cell_kinds(dy, g, size, reach)
+    worked = _worked(g, full, swapped, dx, kinds, reach)
+    grid_before, grid_after = _grids(w.shape, g.groups)
+    f_first = worked.filters[0]
     inserted = [s * (o - 1) + 1 for s, o in zip(g.stride, g.out_spatial)]
     return Derivation(
         geometry=geometry,
         seed=seed,
         dy=dy.shape[1:],
-        spread=spread.shape[1:] if strided else None,
+        spread=spread.shape[1:] if spread is not dy else None,
         trailing_zeros=tuple(n - i for n, i in zip(size, inserted)),
         reach=reach,
         full=full.shape[1:],
         kernels=w.shape,
         swapped=swapped.shape,
-        dilated_extent=tuple(r + 1 for r in reach) if any(d > 1 for d in g.dilation) else None,
+        dilated=dilated.shape if dilated is not swapped else None,
         correlated=correlated.shape[1:],
         cropped=dx.shape[1:] if any(g.padding) else None,
+        last_tap=tuple(k - 1 for k in g.kernel_size),
+        between=tuple(s - 1 for s in g.stride),
+        tap_gaps=tuple(d - 1 for d in g.dilation),
+        worked=worked,
+        grid_before=grid_before,
+        grid_after=grid_after,
+        kernel_before=w[f_first.filter, worked.channel_in_group],
+        kernel_after=swapped[worked.index[1], f_first.depth_index],
+        kernel_slice=(f_first.filter, worked.channel_in_group, worked.index[1], f_first.depth_index),
+        padded_map=_padded_map(kinds, worked, g.ndim),
         proofs=tuple(proofs),
     )

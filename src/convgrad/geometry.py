@@ -221,13 +221,18 @@ class LayerGeometry:
         """stride, padding, dilation and groups, as every implementation call takes them."""
         return ConvSettings(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
+    def describe_fields(self) -> tuple[str, ...]:
+        """('N=1', 'X 3x20x20', 'K 5x3x3x3', 'stride 1', ...): what `describe` joins, for
+        renderers that break lines between fields."""
+        return (
+            f"N={self.batch}", f"X {format_shape(self.in_shape)}", f"K {format_shape(self.kernel_shape)}",
+            f"stride {format_axes(self.stride)}", f"padding {format_axes(self.padding)}",
+            f"dilation {format_axes(self.dilation)}", f"groups {self.groups}",
+        )
+
     def describe(self) -> str:
         """One line: 'N=1  X 3x20x20  K 5x3x3x3  stride 1  padding 0  dilation 1  groups 1'."""
-        return (
-            f"N={self.batch}  X {format_shape(self.in_shape)}  K {format_shape(self.kernel_shape)}  "
-            f"stride {format_axes(self.stride)}  padding {format_axes(self.padding)}  "
-            f"dilation {format_axes(self.dilation)}  groups {self.groups}"
-        )
+        return "  ".join(self.describe_fields())
 
     def brief(self) -> str:
         """Compact, e.g. 'N2 3x6x7 * 4x3x3x3 s2 p1' (stride, padding, dilation, groups, dtype).
@@ -431,7 +436,7 @@ def memory_estimate_bytes(geometry: LayerGeometry) -> int:
     """Rough peak memory of one check, from the sizes alone (nothing is allocated).
 
     Counts the layer's tensors and gradients (in float64, where the comparison happens), and the
-    windowed copies the reference layer makes for its forward pass and for the full convolution
+    windowed copies the reference layer makes for its forward pass and for the full correlation
     that gives dX.
     """
     n, c, f = geometry.batch, geometry.channels, geometry.filters

@@ -7,9 +7,10 @@ of the (padded) input and each group is one matrix product, so there are no loop
 The backward pass follows docs/MATH.md step by step, so `convgrad explain` can show each step:
     db = sum of dO over batch and space
     dK = valid correlation of the padded X with dO (dO spread out by the stride)
-    dX = full convolution of dO with the kernels rotated 180 degrees and their kernel and channel
-         axes swapped: zero-insert dO by the stride, pad it by the dilated kernel extent - 1,
-         correlate with the rotated, swapped kernels (dilated), then crop the padding off.
+    dX = full correlation of dO with the kernels rotated 180 degrees and their kernel and channel
+         axes swapped (equivalently, a full convolution with the kernels as they are):
+         zero-insert dO by the stride, pad it by the dilated kernel extent - 1, correlate with the
+         rotated, swapped kernels (dilated), then crop the padding off.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "crop",
     "zero_insert",
     "rotate_and_swap",
+    "dilate",
     "weight_gradient",
     "input_gradient",
     "bias_gradient",
@@ -161,6 +163,17 @@ def rotate_and_swap(w: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(swapped.reshape(groups * depth, f // groups, *kernel))
 
 
+def dilate(w: np.ndarray, dilation: Ints) -> np.ndarray:
+    """Spread every kernel's taps `dilation` apart (d-1 zeros between neighbours), so a plain
+    correlation with the result equals a dilated correlation with `w`."""
+    if all(d == 1 for d in dilation):
+        return w
+    kernel = w.shape[2:]
+    spread = np.zeros((*w.shape[:2], *(d * (k - 1) + 1 for k, d in zip(kernel, dilation))), dtype=w.dtype)
+    spread[(slice(None), slice(None), *(slice(None, None, d) for d in dilation))] = w
+    return spread
+
+
 def input_gradient(
     dy: np.ndarray,
     w: np.ndarray,
@@ -171,7 +184,7 @@ def input_gradient(
     dilation: Ints,
     groups: int,
 ) -> np.ndarray:
-    """dX as a full convolution of dO with the rotated, swapped kernels (see the module docstring)."""
+    """dX as a full correlation of dO with the rotated, swapped kernels (see the module docstring)."""
     kernel = w.shape[2:]
     reach = [d * (k - 1) for k, d in zip(kernel, dilation)]
     padded = [h + 2 * p for h, p in zip(in_spatial, padding)]

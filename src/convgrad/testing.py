@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from typing import Any, Optional, Sequence
 
+from convgrad.errors import ConvgradError
 from convgrad.geometry import AxisSpec, resolve_geometry
 from convgrad.options import DEFAULT_SAMPLES, DEFAULT_TIMEOUT_S, CheckOptions, Method
 from convgrad.report import CaseReport
@@ -72,7 +73,11 @@ def assert_conv_gradients(impl: Any = "reference", **options: Any) -> CaseReport
     text. A case the implementation cannot express (a keyword it does not accept) is not a pass
     either: it raises with the reason.
     """
-    report = check(impl, **options)
+    __tracebackhide__ = True  # pytest starts the failure at the caller's line, not in convgrad
+    try:
+        report = check(impl, **options)
+    except ConvgradError as error:  # bad input: the caller's line and the message, not our stack
+        raise error.with_traceback(None) from None
     if report.skipped is not None:
         raise AssertionError(f"convgrad could not check {report.implementation}: {report.skipped}")
     if not report.passed:

@@ -83,7 +83,7 @@ def dx_as_if(
 
     dXp[y] gets dO[i] * K'[u] wherever stride*i + dilation*(k-1-u) = y, in an array the size of the
     padded input, which is then cropped from padding + crop_shift. With the layer's own stride,
-    dilation and no shift this is exactly the reference full convolution.
+    dilation and no shift this is exactly the reference full correlation.
     """
     stride = tuple(stride or geometry.stride)
     dilation = tuple(dilation or geometry.dilation)
@@ -145,7 +145,7 @@ def _dx_hypotheses(geometry: LayerGeometry, x: np.ndarray, w: np.ndarray, dy: np
         "kernels_not_rotated",
         lambda: dx_as_if(dy, reference.rotate_and_swap(_flip(w), g), geometry),
         "dX matches the numerical gradient once the kernels are rotated 180°: rotate each kernel "
-        "(flip every spatial axis) before the full convolution.",
+        "(flip every spatial axis) before the full correlation.",
     )
     if swap_possible:
         yield (
@@ -153,14 +153,14 @@ def _dx_hypotheses(geometry: LayerGeometry, x: np.ndarray, w: np.ndarray, dy: np
             lambda: dx_as_if(dy, np.ascontiguousarray(_flip(w)), geometry),
             "dX matches the numerical gradient once the kernels' kernel and channel axes are "
             "swapped: F kernels of depth C/g must become C kernels of depth F/g (transpose axes 0 "
-            "and 1 of the rotated kernels, per group) before the full convolution.",
+            "and 1 of the rotated kernels, per group) before the full correlation.",
         )
         yield (
             "kernels_not_rotated_or_swapped",
             lambda: dx_as_if(dy, w, geometry),
             "dX matches the numerical gradient once the kernels are rotated 180° and their kernel "
             "and channel axes swapped: flip every spatial axis of each kernel and transpose axes 0 "
-            "and 1 (per group) before the full convolution.",
+            "and 1 (per group) before the full correlation.",
         )
     kernel_count = geometry.filters // g * (geometry.channels // g)
     if geometry.filters != geometry.channels and kernel_count > 1:
@@ -194,7 +194,7 @@ def _dx_hypotheses(geometry: LayerGeometry, x: np.ndarray, w: np.ndarray, dy: np
             lambda: dx_as_if(dy, rotated, geometry, stride=[1] * geometry.ndim),
             f"dX matches the numerical gradient once the stride {format_shape(geometry.stride)} is taken "
             "into account: output position i comes from input s*i + d*u, so insert s-1 zeros "
-            "between the rows and columns of dO before the full convolution.",
+            "between the rows and columns of dO before the full correlation.",
         )
     if any(d > 1 for d in geometry.dilation):
         yield (
@@ -357,7 +357,7 @@ def _shape_diagnosis(geometry: LayerGeometry, tensor: "TensorComparison") -> Opt
             f"dX has depth F = {f} where the input has C = {c} channels: the kernels were rotated "
             f"but their kernel and channel axes not swapped. Swap axes 0 and 1 of the rotated "
             f"kernels (per group) so the {f} kernels of depth {c // g} become {c} kernels of depth "
-            f"{f // g}; the full convolution then gives depth {c}.",
+            f"{f // g}; the full correlation then gives depth {c}.",
         )
     if tensor.name == "dK" and tuple(got) == (expected[1], expected[0], *expected[2:]):
         return Diagnosis(

@@ -29,7 +29,7 @@ class Location:
 
     `channels` are the indices along axis 1 for dX (input channels) and O (output channels), along
     axis 0 for dK (kernels) and db. The border of dX is every position within `reach` of an edge
-    along some axis, reach = max(padding, dilation*(k-1)): there the full convolution sees the
+    along some axis, reach = max(padding, dilation*(k-1)): there the full correlation sees the
     padding or fewer kernel taps, which is where crop and padding mistakes show.
     """
 

@@ -69,6 +69,13 @@ def load_implementation(
             f"{named('impl', repr(spec))} ends with ':' but names no object; give "
             f"{named('impl', source + ':NAME')} or just {named('impl', source)}"
         )
+    if os.path.isdir(source) and not (_is_module_name(source) and os.path.isfile(os.path.join(source, "__init__.py"))):
+        raise ImplementationError(_folder_message(source))
+    if not _looks_like_file(source) and not _is_module_name(source):
+        raise ImplementationError(
+            f"{named('impl', repr(source))} is neither a .py file nor a dotted module name; use e.g. "
+            f"{named('impl', 'my_conv.py')} or {named('impl', 'my_pkg.conv')}"
+        )
     with contextlib.redirect_stdout(sys.stderr), _deadline(timeout, spec):  # prints must not corrupt --json
         module = _import_file(source) if _looks_like_file(source) else _import_module(source)
     target = _attribute(module, attribute, spec) if attribute else module
@@ -125,6 +132,25 @@ def _split_drive(spec: str) -> tuple[str, str, str]:
     drive, rest = spec[:2], spec[2:]
     source, sep, attribute = rest.partition(":")
     return drive + source, sep, attribute
+
+
+def _is_module_name(source: str) -> bool:
+    """'my_pkg.conv' yes; '.', '.conv' or 'a..b' no (importlib raises TypeError on relative names)."""
+    return all(part.isidentifier() for part in source.split("."))
+
+
+def _folder_message(folder: str) -> str:
+    """A folder is not a layer: name the .py files in it that could be."""
+    try:
+        candidates = sorted(n for n in os.listdir(folder) if n.endswith(".py") and not n.startswith("_"))
+    except OSError:
+        candidates = []
+    example = os.path.join(folder, candidates[0]) if candidates else os.path.join(folder, "my_conv.py")
+    holds = f" (it holds {literal(', '.join(candidates[:3]))}{', ...' if len(candidates) > 3 else ''})" if candidates else ""
+    return (
+        f"{named('impl', folder)} is a folder{holds}; name the .py file that defines forward and "
+        f"backward, like {named('impl', example)}"
+    )
 
 
 def _looks_like_file(source: str) -> bool:

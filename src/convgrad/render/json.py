@@ -7,7 +7,7 @@ import math
 from typing import Any, Optional
 
 from convgrad import __version__
-from convgrad.explain import Derivation
+from convgrad.explain import Derivation, KernelGrid, WorkedCoordinate
 from convgrad.findings.diagnosis import Diagnosis
 from convgrad.findings.locate import Location
 from convgrad.report import CallCheck, CaseReport, SuiteReport, TensorComparison
@@ -127,13 +127,44 @@ def suite_to_dict(suite: SuiteReport) -> dict[str, Any]:
     }
 
 
+def _grid_to_dict(grid: KernelGrid) -> dict[str, Any]:
+    return {"rows": grid.rows, "columns": grid.columns, "cells": [[list(cell) for cell in row] for row in grid.cells]}
+
+
+def _worked_to_dict(worked: WorkedCoordinate) -> dict[str, Any]:
+    return {
+        "index": list(worked.index),
+        "channel_in_group": worked.channel_in_group,
+        "window": [list(span) for span in worked.window],
+        "filters": [
+            {
+                "filter": f.filter,
+                "depth_index": f.depth_index,
+                "partial_sum": f.partial,
+                "terms": [
+                    {"tap": list(t.tap), "kernel_tap": list(t.kernel_tap), "position": list(t.position),
+                     "dy_index": None if t.dy_index is None else list(t.dy_index), "dy": t.dy,
+                     "kernel": t.kernel, "product": t.product, "kind": t.kind}
+                    for t in f.terms
+                ],
+            }
+            for f in worked.filters
+        ],
+        "sum": worked.total,
+        "dx": worked.dx,
+    }
+
+
 def derivation_to_json(derivation: Derivation) -> str:
-    """`convgrad explain --json`: the shapes at every step of dX and the proof."""
+    """`convgrad explain --json`: the shapes at every step of dX, the worked coordinate, what the
+    pictures show, and the proof."""
     d = derivation
 
     def shape(value: Optional[tuple[int, ...]]) -> Optional[list[int]]:
         return None if value is None else list(value)
 
+    m = d.padded_map
+    f0, c_in_group, c0, f_in_group = d.kernel_slice
     return json.dumps(
         {
             "convgrad_version": __version__,
@@ -147,14 +178,32 @@ def derivation_to_json(derivation: Derivation) -> str:
                 "kernels": shape(d.kernels),
                 "rotated_and_swapped": shape(d.swapped),
                 "dilated_extent": shape(d.dilated_extent),
+                "dilated": shape(d.dilated),
                 "correlated": shape(d.correlated),
                 "cropped": shape(d.cropped),
+            },
+            "worked_coordinate": _worked_to_dict(d.worked),
+            "kernel_grid": {"before": _grid_to_dict(d.grid_before), "after": _grid_to_dict(d.grid_after)},
+            "rotation": {
+                "kernel": [f0, c_in_group],
+                "rotated": [c0, f_in_group],
+                "before": d.kernel_before.tolist(),
+                "after": d.kernel_after.tolist(),
+            },
+            "padded_dy_map": {
+                "filter": m.filter,
+                "axes": list(m.axes),
+                "cut": list(m.cut),
+                "size": list(m.size),
+                "kinds": [list(row) for row in m.kinds],
+                "taps": sorted(list(t) for t in m.taps),
             },
             "proof": [
                 {"tensor": p.tensor, "max_abs_error": p.max_abs_error, "max_rel_error": p.max_rel_error,
                  "checked": p.checked, "forward_calls": p.forward_calls, "holds": p.holds}
                 for p in d.proofs
             ],
+            "tolerance": d.tolerance,
             "holds": d.holds,
         },
         indent=2,

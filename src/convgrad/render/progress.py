@@ -1,4 +1,5 @@
-"""A progress bar on stderr that appears only once a check has run for about a second."""
+"""Progress on stderr: a bar in a terminal once a check has run for about a second, and plain
+lines every few seconds elsewhere (a CI log), so a long check is never silent."""
 
 from __future__ import annotations
 
@@ -8,23 +9,30 @@ from typing import Optional
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from convgrad.numerics.gradient import Progress as Advance
 
-__all__ = ["DelayedProgress"]
+__all__ = ["DelayedProgress", "DELAY_S", "LOG_INTERVAL_S"]
+
+DELAY_S = 1.0  # a check shorter than this shows no bar: fast output stays clean
+LOG_INTERVAL_S = 5.0  # outside a terminal, a line this often: enough for a log, not a flood
 
 
 class DelayedProgress:
     """Use as `with DelayedProgress(console, enabled) as progress: check_layer(..., progress=progress)`.
 
-    Short checks never show a bar, so fast output stays clean; disabled when stderr is not a
-    terminal, or for --json and --quiet.
+    In a terminal, a transient bar; when the console is not a terminal, a plain line such as
+    `[10 s] convgrad check: dX coloured 40/71 forward calls` every LOG_INTERVAL_S seconds. Nothing at all
+    when disabled (--json, --quiet).
     """
 
-    def __init__(self, console: Console, enabled: bool, delay_s: float = 1.0) -> None:
-        self._enabled = enabled and console.is_terminal
-        self._delay_s = delay_s
+    def __init__(self, console: Console, enabled: bool) -> None:
+        self._console = console
+        self._enabled = enabled
+        self._terminal = console.is_terminal
         self._started = time.perf_counter()  # one delay for the whole check, not one per task
+        self._last_line = self._started
         self._bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -47,6 +55,15 @@ class DelayedProgress:
         if self._bar.live.is_started:
             self._bar.stop()
 
+    def _log(self, description: str, done: int, total: int) -> None:
+        """One plain line, if LOG_INTERVAL_S has passed since the last one (or since the start)."""
+        now = time.perf_counter()
+        if now - self._last_line < LOG_INTERVAL_S:
+            return
+        self._last_line = now
+        line = f"[{now - self._started:.0f} s] {description} {done}/{total} forward calls"
+        self._console.print(Text(line), soft_wrap=True)  # one line whatever the log's width
+
     def __call__(self, description: str, total: int) -> Advance:
         """Start a task of `total` forward calls; returns the callback that advances it."""
         started = self._started
@@ -59,8 +76,11 @@ class DelayedProgress:
             done += calls
             if not self._enabled:
                 return
+            if not self._terminal:
+                self._log(description, done, total)
+                return
             if task is None:
-                if time.perf_counter() - started < self._delay_s:
+                if time.perf_counter() - started < DELAY_S:
                     return
                 if not bar.live.is_started:
                     bar.start()

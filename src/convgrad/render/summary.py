@@ -12,6 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from convgrad.render.fit import Fields
 from convgrad.render.table import format_error
 from convgrad.report import CaseReport, SuiteReport, TensorComparison
 
@@ -43,7 +44,7 @@ def render_summary(suite: SuiteReport) -> RenderableType:
         caption="N batch, s stride, p padding, d dilation, g groups", caption_style="dim",
     )
     table.add_column("case")
-    table.add_column("geometry", no_wrap=True)
+    table.add_column("geometry")  # wraps between its fields only (each shape or setting is one word)
     table.add_column("verdict", no_wrap=True)
     table.add_column("worst", no_wrap=True)
     table.add_column("rel err", justify="right", no_wrap=True)
@@ -77,7 +78,7 @@ def render_totals(suite: SuiteReport) -> Text:
 
 def render_skipped(case: CaseReport) -> RenderableType:
     return Group(
-        Text.assemble((case.name, "bold"), f"   implementation: {case.implementation}"),
-        Text(case.geometry.describe()),
+        Fields([Text(case.name, style="bold"), f"implementation: {case.implementation}"], separator="   "),
+        Fields(case.geometry.describe_fields()),
         Text.assemble(("SKIP", "bold yellow"), f": {case.skipped}"),
     )

@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Group, JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from convgrad.geometry import format_shape
+from convgrad.render.fit import Fields, FittingTable
 from convgrad.render.findings import render_findings
 from convgrad.report import CaseReport, TensorComparison
 
@@ -27,19 +28,19 @@ def _status(tensor: TensorComparison) -> Text:
     return Text("PASS", style="bold green") if tensor.passed else Text("FAIL", style="bold red")
 
 
-def _header(case: CaseReport) -> Text:
+def _header(case: CaseReport) -> RenderableType:
+    # Lines break between whole fields, never inside a shape, a path or a setting.
     g = case.geometry
     tol = case.tolerances
-    header = Text()
-    header.append(f"{case.name}", style="bold")
-    header.append(f"   implementation: {case.implementation}\n")
-    header.append(f"{g.describe()}\n")
-    header.append(
-        f"dtype {g.dtype}   step {tol.relative_step:g} (relative)   rtol {tol.rtol:g} of each "
-        f"tensor's scale   seed {case.seed}",
-        style="dim",
+    return Group(
+        Fields([Text(case.name, style="bold"), f"implementation: {case.implementation}"], separator="   "),
+        Fields(g.describe_fields()),
+        Fields(
+            [f"dtype {g.dtype}", f"step {tol.relative_step:g} (relative)",
+             f"rtol {tol.rtol:g} of each tensor's scale", f"seed {case.seed}"],
+            separator="   ", style="dim",
+        ),
     )
-    return header
 
 
 def _calls(count: int) -> str:
@@ -52,27 +53,39 @@ def _checked(tensor: TensorComparison) -> str:
     return str(tensor.checked) if tensor.checked == tensor.total else f"{tensor.checked}/{tensor.total}"
 
 
-def _table(case: CaseReport) -> Table:
-    # Fits 80 columns for a 3-D batch: method and forward calls go on the line below.
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, header_style="bold", pad_edge=False)
-    for title in ("tensor", "expected", "got"):
-        table.add_column(title, overflow="fold")
-    for title in ("abs err", "rel err", "tol", "checked"):
-        table.add_column(title, justify="right", overflow="fold")
-    table.add_column("status", overflow="fold")
-    for t in case.tensors:
-        shape_style = "" if t.shape == t.expected_shape else "red"
-        table.add_row(
-            t.name,
-            format_shape(t.expected_shape),
-            Text(format_shape(t.shape), style=shape_style),
-            format_error(t.max_abs_error),
-            format_error(t.max_rel_error),
-            f"{t.tolerance:.0e}",
-            _checked(t),
-            _status(t),
-        )
-    return table
+def _table(case: CaseReport) -> FittingTable:
+    """The table of tensors. Shapes are never split: at a narrow width the columns least needed
+    go first (tol is in the header, abs err beside rel err, got when it equals expected)."""
+    same_shapes = all(t.shape == t.expected_shape for t in case.tensors)
+    optional = ["tol", "abs err", *(["got"] if same_shapes else []), "checked"]
+
+    def build(dropped: frozenset[str], fold: bool) -> Table:
+        # Method and forward calls go on the line below the table.
+        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, header_style="bold", pad_edge=False)
+        columns: list[tuple[str, JustifyMethod]] = [
+            ("tensor", "left"), ("shape" if "got" in dropped else "expected", "left"), ("got", "left"),
+            ("abs err", "right"), ("rel err", "right"), ("tol", "right"), ("checked", "right"), ("status", "left"),
+        ]
+        kept = [title for title, _ in columns if title not in dropped]
+        for title, justify in columns:
+            if title not in dropped:
+                table.add_column(title, justify=justify, no_wrap=not fold, overflow="fold")
+        for t in case.tensors:
+            cells: dict[str, RenderableType] = {
+                "tensor": t.name,
+                "expected": format_shape(t.expected_shape),
+                "shape": format_shape(t.expected_shape),
+                "got": Text(format_shape(t.shape), style="" if t.shape == t.expected_shape else "red"),
+                "abs err": format_error(t.max_abs_error),
+                "rel err": format_error(t.max_rel_error),
+                "tol": f"{t.tolerance:.0e}",
+                "checked": _checked(t),
+                "status": _status(t),
+            }
+            table.add_row(*(cells[title] for title in kept))
+        return table
+
+    return FittingTable(build, optional)
 
 
 def _methods(case: CaseReport) -> Text:
