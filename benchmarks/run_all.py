@@ -1,7 +1,8 @@
 """Benchmarks of convgrad's gradient checks; prints every figure of benchmarks/RESULTS.md.
 
     python benchmarks/run_all.py                 # everything (torch needed for the gradcheck figure)
-    python benchmarks/run_all.py --only resnet   # one figure: startup, seed, gradcheck, resnet
+    python benchmarks/run_all.py --only resnet   # one figure: startup, seed, gradcheck, resnet,
+                                                 # protocol, suite
 
 Each comparison is measured side by side in the same run (alternating the two sides) and the
 medians are reported. Run from the repository root; uses src/ when convgrad is not installed.
@@ -171,7 +172,45 @@ def resnet(runs: int = 1) -> None:
               f"forward calls {case['forward_calls']} ({calls})")
 
 
-FIGURES = {"startup": startup, "seed": seed_case, "gradcheck": gradcheck, "resnet": resnet}
+def protocol() -> None:
+    """What the later calls of the call protocol add to a check, in forward calls and in time."""
+    from convgrad import CheckOptions, as_implementation, resolve_geometry, run_case
+
+    reference = as_implementation("reference")
+    layers = [
+        ("seed 3x20x20, 5x3x3x3", resolve_geometry("3x20x20", "5x3x3x3")),
+        ("8x32x32, 8x8x3x3", resolve_geometry("8x32x32", "8x3x3")),
+        ("ResNet-50 3x3 64x56x56, 64x64x3x3, padding 1", resolve_geometry("64x56x56", "64x3x3", padding=1)),
+    ]
+    for label, geometry in layers:
+        wall, case = timed(lambda: run_case(geometry, reference, CheckOptions()))
+        later = sum(c.forward_calls for c in case.calls)
+        first = case.forward_calls - later  # what the check cost before the protocol: one call and its differences
+        print(f"{label}: forward calls {first} for the first call (the check before the protocol) + {later} "
+              f"for the later calls = {case.forward_calls}: +{100 * later / first:.1f}% (target <= 25%); "
+              f"check {wall:.2f} s, {'pass' if case.passed else 'FAIL'}")
+
+
+def suite(runs: int = 5) -> None:
+    """The standard suite against one seed check, both through the command line, side by side."""
+    def command(*args: str) -> Callable[[], Any]:
+        full = [sys.executable, "-m", "convgrad", "check", "--quiet", *args]
+        return lambda: subprocess.run(full, env=ENV, check=True, stdout=subprocess.DEVNULL)
+
+    standard = os.path.join(ROOT, "configs", "standard.toml")
+    seed_s, suite_s, _, _ = side_by_side(command("--in", "3x20x20", "--kernels", "5x3x3x3"), command("--config", standard), runs, runs)
+    print(f"standard suite ({standard_cases(standard)} cases) {suite_s:.2f} s vs one seed check {seed_s:.2f} s through "
+          f"the command line (median of {runs} each, alternating): {suite_s / seed_s:.1f}x (target about 3x)")
+
+
+def standard_cases(path: str) -> int:
+    from convgrad.suite import load_suite
+
+    return len(load_suite(path).cases)
+
+
+FIGURES = {"startup": startup, "seed": seed_case, "gradcheck": gradcheck, "resnet": resnet, "protocol": protocol,
+           "suite": suite}
 
 
 def main() -> None:

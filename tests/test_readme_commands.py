@@ -1,0 +1,26 @@
+"""The README opens with the two set-up commands, and CI runs the second one word for word."""
+
+from __future__ import annotations
+
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _read(*parts: str) -> str:
+    with open(os.path.join(ROOT, *parts), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def test_the_readme_starts_with_the_two_set_up_commands():
+    blocks = re.findall(r"```bash\n(.*?)\n```", _read("README.md"), re.DOTALL)
+    first, second = blocks[0], blocks[1]
+    assert first.endswith("convgrad check --in 3x20x20 --kernels 5x3x3x3")
+    assert "pip install -e '.[test,torch,jax]'" in second and second.endswith("python -m pytest -q")
+
+
+def test_ci_runs_the_readmes_test_command():
+    second = re.findall(r"```bash\n(.*?)\n```", _read("README.md"), re.DOTALL)[1]
+    last = [line for line in _read(".ci", "run").splitlines() if line and not line.startswith("#")][-1]
+    assert last.replace(" -q -e ", " -e ") == second  # CI installs quietly; otherwise the same words
