@@ -24,6 +24,7 @@ from test_determinism import without_timings
 pytestmark = pytest.mark.skipif(not can_isolate(), reason="needs fork")
 
 GEOMETRY = resolve_geometry("2x6x5", "3x2x3x2", stride=2, padding=1, batch=2)
+STANDARD_SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "standard.toml")
 
 
 def assert_unfinished(case, reason: str) -> None:
@@ -167,3 +168,44 @@ def test_without_fork_the_check_runs_in_process_and_says_the_timeout_is_not_enfo
     assert without_timings(case_to_dict(case))["tensors"] == without_timings(
         case_to_dict(check_layer(GEOMETRY, seed=5))
     )["tensors"]
+
+
+def test_a_suite_in_parallel_reports_what_it_reports_one_case_at_a_time(tmp_path):
+    one = CliRunner().invoke(cli, ["check", "--config", STANDARD_SUITE, "--json", "--jobs", "1"])
+    two = CliRunner().invoke(cli, ["check", "--config", STANDARD_SUITE, "--json", "--jobs", "2"])
+    assert one.exit_code == two.exit_code == 0
+    assert without_timings(json.loads(one.output)) == without_timings(json.loads(two.output))
+
+
+def test_in_parallel_a_hanging_case_times_out_alone(tmp_path):
+    hangs_on_batch_2 = tmp_path / "hangs.py"
+    hangs_on_batch_2.write_text(
+        "import time\n"
+        "from convgrad import reference\n"
+        "def forward(x, w, b, **settings):\n"
+        "    if x.shape[0] == 2:\n"
+        "        time.sleep(3600)\n"
+        "    return reference.forward(x, w, b, **settings)\n"
+        "def backward(dy, x, w, b, **settings):\n"
+        "    return reference.backward(dy, x, w, b, **settings)\n"
+    )
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        '[[case]]\nname = "a"\nin = "2x5x5"\nkernels = "2x2x3x3"\n'
+        '[[case]]\nname = "hangs"\nin = "2x5x5"\nkernels = "2x2x3x3"\nbatch = 2\n'
+        '[[case]]\nname = "c"\nin = "2x6x6"\nkernels = "3x2x3x3"\n'
+    )
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["check", "--impl", str(hangs_on_batch_2), "--config", str(suite), "--json",
+                                      "--jobs", "2", "--timeout", "2"])
+    assert time.monotonic() - started < 60
+    assert result.exit_code == 1, result.output
+    cases = json.loads(result.output)["cases"]
+    assert [c["name"] for c in cases] == ["a", "hangs", "c"]  # the suite's order
+    assert [c["passed"] for c in cases] == [True, False, True]
+    assert cases[1]["reason"].startswith("timed out after 2 s")
+
+
+def test_jobs_must_be_a_positive_whole_number():
+    result = CliRunner().invoke(cli, ["check", "--in", "2x5x5", "--kernels", "2x2x3x3", "--jobs", "0"])
+    assert result.exit_code == 2 and "'--jobs'" in result.output and len(result.output.strip().splitlines()) == 1

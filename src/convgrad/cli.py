@@ -181,6 +181,8 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
               help="Kernel layout: (F, C/groups, *k) or (*k, C/groups, F).")
 @click.option("--no-forward-check", is_flag=True,
               help="Do not compare the output with the reference convolution (row O).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Cases run at the same time, each in its own process [default: one per core].")
 @click.option("--strict", is_flag=True,
               help="A case the implementation cannot express fails instead of being skipped.")
 @click.option("--config", "config_path", metavar="FILE.toml", type=click.Path(exists=True, dir_okay=False),
@@ -192,7 +194,7 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
 @click.pass_context
 def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optional[float],
           as_json: bool, quiet: bool, impl: str, layout: str, weight_layout: str,
-          no_forward_check: bool, strict: bool, config_path: Optional[str], junit_path: Optional[str],
+          no_forward_check: bool, jobs: Optional[int], strict: bool, config_path: Optional[str], junit_path: Optional[str],
           svg_path: Optional[str], timeout: float, method: Any, samples: int,
           **flags: Any) -> None:
     """Check the analytical dX, dK and db of a conv layer against finite differences.
@@ -214,7 +216,7 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
     from convgrad.options import CheckOptions
     from convgrad.render.console import make_console
     from convgrad.render.progress import DelayedProgress
-    from convgrad.run.suite import run_suite
+    from convgrad.run.suite import default_jobs, run_suite
     from convgrad.suite import load_suite, single_case_suite
 
     if config_path is not None:
@@ -229,7 +231,7 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
     )
     implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout)
     with DelayedProgress(make_console(stderr=True), enabled=not (as_json or quiet)) as progress:
-        suite = run_suite(suite_spec.cases, implementation, options, progress)
+        suite = run_suite(suite_spec.cases, implementation, options, progress, jobs=jobs or default_jobs())
     if junit_path is not None:
         from convgrad.render.junit import render_junit
 

@@ -1,11 +1,15 @@
-"""Running one case in a child process, so an implementation that hangs or dies cannot take the
-gate down with it: after `options.timeout` seconds the child is killed and the case fails with a
-reason. `run_case_isolated` has the signature of `run_case` and runs it.
+"""Running cases in child processes, so an implementation that hangs or dies cannot take the
+gate down with it: after `options.timeout` seconds a case's child is killed and the case fails
+with a reason. `run_case_isolated` has the signature of `run_case` and runs it; `run_cases_isolated`
+runs many, up to `jobs` children at a time, and returns the reports in the order of the cases.
 
-The child is forked (it inherits the implementation under test, even one defined in a test or
-loaded from a file, without pickling it) and sends back the finished `CaseReport`, a picklable
-frozen dataclass. Progress is forwarded from the child to the caller's progress bar. Where fork is
-not available the check runs in this process and the timeout cannot be enforced (a warning says so).
+Every case gets a child of its own, forked from this process: it inherits the implementation
+under test (even one defined in a test or loaded from a file, without pickling it) exactly as it
+was before any case ran, so what one case does to a stateful layer cannot leak into another and
+the reports do not depend on how cases were spread over children. The child sends back the
+finished `CaseReport`, a picklable frozen dataclass, and forwards progress. Where fork is not
+available the cases run in this process, one by one, and the timeout cannot be enforced (a warning
+says so).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import time
-from dataclasses import replace
-from typing import Any, Optional, Union
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
+from typing import Any, Optional, Sequence
 
 from convgrad.errors import ConvgradError
 from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName
@@ -24,16 +29,25 @@ from convgrad.options import CheckOptions
 from convgrad.report import CaseReport, TensorComparison
 from convgrad.run.case import DEFAULT_CASE_NAME, run_case
 
-__all__ = ["run_case_isolated", "can_isolate"]
+__all__ = ["run_case_isolated", "run_cases_isolated", "can_isolate", "IsolatedCase"]
 
 _PROGRESS_INTERVAL_S = 0.1  # how often the child reports progress; a message per call is wasteful
 _KILL_GRACE_S = 5.0  # how long to wait for a killed child to be reaped
-_POLL_SLICE_S = 60.0
+_POLL_SLICE_S = 60.0  # a huge timeout would overflow wait(); deadlines are re-read anyway
 
 
 def can_isolate() -> bool:
     """Whether checks can run in a forked child (POSIX); elsewhere they run in this process."""
     return "fork" in multiprocessing.get_all_start_methods()
+
+
+@dataclass(frozen=True)
+class IsolatedCase:
+    """One case to run in a child: its geometry, its name, and the progress factory for it."""
+
+    geometry: LayerGeometry
+    name: Optional[str] = None
+    progress: Optional[ProgressFactory] = None
 
 
 def run_case_isolated(
@@ -50,36 +64,130 @@ def run_case_isolated(
     that dies (a crash in native code, os._exit) fails the case with how it died. Either way
     every tensor is reported as not checked.
     """
+    return run_cases_isolated([IsolatedCase(geometry, name, progress)], implementation, options, jobs=1)[0]
+
+
+def run_cases_isolated(
+    cases: Sequence[IsolatedCase], implementation: Implementation, options: CheckOptions, *, jobs: int
+) -> list[CaseReport]:
+    """Every case in a child of its own, at most `jobs` at a time; reports in the cases' order.
+
+    A case whose input turns out bad in its child (a ConvgradError) ends the run: every child is
+    killed and the error is raised here, as it would be without isolation.
+    """
     if not can_isolate():
-        report = run_case(geometry, implementation, options, name=name, progress=progress)
-        return replace(report, warnings=(*report.warnings, "the timeout is not enforced: this platform cannot fork"))
+        warning = "the timeout is not enforced: this platform cannot fork"
+        return [
+            replace(report, warnings=(*report.warnings, warning))
+            for report in (
+                run_case(c.geometry, implementation, options, name=c.name, progress=c.progress) for c in cases
+            )
+        ]
+    reports: dict[int, CaseReport] = {}
+    waiting = list(enumerate(cases))[::-1]  # popped from the end: the first case starts first
+    running: dict[Connection, _Running] = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < max(1, jobs):
+                index, case = waiting.pop()
+                child = _start(index, case, implementation, options)
+                running[child.receiver] = child
+            now = time.perf_counter()
+            for child in [c for c in running.values() if now >= c.deadline]:
+                reason = (
+                    f"timed out after {options.timeout:g} s; the implementation may hang, or the layer "
+                    "needs more time (raise the timeout)"
+                )
+                reports[child.index] = _stop(child, implementation, options, reason, running)
+            if not running:
+                continue
+            soonest = min(c.deadline for c in running.values())
+            for receiver in wait(list(running), timeout=max(0.0, min(soonest - time.perf_counter(), _POLL_SLICE_S))):
+                child = running[receiver]  # type: ignore[index]
+                outcome = child.read()
+                if isinstance(outcome, CaseReport):
+                    reports[child.index] = outcome
+                    _reap(child, running)
+                elif isinstance(outcome, str):
+                    reports[child.index] = _stop(child, implementation, options, outcome, running)
+    finally:
+        for child in list(running.values()):  # an input error, Ctrl-C, a bug here: no child outlives the run
+            _reap(child, running)
+    return [reports[index] for index in range(len(cases))]
+
+
+@dataclass
+class _Running:
+    """A case's child process, the end of its pipe, and where its progress goes."""
+
+    index: int
+    case: IsolatedCase
+    process: Any
+    receiver: Connection
+    started: float
+    deadline: float
+    advance: Optional[Progress] = field(default=None)
+
+    def read(self) -> Optional[object]:
+        """The report, a reason the case could not finish (str), or None: only progress so far.
+
+        Reads every message already waiting; raises the ConvgradError a child reports."""
+        while self.receiver.poll():
+            try:
+                message = self.receiver.recv()
+            except (EOFError, OSError):  # the pipe closed without a report: the child died
+                self.process.join(_KILL_GRACE_S)
+                return _how_it_died(self.process.exitcode)
+            kind = message[0]
+            if kind == "report":
+                report: CaseReport = message[1]
+                return report
+            if kind == "error":
+                reason: str = message[1]
+                return reason
+            if kind == "input error":
+                raise message[1]
+            if kind == "start" and self.case.progress is not None:
+                self.advance = self.case.progress(message[1], message[2])
+            elif kind == "advance" and self.advance is not None:
+                self.advance(message[1])
+        return None
+
+
+def _start(index: int, case: IsolatedCase, implementation: Implementation, options: CheckOptions) -> _Running:
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     # Not a daemon: a daemonic child could not start processes of its own, and an implementation
-    # may need to. The `finally` below kills it whatever happens here.
-    child = context.Process(
-        target=_run_child, args=(sender, geometry, implementation, options, name, progress is not None)
+    # may need to. _reap kills it whatever happens.
+    process = context.Process(
+        target=_run_child,
+        args=(sender, case.geometry, implementation, options, case.name, case.progress is not None),
     )
-    start = time.perf_counter()
-    child.start()
+    started = time.perf_counter()
+    process.start()
     sender.close()  # the child holds the only writing end now, so its death closes the pipe
-    try:
-        outcome = _receive(receiver, child, start + options.timeout, progress)
-    finally:
-        receiver.close()
-        if child.is_alive():
-            child.kill()
-        child.join(_KILL_GRACE_S)
-    if isinstance(outcome, CaseReport):
-        return outcome
-    if outcome is None:
-        reason = (
-            f"timed out after {options.timeout:g} s; the implementation may hang, or the layer needs "
-            "more time (raise the timeout)"
-        )
-    else:
-        reason = outcome if isinstance(outcome, str) else _how_it_died(child.exitcode)
-    return _unfinished_case(geometry, implementation, options, name, reason, time.perf_counter() - start)
+    return _Running(index, case, process, receiver, started, started + options.timeout)
+
+
+def _reap(child: _Running, running: dict[Connection, _Running]) -> None:
+    running.pop(child.receiver, None)
+    child.receiver.close()
+    if child.process.is_alive():
+        child.process.kill()
+    child.process.join(_KILL_GRACE_S)
+
+
+def _stop(
+    child: _Running,
+    implementation: Implementation,
+    options: CheckOptions,
+    reason: str,
+    running: dict[Connection, _Running],
+) -> CaseReport:
+    _reap(child, running)
+    return _unfinished_case(
+        child.case.geometry, implementation, options, child.case.name, reason, time.perf_counter() - child.started
+    )
 
 
 def _run_child(
@@ -122,35 +230,6 @@ class _ProgressSender:
                 pending, last = 0, now
 
         return advance
-
-
-def _receive(
-    receiver: Any, child: Any, deadline: float, progress: Optional[ProgressFactory]
-) -> Union[CaseReport, str, bool, None]:
-    """The child's report, an error message, False if it died, or None if the deadline passed."""
-    advance = None
-    while True:
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            return None
-        # In slices: a huge --timeout would overflow poll(), and the deadline is re-read anyway.
-        if not receiver.poll(min(remaining, _POLL_SLICE_S)):
-            continue
-        try:
-            message = receiver.recv()
-        except (EOFError, OSError):  # the pipe closed without a report: the child died
-            child.join(_KILL_GRACE_S)
-            return False
-        kind = message[0]
-        if kind in ("report", "error"):
-            outcome: Union[CaseReport, str] = message[1]
-            return outcome
-        if kind == "input error":
-            raise message[1]
-        if kind == "start" and progress is not None:
-            advance = progress(message[1], message[2])
-        elif kind == "advance" and advance is not None:
-            advance(message[1])
 
 
 def _how_it_died(exitcode: int | None) -> str:

@@ -1,4 +1,5 @@
-"""Running a suite of cases against one implementation, each in its own child process.
+"""Running a suite of cases against one implementation, each case in a child process of its own,
+`jobs` of them at a time.
 
 A case the implementation cannot express (a keyword it does not accept, a rank it does not
 handle) is skipped with that reason by the pipeline, never counted as a pass.
@@ -6,16 +7,25 @@ handle) is skipped with that reason by the pipeline, never counted as a pass.
 
 from __future__ import annotations
 
+import os
 from typing import Optional, Sequence
 
 from convgrad.impl.protocol import Implementation
 from convgrad.numerics.gradient import Progress, ProgressFactory
 from convgrad.options import CheckOptions
 from convgrad.report import SuiteReport
-from convgrad.run.isolation import run_case_isolated
+from convgrad.run.isolation import IsolatedCase, run_cases_isolated
 from convgrad.suite import SuiteCase
 
-__all__ = ["run_suite"]
+__all__ = ["run_suite", "default_jobs"]
+
+
+def default_jobs() -> int:
+    """One case per core this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 def run_suite(
@@ -23,18 +33,19 @@ def run_suite(
     implementation: Implementation,
     options: CheckOptions,
     progress: Optional[ProgressFactory] = None,
+    *,
+    jobs: int = 1,
 ) -> SuiteReport:
-    """Every case in order. The tolerances of every case's dtype are settled before the first runs,
-    so a step too small for one of them is refused before any time is spent."""
+    """Every case, `jobs` at a time; the reports in the suite's order. The tolerances of every
+    case's dtype are settled before the first runs, so a step too small for one of them is
+    refused before any time is spent."""
     for case in cases:
         options.tolerances(case.geometry.dtype)
-    reports = []
-    for case in cases:
-        labelled = None
-        if progress is not None:
-            labelled = _labelled(progress, case.name)
-        reports.append(run_case_isolated(case.geometry, implementation, options, name=case.name, progress=labelled))
-    return SuiteReport(cases=tuple(reports))
+    isolated = [
+        IsolatedCase(case.geometry, case.name, None if progress is None else _labelled(progress, case.name))
+        for case in cases
+    ]
+    return SuiteReport(cases=tuple(run_cases_isolated(isolated, implementation, options, jobs=jobs)))
 
 
 def _labelled(progress: ProgressFactory, case_name: str) -> ProgressFactory:
