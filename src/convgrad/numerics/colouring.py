@@ -7,7 +7,8 @@ positions the same colour, and k colours per axis is also the least possible: th
 window conflict pairwise. So dX needs (C/groups) * prod(k) colours whatever the stride, dilation,
 size or batch (a colouring by distance alone would need prod(d*(k-1) + 1)). Smaller periods are
 tried first, and every colouring is verified exactly against the layer's own windows before use.
-One axis gets one period more than it needs, so every colour leaves outputs that nothing perturbed
+One axis gets a longer period than it needs (the shortest that works: k+1 at stride 1, more with
+a stride), so every colour leaves outputs that nothing perturbed
 reads: those are what the locality check watches.
 
 Colours across channels: every filter of a group reads every channel of the group, so channels of
@@ -130,7 +131,8 @@ def _outer(masks: list[np.ndarray]) -> np.ndarray:
 
 
 def input_colouring(geometry: LayerGeometry) -> InputColouring:
-    """The colouring of x for this layer: (C/groups) * prod(k) colours, times (k+1)/k on one axis.
+    """The colouring of x for this layer: (C/groups) * prod(k) colours, more on one axis (the
+    shortest period there that leaves every colour some unread outputs).
 
     The extra colours on one axis leave outputs that no perturbed coordinate reads, so that every
     perturbation can be verified to be local (with exactly k colours per axis every output reads

@@ -20,7 +20,7 @@ LOG_INTERVAL_S = 5.0  # outside a terminal, a line this often: enough for a log,
 
 
 class DelayedProgress:
-    """Use as `with DelayedProgress(console, enabled) as progress: check_layer(..., progress=progress)`.
+    """Use as `with DelayedProgress(console, enabled) as progress: run_suite(..., progress)`.
 
     In a terminal, a transient bar; when the console is not a terminal, a plain line such as
     `[10 s] convgrad check: dX coloured 40/71 forward calls` every LOG_INTERVAL_S seconds. Nothing at all
