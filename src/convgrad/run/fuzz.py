@@ -17,10 +17,10 @@ from typing import Callable, Iterator, Literal, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from convgrad.errors import GeometryError, SettingError, named
-from convgrad.geometry import DTYPES, Dtype, LayerGeometry, resolve_geometry
+from convgrad.errors import GeometryError
+from convgrad.geometry import Dtype, LayerGeometry, resolve_geometry
 from convgrad.impl.protocol import Implementation
-from convgrad.options import CheckOptions
+from convgrad.options import CheckOptions, FuzzOptions
 from convgrad.report import CaseReport
 from convgrad.run.isolation import run_case_isolated
 
@@ -28,22 +28,15 @@ __all__ = [
     "FEATURES",
     "Coverage",
     "FuzzFailure",
-    "FuzzOptions",
     "FuzzResult",
     "FuzzStatus",
-    "DEFAULT_BUDGET_S",
-    "DEFAULT_FUZZ_TIMEOUT_S",
     "failing_parts",
     "features",
-    "fuzz",
+    "run_fuzz",
     "random_geometries",
     "shrink_candidates",
 ]
 
-DEFAULT_BUDGET_S = 60.0
-# The layers drawn are small (a correct one checks in well under a second); a case that runs this
-# long hangs, and a longer wait would spend the whole budget on it.
-DEFAULT_FUZZ_TIMEOUT_S = 10.0
 # Gradient coordinates (x, w and b) of a drawn layer at most: keeps a check to a fraction of a
 # second, so a minute tries a few hundred layers. Larger draws are redrawn.
 MAX_COORDINATES = 600
@@ -98,25 +91,6 @@ class Coverage:
 
     def count(self, feature: str) -> int:
         return dict(self.counts)[feature]
-
-
-@dataclass(frozen=True)
-class FuzzOptions:
-    """How long to search, and in which dtypes. Validated where it is made."""
-
-    budget_s: float = DEFAULT_BUDGET_S
-    dtypes: tuple[Dtype, ...] = ("float64",)
-
-    def __post_init__(self) -> None:
-        budget = self.budget_s
-        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < math.inf:
-            raise SettingError(
-                f"{named('budget', repr(budget))} must be a number of seconds greater than 0, like {named('budget', 60)}"
-            )
-        object.__setattr__(self, "budget_s", float(budget))
-        if not self.dtypes or any(d not in DTYPES for d in self.dtypes):
-            raise SettingError(f"{named('dtype', repr(self.dtypes))}: give float64, float32 or both")
-        object.__setattr__(self, "dtypes", tuple(dict.fromkeys(self.dtypes)))
 
 
 @dataclass(frozen=True)
@@ -328,7 +302,7 @@ def failing_parts(report: CaseReport) -> frozenset[str]:
 # --- the run ------------------------------------------------------------------------------------
 
 
-def fuzz(
+def run_fuzz(
     implementation: Implementation,
     options: CheckOptions,
     fuzz_options: FuzzOptions = FuzzOptions(),
