@@ -96,10 +96,10 @@ def _failure(failure: FuzzFailure, reproduction: Optional[Reproduction]) -> list
 def _verdict(result: FuzzResult) -> Text:
     if result.failure is not None:
         failure = result.failure
+        stopped = "" if failure.complete else " (shrinking stopped at the budget)"
         return Text.assemble(
             ("FAIL", "bold red"),
-            f": {failure.shrunk.geometry.brief()} fails, the simplest of the failing layers found "
-            f"(the first after {_plural(failure.found_after, 'random layer')})",
+            f": {failure.shrunk.geometry.brief()} fails; shrunk from random layer {failure.found_after}{stopped}",
         )
     if result.checked == 0:
         why = f"all {result.skipped} layers drawn were skipped" if result.skipped else "the budget ran out first"

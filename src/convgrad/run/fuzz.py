@@ -30,6 +30,7 @@ __all__ = [
     "FuzzFailure",
     "FuzzResult",
     "FuzzStatus",
+    "complexity",
     "failing_parts",
     "features",
     "run_fuzz",
@@ -107,7 +108,7 @@ class FuzzFailure:
 
 @dataclass(frozen=True)
 class FuzzResult:
-    """What `fuzz` did: what it checked and skipped, what that covered, and the failure it found."""
+    """What `run_fuzz` did: what it checked and skipped, what that covered, and the failure it found."""
 
     implementation: str
     seed: int
@@ -256,7 +257,7 @@ def shrink_candidates(geometry: LayerGeometry) -> Iterator[LayerGeometry]:
     smaller batch, fewer groups (or none), channels and kernels, smaller sizes, stride, padding
     and dilation towards 1, 0 and 1, per-axis values made equal, float64 for float32.
 
-    Every candidate is smaller in `_complexity`, so shrinking always ends.
+    Every candidate is smaller in `complexity`, so shrinking always ends.
     """
     g, sizes = geometry, _Sizes.of(geometry)
     simpler = [replace(sizes, axes=sizes.axes.without(axis)) for axis in range(g.ndim)] if g.ndim > 1 else []
@@ -278,12 +279,14 @@ def shrink_candidates(geometry: LayerGeometry) -> Iterator[LayerGeometry]:
     if g.dtype == "float32":
         simpler.append(replace(sizes, dtype="float64"))
     for candidate in dict.fromkeys(s.layer() for s in simpler):
-        if candidate is not None and _complexity(candidate) < _complexity(g):
+        if candidate is not None and complexity(candidate) < complexity(g):
             yield candidate
 
 
-def _complexity(geometry: LayerGeometry) -> tuple[int, ...]:
-    """What shrinking makes smaller, most important first (compared as a tuple)."""
+def complexity(geometry: LayerGeometry) -> tuple[int, ...]:
+    """How complex a layer is, compared as a tuple: rank, batch, channels, kernels, groups, kernel
+    and input sizes, stride, padding, dilation, per-axis values that differ, float32. Every
+    shrink candidate is smaller in it."""
     g, sizes = geometry, _Sizes.of(geometry)
     return (
         g.ndim, g.batch, g.channels, g.filters, g.groups, sum(g.kernel_size), sum(g.spatial),
