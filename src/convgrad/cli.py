@@ -16,12 +16,14 @@ import click
 
 from convgrad import __version__
 from convgrad.errors import Audience, ConvgradError
-from convgrad.options import DEFAULT_SAMPLES, DEFAULT_TIMEOUT_S, METHODS, SAMPLING_METHODS
+from convgrad.options import (
+    DEFAULT_BUDGET_S, DEFAULT_FUZZ_TIMEOUT_S, DEFAULT_SAMPLES, DEFAULT_TIMEOUT_S, METHODS, SAMPLING_METHODS,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from convgrad.geometry import LayerGeometry
+    from convgrad.geometry import Dtype, LayerGeometry
     from convgrad.report import SuiteReport
 
 __all__ = ["cli", "main", "CLI", "EXIT_PASSED", "EXIT_FAILED", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED"]
@@ -143,6 +145,22 @@ def geometry_options(function: F, *, dtype_help: str = "Floating-point type of t
     return function
 
 
+def implementation_options(function: F) -> F:
+    """--impl and the layouts: which layer is under test, shared by every command that checks one."""
+    options = [
+        click.option("--impl", default="reference", show_default=True, metavar="SPEC",
+                     help="Implementation under test: reference, torch, jax, a FILE.py or a dotted module, "
+                          "optionally :NAME of the object holding forward and backward."),
+        click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default="nchw", show_default=True,
+                     help="Array layout the implementation takes: channels first (N, C, *spatial) or last."),
+        click.option("--weight-layout", type=click.Choice(["oihw", "hwio"]), default="oihw", show_default=True,
+                     help="Kernel layout: (F, C/groups, *k) or (*k, C/groups, F)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
     from convgrad.geometry import resolve_geometry
 
@@ -172,13 +190,7 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
               help="Coordinates (sample) or directions (projection) per tensor.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (with --config: only the summary).")
-@click.option("--impl", default="reference", show_default=True, metavar="SPEC",
-              help="Implementation under test: reference, torch, jax, a FILE.py or a dotted module, "
-                   "optionally :NAME of the object holding forward and backward.")
-@click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default="nchw", show_default=True,
-              help="Array layout the implementation takes: channels first (N, C, *spatial) or last.")
-@click.option("--weight-layout", type=click.Choice(["oihw", "hwio"]), default="oihw", show_default=True,
-              help="Kernel layout: (F, C/groups, *k) or (*k, C/groups, F).")
+@implementation_options
 @click.option("--no-forward-check", is_flag=True,
               help="Do not compare the output with the reference convolution (row O).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
@@ -401,6 +413,93 @@ def explain(seed: int, as_json: bool, svg_path: Optional[str], **flags: Any) -> 
         _save_svg(console, svg_path)
     if not derivation.holds:  # pragma: no cover - the reference layer's own derivation
         sys.exit(EXIT_FAILED)
+
+
+# fuzz --dtype: the dtypes of the layers drawn.
+_FUZZ_DTYPES: dict[str, tuple[Dtype, ...]] = {
+    "float64": ("float64",), "float32": ("float32",), "both": ("float64", "float32"),
+}
+
+
+@cli.command()
+@implementation_options
+@click.option("--budget", type=float, default=DEFAULT_BUDGET_S, show_default=True, metavar="SECONDS",
+              help="Search (and shrink) for this long; no new layer is started after it.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the random layers (the same seed draws the same layers) and of their tensors.")
+@click.option("--dtype", type=click.Choice(list(_FUZZ_DTYPES)), default="float64", show_default=True,
+              help="Floating-point type of the layers drawn; both: each layer one or the other.")
+@click.option("--timeout", type=float, default=DEFAULT_FUZZ_TIMEOUT_S, show_default=True, metavar="SECONDS",
+              help="Fail a layer whose check has not finished after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.pass_context
+def fuzz(ctx: click.Context, /, impl: str, layout: str, weight_layout: str, budget: float, seed: int, dtype: str,
+         timeout: float, as_json: bool) -> None:
+    """Check random small layers until one fails, then shrink it to the simplest layer that fails.
+
+    Layers are 1-D, 2-D and 3-D, with batches of 1 to 6, groups, depthwise kernels (also with
+    two kernels per channel), strides, padding and dilations (also different per axis), inputs
+    the stride does not tile, rectangular and 1x1 kernels; each is checked as `convgrad check`
+    checks it. Layers the implementation cannot run are skipped and counted. A failure is
+    printed with its report, a `convgrad check` command line and a suite case that reproduce it.
+    Exit 0: no layer failed within the budget; 1: one did (or nothing was checked); 2: bad input.
+
+    \b
+    Examples:
+      convgrad fuzz --impl my_conv.py
+      convgrad fuzz --impl my_conv.py:Layer --budget 300 --dtype both --seed 7
+      convgrad fuzz --impl my_conv.py --layout nhwc --weight-layout hwio --json
+    """
+    _one_thread_per_library()
+    from convgrad.impl.loading import load_implementation
+    from convgrad.options import CheckOptions, FuzzOptions
+    from convgrad.render.console import make_console
+    from convgrad.render.fuzz import FuzzProgress, Reproduction, render_fuzz
+    from convgrad.run.fuzz import run_fuzz
+    from convgrad.suite import case_table
+
+    fuzz_options = FuzzOptions(budget_s=budget, dtypes=_FUZZ_DTYPES[dtype])
+    options = CheckOptions(seed=seed, timeout=timeout)
+    implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout)
+    with FuzzProgress(make_console(stderr=True), enabled=not as_json) as progress:
+        result = run_fuzz(implementation, options, fuzz_options, status=progress)
+    reproduction = None
+    if result.failure is not None:
+        shrunk = result.failure.shrunk.geometry
+        reproduction = Reproduction(
+            command=_check_command(shrunk, impl.strip(), layout=layout, weight_layout=weight_layout, seed=seed,
+                                  timeout=timeout),
+            toml=case_table(shrunk, f"fuzz: {shrunk.brief()}"),
+        )
+    if as_json:
+        from convgrad.render.json import fuzz_to_json
+
+        _echo(fuzz_to_json(result, reproduction))
+    else:
+        make_console().print(render_fuzz(result, reproduction), crop=False)  # the command line is never cut
+    ctx.exit(EXIT_PASSED if result.passed else EXIT_FAILED)
+
+
+def _check_command(geometry: "LayerGeometry", impl: str, *, layout: str = "nchw", weight_layout: str = "oihw",
+                  seed: int = 0, timeout: float = DEFAULT_TIMEOUT_S) -> str:
+    """The `convgrad check` command line that checks `geometry` as it was checked, quoted for the
+    shell; flags at check's defaults are left out."""
+    import shlex
+
+    from convgrad.geometry import format_shape
+
+    words = ["convgrad", "check", "--impl", impl]
+    for flag, value, default in (("--layout", layout, "nchw"), ("--weight-layout", weight_layout, "oihw")):
+        if value != default:
+            words += [flag, value]
+    words += ["--in", format_shape(geometry.in_shape), "--kernels", format_shape(geometry.kernel_shape)]
+    for key, value in geometry.changed_settings().items():
+        words += [_flag(key), value]
+    if seed != 0:
+        words += ["--seed", str(seed)]
+    if timeout != DEFAULT_TIMEOUT_S:
+        words += ["--timeout", f"{timeout:g}"]
+    return shlex.join(words)
 
 
 def main() -> None:

@@ -249,6 +249,17 @@ class LayerGeometry:
             parts.append(self.dtype)
         return " ".join(p for p in parts if p)
 
+    def changed_settings(self) -> dict[str, str]:
+        """The settings beyond `in` and `kernels` that are not at their defaults, as a user writes
+        them ('2', '2x1', 'float32'), keyed by the names of a suite file: what it takes to reproduce
+        the layer with `convgrad check` or in a suite."""
+        written = {
+            "batch": (str(self.batch), "1"), "stride": (format_axes(self.stride), "1"),
+            "padding": (format_axes(self.padding), "0"), "dilation": (format_axes(self.dilation), "1"),
+            "groups": (str(self.groups), "1"), "dtype": (self.dtype, "float64"),
+        }
+        return {key: value for key, (value, default) in written.items() if value != default}
+
     def settings(self) -> dict[str, object]:
         """The geometry as plain JSON-ready values, keyed by the names of a suite file."""
         return {

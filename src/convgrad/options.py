@@ -5,6 +5,8 @@ is made, and passed whole to every case, so a setting cannot be dropped or defau
 way. Only what depends on a case's dtype (the default tolerance, and whether a step is too small
 for it) is settled per case, by `tolerances(dtype)`.
 
+`FuzzOptions` holds what `convgrad fuzz` adds: its budget and the dtypes of the layers it draws.
+
 Methods:
     auto        every coordinate, by the cheapest exact method (coloured, or dense for tiny tensors)
     coloured    every coordinate; coordinates with disjoint receptive fields share a forward call
@@ -19,8 +21,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal, Mapping, Optional, get_args
 
-from convgrad.errors import SettingError
-from convgrad.geometry import Dtype
+from convgrad.errors import SettingError, named
+from convgrad.geometry import DTYPES, Dtype
 
 __all__ = [
     "Method",
@@ -33,6 +35,9 @@ __all__ = [
     "DEFAULT_TOLERANCES",
     "CheckOptions",
     "RANDOM_TENSORS",
+    "FuzzOptions",
+    "DEFAULT_BUDGET_S",
+    "DEFAULT_FUZZ_TIMEOUT_S",
 ]
 
 Method = Literal["auto", "coloured", "dense", "sample", "projection"]
@@ -176,3 +181,29 @@ class CheckOptions:
                 "or larger, or a larger {rtol}"
             )
         return tolerances
+
+
+DEFAULT_BUDGET_S = 60.0
+# The layers drawn are small (a correct one checks in well under a second); a case that runs this
+# long hangs, and a longer wait would spend the whole budget on it.
+DEFAULT_FUZZ_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class FuzzOptions:
+    """How long `convgrad fuzz` searches (and shrinks), and the dtypes of the layers it draws."""
+
+    budget_s: float = DEFAULT_BUDGET_S
+    dtypes: tuple[Dtype, ...] = ("float64",)
+
+    def __post_init__(self) -> None:
+        budget = self.budget_s
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < math.inf:
+            shown = f"{budget:g}" if isinstance(budget, (int, float)) else repr(budget)
+            raise SettingError(
+                f"{named('budget', shown)} must be a number of seconds greater than 0, like {named('budget', 60)}"
+            )
+        object.__setattr__(self, "budget_s", float(budget))
+        if not self.dtypes or any(d not in DTYPES for d in self.dtypes):
+            raise SettingError(f"{named('dtypes', repr(self.dtypes))} must hold float64, float32 or both")
+        object.__setattr__(self, "dtypes", tuple(dict.fromkeys(self.dtypes)))

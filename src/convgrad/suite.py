@@ -17,14 +17,15 @@ file's own words (a geometry error says `kernels = "5x3x3x3"`, not a command-lin
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from convgrad.errors import Audience, ConfigError, ConvgradError, literal
-from convgrad.geometry import DTYPES, LayerGeometry, resolve_geometry
+from convgrad.geometry import DTYPES, LayerGeometry, format_shape, resolve_geometry
 
-__all__ = ["SuiteCase", "Suite", "load_suite", "single_case_suite", "GEOMETRY_KEYS", "TOML"]
+__all__ = ["SuiteCase", "Suite", "load_suite", "single_case_suite", "case_table", "GEOMETRY_KEYS", "TOML"]
 
 # Each is a key of a [[case]] table and a top-level default.
 GEOMETRY_KEYS = ("in", "kernels", "batch", "stride", "padding", "dilation", "groups", "dtype")
@@ -177,3 +178,11 @@ def _toml(value: Any) -> str:
 def single_case_suite(geometry: LayerGeometry, name: str = "convgrad check") -> Suite:
     """A suite of one case, e.g. the one given on the command line."""
     return Suite(name=name, cases=(SuiteCase(name=name, geometry=geometry),))
+
+
+def case_table(geometry: LayerGeometry, name: str) -> str:
+    """`geometry` as a `[[case]]` table to paste into a suite file; settings at their defaults are left out."""
+    lines = ["[[case]]", f"name = {json.dumps(name)}", f'in = "{format_shape(geometry.in_shape)}"',
+             f'kernels = "{format_shape(geometry.kernel_shape)}"']
+    lines += [f"{key} = {_toml_value(value)}" for key, value in geometry.changed_settings().items()]
+    return "\n".join(lines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from convgrad import __version__
 from convgrad.explain import Derivation, KernelGrid, WorkedCoordinate
@@ -12,7 +12,11 @@ from convgrad.findings.diagnosis import Diagnosis
 from convgrad.findings.locate import Location
 from convgrad.report import CallCheck, CaseReport, SuiteReport, TensorComparison
 
-__all__ = ["suite_to_dict", "case_to_dict", "tensor_to_dict", "call_to_dict", "render_json"]
+if TYPE_CHECKING:
+    from convgrad.render.fuzz import Reproduction
+    from convgrad.run.fuzz import FuzzResult
+
+__all__ = ["suite_to_dict", "case_to_dict", "tensor_to_dict", "call_to_dict", "render_json", "fuzz_to_json"]
 
 
 def _number(value: Optional[float]) -> Optional[float]:
@@ -212,3 +216,39 @@ def derivation_to_json(derivation: Derivation) -> str:
 
 def render_json(suite: SuiteReport) -> str:
     return json.dumps(suite_to_dict(suite), indent=2)
+
+
+def fuzz_to_json(result: FuzzResult, reproduction: Optional[Reproduction] = None) -> str:
+    """`convgrad fuzz --json`: what was checked, skipped and covered, and the failure found.
+
+    `failure` is null when no layer failed; otherwise it holds the first failing case and the
+    shrunk one (as in a check's `cases`), the shrink's `steps`, `tries` and whether it was
+    `complete`, and the `command` and `toml` that reproduce the shrunk case.
+    """
+    failure = result.failure
+    return json.dumps(
+        {
+            "convgrad_version": __version__,
+            "passed": result.passed,
+            "implementation": result.implementation,
+            "seed": result.seed,
+            "budget_s": result.options.budget_s,
+            "dtypes": list(result.options.dtypes),
+            "elapsed_s": round(result.elapsed_s, 6),
+            "checked": result.checked,
+            "skipped": result.skipped,
+            "skip_reasons": [{"reason": reason, "count": count} for reason, count in result.skip_reasons],
+            "coverage": dict(result.coverage.counts),
+            "failure": None if failure is None else {
+                "found_after": failure.found_after,
+                "first": case_to_dict(failure.first),
+                "shrunk": case_to_dict(failure.shrunk),
+                "steps": failure.steps,
+                "tries": failure.tries,
+                "complete": failure.complete,
+                "command": reproduction.command if reproduction else None,
+                "toml": reproduction.toml if reproduction else None,
+            },
+        },
+        indent=2,
+    )
