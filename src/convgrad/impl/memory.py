@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["MemoryLayout", "fresh_copy", "NON_CONTIGUOUS", "describe_layouts"]
 
-MemoryLayout = Literal["C order", "transposed view", "Fortran order", "step slice"]
+MemoryLayout = Literal["C order", "channels last", "transposed view", "Fortran order", "step slice"]
 Copier = Callable[[np.ndarray], np.ndarray]
 
 
@@ -24,6 +24,13 @@ def _transposed_view(a: np.ndarray) -> np.ndarray:
     if a.ndim < 2:
         return _step_slice(a)
     return np.ascontiguousarray(np.swapaxes(a, -1, -2)).swapaxes(-1, -2)
+
+
+def _channels_last(a: np.ndarray) -> np.ndarray:
+    """Axis 1 (channels) stored last, as torch's channels_last and NHWC code keep activations."""
+    if a.ndim < 3:
+        return _step_slice(a)
+    return np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 1, -1)), -1, 1)
 
 
 def _step_slice(a: np.ndarray) -> np.ndarray:
@@ -37,18 +44,18 @@ def _step_slice(a: np.ndarray) -> np.ndarray:
 
 _COPIERS: dict[MemoryLayout, Copier] = {
     "C order": np.ascontiguousarray,
+    "channels last": _channels_last,
     "transposed view": _transposed_view,
     "Fortran order": np.asfortranarray,
     "step slice": _step_slice,
 }
 
-# The layouts the protocol's non-contiguous round uses, one per input, all different.
-NON_CONTIGUOUS: dict[str, MemoryLayout] = {
-    "x": "transposed view",
-    "w": "Fortran order",
-    "b": "step slice",
-    "dy": "step slice",
-}
+# The layouts of the protocol's two non-contiguous calls: activations channels last (the most
+# common layout after C order) then in Fortran order, kernels the other way round.
+NON_CONTIGUOUS: tuple[dict[str, MemoryLayout], ...] = (
+    {"x": "channels last", "w": "Fortran order", "b": "step slice", "dy": "channels last"},
+    {"x": "Fortran order", "w": "transposed view", "b": "step slice", "dy": "transposed view"},
+)
 
 
 def fresh_copy(a: np.ndarray, layout: MemoryLayout = "C order") -> np.ndarray:
@@ -60,5 +67,5 @@ def fresh_copy(a: np.ndarray, layout: MemoryLayout = "C order") -> np.ndarray:
 def describe_layouts(layouts: Mapping[str, MemoryLayout]) -> str:
     """'x as a transposed view, w in Fortran order, ...'."""
     words = {"transposed view": "as a transposed view", "Fortran order": "in Fortran order",
-             "step slice": "as a step slice", "C order": "in C order"}
+             "step slice": "as a step slice", "C order": "in C order", "channels last": "channels last"}
     return ", ".join(f"{name} {words[layout]}" for name, layout in layouts.items())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
@@ -98,6 +99,12 @@ def run_cases_isolated(
                     f"timed out after {options.timeout:g} s; the implementation may hang, or the layer "
                     "needs more time (raise the timeout)"
                 )
+                if child.threads > 1:
+                    reason += (
+                        f"; this process ran {child.threads} threads when the case's process was forked, "
+                        "and threads do not survive a fork: a thread pool started at import waits "
+                        "forever in the child (start it on first use instead)"
+                    )
                 reports[child.index] = _stop(child, implementation, options, reason, running)
             if not running:
                 continue
@@ -126,6 +133,7 @@ class _Running:
     receiver: Connection
     started: float
     deadline: float
+    threads: int  # in this process at the fork: the others are missing in the child
     advance: Optional[Progress] = field(default=None)
 
     def read(self) -> Optional[object]:
@@ -163,10 +171,11 @@ def _start(index: int, case: IsolatedCase, implementation: Implementation, optio
         target=_run_child,
         args=(sender, case.geometry, implementation, options, case.name, case.progress is not None),
     )
+    threads = threading.active_count()
     started = time.perf_counter()
     process.start()
     sender.close()  # the child holds the only writing end now, so its death closes the pipe
-    return _Running(index, case, process, receiver, started, started + options.timeout)
+    return _Running(index, case, process, receiver, started, started + options.timeout, threads)
 
 
 def _reap(child: _Running, running: dict[Connection, _Running]) -> None:
