@@ -113,8 +113,12 @@ def test_every_pair_of_basic_settings_meets_in_a_case_any_layer_can_run():
     assert missing == []
 
 
-def test_one_and_three_dimensional_layers_are_in_the_suite():
+def test_one_and_three_dimensional_layers_are_in_the_suite_with_groups_and_batches():
     assert {case.geometry.ndim for case in SUITE.cases} == {1, 2, 3}
+    for ndim in (1, 3):
+        cases = [case.geometry for case in SUITE.cases if case.geometry.ndim == ndim]
+        assert any(g.groups > 1 and g.batch > 1 for g in cases)  # a rank's own path for groups
+    assert any(g.ndim == 3 and g.filters == 2 * g.channels == 2 * g.groups for g in (c.geometry for c in SUITE.cases))
 
 
 def test_the_checker_of_pairs_notices_a_missing_pair():

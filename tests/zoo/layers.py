@@ -426,6 +426,40 @@ class WindowsFromShape(TapLoopConv):
         return np.einsum("ncijuv,fcuv->nfij", windows, w) + b.reshape(1, -1, 1, 1)
 
 
+class RavelsInOrderA(TapLoopConv):
+    """Flattens x with order='A' ("whatever order it is in") and reshapes it back in C order:
+    right for C-ordered x, scrambled when x arrives in Fortran order."""
+
+    def forward(self, x, w, b, **settings):
+        return super().forward(np.ravel(x, order="A").reshape(x.shape), w, b, **settings)
+
+
+class ChannelsLastFastPath(TapLoopConv):
+    """Takes an NHWC fast path when x's channels are its fastest axis (x.strides[1] == itemsize),
+    and that path reads the kernel's last axis back to front."""
+
+    def forward(self, x, w, b, **settings):
+        if x.ndim > 2 and x.shape[1] > 1 and x.strides[1] == x.itemsize:
+            w = w[..., ::-1]
+        return super().forward(x, w, b, **settings)
+
+
+# --- correct, to rounding: no exact zeros ------------------------------------------------------
+
+
+class RoundingNoise(TapLoopConv):
+    """Correct, but its gradients carry rounding noise everywhere, as an FFT or Winograd conv's do:
+    about 1e-15 of a product term, even where the true gradient is exactly zero."""
+
+    def backward(self, dy, x, w, b, **settings):
+        dx, dw, db = super().backward(dy, x, w, b, **settings)
+        rng = np.random.default_rng(dx.size)
+        term = float(np.abs(dy).max(initial=0.0))
+        dx = dx + 1e-15 * term * float(np.abs(w).max(initial=0.0)) * rng.standard_normal(dx.shape)
+        dw = dw + 1e-15 * term * float(np.abs(x).max(initial=0.0)) * rng.standard_normal(dw.shape)
+        return dx, dw, db
+
+
 # --- settings that are wrong only together --------------------------------------------------
 
 
