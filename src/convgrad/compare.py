@@ -135,40 +135,30 @@ def _join(first: str | None, second: str) -> str:
 def compare_numerical(
     name: GradientName, analytical: np.ndarray, numerical: NumericalGradient, tolerance: float, floor: float
 ) -> TensorComparison:
-    """An analytical gradient against its numerical gradient, by coordinate or by direction."""
-    if numerical.directions is not None and numerical.projections is not None:
-        return _compare_projections(name, analytical, numerical, tolerance)
-    return compare(
-        name,
-        analytical,
-        numerical.values,
-        tolerance,
-        method=numerical.method,
-        forward_calls=numerical.forward_calls,
-        step=numerical.step,
-        note=numerical.note,
-        floor=floor,
-    )
+    """An analytical gradient against its numerical gradient, by coordinate or by direction.
 
-
-def _compare_projections(
-    name: GradientName, analytical: np.ndarray, numerical: NumericalGradient, tolerance: float
-) -> TensorComparison:
-    """Directional derivatives compared like a tensor of their own, shown with the tensor's shapes.
-
-    The analytical side along direction v is <analytical, v> with v the perturbation applied."""
-    assert numerical.directions is not None and numerical.projections is not None
-    along = numerical.directions @ analytical.astype(np.float64).reshape(-1)
+    Along a direction v the analytical side is <analytical, v>, with v the perturbation applied;
+    the directional values are then compared like a tensor of their own (projections have no
+    floor: they are not coordinates that can be structurally zero)."""
+    directional = numerical.directions is not None and numerical.projections is not None
+    if directional:
+        assert numerical.directions is not None and numerical.projections is not None
+        ours, theirs = numerical.directions @ analytical.astype(np.float64).reshape(-1), numerical.projections
+    else:
+        ours, theirs = analytical, numerical.values
     result = compare(
         name,
-        along,
-        numerical.projections,
+        ours,
+        theirs,
         tolerance,
         method=numerical.method,
         forward_calls=numerical.forward_calls,
         step=numerical.step,
         note=numerical.note,
+        floor=0.0 if directional else floor,
     )
+    if not directional:
+        return result
     reason = result.reason.replace(" coordinates differ", " directions differ") if result.reason else None
     return replace(
         result,
