@@ -21,6 +21,8 @@ import itertools
 import random
 from typing import Iterator, Optional
 
+import numpy as np
+
 FACTORS: dict[str, tuple[str, ...]] = {
     "batch": ("1", "2", "5"),
     "stride": ("1", "2", "3", "per-axis"),
@@ -133,8 +135,9 @@ def concrete(case: Case, index: int) -> dict[str, object]:
 
 def _spatial(level: str, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
              dilation: tuple[int, int]) -> tuple[int, int]:
-    """The smallest H, W (2 to 8 outputs per axis): square (H == W), or non-square and either
-    tiled by the windows or leaving input positions that no window reaches, as the level says."""
+    """The smallest H, W (2 to 8 outputs per axis, some window reading x and not only padding on
+    every axis): square (H == W), or non-square and either tiled by the windows or leaving input
+    positions that no window reaches, as the level says."""
 
     def left_over(size: int, axis: int) -> int:  # input positions past the last window
         return (size + 2 * padding[axis] - dilation[axis] * (kernel[axis] - 1) - 1) % stride[axis]
@@ -143,9 +146,17 @@ def _spatial(level: str, kernel: tuple[int, int], stride: tuple[int, int], paddi
         reach = size + 2 * padding[axis] - dilation[axis] * (kernel[axis] - 1) - 1
         return reach // stride[axis] + 1 if reach >= 0 else 0
 
+    def reads_input(size: int, axis: int) -> bool:  # some window reads x, not only padding
+        taps = dilation[axis] * np.arange(kernel[axis])
+        starts = stride[axis] * np.arange(outputs(size, axis)) - padding[axis]
+        read = starts[:, None] + taps[None, :]
+        return bool(((read >= 0) & (read < size)).any())
+
     sizes = sorted(itertools.product(range(2, 16), repeat=2), key=lambda hw: (hw[0] + hw[1], hw))
     for h, w in sizes:
         if not all(2 <= outputs(size, axis) <= 8 for axis, size in enumerate((h, w))):
+            continue
+        if not (reads_input(h, 0) and reads_input(w, 1)):
             continue
         tiles = left_over(h, 0) == 0 and left_over(w, 1) == 0
         # As the test classifies them: H == W is square; else a left-over input does not tile.

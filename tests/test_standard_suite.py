@@ -113,6 +113,15 @@ def test_every_pair_of_basic_settings_meets_in_a_case_any_layer_can_run():
     assert missing == []
 
 
+@pytest.mark.parametrize("case", SUITE.cases, ids=[c.name for c in SUITE.cases])
+def test_no_case_is_all_padding(case):
+    # A case whose windows read only padding has zero gradients both ways and checks nothing.
+    g = case.geometry
+    for size, k, s, p, d, out in zip(g.spatial, g.kernel_size, g.stride, g.padding, g.dilation, g.out_spatial):
+        read = [s * o + d * u - p for o in range(out) for u in range(k)]
+        assert any(0 <= r < size for r in read), g.describe()
+
+
 def test_one_and_three_dimensional_layers_are_in_the_suite_with_groups_and_batches():
     assert {case.geometry.ndim for case in SUITE.cases} == {1, 2, 3}
     for ndim in (1, 3):
