@@ -57,8 +57,8 @@ class GuardedLayer:
     forward_calls: int = 0
     warnings: list[str] = field(default_factory=list)
     reused: dict[str, str] = field(default_factory=dict)  # returned name -> why it is a failure
-    # What the last forward and backward returned, as returned and as copied, to watch for reuse.
-    _returned: dict[str, tuple[str, np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    # (call, name) -> what the last forward and backward returned, as returned and as copied.
+    _returned: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def forward(
         self, x: np.ndarray, w: np.ndarray, b: np.ndarray, *, layouts: Optional[Mapping[str, MemoryLayout]] = None
@@ -160,7 +160,7 @@ class GuardedLayer:
                 self.warnings.append(warning)
         returned, array = array, array.astype(np.float64)  # a copy, whatever the layer does to its own later
         array.flags.writeable = False  # also the reference the reuse watch compares against
-        self._returned[f"{what} {name}"] = (what, returned, array)
+        self._returned[what, name] = (returned, array)
         if not np.all(np.isfinite(array)):  # after the shape check, so the shape is known
             bad = int(np.count_nonzero(~np.isfinite(array)))
             first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
@@ -171,15 +171,14 @@ class GuardedLayer:
             )
         return array
 
-
     def _watch_returned(self, caller: str) -> None:
         """After a call: did an array that an earlier call returned change during it?
 
         What forward and backward returned last is watched until they return something new."""
-        for key, (what, original, copy) in list(self._returned.items()):
+        for (what, name), (original, copy) in self._returned.items():
+            key = f"{what} {name}"
             if key in self.reused or np.array_equal(original, copy, equal_nan=True):
                 continue
-            name = key.split(" ", 1)[1]
             self.reused[key] = (
                 f"{what} returned {name} in a buffer that the next {caller} call overwrote: a caller "
                 f"that keeps {name} sees it change; return a new array (or a copy) from every call"
