@@ -258,9 +258,10 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
 def _one_thread_per_library() -> None:
     """Before NumPy, torch or the implementation is imported: one BLAS/OpenMP thread each.
 
-    A check makes thousands of calls on small arrays, where worker threads only spin, and a
-    library that started its thread pool before a case's child process was forked runs many times
-    slower in the child (torch: 0.6 s instead of 0.02 s a case). A value already set wins.
+    A check makes thousands of calls on small arrays, where worker threads only spin; on a busy
+    2-core machine they made the test suite many times slower (tests/conftest.py sets the same).
+    A pool started before a case's child is forked also has no threads in the child. A value
+    already set wins.
     """
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
