@@ -125,15 +125,17 @@ def _check(
 ) -> CallCheck:
     """A later call against the reference (or along directions); the cause is left to the caller."""
     rtol = options.tolerances(geometry.dtype).rtol
+    compared_with = (
+        REFERENCE if options.forward_check
+        else f"the layer's own forward along {PROJECTIONS_PER_TENSOR} random directions"
+    )
     if result.failure is not None:
-        return CallCheck(name, called_with, REFERENCE, passed=False, cause=result.failure,
+        return CallCheck(name, called_with, compared_with, passed=False, cause=result.failure,
                          forward_calls=guard.forward_calls - calls_before)
     if options.forward_check:
         rows = _against(result, _reference(result.tensors, geometry), rtol, "reference")
-        compared_with = REFERENCE
     else:
         rows = _along_directions(guard, result, geometry, options, rtol)
-        compared_with = f"the layer's own forward along {PROJECTIONS_PER_TENSOR} random directions"
     return CallCheck(name, called_with, compared_with, passed=all(t.passed for t in rows), tensors=rows,
                      forward_calls=guard.forward_calls - calls_before)
 
