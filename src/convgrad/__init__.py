@@ -27,6 +27,7 @@ _PUBLIC = {
     "SuiteReport": "convgrad.report",
     "TensorComparison": "convgrad.report",
     "ConvgradError": "convgrad.errors",
+    "Unsupported": "convgrad.impl.protocol",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -151,10 +151,15 @@ def implementation_options(function: F) -> F:
         click.option("--impl", default="reference", show_default=True, metavar="SPEC",
                      help="Implementation under test: reference, torch, jax, a FILE.py or a dotted module, "
                           "optionally :NAME of the object holding forward and backward."),
-        click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default="nchw", show_default=True,
-                     help="Array layout the implementation takes: channels first (N, C, *spatial) or last."),
-        click.option("--weight-layout", type=click.Choice(["oihw", "hwio"]), default="oihw", show_default=True,
-                     help="Kernel layout: (F, C/groups, *k) or (*k, C/groups, F)."),
+        click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default=None,
+                     help="Array layout the implementation takes: channels first (N, C, *spatial) or last "
+                          "[default: as declared, else nchw]."),
+        click.option("--weight-layout", type=click.Choice(["oihw", "hwio"]), default=None,
+                     help="Kernel layout: (F, C/groups, *k) or (*k, C/groups, F) [default: as declared, else oihw]."),
+        click.option("--impl-config", metavar="FILE.toml", default=None,
+                     help="Declarations of the implementation (layout, limits, constructor, ...; see README)."),
+        click.option("--impl-path", metavar="FOLDER", multiple=True,
+                     help="Put FOLDER first on the import path, e.g. the root of the layer's repository."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -205,7 +210,8 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
               help="Also save the printed report (table, where, why, heatmaps) as an SVG picture.")
 @click.pass_context
 def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optional[float],
-          as_json: bool, quiet: bool, impl: str, layout: str, weight_layout: str,
+          as_json: bool, quiet: bool, impl: str, layout: Optional[str], weight_layout: Optional[str],
+          impl_config: Optional[str], impl_path: tuple[str, ...],
           no_forward_check: bool, jobs: Optional[int], strict: bool, config_path: Optional[str], junit_path: Optional[str],
           svg_path: Optional[str], timeout: float, method: Any, samples: int,
           **flags: Any) -> None:
@@ -241,7 +247,8 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
         seed=seed, relative_step=step, rtol=rtol, method=method, samples=samples,
         forward_check=not no_forward_check, timeout=timeout, strict=strict,
     )
-    implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout)
+    implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout,
+                                         config=impl_config, paths=impl_path)
     with DelayedProgress(make_console(stderr=True), enabled=not (as_json or quiet)) as progress:
         suite = run_suite(suite_spec.cases, implementation, options, progress, jobs=jobs or default_jobs())
     if junit_path is not None:
@@ -434,7 +441,8 @@ _FUZZ_DTYPES: dict[str, tuple[Dtype, ...]] = {
               help="Fail a layer whose check has not finished after this many seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.pass_context
-def fuzz(ctx: click.Context, /, impl: str, layout: str, weight_layout: str, budget: float, seed: int, dtype: str,
+def fuzz(ctx: click.Context, /, impl: str, layout: Optional[str], weight_layout: Optional[str],
+         impl_config: Optional[str], impl_path: tuple[str, ...], budget: float, seed: int, dtype: str,
          timeout: float, as_json: bool) -> None:
     """Check random small layers until one fails, then shrink it to the simplest layer that fails.
 
@@ -461,15 +469,16 @@ def fuzz(ctx: click.Context, /, impl: str, layout: str, weight_layout: str, budg
 
     fuzz_options = FuzzOptions(budget_s=budget, dtypes=_FUZZ_DTYPES[dtype])
     options = CheckOptions(seed=seed, timeout=timeout)
-    implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout)
+    implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout,
+                                         config=impl_config, paths=impl_path)
     with FuzzProgress(make_console(stderr=True), enabled=not as_json) as progress:
         result = run_fuzz(implementation, options, fuzz_options, status=progress)
     reproduction = None
     if result.failure is not None:
         shrunk = result.failure.shrunk.geometry
         reproduction = Reproduction(
-            command=_check_command(shrunk, impl.strip(), layout=layout, weight_layout=weight_layout, seed=seed,
-                                  timeout=timeout),
+            command=_check_command(shrunk, impl.strip(), layout=layout or "nchw", weight_layout=weight_layout or "oihw",
+                                  seed=seed, timeout=timeout, impl_config=impl_config, impl_path=impl_path),
             toml=case_table(shrunk, f"fuzz: {shrunk.brief()}"),
         )
     if as_json:
@@ -482,7 +491,8 @@ def fuzz(ctx: click.Context, /, impl: str, layout: str, weight_layout: str, budg
 
 
 def _check_command(geometry: "LayerGeometry", impl: str, *, layout: str = "nchw", weight_layout: str = "oihw",
-                  seed: int = 0, timeout: float = DEFAULT_TIMEOUT_S) -> str:
+                  seed: int = 0, timeout: float = DEFAULT_TIMEOUT_S, impl_config: Optional[str] = None,
+                  impl_path: tuple[str, ...] = ()) -> str:
     """The `convgrad check` command line that checks `geometry` as it was checked, quoted for the
     shell; flags at check's defaults are left out."""
     import shlex
@@ -490,6 +500,8 @@ def _check_command(geometry: "LayerGeometry", impl: str, *, layout: str = "nchw"
     from convgrad.geometry import format_shape
 
     words = ["convgrad", "check", "--impl", impl]
+    words += [w for folder in impl_path for w in ("--impl-path", folder)]
+    words += ["--impl-config", impl_config] if impl_config else []
     for flag, value, default in (("--layout", layout, "nchw"), ("--weight-layout", weight_layout, "oihw")):
         if value != default:
             words += [flag, value]

@@ -63,6 +63,7 @@ class TensorComparison:
     analytical: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
     numerical: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
     location: Optional[Location] = None  # where a failing tensor is wrong (locate.py)
+    absent: Optional[str] = None  # why the layer has no such tensor ("no bias"): neither checked nor failed
 
     @property
     def worst_index(self) -> Optional[tuple[int, ...]]:
@@ -93,6 +94,14 @@ class TensorComparison:
             method="none",
             total=math.prod(expected),
             reason=reason,
+        )
+
+    @classmethod
+    def not_in_layer(cls, name: TensorName, geometry: LayerGeometry, tolerance: float, absent: str) -> "TensorComparison":
+        """A tensor the layer does not have (db of a bias-free layer): not checked, and no failure."""
+        return cls(
+            name=name, expected_shape=geometry.shape_of(name), shape=None, tolerance=tolerance, passed=True,
+            method="none", absent=absent,
         )
 
 
@@ -207,6 +216,11 @@ class CaseReport:
     def gradients(self) -> tuple[TensorComparison, ...]:
         """dX, dK and db: the rows compared with finite differences."""
         return tuple(t for t in self.tensors if t.name != "O")
+
+    @property
+    def compared_gradients(self) -> tuple[str, ...]:
+        """The names of the gradients the layer has (db is left out for a bias-free layer)."""
+        return tuple(t.name for t in self.gradients if t.absent is None)
 
     @property
     def coordinates_checked(self) -> int:

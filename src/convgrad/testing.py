@@ -35,8 +35,9 @@ def check(
     rtol: Optional[float] = None,
     step: Optional[float] = None,
     forward_check: bool = True,
-    layout: str = "nchw",
-    weight_layout: str = "oihw",
+    layout: Optional[str] = None,
+    weight_layout: Optional[str] = None,
+    impl_config: Optional[str] = None,
     name: Optional[str] = None,
     method: Method = "auto",
     samples: int = DEFAULT_SAMPLES,
@@ -62,7 +63,7 @@ def check(
         groups=groups, dtype=dtype,
     )
     options.tolerances(geometry.dtype)  # a step too small for this dtype is bad input, not a failed case
-    implementation = as_implementation(impl, layout=layout, weight_layout=weight_layout)
+    implementation = as_implementation(impl, layout=layout, weight_layout=weight_layout, config=impl_config)
     return run_case_isolated(geometry, implementation, options, name=name or f"check of {implementation.name}")
 
 

@@ -1,111 +1,123 @@
 """Call conv layers written in other conventions through convgrad's one protocol, without glue.
 
 The checker speaks `protocol.ConvLayer`: (N, C, *S) arrays, (F, C/g, *k) kernels, (F,)
-biases, settings as keywords. An `Adapter` translates that into what the user's functions take:
-only the keywords they accept, course-style `conv_param`/`cache` functions, channels-last arrays
-(layout nhwc), (*k, C/g, F) kernels (weight layout hwio), and bias gradients returned as
-(F, 1) or (1, 1, 1, F). Arrays are handed over as views of the checker's own copies, so an
-implementation that writes into its inputs is still caught by the guard.
+biases, settings as keywords. An `Adapter` translates that into what the user's layer takes: a
+calling style (functions.py: keyword functions, course-style `conv_param`/`cache` functions;
+stateful.py: layer objects), channels-last arrays (layout nhwc), (*k, C/g, F) kernels (weight
+layout hwio), biases shaped as declared, settings as ints or 'valid'/'same' when declared
+(declare.py), and bias gradients returned as (F, 1) or (1, 1, 1, F). A bias-free layer gets the
+bias added here, so O, dX and dK are still checked and db is reported as "no bias". Arrays are
+handed over as views of the checker's own copies, so an implementation that writes into its
+inputs is still caught by the guard.
 """
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
-from typing import Any, Callable, Literal, Optional, Sequence, get_args
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Optional, Protocol, Sequence, get_args
 
 import numpy as np
 
 from convgrad.errors import ImplementationError, SettingError, literal, named
 from convgrad.geometry import LayerGeometry, format_shape, output_size
-from convgrad.impl.guard import ImplementationFailure
+from convgrad.impl.declare import Declarations, declared_unsupported, padding_mode, read_declarations
+from convgrad.impl.functions import SETTING_NAMES, UserSettings, function_calls
+from convgrad.impl.guard import ImplementationFailure, describe_exception
+from convgrad.impl.hints import conv_like_names, crash_hint
+from convgrad.impl.protocol import Unsupported
+from convgrad.impl.stateful import is_layer_class, stateful_calls
 
-__all__ = ["Adapter", "adapt", "LAYOUTS", "WEIGHT_LAYOUTS", "SETTING_NAMES", "Layout", "WeightLayout"]
+__all__ = ["Adapter", "adapt", "Calls", "LAYOUTS", "WEIGHT_LAYOUTS", "SETTING_NAMES", "Layout", "WeightLayout"]
 
 Layout = Literal["nchw", "nhwc"]  # channels first or last, for any number of spatial axes
 WeightLayout = Literal["oihw", "hwio"]  # (F, C/g, *k) or (*k, C/g, F)
 LAYOUTS: tuple[Layout, ...] = get_args(Layout)
 WEIGHT_LAYOUTS: tuple[WeightLayout, ...] = get_args(WeightLayout)
-SETTING_NAMES = ("stride", "padding", "dilation", "groups")
-_NEUTRAL = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}  # what a layer without the keyword does
 
-# None stands for "accepts every keyword" (a **kwargs function, or one convgrad cannot inspect).
-Accepted = Optional[frozenset[str]]
+
+class Calls(Protocol):
+    """A calling style: the user's layer, called with arrays and settings in its own conventions."""
+
+    @property
+    def style(self) -> str: ...
+
+    def unsupported(self, geometry: LayerGeometry) -> Optional[str]: ...
+
+    def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]: ...
+
+    def forward(self, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any: ...
+
+    def backward(self, dy: Any, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any: ...
 
 
 @dataclass(frozen=True)
 class Adapter:
-    """The user's forward/backward behind convgrad's protocol (see the module docstring)."""
+    """The user's layer behind convgrad's protocol (see the module docstring)."""
 
-    target: Any
+    calls: Calls
     name: str
-    style: Literal["keywords", "cache"]  # the protocol, or forward(x, w, b, conv_param) -> (out, cache)
     layout: Layout = "nchw"
     weight_layout: WeightLayout = "oihw"
-    forward_accepts: Accepted = None
-    backward_accepts: Accepted = None
-    spatial_dims: Optional[tuple[int, ...]] = None  # None: any number of spatial axes
+    declared: Declarations = field(default_factory=Declarations)
+    has_bias: bool = True  # False: the layer takes no bias; db is convgrad's own, and not checked
+    supports: Optional[Callable[[LayerGeometry], Any]] = field(default=None, compare=False)
+    target: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def style(self) -> str:
+        return self.calls.style
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
         """Why this implementation cannot run `geometry` (the case is skipped), or None."""
-        if self.spatial_dims is not None and geometry.ndim not in self.spatial_dims:
-            dims = " or ".join(f"{d}-D" for d in self.spatial_dims)
-            return f"{self.name} handles {dims} layers only (spatial_dims) and this case is {geometry.ndim}-D"
-        if self.style == "cache":
-            return _cache_style_unsupported(_needed(geometry))
-        for setting, values, refusing in self._refused(geometry):
-            if len(refusing) == 2:  # neither takes it: the layer cannot express this case
-                return f"forward and backward do not accept the keyword {setting}, and this case needs {setting} {format_shape(values)}"
-        return None
+        limit = declared_unsupported(self.declared, geometry)
+        if limit is not None:
+            return f"{self.name} {limit}"
+        if self.supports is not None:
+            refusal = self._ask_supports(geometry)
+            if refusal is not None:
+                return refusal
+        if self.style == "cache" and geometry.ndim != 2 and self.declared.spatial_dims is None:
+            return f"{self.name} handles 2-D layers only (a cache-style conv_param) and this case is {geometry.ndim}-D"
+        return self.calls.unsupported(geometry)
+
+    def _ask_supports(self, geometry: LayerGeometry) -> Optional[str]:
+        """The layer's own supports(geometry): True/None yes, False or a reason no."""
+        assert self.supports is not None
+        try:
+            answer = self.supports(geometry)
+        except Unsupported as refusal:
+            return f"{self.name}: {refusal}"
+        except Exception as error:
+            return f"{self.name}.supports() raised {describe_exception(error)}"
+        if answer is None or answer is True:
+            return None
+        if answer is False:
+            return f"{self.name}.supports() returned False for this case"
+        return f"{self.name}: {answer}"
 
     def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
-        """Why forward and backward cannot agree on `geometry` (a failure, not a skip), or None.
-
-        A forward that takes a setting and a backward that does not compute the gradient of some
-        other layer: the case fails with that reason instead of being skipped."""
-        if self.style == "cache":
-            return None
-        for setting, values, refusing in self._refused(geometry):
-            if len(refusing) == 1:
-                other = "backward" if refusing[0] == "forward" else "forward"
-                return (
-                    f"{other} accepts the keyword {setting} but {refusing[0]} does not, and this case needs "
-                    f"{setting} {format_shape(values)}: the two cannot compute the same layer; give "
-                    f"{refusing[0]} the {setting} parameter too"
-                )
-        return None
-
-    def _refused(self, geometry: LayerGeometry) -> list[tuple[str, tuple[int, ...], list[str]]]:
-        """(setting, values, [forward and/or backward]) for each non-neutral setting refused."""
-        refused = []
-        for setting, values in _needed(geometry).items():
-            if all(v == _NEUTRAL[setting] for v in values):
-                continue
-            refusing = [
-                what
-                for what, accepts in (("forward", self.forward_accepts), ("backward", self.backward_accepts))
-                if accepts is not None and setting not in accepts
-            ]
-            if refusing:
-                refused.append((setting, values, refusing))
-        return refused
+        """Why forward and backward cannot agree on `geometry` (a failure, not a skip), or None."""
+        return self.calls.interface_mismatch(geometry)
 
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
-        x_user, w_user = self._user_x(x), self._user_w(w)
-        if self.style == "cache":
-            out = self._cache_forward(x_user, w_user, b, settings)[0]
-        else:
-            out = self.target.forward(x_user, w_user, b, **_keep(settings, self.forward_accepts))
-        y_shape = (x.shape[0], w.shape[0], *_out_spatial(x.shape[2:], w.shape[2:], settings))
-        return self._from_user_activation(out, y_shape, "forward", "the output")
+        geometry = _geometry_of(x, w, settings)
+        out = self._call("forward", geometry, self.calls.forward, self._user_x(x), self._user_w(w), self._user_b(b),
+                         self._user_settings(geometry), geometry, x=x, w=w, b=b)
+        y_shape = (x.shape[0], w.shape[0], *geometry.out_spatial)
+        y = self._from_user_activation(out, y_shape, "forward", "the output")
+        if not self.has_bias and np.shape(y) == y_shape:
+            y = np.asarray(y) + b.reshape(-1, *(1,) * geometry.ndim)  # the layer's output plus convgrad's bias
+        return y
 
     def backward(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
-        dy_user, x_user, w_user = self._user_x(dy), self._user_x(x), self._user_w(w)
-        if self.style == "cache":
-            cache = self._cache_forward(x_user, w_user, b, settings)[1]
-            result = self.target.backward(dy_user, cache)
-        else:
-            result = self.target.backward(dy_user, x_user, w_user, b, **_keep(settings, self.backward_accepts))
+        geometry = _geometry_of(x, w, settings)
+        result = self._call("backward", geometry, self.calls.backward, self._user_x(dy), self._user_x(x),
+                            self._user_w(w), self._user_b(b), self._user_settings(geometry), geometry, x=x, w=w, b=b)
+        if not self.has_bias:  # (dx, dw), or (dx, dw, None): db is the gradient of the bias added above
+            parts = tuple(result) if isinstance(result, (tuple, list)) and len(result) in (2, 3) else None
+            if parts is None or (len(parts) == 3 and parts[2] is not None):
+                return result  # the guard names what is wrong with it
+            result = (parts[0], parts[1], dy.sum(axis=(0, *range(2, dy.ndim))))
         if not isinstance(result, (tuple, list)) or len(result) != 3:
             return result  # the guard names what is wrong with it
         dx, dw, db = result
@@ -115,14 +127,43 @@ class Adapter:
             _flat_bias(db, b.shape[0]),
         )
 
-    def _cache_forward(self, x: Any, w: Any, b: Any, settings: dict[str, Any]) -> tuple[Any, Any]:
-        conv_param = {"stride": settings["stride"][0], "pad": settings["padding"][0]}
-        result = self.target.forward(x, w, b, conv_param)
-        if not isinstance(result, (tuple, list)) or len(result) != 2:
-            raise ImplementationFailure(
-                f"forward returned {_kind(result)}; a cache-style forward returns the tuple (out, cache)"
+    def _call(self, what: str, geometry: LayerGeometry, function: Callable[..., Any], *arguments: Any,
+              x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Any:
+        """The user's layer, its exception turned into a reason with a hint that names the fix."""
+        try:
+            return function(*arguments)
+        except (ImplementationFailure, Unsupported):
+            raise
+        except Exception as error:
+            hint = crash_hint(
+                geometry, what, declared_dims=self.declared.spatial_dims is not None,
+                default_layout=self.layout == "nchw" and self.declared.layout is None,
+                runs_channels_last=lambda: self._channels_last_works(x, w, b, geometry),
             )
-        return result[0], result[1]
+            raise ImplementationFailure(f"{what} raised {describe_exception(error)}{hint}") from error
+
+    def _channels_last_works(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, geometry: LayerGeometry) -> Optional[str]:
+        """The weight layout with which forward runs on channels-last arrays, or None."""
+        for weight_layout in (self.weight_layout, *(k for k in WEIGHT_LAYOUTS if k != self.weight_layout)):
+            other = Adapter(self.calls, self.name, "nhwc", weight_layout, self.declared, self.has_bias)
+            try:
+                out = other.forward(x, w, b, **geometry.conv_settings())
+            except Exception:
+                continue
+            if np.shape(out) == geometry.y_shape:
+                return weight_layout
+        return None
+
+    def _user_settings(self, geometry: LayerGeometry) -> UserSettings:
+        """stride, padding, dilation, groups as the layer takes them: per-axis tuples, one int
+        (one_int; layer objects and course style when every axis agrees), or 'valid'/'same'."""
+        ints = self.declared.one_int or self.style in ("cache", "stateful")
+        settings: UserSettings = {"groups": geometry.groups}
+        for setting, values in (("stride", geometry.stride), ("padding", geometry.padding), ("dilation", geometry.dilation)):
+            settings[setting] = values[0] if ints and len(set(values)) == 1 else values
+        if self.declared.padding_modes is not None:
+            settings["padding"] = padding_mode(geometry)  # unsupported() skipped the cases it is None
+        return settings
 
     # Layout translation: views in, views back out, shapes checked in the user's own layout.
     def _user_x(self, array: np.ndarray) -> np.ndarray:
@@ -130,6 +171,12 @@ class Adapter:
 
     def _user_w(self, w: np.ndarray) -> np.ndarray:
         return np.moveaxis(w, (0, 1), (-1, -2)) if self.weight_layout == "hwio" else w
+
+    def _user_b(self, b: np.ndarray) -> Optional[np.ndarray]:
+        if not self.has_bias:
+            return None
+        shape = self.declared.bias_shape
+        return b if shape is None else b.reshape(tuple(b.shape[0] if s == "F" else 1 for s in shape))
 
     def _from_user_activation(self, value: Any, shape: Sequence[int], what: str, name: str) -> Any:
         if self.layout == "nchw":
@@ -146,117 +193,72 @@ class Adapter:
         return value if array is None else np.moveaxis(array, (-1, -2), (0, 1))
 
 
-def adapt(target: Any, name: str, *, layout: str = "nchw", weight_layout: str = "oihw") -> Adapter:
-    """Wrap an object with `forward` and `backward`; raises ImplementationError if it has not."""
+def adapt(
+    target: Any, name: str, *, layout: Optional[str] = None, weight_layout: Optional[str] = None,
+    declared: Optional[Declarations] = None,
+) -> Adapter:
+    """Wrap a layer (functions, or a layer class) in its calling style; raises ImplementationError
+    if it has none. Layouts given here win over declared ones; declared ones over the defaults."""
+    declared = read_declarations(target) if declared is None else declared
+    layout = layout or declared.layout or "nchw"
     known_layout = next((known for known in LAYOUTS if known == layout), None)
     if known_layout is None:
         raise SettingError(f"{named('layout', repr(layout))} is not known; use {' or '.join(LAYOUTS)}")
-    known_weight_layout = next((known for known in WEIGHT_LAYOUTS if known == weight_layout), None)
-    if known_weight_layout is None:
+    given_weight_layout = weight_layout or declared.weight_layout
+    if given_weight_layout is not None and given_weight_layout not in WEIGHT_LAYOUTS:
         raise SettingError(
-            f"{named('weight_layout', repr(weight_layout))} is not known; use {' or '.join(WEIGHT_LAYOUTS)}"
+            f"{named('weight_layout', repr(given_weight_layout))} is not known; use {' or '.join(WEIGHT_LAYOUTS)}"
         )
-    functions = {}
-    for part in ("forward", "backward"):
-        function = getattr(target, part, None)
-        if not callable(function):
-            raise ImplementationError(
-                f"{literal(name)} has no {part} function; define forward(x, w, b, *, stride, padding, "
-                "dilation, groups) and backward(dy, x, w, b, *, stride, padding, dilation, groups), "
-                "or point {impl} at the object holding them with FILE.py:NAME",
-                parameter="impl",
-            )
-        functions[part] = function
-    style: Literal["keywords", "cache"] = "cache" if _is_cache_style(functions["forward"], functions["backward"]) else "keywords"
-    spatial_dims = _spatial_dims(target, name, default=(2,) if style == "cache" else None)
+    supports = getattr(target, "supports", None)
+    supports = supports if callable(supports) else None
+    has_bias = declared.bias
+    calls: Calls
+    if is_layer_class(target):
+        stateful, shown = stateful_calls(target, name, declared)
+        calls, has_bias = stateful, stateful.has_bias
+        given_weight_layout = given_weight_layout or shown
+    else:
+        forward = getattr(target, declared.forward or "forward", None)
+        backward = getattr(target, declared.backward or "backward", None)
+        for part, function in (("forward", forward), ("backward", backward)):
+            if not callable(function):
+                raise ImplementationError(_missing_message(target, name, part, declared), parameter="impl")
+        assert forward is not None and backward is not None
+        calls = function_calls(forward, backward)
+    known_weight_layout: WeightLayout = next((k for k in WEIGHT_LAYOUTS if k == given_weight_layout), "oihw")
     return Adapter(
-        target=target,
-        name=name,
-        style=style,
-        layout=known_layout,
-        weight_layout=known_weight_layout,
-        forward_accepts=_accepted_keywords(functions["forward"]),
-        backward_accepts=_accepted_keywords(functions["backward"]),
-        spatial_dims=spatial_dims,
+        calls=calls, name=name, layout=known_layout, weight_layout=known_weight_layout, declared=declared,
+        has_bias=has_bias, supports=supports, target=target,
     )
 
 
-def _parameters(function: Callable[..., Any]) -> Optional[dict[str, inspect.Parameter]]:
-    try:
-        return dict(inspect.signature(function).parameters)
-    except (TypeError, ValueError):  # builtins and some extension functions have no signature
-        return None
-
-
-def _accepted_keywords(function: Callable[..., Any]) -> Accepted:
-    parameters = _parameters(function)
-    if parameters is None or any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        return None
-    return frozenset(
-        n for n, p in parameters.items() if n in SETTING_NAMES and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-    )
-
-
-def _is_cache_style(forward: Callable[..., Any], backward: Callable[..., Any]) -> bool:
-    """forward(x, w, b, conv_param) and backward(dout, cache): the course-assignment convention."""
-    f_params, b_params = _parameters(forward), _parameters(backward)
-    if f_params is None or b_params is None:
-        return False
-    if "conv_param" in f_params:
-        return True
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    f_positional = [p for p in f_params.values() if p.kind in positional]
-    b_positional = [p for p in b_params.values() if p.kind in positional]
-    takes_settings = _accepted_keywords(forward) != frozenset()
-    return len(f_positional) == 4 and len(b_positional) == 2 and not takes_settings
-
-
-def _needed(geometry: LayerGeometry) -> dict[str, tuple[int, ...]]:
-    return {"stride": geometry.stride, "padding": geometry.padding, "dilation": geometry.dilation, "groups": (geometry.groups,)}
-
-
-def _cache_style_unsupported(needed: dict[str, tuple[int, ...]]) -> Optional[str]:
-    for setting in ("dilation", "groups"):
-        if any(v != _NEUTRAL[setting] for v in needed[setting]):
-            return (
-                f"a cache-style conv_param has no {setting}, and this case needs {setting} "
-                f"{format_shape(needed[setting])}"
-            )
-    for setting, key in (("stride", "stride"), ("padding", "pad")):
-        if len(set(needed[setting])) > 1:
-            return (
-                f"a cache-style conv_param holds one {key} for every axis, and this case needs "
-                f"{setting} {format_shape(needed[setting])}"
-            )
-    return None
-
-
-def _spatial_dims(target: Any, name: str, default: Optional[tuple[int, ...]]) -> Optional[tuple[int, ...]]:
-    declared = getattr(target, "spatial_dims", None)
-    if declared is None:
-        return default
-    values = (declared,) if isinstance(declared, int) else declared
-    try:
-        dims = tuple(int(d) for d in values)
-    except (TypeError, ValueError):
-        dims = ()
-    if not dims or any(d not in (1, 2, 3) for d in dims):
-        raise ImplementationError(
-            f"{literal(name)}.spatial_dims is {literal(repr(declared))}; declare the layer ranks it "
-            "handles, like spatial_dims = (2,)",
-            parameter="impl",
+def _missing_message(target: Any, name: str, part: str, declared: Declarations) -> str:
+    """No forward (or backward): name the functions and classes that look like a conv layer."""
+    wanted = getattr(declared, part) or part
+    functions, classes = conv_like_names(target)
+    tried = {"forward", "backward", declared.forward, declared.backward}
+    functions = [f for f in functions if f not in tried]
+    if functions or classes:
+        pairs = [f":{','.join(functions[:2])}"] if len(functions) >= 2 else []
+        pairs += [f":{c}" for c in classes[:2]]
+        found = ", ".join(functions[:4] + classes[:2])
+        return (
+            f"{literal(name)} has no {wanted} function, but it defines {literal(found)}; name them, like "
+            f"{{impl}} {literal(name)}{literal(pairs[0] if pairs else ':' + found.split(', ')[0])}"
         )
-    return dims
+    return (
+        f"{literal(name)} has no {wanted} function; define forward(x, w, b, *, stride, padding, "
+        "dilation, groups) and backward(dy, x, w, b, *, stride, padding, dilation, groups), "
+        "or point {impl} at the object holding them with FILE.py:NAME"
+    )
 
 
-def _keep(settings: dict[str, Any], accepts: Accepted) -> dict[str, Any]:
-    return settings if accepts is None else {k: v for k, v in settings.items() if k in accepts}
-
-
-def _out_spatial(spatial: Sequence[int], kernel: Sequence[int], settings: dict[str, Any]) -> tuple[int, ...]:
-    return tuple(
-        output_size(h, k, s, p, d)
-        for h, k, s, p, d in zip(spatial, kernel, settings["stride"], settings["padding"], settings["dilation"])
+def _geometry_of(x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> LayerGeometry:
+    """The layer one protocol call describes (its arrays are in convgrad's layout)."""
+    return LayerGeometry(
+        in_shape=tuple(x.shape[1:]), kernel_shape=tuple(w.shape), batch=x.shape[0],
+        stride=tuple(settings["stride"]), padding=tuple(settings["padding"]), dilation=tuple(settings["dilation"]),
+        groups=int(settings["groups"]), dtype="float32" if x.dtype == np.float32 else "float64",
     )
 
 
@@ -286,7 +288,3 @@ def _flat_bias(value: Any, filters: int) -> Any:
     if array.ndim > 1 and array.size == filters and sorted(array.shape)[:-1] == [1] * (array.ndim - 1):
         return array.reshape(filters)
     return value
-
-
-def _kind(value: Any) -> str:
-    return "None" if value is None else f"a {type(value).__name__}"

@@ -21,7 +21,7 @@ import numpy as np
 
 from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, format_shape
 from convgrad.impl.memory import MemoryLayout, fresh_copy
-from convgrad.impl.protocol import ConvLayer
+from convgrad.impl.protocol import ConvLayer, Unsupported
 
 __all__ = ["GuardedLayer", "ImplementationFailure", "describe_exception"]
 
@@ -118,7 +118,7 @@ class GuardedLayer:
             # Whatever the implementation prints goes to stderr: stdout may be carrying --json.
             with contextlib.redirect_stdout(sys.stderr):
                 result = function(*fresh.values(), **self.geometry.conv_settings())
-        except ImplementationFailure:  # already a reason, e.g. from an adapter's own checks
+        except (ImplementationFailure, Unsupported):  # a reason already, or a case to skip (run_case)
             raise
         except Exception as error:  # the implementation's own bug: report it, never crash
             raise ImplementationFailure(f"{what} raised {describe_exception(error)}") from error

@@ -1,8 +1,11 @@
 """Resolve an implementation spec to the object under test, behind the protocol adapter.
 
 SPEC is `reference`, `torch` or `jax`, a path to a .py file, or a dotted module name, optionally
-followed by `:NAME` of an object in it (a module, an instance, or a class taking no arguments)
-holding `forward` and `backward`. Anything that keeps the implementation from loading is an
+followed by `:NAME` of an object in it (a module, an instance, a class taking no arguments, or a
+layer class built per geometry, see stateful.py) holding `forward` and `backward`, or by
+`:FORWARD,BACKWARD`, the names of the two functions (`layers.py:conv_forward_naive,conv_backward_naive`).
+What the layer declares about itself (declare.py) is read from the file, the object, and a TOML
+file given as `config`. Anything that keeps the implementation from loading is an
 `ImplementationError` whose message names the fix: the user has to change their input.
 """
 
@@ -17,11 +20,14 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from convgrad.errors import ImplementationError, literal, named
 from convgrad.impl.adapters import Adapter, adapt
+from convgrad.impl.declare import Declarations, parse_declarations, read_declarations
 from convgrad.impl.guard import describe_exception
+from convgrad.impl.hints import import_path_hint
+from convgrad.impl.stateful import is_layer_class
 
 __all__ = ["BUILTINS", "load_implementation", "as_implementation"]
 
@@ -48,16 +54,25 @@ BUILTINS: dict[str, Callable[[], Any]] = {"reference": _reference, "torch": _tor
 
 
 def load_implementation(
-    spec: str, *, layout: str = "nchw", weight_layout: str = "oihw", timeout: float | None = None
+    spec: str, *, layout: Optional[str] = None, weight_layout: Optional[str] = None, timeout: float | None = None,
+    config: Optional[str] = None, paths: Sequence[str] = (),
 ) -> Adapter:
     """The implementation SPEC names, behind the protocol adapter; raises ImplementationError.
 
     Importing runs the user's file in this process; `timeout` seconds bound it (where the platform
-    allows), so a file that hangs at import cannot hang the gate.
+    allows), so a file that hangs at import cannot hang the gate. `paths` go first on the import
+    path (a layer that imports its own repository's packages); `config` is a TOML file of
+    declarations. Layouts given here win over declared ones.
     """
     spec = spec.strip()
+    for folder in reversed(paths):
+        if not os.path.isdir(folder):
+            raise ImplementationError(f"{named('impl_path', folder)}: no such folder; give the repository's root folder")
+        sys.path.insert(0, os.path.abspath(folder))
     if spec in BUILTINS:
-        return adapt(BUILTINS[spec](), spec, layout=layout, weight_layout=weight_layout)
+        target = BUILTINS[spec]()
+        return adapt(target, spec, layout=layout, weight_layout=weight_layout,
+                     declared=read_declarations(target, config=config))
     source, _, attribute = spec.partition(":") if not _is_windows_drive(spec) else _split_drive(spec)
     if not source:
         raise ImplementationError(
@@ -78,8 +93,24 @@ def load_implementation(
         )
     with contextlib.redirect_stdout(sys.stderr), _deadline(timeout, spec):  # prints must not corrupt --json
         module = _import_file(source) if _looks_like_file(source) else _import_module(source)
+    if "," in attribute:  # :FORWARD,BACKWARD names the two functions
+        return adapt(module, spec, layout=layout, weight_layout=weight_layout,
+                     declared=read_declarations(module, config=config).merged(_function_pair(module, attribute, spec)))
     target = _attribute(module, attribute, spec) if attribute else module
-    return adapt(_instantiate(target, spec), spec, layout=layout, weight_layout=weight_layout)
+    declared = read_declarations(module, target, config=config)
+    return adapt(_instantiate(target, spec), spec, layout=layout, weight_layout=weight_layout, declared=declared)
+
+
+def _function_pair(module: Any, attribute: str, spec: str) -> Declarations:
+    names = [n.strip() for n in attribute.split(",")]
+    if len(names) != 2 or not all(names):
+        raise ImplementationError(
+            f"{named('impl', spec)} names {len(names)} functions; name forward and backward, like "
+            f"{named('impl', spec.rsplit(':', 1)[0] + ':conv_forward_naive,conv_backward_naive')}"
+        )
+    for name in names:
+        _attribute(module, name, spec)  # a missing name says so, with the closest one
+    return parse_declarations({"forward": names[0], "backward": names[1]}, spec)
 
 
 class _ImportTimedOut(BaseException):
@@ -111,17 +142,21 @@ def _deadline(timeout: float | None, spec: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def as_implementation(impl: Any, *, layout: str = "nchw", weight_layout: str = "oihw") -> Adapter:
-    """A spec string, an Adapter, or any object (module, instance, class) with forward/backward.
+def as_implementation(
+    impl: Any, *, layout: Optional[str] = None, weight_layout: Optional[str] = None, config: Optional[str] = None,
+) -> Adapter:
+    """A spec string, an Adapter, or any object (module, instance, class) with forward/backward:
+    the one place an object becomes an Implementation.
 
     An object is named by its own `name` (a string), else its `__name__`, else its class."""
     if isinstance(impl, Adapter):
         return impl
     if isinstance(impl, (str, os.PathLike)):
-        return load_implementation(os.fspath(impl), layout=layout, weight_layout=weight_layout)
+        return load_implementation(os.fspath(impl), layout=layout, weight_layout=weight_layout, config=config)
     own = getattr(impl, "name", None)
     name = own if isinstance(own, str) else getattr(impl, "__name__", None) or type(impl).__name__
-    return adapt(_instantiate(impl, name), name, layout=layout, weight_layout=weight_layout)
+    declared = read_declarations(impl, config=config)
+    return adapt(_instantiate(impl, name), name, layout=layout, weight_layout=weight_layout, declared=declared)
 
 
 def _is_windows_drive(spec: str) -> bool:
@@ -186,6 +221,11 @@ def _import_file(path: str) -> Any:
         raise
     except BaseException as error:  # anything at import time, even SystemExit, is the file's problem
         sys.modules.pop(module_name, None)
+        if isinstance(error, ModuleNotFoundError):
+            raise ImplementationError(
+                f"{named('impl', path)} failed while importing: {literal(describe_exception(error))}"
+                f"{literal(import_path_hint(error.name, path))}"
+            ) from None
         raise ImplementationError(
             f"{named('impl', path)} failed while importing: {literal(describe_exception(error))}; fix "
             "the file or install what it imports"
@@ -242,8 +282,9 @@ def _attribute(module: Any, attribute: str, spec: str) -> Any:
 
 
 def _instantiate(target: Any, spec: str) -> Any:
-    """A class is instantiated without arguments; anything else is used as it is."""
-    if not inspect.isclass(target):
+    """A class is instantiated without arguments, unless it is a layer class (built per geometry,
+    stateful.py); anything else is used as it is."""
+    if not inspect.isclass(target) or is_layer_class(target):
         return target
     try:
         signature = inspect.signature(target)

@@ -17,7 +17,12 @@ import numpy as np
 from convgrad import reference
 from convgrad.geometry import LayerGeometry
 
-__all__ = ["ConvLayer", "Implementation", "ReferenceLayer"]
+__all__ = ["ConvLayer", "Implementation", "ReferenceLayer", "Unsupported"]
+
+
+class Unsupported(Exception):
+    """Raised by a layer (from forward, backward or supports) for a case it cannot express; the
+    case is skipped with str(self) as the reason. Import it as `convgrad.Unsupported`."""
 
 
 @runtime_checkable
@@ -35,6 +40,10 @@ class Implementation(ConvLayer, Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def has_bias(self) -> bool:
+        """False for a bias-free layer: db is not the layer's, and is not checked."""
+
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
         """Why the layer cannot express `geometry` (the case is skipped), or None."""
 
@@ -46,6 +55,7 @@ class ReferenceLayer:
     """convgrad's own layer (reference.py): the default implementation under test."""
 
     name = "reference"
+    has_bias = True
 
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> np.ndarray:
         return reference.forward(x, w, b, **settings)

@@ -49,6 +49,7 @@ def tensor_to_dict(tensor: TensorComparison) -> dict[str, Any]:
         # Always present, null when unset, so consumers need no key checks.
         "reason": tensor.reason,
         "note": tensor.note,
+        "absent": tensor.absent,  # e.g. "no bias": the layer has no such tensor, so it was not checked
         "location": location_to_dict(tensor.location) if tensor.location is not None else None,
     }
     return result

@@ -14,7 +14,7 @@ __all__ = ["render_junit"]
 def _details(case: CaseReport) -> str:
     lines = [case.geometry.describe(), f"dtype {case.geometry.dtype}  seed {case.seed}  rtol {case.tolerances.rtol:g}"]
     for t in case.tensors:
-        status = "PASS" if t.passed else "FAIL"
+        status = t.absent or ("PASS" if t.passed else "FAIL")
         error = "-" if t.max_rel_error is None else f"{t.max_rel_error:.3e}"
         lines.append(f"{t.name}: {status}  max rel error {error}" + (f"  {t.reason}" if t.reason else ""))
     for check in case.calls:

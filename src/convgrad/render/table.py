@@ -25,6 +25,8 @@ def format_error(value: Optional[float]) -> str:
 
 
 def _status(tensor: TensorComparison) -> Text:
+    if tensor.absent is not None:  # e.g. db of a bias-free layer: neither a pass nor a failure
+        return Text(tensor.absent, style="dim")
     return Text("PASS", style="bold green") if tensor.passed else Text("FAIL", style="bold red")
 
 
@@ -48,6 +50,8 @@ def _calls(count: int) -> str:
 
 
 def _checked(tensor: TensorComparison) -> str:
+    if tensor.absent is not None:
+        return "-"
     if tensor.method == "projection":
         return f"{tensor.checked} dir"
     return str(tensor.checked) if tensor.checked == tensor.total else f"{tensor.checked}/{tensor.total}"
@@ -122,18 +126,20 @@ def _failure_details(tensor: TensorComparison) -> list[RenderableType]:
 def render_verdict(case: CaseReport) -> Text:
     if case.passed:
         cost = f"({_calls(case.forward_calls)}, {case.elapsed_s:.2f} s)"
+        compared = case.compared_gradients
+        gradients = ", ".join(compared[:-1]) + f" and {compared[-1]}" if len(compared) > 1 else "".join(compared)
         noted = [t.name for t in case.noted]  # e.g. all zero: passed, but proves nothing
         but = (f"; but see the note on {', '.join(noted)}" if noted else "", "yellow")
         if not case.every_coordinate:
             return Text.assemble(
                 ("PASS", "bold green"),
-                f": dX, dK and db match finite differences where checked ({case.coordinates_checked} of "
+                f": {gradients} match finite differences where checked ({case.coordinates_checked} of "
                 f"{case.coordinates_total} coordinates or directions; not every coordinate) {cost}",
                 but,
             )
         return Text.assemble(
             ("PASS", "bold green"),
-            f": dX, dK and db match finite differences in all {case.coordinates_checked} coordinates {cost}",
+            f": {gradients} match finite differences in all {case.coordinates_checked} coordinates {cost}",
             but,
         )
     if case.reason:  # the layer itself failed (raised, timed out, died): say that, not "mismatch"

@@ -21,7 +21,7 @@ from convgrad.findings.diagnosis import diagnose
 from convgrad.findings.locate import locate
 from convgrad.geometry import GRADIENT_NAMES, TENSOR_NAMES, GradientName, LayerGeometry
 from convgrad.impl.guard import GuardedLayer, ImplementationFailure
-from convgrad.impl.protocol import Implementation
+from convgrad.impl.protocol import Implementation, Unsupported
 from convgrad.numerics.gradient import Inputs, NumericalGradient, ProgressFactory
 from convgrad.numerics.method import numerical_gradient, one_at_a_time
 from convgrad.numerics.step import step_for
@@ -71,25 +71,21 @@ def run_case(
     start = time.perf_counter()
     name = name or DEFAULT_CASE_NAME
     skipped = implementation.unsupported(geometry)
-    if skipped is not None and not options.strict:
-        return CaseReport.build(
-            name=name, geometry=geometry, implementation=implementation.name, options=options, skipped=skipped
-        )
-    refused = implementation.interface_mismatch(geometry) or (
-        f"not checked under strict checking: {skipped}" if skipped is not None else None
-    )
-    if refused is not None:
-        rtol = options.tolerances(geometry.dtype).rtol
-        return CaseReport.build(
-            name=name, geometry=geometry, implementation=implementation.name, options=options, reason=refused,
-            tensors=tuple(TensorComparison.not_checked(n, geometry, rtol, "not checked") for n in TENSOR_NAMES),
-        )
+    if skipped is not None:
+        return _refused(geometry, implementation, options, name, skipped)
+    mismatch = implementation.interface_mismatch(geometry)
+    if mismatch is not None:
+        return _not_checked(geometry, implementation, options, name, mismatch)
     guard = GuardedLayer(implementation, geometry)
-    tensors, first = _first_call(geometry, guard, options, progress)
-    calls: tuple[CallCheck, ...] = ()
-    if first.failure is None:  # a layer that fails its first call has nothing more to prove
-        first_held = (all(t.passed for t in tensors if t.name == "O"), all(t.passed for t in tensors))
-        calls = later_calls(guard, geometry, options, first, random_tensors(geometry, options, call=1), first_held, progress)
+    try:
+        tensors, first = _first_call(geometry, guard, options, progress, implementation.has_bias)
+        calls: tuple[CallCheck, ...] = ()
+        if first.failure is None:  # a layer that fails its first call has nothing more to prove
+            first_held = (all(t.passed for t in tensors if t.name == "O"), all(t.passed for t in tensors))
+            second = random_tensors(geometry, options, call=1)
+            calls = later_calls(guard, geometry, options, first, second, first_held, progress)
+    except Unsupported as refusal:  # the layer itself says it cannot express this case
+        return _refused(geometry, implementation, options, name, f"{implementation.name}: {refusal}")
     # Where and why are worked out from the report's own numbers, for failing tensors only.
     located = tuple(replace(t, location=locate(t, geometry)) if not t.passed else t for t in tensors)
     return CaseReport.build(
@@ -107,13 +103,33 @@ def run_case(
     )
 
 
+def _refused(
+    geometry: LayerGeometry, implementation: Implementation, options: CheckOptions, name: str, why: str
+) -> CaseReport:
+    """A case the implementation cannot express: skipped, or under strict checking not checked."""
+    if options.strict:
+        return _not_checked(geometry, implementation, options, name, f"not checked under strict checking: {why}")
+    return CaseReport.build(name=name, geometry=geometry, implementation=implementation.name, options=options, skipped=why)
+
+
+def _not_checked(
+    geometry: LayerGeometry, implementation: Implementation, options: CheckOptions, name: str, reason: str
+) -> CaseReport:
+    rtol = options.tolerances(geometry.dtype).rtol
+    return CaseReport.build(
+        name=name, geometry=geometry, implementation=implementation.name, options=options, reason=reason,
+        tensors=tuple(TensorComparison.not_checked(n, geometry, rtol, "not checked") for n in TENSOR_NAMES),
+    )
+
+
 def _case_failure(first: CallResult) -> Optional[str]:
     """The case's own failure: the first forward or backward call itself failed (not one tensor)."""
     return first.failure if first.y is None or all(g is None for g in first.gradients) else None
 
 
 def _first_call(
-    geometry: LayerGeometry, guard: GuardedLayer, options: CheckOptions, progress: Optional[ProgressFactory]
+    geometry: LayerGeometry, guard: GuardedLayer, options: CheckOptions, progress: Optional[ProgressFactory],
+    has_bias: bool,
 ) -> tuple[tuple[TensorComparison, ...], CallResult]:
     """Every row of the first call, the one proved by finite differences, and what it returned."""
     rtol = options.tolerances(geometry.dtype).rtol
@@ -134,6 +150,9 @@ def _first_call(
         return tuple(rows), CallResult(tensors, y, failure=str(failure))
     first = CallResult(tensors, y, tuple(gradients), str(next(iter(problems.values()))) if problems else None)
     for gradient, analytical in zip(GRADIENT_NAMES, gradients):
+        if gradient == "db" and not has_bias:
+            rows.append(TensorComparison.not_in_layer("db", geometry, rtol, "no bias"))
+            continue
         if analytical is None:
             problem = problems[gradient]
             rows.append(TensorComparison.not_checked(gradient, geometry, rtol, str(problem), problem.shape))

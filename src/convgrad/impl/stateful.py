@@ -1,0 +1,263 @@
+"""The calling style of layer objects: a class built with its settings, whose forward(x) keeps
+what backward(dout) needs, and whose backward returns dX and leaves dW and db on attributes.
+
+    layer = Conv2D(in_channels, out_channels, kernel_size, stride=1, padding=0)
+    layer.W, layer.b = w, b          (or a declared setter: layer.set_params(w, b))
+    y = layer.forward(x)
+    dx = layer.backward(dy)          then layer.dW, layer.db
+
+One object is built per layer geometry and kept for every call on it, so that state it keeps
+between calls is exercised by the call protocol. Before each backward, forward runs on the same
+inputs, so the cache backward reads belongs to them. The constructor's parameters and the
+attributes are found by their usual names; others are declared (declare.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Optional
+
+import numpy as np
+
+from convgrad.errors import ImplementationError, literal
+from convgrad.geometry import LayerGeometry, format_shape
+from convgrad.impl.declare import CONSTRUCTOR_NAMES, Declarations
+from convgrad.impl.functions import NEUTRAL, UserSettings, needed, parameters
+from convgrad.impl.guard import ImplementationFailure, describe_exception
+
+__all__ = ["StatefulCalls", "stateful_calls", "is_layer_class"]
+
+# The names from-scratch libraries give the constructor's parameters, most common first.
+CONSTRUCTOR_ALIASES: dict[str, tuple[str, ...]] = {
+    "in_channels": ("in_channels", "in_ch", "in_chans", "in_c", "c_in", "cin", "n_in", "num_in", "input_channels",
+                    "in_depth", "n_c", "channels", "n_channels", "num_channels", "in_features", "in_dim", "inC"),
+    "out_channels": ("out_channels", "out_ch", "out_chans", "out_c", "c_out", "cout", "n_out", "num_out",
+                     "output_channels", "filters", "num_filters", "n_filters", "nb_filters", "n_f", "out_depth",
+                     "out_dim", "outC"),
+    "kernel_size": ("kernel_size", "kernel", "ksize", "k", "filter_size", "kernel_shape", "f", "size", "field"),
+    "stride": ("stride", "strides", "s"),
+    "padding": ("padding", "pad", "p", "pad_size"),
+    "dilation": ("dilation", "dilation_rate"),
+    "groups": ("groups",),
+    "in_shape": ("input_shape", "in_shape"),
+}
+ATTRIBUTE_ALIASES: dict[str, tuple[str, ...]] = {
+    "weights": ("W", "w", "weights", "weight", "kernel", "kernels", "filters", "K"),
+    "bias": ("b", "bias", "biases", "B"),
+    "grad_weights": ("dW", "dw", "grad_W", "grad_w", "dweights", "dweight", "d_weights", "grad_weights",
+                     "grad_weight", "weights_grad", "weight_grad", "W_grad", "dK", "dkernel"),
+    "grad_bias": ("db", "grad_b", "dbias", "d_bias", "dbiases", "grad_bias", "bias_grad", "b_grad", "dB"),
+}
+_LEARNING_RATE = ("lr", "learning_rate", "eta", "alpha", "step_size")  # a backward that also updates
+
+
+def is_layer_class(target: Any) -> bool:
+    """A class (or an instance of one) whose forward takes only x: a layer object."""
+    cls = target if inspect.isclass(target) else type(target)
+    forward = getattr(cls, "forward", None)
+    found = parameters(forward) if callable(forward) else None
+    if found is None or not callable(getattr(cls, "backward", None)):
+        return False
+    required = [p for p in found.values() if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(required) == 2  # self and x
+
+
+@dataclass(frozen=True)
+class StatefulCalls:
+    """A layer class behind the calling interface of functions.py (see the module docstring)."""
+
+    cls: type
+    constructor: Mapping[str, str]  # convgrad's name -> the constructor's parameter
+    attributes: Mapping[str, str]  # role -> attribute, for the roles found or declared
+    has_bias: bool
+    declared: Declarations
+    learning_rate: Optional[str] = None  # a backward(dout, lr) that also updates: given lr = 0
+    style: Literal["stateful"] = "stateful"
+    _built: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
+        for setting, values in needed(geometry).items():
+            if setting not in self.constructor and any(v != NEUTRAL[setting] for v in values):
+                return (
+                    f"{self.cls.__name__}'s constructor takes no {setting}, and this case needs "
+                    f"{setting} {format_shape(values)}"
+                )
+        return None
+
+    def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
+        return None
+
+    def forward(self, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any:
+        layer = self._layer(settings, geometry)
+        self._set(layer, w, b)
+        return layer.forward(x)
+
+    def backward(self, dy: Any, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any:
+        layer = self._layer(settings, geometry)
+        self._set(layer, w, b)
+        layer.forward(x)  # the cache backward reads must be this call's
+        dx = layer.backward(dy, 0.0) if self.learning_rate else layer.backward(dy)
+        if isinstance(dx, (tuple, list)) and len(dx) == 3:
+            return dx  # a backward that returns (dx, dw, db) itself
+        dw = self._gradient(layer, "grad_weights", np.shape(w))
+        db = self._gradient(layer, "grad_bias", np.shape(b)) if self.has_bias else None
+        return dx, dw, db
+
+    def _layer(self, settings: UserSettings, geometry: LayerGeometry) -> Any:
+        key = (geometry.in_shape, geometry.kernel_shape, geometry.stride, geometry.padding, geometry.dilation, geometry.groups)
+        if key not in self._built:
+            arguments = constructor_arguments(self.constructor, settings, geometry, self.declared)
+            try:
+                self._built[key] = self.cls(**arguments)
+            except Exception as error:
+                shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+                raise ImplementationFailure(
+                    f"creating {self.cls.__name__}({shown}) raised {describe_exception(error)}"
+                ) from error
+        return self._built[key]
+
+    def _set(self, layer: Any, w: Any, b: Any) -> None:
+        """The checker's weights, in the shape the layer keeps its own (e.g. bias (F, 1))."""
+        if self.declared.set_weights is not None:
+            setter = getattr(layer, self.declared.set_weights)
+            setter(w, b) if self.has_bias else setter(w)
+            return
+        setattr(layer, self.attributes["weights"], _like(getattr(layer, self.attributes["weights"], None), w))
+        if self.has_bias:
+            setattr(layer, self.attributes["bias"], _like(getattr(layer, self.attributes["bias"], None), b))
+
+    def _gradient(self, layer: Any, role: str, shape: tuple[int, ...]) -> Any:
+        """A gradient attribute, copied (the layer may overwrite it next call) in the checker's shape."""
+        name = self.attributes.get(role) or next((n for n in ATTRIBUTE_ALIASES[role] if _has_array(layer, n)), None)
+        if name is None or getattr(layer, name, None) is None:
+            tried = name or ", ".join(ATTRIBUTE_ALIASES[role][:6])
+            raise ImplementationFailure(
+                f"after backward, {self.cls.__name__} has no {tried} holding the {role.replace('_', ' ')}; "
+                f"declare where it is, like attributes = {{{role} = \"...\"}}"
+            )
+        value = np.array(getattr(layer, name), copy=True)
+        return value.reshape(shape) if value.size == int(np.prod(shape)) else value
+
+
+def _like(current: Any, value: Any) -> Any:
+    """`value` reshaped to the shape of what the attribute holds now, when the sizes agree."""
+    shape = np.shape(current) if current is not None else None
+    if shape is not None and shape != np.shape(value) and int(np.prod(shape)) == np.size(value):
+        return np.reshape(value, shape)
+    return value
+
+
+def _has_array(layer: Any, name: str) -> bool:
+    value = getattr(layer, name, None)
+    return value is not None and not callable(value) and np.ndim(value) > 0
+
+
+def constructor_arguments(
+    constructor: Mapping[str, str], settings: UserSettings, geometry: LayerGeometry, declared: Declarations
+) -> dict[str, Any]:
+    """The constructor's keyword arguments for `geometry`, settings as the layer takes them."""
+    kernel = geometry.kernel_size
+    values: dict[str, Any] = {
+        "in_channels": geometry.channels,
+        "out_channels": geometry.filters,
+        "kernel_size": kernel[0] if len(set(kernel)) == 1 and (declared.one_int or _ints(settings)) else kernel,
+        "in_shape": (*geometry.spatial, geometry.channels) if declared.layout == "nhwc" else geometry.in_shape,
+        **settings,
+    }
+    return {theirs: values[ours] for ours, theirs in constructor.items()}
+
+
+def _ints(settings: UserSettings) -> bool:
+    return not any(isinstance(v, tuple) for v in settings.values())
+
+
+def stateful_calls(target: Any, name: str, declared: Declarations) -> tuple[StatefulCalls, Optional[str]]:
+    """The class of `target` as a layer object, and the weight layout its weights show (None when
+    they show none), found by building one probe layer."""
+    cls = target if inspect.isclass(target) else type(target)
+    signature = parameters(cls) or {}
+    constructor = _constructor(cls, signature, declared)
+    probe_geometry = LayerGeometry(
+        in_shape=(2, *(9,) * _probe_rank(declared)), kernel_shape=(3, 2, *(5,) * _probe_rank(declared)), batch=1,
+        stride=(1,) * _probe_rank(declared), padding=(0,) * _probe_rank(declared),
+        dilation=(1,) * _probe_rank(declared), groups=1, dtype="float64",
+    )
+    probe_settings: UserSettings = {
+        "stride": 1, "padding": "valid" if declared.padding_modes else 0, "dilation": 1, "groups": 1,
+    }
+    arguments = constructor_arguments(constructor, probe_settings, probe_geometry, declared)
+    try:
+        probe = cls(**arguments)
+    except Exception as error:
+        shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+        raise ImplementationError(
+            f"{literal(name)}: creating {cls.__name__}({literal(shown)}) raised {literal(describe_exception(error))}; "
+            "declare how the constructor takes its settings, like constructor = {{in_channels = \"n_in\", "
+            "out_channels = \"n_out\", kernel_size = \"size\"}}",
+            parameter="impl",
+        ) from None
+    attributes = dict(declared.attributes)
+    if declared.set_weights is None:
+        for role in ("weights", "bias"):
+            if role not in attributes:
+                found = next((n for n in ATTRIBUTE_ALIASES[role] if _has_array(probe, n)), None)
+                if found is not None:
+                    attributes[role] = found
+        if "weights" not in attributes:
+            raise ImplementationError(
+                f"{literal(name)}: {cls.__name__}({literal(', '.join(arguments))}) has no weights attribute "
+                f"({literal(', '.join(ATTRIBUTE_ALIASES['weights']))}); declare it, like attributes = "
+                "{{weights = \"kernel_weights\", bias = \"kernel_bias\"}}, or a setter, like set_weights = \"set_params\"",
+                parameter="impl",
+            )
+    has_bias = declared.bias and (declared.set_weights is not None or "bias" in attributes)
+    backward = parameters(getattr(cls, "backward")) or {}
+    learning_rate = next((n for n in backward if n in _LEARNING_RATE and backward[n].default is backward[n].empty), None)
+    calls = StatefulCalls(cls, constructor, attributes, has_bias, declared, learning_rate)
+    weights = getattr(probe, attributes["weights"], None) if "weights" in attributes else None
+    return calls, _weight_layout(np.shape(weights) if weights is not None else None, probe_geometry)
+
+
+def _probe_rank(declared: Declarations) -> int:
+    return 2 if declared.spatial_dims is None or 2 in declared.spatial_dims else declared.spatial_dims[0]
+
+
+def _weight_layout(shape: Optional[tuple[int, ...]], geometry: LayerGeometry) -> Optional[str]:
+    """oihw or hwio, from the shape of the probe's own weights: (3, 2, 5, 5) or (5, 5, 2, 3)."""
+    f, depth, *kernel = geometry.kernel_shape
+    if shape == (f, depth, *kernel):
+        return "oihw"
+    if shape == (*kernel, depth, f):
+        return "hwio"
+    return None
+
+
+def _constructor(cls: type, signature: Mapping[str, inspect.Parameter], declared: Declarations) -> dict[str, str]:
+    """convgrad's name -> the parameter: declared, else found by its usual names."""
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in signature.values())
+    mapping = dict(declared.constructor)
+    for ours in CONSTRUCTOR_NAMES:
+        if ours not in mapping:
+            found = next((n for n in CONSTRUCTOR_ALIASES[ours] if n in signature and n not in mapping.values()), None)
+            if found is not None:
+                mapping[ours] = found
+    for ours, theirs in mapping.items():
+        if theirs not in signature and not open_ended:
+            raise ImplementationError(
+                f"{cls.__name__}'s constructor has no parameter {theirs!r} (constructor declares {ours} = "
+                f"{theirs!r}); its parameters are {literal(', '.join(signature) or 'none')}",
+                parameter="impl",
+            )
+    required = [
+        n for n, p in signature.items()
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n not in mapping.values()
+    ]
+    if required:
+        raise ImplementationError(
+            f"{cls.__name__}({literal(', '.join(signature))}) needs {literal(', '.join(required))}, which convgrad "
+            f"does not recognise; declare what they are, like CONVGRAD = {{{{\"constructor\": {{{{\"in_channels\": "
+            f"\"{required[0]}\"}}}}}}}}, naming {', '.join(CONSTRUCTOR_NAMES)}",
+            parameter="impl",
+        )
+    return mapping
