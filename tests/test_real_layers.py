@@ -306,3 +306,13 @@ def test_hint_an_import_from_the_layers_repository_names_the_folder(tmp_path):
     assert f"mylib is in {repository}: put that folder on the import path with --impl-path {repository}" in result.output
     fixed = run("--impl", layer_file, "--impl-path", str(repository), "--in", "3x5x5", "--kernels", "2x3x3x3", "-q")
     assert fixed.exit_code == 0, fixed.output
+
+
+def test_a_conv_on_an_autograd_librarys_tensors():
+    code, report = standard_suite(layer("tiny_autograd.py"))
+    assert code == 0, report
+    assert report["summary"]["passed"] >= 10
+
+    wrong = json.loads(run("--impl", layer("tiny_autograd.py:conv2d_wrong_bias"), "--in", "3x6x6", "--kernels",
+                           "4x3x3x3", "--batch", "2", "--json").stdout)
+    assert failing_tensors(wrong) == {"db"}

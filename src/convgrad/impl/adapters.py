@@ -3,7 +3,8 @@
 The checker speaks `protocol.ConvLayer`: (N, C, *S) arrays, (F, C/g, *k) kernels, (F,)
 biases, settings as keywords. An `Adapter` translates that into what the user's layer takes: a
 calling style (functions.py: keyword functions, course-style `conv_param`/`cache` functions;
-stateful.py: layer objects), channels-last arrays (layout nhwc), (*k, C/g, F) kernels (weight
+stateful.py: layer objects; autograd.py: a conv on an autograd library's tensors), channels-last
+arrays (layout nhwc), (*k, C/g, F) kernels (weight
 layout hwio), biases shaped as declared, settings as ints or 'valid'/'same' when declared
 (declare.py), and bias gradients returned as (F, 1) or (1, 1, 1, F). A bias-free layer gets the
 bias added here, so O, dX and dK are still checked and db is reported as "no bias". Arrays are
@@ -21,7 +22,8 @@ import numpy as np
 from convgrad.errors import ImplementationError, SettingError, literal, named
 from convgrad.geometry import LayerGeometry, format_shape, output_size
 from convgrad.impl.declare import Declarations, declared_unsupported, padding_mode, read_declarations
-from convgrad.impl.functions import SETTING_NAMES, UserSettings, function_calls
+from convgrad.impl.autograd import AutogradCalls
+from convgrad.impl.functions import SETTING_NAMES, KeywordCalls, UserSettings, function_calls
 from convgrad.impl.guard import ImplementationFailure, describe_exception
 from convgrad.impl.hints import conv_like_names, crash_hint
 from convgrad.impl.protocol import Unsupported
@@ -157,7 +159,7 @@ class Adapter:
     def _user_settings(self, geometry: LayerGeometry) -> UserSettings:
         """stride, padding, dilation, groups as the layer takes them: per-axis tuples, one int
         (one_int; layer objects and course style when every axis agrees), or 'valid'/'same'."""
-        ints = self.declared.one_int or self.style in ("cache", "stateful")
+        ints = self.declared.one_int or self.style in ("cache", "stateful", "autograd")
         settings: UserSettings = {"groups": geometry.groups}
         for setting, values in (("stride", geometry.stride), ("padding", geometry.padding), ("dilation", geometry.dilation)):
             settings[setting] = values[0] if ints and len(set(values)) == 1 else values
@@ -213,7 +215,9 @@ def adapt(
     supports = supports if callable(supports) else None
     has_bias = declared.bias
     calls: Calls
-    if is_layer_class(target):
+    if declared.tensor is not None:
+        calls = _autograd_calls(target, name, declared)
+    elif is_layer_class(target):
         stateful, shown = stateful_calls(target, name, declared)
         calls, has_bias = stateful, stateful.has_bias
         given_weight_layout = given_weight_layout or shown
@@ -230,6 +234,24 @@ def adapt(
         calls=calls, name=name, layout=known_layout, weight_layout=known_weight_layout, declared=declared,
         has_bias=has_bias, supports=supports, target=target,
     )
+
+
+def _autograd_calls(target: Any, name: str, declared: Declarations) -> AutogradCalls:
+    """A conv function on the tensors of a small autograd library (autograd.py)."""
+    assert declared.tensor is not None
+    tensor = getattr(target, declared.tensor, None)
+    if not callable(tensor):
+        raise ImplementationError(
+            f"{literal(name)} has no {declared.tensor} (declared as tensor); name the class that wraps an array",
+            parameter="impl",
+        )
+    function = getattr(target, declared.forward or "forward", None)
+    if not callable(function):
+        raise ImplementationError(_missing_message(target, name, "forward", declared), parameter="impl")
+    keywords = function_calls(function, function)
+    if not isinstance(keywords, KeywordCalls):  # a conv on tensors takes no conv_param
+        keywords = KeywordCalls(function, function)
+    return AutogradCalls(function, tensor, keywords)
 
 
 def _missing_message(target: Any, name: str, part: str, declared: Declarations) -> str:

@@ -11,7 +11,8 @@ Declarations live next to the layer, in either of two places (a TOML file wins k
 
 Keys: which functions (forward, backward), conventions (layout, weight_layout, bias_shape, bias,
 spatial_dims), limits (square_only, stride_tiles, padding_modes, one_int) and, for a layer class,
-how to build it (constructor) and where its parameters live (attributes, set_weights). A bad declaration is an ImplementationError naming the key and the fix.
+how to build it (constructor) and where its parameters live (attributes, set_weights), and for
+a function on an autograd library's tensors, the tensor class (tensor). A bad declaration is an ImplementationError naming the key and the fix.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _EXAMPLES: dict[str, str] = {
     "weight_layout": '"hwio"', "bias_shape": '"F,1"', "bias": "false", "spatial_dims": "[2]",
     "square_only": "true", "stride_tiles": "true", "padding_modes": '["valid", "same"]', "one_int": "true",
     "constructor": '{in_channels = "n_in", out_channels = "n_out", kernel_size = "size"}',
+    "tensor": '"Tensor"',
     "attributes": '{weights = "W", bias = "b", grad_weights = "dW", grad_bias = "db"}', "set_weights": '"set_params"',
 }
 ATTRIBUTE_ROLES = ("weights", "bias", "grad_weights", "grad_bias")
@@ -59,6 +61,7 @@ class Declarations:
     constructor: Mapping[str, str] = field(default_factory=dict)  # convgrad's name -> the parameter's
     attributes: Mapping[str, str] = field(default_factory=dict)  # role (weights, ...) -> attribute name
     set_weights: Optional[str] = None  # a method taking (w, b), or (w) for a bias-free layer
+    tensor: Optional[str] = None  # an autograd library's tensor class (autograd.py)
     source: str = ""  # where they were read, for messages
 
     def merged(self, other: "Declarations") -> "Declarations":
@@ -223,7 +226,7 @@ _PARSERS: dict[str, Any] = {
     "weight_layout": _choice(_WEIGHT_LAYOUTS), "bias_shape": _bias_shape, "bias": _flag,
     "spatial_dims": _spatial_dims, "square_only": _flag, "stride_tiles": _flag, "padding_modes": _padding_modes,
     "one_int": _flag, "constructor": _names(CONSTRUCTOR_NAMES), "attributes": _names(ATTRIBUTE_ROLES),
-    "set_weights": _identifier,
+    "set_weights": _identifier, "tensor": _identifier,
 }
 
 

@@ -77,6 +77,6 @@ def import_path_hint(missing: Optional[str], path: Optional[str]) -> str:
             break
         folder = parent
     return (
-        f"; if {top} belongs to the layer's repository, put the repository's root on the import path "
-        "with --impl-path ROOT (or PYTHONPATH=ROOT); otherwise install it"
+        f"; install what it imports, or, if {top} belongs to the layer's repository, put the repository's "
+        "root on the import path with --impl-path ROOT (or PYTHONPATH=ROOT)"
     )

@@ -98,6 +98,8 @@ def load_implementation(
                      declared=read_declarations(module, config=config).merged(_function_pair(module, attribute, spec)))
     target = _attribute(module, attribute, spec) if attribute else module
     declared = read_declarations(module, target, config=config)
+    if declared.tensor is not None and inspect.isfunction(target):  # :conv2d of an autograd library
+        target, declared = module, declared.merged(parse_declarations({"forward": attribute}, spec))
     return adapt(_instantiate(target, spec), spec, layout=layout, weight_layout=weight_layout, declared=declared)
 
 
