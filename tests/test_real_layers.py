@@ -316,3 +316,29 @@ def test_a_conv_on_an_autograd_librarys_tensors():
     wrong = json.loads(run("--impl", layer("tiny_autograd.py:conv2d_wrong_bias"), "--in", "3x6x6", "--kernels",
                            "4x3x3x3", "--batch", "2", "--json").stdout)
     assert failing_tensors(wrong) == {"db"}
+
+
+def test_a_layer_class_passed_from_python_keeps_its_files_declarations(monkeypatch):
+    monkeypatch.syspath_prepend(LAYERS)
+    import scratch_conv as module
+    rectangular = resolve_geometry("2x5x6", "3x2x3x2")
+    assert "one_int" in (check_layer(rectangular, module.Conv2D).skipped or "")
+    assert check_layer(resolve_geometry("2x5x6", "3x2x3x3", stride=2, padding=1), module.Conv2D).passed
+
+
+def test_a_declared_bias_shape_is_how_the_layer_gets_its_bias(tmp_path):
+    path = write(tmp_path, "column_bias.py", """
+        from convgrad import reference
+
+        def forward(x, w, b, **settings):
+            return reference.forward(x, w, b[:, 0], **settings)  # b is (F, 1)
+
+        def backward(dy, x, w, b, **settings):
+            dx, dw, db = reference.backward(dy, x, w, b[:, 0], **settings)
+            return dx, dw, db.reshape(-1, 1)
+        """)
+    undeclared = json.loads(run("--impl", path, "--in", "2x5x5", "--kernels", "3x2x3x3", "--json").stdout)
+    assert undeclared["cases"][0]["reason"].startswith("forward raised IndexError")
+    config = write(tmp_path, "column_bias.toml", 'bias_shape = "F,1"\n')
+    result = run("--impl", path, "--impl-config", config, "--in", "2x5x5", "--kernels", "3x2x3x3", "-q")
+    assert result.exit_code == 0, result.output

@@ -157,8 +157,14 @@ def as_implementation(
         return load_implementation(os.fspath(impl), layout=layout, weight_layout=weight_layout, config=config)
     own = getattr(impl, "name", None)
     name = own if isinstance(own, str) else getattr(impl, "__name__", None) or type(impl).__name__
-    declared = read_declarations(impl, config=config)
+    declared = read_declarations(_module_of(impl), impl, config=config)
     return adapt(_instantiate(impl, name), name, layout=layout, weight_layout=weight_layout, declared=declared)
+
+
+def _module_of(impl: Any) -> Any:
+    """The module a class or function was defined in (its declarations apply), else the object itself."""
+    defined_in = getattr(impl, "__module__", None) if (inspect.isclass(impl) or inspect.isfunction(impl)) else None
+    return sys.modules.get(defined_in, impl) if isinstance(defined_in, str) else impl
 
 
 def _is_windows_drive(spec: str) -> bool:

@@ -25,6 +25,7 @@ from convgrad.geometry import LayerGeometry, format_shape
 from convgrad.impl.declare import CONSTRUCTOR_NAMES, Declarations
 from convgrad.impl.functions import NEUTRAL, UserSettings, needed, parameters
 from convgrad.impl.guard import ImplementationFailure, describe_exception
+from convgrad.impl.protocol import Unsupported
 
 __all__ = ["StatefulCalls", "stateful_calls", "is_layer_class"]
 
@@ -110,6 +111,8 @@ class StatefulCalls:
             arguments = constructor_arguments(self.constructor, settings, geometry, self.declared)
             try:
                 self._built[key] = self.cls(**arguments)
+            except Unsupported:  # the constructor refuses the case: skipped (run_case)
+                raise
             except Exception as error:
                 shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
                 raise ImplementationFailure(
