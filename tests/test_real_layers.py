@@ -292,7 +292,7 @@ def test_hint_a_file_without_forward_lists_what_looks_like_a_conv(tmp_path):
         """)
     assert_bad_input(run("--impl", path, "--in", "3x5x5", "--kernels", "2x3x3x3"),
                      f"has no forward function, but it defines conv_forward_naive, relu_forward, conv_backward_naive; "
-                     f"name them, like --impl {path}:conv_forward_naive,relu_forward")
+                     f"name them, like --impl {path}:conv_forward_naive,conv_backward_naive")
 
 
 def test_hint_an_import_from_the_layers_repository_names_the_folder(tmp_path):

@@ -257,16 +257,16 @@ def _autograd_calls(target: Any, name: str, declared: Declarations) -> AutogradC
 def _missing_message(target: Any, name: str, part: str, declared: Declarations) -> str:
     """No forward (or backward): name the functions and classes that look like a conv layer."""
     wanted = getattr(declared, part) or part
-    functions, classes = conv_like_names(target)
     tried = {"forward", "backward", declared.forward, declared.backward}
-    functions = [f for f in functions if f not in tried]
-    if functions or classes:
-        pairs = [f":{','.join(functions[:2])}"] if len(functions) >= 2 else []
-        pairs += [f":{c}" for c in classes[:2]]
-        found = ", ".join(functions[:4] + classes[:2])
+    forwards, backwards, classes = (
+        [n for n in names if n not in tried] for names in conv_like_names(target)
+    )
+    if forwards or backwards or classes:
+        found = ", ".join([*forwards, *backwards][:4] + classes[:2])
+        example = f":{forwards[0]},{backwards[0]}" if forwards and backwards else f":{(classes or forwards or backwards)[0]}"
         return (
             f"{literal(name)} has no {wanted} function, but it defines {literal(found)}; name them, like "
-            f"{{impl}} {literal(name)}{literal(pairs[0] if pairs else ':' + found.split(', ')[0])}"
+            f"{{impl}} {literal(name + example)}"
         )
     return (
         f"{literal(name)} has no {wanted} function; define forward(x, w, b, *, stride, padding, "

@@ -43,21 +43,26 @@ def crash_hint(
     return ""
 
 
-def conv_like_names(target: Any) -> tuple[list[str], list[str]]:
-    """Functions that look like a conv forward or backward (forwards first), and classes with
-    forward and backward methods, defined in `target`."""
-    functions: list[str] = []
+def conv_like_names(target: Any) -> tuple[list[str], list[str], list[str]]:
+    """What `target` defines that looks like a conv layer: forward-like functions, backward-like
+    functions (those naming a conv first), and classes with forward and backward methods."""
+    forwards: list[str] = []
+    backwards: list[str] = []
     classes: list[str] = []
     for name, value in sorted(vars(target).items()) if hasattr(target, "__dict__") else ():
         if name.startswith("_"):
             continue
         if inspect.isclass(value) and callable(getattr(value, "forward", None)) and callable(getattr(value, "backward", None)):
             classes.append(name)
-        elif inspect.isfunction(value) and (_FORWARD.search(name) or _BACKWARD.search(name)):
-            functions.append(name)
-    forwards = [n for n in functions if not _BACKWARD.search(n)]
-    backwards = [n for n in functions if _BACKWARD.search(n)]
-    return forwards + backwards, classes
+        elif inspect.isfunction(value) and _BACKWARD.search(name):
+            backwards.append(name)
+        elif inspect.isfunction(value) and _FORWARD.search(name):
+            forwards.append(name)
+
+    def conv_first(names: list[str]) -> list[str]:
+        return sorted(names, key=lambda n: "conv" not in n.lower())
+
+    return conv_first(forwards), conv_first(backwards), classes
 
 
 def import_path_hint(missing: Optional[str], path: Optional[str]) -> str:
