@@ -115,11 +115,9 @@ class Adapter:
         geometry = _geometry_of(x, w, settings)
         result = self._call("backward", geometry, self.calls.backward, self._user_x(dy), self._user_x(x),
                             self._user_w(w), self._user_b(b), self._user_settings(geometry), geometry, x=x, w=w, b=b)
-        if not self.has_bias:  # (dx, dw), or (dx, dw, None): db is the gradient of the bias added above
-            parts = tuple(result) if isinstance(result, (tuple, list)) and len(result) in (2, 3) else None
-            if parts is None or (len(parts) == 3 and parts[2] is not None):
-                return result  # the guard names what is wrong with it
-            result = (parts[0], parts[1], dy.sum(axis=(0, *range(2, dy.ndim))))
+        if not self.has_bias and isinstance(result, (tuple, list)) and len(result) in (2, 3):
+            # (dx, dw), or (dx, dw, None): db is the gradient of the bias added in forward
+            result = (result[0], result[1], dy.sum(axis=(0, *range(2, dy.ndim))))
         if not isinstance(result, (tuple, list)) or len(result) != 3:
             return result  # the guard names what is wrong with it
         dx, dw, db = result
