@@ -11,6 +11,12 @@ from processes import CONVGRAD, REPO, convgrad_env
 
 STANDARD = ["check", "--config", "configs/standard.toml"]
 ZOO_WRONG = "tests/zoo/kernels_not_rotated.py"
+PROGRESS_LINE = re.compile(r"^\[\d+ s\] .*\n?", re.MULTILINE)
+
+
+def without_progress(stderr: str) -> str:
+    """stderr less the plain progress lines a slow run (a loaded machine) may log every few seconds."""
+    return PROGRESS_LINE.sub("", stderr)
 
 
 def test_head_reading_one_line_is_not_a_failure(tmp_path):
@@ -23,7 +29,7 @@ def test_head_reading_one_line_is_not_a_failure(tmp_path):
     )
     lines = done.stdout.splitlines()
     assert len(lines) == 2 and lines[-1] == "status 0", done.stdout
-    assert stderr.read_text() == ""
+    assert without_progress(stderr.read_text()) == ""
 
 
 @pytest.mark.parametrize(
@@ -46,7 +52,7 @@ def test_a_reader_that_is_gone_before_the_first_line_keeps_the_checks_exit_code(
     child.stdout.close()
     stderr = child.stderr.read().decode()
     assert child.wait(timeout=300) == status
-    assert stderr == ""
+    assert without_progress(stderr) == ""
 
 
 def _children(pid: int) -> list[str]:
@@ -135,7 +141,11 @@ def test_quiet_and_json_print_no_progress(log_every_advance, flag):
     assert result.stderr == ""
 
 
-def test_a_short_check_logs_nothing():
-    # The first line comes only after LOG_INTERVAL_S: a check of a second leaves the log clean.
+def test_a_short_check_logs_nothing(monkeypatch):
+    # The first line comes only after LOG_INTERVAL_S: a check shorter than that leaves the log
+    # clean. The interval is stretched so that a loaded machine cannot make the check "long".
+    from convgrad.render import progress
+
+    monkeypatch.setattr(progress, "LOG_INTERVAL_S", 3600.0)
     result = _invoke(SEED_CHECK)
     assert result.exit_code == 0 and result.stderr == ""
