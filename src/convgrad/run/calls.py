@@ -24,13 +24,14 @@ from typing import Mapping, Optional
 import numpy as np
 
 from convgrad import reference
-from convgrad.compare import compare, compare_numerical, scale_floor
+from convgrad.compare import compare_numerical, compare_with_reference, scale_floor
 from convgrad.findings.state import first_repeat_cause, layout_cause, second_call_cause
 from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName
 from convgrad.impl.guard import GuardedLayer, ImplementationFailure
 from convgrad.impl.memory import NON_CONTIGUOUS, MemoryLayout, describe_layouts
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.numerics.method import numerical_gradient
+from convgrad.numerics.rounding import rounding_bounds
 from convgrad.numerics.step import step_for
 from convgrad.options import CheckOptions
 from convgrad.report import CallCheck, TensorComparison
@@ -83,16 +84,20 @@ def _reference(tensors: Tensors, geometry: LayerGeometry) -> dict[TensorName, np
 
 
 def _against(
-    result: CallResult, expected: Mapping[TensorName, np.ndarray], rtol: float, against: str
+    result: CallResult, expected: Mapping[TensorName, np.ndarray], geometry: LayerGeometry, rtol: float, against: str
 ) -> tuple[TensorComparison, ...]:
-    """Every output against `expected`; gradients with the first call's scale floor, so that a
+    """Every output against `expected`: below float64 by the rounding model of these tensors, as the
+    first call is; in float64 by `rtol`, gradients with the first call's scale floor, so that a
     structurally zero gradient computed to rounding (an FFT conv) is not judged against exact 0."""
-    x, w, _, dy = result.tensors
+    x, w, b, dy = result.tensors
+    bounds = rounding_bounds(x, w, b, dy, geometry)
     rows = []
     for name, value in result.outputs.items():
         if name in expected and value is not None:
             floor = 0.0 if name == "O" else scale_floor(name, x, w, dy)
-            rows.append(compare(name, value, expected[name], rtol, method=against, against=against, floor=floor))
+            rows.append(compare_with_reference(
+                name, value, expected[name], bounds, rtol, method=against, against=against, floor=floor
+            ))
     return tuple(rows)
 
 
@@ -133,7 +138,7 @@ def _check(
         return CallCheck(name, called_with, compared_with, passed=False, cause=result.failure,
                          forward_calls=guard.forward_calls - calls_before)
     if options.forward_check:
-        rows = _against(result, _reference(result.tensors, geometry), rtol, "reference")
+        rows = _against(result, _reference(result.tensors, geometry), geometry, rtol, "reference")
     else:
         rows = _along_directions(guard, result, geometry, options, rtol)
     return CallCheck(name, called_with, compared_with, passed=all(t.passed for t in rows), tensors=rows,
@@ -192,7 +197,8 @@ def later_calls(
 
     before = guard.forward_calls
     repeat = call(guard, first.tensors)
-    checks.append(_repeat_check(first, repeat, options.tolerances(geometry.dtype).rtol, guard.forward_calls - before))
+    checks.append(_repeat_check(first, repeat, geometry, options.tolerances(geometry.dtype).rtol,
+                                guard.forward_calls - before))
     made()
 
     if guard.reused:
@@ -217,12 +223,12 @@ def _layout_culprit(
     culprit = None
     for name, layout in layouts.items():
         alone = call(guard, new.tensors, {name: layout})
-        rows = () if alone.failure is not None else _against(alone, expected, rtol, "C order")
+        rows = () if alone.failure is not None else _against(alone, expected, geometry, rtol, "C order")
         if alone.failure is not None or not all(t.passed for t in rows):
             culprit = layout_cause(name, layout, rows, alone.failure)
             break
     again = call(guard, new.tensors)
-    if again.failure is not None or not all(t.passed for t in _against(again, expected, rtol, "C order")):
+    if again.failure is not None or not all(t.passed for t in _against(again, expected, geometry, rtol, "C order")):
         return (
             "the same tensors in C order gave other results than the second call did: the layer's "
             "results change from call to call (state kept between calls, or nondeterminism), "
@@ -240,7 +246,9 @@ def _with_cause(check: CallCheck, cause: Optional[str]) -> CallCheck:
     )
 
 
-def _repeat_check(first: CallResult, repeat: CallResult, rtol: float, forward_calls: int) -> CallCheck:
+def _repeat_check(
+    first: CallResult, repeat: CallResult, geometry: LayerGeometry, rtol: float, forward_calls: int
+) -> CallCheck:
     """The first call again must give the first call's results, within the tolerance."""
     name, compared_with = "first call repeated", "the first call's results"
     if repeat.failure is not None:
@@ -248,7 +256,7 @@ def _repeat_check(first: CallResult, repeat: CallResult, rtol: float, forward_ca
                          cause=f"the first call repeated failed although it worked the first time: {repeat.failure}",
                          forward_calls=forward_calls)
     expected = {n: v for n, v in first.outputs.items() if v is not None}
-    rows = _against(repeat, expected, rtol, "first call")
+    rows = _against(repeat, expected, geometry, rtol, "first call")
     passed = all(t.passed for t in rows)
     return CallCheck(name, FIRST_TENSORS, compared_with, passed, rows,
                      None if passed else first_repeat_cause(rows), forward_calls)
