@@ -89,6 +89,11 @@ class TensorComparison:
         return self.method == FLOAT64_REFERENCE
 
     @property
+    def lost_precision(self) -> bool:
+        """Failed only by carrying fewer bits than its dtype, for a likely cause that was named."""
+        return not self.passed and self.precision is not None and self.precision.cause is not None
+
+    @property
     def compared_with(self) -> str:
         """What this row's values were compared with, in words."""
         if self.method == "none":

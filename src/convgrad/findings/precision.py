@@ -36,6 +36,9 @@ EXPLAINED = 0.25
 # 0.74 left for a forward computed in float16, 1.06 to 1.44 for a sum accumulated in float16).
 PARTLY_EXPLAINED = 0.85
 FORMATS = {"float16": 10, "bfloat16": 7}  # stored mantissa bits
+# Below this many bits the values are wrong, not imprecise: that is for diagnosis.py to explain.
+FEWEST_BITS = 6
+WIDESPREAD = 0.1  # rounding in a lower precision moves most coordinates, not a few
 
 
 def round_mantissa(values: np.ndarray, bits: int) -> np.ndarray:
@@ -95,6 +98,8 @@ def likely_cause(row: TensorComparison, tensors: Tensors, geometry: LayerGeometr
             f"likely {stored} accumulation: every value is a {stored} number, so the sum was kept "
             f"(or the result passed) through {stored}"
         )
+    if row.mismatches < WIDESPREAD * row.checked:
+        return None  # a few wrong coordinates are a mistake, not rounding
     return (
         f"likely a sum kept in a lower precision, or an algorithm that loses bits (FFT, Winograd): "
         f"about {row.precision.bits} significant bits"
@@ -105,7 +110,7 @@ def with_likely_cause(
     row: TensorComparison, tensors: Tensors, geometry: LayerGeometry, bounds: Optional[RoundingBounds]
 ) -> TensorComparison:
     """`row` with its precision's likely cause (and the reason ending with it) when it failed the model."""
-    if bounds is None or row.passed or row.precision is None:
+    if bounds is None or row.passed or row.precision is None or row.precision.bits < FEWEST_BITS:
         return row
     cause = likely_cause(row, tensors, geometry)
     if cause is None:

@@ -93,7 +93,11 @@ def run_case(
         first_held = (all(t.passed for t in tensors if t.name == "O"), all(t.passed for t in tensors))
         calls = later_calls(guard, geometry, options, first, random_tensors(geometry, options, call=1), first_held, progress)
     # Where and why are worked out from the report's own numbers, for failing tensors only.
-    located = tuple(replace(t, location=locate(t, geometry)) if not t.passed else t for t in tensors)
+    located = tuple(
+        replace(t, location=locate(t, geometry)) if not t.passed and not t.lost_precision else t for t in tensors
+    )
+    # A tensor that only lost bits is none of the classic mistakes diagnosis looks for.
+    structural = tuple(replace(t, passed=True) if t.lost_precision else t for t in located)
     precise = _reference_gradients(first, geometry, bounds) if bounds is not None else ()
     return CaseReport.build(
         name=name,
@@ -105,7 +109,7 @@ def run_case(
         forward_calls=guard.forward_calls,
         warnings=tuple(guard.warnings),
         reason=_case_failure(first),
-        diagnoses=diagnose(geometry, located, first.tensors),
+        diagnoses=diagnose(geometry, structural, first.tensors),
         calls=calls,
         reference_gradients=precise,
     )
