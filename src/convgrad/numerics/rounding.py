@@ -3,14 +3,15 @@
 Coordinate i of O, dX, dK or db is a sum of n_i products. Summed in a precision with unit roundoff
 u, its error stays below
 
-    bound_i = LAMBDA * u * (sqrt(n_i) * B_i + term)
+    bound_i = LAMBDA * (u * (sqrt(n_i) * B_i + term) + n_i * eta)
 
 where B_i is the same sum taken over absolute values (the reference run on |x|, |w|, |dy|), and
 sqrt(n_i) models rounding errors that add up as a random walk. n_i counts only the products that
 are actually summed (taps reading padding add exact zeros): the reference run on ones counts them.
 `term`, the tensor's average product magnitude at its largest coordinate, keeps the bound of a
 coordinate no product reaches (B_i = 0) from being exactly zero: there a direct sum returns exact
-0, and a transform (FFT, Winograd) returns rounding noise of about one product term.
+0, and a transform (FFT, Winograd) returns rounding noise of about one product term. eta, half
+the smallest subnormal, is the absolute error of one operation whose result underflows.
 
 The model is used for dtypes below float64; a float64 layer is judged against the float64
 reference by the tensor-scale tolerance (options.py), since there the reference rounds as much as
@@ -77,12 +78,13 @@ def rounding_bounds(
     counts: dict[TensorName, np.ndarray] = {"O": reference.forward(ones[0], ones[1], np.zeros_like(ab), **settings) + 1.0}  # + the bias
     counts.update(zip(GRADIENT_NAMES, reference.backward(ones[2], ones[0], ones[1], ab, **settings)))
     u = unit_roundoff(geometry.dtype) + REFERENCE_ROUNDOFF
+    eta = float(np.finfo(geometry.dtype).smallest_subnormal) / 2
     bound: dict[TensorName, np.ndarray] = {}
     magnitude: dict[TensorName, np.ndarray] = {}
     for name, total in sums.items():
         n = np.rint(counts[name])
         reached = n > 0
         term = float(np.max(np.where(reached, total / np.where(reached, n, 1.0), 0.0), initial=0.0))
-        bound[name] = LAMBDA * u * (np.sqrt(n) * total + term)
+        bound[name] = LAMBDA * (u * (np.sqrt(n) * total + term) + n * eta)
         magnitude[name] = total + term
     return RoundingBounds(bound, magnitude, u, significant_bits(geometry.dtype))
