@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 import numpy as np  # noqa: E402
 
 from convgrad import reference  # noqa: E402
-from convgrad.compare import effective_bits  # noqa: E402
+from convgrad.compare import compare_bounded  # noqa: E402
 from convgrad.geometry import LayerGeometry, resolve_geometry  # noqa: E402
 from convgrad.numerics.rounding import LAMBDA, rounding_bounds  # noqa: E402
 from convgrad.options import CheckOptions  # noqa: E402
@@ -70,9 +70,9 @@ def ratios(layer: Any, geometry: LayerGeometry) -> dict[str, tuple[float, int]]:
     assert bounds is not None
     result = {}
     for name, value in got.items():
-        error = np.abs(np.asarray(value, dtype=np.float64) - expected[name])
-        bits = effective_bits(error, bounds.magnitude[name], bounds.significant_bits)
-        result[name] = (float(np.max(error / bounds.bound[name])), bits)
+        precision = compare_bounded(name, value, expected[name], bounds, method="float64 reference").precision
+        assert precision is not None
+        result[name] = (precision.largest_ratio, precision.bits)
     return result
 
 
@@ -88,10 +88,35 @@ def table(wrong: bool, quick: bool) -> float:
     return largest
 
 
+def random_layers(count: int) -> None:
+    """The largest ratio over `count` random float32 layers (tests/layer_strategies.py), per layer."""
+    from hypothesis import given, settings
+
+    from layer_strategies import layers as random_geometry
+
+    largest: dict[str, float] = {}
+    implementations = layers(wrong=False)
+
+    @settings(max_examples=count, deadline=None, database=None)
+    @given(geometry=random_geometry("float32"))
+    def measure(geometry: LayerGeometry) -> None:
+        for name, layer in implementations:
+            found = ratios(layer, geometry)
+            largest[name] = max(largest.get(name, 0.0), *(r for r, _ in found.values()))
+
+    measure()
+    for name, ratio in largest.items():
+        print(f"{count} random float32 layers, {name}: largest error / bound {ratio:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="leave out the two largest layers")
+    parser.add_argument("--random", type=int, default=0, metavar="N", help="only: N random small float32 layers")
     options = parser.parse_args()
+    if options.random:
+        random_layers(options.random)
+        return
     print(f"LAMBDA = {LAMBDA:g}; each cell: largest error / bound (effective significant bits)\n")
     print("Correct float32 layers:\n")
     correct = table(wrong=False, quick=options.quick)

@@ -66,10 +66,9 @@ def _table(case: CaseReport) -> FittingTable:
         against: list[tuple[str, JustifyMethod]] = [("against", "left")] if precise else []
         bits: list[tuple[str, JustifyMethod]] = [("bits", "right")] if precise else []
         columns: list[tuple[str, JustifyMethod]] = [
-            ("tensor", "left"), *against,
-            ("shape" if "got" in dropped else "expected", "left"), ("got", "left"),
+            ("tensor", "left"), ("shape" if "got" in dropped else "expected", "left"), ("got", "left"),
             ("abs err", "right"), ("rel err", "right"), ("tol", "right"), *bits,
-            ("checked", "right"), ("status", "left"),
+            ("checked", "right"), *against, ("status", "left"),
         ]
         kept = [title for title, _ in columns if title not in dropped]
         for title, justify in columns:
