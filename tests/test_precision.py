@@ -103,6 +103,20 @@ def test_correct_float32_layers_pass_every_float32_case_of_the_standard_suite():
             assert len(report.reference_gradients) == 3
 
 
+def _against_bounds(layer, geometry, seed):
+    """Every coordinate of the layer's O, dX, dK and db against the rounding bound (no pipeline)."""
+    x, w, b, dy = random_tensors(geometry, CheckOptions(seed=seed))
+    bounds = rounding_bounds(x, w, b, dy, geometry)
+    assert bounds is not None
+    settings = geometry.conv_settings()
+    wide = [t.astype(np.float64) for t in (x, w, b, dy)]
+    expected = dict(zip(("dX", "dK", "db"), reference.backward(wide[3], *wide[:3], **settings)))
+    expected["O"] = reference.forward(*wide[:3], **settings)
+    got = dict(zip(("dX", "dK", "db"), layer.backward(dy, x, w, b, **settings)))
+    got["O"] = layer.forward(x, w, b, **settings)
+    return [compare_bounded(name, values, expected[name], bounds, method="float64 reference") for name, values in got.items()]
+
+
 @pytest.mark.parametrize(
     "geometry",
     [
@@ -114,19 +128,9 @@ def test_correct_float32_layers_pass_every_float32_case_of_the_standard_suite():
 def test_correct_float32_layers_pass_large_layers_by_the_model(geometry):
     """Every coordinate of O, dX, dK and db against the bound (the pipeline's later calls and finite
     differences on these layers are covered elsewhere and would take minutes here)."""
-    x, w, b, dy = random_tensors(geometry, CheckOptions())
-    bounds = rounding_bounds(x, w, b, dy, geometry)
-    assert bounds is not None
-    settings = geometry.conv_settings()
-    wide = [t.astype(np.float64) for t in (x, w, b, dy)]
-    expected = dict(zip(("dX", "dK", "db"), reference.backward(wide[3], *wide[:3], **settings)))
-    expected["O"] = reference.forward(*wide[:3], **settings)
     for layer in (_torch_layer(), zoo.Float32Im2col()):
-        got = dict(zip(("dX", "dK", "db"), layer.backward(dy, x, w, b, **settings)))
-        got["O"] = layer.forward(x, w, b, **settings)
-        for name, values in got.items():
-            row = compare_bounded(name, values, expected[name], bounds, method="float64 reference")
-            assert row.passed, f"{layer.name} {name}: {row.reason}"
+        for row in _against_bounds(layer, geometry, seed=0):
+            assert row.passed, f"{layer.name} {row.name}: {row.reason}"
             assert row.precision is not None and row.precision.largest_ratio < 0.5  # measured: below 0.2
 
 
@@ -205,18 +209,8 @@ def test_no_false_alarm_over_random_float32_layers(geometry, seed, layer):
     """The bound itself, over 200 random float32 layers: every coordinate of O, dX, dK and db."""
     implementation = {"tap": zoo.Float32TapLoop, "einsum": zoo.Float32Einsum, "im2col": zoo.Float32Im2col}.get(layer)
     impl = _torch_layer() if implementation is None else implementation()
-    x, w, b, dy = random_tensors(geometry, CheckOptions(seed=seed))
-    bounds = rounding_bounds(x, w, b, dy, geometry)
-    assert bounds is not None
-    settings = geometry.conv_settings()
-    wide = [t.astype(np.float64) for t in (x, w, b, dy)]
-    expected = dict(zip(("dX", "dK", "db"), reference.backward(wide[3], *wide[:3], **settings)))
-    expected["O"] = reference.forward(*wide[:3], **settings)
-    got = dict(zip(("dX", "dK", "db"), impl.backward(dy, x, w, b, **settings)))
-    got["O"] = impl.forward(x, w, b, **settings)
-    for name, values in got.items():
-        row = compare_bounded(name, values, expected[name], bounds, method="float64 reference")
-        assert row.passed, f"{layer} {geometry.describe()} {name}: {row.reason}"
+    for row in _against_bounds(impl, geometry, seed):
+        assert row.passed, f"{layer} {geometry.describe()} {row.name}: {row.reason}"
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
