@@ -7,6 +7,7 @@ float32 layers (torch, and NumPy einsum, im2col with matmul, loop of taps) must 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -34,6 +35,7 @@ GROUPED_F32 = resolve_geometry("4x9x8", "6x2x3x3", batch=2, stride=2, padding=1,
 ZOO = os.path.join(ROOT, "tests", "zoo", "layers.py")
 
 
+@functools.cache
 def _torch_layer():
     pytest.importorskip("torch")
     from convgrad.impl.torch_layer import TorchLayer
@@ -204,13 +206,13 @@ def test_json_and_table_say_which_comparison_each_row_is_and_the_bits():
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(geometry=layers("float32"), seed=st.integers(0, 2**16), layer=st.sampled_from(["torch", "tap", "einsum", "im2col"]))
-def test_no_false_alarm_over_random_float32_layers(geometry, seed, layer):
-    """The bound itself, over 200 random float32 layers: every coordinate of O, dX, dK and db."""
-    implementation = {"tap": zoo.Float32TapLoop, "einsum": zoo.Float32Einsum, "im2col": zoo.Float32Im2col}.get(layer)
-    impl = _torch_layer() if implementation is None else implementation()
-    for row in _against_bounds(impl, geometry, seed):
-        assert row.passed, f"{layer} {geometry.describe()} {row.name}: {row.reason}"
+@given(geometry=layers("float32"), seed=st.integers(0, 2**16), numpy_layer=st.sampled_from(zoo.FLOAT32_CORRECT))
+def test_no_false_alarm_over_random_float32_layers(geometry, seed, numpy_layer):
+    """The bound itself, over 200 random float32 layers, each for torch and one NumPy layer: every
+    coordinate of O, dX, dK and db."""
+    for layer in (_torch_layer(), numpy_layer()):
+        for row in _against_bounds(layer, geometry, seed):
+            assert row.passed, f"{layer.name} {geometry.describe()} {row.name}: {row.reason}"
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
