@@ -16,15 +16,19 @@ import numpy as np
 
 from convgrad.geometry import GradientName, TensorName
 from convgrad.numerics.gradient import NumericalGradient
-from convgrad.report import Coordinate, TensorComparison
+from convgrad.numerics.rounding import RoundingBounds
+from convgrad.report import Coordinate, Precision, TensorComparison
 
 __all__ = [
     "compare",
     "compare_numerical",
+    "compare_bounded",
+    "compare_with_reference",
     "scale_floor",
     "spot_check_disagreement",
     "WORST_SHOWN",
     "FLOOR_FRACTION",
+    "effective_bits",
 ]
 
 # A gradient whose every value is far below one product term dy*w (or dy*x) is structurally zero
@@ -42,6 +46,18 @@ def scale_floor(gradient: GradientName, x: np.ndarray, w: np.ndarray, dy: np.nda
     return FLOOR_FRACTION * term
 
 WORST_SHOWN = 5  # coordinates listed for a failing tensor
+
+
+def effective_bits(error: np.ndarray, magnitude: np.ndarray, most: int) -> int:
+    """The significant bits a tensor's values carry: -log2 of the largest error_i / magnitude_i,
+    where magnitude_i is the sum of absolute products (numerics/rounding.py); at most `most`, the
+    dtype's own. A sum rounded at precision 2^-p is off by about 2^-p of that magnitude or less."""
+    reached = magnitude > 0
+    worst = float(np.max(np.where(reached, error / np.where(reached, magnitude, 1.0), 0.0), initial=0.0))
+    unreached = bool(np.any(error[~reached] > 0))
+    if unreached or not np.isfinite(worst):
+        return 0
+    return most if worst == 0.0 else max(0, min(most, int(round(-np.log2(worst)))))
 
 
 def compare(
@@ -126,6 +142,86 @@ def compare(
         analytical=analytical,
         numerical=reference,
     )
+
+
+def compare_bounded(
+    name: TensorName, analytical: np.ndarray, reference: np.ndarray, bounds: RoundingBounds, *, method: str,
+    against: str = "reference",
+) -> TensorComparison:
+    """Every coordinate against its own rounding bound (numerics/rounding.py): what a correct layer
+    in the dtype can be off by. `tolerance` is then the loosest coordinate's bound relative to the
+    scale (each coordinate's own is tighter), and `precision` says how many bits the values carry."""
+    analytical = np.asarray(analytical, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    bound, magnitude = bounds.bound[name], bounds.magnitude[name]
+    diff = np.abs(analytical - reference)
+    ratio = np.where(bound > 0, diff / np.where(bound > 0, bound, 1.0), np.where(diff > 0, np.inf, 0.0))
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)  # a NaN or infinite value is no rounding error
+    largest = float(max(np.max(np.abs(analytical), initial=0.0), np.max(np.abs(reference), initial=0.0)))
+    scale = largest if np.isfinite(largest) and largest > 0 else 1.0
+    mismatches = int(np.count_nonzero(ratio > 1.0))
+    bits = effective_bits(diff, magnitude, bounds.significant_bits)
+    precision = Precision(
+        unit_roundoff=bounds.unit_roundoff, lam=bounds.lam, largest_ratio=float(ratio.max(initial=0.0)),
+        bits=bits, dtype_bits=bounds.significant_bits,
+    )
+    worst = tuple(
+        Coordinate(
+            index=tuple(int(i) for i in np.unravel_index(flat, diff.shape)),
+            analytical=float(analytical.flat[flat]),
+            numerical=float(reference.flat[flat]),
+            abs_error=float(diff.flat[flat]),
+            rel_error=float(diff.flat[flat] / scale),
+            bound_ratio=float(ratio.flat[flat]),
+        )
+        for flat in np.argsort(ratio, axis=None)[::-1][:WORST_SHOWN]
+    )
+    reason = None
+    if mismatches:
+        top = worst[0]
+        reason = (
+            f"{mismatches} of {diff.size} coordinates differ from the {against} by more than "
+            f"rounding in {bounds.significant_bits} bits allows (worst {precision.largest_ratio:.3g}x its bound); "
+            f"{name} carries about {bits} significant bits of {bounds.significant_bits}; worst at "
+            f"{list(top.index)}: analytical {top.analytical:.8g}, {against} {top.numerical:.8g}"
+        )
+    return TensorComparison(
+        name=name,
+        expected_shape=tuple(reference.shape),
+        shape=tuple(analytical.shape),
+        tolerance=float(np.max(bound, initial=0.0)) / scale,
+        passed=mismatches == 0,
+        method=method,
+        checked=int(diff.size),
+        total=int(diff.size),
+        mismatches=mismatches,
+        max_abs_error=float(diff.max(initial=0.0)),
+        max_rel_error=float(diff.max(initial=0.0)) / scale,
+        scale=scale,
+        worst=worst,
+        reason=reason,
+        analytical=analytical,
+        numerical=reference,
+        precision=precision,
+    )
+
+
+def compare_with_reference(
+    name: TensorName,
+    analytical: np.ndarray,
+    reference: np.ndarray,
+    bounds: Optional[RoundingBounds],
+    rtol: float,
+    *,
+    method: str,
+    against: str,
+    floor: float = 0.0,
+) -> TensorComparison:
+    """A result against reference values: by the rounding model when the dtype has one (`bounds`),
+    else by `rtol` of the tensor's scale (float64, and comparisons of one call with another)."""
+    if bounds is not None:
+        return compare_bounded(name, analytical, reference, bounds, method=method, against=against)
+    return compare(name, analytical, reference, rtol, method=method, against=against, floor=floor)
 
 
 def _join(first: str | None, second: str) -> str:

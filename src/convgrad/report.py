@@ -21,7 +21,11 @@ from convgrad.options import CheckOptions, Method, Tolerances
 
 Status = Literal["passed", "failed", "skipped"]
 
-__all__ = ["Coordinate", "TensorComparison", "CallCheck", "CaseReport", "SuiteReport", "Status"]
+__all__ = [
+    "Coordinate", "Precision", "TensorComparison", "CallCheck", "CaseReport", "SuiteReport", "Status", "FLOAT64_REFERENCE",
+]
+
+FLOAT64_REFERENCE = "float64 reference"  # the method of a gradient row compared with the reference backward
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,20 @@ class Coordinate:
     numerical: float
     abs_error: float
     rel_error: float
+    bound_ratio: Optional[float] = None  # abs_error / the coordinate's rounding bound, when judged by it
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A tensor judged by the rounding model (numerics/rounding.py): each coordinate's error against
+    lam * u * (sqrt(n_i) * B_i + term), and the precision its values actually carry."""
+
+    unit_roundoff: float  # u of the layer's dtype, plus the float64 reference's own
+    lam: float
+    largest_ratio: float  # max over coordinates of error / bound: above 1 fails
+    bits: int  # effective significant bits (compare.effective_bits)
+    dtype_bits: int  # what the dtype can carry (float32: 24)
+    cause: Optional[str] = None  # the likely cause when bits were lost (findings/precision.py)
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,29 @@ class TensorComparison:
     numerical: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
     location: Optional[Location] = None  # where a failing tensor is wrong (locate.py)
     absent: Optional[str] = None  # why the layer has no such tensor ("no bias"): neither checked nor failed
+    precision: Optional[Precision] = None  # set when judged by the rounding model
+
+    @property
+    def reference_gradient(self) -> bool:
+        """A gradient compared with the float64 reference backward (not with finite differences)."""
+        return self.method == FLOAT64_REFERENCE
+
+    @property
+    def lost_precision(self) -> bool:
+        """Failed only by carrying fewer bits than its dtype, for a likely cause that was named."""
+        return not self.passed and self.precision is not None and self.precision.cause is not None
+
+    @property
+    def compared_with(self) -> str:
+        """What this row's values were compared with, in words."""
+        if self.method == "none":
+            return "nothing"
+        return FLOAT64_REFERENCE if self.name == "O" or self.reference_gradient else "finite differences"
+
+    @property
+    def label(self) -> str:
+        """The row's name where a tensor can have two rows: "dK vs float64 reference"."""
+        return f"{self.name} vs {FLOAT64_REFERENCE}" if self.reference_gradient else self.name
 
     @property
     def worst_index(self) -> Optional[tuple[int, ...]]:
@@ -148,6 +189,8 @@ class CaseReport:
     samples: Optional[int] = None  # coordinates or directions per tensor, for sample and projection
     forward_check: bool = True  # whether O was compared with the reference convolution
     calls: tuple[CallCheck, ...] = ()  # the call protocol after the first call
+    # Below float64: dX, dK and db also against the float64 reference, judged by the rounding model.
+    reference_gradients: tuple[TensorComparison, ...] = ()
 
     @classmethod
     def build(
@@ -165,6 +208,7 @@ class CaseReport:
         skipped: Optional[str] = None,
         diagnoses: tuple[Diagnosis, ...] = (),
         calls: tuple[CallCheck, ...] = (),
+        reference_gradients: tuple[TensorComparison, ...] = (),
     ) -> "CaseReport":
         """A case's report, with the settings it records taken from `options`."""
         return cls(
@@ -184,14 +228,21 @@ class CaseReport:
             samples=options.samples if options.sampling else None,
             forward_check=options.forward_check,
             calls=calls,
+            reference_gradients=reference_gradients,
         )
+
+    @property
+    def rows(self) -> tuple[TensorComparison, ...]:
+        """Every row of the first call: O and the gradients against finite differences, then the
+        gradients against the float64 reference."""
+        return self.tensors + self.reference_gradients
 
     @property
     def passed(self) -> bool:
         return (
             self.skipped is None
             and self.reason is None
-            and all(t.passed for t in self.tensors)
+            and all(t.passed for t in self.rows)
             and all(c.passed for c in self.calls)
         )
 
@@ -210,7 +261,7 @@ class CaseReport:
 
     @property
     def failing(self) -> tuple[TensorComparison, ...]:
-        return tuple(t for t in self.tensors if not t.passed)
+        return tuple(t for t in self.rows if not t.passed)
 
     @property
     def gradients(self) -> tuple[TensorComparison, ...]:
@@ -240,7 +291,7 @@ class CaseReport:
     @property
     def noted(self) -> tuple[TensorComparison, ...]:
         """Tensors with a note the user should read even when they passed."""
-        return tuple(t for t in self.tensors if t.note)
+        return tuple(t for t in self.rows if t.note)
 
     @property
     def worst_tensor(self) -> Optional[TensorComparison]:
@@ -263,7 +314,7 @@ class CaseReport:
             return self.skipped
         if self.reason is not None:
             return self.reason
-        parts = [f"{t.name}: {t.reason or 'does not match'}" for t in self.failing]
+        parts = [f"{t.label}: {t.reason or 'does not match'}" for t in self.failing]
         parts += [f"{c.name}: {c.reason}" for c in self.failing_calls]
         return "; ".join(parts)
 

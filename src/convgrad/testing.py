@@ -82,7 +82,7 @@ def assert_conv_gradients(impl: Any = "reference", **options: Any) -> CaseReport
     if report.skipped is not None:
         raise AssertionError(f"convgrad could not check {report.implementation}: {report.skipped}")
     if not report.passed:
-        failing = ", ".join(t.name for t in report.failing) or "the case"
+        failing = ", ".join(t.label for t in report.failing) or "the case"
         raise AssertionError(
             f"convgrad: {failing} of {report.implementation} "
             f"{'does' if len(report.failing) == 1 else 'do'} not match\n{_plain_text(report)}"

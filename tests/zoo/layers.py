@@ -533,6 +533,171 @@ class BackwardWithoutDilation(TapLoopConv):
         return super().backward(dy, x, w, b, stride=stride, padding=padding, dilation=ones, groups=groups)
 
 
+# --- float32: correct in the layer's own precision, and layers that keep fewer bits -----------
+
+
+def _windows(xp, kernel, out, stride, dilation, writeable=False):
+    """(N, C, *out, *kernel): the padded input each output position reads, as a strided view."""
+    extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    view = np.lib.stride_tricks.sliding_window_view(xp, extent, axis=tuple(range(2, xp.ndim)), writeable=writeable)
+    steps = (slice(None), slice(None), *(slice(None, s * (o - 1) + 1, s) for s, o in zip(stride, out)))
+    return view[steps][(Ellipsis, *(slice(None, None, d) for d in dilation))]
+
+
+def round_mantissa(a, bits):
+    """float32 values rounded to nearest with `bits` stored mantissa bits (TF32: 10)."""
+    drop = 23 - bits
+    raw = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    kept = np.uint32((0xFFFFFFFF >> drop) << drop)
+    return ((raw + np.uint32(1 << (drop - 1))) & kept).view(np.float32)
+
+
+class Float32TapLoop(TapLoopConv):
+    """Correct, computed in the inputs' own precision (every sum kept in an array of x's dtype):
+    one tap at a time. Its subclasses sum all taps at once (einsum, im2col with matmul), or keep
+    fewer bits somewhere (the float16 and TF32 layers below)."""
+
+    name = "float32 loop of taps"
+
+    def operands(self, *arrays):
+        """What is multiplied: the arrays as given (TF32 rounds them)."""
+        return arrays
+
+    def forward(self, x, w, b, *, stride, padding, dilation, groups):
+        x, w = self.operands(x, w)
+        out = self.out_size(x.shape[2:], w.shape[2:], stride, padding, dilation)
+        cols = _windows(self.padded(x, padding), w.shape[2:], out, stride, dilation)
+        y = np.zeros((x.shape[0], w.shape[0], *out), dtype=x.dtype)
+        for fs, cs in self.group_slices(w, groups):
+            y[:, fs] = self.output_sum(cols[:, cs], w[fs]).astype(x.dtype)
+        return y + b.astype(x.dtype).reshape(1, -1, *([1] * (x.ndim - 2)))
+
+    @staticmethod
+    def group_slices(w, groups):
+        depth, per_group = w.shape[1], w.shape[0] // groups
+        return [(slice(g * per_group, (g + 1) * per_group), slice(g * depth, (g + 1) * depth)) for g in range(groups)]
+
+    def output_sum(self, cols, w):
+        y = np.zeros((cols.shape[0], w.shape[0], *cols.shape[2:cols.ndim - w.ndim + 2]), dtype=cols.dtype)
+        for tap in np.ndindex(*w.shape[2:]):
+            y += np.einsum("nc...,fc->nf...", cols[(Ellipsis, *tap)], w[(slice(None), slice(None), *tap)])
+        return y
+
+    def weight_sum(self, dy, cols):
+        kernel = cols.shape[dy.ndim:]
+        dw = np.zeros((dy.shape[1], cols.shape[1], *kernel), dtype=cols.dtype)
+        for tap in np.ndindex(*kernel):
+            dw[(Ellipsis, *tap)] = np.einsum("nfp,ncp->fc", _flat(dy), _flat(cols[(Ellipsis, *tap)]))
+        return dw
+
+    def backward(self, dy, x, w, b, *, stride, padding, dilation, groups):
+        dy, x, w = self.operands(dy, x, w)
+        out, kernel = dy.shape[2:], w.shape[2:]
+        cols = _windows(self.padded(x, padding), kernel, out, stride, dilation)
+        dxp = self.input_buffer(self.padded(x, padding))
+        dcols = _windows(dxp, kernel, out, stride, dilation, writeable=True)  # one tap's view never overlaps
+        dw = np.zeros(w.shape, dtype=x.dtype)
+        for fs, cs in self.group_slices(w, groups):
+            dw[fs] = self.weight_sum(dy[:, fs], cols[:, cs])
+            for tap in np.ndindex(*kernel):
+                spread = np.einsum("nf...,fc->nc...", dy[:, fs], w[(fs, slice(None), *tap)])
+                dcols[(slice(None), cs, Ellipsis, *tap)] += spread.astype(dxp.dtype)
+        dx = self.crop(dxp, x.shape[2:], padding).astype(x.dtype)
+        return dx, dw, dy.sum(axis=(0, *_spatial_axes(dy)), dtype=dy.dtype)
+
+    def input_buffer(self, xp):
+        """Where dX of the padded input is summed, one tap after another."""
+        return np.zeros(xp.shape, dtype=xp.dtype)
+
+
+class Float32Einsum(Float32TapLoop):
+    """Correct in float32: O and dK as one einsum over every tap."""
+
+    name = "float32 einsum"
+
+    @staticmethod
+    def _letters(ndim):
+        return "".join("xyz"[:ndim]), "".join("ijk"[:ndim])
+
+    def output_sum(self, cols, w):
+        out, taps = self._letters(w.ndim - 2)
+        return np.einsum(f"nc{out}{taps},fc{taps}->nf{out}", cols, w)
+
+    def weight_sum(self, dy, cols):
+        out, taps = self._letters(dy.ndim - 2)
+        return np.einsum(f"nf{out},nc{out}{taps}->fc{taps}", dy, cols)
+
+
+class Float32Im2col(Float32TapLoop):
+    """Correct in float32: the windows as the rows of a matrix, O and dK by matmul (BLAS)."""
+
+    name = "float32 im2col"
+
+    def output_sum(self, cols, w):
+        spatial = w.ndim - 2
+        n, out = cols.shape[0], cols.shape[2:2 + spatial]
+        rows = np.moveaxis(cols, 1, 1 + spatial).reshape(n * int(np.prod(out)), -1)  # (N*out, C*taps)
+        y = rows @ w.reshape(w.shape[0], -1).T
+        return np.moveaxis(y.reshape(n, *out, w.shape[0]), -1, 1)
+
+    def weight_sum(self, dy, cols):
+        spatial = dy.ndim - 2
+        kernel = cols.shape[2 + spatial:]
+        rows = np.moveaxis(cols, 1, 1 + spatial).reshape(dy[:, 0].size, -1)
+        grads = np.moveaxis(dy, 1, -1).reshape(-1, dy.shape[1])
+        return (grads.T @ rows).reshape(dy.shape[1], cols.shape[1], *kernel)
+
+
+def _half(dtype):
+    """The mixed-precision layers below take shortcuts for float32 only, as GPU libraries do."""
+    return np.float16 if dtype == np.float32 else dtype
+
+
+class KernelGradientInFloat16(Float32TapLoop):
+    """float32 dK summed in a float16 buffer, one image and one output row at a time."""
+
+    def weight_sum(self, dy, cols):
+        half = _half(cols.dtype)
+        dw = np.zeros((dy.shape[1], cols.shape[1], *cols.shape[dy.ndim:]), dtype=half)
+        for n in range(dy.shape[0]):
+            for row in range(dy.shape[2]):
+                dw += super().weight_sum(dy[n:n + 1, :, row:row + 1], cols[n:n + 1, :, row:row + 1]).astype(half)
+        return dw.astype(cols.dtype)
+
+
+class InputGradientInFloat16(Float32TapLoop):
+    """float32 dX summed in a float16 buffer, one tap after another."""
+
+    def input_buffer(self, xp):
+        return np.zeros(xp.shape, dtype=_half(xp.dtype))
+
+
+class TF32Products(Float32Im2col):
+    """float32 operands rounded to TF32 (10 mantissa bits) before every product, sums in float32:
+    what a GPU convolution does with TF32 math enabled."""
+
+    def operands(self, *arrays):
+        return tuple(round_mantissa(a, 10) if a.dtype == np.float32 else a for a in arrays)
+
+
+class ForwardThroughFloat16(Float32Im2col):
+    """The float32 forward pass computed in float16 (inputs, sums and result), returned as float32."""
+
+    def forward(self, x, w, b, **settings):
+        half = (a.astype(_half(x.dtype)) for a in (x, w, b))
+        return super().forward(*half, **settings).astype(x.dtype)
+
+
+FLOAT32_CORRECT = (Float32TapLoop, Float32Einsum, Float32Im2col)
+# Each layer that keeps fewer bits in float32: the row that must fail, and words of its likely cause.
+FLOAT32_FEWER_BITS = {
+    KernelGradientInFloat16: ("dK vs float64 reference", "float16 accumulation"),
+    InputGradientInFloat16: ("dX vs float64 reference", "float16 accumulation"),
+    TF32Products: ("dK vs float64 reference", "TF32 products"),
+    ForwardThroughFloat16: ("O", "goes through float16"),
+}
+
+
 # --- one wrong number ---------------------------------------------------------------------
 
 

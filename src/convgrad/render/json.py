@@ -10,13 +10,15 @@ from convgrad import __version__
 from convgrad.explain import Derivation, KernelGrid, WorkedCoordinate
 from convgrad.findings.diagnosis import Diagnosis
 from convgrad.findings.locate import Location
-from convgrad.report import CallCheck, CaseReport, SuiteReport, TensorComparison
+from convgrad.report import CallCheck, CaseReport, Precision, SuiteReport, TensorComparison
 
 if TYPE_CHECKING:
     from convgrad.render.fuzz import Reproduction
     from convgrad.run.fuzz import FuzzResult
 
-__all__ = ["suite_to_dict", "case_to_dict", "tensor_to_dict", "call_to_dict", "render_json", "fuzz_to_json"]
+__all__ = [
+    "suite_to_dict", "case_to_dict", "tensor_to_dict", "precision_to_dict", "call_to_dict", "render_json", "fuzz_to_json",
+]
 
 
 def _number(value: Optional[float]) -> Optional[float]:
@@ -51,8 +53,22 @@ def tensor_to_dict(tensor: TensorComparison) -> dict[str, Any]:
         "note": tensor.note,
         "absent": tensor.absent,  # e.g. "no bias": the layer has no such tensor, so it was not checked
         "location": location_to_dict(tensor.location) if tensor.location is not None else None,
+        "compared_with": tensor.compared_with,  # "finite differences", "float64 reference" or "nothing"
+        "precision": precision_to_dict(tensor.precision) if tensor.precision is not None else None,
     }
     return result
+
+
+def precision_to_dict(precision: Precision) -> dict[str, Any]:
+    """A row judged by the rounding model: each coordinate within lam * sqrt(n) * u * B."""
+    return {
+        "unit_roundoff": precision.unit_roundoff,
+        "lambda": precision.lam,
+        "largest_error_over_bound": _number(precision.largest_ratio),
+        "effective_bits": precision.bits,
+        "dtype_bits": precision.dtype_bits,
+        "likely_cause": precision.cause,
+    }
 
 
 def location_to_dict(location: Location) -> dict[str, Any]:
@@ -114,6 +130,8 @@ def case_to_dict(case: CaseReport) -> dict[str, Any]:
         },
         "forward_calls": case.forward_calls,
         "tensors": [tensor_to_dict(t) for t in case.tensors],
+        # Below float64: dX, dK and db against the float64 reference (empty for float64).
+        "reference_gradients": [tensor_to_dict(t) for t in case.reference_gradients],
         "warnings": list(case.warnings),
         "diagnosis": diagnoses_to_list(case.diagnoses),
         "calls": [call_to_dict(c) for c in case.calls],

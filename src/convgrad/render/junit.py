@@ -13,10 +13,10 @@ __all__ = ["render_junit"]
 
 def _details(case: CaseReport) -> str:
     lines = [case.geometry.describe(), f"dtype {case.geometry.dtype}  seed {case.seed}  rtol {case.tolerances.rtol:g}"]
-    for t in case.tensors:
+    for t in case.rows:
         status = t.absent or ("PASS" if t.passed else "FAIL")
         error = "-" if t.max_rel_error is None else f"{t.max_rel_error:.3e}"
-        lines.append(f"{t.name}: {status}  max rel error {error}" + (f"  {t.reason}" if t.reason else ""))
+        lines.append(f"{t.label}: {status}  max rel error {error}" + (f"  {t.reason}" if t.reason else ""))
     for check in case.calls:
         status = "PASS" if check.passed else "FAIL"
         lines.append(f"{check.name}: {status}" + (f"  {check.reason}" if check.reason else ""))

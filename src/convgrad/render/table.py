@@ -60,23 +60,29 @@ def _checked(tensor: TensorComparison) -> str:
 def _table(case: CaseReport) -> FittingTable:
     """The table of tensors. Shapes are never split: at a narrow width the columns least needed
     go first (tol is in the header, abs err beside rel err, got when it equals expected)."""
-    same_shapes = all(t.shape == t.expected_shape for t in case.tensors)
-    optional = ["tol", "abs err", *(["got"] if same_shapes else []), "checked"]
+    same_shapes = all(t.shape == t.expected_shape for t in case.rows)
+    precise = bool(case.reference_gradients)  # below float64: say which row is which comparison
+    optional = ["tol", *(["bits"] if precise else []), "abs err", *(["got"] if same_shapes else []), "checked"]
 
     def build(dropped: frozenset[str], fold: bool) -> Table:
         # Method and forward calls go on the line below the table.
         table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, header_style="bold", pad_edge=False)
+        against: list[tuple[str, JustifyMethod]] = [("against", "left")] if precise else []
+        bits: list[tuple[str, JustifyMethod]] = [("bits", "right")] if precise else []
         columns: list[tuple[str, JustifyMethod]] = [
             ("tensor", "left"), ("shape" if "got" in dropped else "expected", "left"), ("got", "left"),
-            ("abs err", "right"), ("rel err", "right"), ("tol", "right"), ("checked", "right"), ("status", "left"),
+            ("abs err", "right"), ("rel err", "right"), ("tol", "right"), *bits,
+            ("checked", "right"), *against, ("status", "left"),
         ]
         kept = [title for title, _ in columns if title not in dropped]
         for title, justify in columns:
             if title not in dropped:
                 table.add_column(title, justify=justify, no_wrap=not fold, overflow="fold")
-        for t in case.tensors:
+        for t in case.rows:
             cells: dict[str, RenderableType] = {
                 "tensor": t.name,
+                "against": t.compared_with.split()[-1],  # "reference" or "differences"
+                "bits": str(t.precision.bits) if t.precision else "-",
                 "expected": format_shape(t.expected_shape),
                 "shape": format_shape(t.expected_shape),
                 "got": Text(format_shape(t.shape), style="" if t.shape == t.expected_shape else "red"),
@@ -102,22 +108,35 @@ def _methods(case: CaseReport) -> Text:
     text = "finite differences: " + ", ".join(parts) + "; " if parts else ""
     if not any(t.name == "O" for t in case.tensors):  # --no-forward-check
         return Text(text + "O not compared (--no-forward-check)", style="dim")
-    return Text(text + "O against the reference convolution", style="dim")
+    o_row = case.tensor("O")
+    if o_row.precision is None:
+        return Text(text + "O against the reference convolution", style="dim")
+    gradients = ", ".join(t.name for t in case.reference_gradients)
+    also = f" and {gradients}" if gradients else ""
+    return Text(
+        text + f"O{also} against the float64 reference, each coordinate within "
+        f"{o_row.precision.lam:g}·√n·u·B (u = 2^-{o_row.precision.dtype_bits}; bits: significant bits the "
+        f"values carry, of {o_row.precision.dtype_bits})",
+        style="dim",
+    )
 
 
 def _failure_details(tensor: TensorComparison) -> list[RenderableType]:
-    parts: list[RenderableType] = [Text.assemble((f"{tensor.name}: ", "bold red"), tensor.reason or "")]
+    parts: list[RenderableType] = [Text.assemble((f"{tensor.label}: ", "bold red"), tensor.reason or "")]
     if tensor.worst and not tensor.passed:
-        reference = "reference" if tensor.name == "O" else "numerical"
+        reference = "numerical" if tensor.compared_with == "finite differences" else "reference"
+        bounded = tensor.precision is not None
         worst = Table(box=None, padding=(0, 2), header_style="dim")
         worst.add_column("index")
         worst.add_column("analytical", justify="right")
         worst.add_column(reference, justify="right")
-        worst.add_column("rel error", justify="right")
+        worst.add_column("error / bound" if bounded else "rel error", justify="right")
         for c in tensor.worst:
-            if c.rel_error <= tensor.tolerance:
+            measure = c.bound_ratio if bounded and c.bound_ratio is not None else c.rel_error
+            if measure <= (1.0 if bounded else tensor.tolerance):
                 break
-            worst.add_row(str(list(c.index)), f"{c.analytical:.10g}", f"{c.numerical:.10g}", f"{c.rel_error:.2e}")
+            shown = f"{measure:.3g}" if bounded else f"{measure:.2e}"
+            worst.add_row(str(list(c.index)), f"{c.analytical:.10g}", f"{c.numerical:.10g}", shown)
         parts.append(Text(f"  mismatched coordinates: {tensor.mismatches} / {tensor.checked}"))
         parts.append(worst)
     return parts
@@ -128,8 +147,10 @@ def render_verdict(case: CaseReport) -> Text:
         cost = f"({_calls(case.forward_calls)}, {case.elapsed_s:.2f} s)"
         compared = case.compared_gradients
         gradients = ", ".join(compared[:-1]) + f" and {compared[-1]}" if len(compared) > 1 else "".join(compared)
-        noted = [t.name for t in case.noted]  # e.g. all zero: passed, but proves nothing
+        noted = [t.label for t in case.noted]  # e.g. all zero: passed, but proves nothing
         but = (f"; but see the note on {', '.join(noted)}" if noted else "", "yellow")
+        if case.reference_gradients:
+            cost = f"and the float64 reference to {case.geometry.dtype} rounding {cost}"
         if not case.every_coordinate:
             return Text.assemble(
                 ("PASS", "bold green"),
@@ -147,7 +168,7 @@ def render_verdict(case: CaseReport) -> Text:
     if not case.failing:  # the first call held; a later one did not
         calls = ", ".join(c.name for c in case.failing_calls)
         return Text.assemble(("FAIL", "bold red"), f": the first call matches, but not the later calls ({calls})")
-    names = ", ".join(t.name for t in case.failing)
+    names = ", ".join(t.label for t in case.failing)
     return Text.assemble(("FAIL", "bold red"), f": {names} {'does' if len(case.failing) == 1 else 'do'} not match")
 
 
@@ -170,10 +191,10 @@ def render_case(case: CaseReport) -> RenderableType:
         parts.append(Text.assemble(("case: ", "bold red"), case.reason))
     for tensor in case.failing:
         parts.extend(_failure_details(tensor))
-        parts.extend(render_findings(tensor.name, tensor.location, case.diagnoses))
-    for tensor in case.tensors:
-        if tensor.note:
-            parts.append(Text(f"note: {tensor.name}: {tensor.note}", style="yellow"))
+        if not tensor.reference_gradient:  # where and why belong to the tensor's own row
+            parts.extend(render_findings(tensor.name, tensor.location, case.diagnoses))
+    for tensor in case.noted:
+        parts.append(Text(f"note: {tensor.label}: {tensor.note}", style="yellow"))
     for warning in case.warnings:
         parts.append(Text(f"warning: {warning}", style="yellow"))
     parts.append(render_verdict(case))
@@ -184,10 +205,9 @@ def render_brief(case: CaseReport) -> RenderableType:
     """--quiet: the verdict, then one line per failing tensor or note, so a failure says why."""
     parts: list[RenderableType] = [render_verdict(case)]
     for tensor in () if case.reason else case.failing:  # a case-level reason is the verdict itself
-        parts.append(Text(f"  {tensor.name}: {tensor.reason or 'does not match'}"))
+        parts.append(Text(f"  {tensor.label}: {tensor.reason or 'does not match'}"))
     for check in case.failing_calls:
         parts.append(Text(f"  {check.name}: {check.reason or 'does not match'}"))
-    for tensor in case.tensors:
-        if tensor.note:
-            parts.append(Text(f"  note: {tensor.name}: {tensor.note}", style="yellow"))
+    for tensor in case.noted:
+        parts.append(Text(f"  note: {tensor.label}: {tensor.note}", style="yellow"))
     return Group(*parts)

@@ -24,13 +24,14 @@ from typing import Mapping, Optional
 import numpy as np
 
 from convgrad import reference
-from convgrad.compare import compare, compare_numerical, scale_floor
+from convgrad.compare import compare_numerical, compare_with_reference, scale_floor
 from convgrad.findings.state import first_repeat_cause, layout_cause, second_call_cause
 from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName
 from convgrad.impl.guard import GuardedLayer, ImplementationFailure
 from convgrad.impl.memory import NON_CONTIGUOUS, MemoryLayout, describe_layouts
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.numerics.method import numerical_gradient
+from convgrad.numerics.rounding import RoundingBounds, rounding_bounds
 from convgrad.numerics.step import step_for
 from convgrad.options import CheckOptions
 from convgrad.report import CallCheck, TensorComparison
@@ -83,16 +84,20 @@ def _reference(tensors: Tensors, geometry: LayerGeometry) -> dict[TensorName, np
 
 
 def _against(
-    result: CallResult, expected: Mapping[TensorName, np.ndarray], rtol: float, against: str
+    result: CallResult, expected: Mapping[TensorName, np.ndarray], bounds: Optional[RoundingBounds], rtol: float,
+    against: str,
 ) -> tuple[TensorComparison, ...]:
-    """Every output against `expected`; gradients with the first call's scale floor, so that a
+    """Every output against `expected`: below float64 by the rounding bounds of these tensors, as the
+    first call is; in float64 by `rtol`, gradients with the first call's scale floor, so that a
     structurally zero gradient computed to rounding (an FFT conv) is not judged against exact 0."""
     x, w, _, dy = result.tensors
     rows = []
     for name, value in result.outputs.items():
         if name in expected and value is not None:
             floor = 0.0 if name == "O" else scale_floor(name, x, w, dy)
-            rows.append(compare(name, value, expected[name], rtol, method=against, against=against, floor=floor))
+            rows.append(compare_with_reference(
+                name, value, expected[name], bounds, rtol, method=against, against=against, floor=floor
+            ))
     return tuple(rows)
 
 
@@ -122,6 +127,7 @@ def _check(
     geometry: LayerGeometry,
     options: CheckOptions,
     calls_before: int,
+    bounds: Optional[RoundingBounds],
 ) -> CallCheck:
     """A later call against the reference (or along directions); the cause is left to the caller."""
     rtol = options.tolerances(geometry.dtype).rtol
@@ -133,7 +139,7 @@ def _check(
         return CallCheck(name, called_with, compared_with, passed=False, cause=result.failure,
                          forward_calls=guard.forward_calls - calls_before)
     if options.forward_check:
-        rows = _against(result, _reference(result.tensors, geometry), rtol, "reference")
+        rows = _against(result, _reference(result.tensors, geometry), bounds, rtol, "reference")
     else:
         rows = _along_directions(guard, result, geometry, options, rtol)
     return CallCheck(name, called_with, compared_with, passed=all(t.passed for t in rows), tensors=rows,
@@ -154,6 +160,12 @@ def later_calls(
     `first_held`: whether the first call's output, and all of its rows, passed; what a later
     failure can be blamed on depends on them."""
     checks: list[CallCheck] = []
+
+    def bounds_of(tensors: Tensors) -> Optional[RoundingBounds]:
+        """The rounding bounds of one set of tensors, which hold for the reference convolution only."""
+        return rounding_bounds(*tensors, geometry) if options.forward_check else None
+
+    second_bounds = bounds_of(second)
     # One forward call each, and the projections' two per direction when there is no reference.
     laid_out_calls = len(NON_CONTIGUOUS)
     planned = 2 + laid_out_calls + (
@@ -170,7 +182,7 @@ def later_calls(
 
     before = guard.forward_calls
     new = call(guard, second)
-    check = _check("second call", NEW_TENSORS, new, guard, geometry, options, before)
+    check = _check("second call", NEW_TENSORS, new, guard, geometry, options, before, second_bounds)
     if not check.passed and new.failure is None:
         cause = second_call_cause(first, new, geometry, options.tolerances(geometry.dtype).rtol, first_held)
         check = _with_cause(check, cause)
@@ -181,10 +193,10 @@ def later_calls(
         before = guard.forward_calls
         laid_out = call(guard, second, layouts)
         called_with = f"the second call's tensors, {describe_layouts(layouts)}"
-        check = _check(f"memory layouts {number}", called_with, laid_out, guard, geometry, options, before)
+        check = _check(f"memory layouts {number}", called_with, laid_out, guard, geometry, options, before, second_bounds)
         if not check.passed and new.failure is None and checks[0].passed and first_held[1]:
             # The same tensors went through in C order: the layout is what changed.
-            check = _with_cause(check, _layout_culprit(guard, new, layouts, geometry, options))
+            check = _with_cause(check, _layout_culprit(guard, new, layouts, geometry, options, second_bounds))
         elif not check.passed:
             check = _with_cause(check, "fails too, but so did the second call in C order: see there")
         checks.append(check)
@@ -192,7 +204,8 @@ def later_calls(
 
     before = guard.forward_calls
     repeat = call(guard, first.tensors)
-    checks.append(_repeat_check(first, repeat, options.tolerances(geometry.dtype).rtol, guard.forward_calls - before))
+    checks.append(_repeat_check(first, repeat, bounds_of(first.tensors), options.tolerances(geometry.dtype).rtol,
+                                guard.forward_calls - before))
     made()
 
     if guard.reused:
@@ -205,7 +218,7 @@ def later_calls(
 
 def _layout_culprit(
     guard: GuardedLayer, new: CallResult, layouts: Mapping[str, MemoryLayout], geometry: LayerGeometry,
-    options: CheckOptions,
+    options: CheckOptions, bounds: Optional[RoundingBounds],
 ) -> str:
     """The one input whose layout alone changes the results, found by one call per input.
 
@@ -217,12 +230,12 @@ def _layout_culprit(
     culprit = None
     for name, layout in layouts.items():
         alone = call(guard, new.tensors, {name: layout})
-        rows = () if alone.failure is not None else _against(alone, expected, rtol, "C order")
+        rows = () if alone.failure is not None else _against(alone, expected, bounds, rtol, "C order")
         if alone.failure is not None or not all(t.passed for t in rows):
             culprit = layout_cause(name, layout, rows, alone.failure)
             break
     again = call(guard, new.tensors)
-    if again.failure is not None or not all(t.passed for t in _against(again, expected, rtol, "C order")):
+    if again.failure is not None or not all(t.passed for t in _against(again, expected, bounds, rtol, "C order")):
         return (
             "the same tensors in C order gave other results than the second call did: the layer's "
             "results change from call to call (state kept between calls, or nondeterminism), "
@@ -240,7 +253,9 @@ def _with_cause(check: CallCheck, cause: Optional[str]) -> CallCheck:
     )
 
 
-def _repeat_check(first: CallResult, repeat: CallResult, rtol: float, forward_calls: int) -> CallCheck:
+def _repeat_check(
+    first: CallResult, repeat: CallResult, bounds: Optional[RoundingBounds], rtol: float, forward_calls: int
+) -> CallCheck:
     """The first call again must give the first call's results, within the tolerance."""
     name, compared_with = "first call repeated", "the first call's results"
     if repeat.failure is not None:
@@ -248,7 +263,7 @@ def _repeat_check(first: CallResult, repeat: CallResult, rtol: float, forward_ca
                          cause=f"the first call repeated failed although it worked the first time: {repeat.failure}",
                          forward_calls=forward_calls)
     expected = {n: v for n, v in first.outputs.items() if v is not None}
-    rows = _against(repeat, expected, rtol, "first call")
+    rows = _against(repeat, expected, bounds, rtol, "first call")
     passed = all(t.passed for t in rows)
     return CallCheck(name, FIRST_TENSORS, compared_with, passed, rows,
                      None if passed else first_repeat_cause(rows), forward_calls)

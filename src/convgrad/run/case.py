@@ -16,17 +16,19 @@ from typing import Optional
 import numpy as np
 
 from convgrad import reference
-from convgrad.compare import compare, compare_numerical, scale_floor, spot_check_disagreement
+from convgrad.compare import compare_bounded, compare_numerical, compare_with_reference, scale_floor, spot_check_disagreement
 from convgrad.findings.diagnosis import diagnose
 from convgrad.findings.locate import locate
+from convgrad.findings.precision import with_likely_cause
 from convgrad.geometry import GRADIENT_NAMES, TENSOR_NAMES, GradientName, LayerGeometry
 from convgrad.impl.guard import GuardedLayer, ImplementationFailure
 from convgrad.impl.protocol import Implementation, Unsupported
 from convgrad.numerics.gradient import Inputs, NumericalGradient, ProgressFactory
 from convgrad.numerics.method import numerical_gradient, one_at_a_time
+from convgrad.numerics.rounding import RoundingBounds, rounding_bounds
 from convgrad.numerics.step import step_for
 from convgrad.options import RANDOM_TENSORS, CheckOptions
-from convgrad.report import CallCheck, CaseReport, TensorComparison
+from convgrad.report import FLOAT64_REFERENCE, CallCheck, CaseReport, TensorComparison
 from convgrad.run.calls import CallResult, Tensors, later_calls
 
 __all__ = ["run_case", "random_tensors", "DEFAULT_CASE_NAME"]
@@ -78,7 +80,7 @@ def run_case(
         return _not_checked(geometry, implementation, options, name, mismatch)
     guard = GuardedLayer(implementation, geometry)
     try:
-        tensors, first = _first_call(geometry, guard, options, progress, implementation.has_bias)
+        tensors, first, bounds = _first_call(geometry, guard, options, progress, implementation.has_bias)
         calls: tuple[CallCheck, ...] = ()
         if first.failure is None:  # a layer that fails its first call has nothing more to prove
             first_held = (all(t.passed for t in tensors if t.name == "O"), all(t.passed for t in tensors))
@@ -87,7 +89,12 @@ def run_case(
     except Unsupported as refusal:  # the layer itself says it cannot express this case
         return _refused(geometry, implementation, options, name, f"{implementation.name}: {refusal}")
     # Where and why are worked out from the report's own numbers, for failing tensors only.
-    located = tuple(replace(t, location=locate(t, geometry)) if not t.passed else t for t in tensors)
+    located = tuple(
+        replace(t, location=locate(t, geometry)) if not t.passed and not t.lost_precision else t for t in tensors
+    )
+    # A tensor that only lost bits is none of the classic mistakes diagnosis looks for.
+    structural = tuple(replace(t, passed=True) if t.lost_precision else t for t in located)
+    precise = _reference_gradients(first, geometry, bounds, implementation.has_bias) if bounds is not None else ()
     return CaseReport.build(
         name=name,
         geometry=geometry,
@@ -98,8 +105,9 @@ def run_case(
         forward_calls=guard.forward_calls,
         warnings=tuple(guard.warnings),
         reason=_case_failure(first),
-        diagnoses=diagnose(geometry, located, first.tensors),
+        diagnoses=diagnose(geometry, structural, first.tensors),
         calls=calls,
+        reference_gradients=precise,
     )
 
 
@@ -122,6 +130,23 @@ def _not_checked(
     )
 
 
+def _reference_gradients(
+    first: CallResult, geometry: LayerGeometry, bounds: RoundingBounds, has_bias: bool
+) -> tuple[TensorComparison, ...]:
+    """Below float64: dX, dK and db of the first call against the float64 reference backward, each
+    coordinate within what rounding in the layer's dtype allows (numerics/rounding.py)."""
+    if all(g is None for g in first.gradients):
+        return ()
+    wide = [t.astype(np.float64) for t in first.tensors]
+    expected = reference.backward(wide[3], *wide[:3], **geometry.conv_settings())
+    rows = []
+    for name, analytical, values in zip(GRADIENT_NAMES, first.gradients, expected):
+        if analytical is not None and (has_bias or name != "db"):
+            row = compare_bounded(name, analytical, values, bounds, method=FLOAT64_REFERENCE)
+            rows.append(with_likely_cause(row, first.tensors, geometry, bounds))
+    return tuple(rows)
+
+
 def _case_failure(first: CallResult) -> Optional[str]:
     """The case's own failure: the first forward or backward call itself failed (not one tensor)."""
     return first.failure if first.y is None or all(g is None for g in first.gradients) else None
@@ -130,24 +155,26 @@ def _case_failure(first: CallResult) -> Optional[str]:
 def _first_call(
     geometry: LayerGeometry, guard: GuardedLayer, options: CheckOptions, progress: Optional[ProgressFactory],
     has_bias: bool,
-) -> tuple[tuple[TensorComparison, ...], CallResult]:
-    """Every row of the first call, the one proved by finite differences, and what it returned."""
+) -> tuple[tuple[TensorComparison, ...], CallResult, Optional[RoundingBounds]]:
+    """Every row of the first call, the one proved by finite differences, what it returned, and the
+    rounding bounds its results are held to against the reference (None: float64, or no reference)."""
     rtol = options.tolerances(geometry.dtype).rtol
     x, w, b, dy = tensors = random_tensors(geometry, options)
+    bounds = rounding_bounds(x, w, b, dy, geometry) if options.forward_check else None
     rows: list[TensorComparison] = []
     try:
         y = guard.forward(x, w, b)
     except ImplementationFailure as failure:
         rows.append(TensorComparison.not_checked("O", geometry, rtol, str(failure)))
         rows.extend(TensorComparison.not_checked(n, geometry, rtol, "not checked: forward failed") for n in GRADIENT_NAMES)
-        return tuple(rows), CallResult(tensors, failure=str(failure))
+        return tuple(rows), CallResult(tensors, failure=str(failure)), None
     if options.forward_check:
-        rows.append(_compare_output(y, x, w, b, geometry, rtol))
+        rows.append(with_likely_cause(_compare_output(y, x, w, b, geometry, rtol, bounds), tensors, geometry, bounds))
     try:
         gradients, problems = guard.backward(dy, x, w, b)
     except ImplementationFailure as failure:
         rows.extend(TensorComparison.not_checked(n, geometry, rtol, str(failure)) for n in GRADIENT_NAMES)
-        return tuple(rows), CallResult(tensors, y, failure=str(failure))
+        return tuple(rows), CallResult(tensors, y, failure=str(failure)), None
     first = CallResult(tensors, y, tuple(gradients), str(next(iter(problems.values()))) if problems else None)
     for gradient, analytical in zip(GRADIENT_NAMES, gradients):
         if gradient == "db" and not has_bias:
@@ -162,7 +189,7 @@ def _first_call(
         except ImplementationFailure as failure:
             message = f"while computing finite differences for {gradient}, {failure}"
             rows.append(TensorComparison.not_checked(gradient, geometry, rtol, message, analytical.shape))
-    return tuple(rows), first
+    return tuple(rows), first, bounds
 
 
 def _compare_gradient(
@@ -194,10 +221,11 @@ def _compare_gradient(
 
 
 def _compare_output(
-    y: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, geometry: LayerGeometry, rtol: float
+    y: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, geometry: LayerGeometry, rtol: float,
+    bounds: Optional[RoundingBounds],
 ) -> TensorComparison:
     """The implementation's output against the reference convolution, computed in float64."""
     expected = reference.forward(
         x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **geometry.conv_settings()
     )
-    return compare("O", y, expected, rtol, method="reference forward", against="reference")
+    return compare_with_reference("O", y, expected, bounds, rtol, method="reference forward", against="reference")

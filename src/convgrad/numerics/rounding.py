@@ -1,0 +1,90 @@
+"""How far a correct layer computed in a low precision may be from the float64 reference.
+
+Coordinate i of O, dX, dK or db is a sum of n_i products. Summed in a precision with unit roundoff
+u, its error stays below
+
+    bound_i = LAMBDA * (u * (sqrt(n_i) * B_i + term) + n_i * eta)
+
+where B_i is the same sum taken over absolute values (the reference run on |x|, |w|, |dy|), and
+sqrt(n_i) models rounding errors that add up as a random walk. n_i counts only the products that
+are actually summed (taps reading padding add exact zeros): the reference run on ones counts them.
+`term`, the tensor's average product magnitude at its largest coordinate, keeps the bound of a
+coordinate no product reaches (B_i = 0) from being exactly zero: there a direct sum returns exact
+0, and a transform (FFT, Winograd) returns rounding noise of about one product term. eta, half
+the smallest subnormal, is the absolute error of one operation whose result underflows.
+
+The model is used for dtypes below float64; a float64 layer is judged against the float64
+reference by the tensor-scale tolerance (options.py), since there the reference rounds as much as
+the layer does. LAMBDA is chosen from benchmarks/precision.py (README: "How precise is float32?").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import numpy as np
+
+from convgrad import reference
+from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName
+
+__all__ = ["LAMBDA", "RoundingBounds", "rounding_bounds", "unit_roundoff", "significant_bits", "uses_rounding_model"]
+
+# Correct float32 layers (torch, einsum, im2col + matmul, a loop of taps) stay below 0.13 of
+# sqrt(n) u B on every benchmarked layer; layers that keep 11 significant bits anywhere reach 3 to
+# 3000. LAMBDA = 1 leaves 7x room above the first and is what catches the second.
+LAMBDA = 2.0
+REFERENCE_ROUNDOFF = 2.0**-53  # the float64 reference's own rounding, added to the layer's
+
+
+def significant_bits(dtype: np.dtype | str) -> int:
+    """Bits of a dtype's significand, the implicit one included (float32: 24)."""
+    return int(np.finfo(dtype).nmant) + 1
+
+
+def unit_roundoff(dtype: np.dtype | str) -> float:
+    """Half the distance from 1 to the next number: the largest relative error of one rounding."""
+    return 2.0 ** -significant_bits(dtype)
+
+
+def uses_rounding_model(dtype: np.dtype | str) -> bool:
+    """Whether results of `dtype` are judged by the rounding model (below float64)."""
+    return significant_bits(dtype) < significant_bits("float64")
+
+
+@dataclass(frozen=True)
+class RoundingBounds:
+    """Per tensor: the largest error a correct layer may make at each coordinate (`bound`), and the
+    magnitude that error is measured against for effective precision (`magnitude`: B_i + term)."""
+
+    bound: Mapping[TensorName, np.ndarray]
+    magnitude: Mapping[TensorName, np.ndarray]
+    unit_roundoff: float
+    significant_bits: int
+    lam: float = LAMBDA
+
+
+def rounding_bounds(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndarray, geometry: LayerGeometry
+) -> Optional[RoundingBounds]:
+    """The bounds for the layer's own inputs, or None when the dtype is judged without the model."""
+    if not uses_rounding_model(geometry.dtype):
+        return None
+    settings = geometry.conv_settings()
+    ax, aw, ab, ady = (np.abs(np.asarray(t, dtype=np.float64)) for t in (x, w, b, dy))
+    ones = [np.ones_like(t) for t in (ax, aw, ady)]
+    sums: dict[TensorName, np.ndarray] = {"O": reference.forward(ax, aw, ab, **settings)}
+    sums.update(zip(GRADIENT_NAMES, reference.backward(ady, ax, aw, ab, **settings)))
+    counts: dict[TensorName, np.ndarray] = {"O": reference.forward(ones[0], ones[1], np.zeros_like(ab), **settings) + 1.0}  # + the bias
+    counts.update(zip(GRADIENT_NAMES, reference.backward(ones[2], ones[0], ones[1], ab, **settings)))
+    u = unit_roundoff(geometry.dtype) + REFERENCE_ROUNDOFF
+    eta = float(np.finfo(geometry.dtype).smallest_subnormal) / 2
+    bound: dict[TensorName, np.ndarray] = {}
+    magnitude: dict[TensorName, np.ndarray] = {}
+    for name, total in sums.items():
+        n = np.rint(counts[name])
+        reached = n > 0
+        term = float(np.max(np.where(reached, total / np.where(reached, n, 1.0), 0.0), initial=0.0))
+        bound[name] = LAMBDA * (u * (np.sqrt(n) * total + term) + n * eta)
+        magnitude[name] = total + term
+    return RoundingBounds(bound, magnitude, u, significant_bits(geometry.dtype))
