@@ -15,9 +15,17 @@ from rich.text import Text
 from convgrad.geometry import format_shape
 from convgrad.render.fit import Fields, FittingTable
 from convgrad.render.findings import render_findings
-from convgrad.report import CaseReport, TensorComparison
+from convgrad.report import CaseReport, Status, TensorComparison
 
-__all__ = ["render_case", "render_verdict", "render_brief", "format_error"]
+__all__ = ["render_case", "render_verdict", "render_brief", "format_error", "STATUS_TEXT"]
+
+# How each status reads: a tensor not compared because an earlier call failed is "not checked".
+STATUS_TEXT: dict[Status, tuple[str, str]] = {
+    "passed": ("PASS", "bold green"),
+    "failed": ("FAIL", "bold red"),
+    "error": ("ERROR", "bold magenta"),
+    "skipped": ("SKIP", "bold yellow"),
+}
 
 
 def format_error(value: Optional[float]) -> str:
@@ -25,7 +33,9 @@ def format_error(value: Optional[float]) -> str:
 
 
 def _status(tensor: TensorComparison) -> Text:
-    return Text("PASS", style="bold green") if tensor.passed else Text("FAIL", style="bold red")
+    if tensor.status == "skipped":
+        return Text("not checked", style="dim")
+    return Text(*STATUS_TEXT[tensor.status])
 
 
 def _header(case: CaseReport) -> RenderableType:
@@ -48,6 +58,8 @@ def _calls(count: int) -> str:
 
 
 def _checked(tensor: TensorComparison) -> str:
+    if tensor.not_compared is not None:
+        return "-"
     if tensor.method == "projection":
         return f"{tensor.checked} dir"
     return str(tensor.checked) if tensor.checked == tensor.total else f"{tensor.checked}/{tensor.total}"
@@ -136,7 +148,9 @@ def render_verdict(case: CaseReport) -> Text:
             f": dX, dK and db match finite differences in all {case.coordinates_checked} coordinates {cost}",
             but,
         )
-    if case.reason:  # the layer itself failed (raised, timed out, died): say that, not "mismatch"
+    if case.status == "error":  # the layer raised, returned the wrong shape, hung or died
+        return Text.assemble(("ERROR", "bold magenta"), f" (not checked): {case.failure_summary}")
+    if case.reason:  # the layer itself failed (e.g. wrote into its input): say that, not "mismatch"
         return Text.assemble(("FAIL", "bold red"), f": {case.reason}")
     if not case.failing:  # the first call held; a later one did not
         calls = ", ".join(c.name for c in case.failing_calls)
@@ -149,7 +163,7 @@ def _later_calls(case: CaseReport) -> list[RenderableType]:
     """The later calls of the protocol: one dim line when they held, each failure's cause when not."""
     if not case.calls:
         return []
-    statuses = ", ".join(f"{c.name} {'PASS' if c.passed else 'FAIL'}" for c in case.calls)
+    statuses = ", ".join(f"{c.name} {STATUS_TEXT[c.status][0]}" for c in case.calls)
     parts: list[RenderableType] = [Text(f"later calls: {statuses}", style="dim")]
     for check in case.failing_calls:
         parts.append(Text.assemble((f"{check.name}: ", "bold red"), check.reason or "does not match"))
@@ -157,12 +171,17 @@ def _later_calls(case: CaseReport) -> list[RenderableType]:
     return parts
 
 
+def _wrong(case: CaseReport) -> list[TensorComparison]:
+    """The tensors that failed or could not be checked (not those skipped after an earlier failure)."""
+    return [t for t in case.tensors if t.status in ("failed", "error")]
+
+
 def render_case(case: CaseReport) -> RenderableType:
     """Header, table, details of each failing tensor, notes and warnings, verdict."""
     parts: list[RenderableType] = [_header(case), _table(case), _methods(case), *_later_calls(case)]
     if case.reason and not any(t.reason == case.reason for t in case.tensors):
         parts.append(Text.assemble(("case: ", "bold red"), case.reason))
-    for tensor in case.failing:
+    for tensor in _wrong(case):
         parts.extend(_failure_details(tensor))
         parts.extend(render_findings(tensor.name, tensor.location, case.diagnoses))
     for tensor in case.tensors:
@@ -177,8 +196,9 @@ def render_case(case: CaseReport) -> RenderableType:
 def render_brief(case: CaseReport) -> RenderableType:
     """--quiet: the verdict, then one line per failing tensor or note, so a failure says why."""
     parts: list[RenderableType] = [render_verdict(case)]
-    for tensor in () if case.reason else case.failing:  # a case-level reason is the verdict itself
+    for tensor in () if case.reason or case.status == "error" else _wrong(case):  # the verdict says it
         parts.append(Text(f"  {tensor.name}: {tensor.reason or 'does not match'}"))
+        parts.extend(Text(f"    why: {d.message}") for d in case.diagnoses if d.tensor == tensor.name)
     for check in case.failing_calls:
         parts.append(Text(f"  {check.name}: {check.reason or 'does not match'}"))
     for tensor in case.tensors:
