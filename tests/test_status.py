@@ -159,3 +159,12 @@ def test_the_why_reaches_the_table_the_summary_json_and_junit(tmp_path, layer, t
     assert f"why ({tensor}): {message}" in failure.text
     (case,) = json.loads(run(["--impl", spec(layer), "--config", str(suite), "--json"]).output)["cases"]
     assert case["status"] == "failed" and why in case["reason"] and f"looks like {short}" in case["reason"]
+
+
+def test_quiet_gives_each_failing_tensor_its_why():
+    result = run(["--impl", spec("KernelsNotRotated"), "--in", "3x6x6", "--kernels", "4x3x3x3", "--quiet"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == "FAIL: dX does not match"
+    text = " ".join(result.output.split())
+    assert "dX: 108 of 108 coordinates differ" in text
+    assert "numerical 6.54972 why: dX matches the numerical gradient once the kernels are rotated 180°" in text

@@ -239,6 +239,11 @@ class CaseReport:
         return tuple(t for t in self.tensors if not t.passed)
 
     @property
+    def wrong(self) -> tuple[TensorComparison, ...]:
+        """The tensors that failed or could not be checked; not those left unchecked after them."""
+        return tuple(t for t in self.tensors if t.status in ("failed", "error"))
+
+    @property
     def gradients(self) -> tuple[TensorComparison, ...]:
         """dX, dK and db: the rows compared with finite differences."""
         return tuple(t for t in self.tensors if t.name != "O")
@@ -295,7 +300,7 @@ class CaseReport:
             return self.skipped
         if self.passed:
             return ""
-        wrong = [t for t in self.tensors if t.status in ("failed", "error")]
+        wrong = self.wrong
         parts = [] if self.reason is None else [self.reason]  # a call that failed as a whole says which
         named: list[tuple[list[str], str]] = []  # (tensor names, what is wrong and why)
         for t in wrong:

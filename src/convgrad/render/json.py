@@ -80,7 +80,7 @@ def location_to_dict(location: Location) -> dict[str, Any]:
 
 
 def diagnoses_to_list(diagnoses: tuple[Diagnosis, ...]) -> list[dict[str, str]]:
-    return [{"tensor": d.tensor, "kind": d.kind, "message": d.message} for d in diagnoses]
+    return [{"tensor": d.tensor, "kind": d.kind, "message": d.message, "short": d.short} for d in diagnoses]
 
 
 def call_to_dict(check: CallCheck) -> dict[str, Any]:

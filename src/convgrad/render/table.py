@@ -171,17 +171,12 @@ def _later_calls(case: CaseReport) -> list[RenderableType]:
     return parts
 
 
-def _wrong(case: CaseReport) -> list[TensorComparison]:
-    """The tensors that failed or could not be checked (not those skipped after an earlier failure)."""
-    return [t for t in case.tensors if t.status in ("failed", "error")]
-
-
 def render_case(case: CaseReport) -> RenderableType:
     """Header, table, details of each failing tensor, notes and warnings, verdict."""
     parts: list[RenderableType] = [_header(case), _table(case), _methods(case), *_later_calls(case)]
     if case.reason and not any(t.reason == case.reason for t in case.tensors):
         parts.append(Text.assemble(("case: ", "bold red"), case.reason))
-    for tensor in _wrong(case):
+    for tensor in case.wrong:
         parts.extend(_failure_details(tensor))
         parts.extend(render_findings(tensor.name, tensor.location, case.diagnoses))
     for tensor in case.tensors:
@@ -196,7 +191,7 @@ def render_case(case: CaseReport) -> RenderableType:
 def render_brief(case: CaseReport) -> RenderableType:
     """--quiet: the verdict, then one line per failing tensor or note, so a failure says why."""
     parts: list[RenderableType] = [render_verdict(case)]
-    for tensor in () if case.reason or case.status == "error" else _wrong(case):  # the verdict says it
+    for tensor in () if case.reason or case.status == "error" else case.wrong:  # the verdict says it
         parts.append(Text(f"  {tensor.name}: {tensor.reason or 'does not match'}"))
         parts.extend(Text(f"    why: {d.message}") for d in case.diagnoses if d.tensor == tensor.name)
     for check in case.failing_calls:
