@@ -220,3 +220,14 @@ def test_a_correct_im2col_layer_passes_with_no_diagnosis():
     for name, settings in GEOMETRIES.items():
         case = check_layer(resolve_geometry(**settings), zoo.Im2colConv())
         assert case.passed and case.diagnoses == (), name
+
+
+def test_the_newer_diagnoses_hold_in_float32_too():
+    geometry = resolve_geometry("2x7x6", "4x2x3x2", batch=2, stride=2, padding=1, dtype="float32")
+    for layer, expected in (
+        (zoo.Im2colKernelOrder(), {("O", "kernel_element_order"), ("O", "forward_not_convolution")}),
+        (zoo.Im2colKernelOrderInDk(), {("dK", "kernel_element_order")}),
+        (zoo.BiasGradientPerWindowElement(), {("db", "bias_per_window_element")}),
+        (zoo.ForgetsBiasAndRotation(), {("O", "forward_without_bias"), ("dX", "kernels_not_rotated"), ("db", "gradient_of_convolution")}),
+    ):
+        assert {(d.tensor, d.kind) for d in check_layer(geometry, layer).diagnoses} == expected, type(layer).__name__
