@@ -133,6 +133,7 @@ WHY = [
     ("Im2colKernelOrder", "O", "each kernel's elements were read in another order than they are laid out (im2col order)"),
     ("Im2colKernelOrderInDk", "dK", "each kernel's elements were read in another order than they are laid out (im2col order)"),
     ("BiasGradientPerWindowElement", "db", "the bias was counted once per element of the window"),
+    ("BiasInsideWindowSum", "O", "the forward adds the bias to every element of the window"),
     ("ForgetsBiasAndRotation", "dX", "the kernels were not rotated 180°"),
     ("KernelsNotRotated", "dX", "the kernels were not rotated 180°"),
 ]
