@@ -26,6 +26,7 @@ from convgrad.geometry import resolve_geometry
 from convgrad.render.json import suite_to_dict
 from convgrad.render.junit import render_junit
 from convgrad.render.summary import render_totals
+from convgrad.render.table import render_verdict
 from convgrad.report import SuiteReport
 from zoo import layers as zoo
 from zoo import spec
@@ -63,6 +64,7 @@ def test_a_wrong_shape_is_an_error_on_that_gradient_and_the_others_are_still_che
     assert {t.name: t.status for t in case.tensors} == {"O": "passed", "dX": "error", "dK": "passed", "db": "passed"}
     assert [d.kind for d in case.diagnoses] == ["dx_depth_f"]  # the error still says why
     assert case.failure_summary.startswith("dX: backward returned shape 1x5x6x6 for dX, expected 1x3x6x6, looks like")
+    assert render_verdict(case).plain == f"ERROR: {case.failure_summary}"  # O, dK and db were checked
 
 
 def test_nan_and_an_input_written_into_are_failures_not_errors():

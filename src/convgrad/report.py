@@ -239,6 +239,11 @@ class CaseReport:
         return tuple(t for t in self.tensors if not t.passed)
 
     @property
+    def nothing_compared(self) -> bool:
+        """No tensor was compared: the case did not run, or its first call failed as a whole."""
+        return all(t.not_compared is not None for t in self.tensors)
+
+    @property
     def wrong(self) -> tuple[TensorComparison, ...]:
         """The tensors that failed or could not be checked; not those left unchecked after them."""
         return tuple(t for t in self.tensors if t.status in ("failed", "error"))

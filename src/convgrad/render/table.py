@@ -149,7 +149,8 @@ def render_verdict(case: CaseReport) -> Text:
             but,
         )
     if case.status == "error":  # the layer raised, returned the wrong shape, hung or died
-        return Text.assemble(("ERROR", "bold magenta"), f" (not checked): {case.failure_summary}")
+        unchecked = " (not checked)" if case.nothing_compared else ""
+        return Text.assemble(("ERROR", "bold magenta"), f"{unchecked}: {case.failure_summary}")
     if case.reason:  # the layer itself failed (e.g. wrote into its input): say that, not "mismatch"
         return Text.assemble(("FAIL", "bold red"), f": {case.reason}")
     if not case.failing:  # the first call held; a later one did not
