@@ -2,13 +2,12 @@
 is an error; one that ran and is wrong (wrong numbers, NaN, an input written into, state kept
 between calls) fails. Both exit 1; each report says which, and why.
 
-    status   case                                 tensor row            JUnit
-    passed   every row and later call passed      PASS                  <testcase/>
-    failed   something is wrong, all was checked  FAIL                  <failure>
-    error    something could not be checked       ERROR                 <error>
-    skipped  declared impossible                  not checked (a row    <skipped>
-                                                  after an earlier
-                                                  failure)
+    status   a case is this when                    a row shows   JUnit
+    passed   every row and later call passed         PASS          <testcase/>
+    failed   something ran and is wrong              FAIL          <failure>
+    error    something could not be checked          ERROR         <error>
+    skipped  it was declared impossible (a case);    not checked   <skipped>
+             a row left after an earlier failure
 """
 
 from __future__ import annotations
