@@ -2,7 +2,7 @@
 is an error; one that ran and is wrong (wrong numbers, NaN, an input written into, state kept
 between calls) fails. Both exit 1; each report says which, and why.
 
-    status   a case is this when                    a row shows   JUnit
+    status   a case is this when                     a row shows   JUnit
     passed   every row and later call passed         PASS          <testcase/>
     failed   something ran and is wrong              FAIL          <failure>
     error    something could not be checked          ERROR         <error>
