@@ -42,6 +42,7 @@ def test_json_has_diagnosis_and_location():
     assert case["diagnosis"] == [{
         "tensor": "db", "kind": "constant_factor",
         "message": case["diagnosis"][0]["message"],
+        "short": "db is 1/2 of the right values everywhere (an average over the batch)",
     }]
     assert "1/N = 1/2" in case["diagnosis"][0]["message"]
     tensors = {t["name"]: t for t in case["tensors"]}

@@ -150,6 +150,8 @@ def test_cli_timeout_fails_a_slow_case_with_exit_1():
     case = json.loads(result.output)["cases"][0]
     assert case["passed"] is False and case["reason"].startswith("timed out after 0.01 s")
     assert all(t["checked"] == 0 for t in case["tensors"])
+    # A hang is not a wrong gradient: the case could not be checked, and no tensor was.
+    assert case["status"] == "error" and {t["status"] for t in case["tensors"]} == {"skipped"}
 
 
 def test_cli_help_documents_the_default_timeout():

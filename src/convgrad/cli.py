@@ -106,7 +106,8 @@ def cli(ctx: click.Context) -> None:
     """Check the backward pass of convolution layers against finite differences.
 
     \b
-    Exit codes: 0 every check passed, 1 a check failed, 2 the input was wrong.
+    Exit codes: 0 every check passed, 1 a check failed or the layer could not be
+    checked (it raised, returned the wrong shape), 2 the input was wrong.
     Start with:  convgrad check --in 3x20x20 --kernels 5x3x3x3
     """
     if ctx.invoked_subcommand is None:  # bare `convgrad`: the help, as a success

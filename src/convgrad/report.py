@@ -19,10 +19,17 @@ from convgrad.findings.locate import Location
 from convgrad.geometry import LayerGeometry, TensorName
 from convgrad.options import CheckOptions, Method, Tolerances
 
-Status = Literal["passed", "failed", "skipped"]
+# What a case, a tensor or a later call came to. "failed": it ran and is wrong (a gradient that
+# differs, NaN or Inf values, an input written into, state kept between calls); "error": it could
+# not be checked (the implementation raised, returned something that is not an array of the
+# expected shape, hung or killed its process); "skipped": not checked, by declaration (a case the
+# implementation cannot express) or because an earlier call of the same case failed (a tensor).
+Status = Literal["passed", "failed", "error", "skipped"]
+NotCompared = Literal["error", "failed", "skipped"]  # why a tensor was not compared
 
 __all__ = [
-    "Coordinate", "Precision", "TensorComparison", "CallCheck", "CaseReport", "SuiteReport", "Status", "FLOAT64_REFERENCE",
+    "Coordinate", "Precision", "TensorComparison", "CallCheck", "CaseReport", "SuiteReport", "Status", "NotCompared",
+    "FLOAT64_REFERENCE",
 ]
 
 FLOAT64_REFERENCE = "float64 reference"  # the method of a gradient row compared with the reference backward
@@ -83,6 +90,7 @@ class TensorComparison:
     location: Optional[Location] = None  # where a failing tensor is wrong (locate.py)
     absent: Optional[str] = None  # why the layer has no such tensor ("no bias"): neither checked nor failed
     precision: Optional[Precision] = None  # set when judged by the rounding model
+    not_compared: Optional[NotCompared] = None  # set when no value was compared: what that means
 
     @property
     def reference_gradient(self) -> bool:
@@ -107,6 +115,20 @@ class TensorComparison:
         return f"{self.name} vs {FLOAT64_REFERENCE}" if self.reference_gradient else self.name
 
     @property
+    def status(self) -> Status:
+        if self.passed:
+            return "passed"
+        return self.not_compared or "failed"
+
+    @property
+    def differ(self) -> str:
+        """'12 of 135 coordinates differ' for a compared tensor; its reason when it was not compared."""
+        if self.not_compared is not None:
+            return self.reason or "not checked"
+        unit = "directions" if self.method == "projection" else "coordinates"
+        return f"{self.mismatches} of {self.checked} {unit} differ"
+
+    @property
     def worst_index(self) -> Optional[tuple[int, ...]]:
         return self.worst[0].index if self.worst else None
 
@@ -123,8 +145,12 @@ class TensorComparison:
         tolerance: float,
         reason: str,
         shape: Optional[tuple[int, ...]] = None,
+        *,
+        status: NotCompared = "error",
     ) -> "TensorComparison":
-        """A tensor that could not be compared, and why: a failure, never a pass."""
+        """A tensor that was not compared, and why: never a pass. `status` is "error" when its own
+        call could not be checked, "failed" when what it returned is wrong in itself (NaN, an input
+        written into), "skipped" when an earlier call of the case failed."""
         expected = geometry.shape_of(name)
         return cls(
             name=name,
@@ -135,6 +161,7 @@ class TensorComparison:
             method="none",
             total=math.prod(expected),
             reason=reason,
+            not_compared=status,
         )
 
     @classmethod
@@ -158,6 +185,14 @@ class CallCheck:
     tensors: tuple[TensorComparison, ...] = ()
     cause: Optional[str] = None  # why it failed, in words, when that can be told
     forward_calls: int = 0
+    error: bool = False  # the call raised or returned something unusable: it could not be checked
+    follows: bool = False  # it fails as an earlier call did, which says why
+
+    @property
+    def status(self) -> Status:
+        if self.passed:
+            return "passed"
+        return "error" if self.error else "failed"
 
     @property
     def reason(self) -> Optional[str]:
@@ -252,7 +287,8 @@ class CaseReport:
 
     @property
     def failed(self) -> bool:
-        """Neither passed nor skipped. A skipped case is neither a pass nor a failure."""
+        """Neither passed nor skipped: it failed or could not be checked (status 'failed' or 'error').
+        A skipped case is neither a pass nor a failure."""
         return self.skipped is None and not self.passed
 
     @property
@@ -262,6 +298,16 @@ class CaseReport:
     @property
     def failing(self) -> tuple[TensorComparison, ...]:
         return tuple(t for t in self.rows if not t.passed)
+
+    @property
+    def nothing_compared(self) -> bool:
+        """No tensor was compared: the case did not run, or its first call failed as a whole."""
+        return all(t.not_compared is not None for t in self.tensors)
+
+    @property
+    def wrong(self) -> tuple[TensorComparison, ...]:
+        """The rows that failed or could not be checked; not those left unchecked after them."""
+        return tuple(t for t in self.rows if t.status in ("failed", "error"))
 
     @property
     def gradients(self) -> tuple[TensorComparison, ...]:
@@ -303,19 +349,50 @@ class CaseReport:
 
     @property
     def status(self) -> Status:
+        """'error' when any part could not be checked, even if another part failed: the layer must
+        first run to be judged. A case that did not pass with nothing found wrong (it was refused,
+        timed out or died) could not be checked either."""
         if self.skipped is not None:
             return "skipped"
-        return "passed" if self.passed else "failed"
+        if self.passed:
+            return "passed"
+        parts = {t.status for t in self.rows} | {c.status for c in self.calls}
+        return "error" if "error" in parts or "failed" not in parts else "failed"
 
     @property
     def failure_summary(self) -> str:
-        """One line for a failed or skipped case: its own reason, or each failing tensor's."""
+        """The why in one line, for a case that did not pass: each tensor that failed or could not
+        be checked with how (or its reason) and its diagnoses ('dX: 12 of 135 coordinates differ,
+        looks like the kernels were not rotated 180°'), tensors with one reason named together,
+        after the case's own reason (a forward or backward call that failed as a whole);
+        then each later call that failed, with its cause (only named when it has none and the
+        first call failed too). The skip reason for a skipped case; empty for a pass."""
         if self.skipped is not None:
             return self.skipped
-        if self.reason is not None:
-            return self.reason
-        parts = [f"{t.label}: {t.reason or 'does not match'}" for t in self.failing]
-        parts += [f"{c.name}: {c.reason}" for c in self.failing_calls]
+        if self.passed:
+            return ""
+        wrong = self.wrong
+        parts = [] if self.reason is None else [self.reason]  # a call that failed as a whole says which
+        named: list[tuple[list[str], str]] = []  # (row labels, what is wrong and why)
+        diagnosed = {d.tensor for d in self.diagnoses}
+        for t in wrong:
+            if t.reason == self.reason or (t.reference_gradient and t.name in diagnosed and not t.lost_precision):
+                continue  # said already: by the case, or by the diagnosis of the tensor's other row
+            shorts = [d.short or d.message for d in self.diagnoses if d.tensor == t.label]
+            if t.precision is not None and t.status == "failed":
+                shorts.append(f"{t.precision.bits} of {t.precision.dtype_bits} bits kept")
+                shorts += [t.precision.cause] if t.precision.cause else []
+            what = t.differ + (", looks like " + "; ".join(shorts) if shorts else "")
+            if named and named[-1][1] == what and t.not_compared is not None:
+                named[-1][0].append(t.label)
+            else:
+                named.append(([t.label], what))
+        parts += [f"{', '.join(names)}: {what}" for names, what in named]
+        # A later call's own cause is news; its mismatches alone mostly repeat the first call's.
+        repeated = [c for c in self.failing_calls if c.follows or (wrong and c.cause is None)]
+        parts += [f"{c.name}: {c.reason or 'does not match'}" for c in self.failing_calls if c not in repeated]
+        if repeated:
+            parts.append("later calls fail too: " + ", ".join(c.name for c in repeated))
         return "; ".join(parts)
 
     def tensor(self, name: TensorName) -> TensorComparison:
@@ -337,7 +414,7 @@ class SuiteReport:
         return not any(case.failed for case in self.cases) and any(case.skipped is None for case in self.cases)
 
     def count(self, status: Status) -> int:
-        """How many cases 'passed', 'failed' or were 'skipped'."""
+        """How many cases 'passed', 'failed', could not be checked ('error') or were 'skipped'."""
         return sum(1 for case in self.cases if case.status == status)
 
     @property

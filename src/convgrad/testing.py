@@ -83,9 +83,12 @@ def assert_conv_gradients(impl: Any = "reference", **options: Any) -> CaseReport
         raise AssertionError(f"convgrad could not check {report.implementation}: {report.skipped}")
     if not report.passed:
         failing = ", ".join(t.label for t in report.failing) or "the case"
+        verdict = "could not be checked" if report.status == "error" else (
+            "does not match" if len(report.failing) == 1 else "do not match"
+        )
         raise AssertionError(
-            f"convgrad: {failing} of {report.implementation} "
-            f"{'does' if len(report.failing) == 1 else 'do'} not match\n{_plain_text(report)}"
+            f"convgrad: {failing} of {report.implementation} {verdict}: {report.failure_summary}\n"
+            f"{_plain_text(report)}"
         )
     return report
 

@@ -147,7 +147,7 @@ class TextbookConv(TapLoopConv):
         )
 
 
-CORRECT = (TapLoopConv, TextbookConv)
+CORRECT = (TapLoopConv, TextbookConv)  # Im2colConv too: defined below with its wrong orders
 
 
 # --- dX -----------------------------------------------------------------------------------
@@ -696,6 +696,113 @@ FLOAT32_FEWER_BITS = {
     TF32Products: ("dK vs float64 reference", "TF32 products"),
     ForwardThroughFloat16: ("O", "goes through float16"),
 }
+# --- im2col: kernels and patches flattened in different orders ------------------------------
+
+
+class Im2colConv(TapLoopConv):
+    """A correct im2col layer: per group, one matrix product of the flattened kernels
+    w.reshape(F/g, -1), elements in (C, kh, kw) order, with the input patches (im2col columns)
+    listed in the same order."""
+
+    channels_last = False  # the patches list each window tap by tap, channels innermost: (kh, kw, C)
+
+    def patches(self, x, kernel, out, stride, padding, dilation):
+        """(N, C, *kernel, *out): the input element each kernel tap reads at each output position."""
+        xp = self.padded(x, padding)
+        taps = [xp[(slice(None), slice(None), *_window(tap, out, stride, dilation))] for tap in np.ndindex(*kernel)]
+        return np.stack(taps, axis=2).reshape(*x.shape[:2], *kernel, *out)
+
+    def columns(self, patches, ndim):
+        """(N, rows, positions), the rows in (C, k...) order or, channels last, (k..., C)."""
+        if self.channels_last:
+            patches = np.moveaxis(patches, 1, 1 + ndim)
+        n = patches.shape[0]
+        rows = int(np.prod(patches.shape[1 : 2 + ndim]))
+        return patches.reshape(n, rows, -1)
+
+    def uncolumns(self, columns, shape, ndim):
+        """The inverse of `columns`: (N, C, *kernel, *out) of `shape`."""
+        if not self.channels_last:
+            return columns.reshape(shape)
+        moved = (shape[0], *shape[2 : 2 + ndim], shape[1], *shape[2 + ndim :])
+        return np.moveaxis(columns.reshape(moved), 1 + ndim, 1)
+
+    def forward(self, x, w, b, *, stride, padding, dilation, groups):
+        ndim = x.ndim - 2
+        out = self.out_size(x.shape[2:], w.shape[2:], stride, padding, dilation)
+        patches = self.patches(x, w.shape[2:], out, stride, padding, dilation)
+        depth = w.shape[1]
+        y = np.zeros((x.shape[0], w.shape[0], int(np.prod(out))))
+        for g, fs in enumerate(self.groups_of(w.shape[0], groups)):
+            cols = self.columns(patches[:, g * depth : (g + 1) * depth], ndim)
+            y[:, fs] = np.einsum("fk,nkp->nfp", w[fs].reshape(w[fs].shape[0], -1), cols)
+        return y.reshape(*y.shape[:2], *out) + b.reshape(1, -1, *([1] * ndim))
+
+    def input_gradient(self, dy, x, w, *, stride, padding, dilation, groups):
+        ndim, depth, out = x.ndim - 2, w.shape[1], dy.shape[2:]
+        dpatches = np.zeros((*x.shape[:2], *w.shape[2:], *out))
+        for g, fs in enumerate(self.groups_of(w.shape[0], groups)):
+            cs = slice(g * depth, (g + 1) * depth)
+            dcols = np.einsum("fk,nfp->nkp", w[fs].reshape(w[fs].shape[0], -1), _flat(dy[:, fs]))
+            dpatches[:, cs] = self.uncolumns(dcols, dpatches[:, cs].shape, ndim)
+        dxp = np.zeros((*x.shape[:2], *(h + 2 * p for h, p in zip(x.shape[2:], padding))))
+        for tap in np.ndindex(*w.shape[2:]):
+            dxp[(slice(None), slice(None), *_window(tap, out, stride, dilation))] += dpatches[(slice(None), slice(None), *tap)]
+        return self.crop(dxp, x.shape[2:], padding)
+
+    def weight_gradient(self, dy, x, w, *, stride, padding, dilation, groups):
+        ndim, depth, out = x.ndim - 2, w.shape[1], dy.shape[2:]
+        patches = self.patches(x, w.shape[2:], out, stride, padding, dilation)
+        dw = np.zeros(w.shape)
+        for g, fs in enumerate(self.groups_of(w.shape[0], groups)):
+            cols = self.columns(patches[:, g * depth : (g + 1) * depth], ndim)
+            dw[fs] = np.einsum("nfp,nkp->fk", _flat(dy[:, fs]), cols).reshape(dw[fs].shape)
+        return dw
+
+
+class Im2colKernelOrder(Im2colConv):
+    """The patches list each window channels innermost, (kh, kw, C), while the kernels are
+    flattened as laid out, (C, kh, kw): O is the convolution of permuted kernels. The backward is
+    the exact gradient of that forward, so dX, dK and db match its finite differences."""
+
+    channels_last = True
+
+
+class Im2colKernelOrderInDk(TapLoopConv):
+    """A correct forward and dX, but dK computed from patches in (kh, kw, C) order and reshaped
+    as if it were laid out (C, kh, kw)."""
+
+    def weight_gradient(self, dy, x, w, **settings):
+        return Im2colKernelOrder().weight_gradient(dy, x, w, **settings)
+
+
+# --- the bias inside the window sum --------------------------------------------------------
+
+
+def _window_size(w):
+    return int(np.prod(w.shape[1:]))
+
+
+class BiasInsideWindowSum(TapLoopConv):
+    """The course loop's classic: out[n, f, i, j] = np.sum(x_window * w[f] + b[f]) adds the bias
+    to every element of the window (C/g * kh * kw times). The backward is right for the convolution."""
+
+    def forward(self, x, w, b, **settings):
+        return super().forward(x, w, _window_size(w) * b, **settings)
+
+
+class BiasGradientPerWindowElement(TapLoopConv):
+    """A correct forward, but db accumulated inside the loop over the window's elements."""
+
+    def bias_gradient(self, dy, w):
+        return _window_size(w) * super().bias_gradient(dy, w)
+
+
+class ForgetsBiasAndRotation(KernelsNotRotated):
+    """Two mistakes: the forward leaves out the bias, and dX uses kernels that were not rotated."""
+
+    def forward(self, x, w, b, **settings):
+        return super().forward(x, w, np.zeros_like(b), **settings)
 
 
 # --- one wrong number ---------------------------------------------------------------------
@@ -749,4 +856,12 @@ EXPECTED = {
     BiasOncePerKernelElement: {"db": {"constant_factor"}},
     TrueConvolution: {"O": {"forward_flips_kernels"}},
     ForwardFlipsKernels: {"O": {"forward_flips_kernels"}},
+    Im2colKernelOrder: {"O": {"kernel_element_order"}},
+    Im2colKernelOrderInDk: {"dK": {"kernel_element_order"}},
+    # db fails only because the forward is wrong: said on O, as for the whole backward.
+    BiasInsideWindowSum: {"O": {"bias_per_window_element"}},
+    # With depthwise kernels the window is the kernel: then it is named as that count.
+    BiasGradientPerWindowElement: {"db": {"bias_per_window_element", "constant_factor"}},
+    # Both mistakes are named; db fails only because the forward is wrong.
+    ForgetsBiasAndRotation: {"O": {"forward_without_bias"}, "dX": {"kernels_not_rotated"}, "db": {"gradient_of_convolution"}},
 }

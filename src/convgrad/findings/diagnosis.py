@@ -1,15 +1,22 @@
 """Why a gradient is wrong: the classic mistakes, tested as hypotheses against the check's numbers.
 
 For each classic mistake (kernels not rotated, kernel and channel axes not swapped, stride or
-dilation ignored, the crop shifted by a pixel, groups mixed up, a constant factor) we recompute
-what the gradient WOULD be under that mistake, from the same x, w, b and dO, and ask whether the
-implementation's analytical gradient equals it to the check's tolerance. A hypothesis is only
-tested on a tensor that failed, so a correct layer never gets a diagnosis; and a hypothesis that
-coincides with the right gradient for this geometry cannot fire, because the tensor failed.
+dilation ignored, the crop shifted by a pixel, groups mixed up, kernel elements read in another
+order, the bias counted once per window element, a constant factor) we recompute what the tensor
+WOULD be under that mistake, from the same x, w, b and dO, and ask whether the implementation's
+value equals it to the check's tolerance. A hypothesis is only tested on a tensor that failed, so
+a correct layer never gets a diagnosis; and a hypothesis that coincides with the right gradient
+for this geometry cannot fire, because the tensor failed.
+
+The hypotheses are computed from the convolution itself, so they hold whatever the forward does:
+when O fails too, each failing gradient is first compared with the convolution's own gradient (a
+gradient can fail only because the forward it is checked against is wrong), and only when it is
+not that is it tested against the mistakes, so a layer with two bugs gets both named.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -18,7 +25,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 import numpy as np
 
 from convgrad import reference
-from convgrad.geometry import LayerGeometry, TensorName, format_shape
+from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName, format_shape
 
 if TYPE_CHECKING:  # report.py imports this module for the Diagnosis type
     from convgrad.report import TensorComparison
@@ -37,6 +44,7 @@ class Diagnosis:
     tensor: TensorName
     kind: str  # a stable identifier, e.g. "kernels_not_rotated"
     message: str
+    short: str = ""  # the mistake in a few words, after "looks like": "the kernels were not rotated 180°"
 
 
 Tensors = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x, w, b, dy in float64
@@ -50,10 +58,14 @@ def diagnose(
     by_name = {t.name: t for t in tensors}
     found: list[Diagnosis] = []
     output = by_name.get("O")
-    forward_ok = output is None or output.passed
+    # Against a wrong forward the numerical gradient is not the convolution's: the convolution's
+    # own gradient stands in for it.
+    convolution: Optional[dict[TensorName, np.ndarray]] = None
     if output is not None and not output.passed:
         found.extend(_forward_diagnoses(geometry, by_name, x, w, b, dy))
-    for name in ("dX", "dK", "db"):
+        convolution = dict(zip(GRADIENT_NAMES, reference.backward(dy, x, w, b, **geometry.conv_settings())))
+    forward_explains_all = any(d.kind == "backward_of_true_convolution" for d in found)
+    for name in GRADIENT_NAMES:
         tensor = by_name.get(name)
         if tensor is None or tensor.passed:
             continue
@@ -61,10 +73,33 @@ def diagnose(
         if shape_mistake is not None:
             found.append(shape_mistake)
             continue
-        if not forward_ok or tensor.analytical is None or tensor.numerical is None:
-            continue  # against a wrong forward the numerical gradient is not the convolution's
-        found.extend(_gradient_diagnoses(geometry, tensor, x, w, dy))
+        if tensor.analytical is None:
+            continue
+        if convolution is None:
+            if tensor.numerical is not None:
+                found.extend(_gradient_diagnoses(geometry, tensor, tensor.numerical, x, w, dy))
+        elif not forward_explains_all:
+            found.extend(_against_convolution(geometry, tensor, convolution[name], x, w, dy))
     return tuple(found)
+
+
+def _against_convolution(
+    geometry: LayerGeometry, tensor: "TensorComparison", gradient: np.ndarray, x: np.ndarray, w: np.ndarray,
+    dy: np.ndarray,
+) -> list[Diagnosis]:
+    """A failing gradient of a layer whose forward is wrong: the convolution's own gradient (it
+    fails only because of the forward), else the mistakes, measured against that gradient."""
+    assert tensor.analytical is not None
+    if matches(tensor.analytical, gradient, max(tensor.tolerance, _MATCH_FLOOR)):
+        name = tensor.name
+        return [Diagnosis(
+            name,
+            "gradient_of_convolution",
+            f"{name} is the convolution's own gradient: it differs from the finite differences "
+            f"only because the forward is wrong (see O). Fix the forward, not {name}.",
+            "the convolution's own gradient, checked against a wrong forward (see O)",
+        )]
+    return _gradient_diagnoses(geometry, tensor, gradient, x, w, dy)
 
 
 # --- What the backward computes when it makes a mistake -------------------------------------
@@ -133,9 +168,140 @@ def _interleaved_groups(geometry: LayerGeometry) -> Optional[np.ndarray]:
     return None if np.array_equal(order, np.arange(geometry.filters)) else order
 
 
+# --- Kernel elements read in another order than they are laid out -------------------------
+#
+# An im2col forward multiplies the flattened kernels with the input patches (im2col columns)
+# element by element. If the two list each window's elements in different orders, e.g. the
+# patches channel innermost (kh, kw, C) and the kernels as laid out (C, kh, kw), every weight
+# meets another input element: the layer computes the convolution of a permuted kernel.
+
+
+def _element_axes(geometry: LayerGeometry) -> list[str]:
+    return ["C", *(f"k{a.lower()}" for a in geometry.axis_names)]
+
+
+def _order_text(geometry: LayerGeometry, order: Sequence[int]) -> str:
+    names = _element_axes(geometry)
+    return "(" + ", ".join(names[i] for i in order) + ")"
+
+
+def _other_orders(geometry: LayerGeometry) -> list[tuple[int, ...]]:
+    """The orders a layer plausibly mixes up with (C, k...): channels last, kernel axes reversed."""
+    spatial = list(range(1, geometry.ndim + 1))
+    candidates = [(*spatial, 0), (0, *spatial[::-1]), (*spatial[::-1], 0)]
+    laid_out = tuple(range(geometry.ndim + 1))
+    return [order for order in dict.fromkeys(candidates) if order != laid_out]
+
+
+def _read_in(order: Sequence[int], a: np.ndarray) -> np.ndarray:
+    """Each kernel of `a` as a layer uses it when it reads elements laid out in (C, k...) order as
+    if they were in `order` (the patches in `order`, the kernels flattened as laid out)."""
+    inverse = np.argsort(order)
+    return a.reshape(a.shape[0], *(a.shape[1 + i] for i in order)).transpose(0, *(1 + int(i) for i in inverse))
+
+
+def _flattened_in(order: Sequence[int], a: np.ndarray) -> np.ndarray:
+    """Each kernel of `a` as a layer uses it when it flattens the kernels in `order` and reads the
+    result as (C, k...) (the kernels flattened in `order`, the patches as laid out)."""
+    return np.ascontiguousarray(a.transpose(0, *(1 + i for i in order))).reshape(a.shape)
+
+
+def _transpose_text(order: Sequence[int]) -> str:
+    return "w.transpose(" + ", ".join(map(str, (0, *(1 + i for i in order)))) + ").reshape(F, -1)"
+
+
+def _dx_kernel_order(geometry: LayerGeometry, w: np.ndarray, dy: np.ndarray) -> Iterator[Hypothesis]:
+    laid_out = _order_text(geometry, range(geometry.ndim + 1))
+    for order in _other_orders(geometry):
+        text = _order_text(geometry, order)
+        for permute in (_read_in, _flattened_in):
+            yield (
+                "kernel_element_order",
+                functools.partial(_dx_with, permute, order, w, dy, geometry),
+                f"dX matches the numerical gradient once each kernel's elements are read in the order "
+                f"they are laid out, {laid_out}: the backward pairs the flattened kernels with the "
+                f"patches (im2col columns) in {text} order. Flatten both in the same order.",
+            )
+
+
+def _dx_with(
+    permute: Callable[[Sequence[int], np.ndarray], np.ndarray], order: Sequence[int], w: np.ndarray, dy: np.ndarray,
+    geometry: LayerGeometry,
+) -> np.ndarray:
+    return dx_as_if(dy, reference.rotate_and_swap(permute(order, w), geometry.groups), geometry)
+
+
+def _dk_kernel_order(geometry: LayerGeometry, x: np.ndarray, dy: np.ndarray) -> Iterator[Hypothesis]:
+    laid_out = _order_text(geometry, range(geometry.ndim + 1))
+    dk = dk_as_if(dy, x, geometry)
+    for order in _other_orders(geometry):
+        text = _order_text(geometry, order)
+        yield (
+            "kernel_element_order",
+            functools.partial(_flattened_in, order, dk),
+            f"dK matches the numerical gradient once its elements are put in the order the kernels "
+            f"are laid out, {laid_out}: it is computed from patches (im2col columns) in {text} order "
+            f"and reshaped as if it were {laid_out}. Build the patches in {laid_out} order, or "
+            f"reorder dK before returning it.",
+        )
+        yield (
+            "kernel_element_order",
+            functools.partial(_read_in, order, dk),
+            f"dK matches the numerical gradient once its elements are put in the order the kernels "
+            f"are laid out, {laid_out}: each kernel's gradient is reshaped as if it were laid out "
+            f"{text}. Return dK in the kernels' own layout.",
+        )
+
+
+def _forward_kernel_order(
+    geometry: LayerGeometry, output: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, tolerance: float
+) -> Optional[Diagnosis]:
+    laid_out = _order_text(geometry, range(geometry.ndim + 1))
+    settings = geometry.conv_settings()
+    for order in _other_orders(geometry):
+        text = _order_text(geometry, order)
+        if matches(output, reference.forward(x, _read_in(order, w), b, **settings), tolerance):
+            how = (
+                f"the forward's patches (im2col columns) list each window in {text} order, but the "
+                f"kernels are flattened as laid out (w.reshape(F, -1)), so each weight meets another "
+                f"input element. Build the patches in {laid_out} order, or flatten the kernels as "
+                f"{_transpose_text(order)}."
+            )
+        elif matches(output, reference.forward(x, _flattened_in(order, w), b, **settings), tolerance):
+            how = (
+                f"the kernels are flattened in {text} order ({_transpose_text(order)}) but the "
+                f"forward's patches (im2col columns) list each window in {laid_out} order. Flatten "
+                f"both in the same order."
+            )
+        else:
+            continue
+        return Diagnosis(
+            "O",
+            "kernel_element_order",
+            f"O matches the convolution with each kernel's elements read in {text} order while the "
+            f"kernels are laid out {laid_out}: {how}",
+            _SHORT["kernel_element_order"],
+        )
+    return None
+
+
 # --- The hypotheses ------------------------------------------------------------------------
 
 Hypothesis = tuple[str, Callable[[], Optional[np.ndarray]], str]  # kind, candidate, message
+
+# Each hypothesis's mistake in a few words, for one-line summaries ("looks like ...").
+_SHORT = {
+    "kernels_not_rotated": "the kernels were not rotated 180°",
+    "kernels_not_swapped": "the kernels' kernel and channel axes were not swapped",
+    "kernels_not_rotated_or_swapped": "the kernels were neither rotated 180° nor swapped",
+    "kernels_reshaped_not_swapped": "the kernels were reshaped instead of transposed",
+    "padding_crop_shifted": "the padding was cropped one pixel off",
+    "stride_ignored": "the stride was ignored",
+    "dilation_ignored": "the dilation was ignored",
+    "groups_mixed": "kernels were paired with the wrong group",
+    "bias_per_window_element": "the bias was counted once per element of the window",
+    "kernel_element_order": "each kernel's elements were read in another order than they are laid out (im2col order)",
+}
 
 
 def _dx_hypotheses(geometry: LayerGeometry, x: np.ndarray, w: np.ndarray, dy: np.ndarray) -> Iterator[Hypothesis]:
@@ -246,17 +412,39 @@ def _dk_hypotheses(geometry: LayerGeometry, x: np.ndarray, w: np.ndarray, dy: np
         )
 
 
+def _db_hypotheses(geometry: LayerGeometry, dy: np.ndarray) -> Iterator[Hypothesis]:
+    window = geometry.channels // geometry.groups * math.prod(geometry.kernel_size)
+    if window != math.prod(geometry.kernel_size):  # else it is the count of kernel elements (a constant factor)
+        yield (
+            "bias_per_window_element",
+            lambda: window * dy.sum(axis=(0, *range(2, dy.ndim))),
+            f"db is {window} times the gradient of the bias: it is counted once per element of the window "
+            f"(C/g x {'x'.join(map(str, geometry.kernel_size))} = {window}), as if the bias were added to every "
+            "product x * w. The bias is added once per output position, so db[f] is the sum of dO over the "
+            "batch and the output positions of kernel f.",
+        )
+
+
 def _gradient_diagnoses(
-    geometry: LayerGeometry, tensor: "TensorComparison", x: np.ndarray, w: np.ndarray, dy: np.ndarray
+    geometry: LayerGeometry,
+    tensor: "TensorComparison",
+    truth: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    dy: np.ndarray,
 ) -> list[Diagnosis]:
+    """The mistakes that explain a failing gradient; `truth` (the numerical gradient, or the
+    convolution's own when the forward is wrong) is what a constant factor is measured against."""
     analytical = tensor.analytical
-    assert analytical is not None and tensor.numerical is not None
+    assert analytical is not None
     tolerance = max(tensor.tolerance, _MATCH_FLOOR)
     hypotheses: Iterator[Hypothesis] = iter(())
     if tensor.name == "dX":
-        hypotheses = _dx_hypotheses(geometry, x, w, dy)
+        hypotheses = itertools.chain(_dx_hypotheses(geometry, x, w, dy), _dx_kernel_order(geometry, w, dy))
     elif tensor.name == "dK":
-        hypotheses = _dk_hypotheses(geometry, x, w, dy)
+        hypotheses = itertools.chain(_dk_hypotheses(geometry, x, w, dy), _dk_kernel_order(geometry, x, dy))
+    elif tensor.name == "db":
+        hypotheses = _db_hypotheses(geometry, dy)
     found: list[Diagnosis] = []
     seen: list[np.ndarray] = []
     for kind, candidate, message in hypotheses:
@@ -267,9 +455,9 @@ def _gradient_diagnoses(
             continue  # the same numbers as an earlier hypothesis: that one already speaks for both
         seen.append(values)
         if matches(analytical, values, tolerance):
-            found.append(Diagnosis(tensor.name, kind, message))
+            found.append(Diagnosis(tensor.name, kind, message, _SHORT[kind]))
     if not found:
-        factor = _constant_factor(tensor, geometry, tolerance)
+        factor = _constant_factor(tensor.name, analytical, truth, geometry, tolerance)
         if factor is not None:
             found.append(factor)
     return found
@@ -286,9 +474,9 @@ def matches(analytical: np.ndarray, candidate: np.ndarray, tolerance: float) -> 
 # --- A constant factor, named when it is a count the layer has -------------------------------
 
 
-def _constant_factor(tensor: "TensorComparison", geometry: LayerGeometry, tolerance: float) -> Optional[Diagnosis]:
-    analytical, numerical = tensor.analytical, tensor.numerical
-    assert analytical is not None and numerical is not None
+def _constant_factor(
+    name: TensorName, analytical: np.ndarray, numerical: np.ndarray, geometry: LayerGeometry, tolerance: float
+) -> Optional[Diagnosis]:
     if np.isnan(numerical).any():
         return None
     norm = float(np.sum(numerical * numerical))
@@ -297,41 +485,51 @@ def _constant_factor(tensor: "TensorComparison", geometry: LayerGeometry, tolera
     factor = float(np.sum(analytical * numerical)) / norm
     if factor == 0.0 or not matches(analytical, factor * numerical, tolerance):
         return None
-    name = tensor.name
     named = _named_factor(factor, geometry)
+    short = f"{name} is {_ratio(factor)} the right values everywhere"
     if named is not None:
-        return Diagnosis(name, "constant_factor", f"{name} is {_ratio(factor)} the numerical gradient everywhere: {named}.")
+        sentences, labels = named
+        return Diagnosis(
+            name, "constant_factor", f"{name} is {_ratio(factor)} the numerical gradient everywhere: {sentences}.",
+            f"{short} ({labels})",
+        )
     return Diagnosis(
         name,
         "constant_factor",
         f"{name} is {_ratio(factor)} the numerical gradient everywhere: look for a stray constant "
         f"factor of {factor:.6g} in its formula.",
+        f"{short} (a stray factor of {factor:.6g})",
     )
 
 
-def _named_factor(factor: float, geometry: LayerGeometry) -> Optional[str]:
-    """A sentence naming the count that `factor` equals, with the fix, or None."""
+def _named_factor(factor: float, geometry: LayerGeometry) -> Optional[tuple[str, str]]:
+    """A sentence naming the count that `factor` equals, with the fix, and that count in a few
+    words; or None."""
     n = geometry.batch
     taps = math.prod(geometry.kernel_size)
     weights = taps * geometry.channels // geometry.groups
     positions = math.prod(geometry.out_spatial)
     taps_text = "x".join(map(str, geometry.kernel_size))
     counts = [
-        (-1.0, "the sign is flipped: E = sum(dO * O) has gradient +dO, so drop the minus sign"),
-        (1 / n, f"1/N = 1/{n}, an average over the batch: sum over the batch instead of taking the mean"),
-        (float(n), f"N = {n}, the batch size: do not multiply by the batch size"),
+        (-1.0, "the sign is flipped: E = sum(dO * O) has gradient +dO, so drop the minus sign", "the sign flipped"),
+        (1 / n, f"1/N = 1/{n}, an average over the batch: sum over the batch instead of taking the mean",
+         "an average over the batch"),
+        (float(n), f"N = {n}, the batch size: do not multiply by the batch size", "the batch size"),
         (float(taps), f"{taps}, the number of kernel elements ({taps_text}): something is added "
-                      "once per kernel element; add it once per output position"),
+                      "once per kernel element; add it once per output position", "once per kernel element"),
         (float(weights), f"{weights}, the number of weights per kernel (C/g x {taps_text}): "
-                         "something is added once per weight; add it once per output position"),
+                         "something is added once per weight; add it once per output position", "once per weight"),
         (1 / taps, f"1/{taps}, one over the number of kernel elements ({taps_text}): do not "
-                   "average over the kernel"),
-        (1 / positions, f"1/{positions}, an average over the output positions: sum over them instead"),
+                   "average over the kernel", "an average over the kernel"),
+        (1 / positions, f"1/{positions}, an average over the output positions: sum over them instead",
+         "an average over the output positions"),
         (1 / (n * positions), f"1/{n * positions}, an average over the batch and the output "
-                              "positions: sum over them instead"),
+                              "positions: sum over them instead", "an average over the batch and the positions"),
     ]
-    names = [text for value, text in counts if value != 1.0 and math.isclose(factor, value, rel_tol=1e-4)]
-    return "; or ".join(dict.fromkeys(names)) or None
+    named = [(text, label) for value, text, label in counts if value != 1.0 and math.isclose(factor, value, rel_tol=1e-4)]
+    if not named:
+        return None
+    return "; or ".join(dict.fromkeys(t for t, _ in named)), " or ".join(dict.fromkeys(label for _, label in named))
 
 
 def _ratio(factor: float) -> str:
@@ -358,6 +556,7 @@ def _shape_diagnosis(geometry: LayerGeometry, tensor: "TensorComparison") -> Opt
             f"but their kernel and channel axes not swapped. Swap axes 0 and 1 of the rotated "
             f"kernels (per group) so the {f} kernels of depth {c // g} become {c} kernels of depth "
             f"{f // g}; the full correlation then gives depth {c}.",
+            "the kernels were rotated but not swapped (dX has depth F)",
         )
     if tensor.name == "dK" and tuple(got) == (expected[1], expected[0], *expected[2:]):
         return Diagnosis(
@@ -365,6 +564,7 @@ def _shape_diagnosis(geometry: LayerGeometry, tensor: "TensorComparison") -> Opt
             "dk_axes_swapped",
             f"dK has shape {format_shape(got)} but the kernels are {format_shape(expected)}: its kernel "
             "and channel axes are swapped; return dK in the kernels' own layout (F, C/g, ...).",
+            "dK's kernel and channel axes are swapped",
         )
     return None
 
@@ -382,20 +582,10 @@ def _forward_diagnoses(
 ) -> list[Diagnosis]:
     output = by_name["O"]
     found: list[Diagnosis] = []
-    settings = geometry.conv_settings()
     if output.analytical is not None and output.analytical.shape == geometry.y_shape:
-        tolerance = max(output.tolerance, _MATCH_FLOOR)
-        if matches(output.analytical, reference.forward(x, np.ascontiguousarray(_flip(w)), b, **settings), tolerance):
-            found.append(Diagnosis(
-                "O",
-                "forward_flips_kernels",
-                "O matches a true convolution (kernels rotated 180°), but conv layers compute a "
-                "cross-correlation: do not flip the kernels in the forward pass.",
-            ))
-        elif matches(output.analytical, reference.forward(x, w, np.zeros_like(b), **settings), tolerance):
-            found.append(Diagnosis(
-                "O", "forward_without_bias", "O matches the convolution without its bias: add b[f] to every output of kernel f."
-            ))
+        mistake = _forward_mistake(geometry, output.analytical, x, w, b, max(output.tolerance, _MATCH_FLOOR))
+        if mistake is not None:
+            found.append(mistake)
     gradients = [by_name.get(n) for n in ("dX", "dK", "db")]
     if all(t is not None and t.passed for t in gradients):
         found.append(Diagnosis(
@@ -404,6 +594,7 @@ def _forward_diagnoses(
             "The forward is not a convolution, yet dX, dK and db match its finite differences: the "
             "backward is the exact gradient of that wrong forward. Fix the forward; a gate with the "
             "forward check turned off would have passed this layer.",
+            "a wrong forward, and a backward that is its exact gradient",
         ))
     elif _backward_is_convolution_gradient(geometry, gradients, x, w, dy):
         found.append(Diagnosis(
@@ -411,8 +602,41 @@ def _forward_diagnoses(
             "backward_of_true_convolution",
             "dX, dK and db are the correct gradients of the convolution, but the forward computes "
             "something else, so they cannot match its finite differences: fix the forward.",
+            "a wrong forward, and a backward that is right for the convolution",
         ))
     return found
+
+
+def _forward_mistake(
+    geometry: LayerGeometry, output: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, tolerance: float
+) -> Optional[Diagnosis]:
+    """The first classic forward mistake that O equals, or None."""
+    settings = geometry.conv_settings()
+    if matches(output, reference.forward(x, np.ascontiguousarray(_flip(w)), b, **settings), tolerance):
+        return Diagnosis(
+            "O",
+            "forward_flips_kernels",
+            "O matches a true convolution (kernels rotated 180°), but conv layers compute a "
+            "cross-correlation: do not flip the kernels in the forward pass.",
+            "the forward flips the kernels (a true convolution)",
+        )
+    if matches(output, reference.forward(x, w, np.zeros_like(b), **settings), tolerance):
+        return Diagnosis(
+            "O", "forward_without_bias", "O matches the convolution without its bias: add b[f] to every output of kernel f.",
+            "the forward leaves out the bias",
+        )
+    window = geometry.channels // geometry.groups * math.prod(geometry.kernel_size)
+    if window > 1 and matches(output, reference.forward(x, w, window * b, **settings), tolerance):
+        return Diagnosis(
+            "O",
+            "bias_per_window_element",
+            f"O matches the convolution with the bias added {window} times, once per element of the "
+            f"window (C/g x {'x'.join(map(str, geometry.kernel_size))} = {window}): the bias is added "
+            "to every product inside the sum, as in sum(x_window * w[f] + b[f]). Add it once per "
+            "output position, after the sum: sum(x_window * w[f]) + b[f].",
+            "the forward adds the bias to every element of the window",
+        )
+    return _forward_kernel_order(geometry, output, x, w, b, tolerance)
 
 
 def _backward_is_convolution_gradient(

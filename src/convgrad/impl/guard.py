@@ -15,7 +15,7 @@ import sys
 import sysconfig
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -35,12 +35,18 @@ _LIBRARY_DIRS = tuple(
 class ImplementationFailure(Exception):
     """The implementation under test misbehaved; str(self) is the one-line reason.
 
-    `shape` is the shape of what it returned, when it returned an array at all.
+    `shape` is the shape of what it returned, when it returned an array at all. `status` says
+    what it means for the check: "error" when the implementation could not be checked (it raised,
+    or returned something that is not an array of the expected shape), "failed" when it ran and
+    what it did is wrong in itself (NaN or Inf values, writing into its inputs).
     """
 
-    def __init__(self, reason: str, shape: tuple[int, ...] | None = None) -> None:
+    def __init__(
+        self, reason: str, shape: tuple[int, ...] | None = None, *, status: Literal["error", "failed"] = "error"
+    ) -> None:
         super().__init__(reason)
         self.shape = shape
+        self.status: Literal["error", "failed"] = status
 
 
 @dataclass
@@ -128,7 +134,8 @@ class GuardedLayer:
             if not np.array_equal(fresh[name], array):
                 raise ImplementationFailure(
                     f"{what} modified its input {name} in place; work on a copy "
-                    f"(e.g. {name} = {name}.copy()) before changing it"
+                    f"(e.g. {name} = {name}.copy()) before changing it",
+                    status="failed",
                 )
         return result
 
@@ -168,6 +175,7 @@ class GuardedLayer:
             raise ImplementationFailure(
                 f"{what} returned {kind} in {name} ({bad} of {array.size} values, first at {list(first)})",
                 shape=tuple(array.shape),
+                status="failed",
             )
         return array
 

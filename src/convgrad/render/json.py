@@ -41,6 +41,7 @@ def tensor_to_dict(tensor: TensorComparison) -> dict[str, Any]:
         "total": tensor.total,
         "mismatches": tensor.mismatches,
         "passed": tensor.passed,
+        "status": tensor.status,
         "worst_index": list(worst.index) if worst else None,
         "analytical_at_worst": _number(worst.analytical) if worst else None,
         "numerical_at_worst": _number(worst.numerical) if worst else None,
@@ -96,7 +97,7 @@ def location_to_dict(location: Location) -> dict[str, Any]:
 
 
 def diagnoses_to_list(diagnoses: tuple[Diagnosis, ...]) -> list[dict[str, str]]:
-    return [{"tensor": d.tensor, "kind": d.kind, "message": d.message} for d in diagnoses]
+    return [{"tensor": d.tensor, "kind": d.kind, "message": d.message, "short": d.short} for d in diagnoses]
 
 
 def call_to_dict(check: CallCheck) -> dict[str, Any]:
@@ -106,6 +107,7 @@ def call_to_dict(check: CallCheck) -> dict[str, Any]:
         "called_with": check.called_with,
         "compared_with": check.compared_with,
         "passed": check.passed,
+        "status": check.status,
         "reason": check.reason,
         "forward_calls": check.forward_calls,
         "tensors": [tensor_to_dict(t) for t in check.tensors],
@@ -116,6 +118,7 @@ def case_to_dict(case: CaseReport) -> dict[str, Any]:
     result: dict[str, Any] = {
         "name": case.name,
         "passed": case.passed,
+        "status": case.status,
         "elapsed_s": round(case.elapsed_s, 6),
         "implementation": case.implementation,
         "output_shape": list(case.output_shape),
@@ -135,7 +138,8 @@ def case_to_dict(case: CaseReport) -> dict[str, Any]:
         "warnings": list(case.warnings),
         "diagnosis": diagnoses_to_list(case.diagnoses),
         "calls": [call_to_dict(c) for c in case.calls],
-        "reason": case.reason,
+        # Why it did not pass, in one line: each wrong tensor and its diagnosis; null for a pass.
+        "reason": case.failure_summary or None,
         "skipped": case.skipped,
     }
     return result
@@ -145,7 +149,7 @@ def suite_to_dict(suite: SuiteReport) -> dict[str, Any]:
     return {
         "convgrad_version": __version__,
         "passed": suite.passed,
-        "summary": {status: suite.count(status) for status in ("passed", "failed", "skipped")},
+        "summary": {status: suite.count(status) for status in ("passed", "failed", "error", "skipped")},
         "cases": [case_to_dict(c) for c in suite.cases],
     }
 

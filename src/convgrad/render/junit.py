@@ -1,4 +1,9 @@
-"""The report as JUnit XML for CI systems: one testcase per case, the reason as failure message."""
+"""The report as JUnit XML for CI systems: one testcase per case, the why as the message.
+
+A case that failed gets <failure>, one that could not be checked (the layer raised, returned the
+wrong shape, hung or died) <error>, a skipped one <skipped>; the message names each wrong tensor
+and its diagnosis.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
+from convgrad.render.table import STATUS_TEXT
 from convgrad.report import CaseReport, SuiteReport
 
 __all__ = ["render_junit"]
@@ -14,12 +20,12 @@ __all__ = ["render_junit"]
 def _details(case: CaseReport) -> str:
     lines = [case.geometry.describe(), f"dtype {case.geometry.dtype}  seed {case.seed}  rtol {case.tolerances.rtol:g}"]
     for t in case.rows:
-        status = t.absent or ("PASS" if t.passed else "FAIL")
+        status = t.absent or ("NOT CHECKED" if t.status == "skipped" else STATUS_TEXT[t.status][0])
         error = "-" if t.max_rel_error is None else f"{t.max_rel_error:.3e}"
         lines.append(f"{t.label}: {status}  max rel error {error}" + (f"  {t.reason}" if t.reason else ""))
+    lines.extend(f"why ({d.tensor}): {d.message}" for d in case.diagnoses)
     for check in case.calls:
-        status = "PASS" if check.passed else "FAIL"
-        lines.append(f"{check.name}: {status}" + (f"  {check.reason}" if check.reason else ""))
+        lines.append(f"{check.name}: {STATUS_TEXT[check.status][0]}" + (f"  {check.reason}" if check.reason else ""))
     lines.extend(f"warning: {w}" for w in case.warnings)
     return "\n".join(lines)
 
@@ -29,7 +35,7 @@ def render_junit(suite: SuiteReport, suite_name: str = "convgrad") -> str:
     counts = {
         "tests": str(len(suite.cases)),
         "failures": str(suite.count("failed")),
-        "errors": "0",
+        "errors": str(suite.count("error")),
         "skipped": str(suite.count("skipped")),
         "time": f"{suite.elapsed_s:.3f}",
     }
@@ -43,6 +49,9 @@ def render_junit(suite: SuiteReport, suite_name: str = "convgrad") -> str:
         )
         if case.skipped is not None:
             ET.SubElement(element, "skipped", {"message": case.skipped})
+        elif case.status == "error":
+            error = ET.SubElement(element, "error", {"message": case.failure_summary, "type": "ImplementationError"})
+            error.text = _details(case)
         elif not case.passed:
             failure = ET.SubElement(element, "failure", {"message": case.failure_summary, "type": "GradientCheckFailure"})
             failure.text = _details(case)

@@ -5,36 +5,20 @@ Reads reports only; every number shown was computed by the checker.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from convgrad.render.fit import Fields
-from convgrad.render.table import format_error
-from convgrad.report import CaseReport, SuiteReport, TensorComparison
+from convgrad.render.table import STATUS_TEXT, format_error
+from convgrad.report import CaseReport, SuiteReport
 
 __all__ = ["render_summary", "render_totals", "render_skipped"]
 
 
 def _verdict(case: CaseReport) -> Text:
-    if case.skipped is not None:
-        return Text("SKIP", style="bold yellow")
-    return Text("PASS", style="bold green") if case.passed else Text("FAIL", style="bold red")
-
-
-def _reason(case: CaseReport, worst: Optional[TensorComparison]) -> str:
-    """Why it failed or was skipped, in one line; empty for a pass."""
-    if case.skipped is not None:
-        return case.skipped
-    if case.passed:
-        return ""
-    if case.reason is not None:
-        return case.reason
-    first = [f"{worst.name}: {worst.reason}"] if worst is not None and worst.reason is not None else []
-    return "; ".join(first + [f"{c.name}: {c.reason}" for c in case.failing_calls])
+    return Text(*STATUS_TEXT[case.status])
 
 
 def render_summary(suite: SuiteReport) -> RenderableType:
@@ -58,7 +42,7 @@ def render_summary(suite: SuiteReport) -> RenderableType:
             worst.name if worst is not None else "-",
             format_error(worst.max_rel_error) if worst is not None else "-",
         )
-        reason = _reason(case, worst)
+        reason = case.failure_summary  # the why: each wrong tensor and its diagnosis
         if reason:
             reasons.append(Text.assemble(_verdict(case), f" {case.name}: {reason}"))
     return Group(table, *reasons)
@@ -66,11 +50,17 @@ def render_summary(suite: SuiteReport) -> RenderableType:
 
 def render_totals(suite: SuiteReport) -> Text:
     """'PASS: 12 cases passed, 2 skipped (not checked)' or 'FAIL: 1 of 14 cases failed ...'."""
-    passed, failed, skipped = (suite.count(s) for s in ("passed", "failed", "skipped"))
+    passed, failed, errors, skipped = (suite.count(s) for s in ("passed", "failed", "error", "skipped"))
     total = len(suite.cases)
     skip_note = f", {skipped} skipped (not checked, and not counted as passed)" if skipped else ""
+    unchecked = "could not be checked (ERROR)"
     if failed:
-        return Text.assemble(("FAIL", "bold red"), f": {failed} of {total} cases failed, {passed} passed{skip_note}")
+        errored = f", {errors} {unchecked}" if errors else ""
+        return Text.assemble(
+            ("FAIL", "bold red"), f": {failed} of {total} cases failed{errored}, {passed} passed{skip_note}"
+        )
+    if errors:
+        return Text.assemble(("FAIL", "bold red"), f": {errors} of {total} cases {unchecked}, {passed} passed{skip_note}")
     if not passed:
         return Text.assemble(("FAIL", "bold red"), f": nothing was checked; all {total} cases were skipped")
     return Text.assemble(("PASS", "bold green"), f": {passed} of {total} cases passed{skip_note}")

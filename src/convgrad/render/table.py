@@ -15,9 +15,17 @@ from rich.text import Text
 from convgrad.geometry import format_shape
 from convgrad.render.fit import Fields, FittingTable
 from convgrad.render.findings import render_findings
-from convgrad.report import CaseReport, TensorComparison
+from convgrad.report import CaseReport, Status, TensorComparison
 
-__all__ = ["render_case", "render_verdict", "render_brief", "format_error"]
+__all__ = ["render_case", "render_verdict", "render_brief", "format_error", "STATUS_TEXT"]
+
+# How each status reads: a tensor not compared because an earlier call failed is "not checked".
+STATUS_TEXT: dict[Status, tuple[str, str]] = {
+    "passed": ("PASS", "bold green"),
+    "failed": ("FAIL", "bold red"),
+    "error": ("ERROR", "bold magenta"),
+    "skipped": ("SKIP", "bold yellow"),
+}
 
 
 def format_error(value: Optional[float]) -> str:
@@ -27,7 +35,9 @@ def format_error(value: Optional[float]) -> str:
 def _status(tensor: TensorComparison) -> Text:
     if tensor.absent is not None:  # e.g. db of a bias-free layer: neither a pass nor a failure
         return Text(tensor.absent, style="dim")
-    return Text("PASS", style="bold green") if tensor.passed else Text("FAIL", style="bold red")
+    if tensor.status == "skipped":
+        return Text("not checked", style="dim")
+    return Text(*STATUS_TEXT[tensor.status])
 
 
 def _header(case: CaseReport) -> RenderableType:
@@ -50,7 +60,7 @@ def _calls(count: int) -> str:
 
 
 def _checked(tensor: TensorComparison) -> str:
-    if tensor.absent is not None:
+    if tensor.absent is not None or tensor.not_compared is not None:
         return "-"
     if tensor.method == "projection":
         return f"{tensor.checked} dir"
@@ -163,7 +173,10 @@ def render_verdict(case: CaseReport) -> Text:
             f": {gradients} match finite differences in all {case.coordinates_checked} coordinates {cost}",
             but,
         )
-    if case.reason:  # the layer itself failed (raised, timed out, died): say that, not "mismatch"
+    if case.status == "error":  # the layer raised, returned the wrong shape, hung or died
+        unchecked = " (not checked)" if case.nothing_compared else ""
+        return Text.assemble(("ERROR", "bold magenta"), f"{unchecked}: {case.failure_summary}")
+    if case.reason:  # the layer itself failed (e.g. wrote into its input): say that, not "mismatch"
         return Text.assemble(("FAIL", "bold red"), f": {case.reason}")
     if not case.failing:  # the first call held; a later one did not
         calls = ", ".join(c.name for c in case.failing_calls)
@@ -176,7 +189,7 @@ def _later_calls(case: CaseReport) -> list[RenderableType]:
     """The later calls of the protocol: one dim line when they held, each failure's cause when not."""
     if not case.calls:
         return []
-    statuses = ", ".join(f"{c.name} {'PASS' if c.passed else 'FAIL'}" for c in case.calls)
+    statuses = ", ".join(f"{c.name} {STATUS_TEXT[c.status][0]}" for c in case.calls)
     parts: list[RenderableType] = [Text(f"later calls: {statuses}", style="dim")]
     for check in case.failing_calls:
         parts.append(Text.assemble((f"{check.name}: ", "bold red"), check.reason or "does not match"))
@@ -189,7 +202,7 @@ def render_case(case: CaseReport) -> RenderableType:
     parts: list[RenderableType] = [_header(case), _table(case), _methods(case), *_later_calls(case)]
     if case.reason and not any(t.reason == case.reason for t in case.tensors):
         parts.append(Text.assemble(("case: ", "bold red"), case.reason))
-    for tensor in case.failing:
+    for tensor in case.wrong:
         parts.extend(_failure_details(tensor))
         if not tensor.reference_gradient:  # where and why belong to the tensor's own row
             parts.extend(render_findings(tensor.name, tensor.location, case.diagnoses))
@@ -204,8 +217,9 @@ def render_case(case: CaseReport) -> RenderableType:
 def render_brief(case: CaseReport) -> RenderableType:
     """--quiet: the verdict, then one line per failing tensor or note, so a failure says why."""
     parts: list[RenderableType] = [render_verdict(case)]
-    for tensor in () if case.reason else case.failing:  # a case-level reason is the verdict itself
+    for tensor in () if case.reason or case.status == "error" else case.wrong:  # the verdict says it
         parts.append(Text(f"  {tensor.label}: {tensor.reason or 'does not match'}"))
+        parts.extend(Text(f"    why: {d.message}") for d in case.diagnoses if d.tensor == tensor.label)
     for check in case.failing_calls:
         parts.append(Text(f"  {check.name}: {check.reason or 'does not match'}"))
     for tensor in case.noted:

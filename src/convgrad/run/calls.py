@@ -18,15 +18,15 @@ layer returns is also watched for being overwritten by its next call (impl/guard
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping, Optional
+from dataclasses import dataclass, replace
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
 from convgrad import reference
 from convgrad.compare import compare_numerical, compare_with_reference, scale_floor
 from convgrad.findings.state import first_repeat_cause, layout_cause, second_call_cause
-from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName
+from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, TensorName
 from convgrad.impl.guard import GuardedLayer, ImplementationFailure
 from convgrad.impl.memory import NON_CONTIGUOUS, MemoryLayout, describe_layouts
 from convgrad.numerics.gradient import ProgressFactory
@@ -53,7 +53,22 @@ class CallResult:
     tensors: Tensors
     y: Optional[np.ndarray] = None
     gradients: tuple[Optional[np.ndarray], ...] = (None, None, None)  # dX, dK, db
-    failure: Optional[str] = None  # the call raised or returned something unusable
+    failure: Optional[str] = None  # the call raised, returned something unusable or wrote into its inputs
+    error: bool = False  # the failure means the call could not be checked (ImplementationFailure.status)
+
+    @classmethod
+    def of(
+        cls,
+        tensors: Tensors,
+        y: np.ndarray,
+        gradients: Sequence[Optional[np.ndarray]],
+        problems: Mapping[GradientName, ImplementationFailure],
+    ) -> "CallResult":
+        """A call whose forward and backward returned: the first gradient's problem is the failure."""
+        first = next(iter(problems.values()), None)
+        if first is None:
+            return cls(tensors, y, tuple(gradients))
+        return cls(tensors, y, tuple(gradients), failure=str(first), error=first.status == "error")
 
     @property
     def outputs(self) -> dict[TensorName, Optional[np.ndarray]]:
@@ -69,11 +84,8 @@ def call(guard: GuardedLayer, tensors: Tensors, layouts: Optional[Mapping[str, M
         y = guard.forward(x, w, b, layouts=layouts)
         gradients, problems = guard.backward(dy, x, w, b, layouts=layouts)
     except ImplementationFailure as failure:
-        return CallResult(tensors, failure=str(failure))
-    if problems:
-        first = next(iter(problems.values()))
-        return CallResult(tensors, y, tuple(gradients), failure=str(first))
-    return CallResult(tensors, y, tuple(gradients))
+        return CallResult(tensors, failure=str(failure), error=failure.status == "error")
+    return CallResult.of(tensors, y, gradients, problems)
 
 
 def _reference(tensors: Tensors, geometry: LayerGeometry) -> dict[TensorName, np.ndarray]:
@@ -137,7 +149,7 @@ def _check(
     )
     if result.failure is not None:
         return CallCheck(name, called_with, compared_with, passed=False, cause=result.failure,
-                         forward_calls=guard.forward_calls - calls_before)
+                         forward_calls=guard.forward_calls - calls_before, error=result.error)
     if options.forward_check:
         rows = _against(result, _reference(result.tensors, geometry), bounds, rtol, "reference")
     else:
@@ -198,7 +210,7 @@ def later_calls(
             # The same tensors went through in C order: the layout is what changed.
             check = _with_cause(check, _layout_culprit(guard, new, layouts, geometry, options, second_bounds))
         elif not check.passed:
-            check = _with_cause(check, "fails too, but so did the second call in C order: see there")
+            check = replace(check, cause="fails too, but so did the second call in C order: see there", follows=True)
         checks.append(check)
         made()
 
@@ -248,9 +260,7 @@ def _layout_culprit(
 
 
 def _with_cause(check: CallCheck, cause: Optional[str]) -> CallCheck:
-    return check if cause is None else CallCheck(
-        check.name, check.called_with, check.compared_with, check.passed, check.tensors, cause, check.forward_calls
-    )
+    return check if cause is None else replace(check, cause=cause)
 
 
 def _repeat_check(
@@ -261,7 +271,7 @@ def _repeat_check(
     if repeat.failure is not None:
         return CallCheck(name, FIRST_TENSORS, compared_with, passed=False,
                          cause=f"the first call repeated failed although it worked the first time: {repeat.failure}",
-                         forward_calls=forward_calls)
+                         forward_calls=forward_calls, error=repeat.error)
     expected = {n: v for n, v in first.outputs.items() if v is not None}
     rows = _against(repeat, expected, bounds, rtol, "first call")
     passed = all(t.passed for t in rows)

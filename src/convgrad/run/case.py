@@ -126,7 +126,9 @@ def _not_checked(
     rtol = options.tolerances(geometry.dtype).rtol
     return CaseReport.build(
         name=name, geometry=geometry, implementation=implementation.name, options=options, reason=reason,
-        tensors=tuple(TensorComparison.not_checked(n, geometry, rtol, "not checked") for n in TENSOR_NAMES),
+        tensors=tuple(
+            TensorComparison.not_checked(n, geometry, rtol, "not checked", status="skipped") for n in TENSOR_NAMES
+        ),
     )
 
 
@@ -165,30 +167,35 @@ def _first_call(
     try:
         y = guard.forward(x, w, b)
     except ImplementationFailure as failure:
-        rows.append(TensorComparison.not_checked("O", geometry, rtol, str(failure)))
-        rows.extend(TensorComparison.not_checked(n, geometry, rtol, "not checked: forward failed") for n in GRADIENT_NAMES)
-        return tuple(rows), CallResult(tensors, failure=str(failure)), None
+        rows.append(TensorComparison.not_checked("O", geometry, rtol, str(failure), status=failure.status))
+        rows.extend(
+            TensorComparison.not_checked(n, geometry, rtol, "not checked: forward failed", status="skipped")
+            for n in GRADIENT_NAMES
+        )
+        return tuple(rows), CallResult(tensors, failure=str(failure), error=failure.status == "error"), None
     if options.forward_check:
         rows.append(with_likely_cause(_compare_output(y, x, w, b, geometry, rtol, bounds), tensors, geometry, bounds))
     try:
         gradients, problems = guard.backward(dy, x, w, b)
     except ImplementationFailure as failure:
-        rows.extend(TensorComparison.not_checked(n, geometry, rtol, str(failure)) for n in GRADIENT_NAMES)
-        return tuple(rows), CallResult(tensors, y, failure=str(failure)), None
-    first = CallResult(tensors, y, tuple(gradients), str(next(iter(problems.values()))) if problems else None)
+        rows.extend(TensorComparison.not_checked(n, geometry, rtol, str(failure), status=failure.status) for n in GRADIENT_NAMES)
+        return tuple(rows), CallResult(tensors, y, failure=str(failure), error=failure.status == "error"), None
+    first = CallResult.of(tensors, y, gradients, problems)
     for gradient, analytical in zip(GRADIENT_NAMES, gradients):
         if gradient == "db" and not has_bias:
             rows.append(TensorComparison.not_in_layer("db", geometry, rtol, "no bias"))
             continue
         if analytical is None:
             problem = problems[gradient]
-            rows.append(TensorComparison.not_checked(gradient, geometry, rtol, str(problem), problem.shape))
+            rows.append(TensorComparison.not_checked(gradient, geometry, rtol, str(problem), problem.shape, status=problem.status))
             continue
         try:
             rows.append(_compare_gradient(gradient, analytical, guard, (x, w, b), y, dy, geometry, options, progress))
         except ImplementationFailure as failure:
             message = f"while computing finite differences for {gradient}, {failure}"
-            rows.append(TensorComparison.not_checked(gradient, geometry, rtol, message, analytical.shape))
+            rows.append(
+                TensorComparison.not_checked(gradient, geometry, rtol, message, analytical.shape, status=failure.status)
+            )
     return tuple(rows), first, bounds
 
 

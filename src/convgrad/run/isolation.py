@@ -262,7 +262,7 @@ def _unfinished_case(
     reason: str,
     elapsed_s: float,
 ) -> CaseReport:
-    """A failed case whose tensors were not checked, with the reason the check did not finish."""
+    """A case that could not be checked (an error), with the reason the check did not finish."""
     rtol = options.tolerances(geometry.dtype).rtol
     names: tuple[TensorName, ...] = (*(("O",) if options.forward_check else ()), *GRADIENT_NAMES)
     return CaseReport.build(
@@ -271,7 +271,8 @@ def _unfinished_case(
         implementation=implementation.name,
         options=options,
         tensors=tuple(
-            TensorComparison.not_checked(n, geometry, rtol, "not checked: the check did not finish") for n in names
+            TensorComparison.not_checked(n, geometry, rtol, "not checked: the check did not finish", status="skipped")
+            for n in names
         ),
         elapsed_s=elapsed_s,
         reason=reason,
