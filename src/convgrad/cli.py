@@ -155,6 +155,8 @@ def implementation_options(function: F) -> F:
                      help="Array layout the implementation takes: channels first (N, C, *spatial) or last."),
         click.option("--weight-layout", type=click.Choice(["oihw", "hwio"]), default="oihw", show_default=True,
                      help="Kernel layout: (F, C/groups, *k) or (*k, C/groups, F)."),
+        click.option("--device", default="cpu", show_default=True, metavar="DEVICE",
+                     help="Where a torch or jax layer runs: cpu, cuda, cuda:1, mps, ..."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -205,7 +207,7 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
               help="Also save the printed report (table, where, why, heatmaps) as an SVG picture.")
 @click.pass_context
 def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optional[float],
-          as_json: bool, quiet: bool, impl: str, layout: str, weight_layout: str,
+          as_json: bool, quiet: bool, impl: str, layout: str, weight_layout: str, device: str,
           no_forward_check: bool, jobs: Optional[int], strict: bool, config_path: Optional[str], junit_path: Optional[str],
           svg_path: Optional[str], timeout: float, method: Any, samples: int,
           **flags: Any) -> None:
@@ -241,7 +243,9 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
         seed=seed, relative_step=step, rtol=rtol, method=method, samples=samples,
         forward_check=not no_forward_check, timeout=timeout, strict=strict,
     )
-    implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout)
+    implementation = load_implementation(
+        impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout, device=device
+    )
     with DelayedProgress(make_console(stderr=True), enabled=not (as_json or quiet)) as progress:
         suite = run_suite(suite_spec.cases, implementation, options, progress, jobs=jobs or default_jobs())
     if junit_path is not None:
@@ -434,7 +438,7 @@ _FUZZ_DTYPES: dict[str, tuple[Dtype, ...]] = {
               help="Fail a layer whose check has not finished after this many seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.pass_context
-def fuzz(ctx: click.Context, /, impl: str, layout: str, weight_layout: str, budget: float, seed: int, dtype: str,
+def fuzz(ctx: click.Context, /, impl: str, layout: str, weight_layout: str, device: str, budget: float, seed: int, dtype: str,
          timeout: float, as_json: bool) -> None:
     """Check random small layers until one fails, then shrink it to the simplest layer that fails.
 
@@ -461,7 +465,9 @@ def fuzz(ctx: click.Context, /, impl: str, layout: str, weight_layout: str, budg
 
     fuzz_options = FuzzOptions(budget_s=budget, dtypes=_FUZZ_DTYPES[dtype])
     options = CheckOptions(seed=seed, timeout=timeout)
-    implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout)
+    implementation = load_implementation(
+        impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout, device=device
+    )
     with FuzzProgress(make_console(stderr=True), enabled=not as_json) as progress:
         result = run_fuzz(implementation, options, fuzz_options, status=progress)
     reproduction = None
@@ -469,7 +475,7 @@ def fuzz(ctx: click.Context, /, impl: str, layout: str, weight_layout: str, budg
         shrunk = result.failure.shrunk.geometry
         reproduction = Reproduction(
             command=_check_command(shrunk, impl.strip(), layout=layout, weight_layout=weight_layout, seed=seed,
-                                  timeout=timeout),
+                                  timeout=timeout, device=device),
             toml=case_table(shrunk, f"fuzz: {shrunk.brief()}"),
         )
     if as_json:
@@ -482,7 +488,7 @@ def fuzz(ctx: click.Context, /, impl: str, layout: str, weight_layout: str, budg
 
 
 def _check_command(geometry: "LayerGeometry", impl: str, *, layout: str = "nchw", weight_layout: str = "oihw",
-                  seed: int = 0, timeout: float = DEFAULT_TIMEOUT_S) -> str:
+                  seed: int = 0, timeout: float = DEFAULT_TIMEOUT_S, device: str = "cpu") -> str:
     """The `convgrad check` command line that checks `geometry` as it was checked, quoted for the
     shell; flags at check's defaults are left out."""
     import shlex
@@ -490,7 +496,8 @@ def _check_command(geometry: "LayerGeometry", impl: str, *, layout: str = "nchw"
     from convgrad.geometry import format_shape
 
     words = ["convgrad", "check", "--impl", impl]
-    for flag, value, default in (("--layout", layout, "nchw"), ("--weight-layout", weight_layout, "oihw")):
+    for flag, value, default in (("--layout", layout, "nchw"), ("--weight-layout", weight_layout, "oihw"),
+                                 ("--device", device, "cpu")):
         if value != default:
             words += [flag, value]
     words += ["--in", format_shape(geometry.in_shape), "--kernels", format_shape(geometry.kernel_shape)]

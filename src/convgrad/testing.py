@@ -37,6 +37,7 @@ def check(
     forward_check: bool = True,
     layout: str = "nchw",
     weight_layout: str = "oihw",
+    device: str = "cpu",
     name: Optional[str] = None,
     method: Method = "auto",
     samples: int = DEFAULT_SAMPLES,
@@ -46,7 +47,8 @@ def check(
     """Check one layer and return its CaseReport (see `convgrad check` for what is compared).
 
     `impl` is an implementation spec ("reference", "torch", "my_conv.py:Layer", ...) or any object
-    with forward and backward: a module, an instance or a class taking no arguments. Bad input
+    with forward and backward: a module, an instance or a class taking no arguments; or a
+    torch.nn.Module (instance or class), torch.autograd.Function or jax function, run on `device`. Bad input
     raises a ConvgradError; a wrong implementation gives a report with `passed` False. The case
     runs in a child process that may take at most `timeout` seconds.
     """
@@ -62,7 +64,7 @@ def check(
         groups=groups, dtype=dtype,
     )
     options.tolerances(geometry.dtype)  # a step too small for this dtype is bad input, not a failed case
-    implementation = as_implementation(impl, layout=layout, weight_layout=weight_layout)
+    implementation = as_implementation(impl, layout=layout, weight_layout=weight_layout, device=device)
     return run_case_isolated(geometry, implementation, options, name=name or f"check of {implementation.name}")
 
 

@@ -21,35 +21,45 @@ from typing import Any, Callable, Iterator
 
 from convgrad.errors import ImplementationError, literal, named
 from convgrad.impl.adapters import Adapter, adapt
+from convgrad.impl.frameworks import framework_implementation, refuse_device
+from convgrad.impl.protocol import Implementation
+from convgrad.impl.tensors import DEFAULT_DEVICE
 from convgrad.impl.guard import describe_exception
 
 __all__ = ["BUILTINS", "load_implementation", "as_implementation"]
 
 
-def _reference() -> Any:
+def _reference(device: str) -> Any:
     from convgrad.impl.protocol import ReferenceLayer
 
+    refuse_device(device, "reference")
     return ReferenceLayer()
 
 
-def _torch() -> Any:
+def _torch(device: str) -> Any:
     from convgrad.impl.torch_layer import TorchLayer
 
-    return TorchLayer()
+    return TorchLayer(device)
 
 
-def _jax() -> Any:
+def _jax(device: str) -> Any:
     from convgrad.impl.jax_layer import JaxLayer
 
-    return JaxLayer()
+    return JaxLayer(device)
 
 
-BUILTINS: dict[str, Callable[[], Any]] = {"reference": _reference, "torch": _torch, "jax": _jax}
+# Each is made for the device the layer runs on (--device).
+BUILTINS: dict[str, Callable[[str], Any]] = {"reference": _reference, "torch": _torch, "jax": _jax}
 
 
 def load_implementation(
-    spec: str, *, layout: str = "nchw", weight_layout: str = "oihw", timeout: float | None = None
-) -> Adapter:
+    spec: str,
+    *,
+    layout: str = "nchw",
+    weight_layout: str = "oihw",
+    timeout: float | None = None,
+    device: str = DEFAULT_DEVICE,
+) -> Implementation:
     """The implementation SPEC names, behind the protocol adapter; raises ImplementationError.
 
     Importing runs the user's file in this process; `timeout` seconds bound it (where the platform
@@ -57,7 +67,7 @@ def load_implementation(
     """
     spec = spec.strip()
     if spec in BUILTINS:
-        return adapt(BUILTINS[spec](), spec, layout=layout, weight_layout=weight_layout)
+        return adapt(BUILTINS[spec](device), spec, layout=layout, weight_layout=weight_layout)
     source, _, attribute = spec.partition(":") if not _is_windows_drive(spec) else _split_drive(spec)
     if not source:
         raise ImplementationError(
@@ -79,7 +89,7 @@ def load_implementation(
     with contextlib.redirect_stdout(sys.stderr), _deadline(timeout, spec):  # prints must not corrupt --json
         module = _import_file(source) if _looks_like_file(source) else _import_module(source)
     target = _attribute(module, attribute, spec) if attribute else module
-    return adapt(_instantiate(target, spec), spec, layout=layout, weight_layout=weight_layout)
+    return _behind_protocol(target, spec, layout=layout, weight_layout=weight_layout, device=device)
 
 
 class _ImportTimedOut(BaseException):
@@ -111,17 +121,28 @@ def _deadline(timeout: float | None, spec: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def as_implementation(impl: Any, *, layout: str = "nchw", weight_layout: str = "oihw") -> Adapter:
+def as_implementation(
+    impl: Any, *, layout: str = "nchw", weight_layout: str = "oihw", device: str = DEFAULT_DEVICE
+) -> Implementation:
     """A spec string, an Adapter, or any object (module, instance, class) with forward/backward.
 
     An object is named by its own `name` (a string), else its `__name__`, else its class."""
     if isinstance(impl, Adapter):
         return impl
     if isinstance(impl, (str, os.PathLike)):
-        return load_implementation(os.fspath(impl), layout=layout, weight_layout=weight_layout)
+        return load_implementation(os.fspath(impl), layout=layout, weight_layout=weight_layout, device=device)
     own = getattr(impl, "name", None)
     name = own if isinstance(own, str) else getattr(impl, "__name__", None) or type(impl).__name__
-    return adapt(_instantiate(impl, name), name, layout=layout, weight_layout=weight_layout)
+    return _behind_protocol(impl, name, layout=layout, weight_layout=weight_layout, device=device)
+
+
+def _behind_protocol(target: Any, name: str, *, layout: str, weight_layout: str, device: str) -> Implementation:
+    """A torch or jax layer through its framework (impl/frameworks.py); anything else through the adapter."""
+    framework = framework_implementation(target, name, layout=layout, weight_layout=weight_layout, device=device)
+    if framework is not None:
+        return framework
+    refuse_device(device, name)
+    return adapt(_instantiate(target, name), name, layout=layout, weight_layout=weight_layout)
 
 
 def _is_windows_drive(spec: str) -> bool:
