@@ -7,7 +7,7 @@ Loaded only by tests that have torch (`pytest.importorskip("torch")` first): thi
   (a full convolution of dY with the kernels rotated 180 degrees); stride 1 only, no groups.
   `KernelNotFlippedFunction` forgets the rotation.
 - `OwnConv`: an nn.Module class with its own parameters (in_ch, out_ch, kernel_size, stride,
-  padding), built per case. `HookScaledConv` is the same with a backward hook that doubles dX.
+  padding), built per case, 2-D only. `HookScaledConv` is the same with a backward hook that doubles dX.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ KernelNotFlippedFunction = _textbook("KernelNotFlippedFunction", rotated=lambda 
 
 
 class OwnConv(torch.nn.Module):
+    spatial_dims = (2,)  # F.conv2d: the 1-D and 3-D cases are skipped, not errors
+
     def __init__(self, in_ch, out_ch, kernel_size, stride=1, padding=0):
         super().__init__()
         self.stride, self.padding = stride, padding

@@ -17,7 +17,13 @@ from typing import Any, Optional
 import numpy as np
 
 from convgrad.geometry import LayerGeometry
-from convgrad.impl.named_settings import setting_of, setting_value, settings_after, untaken_setting
+from convgrad.impl.named_settings import (
+    setting_of,
+    setting_value,
+    settings_after,
+    undeclared_rank,
+    untaken_setting,
+)
 from convgrad.impl.tensors import DEFAULT_DEVICE, JaxArrays
 
 __all__ = ["jax_implementation", "JaxFunctionLayer"]
@@ -57,7 +63,7 @@ class JaxFunctionLayer:
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
         taken = {s for s in map(setting_of, self._settings) if s is not None}
-        return untaken_setting(taken, geometry, self._what)
+        return undeclared_rank(self.function, geometry, self.name) or untaken_setting(taken, geometry, self._what)
 
     def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
         return None  # one function: its bwd (or jax's derivative) belongs to it

@@ -14,7 +14,7 @@ from typing import Any, Collection, Optional
 from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry, format_shape
 
-__all__ = ["SETTINGS", "NEUTRAL", "NAMES", "setting_of", "setting_value", "untaken_setting", "settings_after"]
+__all__ = ["SETTINGS", "NEUTRAL", "undeclared_rank", "NAMES", "setting_of", "setting_value", "untaken_setting", "settings_after"]
 
 SETTINGS = ("stride", "padding", "dilation", "groups")
 NEUTRAL = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}  # what a layer without the setting does
@@ -69,3 +69,14 @@ def settings_after(parameters: list[inspect.Parameter], name: str, what: str) ->
             parameter="impl",
         )
     return rest
+
+
+def undeclared_rank(target: Any, geometry: LayerGeometry, what: str) -> Optional[str]:
+    """Why `target` cannot run `geometry` if it declares `spatial_dims` (an int or a tuple) without its rank."""
+    declared = getattr(target, "spatial_dims", None)
+    if declared is None:
+        return None
+    dims = (declared,) if isinstance(declared, int) else tuple(declared)
+    if geometry.ndim in dims:
+        return None
+    return f"{what} handles {' or '.join(f'{d}-D' for d in dims)} layers only (spatial_dims) and this case is {geometry.ndim}-D"

@@ -27,7 +27,16 @@ import numpy as np
 
 from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry, format_shape
-from convgrad.impl.named_settings import NAMES, NEUTRAL, SETTINGS, setting_of, setting_value, settings_after, untaken_setting
+from convgrad.impl.named_settings import (
+    NAMES,
+    NEUTRAL,
+    SETTINGS,
+    setting_of,
+    setting_value,
+    settings_after,
+    undeclared_rank,
+    untaken_setting,
+)
 from convgrad.impl.tensors import DEFAULT_DEVICE, TorchArrays
 
 __all__ = ["torch_implementation", "ModuleLayer", "ModuleClassLayer", "FunctionLayer"]
@@ -54,11 +63,15 @@ def torch_implementation(target: Any, name: str, device: str = DEFAULT_DEVICE) -
 class _TorchLayer:
     """What the three kinds share: a function of (x, w, b) per case, differentiated by autograd."""
 
-    def __init__(self, name: str, arrays: TorchArrays) -> None:
+    def __init__(self, name: str, arrays: TorchArrays, declaring: Any) -> None:
         self.name = name
         self._arrays = arrays
+        self._declaring = declaring  # the object that may declare spatial_dims
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
+        return undeclared_rank(self._declaring, geometry, self.name) or self._cannot_run(geometry)
+
+    def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
         raise NotImplementedError
 
     def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
@@ -78,11 +91,11 @@ class ModuleLayer(_TorchLayer):
     """An nn.Module instance, its own weight and bias replaced by the checker's on every call."""
 
     def __init__(self, module: Any, name: str, arrays: TorchArrays) -> None:
-        super().__init__(name, arrays)
+        super().__init__(name, arrays, module)
         self.module = module.to(arrays.device)
         self.weight_name, self.bias_name = _parameter_names(module, name)
 
-    def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
+    def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
         mismatch = _module_mismatch(self.module, self.weight_name, self.bias_name, geometry, self.name)
         # An instance holds one layer: its class builds one for every case.
         return None if mismatch is None else f"{mismatch} (pass its class to build one per case)"
@@ -95,12 +108,12 @@ class ModuleClassLayer(_TorchLayer):
     """An nn.Module class, built for each case from the constructor parameters it takes."""
 
     def __init__(self, cls: Any, name: str, arrays: TorchArrays) -> None:
-        super().__init__(name, arrays)
+        super().__init__(name, arrays, cls)
         self.cls = cls
         self._parameters = _constructor_parameters(cls, name)
         self._built: dict[tuple[Any, ...], tuple[Any, str, Optional[str]]] = {}
 
-    def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
+    def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
         untaken = untaken_setting(self._parameters, geometry, f"{self.cls.__name__}()")
         if untaken is not None:
             return untaken
@@ -148,7 +161,7 @@ class FunctionLayer(_TorchLayer):
     """A torch.autograd.Function: Fn.apply(x, w, b, ...), its backward run by autograd."""
 
     def __init__(self, function: Any, name: str, arrays: TorchArrays) -> None:
-        super().__init__(name, arrays)
+        super().__init__(name, arrays, function)
         self.function = function
         parameters = list(inspect.signature(function.forward).parameters.values())[1:]  # after ctx
         positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -160,7 +173,7 @@ class FunctionLayer(_TorchLayer):
             )
         self._extra = settings_after(positional, name, f"{function.__name__}.forward")
 
-    def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
+    def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
         taken = {s for s in (setting_of(p.name) for p in self._extra) if s is not None}
         return untaken_setting(taken, geometry, f"{self.function.__name__}.forward")
 
