@@ -191,6 +191,24 @@ def test_framework_layers_that_cannot_be_called_are_bad_input(torch, tmp_path):
                      "cannot tell what shape means")
 
 
+def test_a_case_the_constructor_raises_on_fails_with_its_error(torch, tmp_path):
+    path = tmp_path / "square.py"
+    path.write_text(textwrap.dedent("""
+        import torch
+
+        class SquareOnly(torch.nn.Conv2d):
+            def __init__(self, in_channels, out_channels, kernel_size):
+                if not isinstance(kernel_size, int):
+                    raise ValueError("square kernels only")
+                super().__init__(in_channels, out_channels, kernel_size)
+    """))
+    code, report = check_json(["--impl", f"{path}:SquareOnly", "--in", "3x5x5", "--kernels", "2x3x3x2"])
+    assert code == 1 and report["cases"][0]["skipped"] is None
+    assert "raised ValueError: square kernels only (at square.py:7)" in report["cases"][0]["reason"]
+    code, report = check_json(["--impl", f"{path}:SquareOnly", "--in", "3x5x5", "--kernels", "2x3x3x3"])
+    assert code == 0
+
+
 def test_a_module_without_bias_is_skipped_with_the_reason(torch):
     import convgrad
 
