@@ -21,10 +21,6 @@ class TorchLayer:
         self._arrays = TorchArrays(device)
         functional = self._arrays.torch.nn.functional
         self._conv = {1: functional.conv1d, 2: functional.conv2d, 3: functional.conv3d}
-        # torch imports much of itself on the first backward; done here, in the process that
-        # forks every case's child, instead of once per case (0.6 s each).
-        one = np.ones((1, 1, 1))
-        self.backward(one, one, one, np.ones(1), stride=(1,), padding=(0,), dilation=(1,), groups=1)
 
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
         return self._arrays.value(functools.partial(self._call, **settings), (x, w, b))
