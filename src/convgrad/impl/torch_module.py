@@ -9,7 +9,7 @@ case) or a `torch.autograd.Function` subclass, with gradients from its own backw
 - An nn.Module class (torch.nn.Conv2d itself, or a subclass) is built for each case from the
   constructor parameters it has (in_channels, out_channels, kernel_size, stride, padding,
   dilation, groups, bias, or their common short names); a setting it does not take skips the
-  cases that need it.
+  cases that need it, and a case its constructor raises on fails with that error.
 - An autograd.Function is called as Fn.apply(x, w, b, ...), its further forward parameters filled
   by name (stride, padding or pad, dilation, groups).
 
@@ -43,7 +43,9 @@ __all__ = ["torch_implementation", "ModuleLayer", "ModuleClassLayer", "FunctionL
 
 WEIGHT_NAMES = ("weight", "weights", "kernel", "kernels", "w", "W", "filters")
 BIAS_NAMES = ("bias", "b", "biases")
-def torch_implementation(target: Any, name: str, device: str = DEFAULT_DEVICE) -> Any:
+
+
+def torch_implementation(target: Any, name: str, device: str = DEFAULT_DEVICE) -> Optional["_TorchLayer"]:
     """The layer for `target` if it is a torch Module (instance or class) or autograd.Function, else None.
 
     torch is not imported here: an object from torch can only exist once torch is imported."""
