@@ -243,3 +243,11 @@ def _size(shape):
     for n in shape:
         size *= n
     return size
+
+
+def test_the_fuzz_reproduction_carries_the_device():
+    from convgrad.cli import _check_command
+
+    geometry = resolve_geometry("3x9x9", "5x3x3x3")
+    assert "--device cuda:1" in _check_command(geometry, "my_layers.py:MyConv", device="cuda:1")
+    assert "--device" not in _check_command(geometry, "my_layers.py:MyConv")
