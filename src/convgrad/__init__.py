@@ -18,6 +18,8 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "check": "convgrad.testing",
     "assert_conv_gradients": "convgrad.testing",
+    "suite_cases": "convgrad.testing",
+    "assert_case": "convgrad.testing",
     "run_case": "convgrad.run.case",
     "CheckOptions": "convgrad.options",
     "resolve_geometry": "convgrad.geometry",

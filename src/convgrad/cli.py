@@ -161,6 +161,8 @@ def implementation_options(function: F) -> F:
                      help="Declarations of the implementation (layout, limits, constructor, ...; see README)."),
         click.option("--impl-path", metavar="FOLDER", multiple=True,
                      help="Put FOLDER first on the import path, e.g. the root of the layer's repository."),
+        click.option("--device", default="cpu", show_default=True, metavar="DEVICE",
+                     help="Where a torch or jax layer runs: cpu, cuda, cuda:1, mps, ..."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -212,7 +214,7 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
 @click.pass_context
 def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optional[float],
           as_json: bool, quiet: bool, impl: str, layout: Optional[str], weight_layout: Optional[str],
-          impl_config: Optional[str], impl_path: tuple[str, ...],
+          impl_config: Optional[str], impl_path: tuple[str, ...], device: str,
           no_forward_check: bool, jobs: Optional[int], strict: bool, config_path: Optional[str], junit_path: Optional[str],
           svg_path: Optional[str], timeout: float, method: Any, samples: int,
           **flags: Any) -> None:
@@ -249,7 +251,7 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
         forward_check=not no_forward_check, timeout=timeout, strict=strict,
     )
     implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout,
-                                         config=impl_config, paths=impl_path)
+                                         config=impl_config, paths=impl_path, device=device)
     with DelayedProgress(make_console(stderr=True), enabled=not (as_json or quiet)) as progress:
         suite = run_suite(suite_spec.cases, implementation, options, progress, jobs=jobs or default_jobs())
     if junit_path is not None:
@@ -443,7 +445,7 @@ _FUZZ_DTYPES: dict[str, tuple[Dtype, ...]] = {
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.pass_context
 def fuzz(ctx: click.Context, /, impl: str, layout: Optional[str], weight_layout: Optional[str],
-         impl_config: Optional[str], impl_path: tuple[str, ...], budget: float, seed: int, dtype: str,
+         impl_config: Optional[str], impl_path: tuple[str, ...], device: str, budget: float, seed: int, dtype: str,
          timeout: float, as_json: bool) -> None:
     """Check random small layers until one fails, then shrink it to the simplest layer that fails.
 
@@ -471,7 +473,7 @@ def fuzz(ctx: click.Context, /, impl: str, layout: Optional[str], weight_layout:
     fuzz_options = FuzzOptions(budget_s=budget, dtypes=_FUZZ_DTYPES[dtype])
     options = CheckOptions(seed=seed, timeout=timeout)
     implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout,
-                                         config=impl_config, paths=impl_path)
+                                         config=impl_config, paths=impl_path, device=device)
     with FuzzProgress(make_console(stderr=True), enabled=not as_json) as progress:
         result = run_fuzz(implementation, options, fuzz_options, status=progress)
     reproduction = None
@@ -479,7 +481,8 @@ def fuzz(ctx: click.Context, /, impl: str, layout: Optional[str], weight_layout:
         shrunk = result.failure.shrunk.geometry
         reproduction = Reproduction(
             command=_check_command(shrunk, impl.strip(), layout=layout or "nchw", weight_layout=weight_layout or "oihw",
-                                  seed=seed, timeout=timeout, impl_config=impl_config, impl_path=impl_path),
+                                   seed=seed, timeout=timeout, impl_config=impl_config, impl_path=impl_path,
+                                   device=device),
             toml=case_table(shrunk, f"fuzz: {shrunk.brief()}"),
         )
     if as_json:
@@ -493,7 +496,7 @@ def fuzz(ctx: click.Context, /, impl: str, layout: Optional[str], weight_layout:
 
 def _check_command(geometry: "LayerGeometry", impl: str, *, layout: str = "nchw", weight_layout: str = "oihw",
                   seed: int = 0, timeout: float = DEFAULT_TIMEOUT_S, impl_config: Optional[str] = None,
-                  impl_path: tuple[str, ...] = ()) -> str:
+                  impl_path: tuple[str, ...] = (), device: str = "cpu") -> str:
     """The `convgrad check` command line that checks `geometry` as it was checked, quoted for the
     shell; flags at check's defaults are left out."""
     import shlex
@@ -503,7 +506,8 @@ def _check_command(geometry: "LayerGeometry", impl: str, *, layout: str = "nchw"
     words = ["convgrad", "check", "--impl", impl]
     words += [w for folder in impl_path for w in ("--impl-path", folder)]
     words += ["--impl-config", impl_config] if impl_config else []
-    for flag, value, default in (("--layout", layout, "nchw"), ("--weight-layout", weight_layout, "oihw")):
+    for flag, value, default in (("--layout", layout, "nchw"), ("--weight-layout", weight_layout, "oihw"),
+                                 ("--device", device, "cpu")):
         if value != default:
             words += [flag, value]
     words += ["--in", format_shape(geometry.in_shape), "--kernels", format_shape(geometry.kernel_shape)]

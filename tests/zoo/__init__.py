@@ -14,6 +14,9 @@ The other files are for the command line, which loads a layer from a file:
   `--impl tests/zoo/layers.py:KernelsNotRotated`; `spec` builds that argument.
 - student_conv.py is a correct layer in another calling style: plain module functions, 2-D only,
   written the way a course student would. It imports nothing from layers.py on purpose.
+- torch_layers.py and jax_layers.py are the frameworks' own styles (an nn.Module, an
+  autograd.Function, a custom_vjp), each correct layer next to one mistake made in it; they
+  import torch or jax, so only tests that have them load these files.
 """
 
 from __future__ import annotations

@@ -6,38 +6,31 @@ from typing import Any
 
 import numpy as np
 
-from convgrad.impl.extras import require
+from convgrad.impl.tensors import DEFAULT_DEVICE, JaxArrays
 
 __all__ = ["JaxLayer"]
 
 
 class JaxLayer:
-    """Convolution in NC(D)HW / OI(D)HW layout on the CPU, float64 enabled so float64 checks mean it."""
+    """Convolution in NC(D)HW / OI(D)HW layout, float64 enabled so float64 checks mean it."""
 
     name = "jax"
 
-    def __init__(self) -> None:
-        jax = require("jax", "jax")
-        # Without x64, jax silently computes float64 inputs in float32 and every check would fail.
-        jax.config.update("jax_enable_x64", True)
-        self._jax = jax
+    def __init__(self, device: str = DEFAULT_DEVICE) -> None:
+        self._arrays = JaxArrays(device)
         self._compiled: dict[tuple[Any, ...], Any] = {}
 
-    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> np.ndarray:
-        return np.asarray(self._conv(**settings)(x, w, b))
+    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
+        return self._arrays.value(self._conv(**settings), (x, w, b))
 
-    def backward(
-        self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        _, pullback = self._jax.vjp(self._conv(**settings), x, w, b)
-        dx, dw, db = pullback(self._jax.numpy.asarray(dy))
-        return np.asarray(dx), np.asarray(dw), np.asarray(db)
+    def backward(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
+        return self._arrays.gradients(self._conv(**settings), dy, (x, w, b))
 
     def _conv(self, *, stride: Any, padding: Any, dilation: Any, groups: int) -> Any:
         """The conv for these settings, compiled once: a gradient check calls it thousands of times."""
         key = (tuple(stride), tuple(padding), tuple(dilation), groups)
         if key not in self._compiled:
-            jax = self._jax
+            jax = self._arrays.jax
 
             def conv(x: Any, w: Any, b: Any) -> Any:
                 y = jax.lax.conv_general_dilated(

@@ -25,6 +25,9 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 from convgrad.errors import ImplementationError, literal, named
 from convgrad.impl.adapters import Adapter, adapt
 from convgrad.impl.declare import Declarations, parse_declarations, read_declarations
+from convgrad.impl.frameworks import framework_implementation, refuse_device
+from convgrad.impl.protocol import Implementation
+from convgrad.impl.tensors import DEFAULT_DEVICE
 from convgrad.impl.guard import describe_exception
 from convgrad.impl.hints import import_path_hint
 from convgrad.impl.stateful import is_layer_class
@@ -32,31 +35,33 @@ from convgrad.impl.stateful import is_layer_class
 __all__ = ["BUILTINS", "load_implementation", "as_implementation"]
 
 
-def _reference() -> Any:
+def _reference(device: str) -> Any:
     from convgrad.impl.protocol import ReferenceLayer
 
+    refuse_device(device, "reference")
     return ReferenceLayer()
 
 
-def _torch() -> Any:
+def _torch(device: str) -> Any:
     from convgrad.impl.torch_layer import TorchLayer
 
-    return TorchLayer()
+    return TorchLayer(device)
 
 
-def _jax() -> Any:
+def _jax(device: str) -> Any:
     from convgrad.impl.jax_layer import JaxLayer
 
-    return JaxLayer()
+    return JaxLayer(device)
 
 
-BUILTINS: dict[str, Callable[[], Any]] = {"reference": _reference, "torch": _torch, "jax": _jax}
+# Each is made for the device the layer runs on (--device).
+BUILTINS: dict[str, Callable[[str], Any]] = {"reference": _reference, "torch": _torch, "jax": _jax}
 
 
 def load_implementation(
     spec: str, *, layout: Optional[str] = None, weight_layout: Optional[str] = None, timeout: float | None = None,
-    config: Optional[str] = None, paths: Sequence[str] = (),
-) -> Adapter:
+    config: Optional[str] = None, paths: Sequence[str] = (), device: str = DEFAULT_DEVICE,
+) -> Implementation:
     """The implementation SPEC names, behind the protocol adapter; raises ImplementationError.
 
     Importing runs the user's file in this process; `timeout` seconds bound it (where the platform
@@ -70,7 +75,7 @@ def load_implementation(
             raise ImplementationError(f"{named('impl_path', folder)}: no such folder; give the repository's root folder")
         sys.path.insert(0, os.path.abspath(folder))
     if spec in BUILTINS:
-        target = BUILTINS[spec]()
+        target = BUILTINS[spec](device)
         return adapt(target, spec, layout=layout, weight_layout=weight_layout,
                      declared=read_declarations(target, config=config))
     source, _, attribute = spec.partition(":") if not _is_windows_drive(spec) else _split_drive(spec)
@@ -100,7 +105,7 @@ def load_implementation(
     declared = read_declarations(module, target, config=config)
     if declared.tensor is not None and inspect.isfunction(target):  # :conv2d of an autograd library
         target, declared = module, declared.merged(parse_declarations({"forward": attribute}, spec))
-    return adapt(_instantiate(target, spec), spec, layout=layout, weight_layout=weight_layout, declared=declared)
+    return _behind_protocol(target, spec, layout=layout, weight_layout=weight_layout, device=device, declared=declared)
 
 
 def _function_pair(module: Any, attribute: str, spec: str) -> Declarations:
@@ -146,7 +151,8 @@ def _deadline(timeout: float | None, spec: str) -> Iterator[None]:
 
 def as_implementation(
     impl: Any, *, layout: Optional[str] = None, weight_layout: Optional[str] = None, config: Optional[str] = None,
-) -> Adapter:
+    device: str = DEFAULT_DEVICE,
+) -> Implementation:
     """A spec string, an Adapter, or any object (module, instance, class) with forward/backward:
     the one place an object becomes an Implementation.
 
@@ -154,17 +160,31 @@ def as_implementation(
     if isinstance(impl, Adapter):
         return impl
     if isinstance(impl, (str, os.PathLike)):
-        return load_implementation(os.fspath(impl), layout=layout, weight_layout=weight_layout, config=config)
+        return load_implementation(
+            os.fspath(impl), layout=layout, weight_layout=weight_layout, config=config, device=device
+        )
     own = getattr(impl, "name", None)
     name = own if isinstance(own, str) else getattr(impl, "__name__", None) or type(impl).__name__
     declared = read_declarations(_module_of(impl), impl, config=config)
-    return adapt(_instantiate(impl, name), name, layout=layout, weight_layout=weight_layout, declared=declared)
+    return _behind_protocol(impl, name, layout=layout, weight_layout=weight_layout, device=device, declared=declared)
 
 
 def _module_of(impl: Any) -> Any:
     """The module a class or function was defined in (its declarations apply), else the object itself."""
     defined_in = getattr(impl, "__module__", None) if (inspect.isclass(impl) or inspect.isfunction(impl)) else None
     return sys.modules.get(defined_in, impl) if isinstance(defined_in, str) else impl
+
+
+def _behind_protocol(
+    target: Any, name: str, *, layout: Optional[str], weight_layout: Optional[str], device: str,
+    declared: Declarations,
+) -> Implementation:
+    """A torch or jax layer through its framework (impl/frameworks.py); anything else through the adapter."""
+    framework = framework_implementation(target, name, layout=layout, weight_layout=weight_layout, device=device)
+    if framework is not None:
+        return framework
+    refuse_device(device, name)
+    return adapt(_instantiate(target, name), name, layout=layout, weight_layout=weight_layout, declared=declared)
 
 
 def _is_windows_drive(spec: str) -> bool:

@@ -1,0 +1,46 @@
+"""Layers written in torch or jax, recognised by what they are and checked through their framework.
+
+`framework_implementation` is the one place `as_implementation` asks: a torch.nn.Module (instance
+or class) or torch.autograd.Function goes to impl/torch_module.py, a jax function to
+impl/jax_function.py; anything else is a NumPy layer for the adapter. Neither framework is
+imported unless the object comes from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from convgrad.errors import SettingError, literal, named
+from convgrad.impl.protocol import Implementation
+from convgrad.impl.tensors import DEFAULT_DEVICE
+
+__all__ = ["framework_implementation", "refuse_device"]
+
+
+def framework_implementation(
+    target: Any, name: str, *, layout: Optional[str] = None, weight_layout: Optional[str] = None,
+    device: str = DEFAULT_DEVICE,
+) -> Optional[Implementation]:
+    """The torch or jax layer for `target`, or None if it is neither."""
+    from convgrad.impl.jax_function import jax_implementation
+    from convgrad.impl.torch_module import torch_implementation
+
+    found: Optional[Implementation] = torch_implementation(target, name, device) or jax_implementation(
+        target, name, device
+    )
+    if found is not None and (layout or "nchw", weight_layout or "oihw") != ("nchw", "oihw"):
+        raise SettingError(
+            f"{literal(name)} is a framework layer, called with NC(D)HW arrays and OI(D)HW weights as "
+            f"torch.nn.functional.conv2d takes them; drop {named('layout', layout)} and "
+            f"{named('weight_layout', weight_layout)}"
+        )
+    return found
+
+
+def refuse_device(device: str, name: str) -> None:
+    """A NumPy layer runs where NumPy does: any device but the CPU is bad input for it."""
+    if device != DEFAULT_DEVICE:
+        raise SettingError(
+            f"{named('device', device)} applies to torch and jax layers; {literal(name)} runs on the CPU "
+            f"with NumPy; drop {named('device')}"
+        )

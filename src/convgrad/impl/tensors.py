@@ -1,0 +1,144 @@
+"""NumPy arrays across the boundary to torch and jax: onto the device in the same dtype, and back.
+
+Every layer written in a framework (the built-ins `--impl torch` and `--impl jax`, a user's
+`torch.nn.Module`, `torch.autograd.Function` or jax function) is called through one of these, so
+the conversion, the device and the way gradients are taken are the same for all of them. The
+frameworks are imported only when one of these is made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from convgrad.errors import SettingError, literal, named
+from convgrad.impl.extras import require
+
+__all__ = ["DEFAULT_DEVICE", "TorchArrays", "JaxArrays"]
+
+DEFAULT_DEVICE = "cpu"
+
+
+class TorchArrays:
+    """Tensors on `device` (e.g. "cpu", "cuda", "cuda:1", "mps") in the arrays' own dtype."""
+
+    def __init__(self, device: str = DEFAULT_DEVICE) -> None:
+        torch = require("torch", "torch")
+        self.torch = torch
+        self.device = _torch_device(torch, device)
+        # torch imports much of itself on the first backward; done here, in the process that
+        # forks every case's child, instead of once per case (0.6 s each).
+        one = np.ones((1, 1, 1))
+        self.gradients(torch.nn.functional.conv1d, one, (one, one))
+
+    def tensor(self, array: np.ndarray, *, grad: bool = False) -> Any:
+        tensor = self.torch.from_numpy(array).to(self.device)  # strided views as they are
+        return tensor.requires_grad_(True) if grad else tensor
+
+    def numpy(self, tensor: Any) -> Any:
+        """A tensor as a NumPy array; anything else (None, a wrong type) as it is, for the guard to name."""
+        if isinstance(tensor, self.torch.Tensor):
+            return tensor.detach().cpu().numpy()
+        return tensor
+
+    def value(self, call: Callable[..., Any], arrays: Sequence[np.ndarray]) -> Any:
+        """call(*tensors) without autograd, as NumPy."""
+        with self.torch.no_grad(), self.one_thread():
+            return self.numpy(call(*(self.tensor(a) for a in arrays)))
+
+    def gradients(self, call: Callable[..., Any], dy: np.ndarray, arrays: Sequence[np.ndarray]) -> tuple[Any, ...]:
+        """The gradients of sum(dy * call(*arrays)) with respect to each array, by autograd: the
+        backward the layer defines, not convgrad's. A gradient autograd never reached is None."""
+        leaves = [self.tensor(a, grad=True) for a in arrays]
+        with self.one_thread():
+            y = call(*leaves)
+            if not isinstance(y, self.torch.Tensor):
+                return (self.numpy(y),) * len(leaves)  # the guard names what came back instead
+            y.backward(self.tensor(dy))
+        return tuple(self.numpy(leaf.grad) for leaf in leaves)
+
+    @contextlib.contextmanager
+    def one_thread(self) -> Iterator[None]:
+        """A check makes thousands of calls on small tensors, where torch's worker threads only spin:
+        on two cores they made the standard suite 12x slower. The caller's setting is restored."""
+        before = self.torch.get_num_threads()
+        self.torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            self.torch.set_num_threads(before)
+
+
+class JaxArrays:
+    """jax arrays on `device` ("cpu", "cuda", "gpu", "tpu"), with float64 enabled so float64 checks mean it.
+
+    jax starts its backend's threads when it first looks at a device, and a process forked after
+    that may deadlock: the device is found on first use, in the case's own process. Only a device
+    other than the CPU is looked up beforehand, in a throwaway process, so a missing GPU is bad input."""
+
+    def __init__(self, device: str = DEFAULT_DEVICE) -> None:
+        jax = require("jax", "jax")
+        # Without x64, jax silently computes float64 inputs in float32 and every check would fail.
+        jax.config.update("jax_enable_x64", True)
+        self.jax = jax
+        self._device_name = device
+        self._device: Any = None
+        if device.partition(":")[0] != "cpu":
+            _check_jax_device(device)
+
+    @property
+    def device(self) -> Any:
+        if self._device is None:
+            platform, _, index = self._device_name.partition(":")
+            self._device = self.jax.devices(platform)[int(index or 0)]
+        return self._device
+
+    def array(self, array: np.ndarray) -> Any:
+        return self.jax.device_put(np.ascontiguousarray(array), self.device)
+
+    def numpy(self, value: Any) -> Any:
+        """A jax array as a NumPy array; anything else as it is, for the guard to name."""
+        return np.asarray(value) if isinstance(value, self.jax.Array) else value
+
+    def value(self, function: Callable[..., Any], arrays: Sequence[np.ndarray]) -> Any:
+        return self.numpy(function(*(self.array(a) for a in arrays)))
+
+    def gradients(self, function: Callable[..., Any], dy: np.ndarray, arrays: Sequence[np.ndarray]) -> tuple[Any, ...]:
+        """The vjp of `function` at `arrays` applied to dy: a custom_vjp's own bwd, or jax's derivative."""
+        y, pullback = self.jax.vjp(function, *(self.array(a) for a in arrays))
+        if not isinstance(y, self.jax.Array):
+            return (self.numpy(y),) * len(arrays)
+        return tuple(self.numpy(g) for g in pullback(self.array(dy)))
+
+
+def _torch_device(torch: Any, device: str) -> Any:
+    try:
+        placed = torch.device(device)
+        torch.empty(0, device=placed)
+    except (RuntimeError, AssertionError, ValueError) as error:
+        raise SettingError(
+            f"{named('device', device)} is not available to torch here ({literal(_first_line(error))}); use "
+            f"{named('device', 'cpu')} or a device this machine has"
+        ) from None
+    return placed
+
+
+def _check_jax_device(device: str) -> None:
+    import subprocess
+    import sys
+
+    platform, _, index = device.partition(":")
+    probe = f"import jax; jax.devices({platform!r})[{int(index or 0) if index.isdigit() else -1}]"
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    if found.returncode != 0 or not index.isdigit() and index:
+        lines = [line for line in found.stderr.strip().splitlines() if line.strip()] or ["no such device"]
+        raise SettingError(
+            f"{named('device', device)} is not available to jax here ({literal(lines[-1])}); use "
+            f"{named('device', 'cpu')} or a device this machine has"
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

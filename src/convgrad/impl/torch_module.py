@@ -1,0 +1,284 @@
+"""A torch layer checked as it is written: a `torch.nn.Module` (an instance, or a class built per
+case) or a `torch.autograd.Function` subclass, with gradients from its own backward via autograd.
+
+- An nn.Module instance is called with the checker's w and b in place of its own weight and
+  bias (`torch.func.functional_call`), so its forward, its hooks and whatever autograd.Function
+  it wraps are what is checked. It can only run the cases it was built for: the channels, kernel
+  shape, stride, padding ('valid', 'same' or ints), dilation and groups it holds are read from it,
+  and any other case is skipped with what differs.
+- An nn.Module class (torch.nn.Conv2d itself, or a subclass) is built for each case from the
+  constructor parameters it has (in_channels, out_channels, kernel_size, stride, padding,
+  dilation, groups, bias, or their common short names); a setting it does not take skips the
+  cases that need it, and a case its constructor raises on fails with that error.
+- An autograd.Function is called as Fn.apply(x, w, b, ...), its further forward parameters filled
+  by name (stride, padding or pad, dilation, groups).
+
+Parameters are recognised by name: weight (weights, kernel, w, W, filters) and bias (b, biases).
+Settings go in as one int when every axis has the same value, else as a tuple per axis.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from convgrad.errors import ImplementationError, literal
+from convgrad.geometry import LayerGeometry, format_shape
+from convgrad.impl.named_settings import (
+    NAMES,
+    NEUTRAL,
+    SETTINGS,
+    setting_of,
+    setting_value,
+    settings_after,
+    undeclared_rank,
+    untaken_setting,
+)
+from convgrad.impl.tensors import DEFAULT_DEVICE, TorchArrays
+
+__all__ = ["torch_implementation", "ModuleLayer", "ModuleClassLayer", "FunctionLayer"]
+
+WEIGHT_NAMES = ("weight", "weights", "kernel", "kernels", "w", "W", "filters")
+BIAS_NAMES = ("bias", "b", "biases")
+
+
+def torch_implementation(target: Any, name: str, device: str = DEFAULT_DEVICE) -> Optional["_TorchLayer"]:
+    """The layer for `target` if it is a torch Module (instance or class) or autograd.Function, else None.
+
+    torch is not imported here: an object from torch can only exist once torch is imported."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    if inspect.isclass(target):
+        if issubclass(target, torch.autograd.Function):
+            return FunctionLayer(target, name, TorchArrays(device))
+        if issubclass(target, torch.nn.Module):
+            return ModuleClassLayer(target, name, TorchArrays(device))
+    elif isinstance(target, torch.nn.Module):
+        return ModuleLayer(target, name, TorchArrays(device))
+    return None
+
+
+class _TorchLayer:
+    """What the three kinds share: a function of (x, w, b) per case, differentiated by autograd."""
+
+    has_bias = True  # a layer built without a bias is skipped (its reason says so), not checked
+
+    def __init__(self, name: str, arrays: TorchArrays, declaring: Any) -> None:
+        self.name = name
+        self._arrays = arrays
+        self._declaring = declaring  # the object that may declare spatial_dims
+
+    def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
+        return undeclared_rank(self._declaring, geometry, self.name) or self._cannot_run(geometry)
+
+    def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
+        raise NotImplementedError
+
+    def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
+        return None  # one forward, differentiated by autograd: the two always compute the same layer
+
+    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
+        return self._arrays.value(self._function(x, w, settings), (x, w, b))
+
+    def backward(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
+        return self._arrays.gradients(self._function(x, w, settings), dy, (x, w, b))
+
+    def _function(self, x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> Callable[..., Any]:
+        raise NotImplementedError
+
+
+class ModuleLayer(_TorchLayer):
+    """An nn.Module instance, its own weight and bias replaced by the checker's on every call."""
+
+    def __init__(self, module: Any, name: str, arrays: TorchArrays) -> None:
+        super().__init__(name, arrays, module)
+        self.module = module.to(arrays.device)
+        self.weight_name, self.bias_name = _parameter_names(module, name)
+
+    def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
+        mismatch = _module_mismatch(self.module, self.weight_name, self.bias_name, geometry, self.name)
+        # An instance holds one layer: its class builds one for every case.
+        return None if mismatch is None else f"{mismatch} (pass its class to build one per case)"
+
+    def _function(self, x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> Callable[..., Any]:
+        return _functional(self._arrays.torch, self.module, self.weight_name, self.bias_name)
+
+
+class ModuleClassLayer(_TorchLayer):
+    """An nn.Module class, built for each case from the constructor parameters it takes."""
+
+    def __init__(self, cls: Any, name: str, arrays: TorchArrays) -> None:
+        super().__init__(name, arrays, cls)
+        self.cls = cls
+        self._parameters = _constructor_parameters(cls, name)
+        self._built: dict[tuple[Any, ...], tuple[Any, str, Optional[str]]] = {}
+
+    def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
+        untaken = untaken_setting(self._parameters, geometry, f"{self.cls.__name__}()")
+        if untaken is not None:
+            return untaken
+        try:
+            module, weight_name, bias_name = self._build(
+                geometry.channels, geometry.kernel_shape, geometry.conv_settings(), geometry.dtype
+            )
+        except Exception:
+            return None  # not a declared limit: the case runs, and fails with what the constructor raised
+        return _module_mismatch(module, weight_name, bias_name, geometry, self.cls.__name__)
+
+    def _function(self, x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> Callable[..., Any]:
+        module, weight_name, bias_name = self._build(x.shape[1], w.shape, settings, str(x.dtype))
+        return _functional(self._arrays.torch, module, weight_name, bias_name)
+
+    def _build(
+        self, channels: int, kernel_shape: Sequence[int], settings: Any, dtype: str
+    ) -> tuple[Any, str, Optional[str]]:
+        settings = dict(settings)
+        key = (channels, tuple(kernel_shape), *(_as_key(settings[s]) for s in SETTINGS), dtype)
+        if key not in self._built:
+            values = {
+                "in_channels": channels,
+                "out_channels": kernel_shape[0],
+                "kernel_size": setting_value(tuple(kernel_shape[2:])),
+                "bias": True,
+                **{s: setting_value(settings[s]) for s in SETTINGS},
+            }
+            arguments = {name: values[meaning] for meaning, name in self._parameters.items()}
+            module = self.cls(**arguments)  # raising here fails the case with the class's own error
+            torch = self._arrays.torch
+            module = module.to(device=self._arrays.device, dtype=getattr(torch, dtype))
+            self._built[key] = (module, *_parameter_names(module, self.name))
+        return self._built[key]
+
+
+class FunctionLayer(_TorchLayer):
+    """A torch.autograd.Function: Fn.apply(x, w, b, ...), its backward run by autograd."""
+
+    def __init__(self, function: Any, name: str, arrays: TorchArrays) -> None:
+        super().__init__(name, arrays, function)
+        self.function = function
+        parameters = list(inspect.signature(function.forward).parameters.values())[1:]  # after ctx
+        positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if len(positional) < 3:
+            raise ImplementationError(
+                f"{literal(name)}: {function.__name__}.forward takes {len(positional)} tensors after ctx; "
+                "checking it needs forward(ctx, x, weight, bias, ...)",
+                parameter="impl",
+            )
+        self._extra = settings_after(positional, name, f"{function.__name__}.forward")
+
+    def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
+        taken = {s for s in (setting_of(p.name) for p in self._extra) if s is not None}
+        return untaken_setting(taken, geometry, f"{self.function.__name__}.forward")
+
+    def _function(self, x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> Callable[..., Any]:
+        extra = []
+        for parameter in self._extra:
+            setting = setting_of(parameter.name)
+            extra.append(parameter.default if setting is None else setting_value(settings[setting]))
+        return lambda x_, w_, b_: self.function.apply(x_, w_, b_, *extra)
+
+
+def _as_key(values: Any) -> Any:
+    return tuple(values) if isinstance(values, (tuple, list)) else values
+
+
+def _parameter_names(module: Any, name: str) -> tuple[str, Optional[str]]:
+    """The dotted names of the module's weight and bias parameters; no bias is None."""
+    parameters = [n for n, _ in module.named_parameters()]
+
+    def find(names: Sequence[str]) -> list[str]:
+        return [n for n in parameters if n.rsplit(".", 1)[-1] in names]
+
+    weights, biases = find(WEIGHT_NAMES), find(BIAS_NAMES)
+    if len(weights) != 1 or len(biases) > 1:
+        found = ", ".join(parameters) or "none"
+        what = "no weight parameter" if not weights else "several weight or bias parameters"
+        raise ImplementationError(
+            f"{literal(name)} has {what} (its parameters: {literal(found)}); a conv module checked "
+            f"directly holds one weight (named {', '.join(WEIGHT_NAMES[:3])}, ...) and at most one bias",
+            parameter="impl",
+        )
+    return weights[0], (biases[0] if biases else None)
+
+
+def _functional(torch: Any, module: Any, weight_name: str, bias_name: Optional[str]) -> Callable[..., Any]:
+    def call(x: Any, w: Any, b: Any) -> Any:
+        replaced = {weight_name: w} if bias_name is None else {weight_name: w, bias_name: b}
+        return torch.func.functional_call(module, replaced, (x,))
+
+    return call
+
+
+def _module_mismatch(
+    module: Any, weight_name: str, bias_name: Optional[str], geometry: LayerGeometry, what: str
+) -> Optional[str]:
+    """Why a built module cannot run `geometry`, or None."""
+    if bias_name is None:
+        return f"{what} has no bias parameter; build it with a bias (bias=True) to check it"
+    weight = module.get_parameter(weight_name)
+    if weight.dim() - 2 != geometry.ndim:
+        return f"{what} has {weight.dim() - 2}-D weights ({format_shape(tuple(weight.shape))}) and this case is {geometry.ndim}-D"
+    if tuple(weight.shape) != geometry.w_shape:
+        return (
+            f"{what} has weight {format_shape(tuple(weight.shape))} and this case needs "
+            f"{format_shape(geometry.w_shape)}"
+        )
+    mode = getattr(module, "padding_mode", "zeros")
+    if mode != "zeros":
+        return f"{what} pads with {mode!r}; the reference convolution pads with zeros"
+    for setting, needed in geometry.conv_settings().items():
+        held = _held_setting(getattr(module, setting, NEUTRAL[setting]), setting, geometry)
+        needed_values: tuple[int, ...] = needed if isinstance(needed, tuple) else (needed,)
+        if held is not None and held != needed_values:
+            return f"{what} has {setting} {format_shape(held)} and this case needs {setting} {format_shape(needed_values)}"
+    return None
+
+
+def _held_setting(value: Any, setting: str, geometry: LayerGeometry) -> Optional[tuple[int, ...]]:
+    """A module's stride/padding/... per axis; 'valid' and 'same' as the padding they mean here."""
+    axes = 1 if setting == "groups" else geometry.ndim
+    if isinstance(value, str):
+        if value == "valid":
+            return (0,) * axes
+        if value == "same":  # torch: stride 1, total padding d*(k-1), the odd one on the end
+            totals = [d * (k - 1) for d, k in zip(geometry.dilation, geometry.kernel_size)]
+            if any(t % 2 for t in totals):
+                return None  # asymmetric: no symmetric padding says it; the module's own output decides
+            return tuple(t // 2 for t in totals)
+        return None
+    if isinstance(value, int):
+        return (value,) * axes
+    try:
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _constructor_parameters(cls: Any, name: str) -> dict[str, str]:
+    """What each constructor parameter of `cls` means: {meaning: its own name}."""
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        parameters = {}  # type: ignore[assignment]
+    found = {}
+    for meaning, names in NAMES.items():
+        own = next((n for n in names if n in parameters), None)
+        if own is not None:
+            found[meaning] = own
+    unknown = [
+        n for n, p in parameters.items()
+        if n not in found.values() and p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    missing = [m for m in ("in_channels", "out_channels", "kernel_size") if m not in found]
+    if unknown or missing:
+        raise ImplementationError(
+            f"{literal(name)}: convgrad builds {cls.__name__} for each case by its constructor parameters, "
+            f"and cannot tell what {literal(', '.join(unknown or missing))} means; name them in_channels, "
+            "out_channels, kernel_size, stride, padding, dilation, groups (or point {impl} at an instance)",
+            parameter="impl",
+        )
+    return found
