@@ -81,9 +81,11 @@ def run_case(
     guard = GuardedLayer(implementation, geometry)
     try:
         tensors, first, bounds = _first_call(geometry, guard, options, progress, implementation.has_bias)
+        precise = _reference_gradients(first, geometry, bounds, implementation.has_bias) if bounds is not None else ()
         calls: tuple[CallCheck, ...] = ()
         if first.failure is None:  # a layer that fails its first call has nothing more to prove
-            first_held = (all(t.passed for t in tensors if t.name == "O"), all(t.passed for t in tensors))
+            rows = tensors + precise  # a first call that only lost bits did not hold either
+            first_held = (all(t.passed for t in tensors if t.name == "O"), all(t.passed for t in rows))
             second = random_tensors(geometry, options, call=1)
             calls = later_calls(guard, geometry, options, first, second, first_held, progress)
     except Unsupported as refusal:  # the layer itself says it cannot express this case
@@ -94,7 +96,6 @@ def run_case(
     )
     # A tensor that only lost bits is none of the classic mistakes diagnosis looks for.
     structural = tuple(replace(t, passed=True) if t.lost_precision else t for t in located)
-    precise = _reference_gradients(first, geometry, bounds, implementation.has_bias) if bounds is not None else ()
     return CaseReport.build(
         name=name,
         geometry=geometry,
