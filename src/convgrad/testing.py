@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 
 from convgrad.errors import ConvgradError
 from convgrad.geometry import AxisSpec, resolve_geometry
-from convgrad.options import DEFAULT_SAMPLES, DEFAULT_TIMEOUT_S, CheckOptions, Method
+from convgrad.options import DEFAULT_SAMPLES, DEFAULT_TIMEOUT_S, CheckOptions, Differences, Method
 from convgrad.report import CaseReport
 
 __all__ = ["check", "assert_conv_gradients"]
@@ -42,6 +42,7 @@ def check(
     samples: int = DEFAULT_SAMPLES,
     timeout: float = DEFAULT_TIMEOUT_S,
     strict: bool = False,
+    differences: Differences = "auto",
 ) -> CaseReport:
     """Check one layer and return its CaseReport (see `convgrad check` for what is compared).
 
@@ -55,7 +56,7 @@ def check(
 
     options = CheckOptions(
         seed=seed, relative_step=step, rtol=rtol, method=method, samples=samples,
-        forward_check=forward_check, timeout=timeout, strict=strict,
+        forward_check=forward_check, timeout=timeout, strict=strict, differences=differences,
     )
     geometry = resolve_geometry(
         in_shape, kernel_shape, batch=batch, stride=stride, padding=padding, dilation=dilation,

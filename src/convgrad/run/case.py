@@ -22,7 +22,7 @@ from convgrad.findings.locate import locate
 from convgrad.geometry import GRADIENT_NAMES, TENSOR_NAMES, GradientName, LayerGeometry
 from convgrad.impl.guard import GuardedLayer, ImplementationFailure
 from convgrad.impl.protocol import Implementation
-from convgrad.numerics.gradient import Inputs, NumericalGradient, ProgressFactory
+from convgrad.numerics.gradient import BaseOutput, Inputs, NumericalGradient, ProgressFactory
 from convgrad.numerics.method import numerical_gradient, one_at_a_time
 from convgrad.numerics.step import step_for
 from convgrad.options import RANDOM_TENSORS, CheckOptions
@@ -133,13 +133,16 @@ def _first_call(
         rows.extend(TensorComparison.not_checked(n, geometry, rtol, str(failure)) for n in GRADIENT_NAMES)
         return tuple(rows), CallResult(tensors, y, failure=str(failure))
     first = CallResult(tensors, y, tuple(gradients), str(next(iter(problems.values()))) if problems else None)
+    base = BaseOutput(guard.forward, (x, w, b))  # one fresh call, shared by one-sided differences
     for gradient, analytical in zip(GRADIENT_NAMES, gradients):
         if analytical is None:
             problem = problems[gradient]
             rows.append(TensorComparison.not_checked(gradient, geometry, rtol, str(problem), problem.shape))
             continue
         try:
-            rows.append(_compare_gradient(gradient, analytical, guard, (x, w, b), y, dy, geometry, options, progress))
+            rows.append(
+                _compare_gradient(gradient, analytical, guard, (x, w, b), y, dy, geometry, options, base, progress)
+            )
         except ImplementationFailure as failure:
             message = f"while computing finite differences for {gradient}, {failure}"
             rows.append(TensorComparison.not_checked(gradient, geometry, rtol, message, analytical.shape))
@@ -155,16 +158,18 @@ def _compare_gradient(
     dy: np.ndarray,
     geometry: LayerGeometry,
     options: CheckOptions,
+    base: BaseOutput,
     progress: Optional[ProgressFactory],
 ) -> TensorComparison:
     """One gradient against its numerical gradient; a coloured result whose spot checks disagree
-    is redone one coordinate at a time."""
+    is redone one coordinate at a time (central differences, trusting nothing)."""
     rtol = options.tolerances(geometry.dtype).rtol
     step = step_for(gradient, inputs, y, options.tolerances(geometry.dtype))
     floor = scale_floor(gradient, inputs[0], inputs[1], dy)
     numerical: NumericalGradient = numerical_gradient(
         options.method, guard.forward, inputs, gradient, dy, step, geometry,
         samples=options.samples, seed=options.seed, progress=progress,
+        differences=options.differences, base=base, rtol=rtol,
     )
     disagreement = spot_check_disagreement(numerical, rtol, floor)
     if disagreement is not None:
