@@ -19,6 +19,7 @@ holds element (c', u) of every kernel. db: one colour holds every bias.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -130,6 +131,7 @@ def _outer(masks: list[np.ndarray]) -> np.ndarray:
     return result
 
 
+@functools.lru_cache(maxsize=32)  # asked for several times per tensor; a geometry is hashable
 def input_colouring(geometry: LayerGeometry) -> InputColouring:
     """The colouring of x for this layer: (C/groups) * prod(k) colours, more on one axis (the
     shortest period there that leaves every colour some unread outputs).
