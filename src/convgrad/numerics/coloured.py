@@ -183,23 +183,33 @@ def _input_gradient(
             progress(made)
         y_plus = y[: k * n].reshape(k, n, *y.shape[1:])
         y_minus = base[None] if base is not None else y[k * n :].reshape(y_plus.shape)
-        _verify_local(y_plus, y_minus, colouring, colours, geometry)
-        moved = (weights * (y_plus - y_minus)).reshape(k * n, *y.shape[1:])
-        sums = _sum_over_receptive_fields(moved, geometry).reshape(k, *x.shape)
-        denominator = np.where(masks, blocks.astype(np.float64) - minus.astype(np.float64), 1.0)
-        values += np.where(masks, sums / denominator, 0.0).sum(axis=0)
+        moved = y_plus - y_minus
+        _verify_local(moved, y_plus, y_minus, colouring, colours, geometry)
+        moved *= weights
+        sums = _sum_over_receptive_fields(moved.reshape(k * n, *y.shape[1:]), geometry).reshape(k, *x.shape)
+        # The steps as stored (t+ - t-), only where each colour perturbed; the colours are disjoint.
+        steps = np.ones(masks.shape, dtype=np.float64)
+        np.subtract(blocks, minus, out=steps, where=masks, dtype=np.float64)
+        np.divide(sums, steps, out=sums, where=masks)
+        values += np.where(masks, sums, 0.0).sum(axis=0)  # faster than a sum with where=, in NumPy 2
     return values, calls
 
 
 def _verify_local(
-    y_plus: np.ndarray, y_minus: np.ndarray, colouring: InputColouring, colours: list[int], geometry: LayerGeometry
+    moved: np.ndarray,
+    y_plus: np.ndarray,
+    y_minus: np.ndarray,
+    colouring: InputColouring,
+    colours: list[int],
+    geometry: LayerGeometry,
 ) -> None:
-    """(k, N, F, *out) outputs of k colours, + and -: none may move outside its colour's reach."""
+    """(k, N, F, *out) outputs of k colours, + and - and their difference: none may move outside
+    its colour's reach."""
     outside = ~np.stack([colouring.reached(c) for c in colours])  # (k, *out)
     if not outside.any():
         return
     axes = tuple(range(1, y_plus.ndim))
-    change = np.where(outside[:, None, None], np.abs(y_plus - y_minus), 0.0).max(axis=axes)
+    change = np.where(outside[:, None, None], np.abs(moved), 0.0).max(axis=axes)
     scale = np.maximum(np.abs(y_plus).max(axis=axes), np.abs(y_minus).max(axis=axes))
     if np.any(change > _unmoved_bound(scale, geometry)):
         raise NonLocalOutputs(
