@@ -110,8 +110,8 @@ def numerical_gradient(
     if differences == "auto":
         note = nonlinearity(forward, inputs, gradient, y, step, rtol, _rng(seed, gradient, linearity=True))
         spent += LINEARITY_CALLS
-    advance = _task(progress, gradient, "base and linearity test", spent)
-    if advance is not None and spent:
+    advance = _task(progress, gradient, "base and linearity test", spent) if spent else None
+    if advance is not None:
         advance(spent)
     result = _by_method(
         chosen, forward, inputs, gradient, dy, step, geometry, samples, seed, progress, None if note else y
