@@ -98,9 +98,13 @@ class InputColouring:
     def count(self) -> int:
         return self.depth * math.prod(a.count for a in self.axes)
 
+    @functools.cached_property
+    def _used(self) -> tuple[int, ...]:
+        return tuple(c for c in range(self.count) if self.spatial_mask(c).any())
+
     def used(self) -> list[int]:
         """The colours that hold at least one position (tiny axes may leave some empty)."""
-        return [c for c in range(self.count) if self.spatial_mask(c).any()]
+        return list(self._used)
 
     def split(self, colour: int) -> tuple[int, tuple[int, ...]]:
         """Colour number -> (channel within group, colour per axis)."""
