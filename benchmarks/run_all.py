@@ -214,8 +214,9 @@ def standard_cases(path: str) -> int:
     return len(load_suite(path).cases)
 
 
-def forward_time(geometry, runs: int = 5) -> float:
-    """Median seconds of one im2col forward (convgrad's reference) of `geometry` in its dtype."""
+def forward_time(geometry, runs: int = 5, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median seconds of one im2col forward (convgrad's reference) of `geometry` in its dtype,
+    by `clock` (wall time, or this process's CPU time)."""
     from convgrad import CheckOptions
     from convgrad.reference import forward
     from convgrad.run.case import random_tensors
@@ -223,7 +224,12 @@ def forward_time(geometry, runs: int = 5) -> float:
     x, w, b, _ = random_tensors(geometry, CheckOptions())
     settings = geometry.conv_settings()
     repeat = max(1, int(0.05 / timed(lambda: forward(x, w, b, **settings))[0]))  # about 50 ms per sample
-    samples = [timed(lambda: [forward(x, w, b, **settings) for _ in range(repeat)])[0] / repeat for _ in range(runs)]
+    samples = []
+    for _ in range(runs):
+        start = clock()
+        for _ in range(repeat):
+            forward(x, w, b, **settings)
+        samples.append((clock() - start) / repeat)
     return statistics.median(samples)
 
 
@@ -250,20 +256,28 @@ def equivalents() -> None:
               f"{case.forward_calls} forward calls ({_methods(case)}); {'pass' if case.passed else 'FAIL'}")
     # The ResNet layer through the command line, so /usr/bin/time measures its peak memory alone;
     # the forward before and after it, and the check's own elapsed time from its report.
+    # On a shared machine the load changes between the two sides; CPU time (the check's process,
+    # from /usr/bin/time, against this process's forward) is the steadier of the two ratios.
     geometry = resolve_geometry("64x56x56", "64x3x3", padding=1)
-    before = forward_time(geometry)
+    before, before_cpu = forward_time(geometry), forward_time(geometry, clock=time.process_time)
     args = [sys.executable, "-m", "convgrad", "check", "--in", "64x56x56", "--kernels", "64x3x3", "--padding", "1",
             "--json"]
-    timer = ["/usr/bin/time", "-f", "%M"] if os.path.exists("/usr/bin/time") else []
+    timer = ["/usr/bin/time", "-f", "%M %U %S"] if os.path.exists("/usr/bin/time") else []
     done = subprocess.run(timer + args, env=ENV, capture_output=True, text=True)
-    after = forward_time(geometry)
+    after, after_cpu = forward_time(geometry), forward_time(geometry, clock=time.process_time)
     case = json.loads(done.stdout)["cases"][0]
     forward_s = statistics.median([before, after])
-    peak = f"{int(done.stderr.strip().splitlines()[-1]) / 2**20:.2f} GiB" if timer else "not measured"
+    peak, cpu = "not measured", ""
+    if timer:
+        kib, user, system = done.stderr.strip().splitlines()[-1].split()
+        peak = f"{int(kib) / 2**20:.2f} GiB"
+        check_cpu, forward_cpu = float(user) + float(system), statistics.median([before_cpu, after_cpu])
+        cpu = (f"; by CPU time: check {check_cpu:.1f} s / forward {forward_cpu * 1e3:.2f} ms = "
+               f"{check_cpu / forward_cpu:.0f} forward-equivalents")
     calls = ", ".join(f"{t['name']} {t['method']} {t['forward_calls']}" for t in case["tensors"][1:])
     print(f"ResNet-50 3x3 64x56x56, 64x64x3x3, padding 1: check {case['elapsed_s']:.1f} s / forward "
           f"{forward_s * 1e3:.2f} ms (before {before * 1e3:.2f}, after {after * 1e3:.2f}) = "
-          f"{case['elapsed_s'] / forward_s:.0f} forward-equivalents (target <= 1200); peak RSS {peak} "
+          f"{case['elapsed_s'] / forward_s:.0f} forward-equivalents{cpu} (target <= 1200); peak RSS {peak} "
           f"(target <= 1 GiB); {case['forward_calls']} forward calls ({calls}); "
           f"{'pass' if case['passed'] else 'FAIL'}")
 
