@@ -2,7 +2,7 @@
 
     python benchmarks/run_all.py                 # everything (torch needed for the gradcheck figure)
     python benchmarks/run_all.py --only resnet   # one figure: startup, seed, gradcheck, resnet,
-                                                 # protocol, suite
+                                                 # protocol, suite, equivalents
 
 Each comparison is measured side by side in the same run (alternating the two sides) and the
 medians are reported. Run from the repository root; uses src/ when convgrad is not installed.
@@ -25,6 +25,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "src")
 sys.path.insert(0, SRC)
 ENV = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+# One BLAS/OpenMP thread, as the command line runs (cli.py): a check and the forward it is
+# measured against then use the same threads, in this process and in a child.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+    ENV.setdefault(_variable, "1")
 
 
 def machine() -> str:
@@ -209,8 +214,80 @@ def standard_cases(path: str) -> int:
     return len(load_suite(path).cases)
 
 
+def forward_time(geometry, runs: int = 5, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median seconds of one im2col forward (convgrad's reference) of `geometry` in its dtype,
+    by `clock` (wall time, or this process's CPU time)."""
+    from convgrad import CheckOptions
+    from convgrad.reference import forward
+    from convgrad.run.case import random_tensors
+
+    x, w, b, _ = random_tensors(geometry, CheckOptions())
+    settings = geometry.conv_settings()
+    repeat = max(1, int(0.05 / timed(lambda: forward(x, w, b, **settings))[0]))  # about 50 ms per sample
+    samples = []
+    for _ in range(runs):
+        start = clock()
+        for _ in range(repeat):
+            forward(x, w, b, **settings)
+        samples.append((clock() - start) / repeat)
+    return statistics.median(samples)
+
+
+def equivalents() -> None:
+    """Forward-equivalents: a whole default check (every round of the call protocol included)
+    divided by one im2col forward of the same layer, both measured in this run."""
+    from convgrad import CheckOptions, as_implementation, resolve_geometry, run_case
+
+    reference = as_implementation("reference")
+    layers = [
+        ("seed 3x20x20, 5x3x3x3", resolve_geometry("3x20x20", "5x3x3x3")),
+        ("8x32x32, 8x8x3x3", resolve_geometry("8x32x32", "8x3x3")),
+        ("float32 16x28x28, 16x16x3x3, padding 1", resolve_geometry("16x28x28", "16x3x3", padding=1, dtype="float32")),
+    ]
+    for label, geometry in layers:
+        checks, forwards = [], []
+        for _ in range(5):  # alternating, so both see the same load
+            check_s, case = timed(lambda: run_case(geometry, reference, CheckOptions()))
+            checks.append(check_s)
+            forwards.append(forward_time(geometry, runs=1))
+        check_s, forward_s = statistics.median(checks), statistics.median(forwards)
+        print(f"{label}: check {check_s * 1e3:.1f} ms / forward {forward_s * 1e3:.3f} ms = "
+              f"{check_s / forward_s:.0f} forward-equivalents (median of 5 each, alternating); "
+              f"{case.forward_calls} forward calls ({_methods(case)}); {'pass' if case.passed else 'FAIL'}")
+    # The ResNet layer through the command line, so /usr/bin/time measures its peak memory alone;
+    # the forward before and after it, and the check's own elapsed time from its report.
+    # On a shared machine the load changes between the two sides; CPU time (the check's process,
+    # from /usr/bin/time, against this process's forward) is the steadier of the two ratios.
+    geometry = resolve_geometry("64x56x56", "64x3x3", padding=1)
+    before, before_cpu = forward_time(geometry), forward_time(geometry, clock=time.process_time)
+    args = [sys.executable, "-m", "convgrad", "check", "--in", "64x56x56", "--kernels", "64x3x3", "--padding", "1",
+            "--json"]
+    timer = ["/usr/bin/time", "-f", "%M %U %S"] if os.path.exists("/usr/bin/time") else []
+    done = subprocess.run(timer + args, env=ENV, capture_output=True, text=True)
+    after, after_cpu = forward_time(geometry), forward_time(geometry, clock=time.process_time)
+    case = json.loads(done.stdout)["cases"][0]
+    forward_s = statistics.median([before, after])
+    peak, cpu = "not measured", ""
+    if timer:
+        kib, user, system = done.stderr.strip().splitlines()[-1].split()
+        peak = f"{int(kib) / 2**20:.2f} GiB"
+        check_cpu, forward_cpu = float(user) + float(system), statistics.median([before_cpu, after_cpu])
+        cpu = (f"; by CPU time: check {check_cpu:.1f} s / forward {forward_cpu * 1e3:.2f} ms = "
+               f"{check_cpu / forward_cpu:.0f} forward-equivalents")
+    calls = ", ".join(f"{t['name']} {t['method']} {t['forward_calls']}" for t in case["tensors"][1:])
+    print(f"ResNet-50 3x3 64x56x56, 64x64x3x3, padding 1: check {case['elapsed_s']:.1f} s / forward "
+          f"{forward_s * 1e3:.2f} ms (before {before * 1e3:.2f}, after {after * 1e3:.2f}) = "
+          f"{case['elapsed_s'] / forward_s:.0f} forward-equivalents{cpu} (target <= 1200); peak RSS {peak} "
+          f"(target <= 1 GiB); {case['forward_calls']} forward calls ({calls}); "
+          f"{'pass' if case['passed'] else 'FAIL'}")
+
+
+def _methods(case: Any) -> str:
+    return ", ".join(f"{t.name} {t.method} {t.forward_calls}" for t in case.tensors[1:])
+
+
 FIGURES = {"startup": startup, "seed": seed_case, "gradcheck": gradcheck, "resnet": resnet, "protocol": protocol,
-           "suite": suite}
+           "suite": suite, "equivalents": equivalents}
 
 
 def main() -> None:

@@ -87,11 +87,11 @@ def test_coloured_gives_the_numbers_of_the_dense_check(geometry):
     dense = check_layer(layer, method="dense", seed=5)
     assert coloured.passed and dense.passed
     for c, d in zip(coloured.tensors[1:], dense.tensors[1:]):
-        assert (c.method, d.method) == ("coloured", "dense")
+        assert (c.method, d.method) == ("coloured, one-sided", "dense, one-sided")
         assert c.checked == c.total == d.checked
         scale = np.max(np.abs(d.numerical))
         np.testing.assert_allclose(c.numerical, d.numerical, rtol=0, atol=1e-12 * scale)
-        assert c.forward_calls < d.forward_calls or c.total <= 1 + SPOT_CHECKS  # spot checks cost 2 each
+        assert c.forward_calls < d.forward_calls or c.total <= 1 + 2 * SPOT_CHECKS  # central spot checks: 2 each
 
 
 def test_float32_coloured_passes():
@@ -100,8 +100,8 @@ def test_float32_coloured_passes():
     assert case.passed, [t.reason for t in case.tensors]
 
 
-def forward_calls(**geometry) -> dict[str, int]:
-    case = check_layer(resolve_geometry(**geometry), method="coloured")
+def forward_calls(differences: str = "central", **geometry) -> dict[str, int]:
+    case = check_layer(resolve_geometry(**geometry), method="coloured", differences=differences)
     assert case.passed
     return {t.name: t.forward_calls for t in case.tensors[1:]}
 
@@ -114,10 +114,16 @@ def test_forward_calls_do_not_grow_with_height_width_or_batch():
     spot_checks = 2 * SPOT_CHECKS  # a few coordinates recomputed one at a time per tensor
     # dX: one stacked call, plus x alone to compare the stacked copy of x with
     assert calls == {"dX": 2 + spot_checks, "dK": 2 * 27 + spot_checks, "db": 2 + spot_checks}
+    # One-sided: one call per colour, the shared base (counted once, with dX), two calls of the
+    # linearity test per tensor; the spot checks stay central.
+    one_sided = forward_calls("auto", **base)
+    assert one_sided == {"dX": 1 + 2 + 2 + spot_checks, "dK": 2 + 27 + spot_checks, "db": 2 + 1 + spot_checks}
+    assert forward_calls("auto", **{**base, "in_shape": "3x20x24", "batch": 2}) == one_sided
     # Along W a period of 4 would let the windows at even starts read every even colour: 5 it is.
     assert len(input_colouring(resolve_geometry(**base)).used()) == 3 * 3 * 5
     geometry = resolve_geometry(**base)
     assert coloured_forward_calls(geometry, "dX") == 2
+    assert coloured_forward_calls(geometry, "dX", one_sided=True) == 2
 
 
 class NonLocal(ReferenceWith):
@@ -144,7 +150,7 @@ def test_a_non_local_layer_is_detected_and_checked_one_coordinate_at_a_time():
     assert dx.passed and dx.method == "dense" and dx.checked == dx.total
     assert "non-local" in dx.note and "one coordinate at a time" in dx.note
     assert dx.forward_calls >= 2 * dx.total
-    assert case.tensor("dK").method == "coloured" and case.tensor("dK").passed
+    assert case.tensor("dK").method == "coloured, one-sided" and case.tensor("dK").passed
     assert not case.tensor("O").passed  # the forward itself is not the reference conv
 
     wrong = NonLocal()
@@ -202,7 +208,7 @@ def test_sample_of_every_coordinate_equals_dense_and_a_sample_catches_a_wrong_gr
     everything = check_layer(layer, method="sample", samples=10_000)
     dense = check_layer(layer, method="dense")
     for s, d in zip(everything.tensors[1:], dense.tensors[1:]):
-        assert s.method == "sample" and s.checked == s.total
+        assert s.method == "sample, one-sided" and s.checked == s.total
         np.testing.assert_array_equal(s.numerical, d.numerical)
     few = check_layer(layer, scaled(1, 1.01), method="sample", samples=3)
     assert [t.name for t in few.failing] == ["dK"]
@@ -212,8 +218,9 @@ def test_sample_of_every_coordinate_equals_dense_and_a_sample_catches_a_wrong_gr
 
 def test_auto_uses_dense_only_where_colouring_saves_nothing():
     case = check_layer(resolve_geometry("1x2", "1x1x2"))
-    assert {t.name: t.method for t in case.tensors[1:]} == {"dX": "dense", "dK": "dense", "db": "dense"}
-    assert {t.method for t in check_layer(resolve_geometry("3x9x9", "4x3x3x3")).tensors[1:]} == {"coloured"}
+    assert {t.name: t.method for t in case.tensors[1:]} == dict.fromkeys(("dX", "dK", "db"), "dense, one-sided")
+    coloured = check_layer(resolve_geometry("3x9x9", "4x3x3x3"), differences="central")
+    assert {t.method for t in coloured.tensors[1:]} == {"coloured"}
 
 
 def test_bad_method_or_samples_is_a_setting_error():
@@ -240,8 +247,10 @@ def test_cli_method_is_reported_in_json_and_table(method):
     assert result.exit_code == 0, result.output
     tensors = {t["name"]: t for t in json.loads(result.output)["cases"][0]["tensors"]}
     expected = "coloured" if method == "auto" else method
+    expected += ", one-sided" if method != "projection" else ""  # projections stay central
     for name in ("dX", "dK", "db"):
-        assert tensors[name]["method"] == expected
+        # auto: 4 biases one at a time cost less than one colour and its spot checks
+        assert tensors[name]["method"] == ("dense, one-sided" if (method, name) == ("auto", "db") else expected)
         assert tensors[name]["forward_calls"] > 0
     if method == "sample":
         assert tensors["dX"]["checked"] == 5 and tensors["dX"]["total"] == 192
@@ -332,14 +341,14 @@ def test_a_leak_the_watch_cannot_see_is_caught_by_the_spot_checks():
 def test_a_layer_that_rejects_a_stacked_batch_is_retried_at_its_own_batch_size():
     case = check_layer(resolve_geometry("3x8x8", "4x3x3x3", batch=2), FixedBatch())
     dx = case.tensor("dX")
-    assert case.passed and dx.method == "coloured"
+    assert case.passed and dx.method == "coloured, one-sided"
     assert "forward failed on a stacked batch" in dx.note and "built for batch 2" in dx.note
 
 
 def test_a_layer_that_mishandles_a_stacked_batch_is_checked_at_its_own_batch_size():
     case = check_layer(resolve_geometry("3x8x8", "4x3x3x3"), FirstItemOnly())
     dx = case.tensor("dX")
-    assert case.passed and dx.method == "coloured"
+    assert case.passed and dx.method == "coloured, one-sided"
     assert "on a stacked batch (the output of x changed" in dx.note
 
 
@@ -360,7 +369,7 @@ class RolledBias(ReferenceWith):
 def test_channel_mixing_is_caught_by_the_spot_checks(exact):
     layer = RolledBias()
     layer.exact_backward = exact
-    case = check_layer(resolve_geometry("3x8x8", "4x3x3x3", batch=2), layer, forward_check=False)
+    case = check_layer(resolve_geometry("3x8x8", "4x3x3x3", batch=2), layer, forward_check=False, method="coloured")
     db = case.tensor("db")
     assert db.passed is exact
     assert db.method == "dense" and "spot-checked" in db.note

@@ -118,9 +118,12 @@ def test_progress_is_forwarded_from_the_child(monkeypatch):
 
     case = check_layer(GEOMETRY, isolated=True, timeout=60, progress=progress)
     assert case.passed
-    # One task per gradient tensor and one for the later calls of the protocol, covering every
-    # forward call but the first (the output's).
-    assert [description.split()[0] for description, _ in started] == ["dX", "dK", "db", "later"]
+    # Two tasks per gradient tensor (the base call and linearity test, then the differences) and
+    # one for the later calls of the protocol, covering every forward call but the first (the output's).
+    assert [description.split()[0] for description, _ in started] == ["dX", "dX", "dK", "dK", "db", "db", "later"]
+    assert [description for description, _ in started][::2][:3] == [
+        f"{name} base and linearity test" for name in ("dX", "dK", "db")
+    ]
     assert sum(total for _, total in started) == case.forward_calls - 1
     assert sum(advanced) == case.forward_calls - 1
 

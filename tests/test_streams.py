@@ -120,7 +120,7 @@ def test_outside_a_terminal_progress_is_plain_lines_on_stderr(log_every_advance)
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
     assert lines and all(
-        re.fullmatch(r"\[\d+ s\] convgrad check: ((dX|dK|db) coloured|later calls) \d+/\d+ forward calls", line)
+        re.fullmatch(r"\[\d+ s\] convgrad check: ((dX|dK|db) (coloured|dense|base and linearity test)|later calls) \d+/\d+ forward calls", line)
         for line in lines
     ), lines
     assert lines[-1].endswith("later calls 4/4 forward calls")

@@ -122,6 +122,14 @@ def test_correct_implementations_pass_the_standard_suite(impl, extra, cannot):
     report = json.loads(result.output)
     skipped = sum(1 for case in SUITE.cases if cannot(case.geometry))
     assert report["summary"] == {"passed": len(SUITE.cases) - skipped, "failed": 0, "error": 0, "skipped": skipped}
+    assert_one_sided_everywhere(report)
+
+
+def assert_one_sided_everywhere(report):
+    """A correct layer is affine in x, w and b: no false alarm with one-sided differences, and no
+    tensor of any case falls back to central ones."""
+    methods = {t["method"] for case in report["cases"] for t in case["tensors"] if t["name"] != "O"}
+    assert methods and all(m.endswith(", one-sided") for m in methods), methods
 
 
 def test_torch_builtin_passes_the_standard_suite():
@@ -129,6 +137,7 @@ def test_torch_builtin_passes_the_standard_suite():
     result = run(["check", "--impl", "torch", "--config", STANDARD, "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["summary"] == {"passed": len(SUITE.cases), "failed": 0, "error": 0, "skipped": 0}
+    assert_one_sided_everywhere(json.loads(result.output))
 
 
 def test_jax_builtin_passes_in_1d_2d_and_3d(tmp_path):
@@ -142,6 +151,7 @@ def test_jax_builtin_passes_in_1d_2d_and_3d(tmp_path):
     result = run(["check", "--impl", "jax", "--config", str(config), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["summary"] == {"passed": 3, "failed": 0, "error": 0, "skipped": 0}
+    assert_one_sided_everywhere(json.loads(result.output))
 
 
 def test_no_forward_check_lets_a_layer_that_means_to_differ_pass():

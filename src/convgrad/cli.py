@@ -17,7 +17,7 @@ import click
 from convgrad import __version__
 from convgrad.errors import Audience, ConvgradError
 from convgrad.options import (
-    DEFAULT_BUDGET_S, DEFAULT_FUZZ_TIMEOUT_S, DEFAULT_SAMPLES, DEFAULT_TIMEOUT_S, METHODS, SAMPLING_METHODS,
+    DEFAULT_BUDGET_S, DEFAULT_FUZZ_TIMEOUT_S, DEFAULT_SAMPLES, DEFAULT_TIMEOUT_S, DIFFERENCES, METHODS, SAMPLING_METHODS,
 )
 
 if TYPE_CHECKING:
@@ -196,6 +196,9 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
                    "coordinates; projection: --samples random directions.")
 @click.option("--samples", type=click.IntRange(min=1), default=DEFAULT_SAMPLES, show_default=True,
               help="Coordinates (sample) or directions (projection) per tensor.")
+@click.option("--differences", type=click.Choice(DIFFERENCES), default="auto", show_default=True,
+              help="auto: one-sided for each tensor the forward is verified to be linear in, central "
+                   "for the others; central: always; one-sided: always, trusting the forward to be linear.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (with --config: only the summary).")
 @implementation_options
@@ -216,7 +219,7 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
           as_json: bool, quiet: bool, impl: str, layout: Optional[str], weight_layout: Optional[str],
           impl_config: Optional[str], impl_path: tuple[str, ...], device: str,
           no_forward_check: bool, jobs: Optional[int], strict: bool, config_path: Optional[str], junit_path: Optional[str],
-          svg_path: Optional[str], timeout: float, method: Any, samples: int,
+          svg_path: Optional[str], timeout: float, method: Any, samples: int, differences: Any,
           **flags: Any) -> None:
     """Check the analytical dX, dK and db of a conv layer against finite differences.
 
@@ -248,7 +251,7 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
     _refuse_unused_samples(ctx, method)
     options = CheckOptions(
         seed=seed, relative_step=step, rtol=rtol, method=method, samples=samples,
-        forward_check=not no_forward_check, timeout=timeout, strict=strict,
+        forward_check=not no_forward_check, timeout=timeout, strict=strict, differences=differences,
     )
     implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout,
                                          config=impl_config, paths=impl_path, device=device)

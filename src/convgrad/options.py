@@ -13,6 +13,12 @@ Methods:
     dense       every coordinate, one at a time (two forward calls each)
     sample      `samples` random coordinates per tensor, one at a time
     projection  `samples` random directions v per tensor: dy . (J v) against <analytical, v>
+
+Differences (how each perturbed forward call becomes a derivative):
+    auto        one-sided from one shared base call for each tensor the forward is verified to
+                be affine in (numerics/linearity.py); central for the others
+    central     (y(t + h) - y(t - h)) / 2h everywhere: two calls per perturbation
+    one-sided   (y(t + h) - y(t)) / h everywhere, trusting the forward to be affine (no test)
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ __all__ = [
     "METHODS",
     "EXACT_METHODS",
     "SAMPLING_METHODS",
+    "Differences",
+    "DIFFERENCES",
     "DEFAULT_SAMPLES",
     "DEFAULT_TIMEOUT_S",
     "Tolerances",
@@ -44,6 +52,8 @@ Method = Literal["auto", "coloured", "dense", "sample", "projection"]
 METHODS: tuple[Method, ...] = get_args(Method)
 EXACT_METHODS: tuple[Method, ...] = ("auto", "coloured", "dense")  # every coordinate is checked
 SAMPLING_METHODS: tuple[Method, ...] = ("sample", "projection")  # `samples` per tensor
+Differences = Literal["auto", "central", "one-sided"]
+DIFFERENCES: tuple[Differences, ...] = get_args(Differences)
 DEFAULT_SAMPLES = 64  # coordinates (sample) or directions (projection) per tensor
 DEFAULT_TIMEOUT_S = 600.0  # ten minutes: far above any layer a dense check finishes, short for CI
 RANDOM_TENSORS = ("x", "w", "b", "dy")  # the random tensors of a check, in the order drawn
@@ -126,12 +136,17 @@ class CheckOptions:
     timeout: float = DEFAULT_TIMEOUT_S
     scale: Optional[Mapping[str, float]] = None
     strict: bool = False  # a case the implementation cannot express fails instead of being skipped
+    differences: Differences = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise SettingError(f"{{seed:{self.seed!r}}} must be a whole number of 0 or more, like {{seed:42}}")
         if self.method not in METHODS:
             raise SettingError(f"{{method:{self.method!r}}} is not known; use one of {', '.join(METHODS)}")
+        if self.differences not in DIFFERENCES:
+            raise SettingError(
+                f"{{differences:{self.differences!r}}} is not known; use one of {', '.join(DIFFERENCES)}"
+            )
         if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
             raise SettingError(f"{{samples:{self.samples!r}}} must be a whole number of 1 or more, such as {{samples:64}}")
         timeout = self.timeout

@@ -46,7 +46,11 @@ def pad(x: np.ndarray, padding: Ints) -> np.ndarray:
     """Zero-pad every spatial axis by padding[i] on both sides."""
     if not any(padding):
         return x
-    return np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)])
+    # By hand rather than np.pad: a check pads thousands of small arrays, and np.pad's own
+    # bookkeeping cost more than the copy.
+    padded = np.zeros((*x.shape[:2], *(n + 2 * p for n, p in zip(x.shape[2:], padding))), dtype=x.dtype)
+    padded[(slice(None), slice(None), *(slice(p, p + n) for p, n in zip(padding, x.shape[2:])))] = x
+    return padded
 
 
 def crop(x: np.ndarray, padding: Ints) -> np.ndarray:
@@ -82,10 +86,10 @@ def correlate(
     # moves whole rows of x, which is far faster than transposing the 2*ndim+2-axis window view.
     cols = np.empty((c, *kernel, n, *out), dtype=np.result_type(x, w))
     for tap in np.ndindex(*kernel):
-        cols[(slice(None), *tap)] = np.moveaxis(win[(Ellipsis, *tap)], 1, 0)
+        cols[(slice(None), *tap)] = win[(Ellipsis, *tap)].swapaxes(0, 1)  # (C, N, *O)
     taps = depth * math.prod(kernel)
     y = np.matmul(w.reshape(groups, f // groups, taps), cols.reshape(groups, taps, n * math.prod(out)))
-    return np.ascontiguousarray(np.moveaxis(y.reshape(f, n, *out), 1, 0))  # one product per group
+    return np.ascontiguousarray(y.reshape(f, n, *out).swapaxes(0, 1))  # one product per group
 
 
 def forward(

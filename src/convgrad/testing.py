@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 
 from convgrad.errors import ConvgradError
 from convgrad.geometry import AxisSpec, LayerGeometry, resolve_geometry
-from convgrad.options import DEFAULT_SAMPLES, DEFAULT_TIMEOUT_S, CheckOptions, Method
+from convgrad.options import DEFAULT_SAMPLES, DEFAULT_TIMEOUT_S, CheckOptions, Differences, Method
 from convgrad.report import CaseReport
 from convgrad.suite import SuiteCase
 
@@ -52,6 +52,7 @@ def check(
     samples: int = DEFAULT_SAMPLES,
     timeout: float = DEFAULT_TIMEOUT_S,
     strict: bool = False,
+    differences: Differences = "auto",
 ) -> CaseReport:
     """Check one layer and return its CaseReport (see `convgrad check` for what is compared).
 
@@ -67,15 +68,17 @@ def check(
     )
     return _run(
         impl, geometry, name, seed=seed, rtol=rtol, step=step, forward_check=forward_check, layout=layout,
-        weight_layout=weight_layout, impl_config=impl_config, device=device, method=method, samples=samples, timeout=timeout, strict=strict,
+        weight_layout=weight_layout, impl_config=impl_config, device=device, method=method, samples=samples,
+        timeout=timeout, strict=strict, differences=differences,
     )
 
 
 def _run(
     impl: Any, geometry: LayerGeometry, name: Optional[str], *, seed: int = 0, rtol: Optional[float] = None,
     step: Optional[float] = None, forward_check: bool = True, layout: Optional[str] = None,
-    weight_layout: Optional[str] = None, impl_config: Optional[str] = None, device: str = "cpu", method: Method = "auto", samples: int = DEFAULT_SAMPLES, timeout: float = DEFAULT_TIMEOUT_S,
-    strict: bool = False,
+    weight_layout: Optional[str] = None, impl_config: Optional[str] = None, device: str = "cpu",
+    method: Method = "auto", samples: int = DEFAULT_SAMPLES, timeout: float = DEFAULT_TIMEOUT_S,
+    strict: bool = False, differences: Differences = "auto",
 ) -> CaseReport:
     """One case of `impl` on `geometry`, in a child process: what `check` and `assert_case` share."""
     from convgrad.impl.loading import as_implementation
@@ -83,7 +86,7 @@ def _run(
 
     options = CheckOptions(
         seed=seed, relative_step=step, rtol=rtol, method=method, samples=samples,
-        forward_check=forward_check, timeout=timeout, strict=strict,
+        forward_check=forward_check, timeout=timeout, strict=strict, differences=differences,
     )
     options.tolerances(geometry.dtype)  # a step too small for this dtype is bad input, not a failed case
     implementation = as_implementation(

@@ -865,3 +865,36 @@ EXPECTED = {
     # Both mistakes are named; db fails only because the forward is wrong.
     ForgetsBiasAndRotation: {"O": {"forward_without_bias"}, "dX": {"kernels_not_rotated"}, "db": {"gradient_of_convolution"}},
 }
+
+
+# --- a forward that is not affine (one-sided differences must not trust it) -----------------
+
+
+class QuadraticInKernels(TapLoopConv):
+    """Forward adds a small quadratic term in w, c * conv(x, w * w); backward omits it."""
+
+    c = 1e-3
+
+    def forward(self, x, w, b, **settings):
+        return super().forward(x, w, b, **settings) + self.c * super().forward(x, w * w, np.zeros_like(b), **settings)
+
+
+class QuadraticInKernelsExact(QuadraticInKernels):
+    """The same forward with its exact gradient: consistent, only not a conv layer (O fails).
+
+    Linear in x and b, quadratic in w: one-sided differences of dK would be off by c * h * dK.
+    """
+
+    def backward(self, dy, x, w, b, **settings):
+        dx, dw, db = super().backward(dy, x, w, b, **settings)
+        dx_of_square = super().backward(dy, x, w * w, b, **settings)[0]
+        return dx + self.c * dx_of_square, dw * (1 + 2 * self.c * w), db
+
+
+class SaturatesLargeInputs(TapLoopConv):
+    """Forward clips x to [-4.5, 4.5]: exact for inputs of the usual size, wrong for large ones."""
+
+    limit = 4.5
+
+    def forward(self, x, w, b, **settings):
+        return super().forward(np.clip(x, -self.limit, self.limit), w, b, **settings)

@@ -1,4 +1,4 @@
-"""Coloured central differences: every coordinate of one colour is perturbed in the same forward call.
+"""Coloured differences: every coordinate of one colour is perturbed in the same forward call.
 
 For a coordinate q of colour c, no other coordinate of c moves an output that q moves, so
 
@@ -9,6 +9,10 @@ colours are disjoint). The colouring assumes the implementation is local, like a
 verified after every perturbation of x: outputs that no perturbed coordinate reaches must not move.
 If they do, `NonLocalOutputs` is raised and the caller checks that tensor one coordinate at a time.
 
+Differences are central (y+ and y- per colour), or one-sided when the caller passes a `base`
+output y(t): then y- is the base for every colour and t- the unperturbed tensor (linearity.py
+says when that is exact), one call per colour instead of two.
+
 dX perturbations go through the batch axis: the + and - inputs of several colours are stacked
 into one batch, so many colours cost one forward call, with a bounded number of bytes per call.
 dK and db cannot be batched (the implementation takes one w and one b per call): each colour costs
@@ -18,6 +22,7 @@ two calls. Their receptive fields cover every output, so there is nothing outsid
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -39,21 +44,23 @@ class StackedBatchDiffers(Exception):
     """The layer computes an unperturbed copy of x differently inside a stacked batch."""
 
 
-def _colours_per_call(geometry: LayerGeometry, colours: int) -> int:
+def _colours_per_call(geometry: LayerGeometry, colours: int, one_sided: bool = False) -> int:
     item = math.prod(geometry.x_shape) + math.prod(geometry.y_shape)
-    per_colour = 2 * item * np.dtype(geometry.dtype).itemsize  # its + and - inputs, and outputs
+    sides = 1 if one_sided else 2  # its + (and - ) inputs, and outputs
+    per_colour = sides * item * np.dtype(geometry.dtype).itemsize
     return max(1, min(colours, BATCH_BYTES // per_colour))
 
 
-def coloured_forward_calls(geometry: LayerGeometry, gradient: GradientName) -> int:
+def coloured_forward_calls(geometry: LayerGeometry, gradient: GradientName, one_sided: bool = False) -> int:
     """Forward calls the coloured method makes for one tensor (independent of H, W, D and N
-    as long as one call holds every colour of dX)."""
+    as long as one call holds every colour of dX); one-sided, without the shared base call."""
+    sides = 1 if one_sided else 2
     if gradient == "dX":
         colours = len(input_colouring(geometry).used())
-        return math.ceil(colours / _colours_per_call(geometry, colours)) + 1  # + x alone
+        return math.ceil(colours / _colours_per_call(geometry, colours, one_sided)) + 1  # + x alone
     if gradient == "dK":
-        return 2 * math.prod(geometry.kernel_shape[1:])
-    return 2
+        return sides * math.prod(geometry.kernel_shape[1:])
+    return sides
 
 
 def coloured_gradient(
@@ -66,27 +73,34 @@ def coloured_gradient(
     progress: Progress | None = None,
     *,
     batched: bool = True,
+    base: np.ndarray | None = None,
 ) -> NumericalGradient:
-    """Every coordinate of dX, dK or db from coloured central differences (see the module docstring).
+    """Every coordinate of dX, dK or db from coloured differences (see the module docstring).
 
     With `batched=False` every dX call keeps the layer's own batch size (for implementations that
     cannot take other batch sizes): two calls per colour instead of a few calls in all.
     """
     weights = dy.astype(np.float64)
     if gradient == "dX":
-        values, calls = _input_gradient(forward, inputs, weights, step, geometry, progress, batched)
+        values, calls = _input_gradient(forward, inputs, weights, step, geometry, progress, batched, base)
     else:
-        values, calls = _parameter_gradient(forward, inputs, gradient, weights, step, geometry, progress)
+        values, calls = _parameter_gradient(forward, inputs, gradient, weights, step, progress, base)
     return NumericalGradient(
-        values=values, step=step, method="coloured", checked=values.size, forward_calls=calls
+        values=values,
+        step=step,
+        method="coloured, one-sided" if base is not None else "coloured",
+        checked=values.size,
+        forward_calls=calls,
     )
 
 
-def _perturbed(tensor: np.ndarray, mask: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
-    """(t+, t-) in the tensor's dtype: the step is added where mask is True."""
+def _perturbed(tensor: np.ndarray, mask: np.ndarray, step: float, one_sided: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(t+, t-) in the tensor's dtype: the step is added where mask is True (one-sided: t- is t)."""
     plus = tensor.copy()
-    minus = tensor.copy()
     plus[mask] += tensor.dtype.type(step)
+    if one_sided:
+        return plus, tensor
+    minus = tensor.copy()
     minus[mask] -= tensor.dtype.type(step)
     return plus, minus
 
@@ -94,17 +108,18 @@ def _perturbed(tensor: np.ndarray, mask: np.ndarray, step: float) -> tuple[np.nd
 def _verify_same_as_alone(
     y_copy: np.ndarray, y_alone: np.ndarray, stacked: int, geometry: LayerGeometry
 ) -> None:
-    if np.max(np.abs(y_copy - y_alone), initial=0.0) > _unmoved_bound(y_copy, y_alone, geometry):
+    scale = max(float(np.max(np.abs(y_copy), initial=0.0)), float(np.max(np.abs(y_alone), initial=0.0)))
+    if np.max(np.abs(y_copy - y_alone), initial=0.0) > _unmoved_bound(scale, geometry):
         raise StackedBatchDiffers(
             f"the output of x changed when x was one of {stacked} items in a batch (batch "
             f"{geometry.batch} asked for)"
         )
 
 
-def _unmoved_bound(y_plus: np.ndarray, y_minus: np.ndarray, geometry: LayerGeometry) -> float:
-    """How far an output may move from rounding alone: eps per term of its sum, times its scale."""
+def _unmoved_bound(scale: Any, geometry: LayerGeometry) -> Any:
+    """How far an output may move from rounding alone: eps per term of its sum, times the scale
+    (the largest magnitude of the outputs compared; a number, or an array of them)."""
     terms = geometry.kernel_shape[1] * math.prod(geometry.kernel_size) + 1
-    scale = max(float(np.max(np.abs(y_plus), initial=0.0)), float(np.max(np.abs(y_minus), initial=0.0)))
     return 2.0 * terms * float(np.finfo(np.dtype(geometry.dtype)).eps) * scale
 
 
@@ -116,28 +131,42 @@ def _input_gradient(
     geometry: LayerGeometry,
     progress: Progress | None,
     batched: bool = True,
+    base: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     x, w, b = inputs
+    one_sided = base is not None
     colouring = input_colouring(geometry)
     used = colouring.used()
-    per_call = _colours_per_call(geometry, len(used)) if batched else 1
+    per_call = _colours_per_call(geometry, len(used), one_sided) if batched else 1
     values = np.zeros(x.shape, dtype=np.float64)
     calls = 0
     n = x.shape[0]
-    y_alone = None  # x's output at the layer's own batch size, to compare stacked copies with
+    # x's output at the layer's own batch size, to compare stacked copies with: a call of its own
+    # even when a base exists, made right after a stacked call, so a layer that keeps state keyed
+    # on the batch size is back at x's own batch size for whatever comes next.
+    y_alone = None
     checked_sizes: set[int] = set()
     for first in range(0, len(used), per_call):
         colours = used[first : first + per_call]
-        masks = [np.broadcast_to(colouring.mask(c, geometry.channels), x.shape) for c in colours]
-        pairs = [_perturbed(x, m, step) for m in masks]
+        k = len(colours)
+        # (k, N, C, *spatial): where each colour's coordinates are, for every batch item.
+        masks = np.broadcast_to(
+            np.stack([colouring.mask(c, geometry.channels) for c in colours])[:, None], (k, *x.shape)
+        )
+        size = (k if one_sided else 2 * k) * n
+        # An unperturbed copy of x rides along in the first call of every batch size: a layer
+        # whose result depends on the batch size (another code path, batch statistics) would
+        # otherwise be checked at a batch size nobody asked for.
+        with_copy = batched and size not in checked_sizes
+        stacked = np.empty((size + n * with_copy, *x.shape[1:]), dtype=x.dtype)
+        np.copyto(stacked.reshape(-1, *x.shape), x)
+        blocks = stacked[: k * n].reshape(k, *x.shape)
+        np.add(blocks, x.dtype.type(step), out=blocks, where=masks)
+        minus = x[None] if one_sided else stacked[k * n : size].reshape(k, *x.shape)
+        if not one_sided:
+            np.subtract(minus, x.dtype.type(step), out=minus, where=masks)
         if batched:
-            # An unperturbed copy of x rides along in the first call of every batch size: a layer
-            # whose result depends on the batch size (another code path, batch statistics) would
-            # otherwise be checked at a batch size nobody asked for.
-            stacked = [p for p, _ in pairs] + [m for _, m in pairs]
-            size = len(stacked) * n
-            with_copy = size not in checked_sizes
-            y = forward(np.concatenate(stacked + [x] * with_copy, axis=0), w, b)
+            y = forward(stacked, w, b)
             made = 1
             if with_copy:
                 checked_sizes.add(size)
@@ -146,32 +175,43 @@ def _input_gradient(
                     made += 1
                 _verify_same_as_alone(y[size:], y_alone, size + n, geometry)
                 y = y[:size]
-        else:  # one colour: its + and - inputs in two calls of the layer's own batch size
-            y = np.concatenate([forward(pairs[0][0], w, b), forward(pairs[0][1], w, b)], axis=0)
-            made = 2
+        else:  # one colour: its + (and -) input in calls of the layer's own batch size
+            y = np.concatenate([forward(stacked[i * n : (i + 1) * n], w, b) for i in range(size // n)], axis=0)
+            made = size // n
         calls += made
         if progress is not None:
             progress(made)
-        n = x.shape[0]
-        half = len(colours) * n
-        for i, (colour, mask, (plus, minus)) in enumerate(zip(colours, masks, pairs)):
-            y_plus, y_minus = y[i * n : (i + 1) * n], y[half + i * n : half + (i + 1) * n]
-            _verify_local(y_plus, y_minus, colouring, colour, geometry)
-            moved = weights * (y_plus - y_minus)
-            sums = _sum_over_receptive_fields(moved, geometry)
-            denominator = plus[mask].astype(np.float64) - minus[mask].astype(np.float64)
-            values[mask] = sums[mask] / denominator
+        y_plus = y[: k * n].reshape(k, n, *y.shape[1:])
+        y_minus = base[None] if base is not None else y[k * n :].reshape(y_plus.shape)
+        moved = y_plus - y_minus
+        _verify_local(moved, y_plus, y_minus, colouring, colours, geometry)
+        moved *= weights
+        sums = _sum_over_receptive_fields(moved.reshape(k * n, *y.shape[1:]), geometry).reshape(k, *x.shape)
+        # The steps as stored (t+ - t-), only where each colour perturbed; the colours are disjoint.
+        steps = np.ones(masks.shape, dtype=np.float64)
+        np.subtract(blocks, minus, out=steps, where=masks, dtype=np.float64)
+        np.divide(sums, steps, out=sums, where=masks)
+        values += np.where(masks, sums, 0.0).sum(axis=0)  # faster than a sum with where=, in NumPy 2
     return values, calls
 
 
 def _verify_local(
-    y_plus: np.ndarray, y_minus: np.ndarray, colouring: InputColouring, colour: int, geometry: LayerGeometry
+    moved: np.ndarray,
+    y_plus: np.ndarray,
+    y_minus: np.ndarray,
+    colouring: InputColouring,
+    colours: list[int],
+    geometry: LayerGeometry,
 ) -> None:
-    outside = ~colouring.reached(colour)
+    """(k, N, F, *out) outputs of k colours, + and - and their difference: none may move outside
+    its colour's reach."""
+    outside = ~np.stack([colouring.reached(c) for c in colours])  # (k, *out)
     if not outside.any():
         return
-    change = np.abs(y_plus - y_minus)[(slice(None), slice(None), outside)]
-    if change.size and float(change.max()) > _unmoved_bound(y_plus, y_minus, geometry):
+    axes = tuple(range(1, y_plus.ndim))
+    change = np.where(outside[:, None, None], np.abs(moved), 0.0).max(axis=axes)
+    scale = np.maximum(np.abs(y_plus).max(axis=axes), np.abs(y_minus).max(axis=axes))
+    if np.any(change > _unmoved_bound(scale, geometry)):
         raise NonLocalOutputs(
             "outputs outside the perturbed receptive fields changed (non-local implementation); "
             "checked one coordinate at a time"
@@ -206,8 +246,8 @@ def _parameter_gradient(
     gradient: GradientName,
     weights: np.ndarray,
     step: float,
-    geometry: LayerGeometry,
     progress: Progress | None,
+    base: np.ndarray | None,
 ) -> tuple[np.ndarray, int]:
     """dK: element (c', u) of every kernel at once; db: every bias at once. Kernel f (bias f)
     moves output channel f only, so each is recovered from its own output channel."""
@@ -219,13 +259,15 @@ def _parameter_gradient(
     for slot in slots:
         mask = np.zeros(tensor.shape, dtype=bool)
         mask[(slice(None), *slot)] = True
-        plus, minus = _perturbed(tensor, mask, step)
+        plus, minus = _perturbed(tensor, mask, step, base is not None)
         args_plus, args_minus = list(inputs), list(inputs)
         args_plus[which], args_minus[which] = plus, minus
-        moved = weights * (forward(*args_plus) - forward(*args_minus))
-        calls += 2
+        y_plus = forward(*args_plus)
+        made = 1 if base is not None else 2
+        moved = weights * (y_plus - (base if base is not None else forward(*args_minus)))
+        calls += made
         if progress is not None:
-            progress(2)
+            progress(made)
         per_channel = moved.sum(axis=(0, *range(2, moved.ndim)))  # (F,)
         denominator = plus[mask].astype(np.float64) - minus[mask].astype(np.float64)
         values[mask] = per_channel / denominator

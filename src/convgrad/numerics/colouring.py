@@ -19,6 +19,7 @@ holds element (c', u) of every kernel. db: one colour holds every bias.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -97,9 +98,13 @@ class InputColouring:
     def count(self) -> int:
         return self.depth * math.prod(a.count for a in self.axes)
 
+    @functools.cached_property
+    def _used(self) -> tuple[int, ...]:
+        return tuple(c for c in range(self.count) if self.spatial_mask(c).any())
+
     def used(self) -> list[int]:
         """The colours that hold at least one position (tiny axes may leave some empty)."""
-        return [c for c in range(self.count) if self.spatial_mask(c).any()]
+        return list(self._used)
 
     def split(self, colour: int) -> tuple[int, tuple[int, ...]]:
         """Colour number -> (channel within group, colour per axis)."""
@@ -130,6 +135,7 @@ def _outer(masks: list[np.ndarray]) -> np.ndarray:
     return result
 
 
+@functools.lru_cache(maxsize=32)  # asked for several times per tensor; a geometry is hashable
 def input_colouring(geometry: LayerGeometry) -> InputColouring:
     """The colouring of x for this layer: (C/groups) * prod(k) colours, more on one axis (the
     shortest period there that leaves every colour some unread outputs).

@@ -9,7 +9,7 @@ import numpy as np
 
 from convgrad.geometry import GradientName
 
-__all__ = ["NumericalGradient", "SpotCheck", "Forward", "Progress", "ProgressFactory", "Inputs", "TENSOR_INDEX"]
+__all__ = ["NumericalGradient", "SpotCheck", "BaseOutput", "Forward", "Progress", "ProgressFactory", "Inputs", "TENSOR_INDEX"]
 
 # Which argument of forward(x, w, b) each gradient perturbs.
 TENSOR_INDEX: dict[GradientName, int] = {"dX": 0, "dK": 1, "db": 2}
@@ -35,7 +35,7 @@ class NumericalGradient:
 
     values: np.ndarray  # float64, the tensor's shape; NaN where a coordinate was not computed
     step: float
-    method: str  # dense, coloured, sample or projection
+    method: str  # dense, coloured, sample or projection; ", one-sided" added when differenced so
     checked: int  # coordinates (or, for projection, directions) computed
     forward_calls: int
     note: Optional[str] = None  # why the method differs from the one asked for, if it does
@@ -44,3 +44,25 @@ class NumericalGradient:
     # numerical derivative along each; the analytical side is <analytical, direction>.
     directions: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
     projections: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+
+
+class BaseOutput:
+    """y(x, w, b) at the unperturbed inputs, made by one fresh call when first asked for and then
+    shared by every tensor's one-sided differences.
+
+    The numerics make this call themselves (through the same guarded forward as every
+    perturbation) rather than reuse the output of the check's first call: a layer that keeps state
+    between calls then disagrees with its own base, and the differences show it.
+    """
+
+    def __init__(self, forward: Forward, inputs: Inputs) -> None:
+        self._forward = forward
+        self._inputs = inputs
+        self._y: Optional[np.ndarray] = None
+
+    def __call__(self) -> tuple[np.ndarray, int]:
+        """The base output and the forward calls this request made (1 the first time, then 0)."""
+        if self._y is not None:
+            return self._y, 0
+        self._y = self._forward(*self._inputs)
+        return self._y, 1

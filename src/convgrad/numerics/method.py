@@ -9,11 +9,17 @@ size (`SpotCheck`); the comparison decides whether they agree (compare.py). If t
 sees outputs move outside the perturbed receptive fields (a non-local implementation), the tensor
 is redone one coordinate at a time here, with a note saying why. An implementation that fails on,
 or computes differently, a stacked batch is retried with its own batch size.
+
+Differences: with `auto`, each tensor the forward is affine in (linearity.py) is differenced
+one-sided from the shared base output, the others central; the method then reads "coloured,
+one-sided" (or "dense, one-sided", "sample, one-sided"). Projections and spot checks stay central:
+the spot checks so that a bend the linearity test missed still shows as a disagreement.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Optional
 
 import numpy as np
@@ -30,6 +36,7 @@ from convgrad.numerics.colouring import input_colouring
 from convgrad.numerics.dense import dense_gradient
 from convgrad.numerics.gradient import (
     TENSOR_INDEX,
+    BaseOutput,
     Forward,
     Inputs,
     NumericalGradient,
@@ -37,34 +44,39 @@ from convgrad.numerics.gradient import (
     ProgressFactory,
     SpotCheck,
 )
+from convgrad.numerics.linearity import LINEARITY_CALLS, nonlinearity
 from convgrad.numerics.projection import projection_gradient
-from convgrad.options import Method
+from convgrad.options import Differences, Method
 
 __all__ = ["numerical_gradient", "one_at_a_time", "resolve_method", "SPOT_CHECKS"]
 
 SPOT_CHECKS = 2  # coordinates per tensor recomputed one at a time to cross-check a coloured result
 
 
-def _coloured_items(geometry: LayerGeometry, gradient: GradientName) -> int:
+def _coloured_items(geometry: LayerGeometry, gradient: GradientName, one_sided: bool) -> int:
     """Forward passes of one batch item the coloured method costs, per batch item of the layer."""
     if gradient == "dX":
-        return 2 * len(input_colouring(geometry).used())
-    return coloured_forward_calls(geometry, gradient)
+        return (1 if one_sided else 2) * len(input_colouring(geometry).used())
+    return coloured_forward_calls(geometry, gradient, one_sided)
 
 
-def resolve_method(method: Method, geometry: LayerGeometry, gradient: GradientName) -> Method:
+def resolve_method(
+    method: Method, geometry: LayerGeometry, gradient: GradientName, one_sided: bool = False
+) -> Method:
     """The method actually used: `auto` becomes coloured or dense, whichever is cheaper."""
     if method != "auto":
         return method
     size = math.prod(geometry.shape_of(gradient))
-    dense_items = 2 * size
+    dense_items = (1 if one_sided else 2) * size
     # On a tie dense wins: same cost, and it assumes nothing about locality.
     spot_checks = 2 * min(SPOT_CHECKS, size)
-    return "dense" if dense_items <= _coloured_items(geometry, gradient) + spot_checks else "coloured"
+    return "dense" if dense_items <= _coloured_items(geometry, gradient, one_sided) + spot_checks else "coloured"
 
 
-def _rng(seed: int, gradient: GradientName) -> np.random.Generator:
-    return np.random.default_rng((seed, TENSOR_INDEX[gradient]))
+def _rng(seed: int, gradient: GradientName, linearity: bool = False) -> np.random.Generator:
+    """Spot checks and samples draw from (seed, tensor); the linearity test from a stream of its own."""
+    key = (seed, TENSOR_INDEX[gradient], 1) if linearity else (seed, TENSOR_INDEX[gradient])
+    return np.random.default_rng(key)
 
 
 def _task(progress: Optional[ProgressFactory], gradient: GradientName, description: str, calls: int) -> Optional[Progress]:
@@ -83,20 +95,63 @@ def numerical_gradient(
     samples: int,
     seed: int,
     progress: Optional[ProgressFactory] = None,
+    differences: Differences = "central",
+    base: Optional[BaseOutput] = None,
+    rtol: float = 0.0,
 ) -> NumericalGradient:
-    """The numerical gradient of one tensor by `method` (see options.py for the methods)."""
-    chosen = resolve_method(method, geometry, gradient)
+    """The numerical gradient of one tensor by `method` (see options.py for the methods and the
+    differences). One-sided differences use `base` (made here when not shared by the caller);
+    `rtol` is the check's tolerance, which the linearity test keeps a margin below."""
+    chosen = resolve_method(method, geometry, gradient, one_sided=differences != "central")
+    if chosen == "projection" or differences == "central":
+        return _by_method(chosen, forward, inputs, gradient, dy, step, geometry, samples, seed, progress, None)
+    y, spent = (base or BaseOutput(forward, inputs))()
+    note = None
+    if differences == "auto":
+        note = nonlinearity(forward, inputs, gradient, y, step, rtol, _rng(seed, gradient, linearity=True))
+        spent += LINEARITY_CALLS
+    advance = _task(progress, gradient, "base and linearity test", spent) if spent else None
+    if advance is not None:
+        advance(spent)
+    result = _by_method(
+        chosen, forward, inputs, gradient, dy, step, geometry, samples, seed, progress, None if note else y
+    )
+    return replace(
+        result,
+        forward_calls=result.forward_calls + spent,
+        note="; ".join(n for n in (note, result.note) if n) or None,
+    )
+
+
+def _by_method(
+    chosen: Method,
+    forward: Forward,
+    inputs: Inputs,
+    gradient: GradientName,
+    dy: np.ndarray,
+    step: float,
+    geometry: LayerGeometry,
+    samples: int,
+    seed: int,
+    progress: Optional[ProgressFactory],
+    base: Optional[np.ndarray],
+) -> NumericalGradient:
+    """The chosen method's differences: central, or one-sided from `base`."""
     size = inputs[TENSOR_INDEX[gradient]].size
+    sides = 1 if base is not None else 2
     if chosen == "coloured":
-        return _coloured(forward, inputs, gradient, dy, step, geometry, seed, progress)
+        return _coloured(forward, inputs, gradient, dy, step, geometry, seed, progress, base)
     if chosen == "dense":
-        return dense_gradient(forward, inputs, gradient, dy, step, _task(progress, gradient, "dense", 2 * size))
+        return dense_gradient(
+            forward, inputs, gradient, dy, step, _task(progress, gradient, "dense", sides * size), base=base
+        )
     count = min(samples, size)  # more directions than coordinates add nothing
     rng = _rng(seed, gradient)
-    advance = _task(progress, gradient, chosen, 2 * count)
     if chosen == "sample":
         coordinates = np.sort(rng.choice(size, size=count, replace=False))
-        return dense_gradient(forward, inputs, gradient, dy, step, advance, coordinates)
+        advance = _task(progress, gradient, chosen, sides * count)
+        return dense_gradient(forward, inputs, gradient, dy, step, advance, coordinates, base)
+    advance = _task(progress, gradient, chosen, 2 * count)
     return projection_gradient(forward, inputs, gradient, dy, step, count, rng, advance)
 
 
@@ -133,10 +188,12 @@ def _coloured(
     geometry: LayerGeometry,
     seed: int,
     progress: Optional[ProgressFactory],
+    base: Optional[np.ndarray],
 ) -> NumericalGradient:
     size = inputs[TENSOR_INDEX[gradient]].size
     spots = np.sort(_rng(seed, gradient).choice(size, size=min(SPOT_CHECKS, size), replace=False))
-    advance = _task(progress, gradient, "coloured", coloured_forward_calls(geometry, gradient) + 2 * spots.size)
+    planned = coloured_forward_calls(geometry, gradient, one_sided=base is not None) + 2 * spots.size
+    advance = _task(progress, gradient, "coloured", planned)
     calls = 0
 
     def counted(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -147,7 +204,7 @@ def _coloured(
     note = None
     try:
         try:
-            coloured = coloured_gradient(counted, inputs, gradient, dy, step, geometry, advance)
+            coloured = coloured_gradient(counted, inputs, gradient, dy, step, geometry, advance, base=base)
         except (ImplementationFailure, StackedBatchDiffers) as failure:
             if gradient != "dX":  # dK and db calls already use the layer's own batch
                 raise
@@ -156,7 +213,9 @@ def _coloured(
                 f"{what} a stacked batch ({failure}); colours were perturbed with the layer's "
                 "own batch size instead"
             )
-            coloured = coloured_gradient(counted, inputs, gradient, dy, step, geometry, advance, batched=False)
+            coloured = coloured_gradient(
+                counted, inputs, gradient, dy, step, geometry, advance, batched=False, base=base
+            )
     except NonLocalOutputs as nonlocal_outputs:
         return one_at_a_time(
             forward, inputs, gradient, dy, step, spent=calls, note=str(nonlocal_outputs), progress=progress
@@ -165,7 +224,7 @@ def _coloured(
     return NumericalGradient(
         values=coloured.values,
         step=step,
-        method="coloured",
+        method=coloured.method,
         checked=coloured.checked,
         forward_calls=calls,
         note=note,

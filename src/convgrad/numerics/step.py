@@ -1,7 +1,8 @@
 """Where the finite-difference step of each tensor is chosen.
 
-A conv layer is linear in x and in w and affine in b, so a central difference has no truncation
-error: the step only has to be large enough to beat rounding. It is `relative_step` (options.py)
+A conv layer is linear in x and in w and affine in b, so neither a central nor a one-sided
+difference has truncation error: the step only has to be large enough to beat rounding. The same
+step serves both (and the linearity test, which moves every coordinate by it). It is `relative_step` (options.py)
 times the tensor's perturbation scale below.
 """
 

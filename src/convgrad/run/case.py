@@ -23,7 +23,7 @@ from convgrad.findings.precision import with_likely_cause
 from convgrad.geometry import GRADIENT_NAMES, TENSOR_NAMES, GradientName, LayerGeometry
 from convgrad.impl.guard import GuardedLayer, ImplementationFailure
 from convgrad.impl.protocol import Implementation, Unsupported
-from convgrad.numerics.gradient import Inputs, NumericalGradient, ProgressFactory
+from convgrad.numerics.gradient import BaseOutput, Inputs, NumericalGradient, ProgressFactory
 from convgrad.numerics.method import numerical_gradient, one_at_a_time
 from convgrad.numerics.rounding import RoundingBounds, rounding_bounds
 from convgrad.numerics.step import step_for
@@ -182,6 +182,7 @@ def _first_call(
         rows.extend(TensorComparison.not_checked(n, geometry, rtol, str(failure), status=failure.status) for n in GRADIENT_NAMES)
         return tuple(rows), CallResult(tensors, y, failure=str(failure), error=failure.status == "error"), None
     first = CallResult.of(tensors, y, gradients, problems)
+    base = BaseOutput(guard.forward, (x, w, b))  # one fresh call, shared by one-sided differences
     for gradient, analytical in zip(GRADIENT_NAMES, gradients):
         if gradient == "db" and not has_bias:
             rows.append(TensorComparison.not_in_layer("db", geometry, rtol, "no bias"))
@@ -191,7 +192,9 @@ def _first_call(
             rows.append(TensorComparison.not_checked(gradient, geometry, rtol, str(problem), problem.shape, status=problem.status))
             continue
         try:
-            rows.append(_compare_gradient(gradient, analytical, guard, (x, w, b), y, dy, geometry, options, progress))
+            rows.append(
+                _compare_gradient(gradient, analytical, guard, (x, w, b), y, dy, geometry, options, base, progress)
+            )
         except ImplementationFailure as failure:
             message = f"while computing finite differences for {gradient}, {failure}"
             rows.append(
@@ -209,16 +212,18 @@ def _compare_gradient(
     dy: np.ndarray,
     geometry: LayerGeometry,
     options: CheckOptions,
+    base: BaseOutput,
     progress: Optional[ProgressFactory],
 ) -> TensorComparison:
     """One gradient against its numerical gradient; a coloured result whose spot checks disagree
-    is redone one coordinate at a time."""
+    is redone one coordinate at a time (central differences, trusting nothing)."""
     rtol = options.tolerances(geometry.dtype).rtol
     step = step_for(gradient, inputs, y, options.tolerances(geometry.dtype))
     floor = scale_floor(gradient, inputs[0], inputs[1], dy)
     numerical: NumericalGradient = numerical_gradient(
         options.method, guard.forward, inputs, gradient, dy, step, geometry,
         samples=options.samples, seed=options.seed, progress=progress,
+        differences=options.differences, base=base, rtol=rtol,
     )
     disagreement = spot_check_disagreement(numerical, rtol, floor)
     if disagreement is not None:

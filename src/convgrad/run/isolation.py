@@ -84,6 +84,7 @@ def run_cases_isolated(
                 run_case(c.geometry, implementation, options, name=c.name, progress=c.progress) for c in cases
             )
         ]
+    _import_what_every_child_would()
     reports: dict[int, CaseReport] = {}
     waiting = list(enumerate(cases))[::-1]  # popped from the end: the first case starts first
     running: dict[Connection, _Running] = {}
@@ -160,6 +161,14 @@ class _Running:
             elif kind == "advance" and self.advance is not None:
                 self.advance(message[1])
         return None
+
+
+def _import_what_every_child_would() -> None:
+    """NumPy imports numpy.random and numpy.ma on first use (a check draws its tensors, and
+    np.unique asks numpy.ma); imported once here, before any fork, every child inherits them
+    instead of spending tens of milliseconds importing them again."""
+    import numpy.ma  # noqa: F401
+    import numpy.random  # noqa: F401
 
 
 def _start(index: int, case: IsolatedCase, implementation: Implementation, options: CheckOptions) -> _Running:
