@@ -156,6 +156,14 @@ def test_a_layer_that_crashes_is_a_failure_shrunk_like_any_other(tmp_path):
     assert (shrunk["settings"]["in"], shrunk["settings"]["kernels"], shrunk["settings"]["dilation"]) == ([1, 1], [1, 1, 1], [2])
 
 
+def test_a_layer_that_raises_is_reported_as_an_error_not_a_wrong_gradient(tmp_path):
+    layer = reference_layer_file(tmp_path, "raises.py", "if settings['groups'] > 1: raise ValueError('no groups')")
+    result = run(["fuzz", "--impl", layer, "--budget", BUDGET])
+    assert result.exit_code == 1, result.output
+    verdict = next(line for line in result.stdout.splitlines() if line.startswith(("ERROR:", "FAIL:", "PASS:")))
+    assert verdict.startswith("ERROR:") and "cannot be checked" in verdict, result.stdout
+
+
 def test_a_layer_that_hangs_times_out_and_the_budget_still_ends_the_run(tmp_path):
     layer = reference_layer_file(tmp_path, "hangs.py", "if settings['groups'] > 1: time.sleep(60)")
     result = run(["fuzz", "--impl", layer, "--budget", "4", "--timeout", "0.5", "--json"])

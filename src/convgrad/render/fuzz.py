@@ -97,9 +97,11 @@ def _verdict(result: FuzzResult) -> Text:
     if result.failure is not None:
         failure = result.failure
         stopped = "" if failure.complete else " (shrinking stopped at the budget)"
+        errs = failure.shrunk.status == "error"  # the layer raised or returned the wrong shape there
         return Text.assemble(
-            ("FAIL", "bold red"),
-            f": {failure.shrunk.geometry.brief()} fails; shrunk from random layer {failure.found_after}{stopped}",
+            ("ERROR", "bold magenta") if errs else ("FAIL", "bold red"),
+            f": {failure.shrunk.geometry.brief()} {'cannot be checked' if errs else 'fails'}; "
+            f"shrunk from random layer {failure.found_after}{stopped}",
         )
     if result.checked == 0:
         why = f"all {result.skipped} layers drawn were skipped" if result.skipped else "the budget ran out first"
