@@ -209,11 +209,33 @@ def test_a_case_the_constructor_raises_on_fails_with_its_error(torch, tmp_path):
     assert code == 0
 
 
-def test_a_module_without_bias_is_skipped_with_the_reason(torch):
+def test_a_module_without_bias_is_checked_and_its_db_row_says_no_bias(torch):
     import convgrad
 
     report = convgrad.check(torch.nn.Conv2d(2, 3, 3, bias=False), in_shape="2x5x5", kernel_shape="3x2x3x3")
-    assert report.skipped.startswith("Conv2d has no bias parameter; build it with a bias")
+    assert report.passed and report.skipped is None
+    assert report.tensor("db").absent == "no bias"
+    assert report.compared_gradients == ("dX", "dK")
+
+
+def test_a_bias_free_module_with_a_wrong_backward_still_fails(torch):
+    import convgrad
+
+    class HalfInputGradient(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 0.5
+
+    class NoBiasHalvedDx(torch.nn.Conv2d):
+        def forward(self, x):
+            return super().forward(HalfInputGradient.apply(x))
+
+    report = convgrad.check(NoBiasHalvedDx(2, 3, 3, bias=False), in_shape="2x5x5", kernel_shape="3x2x3x3")
+    assert not report.passed and [t.name for t in report.wrong] == ["dX"]
 
 
 def test_a_numpy_layer_imports_neither_torch_nor_jax():

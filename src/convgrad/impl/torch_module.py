@@ -65,7 +65,7 @@ def torch_implementation(target: Any, name: str, device: str = DEFAULT_DEVICE) -
 class _TorchLayer:
     """What the three kinds share: a function of (x, w, b) per case, differentiated by autograd."""
 
-    has_bias = True  # a layer built without a bias is skipped (its reason says so), not checked
+    has_bias = True  # False for a module built without a bias: db is convgrad's own, shown as "no bias"
 
     def __init__(self, name: str, arrays: TorchArrays, declaring: Any) -> None:
         self.name = name
@@ -98,6 +98,7 @@ class ModuleLayer(_TorchLayer):
         super().__init__(name, arrays, module)
         self.module = module.to(arrays.device)
         self.weight_name, self.bias_name = _parameter_names(module, name)
+        self.has_bias = self.bias_name is not None
 
     def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
         mismatch = _module_mismatch(self.module, self.weight_name, self.bias_name, geometry, self.name)
@@ -127,6 +128,8 @@ class ModuleClassLayer(_TorchLayer):
             )
         except Exception:
             return None  # not a declared limit: the case runs, and fails with what the constructor raised
+        if bias_name is None:  # it was asked for a bias: a db of convgrad's own would pass as the layer's
+            return f"{self.cls.__name__}(bias=True) has no bias parameter; pass an instance to check it without one"
         return _module_mismatch(module, weight_name, bias_name, geometry, self.cls.__name__)
 
     def _function(self, x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> Callable[..., Any]:
@@ -207,8 +210,10 @@ def _parameter_names(module: Any, name: str) -> tuple[str, Optional[str]]:
 
 def _functional(torch: Any, module: Any, weight_name: str, bias_name: Optional[str]) -> Callable[..., Any]:
     def call(x: Any, w: Any, b: Any) -> Any:
-        replaced = {weight_name: w} if bias_name is None else {weight_name: w, bias_name: b}
-        return torch.func.functional_call(module, replaced, (x,))
+        if bias_name is None:  # a bias-free module: convgrad adds b, and its db is not the module's
+            y = torch.func.functional_call(module, {weight_name: w}, (x,))
+            return y + b.reshape(1, -1, *([1] * (y.dim() - 2)))
+        return torch.func.functional_call(module, {weight_name: w, bias_name: b}, (x,))
 
     return call
 
@@ -217,8 +222,6 @@ def _module_mismatch(
     module: Any, weight_name: str, bias_name: Optional[str], geometry: LayerGeometry, what: str
 ) -> Optional[str]:
     """Why a built module cannot run `geometry`, or None."""
-    if bias_name is None:
-        return f"{what} has no bias parameter; build it with a bias (bias=True) to check it"
     weight = module.get_parameter(weight_name)
     if weight.dim() - 2 != geometry.ndim:
         return f"{what} has {weight.dim() - 2}-D weights ({format_shape(tuple(weight.shape))}) and this case is {geometry.ndim}-D"
