@@ -10,7 +10,7 @@ is caught.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -101,17 +101,7 @@ def compare(
         rel = diff / scale
     mismatches = int(np.count_nonzero(rel > tolerance))
     order = np.argsort(rel, axis=None)[::-1][:WORST_SHOWN]
-    worst = tuple(
-        Coordinate(
-            index=tuple(int(i) for i in np.unravel_index(flat, diff.shape)),
-            analytical=float(analytical.flat[flat]),
-            numerical=float(reference.flat[flat]),
-            abs_error=float(diff.flat[flat]),
-            rel_error=float(rel.flat[flat]),
-        )
-        for flat in order
-        if computed.flat[flat]
-    )
+    worst = _coordinates([flat for flat in order if computed.flat[flat]], analytical, reference, diff, rel)
     passed = mismatches == 0
     reason = None
     if not passed:
@@ -165,17 +155,8 @@ def compare_bounded(
         unit_roundoff=bounds.unit_roundoff, lam=bounds.lam, largest_ratio=float(ratio.max(initial=0.0)),
         bits=bits, dtype_bits=bounds.significant_bits,
     )
-    worst = tuple(
-        Coordinate(
-            index=tuple(int(i) for i in np.unravel_index(flat, diff.shape)),
-            analytical=float(analytical.flat[flat]),
-            numerical=float(reference.flat[flat]),
-            abs_error=float(diff.flat[flat]),
-            rel_error=float(diff.flat[flat] / scale),
-            bound_ratio=float(ratio.flat[flat]),
-        )
-        for flat in np.argsort(ratio, axis=None)[::-1][:WORST_SHOWN]
-    )
+    order = np.argsort(ratio, axis=None)[::-1][:WORST_SHOWN]
+    worst = _coordinates(order, analytical, reference, diff, diff / scale, ratio)
     reason = None
     if mismatches:
         top = worst[0]
@@ -222,6 +203,24 @@ def compare_with_reference(
     if bounds is not None:
         return compare_bounded(name, analytical, reference, bounds, method=method, against=against)
     return compare(name, analytical, reference, rtol, method=method, against=against, floor=floor)
+
+
+def _coordinates(
+    order: Sequence[int] | np.ndarray, analytical: np.ndarray, reference: np.ndarray, diff: np.ndarray,
+    rel: np.ndarray, ratio: Optional[np.ndarray] = None,
+) -> tuple[Coordinate, ...]:
+    """The coordinates at the flat indices `order`, worst first, as a report lists them."""
+    return tuple(
+        Coordinate(
+            index=tuple(int(i) for i in np.unravel_index(flat, diff.shape)),
+            analytical=float(analytical.flat[flat]),
+            numerical=float(reference.flat[flat]),
+            abs_error=float(diff.flat[flat]),
+            rel_error=float(rel.flat[flat]),
+            bound_ratio=None if ratio is None else float(ratio.flat[flat]),
+        )
+        for flat in order
+    )
 
 
 def _join(first: str | None, second: str) -> str:
