@@ -71,6 +71,44 @@ def test_jax_custom_vjp_and_plain_functions_are_checked_through_their_own_vjp(ja
     assert code == (1 if wrong else 0)
 
 
+LAX_STYLE = """
+from functools import partial
+import jax
+from jax import lax
+
+def _conv(x, w, b, stride, padding):
+    y = lax.conv_general_dilated(x, w, window_strides=stride, padding=[(p, p) for p in padding])
+    return y + b.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+@partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def conv(x, w, b, stride, padding):
+    return _conv(x, w, b, stride, padding)
+
+def conv_fwd(x, w, b, stride, padding):
+    return _conv(x, w, b, stride, padding), (x, w)
+
+def conv_bwd(stride, padding, res, dy):
+    x, w = res
+    _, vjp = jax.vjp(lambda x_, w_: lax.conv_general_dilated(
+        x_, w_, window_strides=stride, padding=[(p, p) for p in padding]), x, w)
+    dx, dw = vjp(dy)
+    return dx, dw, dy.sum(axis=(0,) + tuple(range(2, dy.ndim)))
+
+conv.defvjp(conv_fwd, conv_bwd)
+"""
+
+
+def test_a_jax_layer_that_hands_its_settings_to_lax_gets_them_per_axis(jax, tmp_path):
+    # lax takes sequences; a custom_vjp written the usual way passes stride and padding straight on.
+    path = tmp_path / "lax_style.py"
+    path.write_text(LAX_STYLE)
+    code, report = check_json(["--impl", f"{path}:conv", "--in", "2x6x5", "--kernels", "3x2x2x3",
+                               "--stride", "2", "--padding", "1"])
+    assert code == 0, report["cases"][0]["reason"]
+    code, report = check_json(["--impl", f"{path}:conv", "--in", "2x6x6", "--kernels", "3x2x3x3"])
+    assert code == 0, report["cases"][0]["reason"]
+
+
 def test_a_plain_jax_function_takes_dilation_and_groups_by_name(jax):
     code, report = check_json(["--impl", f"{JAX_LAYERS}:plain_conv", "--in", "4x9", "--kernels", "4x2x3",
                                "--dilation", "2", "--groups", "2"])

@@ -59,7 +59,9 @@ class JaxFunctionLayer:
         primal = getattr(function, "fun", None) or inspect.unwrap(function)  # custom_vjp keeps it as .fun
         shown = getattr(primal, "__name__", name)
         parameters = list(inspect.signature(primal).parameters.values())
-        self._settings = [p.name for p in settings_after(parameters, name, shown) if setting_of(p.name) is not None]
+        self._settings = {
+            p.name: p.default for p in settings_after(parameters, name, shown) if setting_of(p.name) is not None
+        }
         self._what = shown
         self._arrays = arrays
 
@@ -77,5 +79,9 @@ class JaxFunctionLayer:
         return self._arrays.gradients(self._bound(settings), dy, (x, w, b))
 
     def _bound(self, settings: dict[str, Any]) -> Any:
-        keywords = {p: setting_value(settings[setting_of(p) or ""]) for p in self._settings}
+        keywords = {
+            p: settings["groups"] if setting_of(p) == "groups"
+            else setting_value(settings[setting_of(p) or ""], default, per_axis=True)
+            for p, default in self._settings.items()
+        }
         return lambda x, w, b: self.function(x, w, b, **keywords)

@@ -37,11 +37,15 @@ def setting_of(parameter: str) -> Optional[str]:
     return next((s for s in SETTINGS if parameter in NAMES[s]), None)
 
 
-def setting_value(values: Any) -> Any:
-    """One int when every axis agrees, else the tuple."""
+def setting_value(values: Any, default: Any = None, *, per_axis: bool = False) -> Any:
+    """One int when every axis agrees, else the tuple. A parameter whose default is a tuple or list
+    gets a tuple always, as does any parameter without an int default when `per_axis` (jax's lax
+    takes sequences: a jax layer mostly hands its settings straight to it)."""
     if isinstance(values, int):
-        return values
+        values = (values,)
     values = tuple(values)
+    if isinstance(default, (tuple, list)) or (per_axis and not isinstance(default, int)):
+        return values
     return values[0] if len(set(values)) == 1 else values
 
 
