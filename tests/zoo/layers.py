@@ -898,3 +898,28 @@ class SaturatesLargeInputs(TapLoopConv):
 
     def forward(self, x, w, b, **settings):
         return super().forward(np.clip(x, -self.limit, self.limit), w, b, **settings)
+
+
+class WeightStandardised(TapLoopConv):
+    """Correct, and not linear in w: each kernel is standardised (zero mean, unit variance) before
+    the convolution, and dK goes back through the standardisation. Only the gradients can be
+    checked (its O is not the plain convolution's): run it with forward_check=False."""
+
+    name = "weight-standardised"
+    EPS = 1e-5
+
+    def standardised(self, w):
+        axes = tuple(range(1, w.ndim))
+        centred = w - w.mean(axis=axes, keepdims=True)
+        spread = np.sqrt((centred**2).mean(axis=axes, keepdims=True) + self.EPS)
+        return centred / spread, spread
+
+    def forward(self, x, w, b, **settings):
+        return super().forward(x, self.standardised(w)[0], b, **settings)
+
+    def backward(self, dy, x, w, b, **settings):
+        ws, spread = self.standardised(w)
+        dx, dws, db = super().backward(dy, x, ws, b, **settings)
+        axes = tuple(range(1, w.ndim))
+        dw = (dws - dws.mean(axis=axes, keepdims=True) - ws * (dws * ws).mean(axis=axes, keepdims=True)) / spread
+        return dx, dw, db

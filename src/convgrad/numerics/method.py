@@ -46,7 +46,7 @@ from convgrad.numerics.gradient import (
 )
 from convgrad.numerics.linearity import LINEARITY_CALLS, nonlinearity
 from convgrad.numerics.projection import projection_gradient
-from convgrad.options import Differences, Method
+from convgrad.options import DEFAULT_TOLERANCES, Differences, Method
 
 __all__ = ["numerical_gradient", "one_at_a_time", "resolve_method", "SPOT_CHECKS"]
 
@@ -98,13 +98,18 @@ def numerical_gradient(
     differences: Differences = "central",
     base: Optional[BaseOutput] = None,
     rtol: float = 0.0,
+    curved: bool = False,
 ) -> NumericalGradient:
     """The numerical gradient of one tensor by `method` (see options.py for the methods and the
     differences). One-sided differences use `base` (made here when not shared by the caller);
-    `rtol` is the check's tolerance, which the linearity test keeps a margin below."""
+    `rtol` is the check's tolerance, which the linearity test keeps a margin below. `curved`: the
+    forward may legitimately be curved (it is not held to the reference convolution), so where it
+    is, the differences take a step fit for a smooth function; a layer that claims to be a
+    convolution is differenced at the linear step, where a bend shows as a mismatch."""
     chosen = resolve_method(method, geometry, gradient, one_sided=differences != "central")
-    if chosen == "projection" or differences == "central":
+    if differences == "central" or (chosen == "projection" and (differences == "one-sided" or not curved)):
         return _by_method(chosen, forward, inputs, gradient, dy, step, geometry, samples, seed, progress, None)
+    # Projections stay central, but they too need a smaller step where a curved forward is allowed.
     y, spent = (base or BaseOutput(forward, inputs))()
     note = None
     if differences == "auto":
@@ -113,14 +118,25 @@ def numerical_gradient(
     advance = _task(progress, gradient, "base and linearity test", spent) if spent else None
     if advance is not None:
         advance(spent)
-    result = _by_method(
-        chosen, forward, inputs, gradient, dy, step, geometry, samples, seed, progress, None if note else y
-    )
+    if note and curved:
+        step = curved_step(step, inputs[0].dtype)
+        note = f"{note} with a step of {step:.3g} (the forward is curved: the linear step would be too large)"
+    one_sided_base = None if note or chosen == "projection" else y
+    result = _by_method(chosen, forward, inputs, gradient, dy, step, geometry, samples, seed, progress, one_sided_base)
     return replace(
         result,
         forward_calls=result.forward_calls + spent,
         note="; ".join(n for n in (note, result.note) if n) or None,
     )
+
+
+def curved_step(step: float, dtype: np.dtype) -> float:
+    """The step for a forward that is not affine in the tensor: central differences then have a
+    truncation error of order h^2 and a rounding error of order eps/h, balanced at h ~ eps^(1/3) of
+    the scale. `step` is the linear one: the default relative step of the scale (the same for
+    every dtype), or the user's, which is scaled alike."""
+    linear = max(tolerances.relative_step for tolerances in DEFAULT_TOLERANCES.values())
+    return step * float(np.finfo(dtype).eps) ** (1 / 3) / linear
 
 
 def _by_method(

@@ -223,12 +223,13 @@ def _compare_gradient(
     numerical: NumericalGradient = numerical_gradient(
         options.method, guard.forward, inputs, gradient, dy, step, geometry,
         samples=options.samples, seed=options.seed, progress=progress,
-        differences=options.differences, base=base, rtol=rtol,
+        differences=options.differences, base=base, rtol=rtol, curved=not options.forward_check,
     )
     disagreement = spot_check_disagreement(numerical, rtol, floor)
     if disagreement is not None:
         numerical = one_at_a_time(
-            guard.forward, inputs, gradient, dy, step, spent=numerical.forward_calls, note=disagreement, progress=progress
+            guard.forward, inputs, gradient, dy, numerical.step, spent=numerical.forward_calls, note=disagreement,
+            progress=progress,
         )
     return compare_numerical(gradient, analytical, numerical, rtol, floor)
 
