@@ -69,8 +69,11 @@ def test_kernels_not_rotated_fails_dx_only():
         (lambda dy, x, w, b, **s: (x[..., 1:], w, b), "backward returned shape 1x3x20x19 for dX, expected 1x3x20x20"),
         (lambda dy, x, w, b, **s: (x, w * np.nan, b), "backward returned NaN in dK"),
         (lambda dy, x, w, b, **s: 1 / 0, "backward raised ZeroDivisionError: division by zero (at test_checker.py:"),
+        # Raised inside NumPy's compiled code: the line named is still the caller's, in this file.
+        (lambda dy, x, w, b, **s: np.random.default_rng(0).normal(size=(2, 2.5)),
+         "backward raised TypeError: 'float' object cannot be interpreted as an integer (at test_checker.py:"),
     ],
-    ids=["none", "two-results", "wrong-shape", "nan", "raises"],
+    ids=["none", "two-results", "wrong-shape", "nan", "raises", "raises-in-compiled-numpy"],
 )
 def test_misbehaving_backward_is_a_failed_check_with_a_reason(backward, expected_reason):
     layer = ReferenceWith()

@@ -203,7 +203,10 @@ def describe_exception(error: BaseException) -> str:
         f for f in frames
         if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR + os.sep) and not f.filename.startswith("<")
     ]
-    theirs = [f for f in outside if not os.path.abspath(f.filename).startswith(_LIBRARY_DIRS)]
+    theirs = [  # compiled code (numpy's "_common.pyx") names no file of the user's either
+        f for f in outside
+        if f.filename.endswith(".py") and not os.path.abspath(f.filename).startswith(_LIBRARY_DIRS)
+    ]
     chosen = theirs or outside
     if chosen:
         frame = chosen[-1]
