@@ -71,8 +71,21 @@ def test_the_seed_question_gets_the_rotation_sentence_with_the_fix():
     case = check_layer(resolve_geometry("3x8x8", "5x3x3x3"), zoo.KernelsNotRotated())
     (diagnosis,) = case.diagnoses
     assert diagnosis.tensor == "dX" and diagnosis.message.startswith(
-        "dX matches the numerical gradient once the kernels are rotated 180°: rotate each kernel"
+        "dX matches the numerical gradient once the kernels are rotated 180°: the full "
+        "correlation of dO needs each kernel flipped along every spatial axis, once."
     )
+    # A scatter-style backward that flipped the kernel gets the same finding: the fix is the removal.
+    assert "remove the one it has" in diagnosis.message
+
+
+def test_a_one_coordinate_tensor_gets_no_constant_factor():
+    class FirstImageBias(zoo.TapLoopConv):
+        def bias_gradient(self, dy, w):
+            return dy[:1].sum(axis=(0, *range(2, dy.ndim)))  # the first image only
+
+    case = check_layer(resolve_geometry("1x3x3", "1x1x2x2", batch=2), FirstImageBias())
+    assert [t.name for t in case.wrong] == ["db"]
+    assert all(d.kind != "constant_factor" for d in case.diagnoses), case.diagnoses
 
 
 def test_depth_f_is_named_from_the_shape_with_both_depths():

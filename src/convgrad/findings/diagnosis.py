@@ -310,8 +310,10 @@ def _dx_hypotheses(geometry: LayerGeometry, x: np.ndarray, w: np.ndarray, dy: np
     yield (
         "kernels_not_rotated",
         lambda: dx_as_if(dy, reference.rotate_and_swap(_flip(w), g), geometry),
-        "dX matches the numerical gradient once the kernels are rotated 180°: rotate each kernel "
-        "(flip every spatial axis) before the full correlation.",
+        "dX matches the numerical gradient once the kernels are rotated 180°: the full "
+        "correlation of dO needs each kernel flipped along every spatial axis, once. Add the flip "
+        "if it is missing; if the backward scatters dO through the kernel as the forward gathers "
+        "(dX[window] += w * dO), it needs no flip at all: remove the one it has.",
     )
     if swap_possible:
         yield (
@@ -477,14 +479,12 @@ def matches(analytical: np.ndarray, candidate: np.ndarray, tolerance: float) -> 
 def _constant_factor(
     name: TensorName, analytical: np.ndarray, numerical: np.ndarray, geometry: LayerGeometry, tolerance: float
 ) -> Optional[Diagnosis]:
-    if np.isnan(numerical).any():
-        return None
+    if np.isnan(numerical).any() or np.count_nonzero(numerical) < 2:
+        return None  # one value fits any factor: that says nothing
     norm = float(np.sum(numerical * numerical))
-    if norm == 0.0:
-        return None
     factor = float(np.sum(analytical * numerical)) / norm
-    if factor == 0.0 or not matches(analytical, factor * numerical, tolerance):
-        return None
+    if factor == 0.0 or abs(factor - 1.0) < 1e-3 or not matches(analytical, factor * numerical, tolerance):
+        return None  # (a factor of 1 would name no mistake)
     named = _named_factor(factor, geometry)
     short = f"{name} is {_ratio(factor)} the right values everywhere"
     if named is not None:
