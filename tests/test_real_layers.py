@@ -342,3 +342,34 @@ def test_a_declared_bias_shape_is_how_the_layer_gets_its_bias(tmp_path):
     config = write(tmp_path, "column_bias.toml", 'bias_shape = "F,1"\n')
     result = run("--impl", path, "--impl-config", config, "--in", "2x5x5", "--kernels", "3x2x3x3", "-q")
     assert result.exit_code == 0, result.output
+
+
+INT_SETTINGS_LAYER = """
+    from convgrad import reference
+    {declaration}
+
+    def _axes(value, x):
+        if not isinstance(value, int):  # computes with its settings as ints, as most layers do
+            raise TypeError(f"unsupported operand type(s) for +: {{type(value).__name__!r}} and 'int'")
+        return (value,) * (x.ndim - 2)
+
+    def conv(x, w, b, stride=1, padding=0):
+        return reference.forward(x, w, b, stride=_axes(stride, x), padding=_axes(padding, x),
+                                 dilation=_axes(1, x), groups=1)
+
+    def conv_grad(dy, x, w, b, stride=1, padding=0):
+        return reference.backward(dy, x, w, b, stride=_axes(stride, x), padding=_axes(padding, x),
+                                  dilation=_axes(1, x), groups=1)
+"""
+
+
+def test_a_function_with_int_defaults_gets_ints_and_keeps_rectangular_kernels(tmp_path):
+    spec = write(tmp_path, "int_settings.py", INT_SETTINGS_LAYER.format(declaration="")) + ":conv,conv_grad"
+    result = run("--impl", spec, "--in", "3x9x7", "--kernels", "2x3x3x2", "--stride", "2", "--padding", "1", "--json")
+    assert result.exit_code == 0, result.stdout
+    # Declaring one_int skips per-axis settings; the kernel size is read off w, so it is no limit.
+    spec = write(tmp_path, "declared.py", INT_SETTINGS_LAYER.format(declaration='CONVGRAD = {"one_int": True}'))
+    code, report = standard_suite(spec + ":conv,conv_grad")
+    assert code == 0 and failing_tensors(report) == set()
+    assert not any("kernel size" in reason for reason in skips(report).values()), skips(report)
+    assert any("(one_int)" in reason for reason in skips(report).values())

@@ -14,6 +14,7 @@ inputs is still caught by the guard.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional, Protocol, Sequence, get_args
 
@@ -71,7 +72,7 @@ class Adapter:
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
         """Why this implementation cannot run `geometry` (the case is skipped), or None."""
-        limit = declared_unsupported(self.declared, geometry)
+        limit = declared_unsupported(self.declared, geometry, kernel_size_passed=self.style == "stateful")
         if limit is not None:
             return f"{self.name} {limit}"
         if self.supports is not None:
@@ -158,9 +159,11 @@ class Adapter:
         """stride, padding, dilation, groups as the layer takes them: per-axis tuples, one int
         (one_int; layer objects and course style when every axis agrees), or 'valid'/'same'."""
         ints = self.declared.one_int or self.style in ("cache", "stateful", "autograd")
+        int_defaults = _int_defaults(getattr(self.calls, "forward_function", None))
         settings: UserSettings = {"groups": geometry.groups}
         for setting, values in (("stride", geometry.stride), ("padding", geometry.padding), ("dilation", geometry.dilation)):
-            settings[setting] = values[0] if ints and len(set(values)) == 1 else values
+            one = ints or setting in int_defaults  # `stride=1` in the signature: the layer takes an int
+            settings[setting] = values[0] if one and len(set(values)) == 1 else values
         if self.declared.padding_modes is not None:
             settings["padding"] = padding_mode(geometry)  # unsupported() skipped the cases it is None
         return settings
@@ -191,6 +194,17 @@ class Adapter:
         user_shape = (*shape[2:], shape[1], shape[0])
         array = _checked_shape(value, user_shape, "backward", "dK", "*k, C/groups, F in weight layout hwio")
         return value if array is None else np.moveaxis(array, (-1, -2), (0, 1))
+
+
+def _int_defaults(function: Optional[Callable[..., Any]]) -> frozenset[str]:
+    """The settings a function's signature defaults to an int (`stride=1`), if it can be read."""
+    if function is None:
+        return frozenset()
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return frozenset()
+    return frozenset(p.name for p in parameters if p.name in SETTING_NAMES and type(p.default) is int)
 
 
 def adapt(

@@ -244,8 +244,12 @@ def padding_mode(geometry: LayerGeometry) -> Optional[str]:
     return "same" if same else None
 
 
-def declared_unsupported(declared: Declarations, geometry: LayerGeometry) -> Optional[str]:
-    """Why a declared limit rules `geometry` out (the case is skipped with this reason), or None."""
+def declared_unsupported(
+    declared: Declarations, geometry: LayerGeometry, *, kernel_size_passed: bool = True
+) -> Optional[str]:
+    """Why a declared limit rules `geometry` out (the case is skipped with this reason), or None.
+    one_int limits the kernel size only where convgrad hands it over (a layer object's
+    constructor); functions read it off w."""
     if declared.spatial_dims is not None and geometry.ndim not in declared.spatial_dims:
         dims = " or ".join(f"{d}-D" for d in declared.spatial_dims)
         return f"handles {dims} layers only (spatial_dims) and this case is {geometry.ndim}-D"
@@ -254,7 +258,7 @@ def declared_unsupported(declared: Declarations, geometry: LayerGeometry) -> Opt
     if declared.one_int:
         for setting, values in (("kernel size", geometry.kernel_size), ("stride", geometry.stride),
                                 ("padding", geometry.padding), ("dilation", geometry.dilation)):
-            if len(set(values)) > 1:
+            if len(set(values)) > 1 and (kernel_size_passed or setting != "kernel size"):
                 return f"takes one int for every axis (one_int) and this case needs {setting} {format_shape(values)}"
     if declared.stride_tiles:
         for axis, (h, k, s, p, d) in enumerate(zip(geometry.spatial, geometry.kernel_size, geometry.stride,
