@@ -200,6 +200,10 @@ def test_json_and_table_say_which_comparison_each_row_is_and_the_bits():
     assert table.exit_code == 1
     assert "against" in table.output and "bits" in table.output
     assert "FAIL: dK vs float64 reference does not match" in table.output.replace("\n", " ")
+    # At 80 columns the bits a tensor carries are kept; abs err and got make room first.
+    narrow = CliRunner(env={"COLUMNS": "80"}).invoke(cli, args)
+    header = next(line for line in narrow.output.splitlines() if line.strip().startswith("tensor"))
+    assert "bits" in header.split() and "against" in header.split() and "abs" not in header.split(), header
 
 
 # --- no false alarm: random float32 layers, torch and NumPy ------------------------------------------

@@ -72,7 +72,7 @@ def _table(case: CaseReport) -> FittingTable:
     go first (tol is in the header, abs err beside rel err, got when it equals expected)."""
     same_shapes = all(t.shape == t.expected_shape for t in case.rows)
     precise = bool(case.reference_gradients)  # below float64: say which row is which comparison
-    optional = ["tol", *(["bits"] if precise else []), "abs err", *(["got"] if same_shapes else []), "checked"]
+    optional = ["tol", "abs err", *(["got"] if same_shapes else []), *(["bits"] if precise else []), "checked"]
 
     def build(dropped: frozenset[str], fold: bool) -> Table:
         # Method and forward calls go on the line below the table.
