@@ -139,6 +139,13 @@ class InputColouring:
 
     def reached(self, colour: int) -> np.ndarray:
         """(*out) bool: outputs read by some position of this colour (in every filter of its groups)."""
+        return self._reached[colour] if colour in self._reached else self._reach_of(colour)
+
+    @functools.cached_property
+    def _reached(self) -> dict[int, np.ndarray]:  # asked for after every stacked call
+        return {colour: self._reach_of(colour) for colour in self._used}
+
+    def _reach_of(self, colour: int) -> np.ndarray:
         if colour >= self.depth * self.spatial_count:
             reach = np.zeros(tuple(len(a.windows) for a in self.axes), dtype=bool)
             for _, position in self.extras[colour - self.depth * self.spatial_count]:
@@ -150,16 +157,23 @@ class InputColouring:
             reach &= ~_reach(self.axes, self.holes[colour])
         return reach
 
+    def parts(self, colour: int) -> list[tuple[int, np.ndarray]]:
+        """(channel within its group, (*spatial) bool positions) pairs: the colour's coordinates
+        are those positions in that channel of every group, for every batch item."""
+        if colour < self.depth * self.spatial_count:
+            return [(self._split(colour)[0], self._spatial_mask(colour))]
+        by_channel: dict[int, np.ndarray] = {}
+        for channel, position in self.extras[colour - self.depth * self.spatial_count]:
+            spatial = by_channel.setdefault(channel, np.zeros(tuple(len(a.colours) for a in self.axes), dtype=bool))
+            spatial[position] = True
+        return list(by_channel.items())
+
     def mask(self, colour: int, channels: int) -> np.ndarray:
         """(C, *spatial) bool: the coordinates of x of this colour, for one batch item."""
-        in_group = np.arange(channels) % self.depth
-        if colour >= self.depth * self.spatial_count:
-            mask = np.zeros((channels, *(len(a.colours) for a in self.axes)), dtype=bool)
-            for channel, position in self.extras[colour - self.depth * self.spatial_count]:
-                mask[(in_group == channel, *position)] = True
-            return mask
-        channel, _ = self._split(colour)
-        return (in_group == channel).reshape(-1, *([1] * len(self.axes))) & self._spatial_mask(colour)[None]
+        mask = np.zeros((channels, *(len(a.colours) for a in self.axes)), dtype=bool)
+        for channel, spatial in self.parts(colour):
+            mask[channel :: self.depth] = spatial
+        return mask
 
 
 def _outer(masks: list[np.ndarray]) -> np.ndarray:
