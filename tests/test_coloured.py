@@ -66,18 +66,28 @@ def test_no_two_coordinates_of_one_colour_share_an_output(seed):
     fields = receptive_fields(geometry)
     masks = [np.broadcast_to(colouring.mask(c, geometry.channels), geometry.x_shape).reshape(-1) for c in colouring.used()]
     assert np.array_equal(np.sum(masks, axis=0), np.ones(fields.shape[0]))  # each coordinate once
-    for mask in masks:
+    for colour, mask in zip(colouring.used(), masks):
         assert fields[mask].sum(axis=0).max(initial=0) <= 1, geometry
+        # what the locality check treats as reached is what the colour's coordinates really reach
+        reached = fields[mask].any(axis=0).reshape(geometry.y_shape).any(axis=(0, 1))
+        assert np.array_equal(colouring.reached(colour), reached), geometry
     assert len(colouring.used()) <= depth * int(np.prod(kernel)) * (max(kernel) + 1) / min(kernel)
 
 
 def test_colours_reach_the_lower_bound_of_one_window():
     # One window reads C/groups * prod(k) coordinates that pairwise conflict: no colouring does
-    # better; one more period on one axis leaves outputs to watch for the locality check.
+    # better. A colour that would reach every output leaves one coordinate out (its hole), so the
+    # locality check has outputs to watch, and the holes share a few extra colours.
     geometry = resolve_geometry("8x32x32", "8x3x3", stride=2, dilation=2, padding=1)
     colouring = input_colouring(geometry)
-    assert [a.count for a in colouring.axes] == [3, 4] and colouring.count == 8 * 3 * 4
+    assert [a.count for a in colouring.axes] == [3, 3] and colouring.holes
+    assert 8 * 3 * 3 < len(colouring.used()) <= 8 * 3 * 3 + 2
     assert all(not colouring.reached(c).all() for c in colouring.used())
+    # The ResNet-50 3x3 layer: 64 x 9 colours and one extra for the holes (a longer period on one
+    # axis would need 64 x 12).
+    resnet = input_colouring(resolve_geometry("64x56x56", "64x3x3", padding=1))
+    assert len(resnet.used()) == 64 * 9 + 1
+    assert all(not resnet.reached(c).all() for c in resnet.used())
 
 
 @pytest.mark.parametrize("geometry", SWEEP.values(), ids=SWEEP.keys())
@@ -107,9 +117,14 @@ def forward_calls(differences: str = "central", **geometry) -> dict[str, int]:
 
 
 def test_forward_calls_do_not_grow_with_height_width_or_batch():
+    # The colours (batch items of dX) never grow with H, W or N; the calls do not either, as long
+    # as one stacked call (at most BATCH_BYTES) holds every colour, as it does for these sizes.
     base = dict(in_shape="3x10x12", kernel_shape="4x3x3x3", stride=2, padding=1)
+    colours = len(input_colouring(resolve_geometry(**base)).used())
+    for larger in ({"in_shape": "3x40x48"}, {"batch": 5}, {"in_shape": "3x21x25", "batch": 3}):
+        assert len(input_colouring(resolve_geometry(**{**base, **larger})).used()) == colours
     calls = forward_calls(**base)
-    assert forward_calls(**{**base, "in_shape": "3x20x24"}) == calls
+    assert forward_calls(**{**base, "in_shape": "3x14x16"}) == calls
     assert forward_calls(**{**base, "batch": 2}) == calls
     spot_checks = 2 * SPOT_CHECKS  # a few coordinates recomputed one at a time per tensor
     # dX: one stacked call, plus x alone to compare the stacked copy of x with
@@ -118,9 +133,9 @@ def test_forward_calls_do_not_grow_with_height_width_or_batch():
     # linearity test per tensor; the spot checks stay central.
     one_sided = forward_calls("auto", **base)
     assert one_sided == {"dX": 1 + 2 + 2 + spot_checks, "dK": 2 + 27 + spot_checks, "db": 2 + 1 + spot_checks}
-    assert forward_calls("auto", **{**base, "in_shape": "3x20x24", "batch": 2}) == one_sided
-    # Along W a period of 4 would let the windows at even starts read every even colour: 5 it is.
-    assert len(input_colouring(resolve_geometry(**base)).used()) == 3 * 3 * 5
+    assert forward_calls("auto", **{**base, "in_shape": "3x14x16", "batch": 2}) == one_sided
+    # 3 x 3 colours per channel, and one extra colour holding the holes.
+    assert len(input_colouring(resolve_geometry(**base)).used()) == 3 * 3 * 3 + 1
     geometry = resolve_geometry(**base)
     assert coloured_forward_calls(geometry, "dX") == 2
     assert coloured_forward_calls(geometry, "dX", one_sided=True) == 2
@@ -296,8 +311,7 @@ def test_a_leak_from_a_far_neighbour_is_detected():
 class LeaksAlongRows(ReferenceWith):
     """Conv plus 0.3 x the input 5 rows up (summed over channels), with its exact gradient.
 
-    The leak runs along H, which has no gaps in the colouring, so the locality watch cannot see
-    it: the spot checks must.
+    Every colour's hole leaves outputs unread along both axes, so the locality watch sees it.
     """
 
     def forward(self, x, w, b, **settings):
@@ -330,9 +344,35 @@ class FirstItemOnly(ReferenceWith):
         return np.repeat(reference.forward(x[:1], w, b, **settings), x.shape[0], axis=0)
 
 
-def test_a_leak_the_watch_cannot_see_is_caught_by_the_spot_checks():
+class LeaksAcrossBatchItems(ReferenceWith):
+    """Conv plus 0.3 x the centre of each window of the partner batch item (items 0 and 1, 2 and
+    3, ...), summed over channels, with its exact gradient.
+
+    The leak stays inside the window, and the locality watch watches positions: it cannot see
+    this. A colour holds its coordinates in every batch item, so the coloured values are wrong
+    everywhere, and the spot checks must notice.
+    """
+
+    def forward(self, x, w, b, **settings):
+        partner = x[np.arange(x.shape[0]) ^ 1]
+        return reference.forward(x, w, b, **settings) + 0.3 * partner.sum(axis=1, keepdims=True)[:, :, 1:-1, 1:-1]
+
+    def backward(self, dy, x, w, b, **settings):
+        dx, dw, db = reference.backward(dy, x, w, b, **settings)
+        dx[:, :, 1:-1, 1:-1] += 0.3 * dy.sum(axis=1, keepdims=True)[np.arange(dy.shape[0]) ^ 1]
+        return dx, dw, db
+
+
+def test_a_leak_along_either_axis_is_seen_by_the_locality_watch():
     geometry = resolve_geometry("2x16x16", "3x2x3x3")
     case = check_layer(geometry, LeaksAlongRows(), forward_check=False)
+    dx = case.tensor("dX")
+    assert case.passed and dx.method == "dense" and "non-local" in dx.note
+
+
+def test_a_leak_the_watch_cannot_see_is_caught_by_the_spot_checks():
+    geometry = resolve_geometry("2x16x16", "3x2x3x3", batch=2)
+    case = check_layer(geometry, LeaksAcrossBatchItems(), forward_check=False)
     dx = case.tensor("dX")
     assert case.passed and dx.method == "dense"
     assert "disagree at 2 spot-checked coordinates" in dx.note
