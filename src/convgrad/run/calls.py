@@ -168,12 +168,14 @@ def later_calls(
     first: CallResult,
     second: Tensors,
     first_held: tuple[bool, bool],
+    first_bounds: Optional[RoundingBounds],
     progress: Optional[ProgressFactory] = None,
 ) -> tuple[CallCheck, ...]:
     """The protocol's calls after the first (see the module docstring), and the reuse watch.
 
     `first_held`: whether the first call's output, and all of its rows, passed; what a later
-    failure can be blamed on depends on them."""
+    failure can be blamed on depends on them. `first_bounds`: the first call's rounding bounds,
+    as the first call was judged by them (None for float64 or without the forward check)."""
     checks: list[CallCheck] = []
 
     def bounds_of(tensors: Tensors) -> Optional[RoundingBounds]:
@@ -223,7 +225,7 @@ def later_calls(
 
     before = guard.forward_calls
     repeat = call(guard, first.tensors)
-    checks.append(_repeat_check(first, repeat, bounds_of(first.tensors), options.tolerances(geometry.dtype).rtol,
+    checks.append(_repeat_check(first, repeat, first_bounds, options.tolerances(geometry.dtype).rtol,
                                 guard.forward_calls - before))
     made()
 

@@ -87,7 +87,7 @@ def run_case(
             rows = tensors + precise  # a first call that only lost bits did not hold either
             first_held = (all(t.passed for t in tensors if t.name == "O"), all(t.passed for t in rows))
             second = random_tensors(geometry, options, call=1)
-            calls = later_calls(guard, geometry, options, first, second, first_held, progress)
+            calls = later_calls(guard, geometry, options, first, second, first_held, bounds, progress)
     except Unsupported as refusal:  # the layer itself says it cannot express this case
         return _refused(geometry, implementation, options, name, f"{implementation.name}: {refusal}")
     # Where and why are worked out from the report's own numbers, for failing tensors only.
