@@ -226,3 +226,13 @@ def test_no_false_alarm_through_the_pipeline(geometry, seed):
     for layer in (_torch_layer(), zoo.Float32Im2col()):
         case = check_layer(geometry, layer, seed=seed, method="projection", samples=4)
         assert case.passed, f"{layer.name} {geometry.describe()}: {case.failure_summary}"
+
+
+def test_a_tensor_wrong_against_both_comparisons_is_named_once_in_the_verdict():
+    from convgrad.render.table import render_verdict
+
+    case = check_layer(resolve_geometry("3x8x8", "5x3x3x3", dtype="float32"), zoo.KernelsNotRotated())
+    assert {t.label for t in case.failing} == {"dX", "dX vs float64 reference"}
+    assert render_verdict(case).plain == "FAIL: dX does not match"
+    lossy = check_layer(resolve_geometry("3x8x8", "5x3x3x3", dtype="float32"), zoo.KernelGradientInFloat16())
+    assert render_verdict(lossy).plain == "FAIL: dK vs float64 reference does not match"

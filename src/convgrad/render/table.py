@@ -181,8 +181,10 @@ def render_verdict(case: CaseReport) -> Text:
     if not case.failing:  # the first call held; a later one did not
         calls = ", ".join(c.name for c in case.failing_calls)
         return Text.assemble(("FAIL", "bold red"), f": the first call matches, but not the later calls ({calls})")
-    names = ", ".join(t.label for t in case.failing)
-    return Text.assemble(("FAIL", "bold red"), f": {names} {'does' if len(case.failing) == 1 else 'do'} not match")
+    # A tensor wrong against both the differences and the float64 reference is named once.
+    own_row = {t.name for t in case.failing if not t.reference_gradient}
+    labels = list(dict.fromkeys(t.name if t.name in own_row else t.label for t in case.failing))
+    return Text.assemble(("FAIL", "bold red"), f": {', '.join(labels)} {'does' if len(labels) == 1 else 'do'} not match")
 
 
 def _later_calls(case: CaseReport) -> list[RenderableType]:
