@@ -14,7 +14,6 @@ inputs is still caught by the guard.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional, Protocol, Sequence, get_args
 
@@ -159,7 +158,7 @@ class Adapter:
         """stride, padding, dilation, groups as the layer takes them: per-axis tuples, one int
         (one_int; layer objects and course style when every axis agrees), or 'valid'/'same'."""
         ints = self.declared.one_int or self.style in ("cache", "stateful", "autograd")
-        int_defaults = _int_defaults(getattr(self.calls, "forward_function", None))
+        int_defaults = self.calls.int_defaults if isinstance(self.calls, KeywordCalls) else frozenset()
         settings: UserSettings = {"groups": geometry.groups}
         for setting, values in (("stride", geometry.stride), ("padding", geometry.padding), ("dilation", geometry.dilation)):
             one = ints or setting in int_defaults  # `stride=1` in the signature: the layer takes an int
@@ -194,17 +193,6 @@ class Adapter:
         user_shape = (*shape[2:], shape[1], shape[0])
         array = _checked_shape(value, user_shape, "backward", "dK", "*k, C/groups, F in weight layout hwio")
         return value if array is None else np.moveaxis(array, (-1, -2), (0, 1))
-
-
-def _int_defaults(function: Optional[Callable[..., Any]]) -> frozenset[str]:
-    """The settings a function's signature defaults to an int (`stride=1`), if it can be read."""
-    if function is None:
-        return frozenset()
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return frozenset()
-    return frozenset(p.name for p in parameters if p.name in SETTING_NAMES and type(p.default) is int)
 
 
 def adapt(

@@ -40,6 +40,7 @@ class KeywordCalls:
     backward_function: Callable[..., Any]
     forward_accepts: Accepted = None
     backward_accepts: Accepted = None
+    int_defaults: frozenset[str] = frozenset()  # settings forward defaults to an int (`stride=1`)
     style: Literal["keywords"] = "keywords"
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
@@ -130,7 +131,7 @@ def function_calls(forward: Callable[..., Any], backward: Callable[..., Any]) ->
     """The calling style two functions are written in, read from their signatures."""
     if _is_cache_style(forward, backward):
         return CacheCalls(forward, backward)
-    return KeywordCalls(forward, backward, _accepted_keywords(forward), _accepted_keywords(backward))
+    return KeywordCalls(forward, backward, _accepted_keywords(forward), _accepted_keywords(backward), _int_defaults(forward))
 
 
 def parameters(function: Callable[..., Any]) -> Optional[dict[str, inspect.Parameter]]:
@@ -147,6 +148,12 @@ def _accepted_keywords(function: Callable[..., Any]) -> Accepted:
     return frozenset(
         n for n, p in found.items() if n in SETTING_NAMES and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
     )
+
+
+def _int_defaults(function: Callable[..., Any]) -> frozenset[str]:
+    """The settings a function's signature defaults to an int: such a layer computes with an int."""
+    found = parameters(function) or {}
+    return frozenset(n for n, p in found.items() if n in SETTING_NAMES and type(p.default) is int)
 
 
 def _is_cache_style(forward: Callable[..., Any], backward: Callable[..., Any]) -> bool:
