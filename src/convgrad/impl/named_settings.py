@@ -13,11 +13,10 @@ from typing import Any, Collection, Optional
 
 from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry, format_shape
+from convgrad.impl.functions import NEUTRAL, SETTING_NAMES
 
-__all__ = ["SETTINGS", "NEUTRAL", "undeclared_rank", "NAMES", "setting_of", "setting_value", "untaken_setting", "settings_after"]
+__all__ = ["undeclared_rank", "NAMES", "setting_of", "setting_value", "untaken_setting", "settings_after"]
 
-SETTINGS = ("stride", "padding", "dilation", "groups")
-NEUTRAL = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}  # what a layer without the setting does
 # Parameter names by what they mean; the first of each is torch's own.
 NAMES = {
     "in_channels": ("in_channels", "in_ch", "in_chans", "c_in", "input_channels", "n_in"),
@@ -34,7 +33,7 @@ NAMES = {
 
 def setting_of(parameter: str) -> Optional[str]:
     """Which conv setting a parameter name means, if any."""
-    return next((s for s in SETTINGS if parameter in NAMES[s]), None)
+    return next((s for s in SETTING_NAMES if parameter in NAMES[s]), None)
 
 
 def setting_value(values: Any, default: Any = None, *, per_axis: bool = False) -> Any:
@@ -69,7 +68,7 @@ def settings_after(parameters: list[inspect.Parameter], name: str, what: str) ->
     if unknown:
         raise ImplementationError(
             f"{literal(name)}: {literal(what)} needs {literal(', '.join(unknown))}, which is no conv setting; "
-            f"name its settings {', '.join(SETTINGS)} (or give the others defaults)",
+            f"name its settings {', '.join(SETTING_NAMES)} (or give the others defaults)",
             parameter="impl",
         )
     return rest

@@ -21,10 +21,11 @@ from typing import Any, Literal, Mapping, Optional
 import numpy as np
 
 from convgrad.errors import ImplementationError, literal
-from convgrad.geometry import LayerGeometry, format_shape
+from convgrad.geometry import LayerGeometry
 from convgrad.impl.declare import CONSTRUCTOR_NAMES, Declarations
-from convgrad.impl.functions import NEUTRAL, UserSettings, needed, parameters
+from convgrad.impl.functions import UserSettings, parameters
 from convgrad.impl.guard import ImplementationFailure, describe_exception
+from convgrad.impl.named_settings import untaken_setting
 from convgrad.impl.protocol import Unsupported
 
 __all__ = ["StatefulCalls", "stateful_calls", "is_layer_class"]
@@ -78,13 +79,7 @@ class StatefulCalls:
     _built: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
-        for setting, values in needed(geometry).items():
-            if setting not in self.constructor and any(v != NEUTRAL[setting] for v in values):
-                return (
-                    f"{self.cls.__name__}'s constructor takes no {setting}, and this case needs "
-                    f"{setting} {format_shape(values)}"
-                )
-        return None
+        return untaken_setting(self.constructor, geometry, f"{self.cls.__name__}'s constructor")
 
     def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
         return None

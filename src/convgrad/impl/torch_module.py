@@ -27,10 +27,9 @@ import numpy as np
 
 from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry, format_shape
+from convgrad.impl.functions import NEUTRAL, SETTING_NAMES
 from convgrad.impl.named_settings import (
     NAMES,
-    NEUTRAL,
-    SETTINGS,
     setting_of,
     setting_value,
     settings_after,
@@ -140,14 +139,14 @@ class ModuleClassLayer(_TorchLayer):
         self, channels: int, kernel_shape: Sequence[int], settings: Any, dtype: str
     ) -> tuple[Any, str, Optional[str]]:
         settings = dict(settings)
-        key = (channels, tuple(kernel_shape), *(_as_key(settings[s]) for s in SETTINGS), dtype)
+        key = (channels, tuple(kernel_shape), *(_as_key(settings[s]) for s in SETTING_NAMES), dtype)
         if key not in self._built:
             values = {
                 "in_channels": channels,
                 "out_channels": kernel_shape[0],
                 "kernel_size": setting_value(tuple(kernel_shape[2:])),
                 "bias": True,
-                **{s: setting_value(settings[s]) for s in SETTINGS},
+                **{s: setting_value(settings[s]) for s in SETTING_NAMES},
             }
             arguments = {name: values[meaning] for meaning, name in self._parameters.items()}
             module = self.cls(**arguments)  # raising here fails the case with the class's own error
