@@ -20,7 +20,7 @@ import difflib
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from convgrad.errors import Audience, ConfigError, ConvgradError, literal
 from convgrad.geometry import DTYPES, LayerGeometry, format_shape, resolve_geometry

@@ -20,7 +20,7 @@ from typing import Any, Callable, Literal, Optional, Protocol, Sequence, get_arg
 import numpy as np
 
 from convgrad.errors import ImplementationError, SettingError, literal, named
-from convgrad.geometry import LayerGeometry, format_shape, output_size
+from convgrad.geometry import LayerGeometry, format_shape
 from convgrad.impl.declare import Declarations, declared_unsupported, padding_mode, read_declarations
 from convgrad.impl.autograd import AutogradCalls
 from convgrad.impl.functions import SETTING_NAMES, KeywordCalls, UserSettings, function_calls

@@ -5,7 +5,7 @@ Reads reports only; every number shown was computed by the checker.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 from rich import box
 from rich.console import Group, JustifyMethod, RenderableType
