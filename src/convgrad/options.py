@@ -113,9 +113,10 @@ def _check_rtol(value: float) -> None:
 # still flags one coordinate that is off by 1e-5 of its tensor's scale.
 # float32: the layer itself rounds at ~1e-7 per operation and sums hundreds of terms; 1e-3 stays
 # clear of that on ResNet-sized layers while still catching every structural mistake.
+LINEAR_RELATIVE_STEP = 0.5  # of the perturbation scale, for every dtype
 DEFAULT_TOLERANCES: dict[Dtype, Tolerances] = {
-    "float64": Tolerances(relative_step=0.5, rtol=1e-8),
-    "float32": Tolerances(relative_step=0.5, rtol=1e-3),
+    "float64": Tolerances(relative_step=LINEAR_RELATIVE_STEP, rtol=1e-8),
+    "float32": Tolerances(relative_step=LINEAR_RELATIVE_STEP, rtol=1e-3),
 }
 
 

@@ -46,7 +46,7 @@ from convgrad.numerics.gradient import (
 )
 from convgrad.numerics.linearity import LINEARITY_CALLS, nonlinearity
 from convgrad.numerics.projection import projection_gradient
-from convgrad.options import DEFAULT_TOLERANCES, Differences, Method
+from convgrad.options import LINEAR_RELATIVE_STEP, Differences, Method
 
 __all__ = ["numerical_gradient", "one_at_a_time", "resolve_method", "SPOT_CHECKS"]
 
@@ -133,10 +133,9 @@ def numerical_gradient(
 def curved_step(step: float, dtype: np.dtype) -> float:
     """The step for a forward that is not affine in the tensor: central differences then have a
     truncation error of order h^2 and a rounding error of order eps/h, balanced at h ~ eps^(1/3) of
-    the scale. `step` is the linear one: the default relative step of the scale (the same for
-    every dtype), or the user's, which is scaled alike."""
-    linear = max(tolerances.relative_step for tolerances in DEFAULT_TOLERANCES.values())
-    return step * float(np.finfo(dtype).eps) ** (1 / 3) / linear
+    the scale. `step` is the linear one, LINEAR_RELATIVE_STEP of the scale (or the user's, which
+    is scaled alike)."""
+    return step * float(np.finfo(dtype).eps) ** (1 / 3) / LINEAR_RELATIVE_STEP
 
 
 def _by_method(
