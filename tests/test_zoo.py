@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from convgrad.cli import cli
+from convgrad.numerics.linearity import LINEARITY_CALLS
 from convgrad.suite import load_suite
 from zoo import FOLDER as ZOO
 
@@ -127,9 +128,13 @@ def test_correct_implementations_pass_the_standard_suite(impl, extra, cannot):
 
 def assert_one_sided_everywhere(report):
     """A correct layer is affine in x, w and b: no false alarm with one-sided differences, and no
-    tensor of any case falls back to central ones."""
-    methods = {t["method"] for case in report["cases"] for t in case["tensors"] if t["name"] != "O"}
-    assert methods and all(m.endswith(", one-sided") for m in methods), methods
+    tensor of any case falls back to central ones (a tensor of one or two coordinates is
+    differenced central from the start: there the linearity test costs what one-sided saves)."""
+    tensors = [t for case in report["cases"] for t in case["tensors"] if t["name"] != "O"]
+    assert tensors
+    for t in tensors:
+        assert t["method"].endswith(", one-sided") or t["total"] <= LINEARITY_CALLS, t
+        assert "not linear" not in (t.get("note") or ""), t
 
 
 def test_torch_builtin_passes_the_standard_suite():

@@ -60,7 +60,9 @@ def coloured_forward_calls(geometry: LayerGeometry, gradient: GradientName, one_
     sides = 1 if one_sided else 2
     if gradient == "dX":
         colours = len(input_colouring(geometry).used())
-        return math.ceil(colours / _colours_per_call(geometry, colours, one_sided)) + 1  # + x alone
+        per_call = _colours_per_call(geometry, colours, one_sided)
+        stacks = per_call > 1 or not one_sided  # else every call holds one colour at the layer's own batch size
+        return math.ceil(colours / per_call) + stacks  # + x alone, to compare the stacked copy with
     if gradient == "dK":
         return sides * math.prod(geometry.kernel_shape[1:])
     return sides
@@ -156,8 +158,9 @@ def _input_gradient(
         size = (k if one_sided else 2 * k) * n
         # An unperturbed copy of x rides along in the first call of every batch size: a layer
         # whose result depends on the batch size (another code path, batch statistics) would
-        # otherwise be checked at a batch size nobody asked for.
-        with_copy = batched and size not in checked_sizes
+        # otherwise be checked at a batch size nobody asked for. A call of one colour, one-sided,
+        # holds just the layer's own batch size: nothing to compare.
+        with_copy = batched and size != n and size not in checked_sizes
         stacked = np.empty((size + n * with_copy, *x.shape[1:]), dtype=x.dtype)
         items = stacked.reshape(-1, *x.shape)
         np.copyto(items, x)

@@ -12,8 +12,13 @@ or computes differently, a stacked batch is retried with its own batch size.
 
 Differences: with `auto`, each tensor the forward is affine in (linearity.py) is differenced
 one-sided from the shared base output, the others central; the method then reads "coloured,
-one-sided" (or "dense, one-sided", "sample, one-sided"). Projections and spot checks stay central:
-the spot checks so that a bend the linearity test missed still shows as a disagreement.
+one-sided" (or "dense, one-sided", "sample, one-sided"). A tensor so small that the linearity
+test would cost more calls than one-sided differences save is differenced central without it.
+The spot checks are one-sided where the linearity test passed: they check the colouring's
+assumptions (no output reached by two coordinates of a colour, kernels that move their own
+channel only), and a bend in any coordinate is the test's to find, which moves every coordinate
+at once. Forced one-sided differences (no test) keep central spot checks, their one guard against
+a curved forward. Projections stay central.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ def resolve_method(
     size = math.prod(geometry.shape_of(gradient))
     dense_items = (1 if one_sided else 2) * size
     # On a tie dense wins: same cost, and it assumes nothing about locality.
-    spot_checks = 2 * min(SPOT_CHECKS, size)
+    spot_checks = (1 if one_sided else 2) * min(SPOT_CHECKS, size)
     return "dense" if dense_items <= _coloured_items(geometry, gradient, one_sided) + spot_checks else "coloured"
 
 
@@ -107,6 +112,8 @@ def numerical_gradient(
     is, the differences take a step fit for a smooth function; a layer that claims to be a
     convolution is differenced at the linear step, where a bend shows as a mismatch."""
     chosen = resolve_method(method, geometry, gradient, one_sided=differences != "central")
+    if differences == "auto" and chosen != "projection" and not _one_sided_pays(chosen, geometry, gradient, samples):
+        differences = "central"
     if differences == "central" or (chosen == "projection" and (differences == "one-sided" or not curved)):
         return _by_method(chosen, forward, inputs, gradient, dy, step, geometry, samples, seed, progress, None)
     # Projections stay central, but they too need a smaller step where a curved forward is allowed.
@@ -122,12 +129,27 @@ def numerical_gradient(
         step = curved_step(step, inputs[0].dtype)
         note = f"{note} with a step of {step:.3g} (the forward is curved: the linear step would be too large)"
     one_sided_base = None if note or chosen == "projection" else y
-    result = _by_method(chosen, forward, inputs, gradient, dy, step, geometry, samples, seed, progress, one_sided_base)
+    result = _by_method(
+        chosen, forward, inputs, gradient, dy, step, geometry, samples, seed, progress, one_sided_base,
+        tested=differences == "auto",
+    )
     return replace(
         result,
         forward_calls=result.forward_calls + spent,
         note="; ".join(n for n in (note, result.note) if n) or None,
     )
+
+
+def _one_sided_pays(chosen: Method, geometry: LayerGeometry, gradient: GradientName, samples: int) -> bool:
+    """Whether one-sided differences save more forward calls (in batch items) than the linearity
+    test that must come first costs."""
+    size = math.prod(geometry.shape_of(gradient))
+    if chosen == "coloured":  # half the colours' items and half the spot checks' calls
+        saved = _coloured_items(geometry, gradient, one_sided=False) - _coloured_items(geometry, gradient, one_sided=True)
+        saved += min(SPOT_CHECKS, size)
+    else:  # dense or sample: one call per coordinate instead of two
+        saved = size if chosen == "dense" else min(samples, size)
+    return saved > LINEARITY_CALLS
 
 
 def curved_step(step: float, dtype: np.dtype) -> float:
@@ -150,12 +172,15 @@ def _by_method(
     seed: int,
     progress: Optional[ProgressFactory],
     base: Optional[np.ndarray],
+    *,
+    tested: bool = False,
 ) -> NumericalGradient:
-    """The chosen method's differences: central, or one-sided from `base`."""
+    """The chosen method's differences: central, or one-sided from `base` (`tested`: the forward
+    passed the linearity test in this tensor, so the spot checks may be one-sided too)."""
     size = inputs[TENSOR_INDEX[gradient]].size
     sides = 1 if base is not None else 2
     if chosen == "coloured":
-        return _coloured(forward, inputs, gradient, dy, step, geometry, seed, progress, base)
+        return _coloured(forward, inputs, gradient, dy, step, geometry, seed, progress, base, base if tested else None)
     if chosen == "dense":
         return dense_gradient(
             forward, inputs, gradient, dy, step, _task(progress, gradient, "dense", sides * size), base=base
@@ -204,10 +229,14 @@ def _coloured(
     seed: int,
     progress: Optional[ProgressFactory],
     base: Optional[np.ndarray],
+    spot_base: Optional[np.ndarray],
 ) -> NumericalGradient:
+    """Coloured differences (one-sided from `base`, if given) and their spot checks (one-sided from
+    `spot_base`: only where the linearity test passed; forced one-sided differences keep central
+    spot checks, the one guard they then have against a curved forward)."""
     size = inputs[TENSOR_INDEX[gradient]].size
     spots = np.sort(_rng(seed, gradient).choice(size, size=min(SPOT_CHECKS, size), replace=False))
-    planned = coloured_forward_calls(geometry, gradient, one_sided=base is not None) + 2 * spots.size
+    planned = coloured_forward_calls(geometry, gradient, one_sided=base is not None) + (1 if spot_base is not None else 2) * spots.size
     advance = _task(progress, gradient, "coloured", planned)
     calls = 0
 
@@ -235,7 +264,7 @@ def _coloured(
         return one_at_a_time(
             forward, inputs, gradient, dy, step, spent=calls, note=str(nonlocal_outputs), progress=progress
         )
-    spot = dense_gradient(counted, inputs, gradient, dy, step, advance, spots)
+    spot = dense_gradient(counted, inputs, gradient, dy, step, advance, spots, spot_base)
     return NumericalGradient(
         values=coloured.values,
         step=step,
