@@ -14,6 +14,7 @@ says so).
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import signal
 import threading
@@ -182,7 +183,14 @@ def _start(index: int, case: IsolatedCase, implementation: Implementation, optio
     )
     threads = threading.active_count()
     started = time.perf_counter()
-    process.start()
+    # Frozen, the objects the child inherits are left out of its garbage collections, which would
+    # otherwise write into every one of them and so copy each page they live on; this process takes
+    # them back once the child is forked.
+    gc.freeze()
+    try:
+        process.start()
+    finally:
+        gc.unfreeze()
     sender.close()  # the child holds the only writing end now, so its death closes the pipe
     return _Running(index, case, process, receiver, started, started + options.timeout, threads)
 
