@@ -126,7 +126,12 @@ class TorchConv:
         return tuple(t.grad.numpy() for t in tensors)
 
 
-def gradcheck() -> None:
+GRADCHECK_LAYER = ("8x32x32", "8x3x3")
+
+
+def gradcheck_side(side: str, runs: int) -> None:
+    """One side of the gradcheck comparison, in a process of its own: a warm-up, then `runs` timed
+    checks; prints {"wall": [...], "cpu": [...], "passed": ..., "calls": ...} as JSON."""
     import numpy as np
     import torch
 
@@ -135,28 +140,62 @@ def gradcheck() -> None:
     # One torch thread on both sides: on a shared 2-core machine, spinning worker threads made a
     # 50 microsecond conv take milliseconds whenever another job ran.
     torch.set_num_threads(1)
-    geometry = resolve_geometry("8x32x32", "8x3x3")
+    geometry = resolve_geometry(*GRADCHECK_LAYER)
     rng = np.random.default_rng(0)
     inputs = tuple(
         torch.from_numpy(rng.standard_normal(shape)).requires_grad_()
         for shape in (geometry.x_shape, geometry.w_shape, geometry.b_shape)
     )
 
-    def torch_full() -> bool:
-        return torch.autograd.gradcheck(torch.nn.functional.conv2d, inputs, fast_mode=False)
+    def theirs() -> tuple[bool, str]:
+        return torch.autograd.gradcheck(torch.nn.functional.conv2d, inputs, fast_mode=False), ""
 
-    def ours_check() -> Any:
-        return run_case(geometry, as_implementation(TorchConv()), CheckOptions())
+    def ours() -> tuple[bool, str]:
+        case = run_case(geometry, as_implementation(TorchConv()), CheckOptions())
+        return case.passed, _methods(case)
 
-    ours, theirs, case, verdict = side_by_side(ours_check, torch_full, 5, 3)
-    # CPU time as well: on a shared machine the load moves wall times by tens of percent.
-    ours_cpu, theirs_cpu, _, _ = side_by_side(ours_check, torch_full, 5, 1, clock=time.process_time)
-    methods = ", ".join(f"{t.name} {t.method} {t.forward_calls}" for t in case.tensors[1:])
-    print(f"8x32x32, 8x8x3x3 float64 (torch conv2d both sides, 1 torch thread): convgrad auto {ours:.3f} s "
-          f"(median of 5; forward calls {methods}), torch.autograd.gradcheck fast_mode=False "
-          f"{theirs:.1f} s (median of 3); convgrad is {theirs / ours:.0f}x faster (target >= 250x); "
-          f"by CPU time {ours_cpu:.3f} s vs {theirs_cpu:.1f} s: {theirs_cpu / ours_cpu:.0f}x; "
-          f"verdicts: convgrad {'pass' if case.passed else 'fail'}, gradcheck {'pass' if verdict else 'fail'}")
+    check = ours if side == "ours" else theirs
+    if side == "ours":
+        check()  # warm-up: imports, caches
+    else:
+        torch.nn.functional.conv2d(*inputs).sum().backward()  # warm-up of torch's own paths
+    wall, cpu, passed, calls = [], [], True, ""
+    for _ in range(runs):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        ok, calls = check()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+        passed = passed and ok
+    print(json.dumps({"wall": wall, "cpu": cpu, "passed": passed, "calls": calls}))
+
+
+def gradcheck(rounds: int = 3) -> None:
+    """convgrad against torch.autograd.gradcheck (slow mode, every coordinate too) on 8x32x32 with
+    8 kernels 8x3x3, both checking torch's conv2d. Each side runs in a fresh process of its own,
+    warmed up, and the two alternate: in one process, a check that follows a 15-second gradcheck
+    starts on a heap that gradcheck's 500 MB Jacobian left behind, which no user's run does."""
+    def side(name: str, runs: int) -> dict[str, Any]:
+        done = subprocess.run([sys.executable, __file__, "--side", name, "--runs", str(runs)], env=ENV,
+                              capture_output=True, text=True, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    ours: list[dict[str, Any]] = []
+    theirs: list[dict[str, Any]] = []
+    for _ in range(rounds):
+        ours.append(side("ours", 7))
+        theirs.append(side("theirs", 1))
+    ours_wall = statistics.median(statistics.median(o["wall"]) for o in ours)
+    ours_cpu = statistics.median(statistics.median(o["cpu"]) for o in ours)
+    theirs_wall = statistics.median(t["wall"][0] for t in theirs)
+    theirs_cpu = statistics.median(t["cpu"][0] for t in theirs)
+    passed = all(o["passed"] for o in ours), all(t["passed"] for t in theirs)
+    print(f"8x32x32, 8x8x3x3 float64 (torch conv2d both sides, 1 torch thread, each side in its own warmed-up "
+          f"process, {rounds} rounds alternating): convgrad auto {ours_wall * 1e3:.1f} ms (median of {rounds} "
+          f"medians of 7; forward calls {ours[0]['calls']}), torch.autograd.gradcheck fast_mode=False "
+          f"{theirs_wall:.1f} s (median of {rounds}); convgrad is {theirs_wall / ours_wall:.0f}x faster "
+          f"(target >= 250x); by CPU time {ours_cpu * 1e3:.1f} ms vs {theirs_cpu:.1f} s: "
+          f"{theirs_cpu / ours_cpu:.0f}x; verdicts: convgrad {'pass' if passed[0] else 'fail'}, "
+          f"gradcheck {'pass' if passed[1] else 'fail'}")
 
 
 def resnet(runs: int = 1) -> None:
@@ -298,7 +337,13 @@ FIGURES = {"startup": startup, "seed": seed_case, "gradcheck": gradcheck, "resne
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=sorted(FIGURES), action="append")
-    chosen = parser.parse_args().only or list(FIGURES)
+    parser.add_argument("--side", choices=("ours", "theirs"), help=argparse.SUPPRESS)  # gradcheck's child
+    parser.add_argument("--runs", type=int, default=7, help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.side:
+        gradcheck_side(arguments.side, arguments.runs)
+        return
+    chosen = arguments.only or list(FIGURES)
     print(machine())
     for name in chosen:
         FIGURES[name]()
