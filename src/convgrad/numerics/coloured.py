@@ -21,6 +21,7 @@ two calls. Their receptive fields cover every output, so there is nothing outsid
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -120,8 +121,14 @@ def _verify_same_as_alone(
 def _unmoved_bound(scale: Any, geometry: LayerGeometry) -> Any:
     """How far an output may move from rounding alone: eps per term of its sum, times the scale
     (the largest magnitude of the outputs compared; a number, or an array of them)."""
+    return _rounding_per_unit_scale(geometry) * scale
+
+
+@functools.lru_cache(maxsize=32)
+def _rounding_per_unit_scale(geometry: LayerGeometry) -> float:
+    """2 eps per term of an output's sum (asked for after every call, so worked out once)."""
     terms = geometry.kernel_shape[1] * math.prod(geometry.kernel_size) + 1
-    return 2.0 * terms * float(np.finfo(np.dtype(geometry.dtype)).eps) * scale
+    return 2.0 * terms * float(np.finfo(np.dtype(geometry.dtype)).eps)
 
 
 def _input_gradient(
@@ -210,18 +217,23 @@ def _verify_local(
 ) -> None:
     """(k, N, F, *out) outputs of k colours moved from y- (the base, or k outputs): none may move
     outside its colour's reach by more than rounding of the outputs' scale."""
-    for i, colour in enumerate(colours):
-        outside = ~colouring.reached(colour)
-        if not outside.any():
-            continue
-        change = float(np.max(np.abs(moved[i][(Ellipsis, outside)]), initial=0.0))
-        scale = base_scale if base_scale is not None else float(np.max(np.abs(y_minus[i]), initial=0.0))
-        # y+ = y- + moved: the largest output of either is within `change` of y-'s largest
-        if change > _unmoved_bound(scale + change, geometry):
-            raise NonLocalOutputs(
-                "outputs outside the perturbed receptive fields changed (non-local implementation); "
-                "checked one coordinate at a time"
-            )
+    watched = colouring.watched(tuple(colours))
+    if not watched.watching.size:
+        return
+    k = moved.shape[0]
+    # Every colour's watched outputs in one gather, then the largest change per colour.
+    gathered = moved.reshape(k, -1, math.prod(moved.shape[3:]))[watched.colours, :, watched.outputs]
+    changes = np.maximum.reduceat(np.abs(gathered).max(axis=1), watched.starts)
+    if base_scale is not None:
+        scales = np.full(changes.shape, base_scale)
+    else:
+        scales = np.abs(y_minus.reshape(k, -1)).max(axis=1, initial=0.0)[watched.watching]
+    # y+ = y- + moved: the largest output of either is within `change` of y-'s largest
+    if np.any(changes > _unmoved_bound(scales + changes, geometry)):
+        raise NonLocalOutputs(
+            "outputs outside the perturbed receptive fields changed (non-local implementation); "
+            "checked one coordinate at a time"
+        )
 
 
 def _sum_over_receptive_fields(moved: np.ndarray, geometry: LayerGeometry) -> np.ndarray:
@@ -235,14 +247,30 @@ def _sum_over_receptive_fields(moved: np.ndarray, geometry: LayerGeometry) -> np
     groups = geometry.groups
     per_group = moved.reshape(n, groups, f // groups, *moved.shape[2:]).sum(axis=2)
     total = np.zeros((n, groups, *geometry.padded_spatial), dtype=np.float64)
+    reads, unpadded = _tap_windows(geometry)
+    for read in reads:
+        total[read] += per_group
+    return total[unpadded]
+
+
+@functools.lru_cache(maxsize=32)  # asked for after every stacked call; a geometry is hashable
+def _tap_windows(geometry: LayerGeometry) -> tuple[tuple[tuple[slice, ...], ...], tuple[slice, ...]]:
+    """Per tap, the (N, groups, *padded) slice its outputs land on; and the slice of the padded
+    input that is x itself."""
     out = geometry.out_spatial
-    for tap in np.ndindex(*geometry.kernel_size):
-        reads = tuple(
-            slice(d * u, d * u + s * (o - 1) + 1, s)
-            for u, s, d, o in zip(tap, geometry.stride, geometry.dilation, out)
+    reads = tuple(
+        (
+            slice(None),
+            slice(None),
+            *(
+                slice(d * u, d * u + s * (o - 1) + 1, s)
+                for u, s, d, o in zip(tap, geometry.stride, geometry.dilation, out)
+            ),
         )
-        total[(slice(None), slice(None), *reads)] += per_group
-    return total[(slice(None), slice(None), *(slice(p, p + h) for p, h in zip(geometry.padding, geometry.spatial)))]
+        for tap in np.ndindex(*geometry.kernel_size)
+    )
+    unpadded = (slice(None), slice(None), *(slice(p, p + h) for p, h in zip(geometry.padding, geometry.spatial)))
+    return reads, unpadded
 
 
 def _parameter_gradient(
