@@ -105,7 +105,7 @@ def compare(
     if scale > 0.0:
         rel = diff / scale
     mismatches = int(np.count_nonzero(rel > tolerance))
-    order = _largest_first(rel, WORST_SHOWN)
+    order = np.argsort(rel, axis=None)[::-1][:WORST_SHOWN]
     worst = _coordinates([flat for flat in order if computed.flat[flat]], analytical, reference, diff, rel)
     passed = mismatches == 0
     reason = None
@@ -160,7 +160,7 @@ def compare_bounded(
         unit_roundoff=bounds.unit_roundoff, lam=bounds.lam, largest_ratio=float(ratio.max(initial=0.0)),
         bits=bits, dtype_bits=bounds.significant_bits,
     )
-    order = _largest_first(ratio, WORST_SHOWN)
+    order = np.argsort(ratio, axis=None)[::-1][:WORST_SHOWN]
     worst = _coordinates(order, analytical, reference, diff, diff / scale, ratio)
     reason = None
     if mismatches:
@@ -210,37 +210,25 @@ def compare_with_reference(
     return compare(name, analytical, reference, rtol, method=method, against=against, floor=floor)
 
 
-def _largest_first(values: np.ndarray, count: int) -> np.ndarray:
-    """The flat indices of the `count` largest values, largest first: the first `count` of a
-    reversed full argsort, which orders ties and NaN its own way. A partition finds them without
-    sorting everything when they are distinct numbers above every other value, since then any
-    sort puts them in the same order."""
-    flat = values.reshape(-1)
-    if flat.size > count:
-        candidates = np.argpartition(flat, flat.size - count - 1)[flat.size - count - 1 :]
-        top = flat[candidates]
-        order = np.argsort(top)
-        ranked = top[order]
-        if not np.isnan(ranked).any() and bool(np.all(ranked[:-1] < ranked[1:])):
-            return candidates[order][::-1][:count]
-    return np.argsort(values, axis=None)[::-1][:count]
-
-
 def _coordinates(
     order: Sequence[int] | np.ndarray, analytical: np.ndarray, reference: np.ndarray, diff: np.ndarray,
     rel: np.ndarray, ratio: Optional[np.ndarray] = None,
 ) -> tuple[Coordinate, ...]:
     """The coordinates at the flat indices `order`, worst first, as a report lists them."""
+    flats = np.asarray(order, dtype=np.intp)
+    # Each array read once for all of them, as plain Python numbers.
+    indices = zip(*(a.tolist() for a in np.unravel_index(flats, diff.shape))) if diff.ndim else [()] * flats.size
+    ratios = [None] * flats.size if ratio is None else ratio.flat[flats].tolist()
     return tuple(
-        Coordinate(
-            index=tuple(int(i) for i in np.unravel_index(flat, diff.shape)),
-            analytical=float(analytical.flat[flat]),
-            numerical=float(reference.flat[flat]),
-            abs_error=float(diff.flat[flat]),
-            rel_error=float(rel.flat[flat]),
-            bound_ratio=None if ratio is None else float(ratio.flat[flat]),
+        Coordinate(index=tuple(index), analytical=a, numerical=n, abs_error=d, rel_error=r, bound_ratio=q)
+        for index, a, n, d, r, q in zip(
+            indices,
+            analytical.flat[flats].tolist(),
+            reference.flat[flats].tolist(),
+            diff.flat[flats].tolist(),
+            rel.flat[flats].tolist(),
+            ratios,
         )
-        for flat in order
     )
 
 
