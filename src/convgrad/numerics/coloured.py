@@ -224,10 +224,10 @@ def _verify_local(
     # Every colour's watched outputs in one gather, then the largest change per colour.
     gathered = moved.reshape(k, -1, math.prod(moved.shape[3:]))[watched.colours, :, watched.outputs]
     changes = np.maximum.reduceat(np.abs(gathered).max(axis=1), watched.starts)
-    if base_scale is not None:
-        scales = np.full(changes.shape, base_scale)
-    else:
-        scales = np.abs(y_minus.reshape(k, -1)).max(axis=1, initial=0.0)[watched.watching]
+    scales = (
+        base_scale if base_scale is not None
+        else np.abs(y_minus.reshape(k, -1)).max(axis=1, initial=0.0)[watched.watching]
+    )
     # y+ = y- + moved: the largest output of either is within `change` of y-'s largest
     if np.any(changes > _unmoved_bound(scales + changes, geometry)):
         raise NonLocalOutputs(
@@ -291,16 +291,21 @@ def _parameter_gradient(
     sums = np.zeros(tensor.shape, dtype=np.float64)
     filters = weights.shape[1]
     calls = 0
+    # One working copy for every slot, perturbed and put back around its calls (as dense.py
+    # does): the forward reads it during the call only, so no copy of the tensor per call.
+    args = list(inputs)
+    args[which] = working = tensor.copy()
     for slot in np.ndindex(*tensor.shape[1:]):
         where = (slice(None), *slot)
-        args_plus, args_minus = list(inputs), list(inputs)
-        args_plus[which] = tensor.copy()
-        args_plus[which][where] = plus[where]
-        y_plus = forward(*args_plus)
+        working[where] = plus[where]
+        y_plus = forward(*args)
         if base is None:
-            args_minus[which] = tensor.copy()
-            args_minus[which][where] = minus[where]
-        moved = y_plus - (base if base is not None else forward(*args_minus))
+            working[where] = minus[where]
+            y_minus = forward(*args)
+        else:
+            y_minus = base
+        working[where] = tensor[where]
+        moved = y_plus - y_minus
         made = 1 if one_sided else 2
         calls += made
         if progress is not None:
