@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -241,36 +242,51 @@ def _sum_over_receptive_fields(moved: np.ndarray, geometry: LayerGeometry) -> np
     reaches in every filter of a group (the same for each channel of the group).
 
     That is every output o and tap u with s*o + d*u = i + p: the transpose of the forward pass's
-    windowing with all-ones kernels.
+    windowing with all-ones kernels. The outputs are spread out by the stride into a zero-padded
+    array, and each tap adds one shifted window of it to every position at once, taps in order,
+    so each position's sum is taken in the same order as scattering tap by tap would.
     """
     n, f = moved.shape[:2]
     groups = geometry.groups
     per_group = moved.reshape(n, groups, f // groups, *moved.shape[2:]).sum(axis=2)
-    total = np.zeros((n, groups, *geometry.padded_spatial), dtype=np.float64)
-    reads, unpadded = _tap_windows(geometry)
-    for read in reads:
-        total[read] += per_group
-    return total[unpadded]
+    plan = _tap_windows(geometry)
+    spread = np.zeros((n, groups, *plan.spread_shape), dtype=np.float64)
+    spread[plan.outputs] = per_group
+    total = np.zeros((n, groups, *geometry.spatial), dtype=np.float64)
+    for window in plan.taps:  # a tap that reaches no output here adds exact zeros
+        total += spread[window]
+    return total
+
+
+@dataclass(frozen=True)
+class _TapWindows:
+    """Where the per-group outputs sit in the spread array, and the window of it each tap adds."""
+
+    spread_shape: tuple[int, ...]  # spatial extent of the spread array
+    outputs: tuple[slice, ...]  # (N, groups, *out) positions of the outputs in it
+    taps: tuple[tuple[slice, ...], ...]  # per tap, the (N, groups, *spatial) window it adds
 
 
 @functools.lru_cache(maxsize=32)  # asked for after every stacked call; a geometry is hashable
-def _tap_windows(geometry: LayerGeometry) -> tuple[tuple[tuple[slice, ...], ...], tuple[slice, ...]]:
-    """Per tap, the (N, groups, *padded) slice its outputs land on; and the slice of the padded
-    input that is x itself."""
-    out = geometry.out_spatial
-    reads = tuple(
+def _tap_windows(geometry: LayerGeometry) -> _TapWindows:
+    """Output o lands at margin + s*o, margin = d*(k-1) (the furthest tap); tap u adds it to input
+    position i = s*o + d*u - p, so position i reads margin + i + p - d*u."""
+    axes = list(zip(geometry.spatial, geometry.kernel_size, geometry.stride, geometry.padding, geometry.dilation,
+                    geometry.out_spatial))
+    margins = [d * (k - 1) for _, k, _, _, d, _ in axes]
+    shape = tuple(
+        max(m + s * (o - 1) + 1, m + p + h) for m, (h, _, s, p, _, o) in zip(margins, axes)
+    )
+    outputs = (slice(None), slice(None), *(slice(m, m + s * (o - 1) + 1, s) for m, (_, _, s, _, _, o) in zip(margins, axes)))
+    taps = tuple(
         (
             slice(None),
             slice(None),
-            *(
-                slice(d * u, d * u + s * (o - 1) + 1, s)
-                for u, s, d, o in zip(tap, geometry.stride, geometry.dilation, out)
-            ),
+            *(slice(m + p - d * u, m + p - d * u + h) for u, m, (h, _, _, p, d, _) in zip(tap, margins, axes)),
         )
         for tap in np.ndindex(*geometry.kernel_size)
     )
-    unpadded = (slice(None), slice(None), *(slice(p, p + h) for p, h in zip(geometry.padding, geometry.spatial)))
-    return reads, unpadded
+    return _TapWindows(shape, outputs, taps)
 
 
 def _parameter_gradient(
