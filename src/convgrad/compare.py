@@ -9,6 +9,7 @@ is caught.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import Optional, Sequence
 
@@ -105,7 +106,8 @@ def compare(
     if scale > 0.0:
         rel = diff / scale
     mismatches = int(np.count_nonzero(rel > tolerance))
-    order = np.argsort(rel, axis=None)[::-1][:WORST_SHOWN]
+    max_rel = float(rel.max(initial=0.0))
+    order = _worst_first(rel, max_rel)
     worst = _coordinates([flat for flat in order if computed.flat[flat]], analytical, reference, diff, rel)
     passed = mismatches == 0
     reason = None
@@ -127,7 +129,7 @@ def compare(
         total=int(reference.size),
         mismatches=mismatches,
         max_abs_error=float(diff.max(initial=0.0)),
-        max_rel_error=float(rel.max(initial=0.0)),
+        max_rel_error=max_rel,
         scale=scale,
         worst=worst,
         forward_calls=forward_calls,
@@ -156,11 +158,12 @@ def compare_bounded(
     scale = largest if np.isfinite(largest) and largest > 0 else 1.0
     mismatches = int(np.count_nonzero(ratio > 1.0))
     bits = effective_bits(diff, magnitude, bounds.significant_bits)
+    largest_ratio = float(ratio.max(initial=0.0))
     precision = Precision(
-        unit_roundoff=bounds.unit_roundoff, lam=bounds.lam, largest_ratio=float(ratio.max(initial=0.0)),
+        unit_roundoff=bounds.unit_roundoff, lam=bounds.lam, largest_ratio=largest_ratio,
         bits=bits, dtype_bits=bounds.significant_bits,
     )
-    order = np.argsort(ratio, axis=None)[::-1][:WORST_SHOWN]
+    order = _worst_first(ratio, largest_ratio)
     worst = _coordinates(order, analytical, reference, diff, diff / scale, ratio)
     reason = None
     if mismatches:
@@ -208,6 +211,22 @@ def compare_with_reference(
     if bounds is not None:
         return compare_bounded(name, analytical, reference, bounds, method=method, against=against)
     return compare(name, analytical, reference, rtol, method=method, against=against, floor=floor)
+
+
+def _worst_first(errors: np.ndarray, largest: float) -> np.ndarray:
+    """The flat indices of the WORST_SHOWN largest of `errors` (float64, none below zero),
+    largest first, as a reversed argsort orders them, ties included. `largest`: their maximum."""
+    if largest == 0.0:  # every error is 0 (a call repeated exactly): the order of equal values
+        return _order_of_equal_values(errors.size)
+    return np.argsort(errors, axis=None)[::-1][:WORST_SHOWN]
+
+
+@functools.lru_cache(maxsize=64)
+def _order_of_equal_values(size: int) -> np.ndarray:
+    """What argsort makes of `size` equal values: it compares values only, so the same for any."""
+    order = np.argsort(np.zeros(size), axis=None)[::-1][:WORST_SHOWN]
+    order.flags.writeable = False
+    return order
 
 
 def _coordinates(
