@@ -311,6 +311,7 @@ def _parameter_gradient(
     # does): the forward reads it during the call only, so no copy of the tensor per call.
     args = list(inputs)
     args[which] = working = tensor.copy()
+    moved: np.ndarray | None = None  # y+ - y-, one buffer for every slot (outputs are the same shape)
     for slot in np.ndindex(*tensor.shape[1:]):
         where = (slice(None), *slot)
         working[where] = plus[where]
@@ -321,7 +322,7 @@ def _parameter_gradient(
         else:
             y_minus = base
         working[where] = tensor[where]
-        moved = y_plus - y_minus
+        moved = y_plus - y_minus if moved is None else np.subtract(y_plus, y_minus, out=moved)
         made = 1 if one_sided else 2
         calls += made
         if progress is not None:

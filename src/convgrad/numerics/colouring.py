@@ -23,6 +23,7 @@ holds element (c', u) of every kernel. db: one colour holds every bias.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -213,12 +214,14 @@ class WatchedOutputs:
     @classmethod
     def of(cls, outside: list[np.ndarray]) -> "WatchedOutputs":
         flat = [np.flatnonzero(o) for o in outside]
-        watching = np.array([i for i, f in enumerate(flat) if f.size], dtype=np.intp)
-        sizes = np.array([flat[i].size for i in watching], dtype=np.intp)
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp) if sizes.size else sizes
-        colours = np.repeat(watching, sizes)
-        outputs = np.concatenate([flat[i] for i in watching]) if sizes.size else np.zeros(0, dtype=np.intp)
-        return cls(watching, starts, colours, outputs)
+        watching = [i for i, f in enumerate(flat) if f.size]
+        sizes = [flat[i].size for i in watching]
+        starts = list(itertools.accumulate(sizes, initial=0))[:-1]
+        outputs = np.concatenate([flat[i] for i in watching]) if watching else np.zeros(0, dtype=np.intp)
+        return cls(
+            np.array(watching, dtype=np.intp), np.array(starts, dtype=np.intp),
+            np.repeat(np.array(watching, dtype=np.intp), sizes), outputs,
+        )
 
 
 def _outer(masks: list[np.ndarray]) -> np.ndarray:
