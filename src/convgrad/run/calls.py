@@ -126,7 +126,8 @@ def _identical(first: Optional[np.ndarray], second: np.ndarray) -> bool:
         return False
     if not (first.flags.c_contiguous and second.flags.c_contiguous):
         return False
-    return bool(np.array_equal(first.reshape(-1).view(np.uint8), second.reshape(-1).view(np.uint8)))
+    bits = np.dtype(f"u{first.itemsize}") if first.itemsize in (1, 2, 4, 8) else np.dtype(np.uint8)
+    return bool(np.array_equal(first.reshape(-1).view(bits), second.reshape(-1).view(bits)))
 
 
 def _along_directions(
