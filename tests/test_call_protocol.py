@@ -124,6 +124,30 @@ def test_later_calls_cost_one_forward_call_each():
     assert all(c.passed for c in first_only.calls)
 
 
+def test_a_layout_call_returning_the_second_calls_arrays_is_judged_as_the_second_call_was():
+    case = check_layer(SEED_LIKE)
+    second, *layouts = case.calls[:3]
+    reused = 0
+    for laid_out in layouts:
+        for row, earlier in zip(laid_out.tensors, second.tensors):
+            same = row.analytical.tobytes() == earlier.analytical.tobytes()
+            assert (row is earlier) == same  # another summation order (db here) is judged anew
+            reused += same
+    assert reused >= 4
+
+
+def test_only_bit_identical_results_count_as_the_same():
+    import numpy as np
+
+    from convgrad.run.calls import _identical
+
+    values = np.array([0.0, 1.5, -2.0])
+    assert _identical(values, values.copy())
+    assert not _identical(values, np.array([-0.0, 1.5, -2.0]))  # a report prints -0 as -0
+    assert not _identical(values, values[::-1].copy()) and not _identical(None, values)
+    assert not _identical(values, values.astype(np.float32))
+
+
 @settings(max_examples=30)
 @given(geometry=layers("float64"), seed=seeds)
 def test_no_false_alarm_on_correct_layers_under_the_protocol(geometry, seed):

@@ -445,3 +445,60 @@ def test_a_batch_size_dependent_layer_is_checked_at_the_batch_size_asked_for():
     assert [t.name for t in case.failing] == ["dX"]
     assert dx.mismatches == 1 and dx.worst_index == (0, 0, 0, 0)
     assert "on a stacked batch (the output of x changed" in dx.note
+
+
+def _scattered_sums(moved, geometry):
+    """The receptive-field sums the plain way: scatter every tap's outputs into a padded array."""
+    n, f = moved.shape[:2]
+    per_group = moved.reshape(n, geometry.groups, f // geometry.groups, *moved.shape[2:]).sum(axis=2)
+    total = np.zeros((n, geometry.groups, *geometry.padded_spatial))
+    for tap in np.ndindex(*geometry.kernel_size):
+        reads = tuple(
+            slice(d * u, d * u + s * (o - 1) + 1, s)
+            for u, s, d, o in zip(tap, geometry.stride, geometry.dilation, geometry.out_spatial)
+        )
+        total[(slice(None), slice(None), *reads)] += per_group
+    return total[(slice(None), slice(None), *(slice(p, p + h) for p, h in zip(geometry.padding, geometry.spatial)))]
+
+
+@pytest.mark.parametrize("geometry", [*SWEEP.values(), dict(in_shape="2x10x9", kernel_shape="2x3x2", stride=4, padding=3)])
+def test_receptive_field_sums_are_the_scattered_sums_bit_for_bit(geometry):
+    from convgrad.numerics.coloured import _sum_over_receptive_fields
+
+    layer = resolve_geometry(**geometry)
+    moved = np.random.default_rng(1).standard_normal((3 * layer.batch, *layer.y_shape[1:]))
+    moved[moved > 1.2] = -0.0  # signed zeros must come out as the scattering makes them
+    fast, plain = _sum_over_receptive_fields(moved, layer), _scattered_sums(moved, layer)
+    assert fast.shape == plain.shape and fast.tobytes() == plain.tobytes()
+
+
+@pytest.mark.parametrize("geometry", SWEEP.values(), ids=SWEEP.keys())
+@pytest.mark.parametrize("one_sided", [True, False])
+def test_the_locality_check_raises_exactly_when_one_colour_moves_a_watched_output_too_far(geometry, one_sided):
+    from convgrad.numerics.coloured import NonLocalOutputs, _unmoved_bound, _verify_local
+
+    layer = resolve_geometry(**geometry)
+    colouring = input_colouring(layer)
+    colours = colouring.used()[:3]
+    rng = np.random.default_rng(2)
+    k = len(colours)
+    y_minus = rng.standard_normal((1 if one_sided else k, *layer.y_shape))
+    base_scale = float(np.max(np.abs(y_minus))) if one_sided else None
+    for i, colour in enumerate(colours):
+        outside = np.flatnonzero(~colouring.reached(colour))
+        if not outside.size:
+            continue
+        scale = base_scale if one_sided else float(np.max(np.abs(y_minus[i])))
+        for factor, raises in ((0.5, False), (4.0, True)):
+            moved = np.zeros((k, *layer.y_shape))
+            position = np.unravel_index(outside[-1], layer.out_spatial)
+            moved[(i, -1, -1, *position)] = -factor * _unmoved_bound(scale, layer)
+            if raises:
+                with pytest.raises(NonLocalOutputs):
+                    _verify_local(moved, y_minus, base_scale, colouring, colours, layer)
+            else:
+                _verify_local(moved, y_minus, base_scale, colouring, colours, layer)
+        # what the colour reaches may move as it likes
+        moved = np.zeros((k, *layer.y_shape))
+        moved[i][(Ellipsis, colouring.reached(colour))] = 1e6
+        _verify_local(moved, y_minus, base_scale, colouring, colours, layer)

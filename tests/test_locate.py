@@ -6,6 +6,7 @@ import io
 import re
 
 import numpy as np
+import pytest
 
 from conftest import ReferenceWith
 from convgrad import reference
@@ -109,3 +110,13 @@ def test_a_sampled_check_leaves_uncompared_positions_blank_and_claims_no_region(
     assert location.border_total + location.interior_total == 6
     assert np.isnan(location.error_map).sum() >= 64 - 6
     assert "blank not compared" in render_heatmap(location).plain
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 30, 30), (7,), (2, 3, 1, 5)])
+def test_equal_errors_list_the_coordinates_a_full_sort_lists(shape):
+    from convgrad.compare import WORST_SHOWN
+
+    values = np.random.default_rng(0).standard_normal(shape)
+    exact = compare("dX", values, values.copy(), 1e-6, method="coloured")  # every error 0
+    expected = np.argsort(np.abs(values - values.copy()), axis=None)[::-1][:WORST_SHOWN]  # the errors, sorted
+    assert [c.index for c in exact.worst] == [tuple(int(i) for i in np.unravel_index(f, shape)) for f in expected]

@@ -9,6 +9,7 @@ is caught.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import Optional, Sequence
 
@@ -80,9 +81,14 @@ def compare(
     analytical = np.asarray(analytical, dtype=np.float64)
     reference = np.asarray(reference, dtype=np.float64)
     computed = ~np.isnan(reference)
-    checked = int(computed.sum())
-    diff = np.where(computed, np.abs(analytical - np.where(computed, reference, 0.0)), 0.0)
-    largest = float(max(np.max(np.abs(analytical), initial=0.0), np.max(np.abs(reference[computed]), initial=0.0)))
+    checked = int(np.count_nonzero(computed))
+    if checked == reference.size:  # every coordinate computed (the usual case): no masking needed
+        diff = np.abs(analytical - reference)
+        known = reference
+    else:
+        diff = np.where(computed, np.abs(analytical - np.where(computed, reference, 0.0)), 0.0)
+        known = reference[computed]
+    largest = float(max(np.max(np.abs(analytical), initial=0.0), np.max(np.abs(known), initial=0.0)))
     scale = max(largest, floor)
     if largest == 0.0:
         rel = np.zeros_like(diff)
@@ -100,8 +106,9 @@ def compare(
     if scale > 0.0:
         rel = diff / scale
     mismatches = int(np.count_nonzero(rel > tolerance))
-    order = np.argsort(rel, axis=None)[::-1][:WORST_SHOWN]
-    worst = _coordinates([flat for flat in order if computed.flat[flat]], analytical, reference, diff, rel)
+    max_rel = float(rel.max(initial=0.0))
+    order = _worst_first(rel, max_rel)
+    worst = _coordinates(order[computed.flat[order]], analytical, reference, diff, rel)  # computed ones only
     passed = mismatches == 0
     reason = None
     if not passed:
@@ -122,7 +129,7 @@ def compare(
         total=int(reference.size),
         mismatches=mismatches,
         max_abs_error=float(diff.max(initial=0.0)),
-        max_rel_error=float(rel.max(initial=0.0)),
+        max_rel_error=max_rel,
         scale=scale,
         worst=worst,
         forward_calls=forward_calls,
@@ -151,11 +158,12 @@ def compare_bounded(
     scale = largest if np.isfinite(largest) and largest > 0 else 1.0
     mismatches = int(np.count_nonzero(ratio > 1.0))
     bits = effective_bits(diff, magnitude, bounds.significant_bits)
+    largest_ratio = float(ratio.max(initial=0.0))
     precision = Precision(
-        unit_roundoff=bounds.unit_roundoff, lam=bounds.lam, largest_ratio=float(ratio.max(initial=0.0)),
+        unit_roundoff=bounds.unit_roundoff, lam=bounds.lam, largest_ratio=largest_ratio,
         bits=bits, dtype_bits=bounds.significant_bits,
     )
-    order = np.argsort(ratio, axis=None)[::-1][:WORST_SHOWN]
+    order = _worst_first(ratio, largest_ratio)
     worst = _coordinates(order, analytical, reference, diff, diff / scale, ratio)
     reason = None
     if mismatches:
@@ -205,21 +213,41 @@ def compare_with_reference(
     return compare(name, analytical, reference, rtol, method=method, against=against, floor=floor)
 
 
+def _worst_first(errors: np.ndarray, largest: float) -> np.ndarray:
+    """The flat indices of the WORST_SHOWN largest of `errors` (float64, none below zero),
+    largest first, as a reversed argsort orders them, ties included. `largest`: their maximum."""
+    if largest == 0.0:  # every error is 0 (a call repeated exactly): the order of equal values
+        return _order_of_equal_values(errors.size)
+    return np.argsort(errors, axis=None)[::-1][:WORST_SHOWN]
+
+
+@functools.lru_cache(maxsize=64)
+def _order_of_equal_values(size: int) -> np.ndarray:
+    """What argsort makes of `size` equal values: it compares values only, so the same for any."""
+    order = np.argsort(np.zeros(size), axis=None)[::-1][:WORST_SHOWN]
+    order.flags.writeable = False
+    return order
+
+
 def _coordinates(
     order: Sequence[int] | np.ndarray, analytical: np.ndarray, reference: np.ndarray, diff: np.ndarray,
     rel: np.ndarray, ratio: Optional[np.ndarray] = None,
 ) -> tuple[Coordinate, ...]:
     """The coordinates at the flat indices `order`, worst first, as a report lists them."""
+    flats = np.asarray(order, dtype=np.intp)
+    # Each array read once for all of them, as plain Python numbers.
+    indices = zip(*(a.tolist() for a in np.unravel_index(flats, diff.shape))) if diff.ndim else [()] * flats.size
+    ratios = [None] * flats.size if ratio is None else ratio.flat[flats].tolist()
     return tuple(
-        Coordinate(
-            index=tuple(int(i) for i in np.unravel_index(flat, diff.shape)),
-            analytical=float(analytical.flat[flat]),
-            numerical=float(reference.flat[flat]),
-            abs_error=float(diff.flat[flat]),
-            rel_error=float(rel.flat[flat]),
-            bound_ratio=None if ratio is None else float(ratio.flat[flat]),
+        Coordinate(index=tuple(index), analytical=a, numerical=n, abs_error=d, rel_error=r, bound_ratio=q)
+        for index, a, n, d, r, q in zip(
+            indices,
+            analytical.flat[flats].tolist(),
+            reference.flat[flats].tolist(),
+            diff.flat[flats].tolist(),
+            rel.flat[flats].tolist(),
+            ratios,
         )
-        for flat in order
     )
 
 

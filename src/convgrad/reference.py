@@ -104,7 +104,11 @@ def forward(
 ) -> np.ndarray:
     """O[n,f,o] = b[f] + sum_{c in group(f)} sum_u Xp[n,c, s*o + d*u] * K[f,c',u]."""
     y = correlate(pad(x, padding), w, stride=stride, dilation=dilation, groups=groups)
-    return y + b.reshape(1, -1, *([1] * (x.ndim - 2)))
+    bias = b.reshape(1, -1, *([1] * (x.ndim - 2)))
+    if np.result_type(y, bias) != y.dtype:
+        return y + bias
+    y += bias  # y is a new array of the result's dtype: no second output-sized array
+    return y
 
 
 def bias_gradient(dy: np.ndarray) -> np.ndarray:

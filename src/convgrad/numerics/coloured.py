@@ -21,7 +21,9 @@ two calls. Their receptive fields cover every output, so there is nothing outsid
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -122,8 +124,14 @@ def _verify_same_as_alone(
 def _unmoved_bound(scale: Any, geometry: LayerGeometry) -> Any:
     """How far an output may move from rounding alone: eps per term of its sum, times the scale
     (the largest magnitude of the outputs compared; a number, or an array of them)."""
+    return _rounding_per_unit_scale(geometry) * scale
+
+
+@functools.lru_cache(maxsize=32)
+def _rounding_per_unit_scale(geometry: LayerGeometry) -> float:
+    """2 eps per term of an output's sum (asked for after every call, so worked out once)."""
     terms = geometry.kernel_shape[1] * math.prod(geometry.kernel_size) + 1
-    return 2.0 * terms * float(np.finfo(np.dtype(geometry.dtype)).eps) * scale
+    return 2.0 * terms * float(np.finfo(np.dtype(geometry.dtype)).eps)
 
 
 def _input_gradient(
@@ -213,18 +221,23 @@ def _verify_local(
 ) -> None:
     """(k, N, F, *out) outputs of k colours moved from y- (the base, or k outputs): none may move
     outside its colour's reach by more than rounding of the outputs' scale."""
-    for i, colour in enumerate(colours):
-        outside = ~colouring.reached(colour)
-        if not outside.any():
-            continue
-        change = float(np.max(np.abs(moved[i][(Ellipsis, outside)]), initial=0.0))
-        scale = base_scale if base_scale is not None else float(np.max(np.abs(y_minus[i]), initial=0.0))
-        # y+ = y- + moved: the largest output of either is within `change` of y-'s largest
-        if change > _unmoved_bound(scale + change, geometry):
-            raise NonLocalOutputs(
-                "outputs outside the perturbed receptive fields changed (non-local implementation); "
-                "checked one coordinate at a time"
-            )
+    watched = colouring.watched(tuple(colours))
+    if not watched.watching.size:
+        return
+    k = moved.shape[0]
+    # Every colour's watched outputs in one gather, then the largest change per colour.
+    gathered = moved.reshape(k, -1, math.prod(moved.shape[3:]))[watched.colours, :, watched.outputs]
+    changes = np.maximum.reduceat(np.abs(gathered).max(axis=1), watched.starts)
+    scales = (
+        base_scale if base_scale is not None
+        else np.abs(y_minus.reshape(k, -1)).max(axis=1, initial=0.0)[watched.watching]
+    )
+    # y+ = y- + moved: the largest output of either is within `change` of y-'s largest
+    if np.any(changes > _unmoved_bound(scales + changes, geometry)):
+        raise NonLocalOutputs(
+            "outputs outside the perturbed receptive fields changed (non-local implementation); "
+            "checked one coordinate at a time"
+        )
 
 
 def _sum_over_receptive_fields(moved: np.ndarray, geometry: LayerGeometry) -> np.ndarray:
@@ -232,20 +245,51 @@ def _sum_over_receptive_fields(moved: np.ndarray, geometry: LayerGeometry) -> np
     reaches in every filter of a group (the same for each channel of the group).
 
     That is every output o and tap u with s*o + d*u = i + p: the transpose of the forward pass's
-    windowing with all-ones kernels.
+    windowing with all-ones kernels. The outputs are spread out by the stride into a zero-padded
+    array, and each tap adds one shifted window of it to every position at once, taps in order,
+    so each position's sum is taken in the same order as scattering tap by tap would.
     """
     n, f = moved.shape[:2]
     groups = geometry.groups
     per_group = moved.reshape(n, groups, f // groups, *moved.shape[2:]).sum(axis=2)
-    total = np.zeros((n, groups, *geometry.padded_spatial), dtype=np.float64)
-    out = geometry.out_spatial
-    for tap in np.ndindex(*geometry.kernel_size):
-        reads = tuple(
-            slice(d * u, d * u + s * (o - 1) + 1, s)
-            for u, s, d, o in zip(tap, geometry.stride, geometry.dilation, out)
+    plan = _tap_windows(geometry)
+    spread = np.zeros((n, groups, *plan.spread_shape), dtype=np.float64)
+    spread[plan.outputs] = per_group
+    total = np.zeros((n, groups, *geometry.spatial), dtype=np.float64)
+    for window in plan.taps:  # a tap that reaches no output here adds exact zeros
+        total += spread[window]
+    return total
+
+
+@dataclass(frozen=True)
+class _TapWindows:
+    """Where the per-group outputs sit in the spread array, and the window of it each tap adds."""
+
+    spread_shape: tuple[int, ...]  # spatial extent of the spread array
+    outputs: tuple[slice, ...]  # (N, groups, *out) positions of the outputs in it
+    taps: tuple[tuple[slice, ...], ...]  # per tap, the (N, groups, *spatial) window it adds
+
+
+@functools.lru_cache(maxsize=32)  # asked for after every stacked call; a geometry is hashable
+def _tap_windows(geometry: LayerGeometry) -> _TapWindows:
+    """Output o lands at margin + s*o, margin = d*(k-1) (the furthest tap); tap u adds it to input
+    position i = s*o + d*u - p, so position i reads margin + i + p - d*u."""
+    axes = list(zip(geometry.spatial, geometry.kernel_size, geometry.stride, geometry.padding, geometry.dilation,
+                    geometry.out_spatial))
+    margins = [d * (k - 1) for _, k, _, _, d, _ in axes]
+    shape = tuple(
+        max(m + s * (o - 1) + 1, m + p + h) for m, (h, _, s, p, _, o) in zip(margins, axes)
+    )
+    outputs = (slice(None), slice(None), *(slice(m, m + s * (o - 1) + 1, s) for m, (_, _, s, _, _, o) in zip(margins, axes)))
+    taps = tuple(
+        (
+            slice(None),
+            slice(None),
+            *(slice(m + p - d * u, m + p - d * u + h) for u, m, (h, _, _, p, d, _) in zip(tap, margins, axes)),
         )
-        total[(slice(None), slice(None), *reads)] += per_group
-    return total[(slice(None), slice(None), *(slice(p, p + h) for p, h in zip(geometry.padding, geometry.spatial)))]
+        for tap in np.ndindex(*geometry.kernel_size)
+    )
+    return _TapWindows(shape, outputs, taps)
 
 
 def _parameter_gradient(
@@ -266,16 +310,22 @@ def _parameter_gradient(
     sums = np.zeros(tensor.shape, dtype=np.float64)
     filters = weights.shape[1]
     calls = 0
+    # One working copy for every slot, perturbed and put back around its calls (as dense.py
+    # does): the forward reads it during the call only, so no copy of the tensor per call.
+    args = list(inputs)
+    args[which] = working = tensor.copy()
+    moved: np.ndarray | None = None  # y+ - y-, one buffer for every slot (outputs are the same shape)
     for slot in np.ndindex(*tensor.shape[1:]):
         where = (slice(None), *slot)
-        args_plus, args_minus = list(inputs), list(inputs)
-        args_plus[which] = tensor.copy()
-        args_plus[which][where] = plus[where]
-        y_plus = forward(*args_plus)
+        working[where] = plus[where]
+        y_plus = forward(*args)
         if base is None:
-            args_minus[which] = tensor.copy()
-            args_minus[which][where] = minus[where]
-        moved = y_plus - (base if base is not None else forward(*args_minus))
+            working[where] = minus[where]
+            y_minus = forward(*args)
+        else:
+            y_minus = base
+        working[where] = tensor[where]
+        moved = y_plus - y_minus if moved is None else np.subtract(y_plus, y_minus, out=moved)
         made = 1 if one_sided else 2
         calls += made
         if progress is not None:

@@ -23,6 +23,7 @@ holds element (c', u) of every kernel. db: one colour holds every bias.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ import numpy as np
 
 from convgrad.geometry import LayerGeometry, output_size
 
-__all__ = ["AxisColouring", "InputColouring", "axis_colouring", "input_colouring", "axis_windows"]
+__all__ = ["AxisColouring", "InputColouring", "WatchedOutputs", "axis_colouring", "input_colouring", "axis_windows"]
 
 Position = tuple[int, ...]  # a spatial position of x, one index per axis
 
@@ -159,7 +160,19 @@ class InputColouring:
 
     def parts(self, colour: int) -> list[tuple[int, np.ndarray]]:
         """(channel within its group, (*spatial) bool positions) pairs: the colour's coordinates
-        are those positions in that channel of every group, for every batch item."""
+        are those positions in that channel of every group, for every batch item (read-only)."""
+        if colour not in self._parts:  # asked for before every stacked call: made once per colour
+            made = self._parts_of(colour)
+            for _, spatial in made:
+                spatial.flags.writeable = False  # shared by every caller from now on
+            self._parts[colour] = made
+        return list(self._parts[colour])
+
+    @functools.cached_property
+    def _parts(self) -> dict[int, list[tuple[int, np.ndarray]]]:
+        return {}
+
+    def _parts_of(self, colour: int) -> list[tuple[int, np.ndarray]]:
         if colour < self.depth * self.spatial_count:
             return [(self._split(colour)[0], self._spatial_mask(colour))]
         by_channel: dict[int, np.ndarray] = {}
@@ -168,12 +181,47 @@ class InputColouring:
             spatial[position] = True
         return list(by_channel.items())
 
+    def watched(self, colours: tuple[int, ...]) -> "WatchedOutputs":
+        """What the locality check reads after a stacked call of these colours (made once)."""
+        if colours not in self._watched:
+            self._watched[colours] = WatchedOutputs.of([~self.reached(c) for c in colours])
+        return self._watched[colours]
+
+    @functools.cached_property
+    def _watched(self) -> dict[tuple[int, ...], "WatchedOutputs"]:
+        return {}
+
     def mask(self, colour: int, channels: int) -> np.ndarray:
         """(C, *spatial) bool: the coordinates of x of this colour, for one batch item."""
         mask = np.zeros((channels, *(len(a.colours) for a in self.axes)), dtype=bool)
         for channel, spatial in self.parts(colour):
             mask[channel :: self.depth] = spatial
         return mask
+
+
+@dataclass(frozen=True)
+class WatchedOutputs:
+    """The outputs outside the reach of each of k colours, as flat gather indices, so that one
+    fancy index reads all of them from a (k, N * F, outputs) array: entry j is output `outputs[j]`
+    of colour `colours[j]`, and colour `watching[i]`'s entries start at `starts[i]`. Colours that
+    reach every output have none and are left out of `watching`."""
+
+    watching: np.ndarray  # (w,) positions among the k colours with outputs to watch
+    starts: np.ndarray  # (w,) where each of them begins in `colours` and `outputs`
+    colours: np.ndarray  # (entries,) position among the k colours
+    outputs: np.ndarray  # (entries,) flat output position
+
+    @classmethod
+    def of(cls, outside: list[np.ndarray]) -> "WatchedOutputs":
+        flat = [np.flatnonzero(o) for o in outside]
+        watching = [i for i, f in enumerate(flat) if f.size]
+        sizes = [flat[i].size for i in watching]
+        starts = list(itertools.accumulate(sizes, initial=0))[:-1]
+        outputs = np.concatenate([flat[i] for i in watching]) if watching else np.zeros(0, dtype=np.intp)
+        return cls(
+            np.array(watching, dtype=np.intp), np.array(starts, dtype=np.intp),
+            np.repeat(np.array(watching, dtype=np.intp), sizes), outputs,
+        )
 
 
 def _outer(masks: list[np.ndarray]) -> np.ndarray:

@@ -89,7 +89,7 @@ def call(guard: GuardedLayer, tensors: Tensors, layouts: Optional[Mapping[str, M
 
 
 def _reference(tensors: Tensors, geometry: LayerGeometry) -> dict[TensorName, np.ndarray]:
-    x, w, b, dy = (t.astype(np.float64) for t in tensors)
+    x, w, b, dy = (np.asarray(t, dtype=np.float64) for t in tensors)  # the reference only reads them
     settings = geometry.conv_settings()
     dx, dw, db = reference.backward(dy, x, w, b, **settings)
     return {"O": reference.forward(x, w, b, **settings), "dX": dx, "dK": dw, "db": db}
@@ -97,20 +97,37 @@ def _reference(tensors: Tensors, geometry: LayerGeometry) -> dict[TensorName, np
 
 def _against(
     result: CallResult, expected: Mapping[TensorName, np.ndarray], bounds: Optional[RoundingBounds], rtol: float,
-    against: str,
+    against: str, judged: Optional[Mapping[TensorName, TensorComparison]] = None,
 ) -> tuple[TensorComparison, ...]:
     """Every output against `expected`: below float64 by the rounding bounds of these tensors, as the
     first call is; in float64 by `rtol`, gradients with the first call's scale floor, so that a
-    structurally zero gradient computed to rounding (an FFT conv) is not judged against exact 0."""
+    structurally zero gradient computed to rounding (an FFT conv) is not judged against exact 0.
+
+    `judged`: rows of an earlier call of the same tensors against the same `expected`, bounds,
+    rtol and `against`; an output identical to the one such a row judged gets that row again."""
     x, w, _, dy = result.tensors
     rows = []
     for name, value in result.outputs.items():
         if name in expected and value is not None:
+            earlier = (judged or {}).get(name)
+            if earlier is not None and _identical(earlier.analytical, value):
+                rows.append(earlier)  # the comparison is a function of its inputs: the same row
+                continue
             floor = 0.0 if name == "O" else scale_floor(name, x, w, dy)
             rows.append(compare_with_reference(
                 name, value, expected[name], bounds, rtol, method=against, against=against, floor=floor
             ))
     return tuple(rows)
+
+
+def _identical(first: Optional[np.ndarray], second: np.ndarray) -> bool:
+    """The same values bit for bit (0.0 and -0.0 differ, as a report prints them), in one pass."""
+    if first is None or first.dtype != second.dtype or first.shape != second.shape:
+        return False
+    if not (first.flags.c_contiguous and second.flags.c_contiguous):
+        return False
+    bits = np.dtype(f"u{first.itemsize}") if first.itemsize in (1, 2, 4, 8) else np.dtype(np.uint8)
+    return bool(np.array_equal(first.reshape(-1).view(bits), second.reshape(-1).view(bits)))
 
 
 def _along_directions(
@@ -142,9 +159,11 @@ def _check(
     calls_before: int,
     bounds: Optional[RoundingBounds],
     expected: Optional[Mapping[TensorName, np.ndarray]] = None,
+    judged: Optional[Mapping[TensorName, TensorComparison]] = None,
 ) -> CallCheck:
-    """A later call against the reference (`expected`, when already computed for its tensors) or
-    along directions; the cause is left to the caller."""
+    """A later call against the reference (`expected`, when already computed for its tensors, and
+    `judged`, rows of its tensors against it; see `_against`) or along directions; the cause is
+    left to the caller."""
     rtol = options.tolerances(geometry.dtype).rtol
     compared_with = (
         REFERENCE if options.forward_check
@@ -154,7 +173,7 @@ def _check(
         return CallCheck(name, called_with, compared_with, passed=False, cause=result.failure,
                          forward_calls=guard.forward_calls - calls_before, error=result.error)
     if options.forward_check:
-        rows = _against(result, expected or _reference(result.tensors, geometry), bounds, rtol, "reference")
+        rows = _against(result, expected or _reference(result.tensors, geometry), bounds, rtol, "reference", judged)
     else:
         rows = _along_directions(guard, result, geometry, options, rtol)
     return CallCheck(name, called_with, compared_with, passed=all(t.passed for t in rows), tensors=rows,
@@ -208,12 +227,15 @@ def later_calls(
     checks.append(check)
     made()
 
+    # A layout call that returns what the second call did (the usual case) is judged the same.
+    judged = {t.name: t for t in checks[0].tensors} if options.forward_check else None
     for number, layouts in enumerate(NON_CONTIGUOUS, start=1):
         before = guard.forward_calls
         laid_out = call(guard, second, layouts)
         called_with = f"the second call's tensors, {describe_layouts(layouts)}"
         check = _check(
-            f"memory layouts {number}", called_with, laid_out, guard, geometry, options, before, second_bounds, expected
+            f"memory layouts {number}", called_with, laid_out, guard, geometry, options, before, second_bounds,
+            expected, judged,
         )
         if not check.passed and new.failure is None and checks[0].passed and first_held[1]:
             # The same tensors went through in C order: the layout is what changed.

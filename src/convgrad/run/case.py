@@ -47,7 +47,7 @@ def random_tensors(geometry: LayerGeometry, options: CheckOptions, call: int = 0
     scale = dict(options.scale or {})
     drawn = []
     for name, shape in zip(RANDOM_TENSORS, (geometry.x_shape, geometry.w_shape, geometry.b_shape, geometry.y_shape)):
-        values = rng.standard_normal(shape).astype(dtype)
+        values = rng.standard_normal(shape).astype(dtype, copy=False)  # drawn in float64: no copy there
         if name in scale:
             values = (values.astype(np.float64) * scale[name]).astype(dtype)
         drawn.append(values)
@@ -140,7 +140,7 @@ def _reference_gradients(
     coordinate within what rounding in the layer's dtype allows (numerics/rounding.py)."""
     if all(g is None for g in first.gradients):
         return ()
-    wide = [t.astype(np.float64) for t in first.tensors]
+    wide = [np.asarray(t, dtype=np.float64) for t in first.tensors]  # read only, by the reference
     expected = reference.backward(wide[3], *wide[:3], **geometry.conv_settings())
     rows = []
     for name, analytical, values in zip(GRADIENT_NAMES, first.gradients, expected):
@@ -239,7 +239,8 @@ def _compare_output(
     bounds: Optional[RoundingBounds],
 ) -> TensorComparison:
     """The implementation's output against the reference convolution, computed in float64."""
+    # The reference only reads its inputs: float64 tensors go in as they are.
     expected = reference.forward(
-        x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **geometry.conv_settings()
+        *(np.asarray(t, dtype=np.float64) for t in (x, w, b)), **geometry.conv_settings()
     )
     return compare_with_reference("O", y, expected, bounds, rtol, method="reference forward", against="reference")
