@@ -6,6 +6,8 @@ and may assume it describes a layer that exists and fits in memory.
 
 from __future__ import annotations
 
+import functools
+
 import math
 import operator
 import os
@@ -190,7 +192,7 @@ class LayerGeometry:
     def axis_names(self) -> tuple[str, ...]:
         return SPATIAL_AXIS_NAMES[self.ndim]
 
-    @property
+    @functools.cached_property  # read on every call into the layer: worked out once
     def out_spatial(self) -> tuple[int, ...]:
         return tuple(
             output_size(h, k, s, p, d)
@@ -209,7 +211,7 @@ class LayerGeometry:
     def b_shape(self) -> tuple[int, ...]:
         return (self.filters,)
 
-    @property
+    @functools.cached_property
     def y_shape(self) -> tuple[int, ...]:
         return (self.batch, self.filters, *self.out_spatial)
 
