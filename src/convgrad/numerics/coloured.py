@@ -159,6 +159,11 @@ def _input_gradient(
     # on the batch size is back at x's own batch size for whatever comes next.
     y_alone = None
     checked_sizes: set[int] = set()
+    # Stacked copies of x, one buffer per batch size: a call perturbs its colours' coordinates and
+    # puts them back afterwards, a few channels' worth, instead of copying all of x again (the
+    # guard hands the layer a copy of its own, so the buffer is never the layer's to change).
+    buffers: dict[int, np.ndarray] = {}
+    moved_buffers: dict[int, np.ndarray] = {}
     for first in range(0, len(used), per_call):
         colours = used[first : first + per_call]
         parts = [colouring.parts(c) for c in colours]
@@ -169,9 +174,12 @@ def _input_gradient(
         # otherwise be checked at a batch size nobody asked for. A call of one colour, one-sided,
         # holds just the layer's own batch size: nothing to compare.
         with_copy = batched and size != n and size not in checked_sizes
-        stacked = np.empty((size + n * with_copy, *x.shape[1:]), dtype=x.dtype)
+        total = size + n * with_copy
+        if total not in buffers:
+            buffers[total] = np.empty((total, *x.shape[1:]), dtype=x.dtype)
+            np.copyto(buffers[total].reshape(-1, *x.shape), x)
+        stacked = buffers[total]
         items = stacked.reshape(-1, *x.shape)
-        np.copyto(items, x)
         _place(items[:k], plus, parts, colouring.depth)
         if not one_sided:
             _place(items[k : 2 * k], minus, parts, colouring.depth)
@@ -188,12 +196,16 @@ def _input_gradient(
         else:  # one colour: its + (and -) input in calls of the layer's own batch size
             y = np.concatenate([forward(stacked[i * n : (i + 1) * n], w, b) for i in range(size // n)], axis=0)
             made = size // n
+        restore = parts if one_sided else parts + parts
+        _place(items[: len(restore)], x, restore, colouring.depth)  # the buffer holds x again
         calls += made
         if progress is not None:
             progress(made)
         y_plus = y[: k * n].reshape(k, n, *y.shape[1:])
         y_minus = base[None] if base is not None else y[k * n :].reshape(y_plus.shape)
-        moved = y_plus - y_minus
+        if k not in moved_buffers:
+            moved_buffers[k] = np.empty(y_plus.shape, dtype=np.float64)
+        moved = np.subtract(y_plus, y_minus, out=moved_buffers[k])
         _verify_local(moved, y_minus, base_scale, colouring, colours, geometry)
         moved *= weights
         reached = _sum_over_receptive_fields(moved.reshape(k * n, *y.shape[1:]), geometry)
