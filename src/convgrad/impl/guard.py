@@ -3,8 +3,8 @@
 `GuardedLayer` calls a `ConvLayer` so that whatever it does (raise, return the wrong shape, NaN,
 write into its inputs) becomes an `ImplementationFailure` with a one-line reason instead of a crash.
 Every call gets fresh inputs (in C order unless a memory layout is asked for), and every result is
-copied on return; an array the layer returned that changes during its next call (a reused output
-buffer) is recorded as a finding, since a caller keeping that result would see it change.
+copied on return; an array the layer returned that changes during a later call (a reused output
+buffer) is recorded as a finding, since a caller keeping that result would see it change (watch.py).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, format_shape
 from convgrad.impl.memory import MemoryLayout, fresh_copy
 from convgrad.impl.protocol import ConvLayer, Unsupported
+from convgrad.impl.watch import CallKind, ReturnWatch
 
 __all__ = ["GuardedLayer", "ImplementationFailure", "describe_exception"]
 
@@ -62,9 +63,12 @@ class GuardedLayer:
     geometry: LayerGeometry
     forward_calls: int = 0
     warnings: list[str] = field(default_factory=list)
-    reused: dict[str, str] = field(default_factory=dict)  # returned name -> why it is a failure
-    # (call, name) -> what the last forward and backward returned, as returned and as copied.
-    _returned: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _watch: ReturnWatch = field(default_factory=ReturnWatch, repr=False)
+
+    @property
+    def reused(self) -> dict[str, str]:
+        """Why it is a failure, by 'call name', for each returned array a later call overwrote."""
+        return self._watch.reused()
 
     def forward(
         self, x: np.ndarray, w: np.ndarray, b: np.ndarray, *, layouts: Optional[Mapping[str, MemoryLayout]] = None
@@ -113,13 +117,14 @@ class GuardedLayer:
 
     def _call(
         self,
-        what: str,
+        what: CallKind,
         function: Callable[..., Any],
         inputs: dict[str, np.ndarray],
         layouts: Optional[Mapping[str, MemoryLayout]],
     ) -> Any:
         layouts = layouts or {}
         fresh = {name: fresh_copy(array, layouts.get(name, "C order")) for name, array in inputs.items()}
+        self._watch.before_call(what)
         try:
             # Whatever the implementation prints goes to stderr: stdout may be carrying --json.
             with contextlib.redirect_stdout(sys.stderr):
@@ -129,7 +134,7 @@ class GuardedLayer:
         except Exception as error:  # the implementation's own bug: report it, never crash
             raise ImplementationFailure(f"{what} raised {describe_exception(error)}") from error
         finally:
-            self._watch_returned(what)
+            self._watch.after_call(what)
         for name, array in inputs.items():
             if not np.array_equal(fresh[name], array):
                 raise ImplementationFailure(
@@ -140,7 +145,7 @@ class GuardedLayer:
         return result
 
     def _as_array(
-        self, what: str, name: str, value: Any, expected: tuple[int, ...], dtype: np.dtype
+        self, what: CallKind, name: str, value: Any, expected: tuple[int, ...], dtype: np.dtype
     ) -> np.ndarray:
         if value is None:
             raise ImplementationFailure(f"{what} returned None for {name}")
@@ -167,7 +172,7 @@ class GuardedLayer:
                 self.warnings.append(warning)
         returned, array = array, array.astype(np.float64)  # a copy, whatever the layer does to its own later
         array.flags.writeable = False  # also the reference the reuse watch compares against
-        self._returned[what, name] = (returned, array)
+        self._watch.returned(what, name, returned, array)
         if not np.all(np.isfinite(array)):  # after the shape check, so the shape is known
             bad = int(np.count_nonzero(~np.isfinite(array)))
             first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
@@ -178,20 +183,6 @@ class GuardedLayer:
                 status="failed",
             )
         return array
-
-    def _watch_returned(self, caller: str) -> None:
-        """After a call: did an array that an earlier call returned change during it?
-
-        What forward and backward returned last is watched until they return something new."""
-        for (what, name), (original, copy) in self._returned.items():
-            key = f"{what} {name}"
-            # Plain equality first: one pass, and all it takes unless the array holds NaN.
-            if key in self.reused or np.array_equal(original, copy) or np.array_equal(original, copy, equal_nan=True):
-                continue
-            self.reused[key] = (
-                f"{what} returned {name} in a buffer that the next {caller} call overwrote: a caller "
-                f"that keeps {name} sees it change; return a new array (or a copy) from every call"
-            )
 
 
 def describe_exception(error: BaseException) -> str:
