@@ -3,6 +3,8 @@ reported, with the call that overwrote it, and a layer that only looks similar i
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -211,4 +213,21 @@ def test_the_watch_lets_an_unchanged_array_holding_nan_be():
         watch.before_call("forward")
         watch.after_call("forward")
         watch.returned("forward", "the output", y, copy)  # the same array again, unchanged
+    assert watch.reused() == {}
+
+
+def test_the_watch_lets_go_of_earlier_results_the_layer_let_go_of():
+    # Keeping them would only cost memory traffic: no later call can write into them.
+    watch = ReturnWatch()
+    first = np.zeros(4)
+    gone = weakref.ref(first)
+    watch.returned("forward", "the output", first, first.copy())
+    del first
+    for turn in range(1, 3):
+        watch.before_call("forward")
+        watch.after_call("forward")
+        y = np.full(4, float(turn))
+        watch.returned("forward", "the output", y, y.copy())
+        del y
+    assert gone() is None
     assert watch.reused() == {}

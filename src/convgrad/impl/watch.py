@@ -8,13 +8,16 @@ array after every call would cost four passes over activations per finite-differ
   kind; past those, calls only mark it unverified, and it is compared once more before a call of
   the other kind, when it is replaced, and at the end. A change is so still named by the kind of
   call that made it, as when it was compared after every call.
-- what was returned before that (the last `HELD` arrays of each name) is tested for sharing memory
-  with each new result, an O(1) test on their bounds: a layer cycling through a ring of buffers
-  hands one back, and only then are the contents compared.
+- what was returned before that (the last `HELD` arrays of each name) is kept only while the layer
+  still holds its memory, and tested for sharing memory with each new result, an O(1) test on their
+  bounds: a layer cycling through a ring of buffers hands one back, and only then are the contents
+  compared. A layer that returns new arrays lets its old ones go, and the watch does too: keeping
+  them cost more in memory traffic than all the comparisons saved.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal, Optional
@@ -83,7 +86,8 @@ class ReturnWatch:
         if replaced is not None:
             if replaced.unverified is not None:
                 self._verify(key, replaced, replaced.unverified)
-            self._earlier.setdefault(key, deque(maxlen=HELD)).append(replaced)
+            if _references(replaced) > _UNSHARED:  # the layer may write into it again
+                self._earlier.setdefault(key, deque(maxlen=HELD)).append(replaced)
         self._latest[key] = _Returned(original, copy)
 
     def reused(self) -> dict[str, str]:
@@ -104,3 +108,17 @@ class ReturnWatch:
             f"{what} returned {name} in a buffer that {which} overwrote: a caller "
             f"that keeps {name} sees it change; return a new array (or a copy) from every call"
         )
+
+
+def _references(kept: _Returned) -> int:
+    """References to the object that owns the memory of a kept result (the array, or what its
+    .base chain ends in: another array, a tensor)."""
+    owner = kept.original
+    while isinstance(owner, np.ndarray) and owner.base is not None:
+        owner = owner.base
+    return sys.getrefcount(owner)
+
+
+# What a result that only the watch holds counts, measured rather than assumed (CPython's own
+# references differ between versions); an array the layer returned and let go has no more.
+_UNSHARED = _references(_Returned(np.zeros(1), np.zeros(1)))
