@@ -10,6 +10,7 @@ buffer) is recorded as a finding, since a caller keeping that result would see i
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import sysconfig
@@ -19,7 +20,7 @@ from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 
-from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, format_shape
+from convgrad.geometry import GRADIENT_NAMES, ConvSettings, GradientName, LayerGeometry, format_shape
 from convgrad.impl.memory import MemoryLayout, fresh_copy
 from convgrad.impl.protocol import ConvLayer, Unsupported
 from convgrad.impl.watch import CallKind, ReturnWatch
@@ -64,6 +65,13 @@ class GuardedLayer:
     forward_calls: int = 0
     warnings: list[str] = field(default_factory=list)
     _watch: ReturnWatch = field(default_factory=ReturnWatch, repr=False)
+    # What every call takes from the geometry, worked out once.
+    _settings: ConvSettings = field(init=False, repr=False)
+    _y_shape_after_batch: tuple[int, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._settings = self.geometry.conv_settings()
+        self._y_shape_after_batch = self.geometry.y_shape[1:]
 
     @property
     def reused(self) -> dict[str, str]:
@@ -76,7 +84,7 @@ class GuardedLayer:
         """y as float64, shape (N, F, *out) checked; raises ImplementationFailure otherwise."""
         self.forward_calls += 1
         result = self._call("forward", self.layer.forward, {"x": x, "w": w, "b": b}, layouts)
-        expected = (x.shape[0], *self.geometry.y_shape[1:])
+        expected = (x.shape[0], *self._y_shape_after_batch)
         return self._as_array("forward", "the output", result, expected, x.dtype)
 
     def backward(
@@ -128,7 +136,7 @@ class GuardedLayer:
         try:
             # Whatever the implementation prints goes to stderr: stdout may be carrying --json.
             with contextlib.redirect_stdout(sys.stderr):
-                result = function(*fresh.values(), **self.geometry.conv_settings())
+                result = function(*fresh.values(), **self._settings)
         except (ImplementationFailure, Unsupported):  # a reason already, or a case to skip (run_case)
             raise
         except Exception as error:  # the implementation's own bug: report it, never crash
@@ -136,7 +144,7 @@ class GuardedLayer:
         finally:
             self._watch.after_call(what)
         for name, array in inputs.items():
-            if not np.array_equal(fresh[name], array):
+            if not _same_bits(fresh[name], array):
                 raise ImplementationFailure(
                     f"{what} modified its input {name} in place; work on a copy "
                     f"(e.g. {name} = {name}.copy()) before changing it",
@@ -161,7 +169,7 @@ class GuardedLayer:
                 f"{what} returned shape {format_shape(array.shape)} for {name}, expected {format_shape(expected)}",
                 shape=tuple(array.shape),
             )
-        if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        if not _real_numbers(array.dtype):
             raise ImplementationFailure(
                 f"{what} returned {name} with dtype {array.dtype}; return real floating-point numbers",
                 shape=tuple(array.shape),
@@ -173,7 +181,9 @@ class GuardedLayer:
         returned, array = array, array.astype(np.float64)  # a copy, whatever the layer does to its own later
         array.flags.writeable = False  # also the reference the reuse watch compares against
         self._watch.returned(what, name, returned, array)
-        if not np.all(np.isfinite(array)):  # after the shape check, so the shape is known
+        # After the shape check, so the shape is known. Not np.isfinite(array.sum()) first: a sum
+        # costs as much as these flags, and overflows (with a warning) on large finite values.
+        if not np.isfinite(array).all():
             bad = int(np.count_nonzero(~np.isfinite(array)))
             first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
             kind = "NaN" if np.isnan(array).any() else "Inf"
@@ -183,6 +193,24 @@ class GuardedLayer:
                 status="failed",
             )
         return array
+
+
+_UNSIGNED = {size: np.dtype(f"u{size}") for size in (1, 2, 4, 8)}
+
+
+def _same_bits(fresh: np.ndarray, original: np.ndarray) -> bool:
+    """Whether the layer left its copy of an input as it was, bit for bit: one pass, and NaN is
+    equal to itself."""
+    bits = _UNSIGNED.get(fresh.dtype.itemsize)
+    if bits is None or fresh.dtype != original.dtype:
+        return bool(np.array_equal(fresh, original, equal_nan=True))
+    return bool((fresh.view(bits) == original.view(bits)).all())
+
+
+@functools.lru_cache(maxsize=64)
+def _real_numbers(dtype: np.dtype) -> bool:
+    """Ints and floats, not complex numbers (nor bools, strings, objects)."""
+    return bool(np.issubdtype(dtype, np.number)) and not issubclass(dtype.type, np.complexfloating)
 
 
 def describe_exception(error: BaseException) -> str:
