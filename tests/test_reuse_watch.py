@@ -11,6 +11,7 @@ import pytest
 from checking import check_layer
 from conftest import ReferenceWith
 from convgrad.geometry import resolve_geometry
+from convgrad.impl import watch as watch_module
 from convgrad.impl.watch import COMPARED_CALLS, HELD, ReturnWatch
 
 GEOMETRY = resolve_geometry("3x6x6", "4x3x3x3")
@@ -231,3 +232,33 @@ def test_the_watch_lets_go_of_earlier_results_the_layer_let_go_of():
         del y
     assert gone() is None
     assert watch.reused() == {}
+
+
+def test_a_layer_that_returns_new_arrays_costs_no_comparison(monkeypatch):
+    compared = []
+    changed = watch_module._Returned.changed
+    monkeypatch.setattr(watch_module._Returned, "changed", lambda kept: compared.append(1) or changed(kept))
+    case = check_layer(GEOMETRY, ReferenceWith())
+    assert case.passed and compared == []
+
+
+class TensorWorkspace(ReferenceWith):
+    """Writes the output into a torch tensor it keeps, and returns that tensor's memory each call."""
+
+    def __init__(self):
+        self.out = None
+
+    def forward(self, x, w, b, **settings):
+        import torch
+
+        y = super().forward(x, w, b, **settings)
+        if self.out is None or tuple(self.out.shape) != y.shape:
+            self.out = torch.empty(y.shape, dtype=torch.float64)
+        self.out.copy_(torch.from_numpy(y))
+        return self.out.numpy()
+
+
+def test_memory_a_tensor_owns_is_watched_whoever_holds_it():
+    pytest.importorskip("torch")
+    (reason,) = _reused(check_layer(GEOMETRY, TensorWorkspace()))
+    assert "forward returned the output in a buffer that the next forward call overwrote" in reason

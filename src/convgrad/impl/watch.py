@@ -4,15 +4,17 @@ A caller that keeps a result must not see it change, so every array forward and 
 kept (as returned, and as a copy of what it held) and compared again later. Comparing every kept
 array after every call would cost four passes over activations per finite-difference call, so:
 
+- a result whose memory nothing but the watch holds any longer (a NumPy array the layer let go)
+  cannot be written into by a later call, and is let go of in turn: a layer that returns new
+  arrays costs no comparison at all. Memory owned by something else (a tensor, a C library) is
+  watched whoever holds it.
 - what each kind of call returned last is compared after the next `COMPARED_CALLS` calls of each
   kind; past those, calls only mark it unverified, and it is compared once more before a call of
   the other kind, when it is replaced, and at the end. A change is so still named by the kind of
   call that made it, as when it was compared after every call.
-- what was returned before that (the last `HELD` arrays of each name) is kept only while the layer
-  still holds its memory, and tested for sharing memory with each new result, an O(1) test on their
-  bounds: a layer cycling through a ring of buffers hands one back, and only then are the contents
-  compared. A layer that returns new arrays lets its old ones go, and the watch does too: keeping
-  them cost more in memory traffic than all the comparisons saved.
+- what was returned before that (the last `HELD` arrays of each name still held) is tested for
+  sharing memory with each new result, an O(1) test on their bounds: a layer cycling through a
+  ring of buffers hands one back, and only then are the contents compared.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ __all__ = ["CallKind", "ReturnWatch", "COMPARED_CALLS", "HELD"]
 
 CallKind = Literal["forward", "backward"]
 COMPARED_CALLS = 2  # calls of each kind after which a latest result is compared in full
-HELD = 3  # earlier results kept per name for the overlap test: rings of up to HELD + 1 buffers
+HELD = 2  # earlier results kept per name for the overlap test: rings of up to HELD + 1 buffers
 
 
 @dataclass
@@ -39,6 +41,7 @@ class _Returned:
     copy: np.ndarray
     calls_since: dict[str, int] = field(default_factory=dict)  # kind -> calls since it was returned
     unverified: Optional[CallKind] = None  # the kind of the calls since it was last compared
+    let_go: bool = False  # only the watch holds its memory: nothing can change it any more
 
     def changed(self) -> bool:
         # Plain equality first: one pass, and all it takes unless the array holds NaN.
@@ -56,14 +59,17 @@ class ReturnWatch:
     _earlier: dict[tuple[CallKind, str], deque[_Returned]] = field(default_factory=dict)
 
     def before_call(self, caller: CallKind) -> None:
-        """Settle what calls of the other kind left unverified, so a change is blamed on them."""
-        for key, kept in self._latest.items():
-            if kept.unverified is not None and kept.unverified != caller:
+        """Settle what calls of the other kind left unverified, so a change is blamed on them, and
+        let go of the results the layer let go of."""
+        for key, kept in self._held():
+            let_go = _only_watched(kept)
+            if kept.unverified is not None and (kept.unverified != caller or let_go):
                 self._verify(key, kept, kept.unverified)
+            kept.let_go = let_go
 
     def after_call(self, caller: CallKind) -> None:
         """Compare the latest results the next few calls of each kind; past those, only mark them."""
-        for key, kept in self._latest.items():
+        for key, kept in self._held():
             seen = kept.calls_since.get(caller, 0)
             kept.calls_since[caller] = seen + 1
             if seen < COMPARED_CALLS:
@@ -74,7 +80,7 @@ class ReturnWatch:
     def returned(self, caller: CallKind, name: str, original: np.ndarray, copy: np.ndarray) -> None:
         """A call returned `original` (kept as `copy`): test it against the results still held, and
         keep it as the latest of its name."""
-        for key, kept in self._latest.items():
+        for key, kept in self._held():
             if kept.unverified is not None and np.may_share_memory(original, kept.original):
                 self._verify(key, kept, kept.unverified)
         for key, earlier in self._earlier.items():
@@ -83,19 +89,23 @@ class ReturnWatch:
                     self._verify(key, kept, caller, later=True)
         key = (caller, name)
         replaced = self._latest.get(key)
-        if replaced is not None:
+        if replaced is not None and not replaced.let_go:
             if replaced.unverified is not None:
                 self._verify(key, replaced, replaced.unverified)
-            if _references(replaced) > _UNSHARED:  # the layer may write into it again
+            if not _only_watched(replaced):  # the layer may write into it again
                 self._earlier.setdefault(key, deque(maxlen=HELD)).append(replaced)
         self._latest[key] = _Returned(original, copy)
 
     def reused(self) -> dict[str, str]:
         """One reason per (call, name) whose result some later call overwrote, all calls so far."""
-        for key, kept in self._latest.items():
+        for key, kept in self._held():
             if kept.unverified is not None:
                 self._verify(key, kept, kept.unverified)
         return self._reused
+
+    def _held(self) -> list[tuple[tuple[CallKind, str], _Returned]]:
+        """The latest results that a later call could still change."""
+        return [(key, kept) for key, kept in self._latest.items() if not kept.let_go]
 
     def _verify(self, key: tuple[CallKind, str], kept: _Returned, caller: CallKind, later: bool = False) -> None:
         kept.unverified = None
@@ -110,13 +120,19 @@ class ReturnWatch:
         )
 
 
-def _references(kept: _Returned) -> int:
-    """References to the object that owns the memory of a kept result (the array, or what its
-    .base chain ends in: another array, a tensor)."""
+def _references(kept: _Returned) -> Optional[int]:
+    """References to the NumPy array that owns the memory of a kept result (the result itself, or
+    the end of its .base chain), None when something else owns it (a tensor, a C library)."""
     owner = kept.original
-    while isinstance(owner, np.ndarray) and owner.base is not None:
+    while isinstance(owner.base, np.ndarray):
         owner = owner.base
+    if owner.base is not None or not owner.flags.owndata:
+        return None
     return sys.getrefcount(owner)
+
+
+def _only_watched(kept: _Returned) -> bool:
+    return _references(kept) == _UNSHARED
 
 
 # What a result that only the watch holds counts, measured rather than assumed (CPython's own
