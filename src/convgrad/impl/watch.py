@@ -12,9 +12,12 @@ array after every call would cost four passes over activations per finite-differ
   kind; past those, calls only mark it unverified, and it is compared once more before a call of
   the other kind, when it is replaced, and at the end. A change is so still named by the kind of
   call that made it, as when it was compared after every call.
-- what was returned before that (the last `HELD` arrays of each name still held) is tested for
-  sharing memory with each new result, an O(1) test on their bounds: a layer cycling through a
-  ring of buffers hands one back, and only then are the contents compared.
+- what was returned before that (the last `HELD` arrays of each name) is kept while the layer is
+  known to hold it, and tested for sharing memory with each new result, an O(1) test on their
+  bounds: a layer cycling through a ring of NumPy buffers hands one back, and only then are the
+  contents compared. Memory whose holders cannot be told (a tensor's) is not kept past its
+  replacement: keeping every earlier result slowed the layer itself down (memory traffic) by more
+  than the comparisons saved.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ class ReturnWatch:
         if replaced is not None and not replaced.let_go:
             if replaced.unverified is not None:
                 self._verify(key, replaced, replaced.unverified)
-            if not _only_watched(replaced):  # the layer may write into it again
+            if _held_by_layer(replaced):  # it may write into it again
                 self._earlier.setdefault(key, deque(maxlen=HELD)).append(replaced)
         self._latest[key] = _Returned(original, copy)
 
@@ -135,6 +138,17 @@ def _only_watched(kept: _Returned) -> bool:
     return _references(kept) == _UNSHARED
 
 
-# What a result that only the watch holds counts, measured rather than assumed (CPython's own
-# references differ between versions); an array the layer returned and let go has no more.
-_UNSHARED = _references(_Returned(np.zeros(1), np.zeros(1)))
+def _held_by_layer(kept: _Returned) -> bool:
+    references = _references(kept)
+    return references is not None and references > _UNSHARED
+
+
+def _unshared() -> int:
+    """What a result that only the watch holds counts, measured rather than assumed (CPython's own
+    references differ between versions); an array the layer returned and let go has no more."""
+    counted = _references(_Returned(np.zeros(1), np.zeros(1)))
+    assert counted is not None  # an array of its own
+    return counted
+
+
+_UNSHARED = _unshared()
