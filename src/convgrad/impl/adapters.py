@@ -53,6 +53,18 @@ class Calls(Protocol):
 
 
 @dataclass(frozen=True)
+class _Prepared:
+    """What a call takes from its shapes and settings alone, the same for every call of a check."""
+
+    geometry: LayerGeometry
+    settings: UserSettings  # as the layer takes them (Adapter._user_settings)
+    y_shape: tuple[int, ...]
+
+
+_PREPARED_KEPT = 256  # (shapes, settings) prepared per adapter before it starts over
+
+
+@dataclass(frozen=True)
 class Adapter:
     """The user's layer behind convgrad's protocol (see the module docstring)."""
 
@@ -64,6 +76,7 @@ class Adapter:
     has_bias: bool = True  # False: the layer takes no bias; db is convgrad's own, and not checked
     supports: Optional[Callable[[LayerGeometry], Any]] = field(default=None, compare=False)
     target: Any = field(default=None, compare=False, repr=False)
+    _prepared: dict[tuple[Any, ...], _Prepared] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def style(self) -> str:
@@ -102,19 +115,20 @@ class Adapter:
         return self.calls.interface_mismatch(geometry)
 
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
-        geometry = _geometry_of(x, w, settings)
+        prepared = self._prepare(x, w, settings)
+        geometry, y_shape = prepared.geometry, prepared.y_shape
         out = self._call("forward", geometry, self.calls.forward, self._user_x(x), self._user_w(w), self._user_b(b),
-                         self._user_settings(geometry), geometry, x=x, w=w, b=b)
-        y_shape = (x.shape[0], w.shape[0], *geometry.out_spatial)
+                         dict(prepared.settings), geometry, x=x, w=w, b=b)
         y = self._from_user_activation(out, y_shape, "forward", "the output")
         if not self.has_bias and np.shape(y) == y_shape:
             y = np.asarray(y) + b.reshape(-1, *(1,) * geometry.ndim)  # the layer's output plus convgrad's bias
         return y
 
     def backward(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
-        geometry = _geometry_of(x, w, settings)
+        prepared = self._prepare(x, w, settings)
+        geometry = prepared.geometry
         result = self._call("backward", geometry, self.calls.backward, self._user_x(dy), self._user_x(x),
-                            self._user_w(w), self._user_b(b), self._user_settings(geometry), geometry, x=x, w=w, b=b)
+                            self._user_w(w), self._user_b(b), dict(prepared.settings), geometry, x=x, w=w, b=b)
         if not self.has_bias and isinstance(result, (tuple, list)) and len(result) in (2, 3):
             # (dx, dw), or (dx, dw, None): db is the gradient of the bias added in forward
             result = (result[0], result[1], dy.sum(axis=(0, *range(2, dy.ndim))))
@@ -153,6 +167,21 @@ class Adapter:
             if np.shape(out) == geometry.y_shape:
                 return weight_layout
         return None
+
+    def _prepare(self, x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> _Prepared:
+        """The call's geometry, settings as the layer takes them and output shape, worked out once
+        per shapes and settings: a check makes hundreds of calls with the same few."""
+        key = (x.shape, w.shape, x.dtype, *(tuple(settings[s]) for s in ("stride", "padding", "dilation")),
+               int(settings["groups"]))
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            geometry = _geometry_of(x, w, settings)
+            y_shape = (x.shape[0], w.shape[0], *geometry.out_spatial)
+            prepared = _Prepared(geometry, self._user_settings(geometry), y_shape)
+            if len(self._prepared) >= _PREPARED_KEPT:
+                self._prepared.clear()
+            self._prepared[key] = prepared
+        return prepared
 
     def _user_settings(self, geometry: LayerGeometry) -> UserSettings:
         """stride, padding, dilation, groups as the layer takes them: per-axis tuples, one int

@@ -3,13 +3,14 @@
 `GuardedLayer` calls a `ConvLayer` so that whatever it does (raise, return the wrong shape, NaN,
 write into its inputs) becomes an `ImplementationFailure` with a one-line reason instead of a crash.
 Every call gets fresh inputs (in C order unless a memory layout is asked for), and every result is
-copied on return; an array the layer returned that changes during its next call (a reused output
-buffer) is recorded as a finding, since a caller keeping that result would see it change.
+copied on return; an array the layer returned that changes during a later call (a reused output
+buffer) is recorded as a finding, since a caller keeping that result would see it change (watch.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import sysconfig
@@ -19,9 +20,10 @@ from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 
-from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, format_shape
+from convgrad.geometry import GRADIENT_NAMES, ConvSettings, GradientName, LayerGeometry, format_shape
 from convgrad.impl.memory import MemoryLayout, fresh_copy
 from convgrad.impl.protocol import ConvLayer, Unsupported
+from convgrad.impl.watch import CallKind, ReturnWatch
 
 __all__ = ["GuardedLayer", "ImplementationFailure", "describe_exception"]
 
@@ -62,9 +64,19 @@ class GuardedLayer:
     geometry: LayerGeometry
     forward_calls: int = 0
     warnings: list[str] = field(default_factory=list)
-    reused: dict[str, str] = field(default_factory=dict)  # returned name -> why it is a failure
-    # (call, name) -> what the last forward and backward returned, as returned and as copied.
-    _returned: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _watch: ReturnWatch = field(default_factory=ReturnWatch, repr=False)
+    # What every call takes from the geometry, worked out once.
+    _settings: ConvSettings = field(init=False, repr=False)
+    _y_shape_after_batch: tuple[int, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._settings = self.geometry.conv_settings()
+        self._y_shape_after_batch = self.geometry.y_shape[1:]
+
+    @property
+    def reused(self) -> dict[str, str]:
+        """Why it is a failure, by 'call name', for each returned array a later call overwrote."""
+        return self._watch.reused()
 
     def forward(
         self, x: np.ndarray, w: np.ndarray, b: np.ndarray, *, layouts: Optional[Mapping[str, MemoryLayout]] = None
@@ -72,7 +84,7 @@ class GuardedLayer:
         """y as float64, shape (N, F, *out) checked; raises ImplementationFailure otherwise."""
         self.forward_calls += 1
         result = self._call("forward", self.layer.forward, {"x": x, "w": w, "b": b}, layouts)
-        expected = (x.shape[0], *self.geometry.y_shape[1:])
+        expected = (x.shape[0], *self._y_shape_after_batch)
         return self._as_array("forward", "the output", result, expected, x.dtype)
 
     def backward(
@@ -113,25 +125,26 @@ class GuardedLayer:
 
     def _call(
         self,
-        what: str,
+        what: CallKind,
         function: Callable[..., Any],
         inputs: dict[str, np.ndarray],
         layouts: Optional[Mapping[str, MemoryLayout]],
     ) -> Any:
         layouts = layouts or {}
         fresh = {name: fresh_copy(array, layouts.get(name, "C order")) for name, array in inputs.items()}
+        self._watch.before_call(what)
         try:
             # Whatever the implementation prints goes to stderr: stdout may be carrying --json.
             with contextlib.redirect_stdout(sys.stderr):
-                result = function(*fresh.values(), **self.geometry.conv_settings())
+                result = function(*fresh.values(), **self._settings)
         except (ImplementationFailure, Unsupported):  # a reason already, or a case to skip (run_case)
             raise
         except Exception as error:  # the implementation's own bug: report it, never crash
             raise ImplementationFailure(f"{what} raised {describe_exception(error)}") from error
         finally:
-            self._watch_returned(what)
+            self._watch.after_call(what)
         for name, array in inputs.items():
-            if not np.array_equal(fresh[name], array):
+            if not _same_bits(fresh[name], array):
                 raise ImplementationFailure(
                     f"{what} modified its input {name} in place; work on a copy "
                     f"(e.g. {name} = {name}.copy()) before changing it",
@@ -140,7 +153,7 @@ class GuardedLayer:
         return result
 
     def _as_array(
-        self, what: str, name: str, value: Any, expected: tuple[int, ...], dtype: np.dtype
+        self, what: CallKind, name: str, value: Any, expected: tuple[int, ...], dtype: np.dtype
     ) -> np.ndarray:
         if value is None:
             raise ImplementationFailure(f"{what} returned None for {name}")
@@ -156,7 +169,7 @@ class GuardedLayer:
                 f"{what} returned shape {format_shape(array.shape)} for {name}, expected {format_shape(expected)}",
                 shape=tuple(array.shape),
             )
-        if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        if not _real_numbers(array.dtype):
             raise ImplementationFailure(
                 f"{what} returned {name} with dtype {array.dtype}; return real floating-point numbers",
                 shape=tuple(array.shape),
@@ -167,8 +180,10 @@ class GuardedLayer:
                 self.warnings.append(warning)
         returned, array = array, array.astype(np.float64)  # a copy, whatever the layer does to its own later
         array.flags.writeable = False  # also the reference the reuse watch compares against
-        self._returned[what, name] = (returned, array)
-        if not np.all(np.isfinite(array)):  # after the shape check, so the shape is known
+        self._watch.returned(what, name, returned, array)
+        # After the shape check, so the shape is known. Not np.isfinite(array.sum()) first: a sum
+        # costs as much as these flags, and overflows (with a warning) on large finite values.
+        if not np.isfinite(array).all():
             bad = int(np.count_nonzero(~np.isfinite(array)))
             first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
             kind = "NaN" if np.isnan(array).any() else "Inf"
@@ -179,19 +194,23 @@ class GuardedLayer:
             )
         return array
 
-    def _watch_returned(self, caller: str) -> None:
-        """After a call: did an array that an earlier call returned change during it?
 
-        What forward and backward returned last is watched until they return something new."""
-        for (what, name), (original, copy) in self._returned.items():
-            key = f"{what} {name}"
-            # Plain equality first: one pass, and all it takes unless the array holds NaN.
-            if key in self.reused or np.array_equal(original, copy) or np.array_equal(original, copy, equal_nan=True):
-                continue
-            self.reused[key] = (
-                f"{what} returned {name} in a buffer that the next {caller} call overwrote: a caller "
-                f"that keeps {name} sees it change; return a new array (or a copy) from every call"
-            )
+_UNSIGNED = {size: np.dtype(f"u{size}") for size in (1, 2, 4, 8)}
+
+
+def _same_bits(fresh: np.ndarray, original: np.ndarray) -> bool:
+    """Whether the layer left its copy of an input as it was, bit for bit: one pass, and NaN is
+    equal to itself."""
+    bits = _UNSIGNED.get(fresh.dtype.itemsize)
+    if bits is None or fresh.dtype != original.dtype:
+        return bool(np.array_equal(fresh, original, equal_nan=True))
+    return bool((fresh.view(bits) == original.view(bits)).all())
+
+
+@functools.lru_cache(maxsize=64)
+def _real_numbers(dtype: np.dtype) -> bool:
+    """Ints and floats, not complex numbers (nor bools, strings, objects)."""
+    return bool(np.issubdtype(dtype, np.number)) and not issubclass(dtype.type, np.complexfloating)
 
 
 def describe_exception(error: BaseException) -> str:

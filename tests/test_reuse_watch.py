@@ -1,0 +1,264 @@
+"""The reuse watch (impl/guard.py): every way a layer can hand back a buffer it later overwrites is
+reported, with the call that overwrote it, and a layer that only looks similar is not."""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+import pytest
+
+from checking import check_layer
+from conftest import ReferenceWith
+from convgrad.geometry import resolve_geometry
+from convgrad.impl import watch as watch_module
+from convgrad.impl.watch import COMPARED_CALLS, HELD, ReturnWatch
+
+GEOMETRY = resolve_geometry("3x6x6", "4x3x3x3")
+SAME_SHAPES = resolve_geometry("4x6x6", "4x4x3x3", padding=1)  # y and dX have the same shape
+
+
+class Ring(ReferenceWith):
+    """Forward writes its output into the next of `size` buffers it keeps, and returns that buffer."""
+
+    def __init__(self, size):
+        self.buffers, self.turn = [], 0
+        self.size = size
+
+    def forward(self, x, w, b, **settings):
+        y = super().forward(x, w, b, **settings)
+        if not self.buffers or self.buffers[0].shape != y.shape:
+            self.buffers, self.turn = [np.empty_like(y) for _ in range(self.size)], 0
+        out = self.buffers[self.turn % self.size]
+        self.turn += 1
+        out[...] = y
+        return out
+
+
+class BackwardRing(ReferenceWith):
+    """Backward writes dX into the next of two buffers it keeps."""
+
+    def __init__(self):
+        self.buffers, self.turn = [], 0
+
+    def backward(self, dy, x, w, b, **settings):
+        dx, dw, db = super().backward(dy, x, w, b, **settings)
+        if not self.buffers:
+            self.buffers = [np.empty_like(dx), np.empty_like(dx)]
+        out = self.buffers[self.turn % 2]
+        self.turn += 1
+        out[...] = dx
+        return out, dw, db
+
+
+class SharedWorkspace(ReferenceWith):
+    """Backward returns dX in a workspace that forward also uses as scratch (same shape here)."""
+
+    def __init__(self):
+        self.workspace = None
+
+    def forward(self, x, w, b, **settings):
+        y = super().forward(x, w, b, **settings)
+        if self.workspace is not None and self.workspace.shape == y.shape:
+            self.workspace[...] = y  # scratch
+        return y
+
+    def backward(self, dy, x, w, b, **settings):
+        dx, dw, db = super().backward(dy, x, w, b, **settings)
+        if self.workspace is None or self.workspace.shape != dx.shape:
+            self.workspace = np.empty_like(dx)
+        self.workspace[...] = dx
+        return self.workspace, dw, db
+
+
+class WorkspaceTouchedLater(ReferenceWith):
+    """Backward returns dX in a workspace that only the fourth forward call after it writes into,
+    past the calls right after a result that are compared in full."""
+
+    def __init__(self):
+        self.workspace, self.forwards = None, 0
+
+    def forward(self, x, w, b, **settings):
+        self.forwards += 1
+        if self.workspace is not None and self.forwards == 4:
+            self.workspace *= 0.5
+        return super().forward(x, w, b, **settings)
+
+    def backward(self, dy, x, w, b, **settings):
+        dx, dw, db = super().backward(dy, x, w, b, **settings)
+        self.workspace, self.forwards = dx.copy(), 0
+        return self.workspace, dw, db
+
+
+class ScalesPreviousOutput(ReferenceWith):
+    """Keeps the output it returned and halves it during the next call."""
+
+    def __init__(self):
+        self.previous = None
+
+    def forward(self, x, w, b, **settings):
+        if self.previous is not None:
+            self.previous *= 0.5
+        self.previous = super().forward(x, w, b, **settings)
+        return self.previous
+
+
+class GradientOverwrittenByBackward(ReferenceWith):
+    """Returns dK in a buffer the next backward writes into."""
+
+    def __init__(self):
+        self.dw = None
+
+    def backward(self, dy, x, w, b, **settings):
+        dx, dw, db = super().backward(dy, x, w, b, **settings)
+        if self.dw is None:
+            self.dw = np.empty_like(dw)
+        self.dw[...] = dw
+        return dx, self.dw, db
+
+
+class CachesByInput(ReferenceWith):
+    """Returns the very same array again for the same inputs, and never changes it: no finding."""
+
+    def __init__(self):
+        self.cache = {}
+
+    def forward(self, x, w, b, **settings):
+        key = (x.tobytes(), w.tobytes(), b.tobytes(), x.shape)
+        if key not in self.cache:
+            self.cache[key] = super().forward(x, w, b, **settings)
+        return self.cache[key]
+
+
+def _reused(case):
+    return [c.reason for c in case.calls if c.name == "returned arrays"]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_a_forward_cycling_through_buffers_is_reported(size):
+    case = check_layer(GEOMETRY, Ring(size))
+    assert not case.passed
+    (reason,) = _reused(case)
+    assert "forward returned the output in a buffer that the next forward call overwrote" in reason or (
+        size > 1 and "forward returned the output in a buffer that a later forward call overwrote" in reason
+    ), reason
+
+
+def test_a_backward_cycling_through_two_buffers_is_reported():
+    (reason,) = _reused(check_layer(GEOMETRY, BackwardRing()))
+    assert "backward returned dX in a buffer that a later backward call overwrote" in reason
+
+
+def test_a_gradient_overwritten_by_the_next_forward_is_reported():
+    (reason,) = _reused(check_layer(SAME_SHAPES, SharedWorkspace()))
+    assert "backward returned dX in a buffer that the next forward call overwrote" in reason
+
+
+def test_a_gradient_overwritten_by_a_later_forward_names_forward():
+    (reason,) = _reused(check_layer(GEOMETRY, WorkspaceTouchedLater()))
+    assert "backward returned dX in a buffer that the next forward call overwrote" in reason
+
+
+def test_an_output_changed_during_the_next_call_is_reported():
+    (reason,) = _reused(check_layer(GEOMETRY, ScalesPreviousOutput()))
+    assert "forward returned the output in a buffer that the next forward call overwrote" in reason
+
+
+def test_a_gradient_overwritten_by_the_next_backward_is_reported():
+    (reason,) = _reused(check_layer(GEOMETRY, GradientOverwrittenByBackward()))
+    assert "backward returned dK in a buffer that the next backward call overwrote" in reason
+
+
+def test_returning_the_same_unchanged_array_again_is_no_finding():
+    case = check_layer(GEOMETRY, CachesByInput())
+    assert case.passed, [c.reason for c in case.failing_calls]
+
+
+def _kept(values):
+    array = np.array(values, dtype=float)
+    copy = array.copy()
+    copy.flags.writeable = False
+    return array, copy
+
+
+def test_the_watch_names_the_kind_of_call_past_the_calls_compared_in_full():
+    watch = ReturnWatch()
+    dx, copy = _kept([1.0, 2.0])
+    watch.returned("backward", "dX", dx, copy)
+    for _ in range(COMPARED_CALLS + 3):
+        watch.before_call("forward")
+        watch.after_call("forward")
+    dx[0] = 5.0  # during the last forward, which was only marked
+    watch.before_call("backward")  # settles the forwards first
+    watch.after_call("backward")
+    assert "a buffer that the next forward call overwrote" in watch.reused()["backward dX"]
+
+
+def test_the_watch_finds_a_ring_one_longer_than_it_holds():
+    watch = ReturnWatch()
+    ring = [np.zeros(3) for _ in range(HELD + 1)]
+    for turn in range(2 * len(ring)):
+        watch.before_call("forward")
+        buffer = ring[turn % len(ring)]
+        buffer[...] = turn
+        watch.after_call("forward")
+        watch.returned("forward", "the output", buffer, buffer.copy())
+    assert "a later forward call overwrote" in watch.reused()["forward the output"]
+
+
+def test_the_watch_lets_an_unchanged_array_holding_nan_be():
+    watch = ReturnWatch()
+    y, copy = _kept([np.nan, 1.0])
+    watch.returned("forward", "the output", y, copy)
+    for _ in range(2):
+        watch.before_call("forward")
+        watch.after_call("forward")
+        watch.returned("forward", "the output", y, copy)  # the same array again, unchanged
+    assert watch.reused() == {}
+
+
+def test_the_watch_lets_go_of_earlier_results_the_layer_let_go_of():
+    # Keeping them would only cost memory traffic: no later call can write into them.
+    watch = ReturnWatch()
+    first = np.zeros(4)
+    gone = weakref.ref(first)
+    watch.returned("forward", "the output", first, first.copy())
+    del first
+    for turn in range(1, 3):
+        watch.before_call("forward")
+        watch.after_call("forward")
+        y = np.full(4, float(turn))
+        watch.returned("forward", "the output", y, y.copy())
+        del y
+    assert gone() is None
+    assert watch.reused() == {}
+
+
+def test_a_layer_that_returns_new_arrays_costs_no_comparison(monkeypatch):
+    compared = []
+    changed = watch_module._Returned.changed
+    monkeypatch.setattr(watch_module._Returned, "changed", lambda kept: compared.append(1) or changed(kept))
+    case = check_layer(GEOMETRY, ReferenceWith())
+    assert case.passed and compared == []
+
+
+class TensorWorkspace(ReferenceWith):
+    """Writes the output into a torch tensor it keeps, and returns that tensor's memory each call."""
+
+    def __init__(self):
+        self.out = None
+
+    def forward(self, x, w, b, **settings):
+        import torch
+
+        y = super().forward(x, w, b, **settings)
+        if self.out is None or tuple(self.out.shape) != y.shape:
+            self.out = torch.empty(y.shape, dtype=torch.float64)
+        self.out.copy_(torch.from_numpy(y))
+        return self.out.numpy()
+
+
+def test_memory_a_tensor_owns_is_watched_whoever_holds_it():
+    pytest.importorskip("torch")
+    (reason,) = _reused(check_layer(GEOMETRY, TensorWorkspace()))
+    assert "forward returned the output in a buffer that the next forward call overwrote" in reason
