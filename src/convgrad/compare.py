@@ -9,7 +9,6 @@ is caught.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import replace
 from typing import Optional, Sequence
 
@@ -214,19 +213,21 @@ def compare_with_reference(
 
 
 def _worst_first(errors: np.ndarray, largest: float) -> np.ndarray:
-    """The flat indices of the WORST_SHOWN largest of `errors` (float64, none below zero),
-    largest first, as a reversed argsort orders them, ties included. `largest`: their maximum."""
-    if largest == 0.0:  # every error is 0 (a call repeated exactly): the order of equal values
-        return _order_of_equal_values(errors.size)
-    return np.argsort(errors, axis=None)[::-1][:WORST_SHOWN]
-
-
-@functools.lru_cache(maxsize=64)
-def _order_of_equal_values(size: int) -> np.ndarray:
-    """What argsort makes of `size` equal values: it compares values only, so the same for any."""
-    order = np.argsort(np.zeros(size), axis=None)[::-1][:WORST_SHOWN]
-    order.flags.writeable = False
-    return order
+    """The flat indices of the WORST_SHOWN largest of `errors` (float64, none below zero), largest
+    first, equal errors in index order: the same on every machine, where the order a sort leaves
+    equal values in is not. `largest`: their maximum."""
+    flat = errors.reshape(-1)
+    shown = min(WORST_SHOWN, flat.size)
+    if largest == 0.0:  # every error is 0 (a call repeated exactly)
+        return np.arange(shown)
+    # Past a few times the list's length, a partition finds the candidates without a full sort:
+    # every error at least the shown-th largest, ties included, so the choice among equals is ours.
+    if flat.size > 4 * shown:
+        kth = flat[np.argpartition(flat, flat.size - shown)[flat.size - shown]]
+        candidates = np.flatnonzero(flat >= kth)
+    else:
+        candidates = np.arange(flat.size)
+    return candidates[np.lexsort((candidates, -flat[candidates]))][:shown]
 
 
 def _coordinates(
