@@ -2,7 +2,7 @@
 
     python benchmarks/run_all.py                 # everything (torch needed for the gradcheck figure)
     python benchmarks/run_all.py --only resnet   # one figure: startup, seed, gradcheck, resnet,
-                                                 # protocol, suite, equivalents
+                                                 # protocol, suite, equivalents, split
 
 Each comparison is measured side by side in the same run (alternating the two sides) and the
 medians are reported. Run from the repository root; uses src/ when convgrad is not installed.
@@ -277,7 +277,7 @@ def forward_time(geometry, runs: int = 5, clock: Callable[[], float] = time.perf
     return statistics.median(samples)
 
 
-def equivalents() -> None:
+def equivalents(runs: int = 3) -> None:
     """Forward-equivalents: a whole default check (every round of the call protocol included)
     divided by one im2col forward of the same layer, both measured in this run."""
     from convgrad import CheckOptions, as_implementation, resolve_geometry, run_case
@@ -299,31 +299,86 @@ def equivalents() -> None:
               f"{check_s / forward_s:.0f} forward-equivalents (median of 5 each, alternating); "
               f"{case.forward_calls} forward calls ({_methods(case)}); {'pass' if case.passed else 'FAIL'}")
     # The ResNet layer through the command line, so /usr/bin/time measures its peak memory alone;
-    # the forward before and after it, and the check's own elapsed time from its report.
+    # the forward before and after each check, and the check's own elapsed time from its report.
     # On a shared machine the load changes between the two sides; CPU time (the check's process,
     # from /usr/bin/time, against this process's forward) is the steadier of the two ratios.
     geometry = resolve_geometry("64x56x56", "64x3x3", padding=1)
-    before, before_cpu = forward_time(geometry), forward_time(geometry, clock=time.process_time)
     args = [sys.executable, "-m", "convgrad", "check", "--in", "64x56x56", "--kernels", "64x3x3", "--padding", "1",
             "--json"]
     timer = ["/usr/bin/time", "-f", "%M %U %S"] if os.path.exists("/usr/bin/time") else []
-    done = subprocess.run(timer + args, env=ENV, capture_output=True, text=True)
-    after, after_cpu = forward_time(geometry), forward_time(geometry, clock=time.process_time)
-    case = json.loads(done.stdout)["cases"][0]
-    forward_s = statistics.median([before, after])
+    walls, cpus, forwards, forwards_cpu, peaks = [], [], [forward_time(geometry)], [forward_time(geometry, clock=time.process_time)], []
+    for _ in range(runs):
+        done = subprocess.run(timer + args, env=ENV, capture_output=True, text=True)
+        forwards.append(forward_time(geometry))
+        forwards_cpu.append(forward_time(geometry, clock=time.process_time))
+        case = json.loads(done.stdout)["cases"][0]
+        walls.append(case["elapsed_s"])
+        if timer:
+            kib, user, system = done.stderr.strip().splitlines()[-1].split()
+            peaks.append(int(kib) / 2**20)
+            cpus.append(float(user) + float(system))
+    check_s, forward_s = statistics.median(walls), statistics.median(forwards)
     peak, cpu = "not measured", ""
     if timer:
-        kib, user, system = done.stderr.strip().splitlines()[-1].split()
-        peak = f"{int(kib) / 2**20:.2f} GiB"
-        check_cpu, forward_cpu = float(user) + float(system), statistics.median([before_cpu, after_cpu])
+        peak = f"{max(peaks):.2f} GiB"
+        check_cpu, forward_cpu = statistics.median(cpus), statistics.median(forwards_cpu)
         cpu = (f"; by CPU time: check {check_cpu:.1f} s / forward {forward_cpu * 1e3:.2f} ms = "
                f"{check_cpu / forward_cpu:.0f} forward-equivalents")
     calls = ", ".join(f"{t['name']} {t['method']} {t['forward_calls']}" for t in case["tensors"][1:])
-    print(f"ResNet-50 3x3 64x56x56, 64x64x3x3, padding 1: check {case['elapsed_s']:.1f} s / forward "
-          f"{forward_s * 1e3:.2f} ms (before {before * 1e3:.2f}, after {after * 1e3:.2f}) = "
-          f"{case['elapsed_s'] / forward_s:.0f} forward-equivalents{cpu} (target <= 1200); peak RSS {peak} "
-          f"(target <= 1 GiB); {case['forward_calls']} forward calls ({calls}); "
+    print(f"ResNet-50 3x3 64x56x56, 64x64x3x3, padding 1: check {check_s:.1f} s (median of {runs}: "
+          f"{', '.join(f'{w:.1f}' for w in walls)}) / forward {forward_s * 1e3:.2f} ms (median of {len(forwards)}, "
+          f"one before and one after each check) = {check_s / forward_s:.0f} forward-equivalents{cpu} "
+          f"(target <= 1200); peak RSS {peak} (target <= 1 GiB); {case['forward_calls']} forward calls ({calls}); "
           f"{'pass' if case['passed'] else 'FAIL'}")
+
+
+class TimedReference:
+    """convgrad's reference layer, timing its own forward and backward calls."""
+
+    name = "reference (timed)"
+
+    def __init__(self) -> None:
+        self.forward_s = self.backward_s = 0.0
+        self.forward_calls = 0
+
+    def forward(self, x, w, b, *, stride, padding, dilation, groups):
+        from convgrad import reference
+
+        start = time.perf_counter()
+        y = reference.forward(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        self.forward_s += time.perf_counter() - start
+        self.forward_calls += 1
+        return y
+
+    def backward(self, dy, x, w, b, *, stride, padding, dilation, groups):
+        from convgrad import reference
+
+        start = time.perf_counter()
+        grads = reference.backward(dy, x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        self.backward_s += time.perf_counter() - start
+        return grads
+
+
+def split() -> None:
+    """Where the ResNet-50 3x3 check's time goes, in forward-equivalents: the layer's own forward
+    and backward calls, and everything else (convgrad's reference computations, guard,
+    differences, comparisons), measured in one process against a forward timed alone."""
+    from convgrad import CheckOptions, as_implementation, resolve_geometry, run_case
+
+    geometry = resolve_geometry("64x56x56", "64x3x3", padding=1)
+    alone = forward_time(geometry)
+    layer = TimedReference()
+    start = time.perf_counter()
+    case = run_case(geometry, as_implementation(layer), CheckOptions())
+    total = time.perf_counter() - start
+    alone = statistics.median([alone, forward_time(geometry)])
+    rest = total - layer.forward_s - layer.backward_s
+    print(f"ResNet-50 3x3, where the time goes (one forward alone {alone * 1e3:.2f} ms): whole check "
+          f"{total:.1f} s = {total / alone:.0f} forward-equivalents; the layer's {layer.forward_calls} forward calls "
+          f"{layer.forward_s:.1f} s = {layer.forward_s / alone:.0f} ({layer.forward_s / layer.forward_calls * 1e3:.2f} ms "
+          f"a call, {layer.forward_s / layer.forward_calls / alone:.2f}x one alone); its backward calls "
+          f"{layer.backward_s:.2f} s = {layer.backward_s / alone:.0f}; everything else {rest:.2f} s = "
+          f"{rest / alone:.0f}; {'pass' if case.passed else 'FAIL'}")
 
 
 def _methods(case: Any) -> str:
@@ -331,7 +386,7 @@ def _methods(case: Any) -> str:
 
 
 FIGURES = {"startup": startup, "seed": seed_case, "gradcheck": gradcheck, "resnet": resnet, "protocol": protocol,
-           "suite": suite, "equivalents": equivalents}
+           "suite": suite, "equivalents": equivalents, "split": split}
 
 
 def main() -> None:
