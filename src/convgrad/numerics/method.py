@@ -14,11 +14,10 @@ Differences: with `auto`, each tensor the forward is affine in (linearity.py) is
 one-sided from the shared base output, the others central; the method then reads "coloured,
 one-sided" (or "dense, one-sided", "sample, one-sided"). A tensor so small that the linearity
 test would cost more calls than one-sided differences save is differenced central without it.
-The spot checks are one-sided where the linearity test passed: they check the colouring's
-assumptions (no output reached by two coordinates of a colour, kernels that move their own
-channel only), and a bend in any coordinate is the test's to find, which moves every coordinate
-at once. Forced one-sided differences (no test) keep central spot checks, their one guard against
-a curved forward. Projections stay central.
+Projections and spot checks stay central: a forward that bends only where one coordinate moves
+alone (a layer that keeps its last input and updates its output by the change, dropping
+decreases) passes the linearity test, whose direction moves every coordinate at once, and the
+coloured calls, but not a central spot check.
 """
 
 from __future__ import annotations
@@ -74,7 +73,7 @@ def resolve_method(
     size = math.prod(geometry.shape_of(gradient))
     dense_items = (1 if one_sided else 2) * size
     # On a tie dense wins: same cost, and it assumes nothing about locality.
-    spot_checks = (1 if one_sided else 2) * min(SPOT_CHECKS, size)
+    spot_checks = 2 * min(SPOT_CHECKS, size)
     return "dense" if dense_items <= _coloured_items(geometry, gradient, one_sided) + spot_checks else "coloured"
 
 
@@ -131,7 +130,6 @@ def numerical_gradient(
     one_sided_base = None if note or chosen == "projection" else y
     result = _by_method(
         chosen, forward, inputs, gradient, dy, step, geometry, samples, seed, progress, one_sided_base,
-        tested=differences == "auto",
     )
     return replace(
         result,
@@ -144,9 +142,8 @@ def _one_sided_pays(chosen: Method, geometry: LayerGeometry, gradient: GradientN
     """Whether one-sided differences save more forward calls (in batch items) than the linearity
     test that must come first costs."""
     size = math.prod(geometry.shape_of(gradient))
-    if chosen == "coloured":  # half the colours' items and half the spot checks' calls
+    if chosen == "coloured":  # half the colours' items (the spot checks stay central)
         saved = _coloured_items(geometry, gradient, one_sided=False) - _coloured_items(geometry, gradient, one_sided=True)
-        saved += min(SPOT_CHECKS, size)
     else:  # dense or sample: one call per coordinate instead of two
         saved = size if chosen == "dense" else min(samples, size)
     return saved > LINEARITY_CALLS
@@ -172,15 +169,12 @@ def _by_method(
     seed: int,
     progress: Optional[ProgressFactory],
     base: Optional[np.ndarray],
-    *,
-    tested: bool = False,
 ) -> NumericalGradient:
-    """The chosen method's differences: central, or one-sided from `base` (`tested`: the forward
-    passed the linearity test in this tensor, so the spot checks may be one-sided too)."""
+    """The chosen method's differences: central, or one-sided from `base`."""
     size = inputs[TENSOR_INDEX[gradient]].size
     sides = 1 if base is not None else 2
     if chosen == "coloured":
-        return _coloured(forward, inputs, gradient, dy, step, geometry, seed, progress, base, base if tested else None)
+        return _coloured(forward, inputs, gradient, dy, step, geometry, seed, progress, base)
     if chosen == "dense":
         return dense_gradient(
             forward, inputs, gradient, dy, step, _task(progress, gradient, "dense", sides * size), base=base
@@ -229,14 +223,11 @@ def _coloured(
     seed: int,
     progress: Optional[ProgressFactory],
     base: Optional[np.ndarray],
-    spot_base: Optional[np.ndarray],
 ) -> NumericalGradient:
-    """Coloured differences (one-sided from `base`, if given) and their spot checks (one-sided from
-    `spot_base`: only where the linearity test passed; forced one-sided differences keep central
-    spot checks, the one guard they then have against a curved forward)."""
+    """Coloured differences (one-sided from `base`, if given) and their central spot checks."""
     size = inputs[TENSOR_INDEX[gradient]].size
     spots = np.sort(_rng(seed, gradient).choice(size, size=min(SPOT_CHECKS, size), replace=False))
-    planned = coloured_forward_calls(geometry, gradient, one_sided=base is not None) + (1 if spot_base is not None else 2) * spots.size
+    planned = coloured_forward_calls(geometry, gradient, one_sided=base is not None) + 2 * spots.size
     advance = _task(progress, gradient, "coloured", planned)
     calls = 0
 
@@ -264,7 +255,7 @@ def _coloured(
         return one_at_a_time(
             forward, inputs, gradient, dy, step, spent=calls, note=str(nonlocal_outputs), progress=progress
         )
-    spot = dense_gradient(counted, inputs, gradient, dy, step, advance, spots, spot_base)
+    spot = dense_gradient(counted, inputs, gradient, dy, step, advance, spots)
     return NumericalGradient(
         values=coloured.values,
         step=step,
