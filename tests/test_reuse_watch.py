@@ -353,3 +353,64 @@ def test_past_the_first_calls_no_earlier_result_is_kept():
         del y
     assert gone() is None  # released once the window closed: the long run of calls keeps nothing extra
     assert watch.reused() == {}
+
+
+class CentresKeptInput(ReferenceWith):
+    """Forward keeps x for backward; backward centres the kept x in place, changing the x its
+    caller handed to forward."""
+
+    def __init__(self):
+        self.x = None
+
+    def forward(self, x, w, b, **settings):
+        self.x = x
+        return super().forward(x, w, b, **settings)
+
+    def backward(self, dy, x, w, b, **settings):
+        grads = reference_backward(dy, x, w, b, **settings)
+        if self.x is not None:
+            self.x -= self.x.mean()
+        return grads
+
+
+class ScratchInLastInput(ReferenceWith):
+    """Keeps the w of its last forward and uses it as scratch at the next forward."""
+
+    def __init__(self):
+        self.w = None
+
+    def forward(self, x, w, b, **settings):
+        if self.w is not None:
+            self.w[...] = 0.0
+        self.w = w
+        return super().forward(x, w, b, **settings)
+
+
+class ReadsKeptInputs(ReferenceWith):
+    """Keeps x and w from forward and only reads them in backward: nothing wrong."""
+
+    def forward(self, x, w, b, **settings):
+        self.kept = (x, w)
+        return super().forward(x, w, b, **settings)
+
+    def backward(self, dy, x, w, b, **settings):
+        assert np.array_equal(self.kept[0], x) or self.kept[0].shape != x.shape
+        return reference_backward(dy, x, w, b, **settings)
+
+
+def _kept_inputs(case):
+    return [c.reason for c in case.calls if c.name == "inputs kept"]
+
+
+def test_an_input_kept_and_changed_by_a_later_call_is_reported():
+    case = check_layer(GEOMETRY, CentresKeptInput())
+    assert not case.passed
+    (reason,) = _kept_inputs(case)
+    assert "forward kept its input x and the next backward call changed it in place" in reason
+    (reason,) = _kept_inputs(check_layer(GEOMETRY, ScratchInLastInput()))
+    assert "forward kept its input w and a later forward call changed it in place" in reason
+
+
+def test_inputs_kept_and_only_read_are_no_finding():
+    case = check_layer(GEOMETRY, ReadsKeptInputs())
+    assert case.passed and _kept_inputs(case) == []

@@ -23,7 +23,7 @@ import numpy as np
 from convgrad.geometry import GRADIENT_NAMES, ConvSettings, GradientName, LayerGeometry, format_shape
 from convgrad.impl.memory import MemoryLayout, fresh_copy
 from convgrad.impl.protocol import ConvLayer, Unsupported
-from convgrad.impl.watch import CallKind, ReturnWatch
+from convgrad.impl.watch import CallKind, KeptInputs, ReturnWatch, same_bits
 
 __all__ = ["GuardedLayer", "ImplementationFailure", "describe_exception"]
 
@@ -56,8 +56,9 @@ class GuardedLayer:
     """Calls an implementation with fresh copies and turns every misbehaviour into a reason.
 
     Counts forward calls (the cost measure of a gradient check) and collects warnings that do not
-    fail a check, such as a result in a different dtype than its inputs, and `reused`: one reason
-    per kind of returned array that a later call overwrote.
+    fail a check, such as a result in a different dtype than its inputs, `reused`: one reason
+    per kind of returned array that a later call overwrote, and `kept_inputs_changed`: one reason
+    per input the layer kept and changed during a later call.
     """
 
     layer: ConvLayer
@@ -65,6 +66,7 @@ class GuardedLayer:
     forward_calls: int = 0
     warnings: list[str] = field(default_factory=list)
     _watch: ReturnWatch = field(default_factory=ReturnWatch, repr=False)
+    _inputs: KeptInputs = field(default_factory=KeptInputs, repr=False)
     # What every call takes from the geometry, worked out once.
     _settings: ConvSettings = field(init=False, repr=False)
     _y_shape_after_batch: tuple[int, ...] = field(init=False, repr=False)
@@ -77,6 +79,11 @@ class GuardedLayer:
     def reused(self) -> dict[str, str]:
         """Why it is a failure, by 'call name', for each returned array a later call overwrote."""
         return self._watch.reused()
+
+    @property
+    def kept_inputs_changed(self) -> dict[str, str]:
+        """Why it is a failure, by 'call name', for each input a later call changed in place."""
+        return self._inputs.changed
 
     def forward(
         self, x: np.ndarray, w: np.ndarray, b: np.ndarray, *, layouts: Optional[Mapping[str, MemoryLayout]] = None
@@ -143,13 +150,15 @@ class GuardedLayer:
             raise ImplementationFailure(f"{what} raised {describe_exception(error)}") from error
         finally:
             self._watch.after_call(what)
+            self._inputs.after_call(what)
         for name, array in inputs.items():
-            if not _same_bits(fresh[name], array):
+            if not same_bits(fresh[name], array):
                 raise ImplementationFailure(
                     f"{what} modified its input {name} in place; work on a copy "
                     f"(e.g. {name} = {name}.copy()) before changing it",
                     status="failed",
                 )
+        self._inputs.lent(what, fresh)  # the layer may have kept them
         return result
 
     def _as_array(
@@ -193,18 +202,6 @@ class GuardedLayer:
                 status="failed",
             )
         return array
-
-
-_UNSIGNED = {size: np.dtype(f"u{size}") for size in (1, 2, 4, 8)}
-
-
-def _same_bits(fresh: np.ndarray, original: np.ndarray) -> bool:
-    """Whether the layer left its copy of an input as it was, bit for bit: one pass, and NaN is
-    equal to itself."""
-    bits = _UNSIGNED.get(fresh.dtype.itemsize)
-    if bits is None or fresh.dtype != original.dtype:
-        return bool(np.array_equal(fresh, original, equal_nan=True))
-    return bool((fresh.view(bits) == original.view(bits)).all())
 
 
 @functools.lru_cache(maxsize=64)

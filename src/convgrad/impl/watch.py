@@ -17,6 +17,12 @@ array after every call would cost passes over activations on every finite-differ
 
 Nothing is let go early on the grounds that only the watch still refers to a result: a layer can
 hold its buffer through a view, a weak reference or a pointer that no reference count shows.
+
+Inputs go the other way (`KeptInputs`): a layer that keeps the x it was given and changes it during
+a later call (forward keeps x, backward centres it in place) changes its caller's x. The guard
+compares each input right after its own call; the inputs of the first `LENDING_CALLS` calls are
+kept and compared again after each of the next `COMPARED_LATER` calls. A layer that does this does
+it from its first calls, so the thousands of calls after those cost nothing.
 """
 
 from __future__ import annotations
@@ -27,12 +33,15 @@ from typing import Literal, Optional
 
 import numpy as np
 
-__all__ = ["CallKind", "ReturnWatch", "COMPARED_CALLS", "HELD", "RING_WINDOW"]
+__all__ = ["CallKind", "ReturnWatch", "KeptInputs", "same_bits", "COMPARED_CALLS", "HELD", "RING_WINDOW",
+           "LENDING_CALLS", "COMPARED_LATER"]
 
 CallKind = Literal["forward", "backward"]
 COMPARED_CALLS = 2  # calls of each kind after which a latest result is compared in full
 HELD = 4  # earlier results kept per name: rings of up to HELD + 1 buffers
 RING_WINDOW = 3 * (HELD + 1)  # results of a name during which earlier ones are kept
+LENDING_CALLS = 6  # the first calls whose inputs are kept and compared again later
+COMPARED_LATER = 4  # calls after its own during which a kept input is compared
 
 
 @dataclass
@@ -125,3 +134,57 @@ class ReturnWatch:
             f"{what} returned {name} in a buffer that {which} overwrote: a caller "
             f"that keeps {name} sees it change; return a new array (or a copy) from every call"
         )
+
+
+@dataclass
+class _Lent:
+    """An input handed to a call: the array the layer got, and a copy of what it held."""
+
+    caller: CallKind
+    name: str
+    given: np.ndarray
+    copy: np.ndarray
+    calls_since: int = 0
+
+
+@dataclass
+class KeptInputs:
+    """Inputs of the first calls, compared again after the calls that follow (module docstring)."""
+
+    changed: dict[str, str] = field(default_factory=dict)  # "call name" -> why it is a failure
+    _lent: list[_Lent] = field(default_factory=list)
+    _calls: int = 0
+
+    def lent(self, caller: CallKind, inputs: dict[str, np.ndarray]) -> None:
+        """A call finished with these inputs unchanged: keep them if it is one of the first."""
+        self._calls += 1
+        if self._calls <= LENDING_CALLS:
+            self._lent.extend(_Lent(caller, name, given, given.copy()) for name, given in inputs.items())
+
+    def after_call(self, caller: CallKind) -> None:
+        """Compare what earlier calls were given; let go of what has been compared long enough."""
+        still = []
+        for lent in self._lent:
+            label = f"{lent.caller} {lent.name}"
+            if label not in self.changed and not same_bits(lent.given, lent.copy):
+                which = "the next" if lent.calls_since == 0 else "a later"
+                self.changed[label] = (
+                    f"{lent.caller} kept its input {lent.name} and {which} {caller} call changed it in "
+                    f"place: the caller's {lent.name} changes too; keep a copy ({lent.name}.copy()) instead"
+                )
+            lent.calls_since += 1
+            if lent.calls_since < COMPARED_LATER:
+                still.append(lent)
+        self._lent = still
+
+
+_UNSIGNED = {size: np.dtype(f"u{size}") for size in (1, 2, 4, 8)}
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays of one shape hold the same values bit for bit: one pass, and NaN is
+    equal to itself."""
+    bits = _UNSIGNED.get(a.dtype.itemsize)
+    if bits is None or a.dtype != b.dtype:
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return bool((a.view(bits) == b.view(bits)).all())

@@ -256,6 +256,11 @@ def later_calls(
             "returned arrays", "every call above", "what the layer returned, after its next call",
             passed=False, cause="; ".join(guard.reused.values()),
         ))
+    if guard.kept_inputs_changed:
+        checks.append(CallCheck(
+            "inputs kept", "the first calls", "what the layer was given, after its next calls",
+            passed=False, cause="; ".join(guard.kept_inputs_changed.values()),
+        ))
     return tuple(checks)
 
 
