@@ -128,9 +128,7 @@ def numerical_gradient(
         step = curved_step(step, inputs[0].dtype)
         note = f"{note} with a step of {step:.3g} (the forward is curved: the linear step would be too large)"
     one_sided_base = None if note or chosen == "projection" else y
-    result = _by_method(
-        chosen, forward, inputs, gradient, dy, step, geometry, samples, seed, progress, one_sided_base,
-    )
+    result = _by_method(chosen, forward, inputs, gradient, dy, step, geometry, samples, seed, progress, one_sided_base)
     return replace(
         result,
         forward_calls=result.forward_calls + spent,

@@ -29,6 +29,7 @@ from convgrad.findings.state import first_repeat_cause, layout_cause, second_cal
 from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, TensorName
 from convgrad.impl.guard import GuardedLayer, ImplementationFailure
 from convgrad.impl.memory import NON_CONTIGUOUS, MemoryLayout, describe_layouts
+from convgrad.impl.watch import same_bits
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.numerics.method import numerical_gradient
 from convgrad.numerics.rounding import RoundingBounds, rounding_bounds
@@ -121,13 +122,10 @@ def _against(
 
 
 def _identical(first: Optional[np.ndarray], second: np.ndarray) -> bool:
-    """The same values bit for bit (0.0 and -0.0 differ, as a report prints them), in one pass."""
+    """The same values bit for bit (0.0 and -0.0 differ, as a report prints them)."""
     if first is None or first.dtype != second.dtype or first.shape != second.shape:
         return False
-    if not (first.flags.c_contiguous and second.flags.c_contiguous):
-        return False
-    bits = np.dtype(f"u{first.itemsize}") if first.itemsize in (1, 2, 4, 8) else np.dtype(np.uint8)
-    return bool(np.array_equal(first.reshape(-1).view(bits), second.reshape(-1).view(bits)))
+    return same_bits(first, second)
 
 
 def _along_directions(
