@@ -58,7 +58,6 @@ class _Prepared:
 
     geometry: LayerGeometry
     settings: UserSettings  # as the layer takes them (Adapter._user_settings)
-    y_shape: tuple[int, ...]
 
 
 _PREPARED_KEPT = 256  # (shapes, settings) prepared per adapter before it starts over
@@ -116,7 +115,8 @@ class Adapter:
 
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
         prepared = self._prepare(x, w, settings)
-        geometry, y_shape = prepared.geometry, prepared.y_shape
+        geometry = prepared.geometry
+        y_shape = geometry.y_shape
         out = self._call("forward", geometry, self.calls.forward, self._user_x(x), self._user_w(w), self._user_b(b),
                          dict(prepared.settings), geometry, x=x, w=w, b=b)
         y = self._from_user_activation(out, y_shape, "forward", "the output")
@@ -169,15 +169,14 @@ class Adapter:
         return None
 
     def _prepare(self, x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> _Prepared:
-        """The call's geometry, settings as the layer takes them and output shape, worked out once
-        per shapes and settings: a check makes hundreds of calls with the same few."""
+        """The call's geometry and settings as the layer takes them, worked out once per shapes and
+        settings: a check makes hundreds of calls with the same few."""
         key = (x.shape, w.shape, x.dtype, *(tuple(settings[s]) for s in ("stride", "padding", "dilation")),
                int(settings["groups"]))
         prepared = self._prepared.get(key)
         if prepared is None:
             geometry = _geometry_of(x, w, settings)
-            y_shape = (x.shape[0], w.shape[0], *geometry.out_spatial)
-            prepared = _Prepared(geometry, self._user_settings(geometry), y_shape)
+            prepared = _Prepared(geometry, self._user_settings(geometry))
             if len(self._prepared) >= _PREPARED_KEPT:
                 self._prepared.clear()
             self._prepared[key] = prepared

@@ -69,11 +69,9 @@ class GuardedLayer:
     _inputs: KeptInputs = field(default_factory=KeptInputs, repr=False)
     # What every call takes from the geometry, worked out once.
     _settings: ConvSettings = field(init=False, repr=False)
-    _y_shape_after_batch: tuple[int, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._settings = self.geometry.conv_settings()
-        self._y_shape_after_batch = self.geometry.y_shape[1:]
 
     @property
     def reused(self) -> dict[str, str]:
@@ -91,7 +89,7 @@ class GuardedLayer:
         """y as float64, shape (N, F, *out) checked; raises ImplementationFailure otherwise."""
         self.forward_calls += 1
         result = self._call("forward", self.layer.forward, {"x": x, "w": w, "b": b}, layouts)
-        expected = (x.shape[0], *self._y_shape_after_batch)
+        expected = (x.shape[0], *self.geometry.y_shape[1:])
         return self._as_array("forward", "the output", result, expected, x.dtype)
 
     def backward(
