@@ -72,8 +72,8 @@ class ReturnWatch:
     def before_call(self, caller: CallKind) -> None:
         """Settle what calls of the other kind left unverified, so a change is blamed on them."""
         for key, kept in self._latest.items():
-            if kept.unverified is not None and kept.unverified != caller:
-                self._verify(key, kept, f"the next {kept.unverified} call")
+            if kept.unverified != caller:
+                self._settle(key, kept)
 
     def after_call(self, caller: CallKind) -> None:
         """Compare the latest results the next few calls of each kind; past those, only mark them."""
@@ -89,8 +89,8 @@ class ReturnWatch:
         """A call returned `original` (kept as `copy`): test it against the results still kept, and
         keep it as the latest of its name."""
         for key, kept in self._latest.items():
-            if kept.unverified is not None and np.may_share_memory(original, kept.original):
-                self._verify(key, kept, f"the next {kept.unverified} call")
+            if np.may_share_memory(original, kept.original):
+                self._settle(key, kept)
         for key, earlier in self._earlier.items():
             for kept in earlier:
                 if np.may_share_memory(original, kept.original):
@@ -99,20 +99,23 @@ class ReturnWatch:
         count = self._results[key] = self._results.get(key, 0) + 1
         replaced = self._latest.get(key)
         if replaced is not None:
-            if replaced.unverified is not None:
-                self._verify(key, replaced, f"the next {replaced.unverified} call")
+            self._settle(key, replaced)
             self._keep_earlier(key, replaced, open_window=count <= RING_WINDOW)
         self._latest[key] = _Returned(original, copy)
 
     def reused(self) -> dict[str, str]:
         """One reason per (call, name) whose result some later call overwrote, all calls so far."""
         for key, kept in self._latest.items():
-            if kept.unverified is not None:
-                self._verify(key, kept, f"the next {kept.unverified} call")
+            self._settle(key, kept)
         for key, earlier in self._earlier.items():
             for kept in earlier:
                 self._verify(key, kept, "a later call")
         return self._reused
+
+    def _settle(self, key: tuple[CallKind, str], kept: _Returned) -> None:
+        """Compare a latest result that calls since its last comparison left unverified."""
+        if kept.unverified is not None:
+            self._verify(key, kept, f"the next {kept.unverified} call")
 
     def _keep_earlier(self, key: tuple[CallKind, str], replaced: _Returned, open_window: bool) -> None:
         """Keep a replaced result while the window is open; compare what leaves it once more
