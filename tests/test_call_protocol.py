@@ -91,7 +91,11 @@ COMBINATIONS = [zoo.GroupsStackedWithoutTranspose, zoo.PaddingWithBatchShifted, 
 def test_settings_wrong_only_together_pass_alone_and_fail_on_the_standard_suite(layer):
     for alone in (SEED_LIKE, resolve_geometry("4x6x6", "4x2x3x3", groups=2), resolve_geometry("3x6x6", "3x3x3x3", padding=1),
                   resolve_geometry("2x5x5", "3x2x3x3", batch=3)):
-        assert check_layer(alone, layer()).passed, alone.describe()
+        case = check_layer(alone, layer())
+        # The first call's gradients and the protocol pass; other batch sizes (a stacked batch while
+        # differencing, the network scenario's) may show the layer wrong.
+        assert all(t.passed for t in case.rows if t.name != "O"), alone.describe()
+        assert all(c.passed for c in case.calls if c.part == "call protocol"), alone.describe()
     report = json.loads(run(["--impl", spec(layer.__name__), "--config", STANDARD, "--json"]).output)
     assert report["summary"]["failed"] >= 1
 
@@ -119,8 +123,17 @@ def test_strict_turns_every_skip_into_a_failure():
 
 def test_later_calls_cost_one_forward_call_each():
     first_only = check_layer(SEED_LIKE)
-    assert [c.name for c in first_only.calls] == ["second call", "memory layouts 1", "memory layouts 2", "first call repeated"]
-    assert [c.forward_calls for c in first_only.calls] == [1, 1, 1, 1]
+    protocol = [c for c in first_only.calls if c.part == "call protocol"]
+    assert [c.name for c in protocol] == [
+        "second call", "memory layouts 1", "memory layouts 2", "memory layouts 3", "first call repeated",
+    ]
+    assert [c.forward_calls for c in protocol] == [1, 1, 1, 1, 1]
+    scenario = {c.name: c.forward_calls for c in first_only.calls if c.part == "network scenario"}
+    assert scenario == {
+        "two instances": 2, "other settings": 2, "recomputed forward": 3, "batch sizes": 3, "training steps": 3,
+        "evaluation mode": 1, "ReLU input": 1, "negative planes": 1, "max-pool gradient": 1, "tiny gradient": 1,
+        "large gradient": 1, "pruned filter": 1,
+    }
     assert all(c.passed for c in first_only.calls)
 
 

@@ -196,6 +196,7 @@ def test_progress_totals_match_the_calls_made_even_with_a_fallback():
         if description != "dX coloured":  # abandoned when the layer turned out non-local
             assert done == total, description
     assert sum(done for _, done in tasks.values()) == case.forward_calls - 1  # all but the first forward
+    assert tasks["network scenario"][0] > 0
 
 
 def scaled(gradient: int, factor: float):
@@ -386,22 +387,30 @@ def test_a_leak_the_watch_cannot_see_is_caught_by_the_spot_checks():
     geometry = resolve_geometry("2x16x16", "3x2x3x3", batch=2)
     case = check_layer(geometry, LeaksAcrossBatchItems(), forward_check=False)
     dx = case.tensor("dX")
-    assert case.passed and dx.method == "dense"
+    assert dx.passed and dx.method == "dense"
     assert "disagree at 2 spot-checked coordinates" in dx.note
+    # Items that read each other are no conv layer: a network's other batch sizes show it.
+    assert "batch sizes" in [c.name for c in case.failing_calls]
 
 
-def test_a_layer_that_rejects_a_stacked_batch_is_retried_at_its_own_batch_size():
+def test_a_layer_that_rejects_a_stacked_batch_is_retried_at_its_own_batch_size_and_fails():
     case = check_layer(resolve_geometry("3x8x8", "4x3x3x3", batch=2), FixedBatch())
-    dx = case.tensor("dX")
-    assert case.passed and dx.method == "coloured, one-sided"
+    dx, o = case.tensor("dX"), case.tensor("O")
+    assert dx.passed and dx.method == "coloured, one-sided"  # its gradient is still compared
     assert "forward failed on a stacked batch" in dx.note and "built for batch 2" in dx.note
+    # No evidence is dropped: a layer that takes one batch size is no layer a network can use.
+    assert not o.passed and o.reason.startswith("forward failed on x stacked with copies into a larger batch")
+    assert "batch sizes" in [c.name for c in case.failing_calls]
 
 
-def test_a_layer_that_mishandles_a_stacked_batch_is_checked_at_its_own_batch_size():
+def test_a_layer_that_mishandles_a_stacked_batch_fails_with_the_evidence():
     case = check_layer(resolve_geometry("3x8x8", "4x3x3x3"), FirstItemOnly())
-    dx = case.tensor("dX")
-    assert case.passed and dx.method == "coloured, one-sided"
+    dx, o = case.tensor("dX"), case.tensor("O")
+    assert dx.passed and dx.method == "coloured, one-sided"
     assert "on a stacked batch (the output of x changed" in dx.note
+    assert o.mismatches == 0 and not o.passed
+    assert o.reason.startswith("the output of x as one of ")
+    assert "a conv layer's output for one item must not depend on the other items of its batch" in o.reason
 
 
 class RolledBias(ReferenceWith):
@@ -449,9 +458,10 @@ class LargeBatchPath(ReferenceWith):
 def test_a_batch_size_dependent_layer_is_checked_at_the_batch_size_asked_for():
     case = check_layer(resolve_geometry("3x6x6", "4x3x3x3"), LargeBatchPath())
     dx = case.tensor("dX")
-    assert [t.name for t in case.failing] == ["dX"]
+    assert [t.name for t in case.failing] == ["O", "dX"]
     assert dx.mismatches == 1 and dx.worst_index == (0, 0, 0, 0)
     assert "on a stacked batch (the output of x changed" in dx.note
+    assert "differs from the reference convolution of those inputs" in case.tensor("O").reason
 
 
 def _scattered_sums(moved, geometry):

@@ -42,7 +42,8 @@ def test_one_sided_and_central_give_the_same_numbers_and_dk_costs_half():
     spots, linearity = 2 * SPOT_CHECKS, 2
     assert central.tensor("dK").forward_calls == 2 * 27 + spots
     assert one_sided.tensor("dK").forward_calls == 27 + linearity + spots
-    assert one_sided.forward_calls < 0.75 * central.forward_calls
+    differenced = [sum(t.forward_calls for t in case.tensors) for case in (one_sided, central)]
+    assert differenced[0] < 0.75 * differenced[1]
 
 
 class CountsItems(zoo.TapLoopConv):
@@ -104,7 +105,10 @@ def test_a_quadratic_term_the_backward_omits_is_caught():
 
 def test_a_layer_that_clips_large_inputs_is_caught_with_central_differences():
     case = check_layer(SEED, zoo.SaturatesLargeInputs())
-    assert case.tensor("O").passed  # nothing is clipped at the inputs drawn
+    o = case.tensor("O")
+    assert o.mismatches == 0  # nothing is clipped at the inputs drawn, but at the linearity test's:
+    assert not o.passed and o.reason.startswith("the output at x moved by +")
+    assert "differs from the reference convolution of those inputs" in o.reason
     dx = case.tensor("dX")
     assert not dx.passed and dx.method == "coloured"
     assert dx.note.startswith("forward is not linear in x")

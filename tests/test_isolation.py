@@ -119,8 +119,11 @@ def test_progress_is_forwarded_from_the_child(monkeypatch):
     case = check_layer(GEOMETRY, isolated=True, timeout=60, progress=progress)
     assert case.passed
     # Two tasks per gradient tensor (the base call and linearity test, then the differences) and
-    # one for the later calls of the protocol, covering every forward call but the first (the output's).
-    assert [description.split()[0] for description, _ in started] == ["dX", "dX", "dK", "dK", "db", "db", "later"]
+    # one for the later calls of the protocol and one for the network scenario, covering every
+    # forward call but the first (the output's).
+    assert [description.split()[0] for description, _ in started] == [
+        "dX", "dX", "dK", "dK", "db", "db", "later", "network",
+    ]
     assert [description for description, _ in started][::2][:3] == [
         f"{name} base and linearity test" for name in ("dX", "dK", "db")
     ]
@@ -188,7 +191,7 @@ def test_in_parallel_a_hanging_case_times_out_alone(tmp_path):
         "import time\n"
         "from convgrad import reference\n"
         "def forward(x, w, b, **settings):\n"
-        "    if x.shape[0] == 2:\n"
+        "    if x.shape[1] == 5:\n"
         "        time.sleep(3600)\n"
         "    return reference.forward(x, w, b, **settings)\n"
         "def backward(dy, x, w, b, **settings):\n"
@@ -197,7 +200,7 @@ def test_in_parallel_a_hanging_case_times_out_alone(tmp_path):
     suite = tmp_path / "suite.toml"
     suite.write_text(
         '[[case]]\nname = "a"\nin = "2x5x5"\nkernels = "2x2x3x3"\n'
-        '[[case]]\nname = "hangs"\nin = "2x5x5"\nkernels = "2x2x3x3"\nbatch = 2\n'
+        '[[case]]\nname = "hangs"\nin = "5x5x5"\nkernels = "2x5x3x3"\nbatch = 2\n'
         '[[case]]\nname = "c"\nin = "2x6x6"\nkernels = "3x2x3x3"\n'
     )
     started = time.monotonic()

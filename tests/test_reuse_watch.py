@@ -119,7 +119,8 @@ class GradientOverwrittenByBackward(ReferenceWith):
 
 
 class CachesByInput(ReferenceWith):
-    """Returns the very same array again for the same inputs, and never changes it: no finding."""
+    """Returns the very same array again for the same inputs, and never changes it itself: no
+    finding of the watch; but a caller that writes into it (an in-place ReLU) changes the memo."""
 
     def __init__(self):
         self.cache = {}
@@ -170,8 +171,23 @@ def test_a_gradient_overwritten_by_the_next_backward_is_reported():
     assert "backward returned dK in a buffer that the next backward call overwrote" in reason
 
 
-def test_returning_the_same_unchanged_array_again_is_no_finding():
+def test_returning_the_same_unchanged_array_again_is_no_finding_of_the_watch_but_of_the_network():
     case = check_layer(GEOMETRY, CachesByInput())
+    assert not _reused(case) and all(t.passed for t in case.rows)
+    (recomputed,) = case.failing_calls
+    assert recomputed.name == "recomputed forward"
+    assert "the layer hands out an array it keeps (a memo or an output buffer) and returns it again" in recomputed.reason
+
+
+class CachesCopiesByInput(CachesByInput):
+    """The same memo, handing out copies: right whatever the caller does with them."""
+
+    def forward(self, x, w, b, **settings):
+        return super().forward(x, w, b, **settings).copy()
+
+
+def test_a_memo_that_returns_copies_passes():
+    case = check_layer(GEOMETRY, CachesCopiesByInput())
     assert case.passed, [c.reason for c in case.failing_calls]
 
 

@@ -91,6 +91,7 @@ class TensorComparison:
     absent: Optional[str] = None  # why the layer has no such tensor ("no bias"): neither checked nor failed
     precision: Optional[Precision] = None  # set when judged by the rounding model
     not_compared: Optional[NotCompared] = None  # set when no value was compared: what that means
+    call: Optional[str] = None  # which call of a later check returned it ("backward of layer A")
 
     @property
     def reference_gradient(self) -> bool:
@@ -187,6 +188,7 @@ class CallCheck:
     forward_calls: int = 0
     error: bool = False  # the call raised or returned something unusable: it could not be checked
     follows: bool = False  # it fails as an earlier call did, which says why
+    part: str = "call protocol"  # or "network scenario" (run/scenario.py)
 
     @property
     def status(self) -> Status:
@@ -391,8 +393,12 @@ class CaseReport:
         # A later call's own cause is news; its mismatches alone mostly repeat the first call's.
         repeated = [c for c in self.failing_calls if c.follows or (wrong and c.cause is None)]
         parts += [f"{c.name}: {c.reason or 'does not match'}" for c in self.failing_calls if c not in repeated]
-        if repeated:
-            parts.append("later calls fail too: " + ", ".join(c.name for c in repeated))
+        protocol = [c.name for c in repeated if c.part == "call protocol"]
+        if protocol:
+            parts.append("later calls fail too: " + ", ".join(protocol))
+        steps = [c for c in self.calls if c.part != "call protocol"]
+        if len(protocol) < len(repeated):
+            parts.append(f"{len(repeated) - len(protocol)} of {len(steps)} network scenario steps fail too")
         return "; ".join(parts)
 
     def tensor(self, name: TensorName) -> TensorComparison:

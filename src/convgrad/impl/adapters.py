@@ -26,6 +26,7 @@ from convgrad.impl.autograd import AutogradCalls
 from convgrad.impl.functions import SETTING_NAMES, KeywordCalls, UserSettings, function_calls
 from convgrad.impl.guard import ImplementationFailure, describe_exception
 from convgrad.impl.hints import conv_like_names, crash_hint
+from convgrad.impl.live import LiveLayer, Variant
 from convgrad.impl.protocol import Unsupported
 from convgrad.impl.stateful import is_layer_class, stateful_calls
 
@@ -51,6 +52,31 @@ class Calls(Protocol):
 
     def backward(self, dy: Any, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any: ...
 
+    @property
+    def takes_no_bias(self) -> bool:
+        """Whether the layer also runs without a bias (b = None, or built with bias=False)."""
+
+    @property
+    def takes_learning_rate(self) -> bool:
+        """Whether backward also takes an SGD step (a layer object's backward(dout, lr))."""
+
+    def live(self, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any, variant: Variant) -> OwnLive:
+        """One instance as a network holds it, in the user's layouts (live.py)."""
+
+
+class OwnLive(Protocol):
+    """A live layer in the user's own layouts: what each calling style makes (`Calls.live`)."""
+
+    geometry: LayerGeometry
+
+    def forward(self, x: Any, *, training: bool = True) -> Any: ...
+
+    def backward(self, dy: Any) -> Any: ...
+
+    def update(self, w: Any, b: Any) -> None: ...
+
+    def held(self) -> tuple[Any, Any]: ...
+
 
 @dataclass(frozen=True)
 class _Prepared:
@@ -75,6 +101,8 @@ class Adapter:
     has_bias: bool = True  # False: the layer takes no bias; db is convgrad's own, and not checked
     supports: Optional[Callable[[LayerGeometry], Any]] = field(default=None, compare=False)
     target: Any = field(default=None, compare=False, repr=False)
+    # The class convgrad made `target` from, when it did: each layer of a network gets its own.
+    factory: Optional[Callable[[], Any]] = field(default=None, compare=False, repr=False)
     _prepared: dict[tuple[Any, ...], _Prepared] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
@@ -129,6 +157,10 @@ class Adapter:
         geometry = prepared.geometry
         result = self._call("backward", geometry, self.calls.backward, self._user_x(dy), self._user_x(x),
                             self._user_w(w), self._user_b(b), dict(prepared.settings), geometry, x=x, w=w, b=b)
+        return self.gradients_from_user(result, dy, x.shape, w.shape)
+
+    def gradients_from_user(self, result: Any, dy: np.ndarray, x_shape: Sequence[int], w_shape: Sequence[int]) -> Any:
+        """What the layer's backward returned, as (dX, dK, db) in convgrad's layouts."""
         if not self.has_bias and isinstance(result, (tuple, list)) and len(result) in (2, 3):
             # (dx, dw), or (dx, dw, None): db is the gradient of the bias added in forward
             result = (result[0], result[1], dy.sum(axis=(0, *range(2, dy.ndim))))
@@ -136,10 +168,24 @@ class Adapter:
             return result  # the guard names what is wrong with it
         dx, dw, db = result
         return (
-            self._from_user_activation(dx, x.shape, "backward", "dX"),
-            self._from_user_weights(dw, w.shape),
-            _flat_bias(db, b.shape[0]),
+            self._from_user_activation(dx, x_shape, "backward", "dX"),
+            self._from_user_weights(dw, w_shape),
+            _flat_bias(db, w_shape[0]),
         )
+
+    def live(self, geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant) -> LiveLayer:
+        """One instance of the layer as a network holds it (live.py), in its calling style."""
+        if variant.frozen:
+            raise Unsupported(f"{self.name} is called with NumPy arrays, which do not require gradients")
+        if not variant.bias and (not self.has_bias or not self.calls.takes_no_bias):
+            raise Unsupported(f"{self.name} takes no b = None")
+        if variant.learning_rate and not self.calls.takes_learning_rate:
+            raise Unsupported(f"{self.name} takes no learning rate")
+        settings = self._user_settings(geometry)
+        user_b = self._user_b(np.array(b, copy=True)) if variant.bias else None
+        calls = self.calls if self.factory is None else _calls_of(self.factory(), self.name, self.declared)
+        own = calls.live(settings, geometry, self._user_w(np.array(w, copy=True)), user_b, variant)
+        return _AdaptedLive(self, own, b if not self.has_bias else None)
 
     def _call(self, what: str, geometry: LayerGeometry, function: Callable[..., Any], *arguments: Any,
               x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Any:
@@ -223,9 +269,45 @@ class Adapter:
         return value if array is None else np.moveaxis(array, (-1, -2), (0, 1))
 
 
+class _AdaptedLive:
+    """A live layer of the user's calling style behind convgrad's layouts (see `Adapter.live`)."""
+
+    def __init__(self, adapter: Adapter, own: Any, added_bias: Optional[np.ndarray]) -> None:
+        self._adapter = adapter
+        self._own = own  # in the user's layouts
+        self._added_bias = None if added_bias is None else added_bias.copy()  # a bias-free layer's, added here
+        self._x_shape: tuple[int, ...] = ()
+
+    def forward(self, x: np.ndarray, *, training: bool = True) -> Any:
+        adapter = self._adapter
+        self._x_shape = tuple(x.shape) if training else self._x_shape
+        out = self._own.forward(adapter._user_x(x), training=training)
+        y_shape = (x.shape[0], *self._own.geometry.y_shape[1:])
+        y = adapter._from_user_activation(out, y_shape, "forward", "the output")
+        if self._added_bias is not None and np.shape(y) == y_shape:
+            y = np.asarray(y) + self._added_bias.reshape(-1, *(1,) * (len(y_shape) - 2))
+        return y
+
+    def backward(self, dy: np.ndarray) -> Any:
+        result = self._own.backward(self._adapter._user_x(dy))
+        return self._adapter.gradients_from_user(result, dy, self._x_shape, self._own.geometry.w_shape)
+
+    def update(self, w: np.ndarray, b: Optional[np.ndarray]) -> None:
+        if self._added_bias is not None and b is not None:
+            np.copyto(self._added_bias, b)
+            b = None
+        self._own.update(self._adapter._user_w(w), None if b is None else self._adapter._user_b(b))
+
+    def held(self) -> tuple[Any, Any]:
+        w, b = self._own.held()
+        if w is not None and self._adapter.weight_layout == "hwio" and np.ndim(w) == len(self._own.geometry.w_shape):
+            w = np.moveaxis(np.asarray(w), (-1, -2), (0, 1))
+        return w, (self._added_bias if self._added_bias is not None else b)
+
+
 def adapt(
     target: Any, name: str, *, layout: Optional[str] = None, weight_layout: Optional[str] = None,
-    declared: Optional[Declarations] = None,
+    declared: Optional[Declarations] = None, factory: Optional[Callable[[], Any]] = None,
 ) -> Adapter:
     """Wrap a layer (functions, or a layer class) in its calling style; raises ImplementationError
     if it has none. Layouts given here win over declared ones; declared ones over the defaults."""
@@ -243,25 +325,30 @@ def adapt(
     supports = supports if callable(supports) else None
     has_bias = declared.bias
     calls: Calls
-    if declared.tensor is not None:
-        calls = _autograd_calls(target, name, declared)
-    elif is_layer_class(target):
+    if is_layer_class(target) and declared.tensor is None:
         stateful, shown = stateful_calls(target, name, declared)
         calls, has_bias = stateful, stateful.has_bias
         given_weight_layout = given_weight_layout or shown
     else:
-        forward = getattr(target, declared.forward or "forward", None)
-        backward = getattr(target, declared.backward or "backward", None)
-        for part, function in (("forward", forward), ("backward", backward)):
-            if not callable(function):
-                raise ImplementationError(_missing_message(target, name, part, declared), parameter="impl")
-        assert forward is not None and backward is not None
-        calls = function_calls(forward, backward)
+        calls = _calls_of(target, name, declared)
     known_weight_layout: WeightLayout = next((k for k in WEIGHT_LAYOUTS if k == given_weight_layout), "oihw")
     return Adapter(
         calls=calls, name=name, layout=known_layout, weight_layout=known_weight_layout, declared=declared,
-        has_bias=has_bias, supports=supports, target=target,
+        has_bias=has_bias, supports=supports, target=target, factory=factory,
     )
+
+
+def _calls_of(target: Any, name: str, declared: Declarations) -> Calls:
+    """The calling style of an object holding functions (not a layer class)."""
+    if declared.tensor is not None:
+        return _autograd_calls(target, name, declared)
+    forward = getattr(target, declared.forward or "forward", None)
+    backward = getattr(target, declared.backward or "backward", None)
+    for part, function in (("forward", forward), ("backward", backward)):
+        if not callable(function):
+            raise ImplementationError(_missing_message(target, name, part, declared), parameter="impl")
+    assert forward is not None and backward is not None
+    return function_calls(forward, backward)
 
 
 def _autograd_calls(target: Any, name: str, declared: Declarations) -> AutogradCalls:

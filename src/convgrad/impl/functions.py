@@ -17,6 +17,7 @@ from typing import Any, Callable, Literal, Optional
 
 from convgrad.geometry import LayerGeometry, format_shape
 from convgrad.impl.guard import ImplementationFailure
+from convgrad.impl.live import StreamLayer, Variant
 
 __all__ = ["KeywordCalls", "CacheCalls", "function_calls", "SETTING_NAMES", "NEUTRAL", "UserSettings", "parameters"]
 
@@ -77,6 +78,20 @@ class KeywordCalls:
                 refused.append((setting, values, refusing))
         return refused
 
+    @property
+    def takes_no_bias(self) -> bool:
+        return _bias_defaults_to_none(self.forward_function)
+
+    takes_learning_rate = False
+
+    def live(self, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any, variant: Variant) -> StreamLayer:
+        """One call stream: forward on a batch, later backward with that batch's x."""
+        return StreamLayer(
+            lambda x, w_, b_: self.forward(x, w_, b_, settings, geometry),
+            lambda dy, x, w_, b_: self.backward(dy, x, w_, b_, settings, geometry),
+            geometry, w, b,
+        )
+
     def forward(self, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any:
         return self.forward_function(x, w, *_bias(b), **_keep(settings, self.forward_accepts))
 
@@ -111,6 +126,15 @@ class CacheCalls:
     def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
         return None
 
+    @property
+    def takes_no_bias(self) -> bool:
+        return _bias_defaults_to_none(self.forward_function)
+
+    takes_learning_rate = False
+
+    def live(self, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any, variant: Variant) -> "CacheStream":
+        return CacheStream(self, settings, geometry, w, b)
+
     def forward(self, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any:
         return self._forward(x, w, b, settings)[0]
 
@@ -125,6 +149,23 @@ class CacheCalls:
                 f"forward returned {_kind(result)}; a cache-style forward returns the tuple (out, cache)"
             )
         return result[0], result[1]
+
+
+class CacheStream(StreamLayer):
+    """A cache-style layer as one call stream: backward gets the cache of its latest forward."""
+
+    def __init__(self, calls: CacheCalls, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any) -> None:
+        super().__init__(
+            lambda x, w_, b_: calls._forward(x, w_, b_, settings),
+            lambda dy, cache, w_, b_: calls.backward_function(dy, cache),
+            geometry, w, b,
+        )
+
+    def forward(self, x: Any, *, training: bool = True) -> Any:
+        out, cache = self._forward(x, self._w, self._b)
+        if training:
+            self._x = cache  # what backward takes in place of x
+        return out
 
 
 def function_calls(forward: Callable[..., Any], backward: Callable[..., Any]) -> KeywordCalls | CacheCalls:
@@ -168,6 +209,13 @@ def _is_cache_style(forward: Callable[..., Any], backward: Callable[..., Any]) -
     b_positional = [p for p in b_params.values() if p.kind in positional]
     takes_settings = _accepted_keywords(forward) != frozenset()
     return len(f_positional) == 4 and len(b_positional) == 2 and not takes_settings
+
+
+def _bias_defaults_to_none(function: Callable[..., Any]) -> bool:
+    """forward(x, w, b=None, ...): the layer also runs without a bias."""
+    found = parameters(function) or {}
+    positional = [p for p in found.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 3 and positional[2].default is None
 
 
 def _bias(b: Any) -> tuple[Any, ...]:

@@ -25,7 +25,9 @@ from convgrad.impl.memory import MemoryLayout, fresh_copy
 from convgrad.impl.protocol import ConvLayer, Unsupported
 from convgrad.impl.watch import CallKind, KeptInputs, ReturnWatch, same_bits
 
-__all__ = ["GuardedLayer", "ImplementationFailure", "describe_exception"]
+__all__ = [
+    "GuardedLayer", "ImplementationFailure", "describe_exception", "guarded_call", "checked_array", "finite", "unchanged",
+]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _LIBRARY_DIRS = tuple(
@@ -139,67 +141,92 @@ class GuardedLayer:
         fresh = {name: fresh_copy(array, layouts.get(name, "C order")) for name, array in inputs.items()}
         self._watch.before_call(what)
         try:
-            # Whatever the implementation prints goes to stderr: stdout may be carrying --json.
-            with contextlib.redirect_stdout(sys.stderr):
-                result = function(*fresh.values(), **self._settings)
-        except (ImplementationFailure, Unsupported):  # a reason already, or a case to skip (run_case)
-            raise
-        except Exception as error:  # the implementation's own bug: report it, never crash
-            raise ImplementationFailure(f"{what} raised {describe_exception(error)}") from error
+            result = guarded_call(what, function, *fresh.values(), **self._settings)
         finally:
             self._watch.after_call(what)
             self._inputs.after_call(what)
-        for name, array in inputs.items():
-            if not same_bits(fresh[name], array):
-                raise ImplementationFailure(
-                    f"{what} modified its input {name} in place; work on a copy "
-                    f"(e.g. {name} = {name}.copy()) before changing it",
-                    status="failed",
-                )
+        unchanged(what, inputs, fresh)
         self._inputs.lent(what, fresh)  # the layer may have kept them
         return result
 
     def _as_array(
         self, what: CallKind, name: str, value: Any, expected: tuple[int, ...], dtype: np.dtype
     ) -> np.ndarray:
-        if value is None:
-            raise ImplementationFailure(f"{what} returned None for {name}")
-        try:
-            array = np.asarray(value)
-        except Exception as error:  # e.g. a torch tensor that needs .detach()
-            raise ImplementationFailure(
-                f"{what} returned {type(value).__name__} for {name}, which is not an array "
-                f"({describe_exception(error)}); return a NumPy array"
-            ) from error
-        if array.shape != tuple(expected):
-            raise ImplementationFailure(
-                f"{what} returned shape {format_shape(array.shape)} for {name}, expected {format_shape(expected)}",
-                shape=tuple(array.shape),
-            )
-        if not _real_numbers(array.dtype):
-            raise ImplementationFailure(
-                f"{what} returned {name} with dtype {array.dtype}; return real floating-point numbers",
-                shape=tuple(array.shape),
-            )
-        if array.dtype != dtype:
-            warning = f"{what} returned {name} as {array.dtype} for {dtype} inputs"
-            if warning not in self.warnings:
-                self.warnings.append(warning)
-        returned, array = array, array.astype(np.float64)  # a copy, whatever the layer does to its own later
-        array.flags.writeable = False  # also the reference the reuse watch compares against
+        returned, array = checked_array(what, name, value, expected, dtype, self.warnings)
         self._watch.returned(what, name, returned, array)
-        # After the shape check, so the shape is known. Not np.isfinite(array.sum()) first: a sum
-        # costs as much as these flags, and overflows (with a warning) on large finite values.
-        if not np.isfinite(array).all():
-            bad = int(np.count_nonzero(~np.isfinite(array)))
-            first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-            kind = "NaN" if np.isnan(array).any() else "Inf"
+        finite(what, name, array)
+        return array
+
+
+def guarded_call(what: str, function: Callable[..., Any], *arguments: Any, **keywords: Any) -> Any:
+    """function(*arguments, **keywords), whatever it raises turned into an ImplementationFailure."""
+    try:
+        # Whatever the implementation prints goes to stderr: stdout may be carrying --json.
+        with contextlib.redirect_stdout(sys.stderr):
+            return function(*arguments, **keywords)
+    except (ImplementationFailure, Unsupported):  # a reason already, or a case to skip (run_case)
+        raise
+    except Exception as error:  # the implementation's own bug: report it, never crash
+        raise ImplementationFailure(f"{what} raised {describe_exception(error)}") from error
+
+
+def unchanged(what: str, originals: Mapping[str, np.ndarray], given: Mapping[str, np.ndarray]) -> None:
+    """Raises when the layer wrote into an input it was given (`given`: its copies of `originals`)."""
+    for name, array in originals.items():
+        if not same_bits(given[name], array):
             raise ImplementationFailure(
-                f"{what} returned {kind} in {name} ({bad} of {array.size} values, first at {list(first)})",
-                shape=tuple(array.shape),
+                f"{what} modified its input {name} in place; work on a copy "
+                f"(e.g. {name} = {name}.copy()) before changing it",
                 status="failed",
             )
-        return array
+
+
+def checked_array(
+    what: str, name: str, value: Any, expected: tuple[int, ...], dtype: np.dtype, warnings: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the array the layer returned, a read-only float64 copy of it), its shape and type checked;
+    a result in another dtype than its inputs adds a warning."""
+    if value is None:
+        raise ImplementationFailure(f"{what} returned None for {name}")
+    try:
+        array = np.asarray(value)
+    except Exception as error:  # e.g. a torch tensor that needs .detach()
+        raise ImplementationFailure(
+            f"{what} returned {type(value).__name__} for {name}, which is not an array "
+            f"({describe_exception(error)}); return a NumPy array"
+        ) from error
+    if array.shape != tuple(expected):
+        raise ImplementationFailure(
+            f"{what} returned shape {format_shape(array.shape)} for {name}, expected {format_shape(expected)}",
+            shape=tuple(array.shape),
+        )
+    if not _real_numbers(array.dtype):
+        raise ImplementationFailure(
+            f"{what} returned {name} with dtype {array.dtype}; return real floating-point numbers",
+            shape=tuple(array.shape),
+        )
+    if array.dtype != dtype:
+        warning = f"{what} returned {name} as {array.dtype} for {dtype} inputs"
+        if warning not in warnings:
+            warnings.append(warning)
+    returned, array = array, array.astype(np.float64)  # a copy, whatever the layer does to its own later
+    array.flags.writeable = False  # also the reference the reuse watch compares against
+    return returned, array
+
+
+def finite(what: str, name: str, array: np.ndarray) -> None:
+    """Raises for NaN or Inf values, saying how many and where the first is."""
+    # Not np.isfinite(array.sum()) first: a sum costs as much as these flags, and overflows (with a
+    # warning) on large finite values.
+    if not np.isfinite(array).all():
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        kind = "NaN" if np.isnan(array).any() else "Inf"
+        raise ImplementationFailure(
+            f"{what} returned {kind} in {name} ({bad} of {array.size} values, first at {list(first)})",
+            shape=tuple(array.shape),
+            status="failed",
+        )
 
 
 @functools.lru_cache(maxsize=64)

@@ -24,6 +24,8 @@ from convgrad.impl.named_settings import (
     undeclared_rank,
     untaken_setting,
 )
+from convgrad.impl.live import LiveLayer, Variant
+from convgrad.impl.protocol import stream_of
 from convgrad.impl.tensors import DEFAULT_DEVICE, JaxArrays
 
 __all__ = ["jax_implementation", "JaxFunctionLayer"]
@@ -77,6 +79,9 @@ class JaxFunctionLayer:
 
     def backward(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
         return self._arrays.gradients(self._bound(settings), dy, (x, w, b))
+
+    def live(self, geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant) -> LiveLayer:
+        return stream_of(self, geometry, w, b, variant)
 
     def _bound(self, settings: dict[str, Any]) -> Any:
         keywords = {

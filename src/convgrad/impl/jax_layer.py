@@ -6,6 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from convgrad.geometry import LayerGeometry
+from convgrad.impl.live import LiveLayer, Variant
+from convgrad.impl.protocol import stream_of
 from convgrad.impl.tensors import DEFAULT_DEVICE, JaxArrays
 
 __all__ = ["JaxLayer"]
@@ -25,6 +28,9 @@ class JaxLayer:
 
     def backward(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
         return self._arrays.gradients(self._conv(**settings), dy, (x, w, b))
+
+    def live(self, geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant) -> LiveLayer:
+        return stream_of(self, geometry, w, b, variant)
 
     def _conv(self, *, stride: Any, padding: Any, dilation: Any, groups: int) -> Any:
         """The conv for these settings, compiled once: a gradient check calls it thousands of times."""

@@ -12,7 +12,9 @@ file given as `config`. Anything that keeps the implementation from loading is a
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -20,7 +22,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence, cast
 
 from convgrad.errors import ImplementationError, literal, named
 from convgrad.impl.adapters import Adapter, adapt
@@ -184,7 +186,28 @@ def _behind_protocol(
     if framework is not None:
         return framework
     refuse_device(device, name)
-    return adapt(_instantiate(target, name), name, layout=layout, weight_layout=weight_layout, declared=declared)
+    made = _instantiate(target, name)
+    return adapt(made, name, layout=layout, weight_layout=weight_layout, declared=declared,
+                 factory=_one_per_layer(target, made))
+
+
+def _one_per_layer(target: Any, made: Any) -> Optional[Callable[[], Any]]:
+    """How a network gets an object of its own for each layer: the class convgrad instantiated, or
+    a copy of an object handed over (its class's and module's state stay shared, as in a network).
+    None for module functions, which every layer shares."""
+    if made is not target:
+        return cast(Callable[[], Any], target)
+    if inspect.ismodule(made) or inspect.isroutine(made) or inspect.isclass(made):
+        return None
+    return functools.partial(_copy_or_same, made)
+
+
+def _copy_or_same(made: Any) -> Any:
+    """A deep copy, or the object itself when it cannot be copied (it holds a module, a lock)."""
+    try:
+        return copy.deepcopy(made)
+    except Exception:
+        return made
 
 
 def _is_windows_drive(spec: str) -> bool:

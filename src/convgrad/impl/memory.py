@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["MemoryLayout", "fresh_copy", "NON_CONTIGUOUS", "describe_layouts"]
 
-MemoryLayout = Literal["C order", "channels last", "transposed view", "Fortran order", "step slice"]
+MemoryLayout = Literal["C order", "channels last", "transposed view", "Fortran order", "step slice", "channel slice"]
 Copier = Callable[[np.ndarray], np.ndarray]
 
 
@@ -42,6 +42,16 @@ def _step_slice(a: np.ndarray) -> np.ndarray:
     return buffer[..., ::2]
 
 
+def _channel_slice(a: np.ndarray) -> np.ndarray:
+    """Channels 2.. of an array with 3 more channels, as a concatenation's output is sliced: each
+    item and channel is contiguous, but items lie further apart than one item's size."""
+    if a.ndim < 3:
+        return _step_slice(a)
+    wide = np.zeros((a.shape[0], a.shape[1] + 3, *a.shape[2:]), dtype=a.dtype)
+    wide[:, 2 : 2 + a.shape[1]] = a
+    return wide[:, 2 : 2 + a.shape[1]]
+
+
 def _c_order(a: np.ndarray) -> np.ndarray:
     return np.array(a, order="C")
 
@@ -58,13 +68,16 @@ _COPIERS: dict[MemoryLayout, Copier] = {
     "transposed view": _transposed_view,
     "Fortran order": _fortran_order,
     "step slice": _step_slice,
+    "channel slice": _channel_slice,
 }
 
-# The layouts of the protocol's two non-contiguous calls: activations channels last (the most
-# common layout after C order) then in Fortran order, kernels the other way round.
+# The layouts of the protocol's non-contiguous calls: activations channels last (the most common
+# layout after C order) then in Fortran order, kernels the other way round; then activations as a
+# network's concatenations leave them, channel slices of a wider array.
 NON_CONTIGUOUS: tuple[dict[str, MemoryLayout], ...] = (
     {"x": "channels last", "w": "Fortran order", "b": "step slice", "dy": "channels last"},
     {"x": "Fortran order", "w": "transposed view", "b": "step slice", "dy": "transposed view"},
+    {"x": "channel slice", "dy": "channel slice"},
 )
 
 
@@ -76,5 +89,6 @@ def fresh_copy(a: np.ndarray, layout: MemoryLayout = "C order") -> np.ndarray:
 def describe_layouts(layouts: Mapping[str, MemoryLayout]) -> str:
     """'x as a transposed view, w in Fortran order, ...'."""
     words = {"transposed view": "as a transposed view", "Fortran order": "in Fortran order",
-             "step slice": "as a step slice", "C order": "in C order", "channels last": "channels last"}
+             "step slice": "as a step slice", "C order": "in C order", "channels last": "channels last",
+             "channel slice": "as a channel slice of a wider array"}
     return ", ".join(f"{name} {words[layout]}" for name, layout in layouts.items())

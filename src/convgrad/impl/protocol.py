@@ -16,8 +16,9 @@ import numpy as np
 
 from convgrad import reference
 from convgrad.geometry import LayerGeometry
+from convgrad.impl.live import FULL, LiveLayer, StreamLayer, Variant
 
-__all__ = ["ConvLayer", "Implementation", "ReferenceLayer", "Unsupported"]
+__all__ = ["ConvLayer", "Implementation", "ReferenceLayer", "Unsupported", "stream_of"]
 
 
 class Unsupported(Exception):
@@ -50,6 +51,10 @@ class Implementation(ConvLayer, Protocol):
     def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
         """Why forward and backward disagree about `geometry` (the case fails), or None."""
 
+    def live(self, geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant) -> LiveLayer:
+        """One instance of the layer as a network holds it (live.py), holding copies of w and b;
+        raises Unsupported for a variant the layer cannot express."""
+
 
 class ReferenceLayer:
     """convgrad's own layer (reference.py): the default implementation under test."""
@@ -64,3 +69,18 @@ class ReferenceLayer:
         self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return reference.backward(dy, x, w, b, **settings)
+
+    def live(self, geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant) -> LiveLayer:
+        return stream_of(self, geometry, w, b, variant)
+
+
+def stream_of(layer: ConvLayer, geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant) -> LiveLayer:
+    """A layer of pure functions in convgrad's protocol, as one call stream (convgrad's own layers)."""
+    if variant != FULL:
+        raise Unsupported(f"convgrad's own layers run {variant.describe()} nowhere in a network")
+    settings = geometry.conv_settings()
+    return StreamLayer(
+        lambda x, w_, b_: layer.forward(x, w_, b_, **settings),
+        lambda dy, x, w_, b_: layer.backward(dy, x, w_, b_, **settings),
+        geometry, w, b,
+    )

@@ -25,6 +25,7 @@ from convgrad.geometry import LayerGeometry
 from convgrad.impl.declare import CONSTRUCTOR_NAMES, Declarations
 from convgrad.impl.functions import UserSettings, parameters
 from convgrad.impl.guard import ImplementationFailure, describe_exception
+from convgrad.impl.live import Variant, write_in_place
 from convgrad.impl.named_settings import untaken_setting
 from convgrad.impl.protocol import Unsupported
 
@@ -84,6 +85,23 @@ class StatefulCalls:
     def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
         return None
 
+    @property
+    def takes_no_bias(self) -> bool:
+        return self.has_bias and "bias" in (parameters(self.cls) or {}) and self.declared.set_weights is None
+
+    @property
+    def takes_learning_rate(self) -> bool:
+        return self.learning_rate is not None
+
+    def live(self, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any, variant: Variant) -> "LayerObject":
+        """A new object of the class, as a network builds one per layer."""
+        arguments = constructor_arguments(self.constructor, settings, geometry, self.declared)
+        if not variant.bias:
+            arguments["bias"] = False
+        layer = self._construct(arguments)
+        self._set(layer, np.array(w, copy=True), None if b is None else np.array(b, copy=True), variant.bias)
+        return LayerObject(self, layer, geometry, variant, (np.shape(w), np.shape(b)))
+
     def forward(self, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any:
         layer = self._layer(settings, geometry)
         self._set(layer, w, b)
@@ -103,26 +121,29 @@ class StatefulCalls:
     def _layer(self, settings: UserSettings, geometry: LayerGeometry) -> Any:
         key = (geometry.in_shape, geometry.kernel_shape, geometry.stride, geometry.padding, geometry.dilation, geometry.groups)
         if key not in self._built:
-            arguments = constructor_arguments(self.constructor, settings, geometry, self.declared)
-            try:
-                self._built[key] = self.cls(**arguments)
-            except Unsupported:  # the constructor refuses the case: skipped (run_case)
-                raise
-            except Exception as error:
-                shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
-                raise ImplementationFailure(
-                    f"creating {self.cls.__name__}({shown}) raised {describe_exception(error)}"
-                ) from error
+            self._built[key] = self._construct(constructor_arguments(self.constructor, settings, geometry, self.declared))
         return self._built[key]
 
-    def _set(self, layer: Any, w: Any, b: Any) -> None:
+    def _construct(self, arguments: dict[str, Any]) -> Any:
+        try:
+            return self.cls(**arguments)
+        except Unsupported:  # the constructor refuses the case: skipped (run_case)
+            raise
+        except Exception as error:
+            shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+            raise ImplementationFailure(
+                f"creating {self.cls.__name__}({shown}) raised {describe_exception(error)}"
+            ) from error
+
+    def _set(self, layer: Any, w: Any, b: Any, bias: bool = True) -> None:
         """The checker's weights, in the shape the layer keeps its own (e.g. bias (F, 1))."""
+        bias = bias and self.has_bias
         if self.declared.set_weights is not None:
             setter = getattr(layer, self.declared.set_weights)
-            setter(w, b) if self.has_bias else setter(w)
+            setter(w, b) if bias else setter(w)
             return
         setattr(layer, self.attributes["weights"], _like(getattr(layer, self.attributes["weights"], None), w))
-        if self.has_bias:
+        if bias:
             setattr(layer, self.attributes["bias"], _like(getattr(layer, self.attributes["bias"], None), b))
 
     def _gradient(self, layer: Any, role: str, shape: tuple[int, ...]) -> Any:
@@ -136,6 +157,54 @@ class StatefulCalls:
             )
         value = np.array(getattr(layer, name), copy=True)
         return value.reshape(shape) if value.size == int(np.prod(shape)) else value
+
+
+class LayerObject:
+    """One object of a layer class, as a network holds it: weights set once and then updated in
+    place, forward(x) keeping what backward(dout) reads, and a training backward(dout, lr) given
+    the variant's learning rate (0 unless a step is asked for)."""
+
+    def __init__(
+        self, calls: StatefulCalls, layer: Any, geometry: LayerGeometry, variant: Variant,
+        shapes: tuple[tuple[int, ...], tuple[int, ...]],
+    ) -> None:
+        self.geometry = geometry
+        self._calls, self._layer, self._variant = calls, layer, variant
+        self._bias = variant.bias and calls.has_bias
+        self._shapes = shapes  # of w and b in the user's layout
+
+    def forward(self, x: Any, *, training: bool = True) -> Any:
+        return self._layer.forward(x)
+
+    def backward(self, dy: Any) -> Any:
+        layer, calls = self._layer, self._calls
+        dx = layer.backward(dy, self._variant.learning_rate) if calls.learning_rate else layer.backward(dy)
+        if isinstance(dx, (tuple, list)) and len(dx) == 3:
+            return dx
+        dw = calls._gradient(layer, "grad_weights", self._shapes[0])
+        db = calls._gradient(layer, "grad_bias", self._shapes[1]) if self._bias else None
+        return dx, dw, db
+
+    def update(self, w: Any, b: Any) -> None:
+        """As an optimiser does: into the arrays the layer holds (through its setter when it has one)."""
+        calls, layer = self._calls, self._layer
+        if calls.declared.set_weights is not None:
+            calls._set(layer, np.array(w, copy=True), None if b is None else np.array(b, copy=True), self._bias)
+            return
+        for role, value in (("weights", w), ("bias", b)):
+            held = getattr(layer, calls.attributes.get(role, ""), None)
+            if value is None or held is None:
+                continue
+            if isinstance(held, np.ndarray) and held.size == np.size(value) and held.flags.writeable:
+                write_in_place(held, value)
+            else:
+                setattr(layer, calls.attributes[role], _like(held, np.array(value, copy=True)))
+
+    def held(self) -> tuple[Any, Any]:
+        calls, layer = self._calls, self._layer
+        w = getattr(layer, calls.attributes.get("weights", ""), None)
+        b = getattr(layer, calls.attributes.get("bias", ""), None) if self._bias else None
+        return (None if w is None else np.array(w, copy=True)), (None if b is None else np.array(b, copy=True))
 
 
 def _like(current: Any, value: Any) -> Any:

@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from convgrad.geometry import LayerGeometry
+from convgrad.impl.live import LiveLayer, Variant
+from convgrad.impl.protocol import stream_of
 from convgrad.impl.tensors import DEFAULT_DEVICE, TorchArrays
 
 __all__ = ["TorchLayer"]
@@ -27,6 +30,9 @@ class TorchLayer:
 
     def backward(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
         return self._arrays.gradients(functools.partial(self._call, **settings), dy, (x, w, b))
+
+    def live(self, geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant) -> LiveLayer:
+        return stream_of(self, geometry, w, b, variant)
 
     def _call(self, x: Any, w: Any, b: Any, *, stride: Any, padding: Any, dilation: Any, groups: int) -> Any:
         conv = self._conv[x.dim() - 2]

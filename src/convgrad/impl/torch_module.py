@@ -19,6 +19,7 @@ Settings go in as one int when every axis has the same value, else as a tuple pe
 
 from __future__ import annotations
 
+import copy
 import inspect
 import sys
 from typing import Any, Callable, Optional, Sequence
@@ -28,6 +29,9 @@ import numpy as np
 from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry, format_shape
 from convgrad.impl.functions import NEUTRAL, SETTING_NAMES
+from convgrad.impl.guard import ImplementationFailure, describe_exception
+from convgrad.impl.live import Variant
+from convgrad.impl.protocol import Unsupported
 from convgrad.impl.named_settings import (
     NAMES,
     setting_of,
@@ -89,6 +93,89 @@ class _TorchLayer:
     def _function(self, x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> Callable[..., Any]:
         raise NotImplementedError
 
+    def live(self, geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant) -> "TorchLive":
+        """A new instance with parameters of its own, trained as a torch loop trains it (TorchLive)."""
+        if variant.learning_rate:
+            raise Unsupported(f"{self.name} takes no learning rate: an optimiser steps torch layers")
+        return TorchLive(self._arrays, *self._instance(geometry, variant), geometry, w, b, variant)
+
+    def _instance(self, geometry: LayerGeometry, variant: Variant) -> tuple[Callable[..., Any], Any, Optional[str], Optional[str]]:
+        """(call, module, weight name, bias name) of a new instance; call(x, w, b) for a Function,
+        call(x) for a module (None when the instance is a Function)."""
+        raise NotImplementedError
+
+
+class TorchLive:
+    """A torch layer as a training loop holds it: parameters made once (a module's own, given the
+    values of w and b) and updated in place under no_grad; forward recording in train mode, its
+    output what the step uses; backward by autograd with every .grad cleared first (zero_grad);
+    eval mode without recording. Frozen inputs do not require a gradient, and a gradient the
+    layer drops for an input that does comes back None."""
+
+    def __init__(
+        self, arrays: TorchArrays, call: Callable[..., Any], module: Any, weight_name: Optional[str],
+        bias_name: Optional[str], geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant,
+    ) -> None:
+        torch = arrays.torch
+        self.geometry, self._arrays, self._call, self._module, self._variant = geometry, arrays, call, module, variant
+        if module is not None:
+            assert weight_name is not None
+            self._w = module.get_parameter(weight_name)
+            own_bias = module.get_parameter(bias_name) if bias_name is not None else None
+        else:
+            self._w = arrays.tensor(np.array(w, copy=True))
+            own_bias = arrays.tensor(np.array(b, copy=True)) if variant.bias else None
+        # A bias-free module gets convgrad's bias added to its output (db is convgrad's, as in the check).
+        self._added = arrays.tensor(np.array(b, copy=True)) if module is not None and bias_name is None and variant.bias else None
+        self._b = own_bias
+        with torch.no_grad():
+            self._w.copy_(torch.from_numpy(np.asarray(w)))
+            if own_bias is not None:
+                own_bias.copy_(torch.from_numpy(np.asarray(b)))
+        for tensor, name in ((self._w, "w"), (self._b, "b"), (self._added, "b")):
+            if tensor is not None:
+                tensor.requires_grad_(name not in variant.frozen)
+        self._recorded: Optional[tuple[Any, Any]] = None
+
+    def forward(self, x: np.ndarray, *, training: bool = True) -> Any:
+        torch, module = self._arrays.torch, self._module
+        x_tensor = self._arrays.tensor(x, grad=training and "x" not in self._variant.frozen)
+        if module is not None:
+            module.train(training)
+        with self._arrays.one_thread(), torch.set_grad_enabled(training):
+            y = self._call(x_tensor) if module is not None else self._call(x_tensor, self._w, self._b)
+            if self._added is not None and isinstance(y, torch.Tensor):
+                y = y + self._added.reshape(1, -1, *([1] * (y.dim() - 2)))
+        if training:
+            self._recorded = (y, x_tensor)
+        return self._arrays.numpy(y)
+
+    def backward(self, dy: np.ndarray) -> Any:
+        if self._recorded is None:
+            raise RuntimeError("backward before forward")
+        y, x_tensor = self._recorded
+        leaves = (x_tensor, self._w, self._b if self._added is None else self._added)
+        for leaf in leaves[1:]:
+            if leaf is not None:
+                leaf.grad = None
+        with self._arrays.one_thread():
+            y.backward(self._arrays.tensor(dy))
+        return tuple(
+            None if leaf is None or not leaf.requires_grad else self._arrays.numpy(leaf.grad) for leaf in leaves
+        )
+
+    def update(self, w: np.ndarray, b: Optional[np.ndarray]) -> None:
+        torch = self._arrays.torch
+        with torch.no_grad():
+            self._w.copy_(torch.from_numpy(np.asarray(w)))
+            bias = self._b if self._added is None else self._added
+            if bias is not None and b is not None:
+                bias.copy_(torch.from_numpy(np.asarray(b)))
+
+    def held(self) -> tuple[Any, Any]:
+        bias = self._b if self._added is None else self._added
+        return self._arrays.numpy(self._w).copy(), (None if bias is None else self._arrays.numpy(bias).copy())
+
 
 class ModuleLayer(_TorchLayer):
     """An nn.Module instance, its own weight and bias replaced by the checker's on every call."""
@@ -106,6 +193,13 @@ class ModuleLayer(_TorchLayer):
 
     def _function(self, x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> Callable[..., Any]:
         return _functional(self._arrays.torch, self.module, self.weight_name, self.bias_name)
+
+    def _instance(self, geometry: LayerGeometry, variant: Variant) -> tuple[Callable[..., Any], Any, Optional[str], Optional[str]]:
+        if not variant.bias:
+            raise Unsupported(f"{self.name} is one module, built with its bias")
+        module = copy.deepcopy(self.module)  # a second layer of the same class: class-level state is shared
+        module = module.to(dtype=getattr(self._arrays.torch, geometry.dtype))
+        return module, module, self.weight_name, self.bias_name
 
 
 class ModuleClassLayer(_TorchLayer):
@@ -135,25 +229,42 @@ class ModuleClassLayer(_TorchLayer):
         module, weight_name, bias_name = self._build(x.shape[1], w.shape, settings, str(x.dtype))
         return _functional(self._arrays.torch, module, weight_name, bias_name)
 
+    def _instance(self, geometry: LayerGeometry, variant: Variant) -> tuple[Callable[..., Any], Any, Optional[str], Optional[str]]:
+        if not variant.bias and "bias" not in self._parameters:
+            raise Unsupported(f"{self.cls.__name__}() takes no bias parameter")
+        try:
+            module, weight_name, bias_name = self._construct(
+                geometry.channels, geometry.kernel_shape, geometry.conv_settings(), geometry.dtype, variant.bias
+            )
+        except Exception as error:
+            raise ImplementationFailure(f"creating {self.cls.__name__} raised {describe_exception(error)}") from error
+        return module, module, weight_name, bias_name
+
     def _build(
         self, channels: int, kernel_shape: Sequence[int], settings: Any, dtype: str
     ) -> tuple[Any, str, Optional[str]]:
-        settings = dict(settings)
-        key = (channels, tuple(kernel_shape), *(_as_key(settings[s]) for s in SETTING_NAMES), dtype)
+        key = (channels, tuple(kernel_shape), *(_as_key(dict(settings)[s]) for s in SETTING_NAMES), dtype)
         if key not in self._built:
-            values = {
-                "in_channels": channels,
-                "out_channels": kernel_shape[0],
-                "kernel_size": setting_value(tuple(kernel_shape[2:])),
-                "bias": True,
-                **{s: setting_value(settings[s]) for s in SETTING_NAMES},
-            }
-            arguments = {name: values[meaning] for meaning, name in self._parameters.items()}
-            module = self.cls(**arguments)  # raising here fails the case with the class's own error
-            torch = self._arrays.torch
-            module = module.to(device=self._arrays.device, dtype=getattr(torch, dtype))
-            self._built[key] = (module, *_parameter_names(module, self.name))
+            self._built[key] = self._construct(channels, kernel_shape, settings, dtype)
         return self._built[key]
+
+    def _construct(
+        self, channels: int, kernel_shape: Sequence[int], settings: Any, dtype: str, bias: bool = True
+    ) -> tuple[Any, str, Optional[str]]:
+        """A new module; raising here fails the case with the class's own error."""
+        settings = dict(settings)
+        values = {
+            "in_channels": channels,
+            "out_channels": kernel_shape[0],
+            "kernel_size": setting_value(tuple(kernel_shape[2:])),
+            "bias": bias,
+            **{s: setting_value(settings[s]) for s in SETTING_NAMES},
+        }
+        arguments = {name: values[meaning] for meaning, name in self._parameters.items()}
+        module = self.cls(**arguments)
+        torch = self._arrays.torch
+        module = module.to(device=self._arrays.device, dtype=getattr(torch, dtype))
+        return (module, *_parameter_names(module, self.name))
 
 
 class FunctionLayer(_TorchLayer):
@@ -171,6 +282,7 @@ class FunctionLayer(_TorchLayer):
                 parameter="impl",
             )
         self._extra = settings_after(positional, name, f"{function.__name__}.forward")
+        self._bias_default = positional[2].default  # None: the Function also runs without a bias
 
     def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
         taken = {s for s in (setting_of(p.name) for p in self._extra) if s is not None}
@@ -182,6 +294,11 @@ class FunctionLayer(_TorchLayer):
             setting = setting_of(parameter.name)
             extra.append(parameter.default if setting is None else setting_value(settings[setting]))
         return lambda x_, w_, b_: self.function.apply(x_, w_, b_, *extra)
+
+    def _instance(self, geometry: LayerGeometry, variant: Variant) -> tuple[Callable[..., Any], Any, Optional[str], Optional[str]]:
+        if not variant.bias and self._bias_default is not None:
+            raise Unsupported(f"{self.function.__name__}.forward's bias has no default None")
+        return self._function(np.empty(0), np.empty(0), dict(geometry.conv_settings())), None, None, None
 
 
 def _as_key(values: Any) -> Any:

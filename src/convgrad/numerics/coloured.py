@@ -24,13 +24,13 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from convgrad.geometry import GradientName, LayerGeometry
 from convgrad.numerics.colouring import InputColouring, input_colouring
-from convgrad.numerics.gradient import TENSOR_INDEX, Forward, Inputs, NumericalGradient, Progress
+from convgrad.numerics.gradient import TENSOR_INDEX, Evidence, Forward, Inputs, NumericalGradient, Progress
 
 __all__ = ["NonLocalOutputs", "StackedBatchDiffers", "coloured_gradient", "coloured_forward_calls", "BATCH_BYTES"]
 
@@ -42,11 +42,21 @@ BATCH_BYTES = 2**19
 
 
 class NonLocalOutputs(Exception):
-    """A perturbation moved outputs outside the receptive fields of the perturbed coordinates."""
+    """A perturbation moved outputs outside the receptive fields of the perturbed coordinates;
+    `evidence`: the perturbed inputs and what the layer returned for them."""
+
+    def __init__(self, message: str, evidence: Optional[Evidence] = None) -> None:
+        super().__init__(message)
+        self.evidence = evidence
 
 
 class StackedBatchDiffers(Exception):
-    """The layer computes an unperturbed copy of x differently inside a stacked batch."""
+    """The layer computes an unperturbed copy of x differently inside a stacked batch; `evidence`:
+    the copy's output, which is x's output as a convolution computes it whatever the batch."""
+
+    def __init__(self, message: str, evidence: Evidence) -> None:
+        super().__init__(message)
+        self.evidence = evidence
 
 
 def _colours_per_call(geometry: LayerGeometry, colours: int, one_sided: bool = False) -> int:
@@ -111,13 +121,17 @@ def _stepped(tensor: np.ndarray, step: float, one_sided: bool) -> tuple[np.ndarr
 
 
 def _verify_same_as_alone(
-    y_copy: np.ndarray, y_alone: np.ndarray, stacked: int, geometry: LayerGeometry
+    y_copy: np.ndarray, y_alone: np.ndarray, stacked: int, geometry: LayerGeometry, inputs: Inputs
 ) -> None:
     scale = max(float(np.max(np.abs(y_copy), initial=0.0)), float(np.max(np.abs(y_alone), initial=0.0)))
     if np.max(np.abs(y_copy - y_alone), initial=0.0) > _unmoved_bound(scale, geometry):
         raise StackedBatchDiffers(
             f"the output of x changed when x was one of {stacked} items in a batch (batch "
-            f"{geometry.batch} asked for)"
+            f"{geometry.batch} asked for)",
+            Evidence(
+                f"the output of x as one of {stacked} items in a batch", "a conv layer's output for one item "
+                "must not depend on the other items of its batch", inputs, np.array(y_copy), without_reference=True,
+            ),
         )
 
 
@@ -191,7 +205,7 @@ def _input_gradient(
                 if y_alone is None:
                     y_alone = forward(x, w, b)
                     made += 1
-                _verify_same_as_alone(y[size:], y_alone, size + n, geometry)
+                _verify_same_as_alone(y[size:], y_alone, size + n, geometry, inputs)
                 y = y[:size]
         else:  # one colour: its + (and -) input in calls of the layer's own batch size
             y = np.concatenate([forward(stacked[i * n : (i + 1) * n], w, b) for i in range(size // n)], axis=0)
@@ -206,7 +220,15 @@ def _input_gradient(
         if k not in moved_buffers:
             moved_buffers[k] = np.empty(y_plus.shape, dtype=np.float64)
         moved = np.subtract(y_plus, y_minus, out=moved_buffers[k])
-        _verify_local(moved, y_minus, base_scale, colouring, colours, geometry)
+        try:
+            _verify_local(moved, y_minus, base_scale, colouring, colours, geometry)
+        except NonLocalOutputs as nonlocal_outputs:
+            moved_x = np.repeat(x[None], k, axis=0)
+            _place(moved_x, plus, parts, colouring.depth)
+            raise NonLocalOutputs(str(nonlocal_outputs), Evidence(
+                "the output for x with some coordinates moved by the step", "the layer is not the convolution "
+                "at inputs next to x", (moved_x.reshape(k * n, *x.shape[1:]), w, b), y_plus.reshape(k * n, *y.shape[1:]),
+            )) from None
         moved *= weights
         reached = _sum_over_receptive_fields(moved.reshape(k * n, *y.shape[1:]), geometry)
         for i, colour_parts in enumerate(parts):

@@ -9,7 +9,7 @@ import numpy as np
 
 from convgrad.geometry import GradientName
 
-__all__ = ["NumericalGradient", "SpotCheck", "BaseOutput", "Forward", "Progress", "ProgressFactory", "Inputs", "TENSOR_INDEX"]
+__all__ = ["Evidence", "NumericalGradient", "SpotCheck", "BaseOutput", "Forward", "Progress", "ProgressFactory", "Inputs", "TENSOR_INDEX"]
 
 # Which argument of forward(x, w, b) each gradient perturbs.
 TENSOR_INDEX: dict[GradientName, int] = {"dX": 0, "dK": 1, "db": 2}
@@ -30,6 +30,20 @@ class SpotCheck:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """An output the layer returned while being differenced that a convolution would have returned
+    differently: the engine found it (a batch, a perturbation, a bend) and compare-time code judges
+    it against the reference (run/case.py). `failure`: the call raised instead."""
+
+    what: str  # "the output of x as one of 24 items in a batch"
+    meaning: str  # what it means when it is wrong, for the reason
+    inputs: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default=None, repr=False)
+    output: Optional[np.ndarray] = field(default=None, repr=False)
+    failure: Optional[str] = None
+    without_reference: bool = False  # wrong even when the layer is not held to the reference
+
+
+@dataclass(frozen=True)
 class NumericalGradient:
     """The numerical gradient of one tensor and what it cost."""
 
@@ -44,6 +58,7 @@ class NumericalGradient:
     # numerical derivative along each; the analytical side is <analytical, direction>.
     directions: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
     projections: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+    evidence: tuple[Evidence, ...] = field(default=(), repr=False, compare=False)
 
 
 class BaseOutput:

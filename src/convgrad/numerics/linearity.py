@@ -26,7 +26,7 @@ from typing import Optional
 import numpy as np
 
 from convgrad.geometry import GradientName
-from convgrad.numerics.gradient import TENSOR_INDEX, Forward, Inputs
+from convgrad.numerics.gradient import TENSOR_INDEX, Evidence, Forward, Inputs
 
 __all__ = ["LINEARITY_MARGIN", "LINEARITY_CALLS", "nonlinearity"]
 
@@ -42,20 +42,29 @@ def nonlinearity(
     step: float,
     rtol: float,
     rng: np.random.Generator,
-) -> Optional[str]:
-    """Why the forward is not affine in `gradient`'s tensor, or None when it is (to the margin)."""
+) -> tuple[Optional[str], tuple[Evidence, ...]]:
+    """Why the forward is not affine in `gradient`'s tensor, or None when it is (to the margin),
+    and the two moved outputs as evidence: a conv layer's output at t + v and t - v is the
+    reference convolution's there (run/case.py judges them)."""
     which = TENSOR_INDEX[gradient]
     tensor = inputs[which]
     signs = rng.choice(np.array([-1.0, 1.0]), size=tensor.shape)
-    moved = []
+    moved, arguments = [], []
     for sign in (1.0, -1.0):
         args = list(inputs)
         args[which] = (tensor + tensor.dtype.type(step) * (sign * signs).astype(tensor.dtype)).astype(tensor.dtype)
         moved.append(forward(*args))
+        arguments.append((args[0], args[1], args[2]))
     first = float(np.max(np.abs(moved[0] - moved[1]), initial=0.0))
     second = float(np.max(np.abs(moved[0] + moved[1] - 2.0 * base), initial=0.0))
     if second <= LINEARITY_MARGIN * rtol * first:
-        return None
+        return None, ()
     shown = f"{second / first:.1e} of the first" if first > 0 else f"{second:.1e} where the first is 0"
     tensor_name = {"dX": "x", "dK": "w", "db": "b"}[gradient]
-    return f"forward is not linear in {tensor_name} (second difference {shown}); central differences"
+    evidence = tuple(
+        Evidence(f"the output at {tensor_name} moved by {'+' if i == 0 else '-'}{step:.3g} in every coordinate",
+                 f"the forward is not a convolution next to the inputs checked (not linear in {tensor_name})",
+                 arguments[i], moved[i])
+        for i in range(2)
+    )
+    return f"forward is not linear in {tensor_name} (second difference {shown}); central differences", evidence

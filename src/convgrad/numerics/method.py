@@ -41,6 +41,7 @@ from convgrad.numerics.dense import dense_gradient
 from convgrad.numerics.gradient import (
     TENSOR_INDEX,
     BaseOutput,
+    Evidence,
     Forward,
     Inputs,
     NumericalGradient,
@@ -117,9 +118,10 @@ def numerical_gradient(
         return _by_method(chosen, forward, inputs, gradient, dy, step, geometry, samples, seed, progress, None)
     # Projections stay central, but they too need a smaller step where a curved forward is allowed.
     y, spent = (base or BaseOutput(forward, inputs))()
-    note = None
+    note: Optional[str] = None
+    bends: tuple[Evidence, ...] = ()
     if differences == "auto":
-        note = nonlinearity(forward, inputs, gradient, y, step, rtol, _rng(seed, gradient, linearity=True))
+        note, bends = nonlinearity(forward, inputs, gradient, y, step, rtol, _rng(seed, gradient, linearity=True))
         spent += LINEARITY_CALLS
     advance = _task(progress, gradient, "base and linearity test", spent) if spent else None
     if advance is not None:
@@ -133,6 +135,7 @@ def numerical_gradient(
         result,
         forward_calls=result.forward_calls + spent,
         note="; ".join(n for n in (note, result.note) if n) or None,
+        evidence=result.evidence + bends,
     )
 
 
@@ -235,6 +238,7 @@ def _coloured(
         return forward(x, w, b)
 
     note = None
+    evidence: tuple[Evidence, ...] = ()
     try:
         try:
             coloured = coloured_gradient(counted, inputs, gradient, dy, step, geometry, advance, base=base)
@@ -246,13 +250,21 @@ def _coloured(
                 f"{what} a stacked batch ({failure}); colours were perturbed with the layer's "
                 "own batch size instead"
             )
+            # Either is a failure of its own (judged in run/case.py); the differences go on at the
+            # layer's own batch size so that its gradient is still compared.
+            evidence = (failure.evidence,) if isinstance(failure, StackedBatchDiffers) else (Evidence(
+                "x stacked with copies into a larger batch", "a conv layer takes any batch size",
+                failure=str(failure), without_reference=True,
+            ),)
             coloured = coloured_gradient(
                 counted, inputs, gradient, dy, step, geometry, advance, batched=False, base=base
             )
     except NonLocalOutputs as nonlocal_outputs:
-        return one_at_a_time(
+        redone = one_at_a_time(
             forward, inputs, gradient, dy, step, spent=calls, note=str(nonlocal_outputs), progress=progress
         )
+        found = () if nonlocal_outputs.evidence is None else (nonlocal_outputs.evidence,)
+        return replace(redone, evidence=evidence + found)
     spot = dense_gradient(counted, inputs, gradient, dy, step, advance, spots)
     return NumericalGradient(
         values=coloured.values,
@@ -262,4 +274,5 @@ def _coloured(
         forward_calls=calls,
         note=note,
         spot_check=SpotCheck(indices=spots, values=spot.values.reshape(-1)[spots]),
+        evidence=evidence,
     )

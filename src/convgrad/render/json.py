@@ -56,6 +56,7 @@ def tensor_to_dict(tensor: TensorComparison) -> dict[str, Any]:
         "location": location_to_dict(tensor.location) if tensor.location is not None else None,
         "compared_with": tensor.compared_with,  # "finite differences", "float64 reference" or "nothing"
         "precision": precision_to_dict(tensor.precision) if tensor.precision is not None else None,
+        "call": tensor.call,  # in a later check, the call that returned it ("backward of layer A"); else null
     }
     return result
 
@@ -104,6 +105,7 @@ def call_to_dict(check: CallCheck) -> dict[str, Any]:
     """One later call of the protocol; `reason` is null when it passed."""
     return {
         "name": check.name,
+        "part": check.part,  # "call protocol" or "network scenario"
         "called_with": check.called_with,
         "compared_with": check.compared_with,
         "passed": check.passed,

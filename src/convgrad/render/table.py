@@ -188,12 +188,20 @@ def render_verdict(case: CaseReport) -> Text:
 
 
 def _later_calls(case: CaseReport) -> list[RenderableType]:
-    """The later calls of the protocol: one dim line when they held, each failure's cause when not."""
+    """The later calls: one dim line per part (the call protocol, the network scenario) when they
+    held, and each failure's cause when not; a scenario step that repeats the first call's failure
+    is named in its line only."""
     if not case.calls:
         return []
-    statuses = ", ".join(f"{c.name} {STATUS_TEXT[c.status][0]}" for c in case.calls)
-    parts: list[RenderableType] = [Text(f"later calls: {statuses}", style="dim")]
+    parts: list[RenderableType] = []
+    for part, title in (("call protocol", "later calls"), ("network scenario", "network scenario")):
+        checks = [c for c in case.calls if c.part == part]
+        if checks:
+            statuses = ", ".join(f"{c.name} {STATUS_TEXT[c.status][0]}" for c in checks)
+            parts.append(Text(f"{title}: {statuses}", style="dim"))
     for check in case.failing_calls:
+        if check.follows and check.part == "network scenario":
+            continue
         parts.append(Text.assemble((f"{check.name}: ", "bold red"), check.reason or "does not match"))
         parts.append(Text(f"  called with {check.called_with}; compared with {check.compared_with}", style="dim"))
     return parts

@@ -9,6 +9,8 @@ is compared with something already trusted, at the cost of one forward and one b
                           w in Fortran order, b a step slice
     memory layouts 2      the same tensors: x in Fortran order, w and  vs the reference convolution
                           dy transposed views, b a step slice
+    memory layouts 3      the same tensors: x and dy channel slices    vs the reference convolution
+                          of a wider array (a concatenation's output)
     first call repeated   the first call's tensors again               vs the first call's results
 
 With the forward check off there is no reference to trust; the gradients of the first two calls

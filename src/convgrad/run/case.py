@@ -23,13 +23,14 @@ from convgrad.findings.precision import with_likely_cause
 from convgrad.geometry import GRADIENT_NAMES, TENSOR_NAMES, GradientName, LayerGeometry
 from convgrad.impl.guard import GuardedLayer, ImplementationFailure
 from convgrad.impl.protocol import Implementation, Unsupported
-from convgrad.numerics.gradient import BaseOutput, Inputs, NumericalGradient, ProgressFactory
+from convgrad.numerics.gradient import BaseOutput, Evidence, Inputs, NumericalGradient, ProgressFactory
 from convgrad.numerics.method import numerical_gradient, one_at_a_time
 from convgrad.numerics.rounding import RoundingBounds, rounding_bounds
 from convgrad.numerics.step import step_for
 from convgrad.options import RANDOM_TENSORS, CheckOptions
 from convgrad.report import FLOAT64_REFERENCE, CallCheck, CaseReport, TensorComparison
 from convgrad.run.calls import CallResult, Tensors, later_calls
+from convgrad.run.scenario import network_scenario
 
 __all__ = ["run_case", "random_tensors", "DEFAULT_CASE_NAME"]
 
@@ -88,6 +89,12 @@ def run_case(
             first_held = (all(t.passed for t in tensors if t.name == "O"), all(t.passed for t in rows))
             second = random_tensors(geometry, options, call=1)
             calls = later_calls(guard, geometry, options, first, second, first_held, bounds, progress)
+            steps, scenario_calls, scenario_warnings = network_scenario(
+                implementation, geometry, options, first.tensors, first_held[1], progress
+            )
+            calls += steps
+            guard.forward_calls += scenario_calls
+            guard.warnings.extend(w for w in scenario_warnings if w not in guard.warnings)
     except Unsupported as refusal:  # the layer itself says it cannot express this case
         return _refused(geometry, implementation, options, name, f"{implementation.name}: {refusal}")
     # Where and why are worked out from the report's own numbers, for failing tensors only.
@@ -183,6 +190,7 @@ def _first_call(
         return tuple(rows), CallResult(tensors, y, failure=str(failure), error=failure.status == "error"), None
     first = CallResult.of(tensors, y, gradients, problems)
     base = BaseOutput(guard.forward, (x, w, b))  # one fresh call, shared by one-sided differences
+    seen_forward: tuple[str, ...] = ()  # the forward's failings, seen while differencing: O's row says them
     for gradient, analytical in zip(GRADIENT_NAMES, gradients):
         if gradient == "db" and not has_bias:
             rows.append(TensorComparison.not_in_layer("db", geometry, rtol, "no bias"))
@@ -192,14 +200,19 @@ def _first_call(
             rows.append(TensorComparison.not_checked(gradient, geometry, rtol, str(problem), problem.shape, status=problem.status))
             continue
         try:
-            rows.append(
-                _compare_gradient(gradient, analytical, guard, (x, w, b), y, dy, geometry, options, base, progress)
-            )
+            row, seen = _compare_gradient(gradient, analytical, guard, (x, w, b), y, dy, geometry, options, base, progress)
+            if options.forward_check:
+                seen_forward += tuple(p for p in seen if p not in seen_forward)
+            else:  # no O row: the gradient whose differences saw it says it
+                row = _with_problems(row, seen)
+            rows.append(row)
         except ImplementationFailure as failure:
             message = f"while computing finite differences for {gradient}, {failure}"
             rows.append(
                 TensorComparison.not_checked(gradient, geometry, rtol, message, analytical.shape, status=failure.status)
             )
+    if rows and rows[0].name == "O":
+        rows[0] = _with_problems(rows[0], seen_forward)
     return tuple(rows), first, bounds
 
 
@@ -214,9 +227,10 @@ def _compare_gradient(
     options: CheckOptions,
     base: BaseOutput,
     progress: Optional[ProgressFactory],
-) -> TensorComparison:
-    """One gradient against its numerical gradient; a coloured result whose spot checks disagree
-    is redone one coordinate at a time (central differences, trusting nothing)."""
+) -> tuple[TensorComparison, tuple[str, ...]]:
+    """One gradient against its numerical gradient, and what the differences saw the forward do
+    wrong; a coloured result whose spot checks disagree is redone one coordinate at a time (central
+    differences, trusting nothing)."""
     rtol = options.tolerances(geometry.dtype).rtol
     step = step_for(gradient, inputs, y, options.tolerances(geometry.dtype))
     floor = scale_floor(gradient, inputs[0], inputs[1], dy)
@@ -227,11 +241,47 @@ def _compare_gradient(
     )
     disagreement = spot_check_disagreement(numerical, rtol, floor)
     if disagreement is not None:
-        numerical = one_at_a_time(
+        # Harmless in itself: the redone coordinates need neither locality nor batch independence,
+        # and the forward's own values are judged by the O row, the evidence and the later calls.
+        numerical = replace(one_at_a_time(
             guard.forward, inputs, gradient, dy, numerical.step, spent=numerical.forward_calls, note=disagreement,
             progress=progress,
-        )
-    return compare_numerical(gradient, analytical, numerical, rtol, floor)
+        ), evidence=numerical.evidence)
+    row = compare_numerical(gradient, analytical, numerical, rtol, floor)
+    problems = [p for p in (_judged(e, geometry, options) for e in numerical.evidence) if p is not None]
+    return row, tuple(problems[:1])  # the first says it: the others are the same failing seen again
+
+
+def _with_problems(row: TensorComparison, problems: tuple[str, ...]) -> TensorComparison:
+    """A row failed by what the differences saw the forward do (`_judged`), its own reason after."""
+    if not problems or (not row.passed and row.name == "O"):
+        return row  # an output already wrong at the inputs checked says it first
+    return replace(row, passed=False, reason="; ".join(problems) + (f"; {row.reason}" if row.reason else ""))
+
+
+def _judged(evidence: Evidence, geometry: LayerGeometry, options: CheckOptions) -> Optional[str]:
+    """Why an output seen while differencing shows the layer wrong, or None when it is harmless.
+
+    Against the reference when the layer is held to it: a conv layer's output at any inputs is the
+    convolution's. Without the reference, a curved or non-local forward may be what the layer
+    means; only a failure, or an item's output that depends on its batch, is wrong whatever it means."""
+    if evidence.failure is not None:
+        return f"forward failed on {evidence.what} ({evidence.failure}): {evidence.meaning}"
+    if not options.forward_check:
+        return f"{evidence.what} differs from its output alone: {evidence.meaning}" if evidence.without_reference else None
+    assert evidence.inputs is not None and evidence.output is not None
+    x, w, b = evidence.inputs
+    expected = reference.forward(*(np.asarray(t, dtype=np.float64) for t in (x, w, b)), **geometry.conv_settings())
+    batch = replace(geometry, batch=x.shape[0])
+    bounds = rounding_bounds(x, w, b, np.zeros(expected.shape, x.dtype), batch)
+    rtol = options.tolerances(geometry.dtype).rtol
+    row = compare_with_reference("O", evidence.output, expected, bounds, rtol, method="reference", against="reference")
+    if row.passed:
+        return None  # another summation order, within rounding: both are the convolution
+    return (
+        f"{evidence.what} differs from the reference convolution of those inputs by up to "
+        f"{row.max_rel_error or 0.0:.2g} of the scale: {evidence.meaning}"
+    )
 
 
 def _compare_output(

@@ -1,0 +1,337 @@
+"""Why a step of the network scenario failed (run/scenario.py), told from the numbers.
+
+Like state.py for the call protocol, each cause is a hypothesis tested against what the failing
+call returned: what would it have returned with the other instance's batch, with another layer's
+settings, with the weights before the optimiser's step, with the positive part of dy? Only a match
+is named; otherwise the step's own circumstances are, as the likely kind of state or fast path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from convgrad import reference
+from convgrad.findings.diagnosis import matches
+from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, format_shape
+
+if TYPE_CHECKING:  # the scenario imports this module
+    from convgrad.impl.live import Variant
+    from convgrad.run.scenario import _Call
+
+__all__ = ["cause", "call_failed", "dropped", "settings_difference", "learning_rate_step"]
+
+_MATCH_FLOOR = 1e-10  # hypotheses are computed in float64, in another summation order
+_INPUT_OF = {"dX": "x", "dK": "w", "db": "b"}
+
+
+def cause(
+    step: str, failing: "_Call", calls: Sequence["_Call"], geometry: LayerGeometry, first_held: bool, rtol: float
+) -> str:
+    """'<call>: <what differs>; <what it looks like>' for the first failing call of a step."""
+    tolerance = max(rtol, _MATCH_FLOOR)
+    looks = _LOOKS.get(step, _nothing)(failing, list(calls), geometry, first_held, tolerance)
+    return f"{failing.label}: {_differs(failing)}" + (f"; {looks}" if looks else "")
+
+
+def call_failed(step: str, failure: str, calls: Sequence["_Call"]) -> str:
+    """A call that raised or returned something unusable, after the step's calls that held."""
+    done = f" (after {len(calls)} calls that were right)" if calls else ""
+    return f"{failure}{done}"
+
+
+def dropped(name: GradientName, variant: "Variant") -> str:
+    frozen = ", ".join(sorted(variant.frozen))
+    because = f" ({frozen} frozen)" if frozen else ""
+    return (
+        f"backward returned no {name} although {_INPUT_OF[name]} requires a gradient{because}: the gradient was "
+        "dropped; is it computed only when another input's needs_input_grad flag is set?"
+    )
+
+
+def settings_difference(geometry: LayerGeometry, other: LayerGeometry) -> str:
+    """'dilation 2x2 and padding 2x2 (A: 1x1, 1x1)': the settings in which layer B differs from A."""
+    parts, own = [], []
+    for setting in ("stride", "padding", "dilation"):
+        mine, theirs = getattr(geometry, setting), getattr(other, setting)
+        if mine != theirs:
+            parts.append(f"{setting} {format_shape(theirs)}")
+            own.append(f"{setting} {format_shape(mine)}")
+    same = " (so the output shape too)" if other.out_spatial == geometry.out_spatial else ""
+    return f"{' and '.join(parts)}{same}, where A has {' and '.join(own)}"
+
+
+def learning_rate_step(
+    w: np.ndarray, b: np.ndarray, dw: np.ndarray, db: np.ndarray, held_w: Any, held_b: Any, lr: float, rtol: float,
+    dtype: np.dtype,
+) -> Optional[str]:
+    """Why the weights a layer holds after backward(dout, lr) are not W - lr*dW, or None."""
+    tolerance = max(rtol, _MATCH_FLOOR) if dtype == np.float64 else 1e-5
+    before_w, before_b = w.astype(np.float64), b.astype(np.float64)
+    for name, held, before, gradient in (("W", held_w, before_w, dw), ("b", held_b, before_b, db)):
+        if held is None:
+            continue
+        values = np.asarray(held, dtype=np.float64)
+        if values.size != before.size:
+            return f"after backward(dout, lr) the layer holds {name} of shape {format_shape(values.shape)}, expected {format_shape(before.shape)}"
+        values = values.reshape(before.shape)
+        expected = before - lr * gradient
+        if matches(values, expected, tolerance):
+            continue
+        if matches(values, before, tolerance) or np.array_equal(values, before):
+            return f"backward(dout, lr={lr:g}) left {name} unchanged: the SGD step {name} -= lr * d{name} was not taken"
+        for factor in (2.0, 0.5, -1.0):
+            if matches(values, before - factor * lr * gradient, tolerance):
+                return f"backward(dout, lr={lr:g}) changed {name} by {factor:g} * lr * d{name}, not lr * d{name}"
+        change = float(np.max(np.abs(values - expected))) / max(float(np.max(np.abs(expected))), 1e-300)
+        return f"after backward(dout, lr={lr:g}) {name} is not {name} - lr * d{name} (off by up to {change:.2g} of its scale)"
+    return None
+
+
+def _differs(call: "_Call") -> str:
+    failing = [t for t in call.rows if not t.passed]
+    worst = max(failing, key=lambda t: t.max_rel_error or 0.0)
+    names = ", ".join(t.name for t in failing)
+    verb = "differs" if len(failing) == 1 else "differ"
+    counts = "; ".join(f"{t.name} {t.mismatches} of {t.checked}" for t in failing)
+    return f"{names} {verb} from what it should be by up to {worst.max_rel_error or 0.0:.2g} of the scale ({counts} coordinates)"
+
+
+# --- Hypotheses, one function per step -------------------------------------------------------
+
+Looks = Callable[["_Call", list["_Call"], LayerGeometry, bool, float], Optional[str]]
+
+
+def _nothing(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    return None
+
+
+def _recompute(call: "_Call", x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndarray, geometry: LayerGeometry) -> dict[str, np.ndarray]:
+    """The reference outputs of the call's own kind, for other tensors or settings."""
+    x64, w64, b64, dy64 = (np.asarray(t, dtype=np.float64) for t in (x, w, b, dy))
+    settings = geometry.conv_settings()
+    if "O" in call.got:
+        return {"O": reference.forward(x64, w64, b64, **settings)}
+    return dict(zip(GRADIENT_NAMES, reference.backward(dy64, x64, w64, b64, **settings)))
+
+
+def _agrees(call: "_Call", candidate: Mapping[Any, np.ndarray], tolerance: float) -> bool:
+    """Every failing output of the call equals the candidate's (where the shapes allow)."""
+    failing = [t.name for t in call.rows if not t.passed]
+    return bool(failing) and all(
+        name in candidate and candidate[name].shape == call.got[name].shape and matches(call.got[name], candidate[name], tolerance)
+        for name in failing
+    )
+
+
+def _others(failing: "_Call", calls: list["_Call"]) -> list["_Call"]:
+    return [c for c in calls if c.instance is not failing.instance]
+
+
+def _two_instances(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    x, w, b, dy = failing.tensors
+    own, other = failing.instance.name, next((c.instance.name for c in _others(failing, calls)), "the other instance")
+    for earlier in _others(failing, calls):
+        ox, ow, ob, _ = earlier.tensors
+        if "O" in failing.got and "O" in earlier.got and _agrees(failing, earlier.got, tolerance):
+            return f"it returned {other}'s output: a result is shared between instances of the layer"
+        if _agrees(failing, _recompute(failing, ox, w, b, dy, geometry), tolerance):
+            return (
+                f"it is what {own}'s weights give for the batch {other} was given in between: what forward "
+                "keeps for backward (x, im2col columns) is shared between instances of the layer; keep it "
+                "per instance (not in a class attribute or a module-level cache keyed by shape)"
+            )
+        if _agrees(failing, _recompute(failing, x, ow, ob, dy, geometry), tolerance):
+            return f"it is what {other}'s weights give: the weights are shared between instances of the layer"
+    if failing.label == "forward of layer A" and calls and calls[0] is failing and first_held:
+        return (
+            "these are the first call's tensors, whose output matched when the layer was called as a function; "
+            "here it records a backward (training mode, gradients enabled): the training path computes something else"
+        )
+    held = " (called alone, as in the first call, it was right)" if first_held else ""
+    return (
+        f"wrong only when another instance of the layer is called between {own}'s forward and backward{held}: "
+        "state is shared between instances (a class attribute, or a module-level cache keyed by shape)"
+    )
+
+
+def _other_settings(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    x, w, b, dy = failing.tensors
+    mine = failing.instance.geometry
+    for earlier in _others(failing, calls):
+        theirs = earlier.instance.geometry
+        if theirs.out_spatial == mine.out_spatial and _agrees(failing, _recompute(failing, x, w, b, dy, theirs), tolerance):
+            return (
+                f"it is what {earlier.instance.name}'s stride, padding and dilation give: something made from the "
+                "shapes alone (an index table, a plan, padded buffers) is shared between layers of equal shapes and "
+                "other settings; key it on the settings too"
+            )
+    return (
+        f"wrong only when a layer of equal shapes and other settings is called between {failing.instance.name}'s "
+        "calls: state keyed on shapes alone (an index table, a plan, im2col columns) is shared between layers"
+    )
+
+
+def _recomputed(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    index = calls.index(failing)
+    for earlier in calls[:index]:
+        same_input = all(np.array_equal(a, c) for a, c in zip(earlier.tensors[:3], failing.tensors[:3]))
+        if not same_input or earlier.got.keys() != failing.got.keys():
+            continue
+        written = {"O": np.maximum(earlier.got.get("O", np.zeros(0)), 0), "dX": -earlier.got.get("dX", np.zeros(0))}
+        if _agrees(failing, written, tolerance):
+            return (
+                "it is the array the layer returned for the same input before, since written into by the caller "
+                "(an in-place ReLU on O, an in-place update of dX): the layer hands out an array it keeps (a memo "
+                "or an output buffer) and returns it again; return a copy"
+            )
+    if "O" not in failing.got and index >= 1:
+        before = [c for c in calls[:index] if "O" in c.got]
+        if len(before) >= 2:
+            older = before[-2].tensors
+            x, w, b, dy = failing.tensors
+            if _agrees(failing, _recompute(failing, older[0], w, b, dy, geometry), tolerance):
+                return "backward used the input of the forward before the latest one: forward called twice leaves the layer's state behind"
+    return (
+        "wrong when forward runs again before backward, or on a batch it has seen, after the caller wrote into what "
+        "the layer returned: the layer keeps state (or arrays it hands out) between these calls"
+    )
+
+
+def _batch_sizes(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    size = failing.tensors[0].shape[0]
+    before = [geometry.batch] + [c.tensors[0].shape[0] for c in calls[: calls.index(failing)]]
+    largest, previous = max(before), before[-1]
+    if size < largest:
+        return (
+            f"wrong at batch {size} after a batch of {largest} (a smaller last batch, as at the end of an epoch): "
+            "state sized for the largest batch is kept and read whole (e.g. a workspace summed over every row)"
+        )
+    if size > previous:
+        return f"wrong when the batch grows from {previous} to {size}: state sized for an earlier batch is reused"
+    return f"wrong at batch {size}"
+
+
+def _training_steps(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    x, w, b, dy = failing.tensors
+    earlier = [c for c in calls[: calls.index(failing)] if not np.array_equal(c.tensors[1], w)]
+    if earlier:
+        _, old_w, old_b, _ = earlier[-1].tensors
+        if _agrees(failing, _recompute(failing, x, old_w, old_b, dy, geometry), tolerance):
+            return (
+                "it is what the weights before the optimiser's step give: something made from the weights is "
+                "refreshed only when they are a new object, and an optimiser changes them in place (W -= lr * dW); "
+                "compare values or recompute"
+            )
+    return "wrong after the weights were updated in place between steps: something made from the weights is cached"
+
+
+def _learning_rate(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    x, w, b, dy = failing.tensors
+    if "dX" in failing.got:
+        dw = failing.expected.get("dK")
+        db = failing.expected.get("db", np.zeros_like(b, dtype=np.float64))
+        lr = failing.instance.variant.learning_rate
+        if dw is not None:
+            stepped = _recompute(failing, x, w - lr * dw, b - lr * db, dy, geometry)
+            if _agrees(failing, stepped, tolerance) or matches(failing.got["dX"], stepped["dX"], tolerance):
+                return "dx was computed with the weights after the SGD step: compute dx (and dW) before updating W"
+    return None
+
+
+def _no_bias(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    return "with b = None the layer takes another path than with a bias, and that path is wrong"
+
+
+def _frozen(frozen: str) -> Looks:
+    def looks(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+        return f"wrong when {frozen} does not require a gradient: a path chosen by the needs_input_grad flags is wrong"
+
+    return looks
+
+
+def _evaluation(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    return "wrong in evaluation mode (no backward recorded), while the training forwards before it were right"
+
+
+def _relu_input(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    return (
+        "wrong when x has exact zeros as after a ReLU (whole zero planes, a zero item): a path that skips zero "
+        "planes or items is wrong"
+    )
+
+
+def _negative_planes(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    x, w, b, dy = failing.tensors
+    skipped = x.astype(np.float64).copy()
+    dead = skipped.reshape(*skipped.shape[:2], -1).max(axis=-1) <= 0
+    skipped[dead] = 0
+    if _agrees(failing, _recompute(failing, skipped, w, b, dy, geometry), tolerance):
+        return (
+            "it is what x gives with its all-negative planes zeroed: planes were skipped as dead by a test of "
+            "max <= 0; only planes that are exactly zero may be skipped"
+        )
+    return "wrong when whole planes of x are negative (as after a normalisation): a data-dependent path is wrong"
+
+
+def _max_pool_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    x, w, b, dy = failing.tensors
+    dy64 = dy.astype(np.float64)
+    if _agrees(failing, _recompute(failing, x, w, b, np.maximum(dy64, 0), geometry), tolerance):
+        return "it is what the positive entries of dy alone give: a sparse path keeps dy > 0 where it must keep dy != 0"
+    keep = np.flatnonzero(np.abs(dy64).reshape(dy64.shape[0], -1).max(axis=1) > 0)
+    if 0 < keep.size < dy64.shape[0] and "dK" in failing.got:
+        k = keep.size
+        dw = reference.backward(dy64[keep], x[:k].astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                                **geometry.conv_settings())[1]
+        if matches(failing.got["dK"], dw, tolerance):
+            return (
+                "dK is what the items with nonzero dy give paired with the first items of x: items were compacted "
+                "by position (x[:k]) instead of by index (x[keep])"
+            )
+    return "wrong when dy is mostly exact zeros, as after max-pooling (a zero item among them): a sparse path is wrong"
+
+
+def _tiny_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    if all(not np.any(v) for v in failing.got.values()):
+        return (
+            "every gradient is exactly zero for dy of size 1e-8: small values of dy are flushed to zero; gradients "
+            "under loss scaling or late in training are that small"
+        )
+    return "wrong for dy of size 1e-8 (loss scaling, late training): small values are flushed or lose their precision"
+
+
+def _large_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    return "wrong for dy of size 1e3: large values are clipped or overflow"
+
+
+def _pruned(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    x, w, b, dy = failing.tensors
+    zero = [f for f in range(w.shape[0]) if not np.any(w[f])]
+    if "O" in failing.got and zero:
+        y = failing.got["O"]
+        if all(not np.any(y[:, f]) and b[f] != 0 for f in zero):
+            return "the all-zero filter's output is 0, not its bias: a pruned filter was skipped together with its bias"
+    return "wrong when a filter's weights are all zero (pruned): a path that skips such filters is wrong"
+
+
+_LOOKS: dict[str, Looks] = {
+    "two instances": _two_instances,
+    "other settings": _other_settings,
+    "recomputed forward": _recomputed,
+    "batch sizes": _batch_sizes,
+    "training steps": _training_steps,
+    "learning rate": _learning_rate,
+    "no bias": _no_bias,
+    "x frozen": _frozen("x"),
+    "w frozen": _frozen("w"),
+    "b frozen": _frozen("b"),
+    "evaluation mode": _evaluation,
+    "ReLU input": _relu_input,
+    "negative planes": _negative_planes,
+    "max-pool gradient": _max_pool_gradient,
+    "tiny gradient": _tiny_gradient,
+    "large gradient": _large_gradient,
+    "pruned filter": _pruned,
+}

@@ -1,0 +1,554 @@
+"""The network scenario: after the call protocol, the layer is driven the way a training loop drives it.
+
+The first call proves the gradients by finite differences and the call protocol (calls.py) asks
+whether the layer computes the same function when called again. Neither calls it the way a
+network does, and a layer can be right in every unit test and wrong in training. Here each case
+builds live instances of the layer (impl/live.py: layer objects, call streams of functions, torch
+modules with parameters of their own) and runs these steps, comparing every output of every call
+with the reference convolution of what that call was given (float64 to the tensor-scale rtol,
+below it to the rounding bound):
+
+    two instances          forward A, forward A2, backward A2, backward A  (same settings)
+    other settings         forward A, forward B, backward B, backward A   (equal shapes, other
+                                                                           stride/padding/dilation)
+    recomputed forward     forward A twice, the same batch again as gradient checkpointing does,
+                           then backward; the caller writes into every O and dX it gets (an
+                           in-place ReLU), so a layer that hands out an array it keeps shows it
+    batch sizes            a larger batch, a smaller tail, a batch of 1
+    training steps         the weights updated in place between steps, as an optimiser does
+    learning rate          backward(dout, lr) of a layer object that trains itself: dx with the
+                           weights before the step, the weights after it W - lr*dW
+    no bias                built with b = None, where the layer takes it
+    x/w/b frozen           torch: each input not requiring a gradient; the others must come back
+    evaluation mode        forward without recording (torch: module.eval() under no_grad)
+    ReLU input, negative planes, max-pool gradient, tiny gradient, large gradient, pruned filter
+                           the data a network feeds a layer
+
+Without the forward check (no reference) every call is compared with the same layer called
+plainly on the same tensors, as the first call was. Each step costs forward and backward calls,
+never finite differences. A failing step says which call, and what the numbers look like
+(findings/network.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from convgrad import reference
+from convgrad.compare import compare_with_reference, scale_floor
+from convgrad.findings import network as findings
+from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, TensorName
+from convgrad.impl.guard import GuardedLayer, ImplementationFailure, checked_array, finite, guarded_call, unchanged
+from convgrad.impl.live import FULL, LiveLayer, Variant
+from convgrad.impl.protocol import Implementation, Unsupported
+from convgrad.numerics.gradient import ProgressFactory
+from convgrad.numerics.rounding import rounding_bounds
+from convgrad.options import CheckOptions
+from convgrad.report import CallCheck, TensorComparison
+
+__all__ = ["network_scenario", "other_settings", "SCENARIO", "LEARNING_RATE"]
+
+SCENARIO = "network scenario"
+REFERENCE = "the reference convolution of each call's own tensors and weights"
+PLAIN = "the same layer called plainly (forward then backward) on the same tensors"
+LEARNING_RATE = 0.01  # what a layer object that trains itself is given: small, so W moves a little
+OPTIMISER_STEP = 0.1  # each training step moves the weights by this share of their largest value
+Outputs = dict[TensorName, np.ndarray]
+
+
+@dataclass
+class _Instance:
+    """One live layer and what it should hold now."""
+
+    name: str  # "layer A"
+    geometry: LayerGeometry
+    live: LiveLayer
+    variant: Variant
+    w: np.ndarray  # the weights it should hold, in the case's dtype
+    b: np.ndarray  # zeros for a layer without bias
+    x: Optional[np.ndarray] = None  # the input of its latest training forward
+
+
+@dataclass
+class _Call:
+    """What one call returned, compared: its rows and the float64 values (for the findings)."""
+
+    label: str  # "forward of layer A"
+    rows: tuple[TensorComparison, ...]
+    got: Outputs
+    expected: Outputs
+    tensors: tuple[np.ndarray, ...]  # x, w, b, dy as the call was given them (b zeros without bias)
+    instance: _Instance
+
+    @property
+    def passed(self) -> bool:
+        return all(t.passed for t in self.rows)
+
+
+@dataclass
+class _Step:
+    """One step of the scenario: its calls in order, and the failure that ended it, if one did."""
+
+    name: str
+    called_with: str
+    calls: list[_Call] = field(default_factory=list)
+    failure: Optional[ImplementationFailure] = None
+    failed_call: str = ""
+    extra_cause: Optional[str] = None  # a finding that no row shows (the weights after a step)
+    forward_calls: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None and self.extra_cause is None and all(c.passed for c in self.calls)
+
+    @property
+    def first_failing(self) -> Optional[_Call]:
+        return next((c for c in self.calls if not c.passed), None)
+
+
+class _Network:
+    """Builds instances, calls them through the guard's checks, compares, and writes into what
+    they return, as the layers after them would."""
+
+    def __init__(self, implementation: Implementation, geometry: LayerGeometry, options: CheckOptions) -> None:
+        self.implementation, self.geometry, self.options = implementation, geometry, options
+        self.rng = np.random.default_rng((options.seed, 2024))
+        self.rtol = options.tolerances(geometry.dtype).rtol
+        self.dtype = np.dtype(geometry.dtype)
+        self.warnings: list[str] = []
+        self.calls = 0  # forward calls, the cost measure
+        self.step: Optional[_Step] = None
+        self._plain: dict[LayerGeometry, GuardedLayer] = {}
+
+    # Tensors
+    def normal(self, shape: tuple[int, ...]) -> np.ndarray:
+        return self.rng.standard_normal(shape).astype(self.dtype)
+
+    def x(self, batch: int, geometry: Optional[LayerGeometry] = None) -> np.ndarray:
+        return self.normal((batch, *(geometry or self.geometry).in_shape))
+
+    def dy(self, batch: int, geometry: Optional[LayerGeometry] = None) -> np.ndarray:
+        return self.normal((batch, *(geometry or self.geometry).y_shape[1:]))
+
+    # Instances
+    def build(self, name: str, geometry: LayerGeometry, variant: Variant = FULL) -> Optional[_Instance]:
+        """A new live layer with weights of its own; None when the layer cannot be that variant."""
+        w = self.normal(geometry.w_shape)
+        b = self.normal(geometry.b_shape) if variant.bias else np.zeros(geometry.b_shape, self.dtype)
+        try:
+            live = guarded_call(f"building {name}", self.implementation.live, geometry, w, b, variant)
+        except Unsupported:
+            return None
+        return _Instance(name, geometry, live, variant, w, b)
+
+    def update(self, instance: _Instance, w: np.ndarray, b: np.ndarray) -> None:
+        """New weights, written in place into the arrays the layer holds."""
+        w, b = w.astype(self.dtype), b.astype(self.dtype)
+        guarded_call(f"updating the weights of {instance.name}", instance.live.update, w,
+                     b if instance.variant.bias else None)
+        instance.w, instance.b = w, b
+
+    # Calls
+    def forward(self, instance: _Instance, x: np.ndarray, *, training: bool = True) -> np.ndarray:
+        """The instance's output for x, compared with what it should be; the caller then applies
+        an in-place ReLU to the array the layer returned."""
+        label = f"forward of {instance.name}" + ("" if training else " in evaluation mode")
+        given = x.copy()
+        self.calls += 1
+        returned = guarded_call("forward", instance.live.forward, given, training=training)
+        unchanged("forward", {"x": x}, {"x": given})
+        shape = (x.shape[0], *instance.geometry.y_shape[1:])
+        own, y = checked_array("forward", "the output", returned, shape, self.dtype, self.warnings)
+        finite("forward", "the output", y)
+        if training:
+            instance.x = given
+        dy = np.zeros(shape, self.dtype)  # the output's bound does not depend on dy
+        expected = self.expected(instance, x, dy, ("O",))
+        self.record(label, instance, {"O": y}, expected, (x, instance.w, instance.b, dy))
+        if own.flags.writeable:
+            np.maximum(own, 0, out=own)  # the next layer's in-place ReLU
+        return y
+
+    def backward(self, instance: _Instance, dy: np.ndarray) -> Outputs:
+        """The gradients of the instance's latest training forward, each one asked for compared;
+        the caller then writes into the dX the layer returned (its in-place activation backward)."""
+        assert instance.x is not None
+        label = f"backward of {instance.name}"
+        given, x_kept = dy.copy(), instance.x.copy()
+        result = guarded_call("backward", instance.live.backward, given)
+        unchanged("backward", {"dy": dy, "x": x_kept}, {"dy": given, "x": instance.x})
+        if not isinstance(result, (tuple, list)) or len(result) != 3:
+            raise ImplementationFailure(f"backward returned {type(result).__name__}; return the tuple (dx, dw, db)")
+        got: Outputs = {}
+        owns = []
+        for name, value, shape in zip(GRADIENT_NAMES, result, (instance.x.shape, instance.geometry.w_shape, instance.geometry.b_shape)):
+            if not self.asked(instance, name):
+                continue
+            if value is None:
+                raise ImplementationFailure(findings.dropped(name, instance.variant), status="failed")
+            own, array = checked_array("backward", name, value, shape, self.dtype, self.warnings)
+            finite("backward", name, array)
+            got[name] = array
+            owns.append((name, own))
+        expected = self.expected(instance, x_kept, dy, tuple(got))
+        self.record(label, instance, got, expected, (x_kept, instance.w, instance.b, dy))
+        for name, own in owns:
+            if name == "dX" and own.flags.writeable:
+                np.negative(own, out=own)  # e.g. gradient accumulation into the buffer it was handed
+        return got
+
+    def asked(self, instance: _Instance, name: GradientName) -> bool:
+        """Whether the network asks the instance for this gradient."""
+        if name == "db" and (not instance.variant.bias or not self.implementation.has_bias):
+            return False
+        return {"dX": "x", "dK": "w", "db": "b"}[name] not in instance.variant.frozen
+
+    def expected(self, instance: _Instance, x: np.ndarray, dy: np.ndarray, names: tuple[TensorName, ...]) -> Outputs:
+        """What the call should have returned: the reference convolution of its tensors, or
+        without the forward check the layer's own plain calls."""
+        geometry = instance.geometry
+        if not self.options.forward_check:
+            return self.plain(geometry, x, instance.w, instance.b, dy, names)
+        x64, w64, b64, dy64 = (np.asarray(t, dtype=np.float64) for t in (x, instance.w, instance.b, dy))
+        settings = geometry.conv_settings()
+        values: Outputs = {}
+        if "O" in names:
+            values["O"] = reference.forward(x64, w64, b64, **settings)
+        if set(names) - {"O"}:
+            values.update(zip(GRADIENT_NAMES, reference.backward(dy64, x64, w64, b64, **settings)))
+        return values
+
+    def plain(
+        self, geometry: LayerGeometry, x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndarray,
+        names: tuple[TensorName, ...],
+    ) -> Outputs:
+        sized = replace(geometry, batch=x.shape[0])
+        guard = self._plain.get(sized) or self._plain.setdefault(sized, GuardedLayer(self.implementation, sized))
+        self.calls += "O" in names
+        if "O" in names:
+            return {"O": guard.forward(x, w, b)}
+        gradients, _ = guard.backward(dy, x, w, b)
+        return {n: g for n, g in zip(GRADIENT_NAMES, gradients) if g is not None}
+
+    def record(self, label: str, instance: _Instance, got: Outputs, expected: Outputs, tensors: tuple[np.ndarray, ...]) -> None:
+        assert self.step is not None
+        x, w, b, dy = tensors
+        bounds = (
+            rounding_bounds(x, w, b, dy, instance.geometry) if self.options.forward_check else None
+        )
+        rows = []
+        for name, value in got.items():
+            floor = 0.0 if name == "O" else scale_floor(name, x, w, dy)
+            row = compare_with_reference(
+                name, value, expected[name], bounds, self.rtol, method="reference" if self.options.forward_check
+                else "plain call", against="reference" if self.options.forward_check else "plain call", floor=floor,
+            )
+            rows.append(replace(row, call=label))
+        self.step.calls.append(_Call(label, tuple(rows), got, expected, tensors, instance))
+
+    def run(self, name: str, called_with: str, body: Callable[[], None]) -> _Step:
+        """One step: its calls in order; a call that fails outright ends it."""
+        self.step = _Step(name, called_with)
+        before = self.calls
+        try:
+            body()
+        except ImplementationFailure as failure:
+            self.step.failure = failure
+        except Unsupported as refusal:  # a refusal mid-step is a failure: the step's layer was built
+            self.step.failure = ImplementationFailure(f"the layer refused a call it was built for: {refusal}")
+        self.step.forward_calls = self.calls - before
+        return self.step
+
+
+def other_settings(geometry: LayerGeometry, implementation: Implementation) -> Optional[LayerGeometry]:
+    """A layer of the same input, kernel and output shapes with other settings, as ASPP's branches
+    are (dilation d, padding d for 3x3), which the implementation supports; failing that, one of the
+    same input and kernel shapes with other padding or stride; None if it supports neither."""
+    for candidate in _setting_candidates(geometry):
+        if (
+            all(o >= 1 for o in candidate.out_spatial)
+            and _unreached(candidate) <= _unreached(geometry)
+            and implementation.unsupported(candidate) is None
+        ):
+            return candidate
+    return None
+
+
+def _unreached(geometry: LayerGeometry) -> tuple[int, int]:
+    """(kernel taps, inputs) that no window pairs with a real input: a layer where more of them
+    read padding alone computes structural zeros, judged against rounding alone."""
+    one = replace(geometry, batch=1)
+    ones = [np.ones(shape) for shape in (one.y_shape, one.x_shape, one.w_shape, one.b_shape)]
+    dx, dw, _ = reference.backward(*ones, **one.conv_settings())
+    return int(np.count_nonzero(dw == 0)), int(np.count_nonzero(dx == 0))
+
+
+def _setting_candidates(geometry: LayerGeometry) -> Iterator[LayerGeometry]:
+    dilation, padding = [], []
+    for k, d, p in zip(geometry.kernel_size, geometry.dilation, geometry.padding):
+        step = 1 if k % 2 == 1 else 2  # d*(k-1) grows by an even number: the padding keeps the output
+        dilation.append(d + step if k > 1 else d)
+        padding.append(p + step * (k - 1) // 2 if k > 1 else p)
+    if tuple(dilation) != geometry.dilation:
+        yield replace(geometry, dilation=tuple(dilation), padding=tuple(padding))
+    yield replace(geometry, padding=tuple(p + 1 for p in geometry.padding))
+    yield replace(geometry, stride=tuple(s + 1 for s in geometry.stride))
+    if any(p > 0 for p in geometry.padding):
+        yield replace(geometry, padding=tuple(0 for _ in geometry.padding))
+
+
+def network_scenario(
+    implementation: Implementation,
+    geometry: LayerGeometry,
+    options: CheckOptions,
+    first_tensors: tuple[np.ndarray, ...],
+    first_held: bool,
+    progress: Optional[ProgressFactory] = None,
+) -> tuple[tuple[CallCheck, ...], int, tuple[str, ...]]:
+    """The scenario's steps as checks (see the module docstring), the forward calls they made and
+    the warnings their results raised. `first_tensors`: the first call's x, w, b, dy (layer A's
+    first batch is its x); `first_held`: whether every row of the first call passed."""
+    net = _Network(implementation, geometry, options)
+    n = geometry.batch
+    try:
+        a = net.build("layer A", geometry)
+        other = other_settings(geometry, implementation)
+        b_layer = net.build("layer B", other) if other is not None else None
+        learner = net.build("layer L", geometry, Variant(learning_rate=LEARNING_RATE))
+        unbiased = net.build("layer without bias", geometry, Variant(bias=False))
+        freezing = [net.build(f"layer with {f} frozen", geometry, Variant(frozen=frozenset({f}))) for f in "xwb"]
+        assert a is not None, "every implementation lives as its default variant"
+        net.update(a, first_tensors[1], first_tensors[2])
+    except ImplementationFailure as failure:
+        check = CallCheck("building layers", "the case's settings and their variants", REFERENCE, passed=False,
+                          cause=str(failure), error=failure.status == "error", part=SCENARIO)
+        return (check,), 0, ()
+    plan: list[tuple[str, str, int, Callable[[], None]]] = []  # name, called with, forward calls, body
+
+    def two_instances() -> None:
+        a2 = net.build("layer A2", geometry)
+        assert a2 is not None
+        x2, dy2 = net.x(n), net.dy(n)
+        net.forward(a, first_tensors[0])
+        net.forward(a2, x2)
+        net.backward(a2, dy2)
+        net.backward(a, first_tensors[3])
+
+    plan.append(("two instances", "forward A, forward A2, backward A2, backward A: two instances of the layer, the "
+                 "same settings, other weights (A's first batch is the first call's)", 2, two_instances))
+
+    if other is not None and b_layer is not None:
+        layer_b, settings_b = b_layer, other
+
+        def other_layer() -> None:
+            x_a, dy_a, x_b, dy_b = net.x(n), net.dy(n), net.x(n, settings_b), net.dy(n, settings_b)
+            net.forward(a, x_a)
+            net.forward(layer_b, x_b)
+            net.backward(layer_b, dy_b)
+            net.backward(a, dy_a)
+
+        plan.append(("other settings", "forward A, forward B, backward B, backward A: B has the same input and kernel "
+                     f"shapes and {findings.settings_difference(geometry, other)}", 2, other_layer))
+
+    def recomputed() -> None:
+        x_other, x, dy = net.x(n), net.x(n), net.dy(n)
+        net.forward(a, x_other)
+        net.forward(a, x)
+        net.backward(a, dy)
+        net.forward(a, x)  # gradient checkpointing: the same batch again, after the caller wrote into O and dX
+        net.backward(a, dy)
+
+    plan.append(("recomputed forward", "forward A on another batch, then forward A, backward A on one batch, twice "
+                 "(as gradient checkpointing recomputes it), the caller writing into every O and dX it got",
+                 3, recomputed))
+    sizes = _batch_sizes(n)
+
+    def batch_sizes() -> None:
+        for size in sizes:
+            net.forward(a, net.x(size))
+            net.backward(a, net.dy(size))
+
+    plan.append(("batch sizes", f"forward and backward of A at batch {', then '.join(map(str, sizes))} (after "
+                 f"batch {n})", len(sizes), batch_sizes))
+
+    def training_steps() -> None:
+        for _ in range(3):
+            x, dy = net.x(n), net.dy(n)
+            net.forward(a, x)
+            got = net.backward(a, dy)
+            net.update(a, *_optimiser_step(a, got, net.step))
+
+    plan.append(("training steps", "three steps of forward, backward and an SGD update of A's weights in place (the "
+                 "same arrays, as an optimiser changes them)", 3, training_steps))
+    for name, called_with, instance, repeats in (
+        ("learning rate", f"forward and backward(dout, lr={LEARNING_RATE:g}) twice: dx with the weights before the "
+         "step, and the weights after it W - lr*dW", learner, 2),
+        ("no bias", "forward and backward of a layer built with b = None", unbiased, 1),
+        *((f"{f} frozen", f"forward and backward with {f} not requiring a gradient (a first layer's input, a frozen "
+           "weight): every other gradient must come back", layer, 1) for f, layer in zip("xwb", freezing)),
+    ):
+        if instance is not None:
+            plan.append((name, called_with, repeats, functools.partial(_plain_steps, net, instance, n, repeats)))
+
+    def evaluation() -> None:
+        net.forward(a, net.x(n), training=False)
+
+    plan.append(("evaluation mode", "forward of A without recording a backward (torch: module.eval() under "
+                 "no_grad)", 1, evaluation))
+    data_batch = max(n, 3)  # room for a zero item between two others
+    for name, (called_with, make) in _DATA.items():
+        plan.append((name, called_with, 1, functools.partial(_data_step, net, a, make, data_batch)))
+
+    def pruned() -> None:
+        w, b = a.w.copy(), a.b.copy()
+        pruned_filter = int(net.rng.integers(geometry.filters))
+        w[pruned_filter] = 0
+        b[pruned_filter] = b[pruned_filter] or 1.0
+        net.update(a, w, b)
+        net.forward(a, net.x(n))
+        net.backward(a, net.dy(n))
+
+    plan.append(("pruned filter", "forward and backward of A with one filter's weights all zero (pruned) and its "
+                 "bias not", 1, pruned))
+
+    # Each forward is made twice without the forward check: the layer's own plain call is the reference.
+    per_forward = 1 if options.forward_check else 2
+    advance = progress(SCENARIO, per_forward * sum(p[2] for p in plan)) if progress else None
+    steps = []
+    for name, called_with, forwards, body in plan:
+        made = net.calls
+        steps.append(net.run(name, called_with, body))
+        if advance is not None:
+            advance(per_forward * forwards)  # as planned, even when a failing call ended the step early
+        assert net.step is not None and (net.calls - made <= per_forward * forwards)
+    checks = tuple(_as_check(step, geometry, first_held, net.rtol) for step in steps)
+    return checks, net.calls, tuple(net.warnings)
+
+
+def _plain_steps(net: _Network, instance: _Instance, n: int, repeats: int) -> None:
+    """Forward and backward of one instance; after a backward that took its own step, its weights."""
+    for _ in range(repeats):
+        net.forward(instance, net.x(n))
+        net.backward(instance, net.dy(n))
+        if instance.variant.learning_rate:
+            _after_own_step(net, instance)
+
+
+def _data_step(net: _Network, instance: _Instance, make: Callable[[_Network, int], tuple[np.ndarray, np.ndarray]], batch: int) -> None:
+    x, dy = make(net, batch)
+    net.forward(instance, x)
+    net.backward(instance, dy)
+
+
+def _batch_sizes(n: int) -> tuple[int, ...]:
+    """A larger batch, a smaller tail than the case's (at least 2 when it is 1), then 1."""
+    tail = max(1, n - 1) if n > 2 else 2
+    return (n + 3, tail, 1)
+
+
+def _optimiser_step(instance: _Instance, got: Outputs, step: Optional[_Step]) -> tuple[np.ndarray, np.ndarray]:
+    """SGD on the gradients the step's reference gave (right whatever the layer returned), scaled to
+    move the weights by OPTIMISER_STEP of their largest value."""
+    assert step is not None
+    expected = step.calls[-1].expected
+    dw, db = expected.get("dK", np.zeros_like(instance.w)), expected.get("db", np.zeros_like(instance.b))
+    largest = float(np.max(np.abs(dw), initial=0.0))
+    rate = OPTIMISER_STEP * float(np.max(np.abs(instance.w), initial=1.0)) / largest if largest > 0 else 0.0
+    return instance.w - rate * dw, instance.b - rate * db
+
+
+def _after_own_step(net: _Network, instance: _Instance) -> None:
+    """After backward(dout, lr): the weights the layer holds must be W - lr*dW (of the weights
+    before the step); the instance then holds those, as far as the next calls are concerned."""
+    step = net.step
+    assert step is not None
+    expected = step.calls[-1].expected
+    dw, db = expected["dK"], expected.get("db", np.zeros_like(instance.b))
+    w_new = instance.w.astype(np.float64) - LEARNING_RATE * dw
+    b_new = instance.b.astype(np.float64) - LEARNING_RATE * db
+    held_w, held_b = guarded_call("reading the weights", instance.live.held)
+    cause = findings.learning_rate_step(
+        instance.w, instance.b, dw, db, held_w, held_b if instance.variant.bias else None, LEARNING_RATE, net.rtol,
+        net.dtype,
+    )
+    if cause is not None:
+        step.extra_cause = cause
+        raise ImplementationFailure(cause, status="failed")  # the next calls would start from unknown weights
+    instance.w, instance.b = w_new.astype(net.dtype), b_new.astype(net.dtype)
+
+
+def _relu_input(net: _Network, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """x as a ReLU leaves it: half exact zeros, a quarter of the planes all zero, item 1 all zero."""
+    x = np.maximum(net.x(batch), 0)
+    planes = net.rng.random(x.shape[:2]) < 0.25
+    x[planes] = 0
+    x[1] = 0
+    return x, net.dy(batch)
+
+
+def _negative_planes(net: _Network, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """x after a normalisation: a third of the planes entirely negative, some entirely positive."""
+    x = net.x(batch)
+    choice = net.rng.random(x.shape[:2])
+    x[choice < 0.34] = -np.abs(x[choice < 0.34]) - 0.25
+    x[choice > 0.8] = np.abs(x[choice > 0.8]) + 0.25
+    return x, net.dy(batch)
+
+
+def _max_pool_gradient(net: _Network, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """dy as max-pooling passes it back: three quarters exact zeros, both signs, item 1 all zero."""
+    dy = net.dy(batch)
+    dy[net.rng.random(dy.shape) < 0.75] = 0
+    dy[1] = 0
+    return net.x(batch), dy
+
+
+def _scaled_gradient(factor: float) -> Callable[[_Network, int], tuple[np.ndarray, np.ndarray]]:
+    def make(net: _Network, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        return net.x(batch), (net.dy(batch).astype(np.float64) * factor).astype(net.dtype)
+
+    return make
+
+
+_DATA: dict[str, tuple[str, Callable[[_Network, int], tuple[np.ndarray, np.ndarray]]]] = {
+    "ReLU input": ("x as after a ReLU: half exact zeros, whole zero planes, a zero item", _relu_input),
+    "negative planes": ("x as after a normalisation: whole planes entirely negative or entirely positive",
+                        _negative_planes),
+    "max-pool gradient": ("dy as after max-pooling: three quarters exact zeros of both signs, a zero item",
+                          _max_pool_gradient),
+    "tiny gradient": ("dy of size 1e-8, as under loss scaling or late in training", _scaled_gradient(1e-8)),
+    "large gradient": ("dy of size 1e3", _scaled_gradient(1e3)),
+}
+
+
+def _as_check(step: _Step, geometry: LayerGeometry, first_held: bool, rtol: float) -> CallCheck:
+    check = _judged(step, geometry, first_held, rtol)
+    # After a first call that failed, a failing step mostly repeats it: the first call says why.
+    return replace(check, forward_calls=step.forward_calls, follows=not check.passed and not first_held)
+
+
+def _judged(step: _Step, geometry: LayerGeometry, first_held: bool, rtol: float) -> CallCheck:
+    rows = tuple(t for call in step.calls for t in call.rows)
+    compared_with = REFERENCE
+    if step.passed:
+        return CallCheck(step.name, step.called_with, compared_with, passed=True, tensors=rows, part=SCENARIO)
+    if step.failure is not None and step.extra_cause is None:
+        failing = step.first_failing
+        if failing is not None:  # a wrong result came first: that is the cause, the failure followed
+            cause = findings.cause(step.name, failing, step.calls, geometry, first_held, rtol)
+        else:
+            cause = findings.call_failed(step.name, str(step.failure), step.calls)
+        error = failing is None and step.failure.status == "error"
+        return CallCheck(step.name, step.called_with, compared_with, passed=False, tensors=rows, cause=cause,
+                         error=error, part=SCENARIO)
+    if step.extra_cause is not None:
+        return CallCheck(step.name, step.called_with, compared_with, passed=False, tensors=rows,
+                         cause=step.extra_cause, part=SCENARIO)
+    failing = step.first_failing
+    assert failing is not None
+    cause = findings.cause(step.name, failing, step.calls, geometry, first_held, rtol)
+    return CallCheck(step.name, step.called_with, compared_with, passed=False, tensors=rows, cause=cause, part=SCENARIO)
