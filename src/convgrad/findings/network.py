@@ -36,9 +36,23 @@ def cause(
 
 
 def call_failed(step: str, failure: str, calls: Sequence["_Call"]) -> str:
-    """A call that raised or returned something unusable, after the step's calls that held."""
+    """A call that raised or returned something unusable, after the step's calls that held, and
+    what the step's circumstances suggest."""
     done = f" (after {len(calls)} calls that were right)" if calls else ""
-    return f"{failure}{done}"
+    context = _CIRCUMSTANCES.get(step)
+    return f"{failure}{done}" + (f"; {context}" if context else "")
+
+
+# What a call that fails outright in a step most likely means (a wrong value gets a tested cause).
+_CIRCUMSTANCES = {
+    "two instances": "it fails only with another instance of the layer called in between: state is shared "
+                     "between instances (a class attribute, or a module-level cache keyed by shape)",
+    "other settings": "it fails only after a layer of equal shapes and other settings was called: state keyed "
+                      "on shapes alone (an index table, a plan, im2col columns) is shared between layers",
+    "batch sizes": "a network's batch sizes change (a smaller last batch, batch 1): the layer must take any",
+    "recomputed forward": "forward ran again before backward, or on a batch it had seen: the layer keeps "
+                          "state between these calls",
+}
 
 
 def dropped(name: GradientName, variant: "Variant") -> str:
@@ -218,12 +232,13 @@ def _training_steps(failing: "_Call", calls: list["_Call"], geometry: LayerGeome
     earlier = [c for c in calls[: calls.index(failing)] if not np.array_equal(c.tensors[1], w)]
     if earlier:
         _, old_w, old_b, _ = earlier[-1].tensors
-        if _agrees(failing, _recompute(failing, x, old_w, old_b, dy, geometry), tolerance):
-            return (
-                "it is what the weights before the optimiser's step give: something made from the weights is "
-                "refreshed only when they are a new object, and an optimiser changes them in place (W -= lr * dW); "
-                "compare values or recompute"
-            )
+        for stale, weights, bias in (("weights", old_w, b), ("weights and bias", old_w, old_b), ("bias", w, old_b)):
+            if _agrees(failing, _recompute(failing, x, weights, bias, dy, geometry), tolerance):
+                return (
+                    f"it is what the {stale} before the optimiser's step give: something made from them is "
+                    "refreshed only when they are a new object, and an optimiser changes them in place "
+                    "(W -= lr * dW); compare values or recompute"
+                )
     return "wrong after the weights were updated in place between steps: something made from the weights is cached"
 
 

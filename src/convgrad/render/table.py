@@ -231,7 +231,8 @@ def render_brief(case: CaseReport) -> RenderableType:
         parts.append(Text(f"  {tensor.label}: {tensor.reason or 'does not match'}"))
         parts.extend(Text(f"    why: {d.message}") for d in case.diagnoses if d.tensor == tensor.label)
     for check in case.failing_calls:
-        parts.append(Text(f"  {check.name}: {check.reason or 'does not match'}"))
+        if not (check.follows and check.part == "network scenario"):  # named in the verdict: the first says why
+            parts.append(Text(f"  {check.name}: {check.reason or 'does not match'}"))
     for tensor in case.noted:
         parts.append(Text(f"  note: {tensor.label}: {tensor.note}", style="yellow"))
     return Group(*parts)

@@ -425,8 +425,11 @@ def network_scenario(
         if advance is not None:
             advance(per_forward * forwards)  # as planned, even when a failing call ended the step early
         assert net.step is not None and (net.calls - made <= per_forward * forwards)
-    checks = tuple(_as_check(step, geometry, first_held, net.rtol) for step in steps)
-    return checks, net.calls, tuple(net.warnings)
+    checks = [_as_check(step, geometry, first_held, net.rtol) for step in steps]
+    failing = [i for i, c in enumerate(checks) if not c.passed]
+    for i in failing[1:]:  # layer A carries on: state the first failure left mostly fails the rest
+        checks[i] = replace(checks[i], follows=True)
+    return tuple(checks), net.calls, tuple(net.warnings)
 
 
 def _plain_steps(net: _Network, instance: _Instance, n: int, repeats: int) -> None:
@@ -491,11 +494,15 @@ def _relu_input(net: _Network, batch: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _negative_planes(net: _Network, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """x after a normalisation: a third of the planes entirely negative, some entirely positive."""
+    """x as a concatenation of a ReLU branch and a normalised one leaves it: half the planes
+    rectified (a quarter of those all zero), a quarter entirely negative, a quarter as drawn."""
     x = net.x(batch)
     choice = net.rng.random(x.shape[:2])
-    x[choice < 0.34] = -np.abs(x[choice < 0.34]) - 0.25
-    x[choice > 0.8] = np.abs(x[choice > 0.8]) + 0.25
+    rectified, negative = choice < 0.5, (choice >= 0.5) & (choice < 0.75)
+    x[rectified] = np.maximum(x[rectified], 0)
+    x[choice < 0.125] = 0
+    x[negative] = -np.abs(x[negative]) - 0.25
+    x[0, 0] = -np.abs(x[0, 0]) - 0.25  # at least one negative plane, whatever the draw
     return x, net.dy(batch)
 
 
@@ -516,8 +523,8 @@ def _scaled_gradient(factor: float) -> Callable[[_Network, int], tuple[np.ndarra
 
 _DATA: dict[str, tuple[str, Callable[[_Network, int], tuple[np.ndarray, np.ndarray]]]] = {
     "ReLU input": ("x as after a ReLU: half exact zeros, whole zero planes, a zero item", _relu_input),
-    "negative planes": ("x as after a normalisation: whole planes entirely negative or entirely positive",
-                        _negative_planes),
+    "negative planes": ("x as a concatenation of a ReLU branch and a normalised one: exact zeros, whole zero "
+                        "planes, whole negative planes", _negative_planes),
     "max-pool gradient": ("dy as after max-pooling: three quarters exact zeros of both signs, a zero item",
                           _max_pool_gradient),
     "tiny gradient": ("dy of size 1e-8, as under loss scaling or late in training", _scaled_gradient(1e-8)),
