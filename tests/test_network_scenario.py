@@ -1,0 +1,239 @@
+"""The network scenario: layers right in a unit test and wrong in a network are caught by the
+standard suite with the right cause, and their correct twins pass it (tests/zoo/network.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from checking import check_layer
+from convgrad import reference
+from convgrad.cli import cli
+from convgrad.geometry import resolve_geometry
+from convgrad.impl.live import Variant
+from convgrad.impl.loading import as_implementation
+from convgrad.run.scenario import other_settings
+from zoo import FOLDER as ZOO
+from zoo import layers as zoo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STANDARD = os.path.join(ROOT, "configs", "standard.toml")
+NUMPY_LAYERS = os.path.join(ZOO, "network.py")
+TORCH_LAYERS = os.path.join(ZOO, "network_torch.py")
+
+# wrong layer -> (its correct twin, the check that fails first, a phrase of its cause)
+WRONG = {
+    # 1. state shared across layers or instances
+    "ShapeKeyedColumnCache": ("ColumnCacheCheckedAgainstInput", "two instances",
+                              "it is what layer A's weights give for the batch layer A2 was given in between"),
+    "ClassAttributeCache": ("PerInstanceCache", "two instances", "shared between instances of the layer"),
+    "ShapeKeyedIndexTable": ("SettingsKeyedIndexTable", "other settings",
+                             "state keyed on shapes alone (an index table, a plan, im2col columns) is shared"),
+    # 2. training steps
+    "GrowOnlyWorkspace": ("SlicedWorkspace", "batch sizes", "state sized for the largest batch is kept and read whole"),
+    "IdentityKeyedWeightCache": ("ValueCheckedWeightCache", "training steps",
+                                 "it is what the weights before the optimiser's step give"),
+    "StepsBeforeInputGradient": ("StepsAfterInputGradient", "learning rate",
+                                 "dx was computed with the weights after the SGD step"),
+    # 3. activations and gradients a network produces
+    "PositiveOnlySparseGradient": ("SparseGradient", "max-pool gradient", "a sparse path keeps dy > 0"),
+    "DeadPlaneSkipping": ("ZeroPlaneSkipping", "negative planes", "planes were skipped as dead by a test of max <= 0"),
+    "PrunedFilterSkipsBias": ("PrunedFilterKeepsBias", "pruned filter",
+                              "a pruned filter was skipped together with its bias"),
+    "FlushesTinyGradients": ("KeepsTinyGradients", "tiny gradient", "small values of dy are flushed to zero"),
+    "CompactsZeroGradientItems": ("SelectsNonZeroGradientItems", "max-pool gradient",
+                                  "compacted by position (x[:k]) instead of by index (x[keep])"),
+    # 4. variants a network uses
+    "BiasNoneWrongPath": ("BiasNoneRightPath", "no bias", "with b = None the layer takes another path"),
+    # 5. aliasing through returned arrays
+    "MemoReturnsItsOwnArray": ("ExactBytesMemo", "recomputed forward",
+                               "the layer hands out an array it keeps (a memo or an output buffer)"),
+    # 6. memory layout a network produces
+    "AssumesPackedBatchStride": ("UsesBatchStride", "memory layouts 3", "with x as a channel slice of a wider array"),
+}
+CORRECT_ON_PURPOSE = ["ThreadPoolPartialSums", "SortsBatchInternally"]
+
+
+def suite(spec: str) -> tuple[int, dict]:
+    result = CliRunner().invoke(cli, ["check", "--impl", spec, "--config", STANDARD, "--json"])
+    return result.exit_code, json.loads(result.output)
+
+
+def first_failures(report: dict) -> list[tuple[str, str]]:
+    """(check, reason) of the first failing check of every failing case."""
+    found = []
+    for case in report["cases"]:
+        failing = [c for c in case["calls"] if not c["passed"]]
+        if failing:
+            found.append((failing[0]["name"], failing[0]["reason"] or ""))
+    return found
+
+
+@pytest.mark.parametrize("wrong", list(WRONG))
+def test_a_layer_wrong_in_a_network_fails_the_standard_suite_with_its_cause(wrong):
+    _, step, cause = WRONG[wrong]
+    code, report = suite(f"{NUMPY_LAYERS}:{wrong}")
+    assert code == 1 and report["summary"]["failed"] + report["summary"]["error"] > 0
+    # Right in a unit test: every failing case's first call (O, dX, dK, db) holds.
+    assert all(t["passed"] for case in report["cases"] for t in case["tensors"] if case["status"] != "skipped")
+    failures = first_failures(report)
+    assert any(name == step and cause in reason for name, reason in failures), failures[:3]
+
+
+@pytest.mark.parametrize("wrong", list(WRONG))
+def test_its_correct_twin_passes_the_standard_suite(wrong):
+    twin = WRONG[wrong][0]
+    code, report = suite(f"{NUMPY_LAYERS}:{twin}")
+    assert code == 0, first_failures(report)[:3]
+    assert report["summary"]["passed"] > 0
+
+
+@pytest.mark.parametrize("layer", CORRECT_ON_PURPOSE)
+def test_correct_layers_that_look_suspicious_pass(layer):
+    code, report = suite(f"{NUMPY_LAYERS}:{layer}")
+    assert code == 0, first_failures(report)[:3]
+
+
+def test_every_step_of_the_scenario_runs_on_a_layer_object_that_trains_itself():
+    code, report = suite(f"{NUMPY_LAYERS}:StepsAfterInputGradient")
+    assert code == 0
+    case = next(c for c in report["cases"] if c["status"] == "passed")
+    steps = [c["name"] for c in case["calls"] if c["part"] == "network scenario"]
+    assert steps == [
+        "two instances", "other settings", "recomputed forward", "batch sizes", "training steps", "learning rate",
+        "evaluation mode", "ReLU input", "negative planes", "max-pool gradient", "tiny gradient",
+        "large gradient", "pruned filter",
+    ]
+    two = next(c for c in case["calls"] if c["name"] == "two instances")
+    assert [(t["call"], t["name"]) for t in two["tensors"]] == [
+        ("forward of layer A", "O"), ("forward of layer A2", "O"),
+        *(("backward of layer A2", n) for n in ("dX", "dK", "db")), *(("backward of layer A", n) for n in ("dX", "dK", "db")),
+    ]
+
+
+class SkipsStep:
+    """A layer object whose backward(dout, lr) forgets to take the step."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0):
+        k = kernel_size if isinstance(kernel_size, tuple) else (kernel_size, kernel_size)
+        self.W = np.zeros((out_channels, in_channels, *k))
+        self.b = np.zeros(out_channels)
+        self.stride, self.padding = stride, padding
+
+    def _settings(self):
+        pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+        return dict(stride=pair(self.stride), padding=pair(self.padding), dilation=(1, 1), groups=1)
+
+    def forward(self, x):
+        self.x = x
+        return reference.forward(x, self.W, self.b, **self._settings())
+
+    def backward(self, dout, lr):
+        dx, self.dW, self.db = reference.backward(dout, self.x, self.W, self.b, **self._settings())
+        return dx
+
+    spatial_dims = (2,)
+
+
+def test_a_backward_that_takes_no_step_is_caught_with_what_it_left():
+    case = check_layer(resolve_geometry("2x6x6", "3x2x3x3"), SkipsStep)
+    (failing,) = case.failing_calls
+    assert failing.name == "learning rate"
+    assert failing.reason == "backward(dout, lr=0.01) left W unchanged: the SGD step W -= lr * dW was not taken"
+
+
+def test_the_other_layer_has_the_same_output_shape_where_the_layer_takes_it():
+    # ASPP's branches: 3x3 kernels, dilation d and padding d keep the output size.
+    geometry = resolve_geometry("2x9x9", "3x2x3x3", padding=1)
+    other = other_settings(geometry, as_implementation(zoo.TapLoopConv()))
+    assert other is not None and (other.dilation, other.padding) == ((2, 2), (2, 2))
+    assert other.y_shape == geometry.y_shape
+    # A layer that takes no dilation gets other padding instead, and one that takes neither, none.
+    two_d = resolve_geometry("2x9x9", "3x2x2x2")
+    assert other_settings(two_d, as_implementation(zoo.TapLoopConv())).dilation == (3, 3)
+
+
+def test_without_the_forward_check_each_call_is_compared_with_the_layer_called_plainly():
+    case = check_layer(resolve_geometry("3x8x8", "4x3x3x3", batch=2), zoo.WeightStandardised(), forward_check=False)
+    assert case.passed, case.failure_summary
+    scenario = [c for c in case.calls if c.part == "network scenario"]
+    assert scenario and all(t.method == "plain call" for c in scenario for t in c.tensors)
+    broken = check_layer(resolve_geometry("3x8x8", "4x3x3x3", batch=2), f"{NUMPY_LAYERS}:ClassAttributeCache",
+                         forward_check=False)
+    assert "two instances" in [c.name for c in broken.failing_calls]
+
+
+def test_a_function_pair_gets_one_object_per_layer_when_convgrad_builds_it():
+    # forward keeps x on the object, as layer objects do: right when each layer has its own object.
+    case = check_layer(resolve_geometry("3x6x6", "4x3x3x3"), zoo.KeepsInputsForBackward)
+    assert case.passed, case.failure_summary
+
+
+def test_the_instances_are_built_with_their_own_weights():
+    implementation = as_implementation(f"{NUMPY_LAYERS}:PerInstanceCache")
+    geometry = resolve_geometry("2x6x6", "3x2x3x3")
+    w, b = np.ones(geometry.w_shape), np.ones(geometry.b_shape)
+    live = implementation.live(geometry, w, b, Variant())
+    w[...] = 7  # the caller's arrays are not the layer's
+    held_w, held_b = live.held()
+    assert np.all(np.asarray(held_w) == 1) and np.all(np.asarray(held_b) == 1)
+
+
+# --- torch: the training path, frozen inputs, evaluation mode ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+def test_a_weight_gradient_gated_on_the_bias_flag_is_dropped_and_caught(torch):
+    code, report = suite(f"{TORCH_LAYERS}:BiasFlagGatesWeightGradient")
+    assert code == 1
+    failures = first_failures(report)
+    assert failures and all(name == "b frozen" for name, _ in failures)
+    assert all(reason.startswith("backward returned no dK although w requires a gradient (b frozen)") for _, reason in failures)
+    code, report = suite(f"{TORCH_LAYERS}:NeedsInputGradFlags")
+    assert code == 0, first_failures(report)[:3]
+
+
+def test_a_training_path_that_adds_the_bias_twice_is_caught_on_the_recording_forward(torch):
+    code, report = suite(f"{TORCH_LAYERS}:TrainingPathBiasTwice")
+    assert code == 1
+    for name, reason in first_failures(report):
+        assert name == "two instances" and reason.startswith("forward of layer A: O differs")
+        assert "here it records a backward (training mode, gradients enabled): the training path computes" in reason
+    # The first call's O row (no_grad) holds: only the path a training step takes is wrong.
+    assert all(t["passed"] for case in report["cases"] for t in case["tensors"])
+    code, report = suite(f"{TORCH_LAYERS}:TrainingPathBiasOnce")
+    assert code == 0, first_failures(report)[:3]
+
+
+def test_an_evaluation_path_that_differs_is_caught(torch):
+    class EvalDrops(torch.nn.Module):
+        spatial_dims = (2,)
+
+        def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return y if self.training else y * 0.9  # an inference-only rescale left in
+
+    case = check_layer(resolve_geometry("2x6x6", "3x2x3x3"), EvalDrops)
+    assert [c.name for c in case.failing_calls] == ["evaluation mode"]
+    assert case.failing_calls[0].reason.startswith("forward of layer A in evaluation mode: O differs")
+
+
+def test_frozen_inputs_and_no_bias_run_for_a_torch_module_class(torch):
+    case = check_layer(resolve_geometry("2x6x6", "3x2x3x3"), torch.nn.Conv2d)
+    assert case.passed, case.failure_summary
+    names = [c.name for c in case.calls if c.part == "network scenario"]
+    assert {"no bias", "x frozen", "w frozen", "b frozen", "evaluation mode"} <= set(names)
+    frozen = next(c for c in case.calls if c.name == "x frozen")
+    assert {t.name for t in frozen.tensors} == {"O", "dK", "db"}  # dX is not asked for
