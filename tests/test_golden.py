@@ -52,11 +52,11 @@ dtype float64   step 0.5 (relative)   rtol 1e-08 of each tensor's scale   seed 0
 finite differences: dX coloured, one-sided (10 forward calls), dK coloured, one-sided (33 forward
 calls), db dense, one-sided (7 forward calls); O against the reference convolution
 later calls: second call PASS, memory layouts 1 PASS, memory layouts 2 PASS, memory layouts 3 PASS,
-first call repeated PASS
+memory layouts 4 PASS, memory layouts 5 PASS, first call repeated PASS
 network scenario: two instances PASS, other settings PASS, recomputed forward PASS, batch sizes
-PASS, training steps PASS, evaluation mode PASS, ReLU input PASS, negative planes PASS, max-pool
-gradient PASS, tiny gradient PASS, large gradient PASS, pruned filter PASS
-PASS: dX, dK and db match finite differences in all 1340 coordinates (76 forward calls, #.## s)
+PASS, training steps PASS, activations PASS, max-pool gradient PASS, tiny gradient PASS, large
+gradient PASS, pruned filter PASS
+PASS: dX, dK and db match finite differences in all 1340 coordinates (75 forward calls, #.## s)
 """
 
 STANDARD_SUMMARY = """\

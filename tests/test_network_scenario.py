@@ -41,7 +41,7 @@ WRONG = {
                                  "dx was computed with the weights after the SGD step"),
     # 3. activations and gradients a network produces
     "PositiveOnlySparseGradient": ("SparseGradient", "max-pool gradient", "a sparse path keeps dy > 0"),
-    "DeadPlaneSkipping": ("ZeroPlaneSkipping", "negative planes", "planes were skipped as dead by a test of max <= 0"),
+    "DeadPlaneSkipping": ("ZeroPlaneSkipping", "activations", "planes were skipped as dead by a test of max <= 0"),
     "PrunedFilterSkipsBias": ("PrunedFilterKeepsBias", "pruned filter",
                               "a pruned filter was skipped together with its bias"),
     "FlushesTinyGradients": ("KeepsTinyGradients", "tiny gradient", "small values of dy are flushed to zero"),
@@ -53,7 +53,7 @@ WRONG = {
     "MemoReturnsItsOwnArray": ("ExactBytesMemo", "recomputed forward",
                                "the layer hands out an array it keeps (a memo or an output buffer)"),
     # 6. memory layout a network produces
-    "AssumesPackedBatchStride": ("UsesBatchStride", "memory layouts 3", "with x as a channel slice of a wider array"),
+    "AssumesPackedBatchStride": ("UsesBatchStride", "memory layouts 4", "with x as a channel slice of a wider array"),
 }
 CORRECT_ON_PURPOSE = ["ThreadPoolPartialSums", "SortsBatchInternally"]
 
@@ -105,8 +105,7 @@ def test_every_step_of_the_scenario_runs_on_a_layer_object_that_trains_itself():
     steps = [c["name"] for c in case["calls"] if c["part"] == "network scenario"]
     assert steps == [
         "two instances", "other settings", "recomputed forward", "batch sizes", "training steps", "learning rate",
-        "evaluation mode", "ReLU input", "negative planes", "max-pool gradient", "tiny gradient",
-        "large gradient", "pruned filter",
+        "activations", "max-pool gradient", "tiny gradient", "large gradient", "pruned filter",
     ]
     two = next(c for c in case["calls"] if c["name"] == "two instances")
     assert [(t["call"], t["name"]) for t in two["tensors"]] == [

@@ -17,7 +17,7 @@ def test_the_readme_starts_with_the_two_set_up_commands():
     blocks = re.findall(r"```bash\n(.*?)\n```", _read("README.md"), re.DOTALL)
     first, second = blocks[0], blocks[1]
     assert first.endswith("convgrad check --in 3x20x20 --kernels 5x3x3x3")
-    assert "pip install -e '.[test,torch,jax]'" in second and second.endswith("python -m pytest -q")
+    assert "pip install -e '.[test,torch,jax]'" in second and second.endswith("python -m pytest -q -n 2")  # xdist: the two cores CI has
 
 
 def test_ci_runs_the_readmes_test_command():

@@ -31,8 +31,28 @@ def cause(
 ) -> str:
     """'<call>: <what differs>; <what it looks like>' for the first failing call of a step."""
     tolerance = max(rtol, _MATCH_FLOOR)
-    looks = _LOOKS.get(step, _nothing)(failing, list(calls), geometry, first_held, tolerance)
+    looks = _rounding(failing) or _LOOKS.get(step, _nothing)(failing, list(calls), geometry, first_held, tolerance)
     return f"{failing.label}: {_differs(failing)}" + (f"; {looks}" if looks else "")
+
+
+ROUNDING_FACTOR = 8.0  # past the rounding bound by at most this, with at most 3 bits lost: rounding
+
+
+def _rounding(failing: "_Call") -> Optional[str]:
+    """Rounding, not state, when every failing row is within a few times its rounding bound and
+    keeps all but a few bits: no state or fast path the steps look for is that close to right."""
+    rows = [t for t in failing.rows if not t.passed]
+    if not rows or any(t.precision is None for t in rows):
+        return None
+    precisions = [t.precision for t in rows if t.precision is not None]
+    ratio, bits = max(p.largest_ratio for p in precisions), min(p.bits for p in precisions)
+    if ratio > ROUNDING_FACTOR or bits < precisions[0].dtype_bits - 3:
+        return None
+    return (
+        f"up to {ratio:.2g}x the rounding bound, {bits} of {precisions[0].dtype_bits} bits kept: rounding, not "
+        "state; an algorithm that spreads its rounding over every coordinate (FFT, Winograd) can pass the "
+        "per-coordinate bound where a coordinate sums few products"
+    )
 
 
 def call_failed(step: str, failure: str, calls: Sequence["_Call"]) -> str:
@@ -55,7 +75,12 @@ _CIRCUMSTANCES = {
 }
 
 
-def dropped(name: GradientName, variant: "Variant") -> str:
+def dropped(name: GradientName, variant: "Variant", mode: str = "train") -> str:
+    if mode == "eval":
+        return (
+            f"backward in evaluation mode returned no {name} although {_INPUT_OF[name]} requires a gradient: the eval "
+            "path cuts it off (a detached or copied tensor); fine-tuning with the module in eval mode needs it"
+        )
     frozen = ", ".join(sorted(variant.frozen))
     because = f" ({frozen} frozen)" if frozen else ""
     return (
@@ -229,6 +254,13 @@ def _batch_sizes(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry
 
 def _training_steps(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
+    for before in calls[: calls.index(failing)]:
+        if not np.array_equal(before.tensors[0], x) and _agrees(failing, _recompute(failing, before.tensors[0], w, b, dy, geometry), tolerance):
+            return (
+                "it is what the previous batch gives: something made from x is cached by the identity of the array, "
+                "and this batch came in the same array refilled in place (as a data loader's preallocated batch "
+                "does); key it on the values, or recompute"
+            )
     earlier = [c for c in calls[: calls.index(failing)] if not np.array_equal(c.tensors[1], w)]
     if earlier:
         _, old_w, old_b, _ = earlier[-1].tensors
@@ -267,17 +299,20 @@ def _frozen(frozen: str) -> Looks:
 
 
 def _evaluation(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
-    return "wrong in evaluation mode (no backward recorded), while the training forwards before it were right"
+    x, w, b, dy = failing.tensors
+    for earlier in calls[: calls.index(failing)]:
+        _, old_w, old_b, _ = earlier.tensors
+        if not np.array_equal(old_w, w) and _agrees(failing, _recompute(failing, x, old_w, old_b, dy, geometry), tolerance):
+            return (
+                "it is what the weights before the last update give: the evaluation path uses a copy of the weights "
+                "made once (at the first evaluation), which training steps never refresh"
+            )
+    if "eval" in failing.label and "recording" in failing.label:
+        return "wrong in evaluation mode with gradients on (fine-tuning with the module in eval mode)"
+    return "wrong in evaluation mode, while the training calls before it were right"
 
 
-def _relu_input(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
-    return (
-        "wrong when x has exact zeros as after a ReLU (whole zero planes, a zero item): a path that skips zero "
-        "planes or items is wrong"
-    )
-
-
-def _negative_planes(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _activations(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     skipped = x.astype(np.float64).copy()
     dead = skipped.reshape(*skipped.shape[:2], -1).max(axis=-1) <= 0
@@ -287,7 +322,10 @@ def _negative_planes(failing: "_Call", calls: list["_Call"], geometry: LayerGeom
             "it is what x gives with its all-negative planes zeroed: planes were skipped as dead by a test of "
             "max <= 0; only planes that are exactly zero may be skipped"
         )
-    return "wrong when whole planes of x are negative (as after a normalisation): a data-dependent path is wrong"
+    return (
+        "wrong for activations a network produces (exact zeros, whole zero or negative planes, a zero item): a "
+        "path that skips zero planes or items is wrong"
+    )
 
 
 def _max_pool_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
@@ -343,8 +381,7 @@ _LOOKS: dict[str, Looks] = {
     "w frozen": _frozen("w"),
     "b frozen": _frozen("b"),
     "evaluation mode": _evaluation,
-    "ReLU input": _relu_input,
-    "negative planes": _negative_planes,
+    "activations": _activations,
     "max-pool gradient": _max_pool_gradient,
     "tiny gradient": _tiny_gradient,
     "large gradient": _large_gradient,

@@ -26,7 +26,7 @@ from convgrad.impl.autograd import AutogradCalls
 from convgrad.impl.functions import SETTING_NAMES, KeywordCalls, UserSettings, function_calls
 from convgrad.impl.guard import ImplementationFailure, describe_exception
 from convgrad.impl.hints import conv_like_names, crash_hint
-from convgrad.impl.live import LiveLayer, Variant
+from convgrad.impl.live import LiveLayer, Mode, Variant
 from convgrad.impl.protocol import Unsupported
 from convgrad.impl.stateful import is_layer_class, stateful_calls
 
@@ -69,7 +69,7 @@ class OwnLive(Protocol):
 
     geometry: LayerGeometry
 
-    def forward(self, x: Any, *, training: bool = True) -> Any: ...
+    def forward(self, x: Any, *, mode: Mode = "train", record: bool = True) -> Any: ...
 
     def backward(self, dy: Any) -> Any: ...
 
@@ -278,10 +278,10 @@ class _AdaptedLive:
         self._added_bias = None if added_bias is None else added_bias.copy()  # a bias-free layer's, added here
         self._x_shape: tuple[int, ...] = ()
 
-    def forward(self, x: np.ndarray, *, training: bool = True) -> Any:
+    def forward(self, x: np.ndarray, *, mode: Mode = "train", record: bool = True) -> Any:
         adapter = self._adapter
-        self._x_shape = tuple(x.shape) if training else self._x_shape
-        out = self._own.forward(adapter._user_x(x), training=training)
+        self._x_shape = tuple(x.shape) if record else self._x_shape
+        out = self._own.forward(adapter._user_x(x), mode=mode, record=record)
         y_shape = (x.shape[0], *self._own.geometry.y_shape[1:])
         y = adapter._from_user_activation(out, y_shape, "forward", "the output")
         if self._added_bias is not None and np.shape(y) == y_shape:

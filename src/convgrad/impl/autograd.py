@@ -19,7 +19,7 @@ import numpy as np
 from convgrad.geometry import LayerGeometry
 from convgrad.impl.functions import KeywordCalls, UserSettings
 from convgrad.impl.guard import ImplementationFailure
-from convgrad.impl.live import Variant, write_in_place
+from convgrad.impl.live import Mode, Variant, write_in_place
 
 __all__ = ["AutogradCalls"]
 
@@ -85,10 +85,10 @@ class TensorLayer:
         self._weights = tuple(calls.tensor(np.array(a)) for a in (w, b) if a is not None)
         self._recorded: Optional[tuple[Any, Any]] = None  # (out, x) of the latest training forward
 
-    def forward(self, x: Any, *, training: bool = True) -> Any:
+    def forward(self, x: Any, *, mode: Mode = "train", record: bool = True) -> Any:
         x_tensor = self._calls.tensor(np.array(x))
         out = self._calls.apply((x_tensor, *self._weights), self._settings)
-        if training:
+        if record:
             self._recorded = (out, x_tensor)
         return _data(out, "the output")
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Literal, Optional
 
 from convgrad.geometry import LayerGeometry, format_shape
 from convgrad.impl.guard import ImplementationFailure
-from convgrad.impl.live import StreamLayer, Variant
+from convgrad.impl.live import Mode, StreamLayer, Variant
 
 __all__ = ["KeywordCalls", "CacheCalls", "function_calls", "SETTING_NAMES", "NEUTRAL", "UserSettings", "parameters"]
 
@@ -161,9 +161,9 @@ class CacheStream(StreamLayer):
             geometry, w, b,
         )
 
-    def forward(self, x: Any, *, training: bool = True) -> Any:
+    def forward(self, x: Any, *, mode: Mode = "train", record: bool = True) -> Any:
         out, cache = self._forward(x, self._w, self._b)
-        if training:
+        if record:
             self._x = cache  # what backward takes in place of x
         return out
 

@@ -13,15 +13,16 @@ module with parameters of its own). run/scenario.py drives them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Literal, Optional, Protocol
 
 import numpy as np
 
 from convgrad.geometry import LayerGeometry
 
-__all__ = ["Variant", "LiveLayer", "StreamLayer", "FULL", "write_in_place"]
+__all__ = ["Variant", "LiveLayer", "StreamLayer", "FULL", "Mode", "write_in_place"]
 
 Input = str  # "x", "w" or "b"
+Mode = Literal["train", "eval"]  # a module's mode (torch's train() and eval())
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,12 @@ FULL = Variant()
 class LiveLayer(Protocol):
     """One instance of a layer in a network, in convgrad's layouts (see the module docstring)."""
 
-    def forward(self, x: np.ndarray, *, training: bool = True) -> Any:
-        """y for x with the weights the layer holds; `training=False`: evaluation mode, no recording."""
+    def forward(self, x: np.ndarray, *, mode: Mode = "train", record: bool = True) -> Any:
+        """y for x with the weights the layer holds, in `mode`; `record`: keep what backward needs
+        (torch: gradients enabled), else the forward of an evaluation that has no backward."""
 
     def backward(self, dy: np.ndarray) -> Any:
-        """(dx, dw, db) of the latest training forward; None for a gradient not asked for."""
+        """(dx, dw, db) of the latest recorded forward; None for a gradient not asked for."""
 
     def update(self, w: np.ndarray, b: Optional[np.ndarray]) -> None:
         """Write new weights into the arrays the layer holds, in place, as an optimiser does."""
@@ -74,8 +76,8 @@ class StreamLayer:
         self._w, self._b = np.array(w, copy=True), (None if b is None else np.array(b, copy=True))
         self._x: Any = None
 
-    def forward(self, x: Any, *, training: bool = True) -> Any:
-        if training:
+    def forward(self, x: Any, *, mode: Mode = "train", record: bool = True) -> Any:
+        if record:
             self._x = x
         return self._forward(x, self._w, self._b)
 

@@ -72,12 +72,16 @@ _COPIERS: dict[MemoryLayout, Copier] = {
 }
 
 # The layouts of the protocol's non-contiguous calls: activations channels last (the most common
-# layout after C order) then in Fortran order, kernels the other way round; then activations as a
-# network's concatenations leave them, channel slices of a wider array.
+# layout after C order) then in Fortran order, kernels the other way round; then what a network
+# hands a layer: x and dy in different layouts (a gradient back through a reshape is in C order
+# whatever x is), channel slices of a wider array (a concatenation's output), and step slices
+# (a strided shortcut written as x[:, :, ::2, ::2]).
 NON_CONTIGUOUS: tuple[dict[str, MemoryLayout], ...] = (
     {"x": "channels last", "w": "Fortran order", "b": "step slice", "dy": "channels last"},
     {"x": "Fortran order", "w": "transposed view", "b": "step slice", "dy": "transposed view"},
-    {"x": "channel slice", "dy": "channel slice"},
+    {"x": "channels last", "dy": "channel slice"},
+    {"x": "channel slice", "dy": "channels last"},
+    {"x": "step slice", "dy": "step slice"},
 )
 
 

@@ -25,7 +25,7 @@ from convgrad.geometry import LayerGeometry
 from convgrad.impl.declare import CONSTRUCTOR_NAMES, Declarations
 from convgrad.impl.functions import UserSettings, parameters
 from convgrad.impl.guard import ImplementationFailure, describe_exception
-from convgrad.impl.live import Variant, write_in_place
+from convgrad.impl.live import Mode, Variant, write_in_place
 from convgrad.impl.named_settings import untaken_setting
 from convgrad.impl.protocol import Unsupported
 
@@ -173,7 +173,7 @@ class LayerObject:
         self._bias = variant.bias and calls.has_bias
         self._shapes = shapes  # of w and b in the user's layout
 
-    def forward(self, x: Any, *, training: bool = True) -> Any:
+    def forward(self, x: Any, *, mode: Mode = "train", record: bool = True) -> Any:
         return self._layer.forward(x)
 
     def backward(self, dy: Any) -> Any:

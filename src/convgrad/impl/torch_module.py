@@ -30,7 +30,7 @@ from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry, format_shape
 from convgrad.impl.functions import NEUTRAL, SETTING_NAMES
 from convgrad.impl.guard import ImplementationFailure, describe_exception
-from convgrad.impl.live import Variant
+from convgrad.impl.live import Mode, Variant
 from convgrad.impl.protocol import Unsupported
 from convgrad.impl.named_settings import (
     NAMES,
@@ -112,6 +112,8 @@ class TorchLive:
     eval mode without recording. Frozen inputs do not require a gradient, and a gradient the
     layer drops for an input that does comes back None."""
 
+    has_modes = True  # evaluation (no recording, eval()) is another path than training
+
     def __init__(
         self, arrays: TorchArrays, call: Callable[..., Any], module: Any, weight_name: Optional[str],
         bias_name: Optional[str], geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant,
@@ -136,17 +138,18 @@ class TorchLive:
             if tensor is not None:
                 tensor.requires_grad_(name not in variant.frozen)
         self._recorded: Optional[tuple[Any, Any]] = None
+        self._updates = 0
 
-    def forward(self, x: np.ndarray, *, training: bool = True) -> Any:
+    def forward(self, x: np.ndarray, *, mode: Mode = "train", record: bool = True) -> Any:
         torch, module = self._arrays.torch, self._module
-        x_tensor = self._arrays.tensor(x, grad=training and "x" not in self._variant.frozen)
+        x_tensor = self._arrays.tensor(x, grad=record and "x" not in self._variant.frozen)
         if module is not None:
-            module.train(training)
-        with self._arrays.one_thread(), torch.set_grad_enabled(training):
+            module.train(mode == "train")
+        with self._arrays.one_thread(), torch.set_grad_enabled(record):
             y = self._call(x_tensor) if module is not None else self._call(x_tensor, self._w, self._b)
             if self._added is not None and isinstance(y, torch.Tensor):
                 y = y + self._added.reshape(1, -1, *([1] * (y.dim() - 2)))
-        if training:
+        if record:
             self._recorded = (y, x_tensor)
         return self._arrays.numpy(y)
 
@@ -165,12 +168,17 @@ class TorchLive:
         )
 
     def update(self, w: np.ndarray, b: Optional[np.ndarray]) -> None:
+        """In place, as optimisers do it: every other update under no_grad (as torch.optim does,
+        which bumps the tensor's version), the others through `.data` (as older optimisers and
+        weight averaging do, which leaves the version alone)."""
         torch = self._arrays.torch
+        self._updates += 1
+        bias = self._b if self._added is None else self._added
+        pairs = [(self._w, w)] + ([(bias, b)] if bias is not None and b is not None else [])
         with torch.no_grad():
-            self._w.copy_(torch.from_numpy(np.asarray(w)))
-            bias = self._b if self._added is None else self._added
-            if bias is not None and b is not None:
-                bias.copy_(torch.from_numpy(np.asarray(b)))
+            for parameter, values in pairs:
+                target = parameter if self._updates % 2 else parameter.data
+                target.copy_(torch.from_numpy(np.asarray(values)))
 
     def held(self) -> tuple[Any, Any]:
         bias = self._b if self._added is None else self._added

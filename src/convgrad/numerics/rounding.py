@@ -20,7 +20,9 @@ the layer does. LAMBDA is chosen from benchmarks/precision.py (README: "How prec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+
+from dataclasses import dataclass, replace
 from typing import Mapping, Optional
 
 import numpy as np
@@ -66,18 +68,18 @@ class RoundingBounds:
 
 
 def rounding_bounds(
-    x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndarray, geometry: LayerGeometry
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndarray, geometry: LayerGeometry, *, output_only: bool = False,
 ) -> Optional[RoundingBounds]:
-    """The bounds for the layer's own inputs, or None when the dtype is judged without the model."""
+    """The bounds for the layer's own inputs, or None when the dtype is judged without the model;
+    `output_only`: O's alone (half the work, for a forward call on its own)."""
     if not uses_rounding_model(geometry.dtype):
         return None
     settings = geometry.conv_settings()
     ax, aw, ab, ady = (np.abs(np.asarray(t, dtype=np.float64)) for t in (x, w, b, dy))
-    ones = [np.ones_like(t) for t in (ax, aw, ady)]
     sums: dict[TensorName, np.ndarray] = {"O": reference.forward(ax, aw, ab, **settings)}
-    sums.update(zip(GRADIENT_NAMES, reference.backward(ady, ax, aw, ab, **settings)))
-    counts: dict[TensorName, np.ndarray] = {"O": reference.forward(ones[0], ones[1], np.zeros_like(ab), **settings) + 1.0}  # + the bias
-    counts.update(zip(GRADIENT_NAMES, reference.backward(ones[2], ones[0], ones[1], ab, **settings)))
+    if not output_only:
+        sums.update(zip(GRADIENT_NAMES, reference.backward(ady, ax, aw, ab, **settings)))
+    counts = _products(replace(geometry, batch=x.shape[0]))
     u = unit_roundoff(geometry.dtype) + REFERENCE_ROUNDOFF
     eta = float(np.finfo(geometry.dtype).smallest_subnormal) / 2
     bound: dict[TensorName, np.ndarray] = {}
@@ -89,3 +91,18 @@ def rounding_bounds(
         bound[name] = LAMBDA * (u * (np.sqrt(n) * total + term) + n * eta)
         magnitude[name] = total + term
     return RoundingBounds(bound, magnitude, u, significant_bits(geometry.dtype))
+
+
+@functools.lru_cache(maxsize=32)
+def _products(geometry: LayerGeometry) -> Mapping[TensorName, np.ndarray]:
+    """n_i: the products each coordinate of O, dX, dK and db sums (the reference run on ones, the
+    bias counted in O), a function of the geometry alone: worked out once for the calls of a check."""
+    settings = geometry.conv_settings()
+    ones = [np.ones(shape) for shape in (geometry.x_shape, geometry.w_shape, geometry.y_shape)]
+    counts: dict[TensorName, np.ndarray] = {
+        "O": reference.forward(ones[0], ones[1], np.zeros(geometry.b_shape), **settings) + 1.0
+    }
+    counts.update(zip(GRADIENT_NAMES, reference.backward(ones[2], ones[0], ones[1], np.zeros(geometry.b_shape), **settings)))
+    for values in counts.values():
+        values.flags.writeable = False
+    return counts

@@ -9,8 +9,11 @@ is compared with something already trusted, at the cost of one forward and one b
                           w in Fortran order, b a step slice
     memory layouts 2      the same tensors: x in Fortran order, w and  vs the reference convolution
                           dy transposed views, b a step slice
-    memory layouts 3      the same tensors: x and dy channel slices    vs the reference convolution
-                          of a wider array (a concatenation's output)
+    memory layouts 3      the same tensors: x channels last, dy a      vs the reference convolution
+                          channel slice of a wider array
+    memory layouts 4      x a channel slice (a concatenation's         vs the reference convolution
+                          output), dy channels last
+    memory layouts 5      x and dy step slices                         vs the reference convolution
     first call repeated   the first call's tensors again               vs the first call's results
 
 With the forward check off there is no reference to trust; the gradients of the first two calls

@@ -21,7 +21,7 @@ below it to the rounding bound):
     no bias                built with b = None, where the layer takes it
     x/w/b frozen           torch: each input not requiring a gradient; the others must come back
     evaluation mode        forward without recording (torch: module.eval() under no_grad)
-    ReLU input, negative planes, max-pool gradient, tiny gradient, large gradient, pruned filter
+    activations, max-pool gradient, tiny gradient, large gradient, pruned filter
                            the data a network feeds a layer
 
 Without the forward check (no reference) every call is compared with the same layer called
@@ -43,7 +43,7 @@ from convgrad.compare import compare_with_reference, scale_floor
 from convgrad.findings import network as findings
 from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, TensorName
 from convgrad.impl.guard import GuardedLayer, ImplementationFailure, checked_array, finite, guarded_call, unchanged
-from convgrad.impl.live import FULL, LiveLayer, Variant
+from convgrad.impl.live import FULL, LiveLayer, Mode, Variant
 from convgrad.impl.protocol import Implementation, Unsupported
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.numerics.rounding import rounding_bounds
@@ -58,6 +58,10 @@ PLAIN = "the same layer called plainly (forward then backward) on the same tenso
 LEARNING_RATE = 0.01  # what a layer object that trains itself is given: small, so W moves a little
 OPTIMISER_STEP = 0.1  # each training step moves the weights by this share of their largest value
 Outputs = dict[TensorName, np.ndarray]
+_MODE_WORDS = {
+    ("train", True): "", ("eval", False): " in evaluation mode", ("eval", True): " in evaluation mode, recording",
+    ("train", False): " without recording",
+}
 
 
 @dataclass
@@ -70,7 +74,8 @@ class _Instance:
     variant: Variant
     w: np.ndarray  # the weights it should hold, in the case's dtype
     b: np.ndarray  # zeros for a layer without bias
-    x: Optional[np.ndarray] = None  # the input of its latest training forward
+    x: Optional[np.ndarray] = None  # the input of its latest recorded forward
+    mode: str = "train"  # of its latest recorded forward
 
 
 @dataclass
@@ -153,19 +158,25 @@ class _Network:
         instance.w, instance.b = w, b
 
     # Calls
-    def forward(self, instance: _Instance, x: np.ndarray, *, training: bool = True) -> np.ndarray:
+    def forward(
+        self, instance: _Instance, x: np.ndarray, *, mode: Mode = "train", record: bool = True,
+        into: Optional[np.ndarray] = None,
+    ) -> np.ndarray:
         """The instance's output for x, compared with what it should be; the caller then applies
-        an in-place ReLU to the array the layer returned."""
-        label = f"forward of {instance.name}" + ("" if training else " in evaluation mode")
-        given = x.copy()
+        an in-place ReLU to the array the layer returned. `into`: a buffer of the caller's that is
+        refilled with x and handed over (a data loader's preallocated batch), else a fresh copy."""
+        label = f"forward of {instance.name}" + _MODE_WORDS[(mode, record)]
+        if into is not None:
+            np.copyto(into, x)
+        given = x.copy() if into is None else into
         self.calls += 1
-        returned = guarded_call("forward", instance.live.forward, given, training=training)
+        returned = guarded_call("forward", instance.live.forward, given, mode=mode, record=record)
         unchanged("forward", {"x": x}, {"x": given})
         shape = (x.shape[0], *instance.geometry.y_shape[1:])
         own, y = checked_array("forward", "the output", returned, shape, self.dtype, self.warnings)
         finite("forward", "the output", y)
-        if training:
-            instance.x = given
+        if record:
+            instance.x, instance.mode = given, mode
         dy = np.zeros(shape, self.dtype)  # the output's bound does not depend on dy
         expected = self.expected(instance, x, dy, ("O",))
         self.record(label, instance, {"O": y}, expected, (x, instance.w, instance.b, dy))
@@ -173,12 +184,14 @@ class _Network:
             np.maximum(own, 0, out=own)  # the next layer's in-place ReLU
         return y
 
-    def backward(self, instance: _Instance, dy: np.ndarray) -> Outputs:
-        """The gradients of the instance's latest training forward, each one asked for compared;
+    def backward(self, instance: _Instance, dy: np.ndarray, *, into: Optional[np.ndarray] = None) -> Outputs:
+        """The gradients of the instance's latest recorded forward, each one asked for compared;
         the caller then writes into the dX the layer returned (its in-place activation backward)."""
         assert instance.x is not None
         label = f"backward of {instance.name}"
-        given, x_kept = dy.copy(), instance.x.copy()
+        if into is not None:
+            np.copyto(into, dy)
+        given, x_kept = (dy.copy() if into is None else into), instance.x.copy()
         result = guarded_call("backward", instance.live.backward, given)
         unchanged("backward", {"dy": dy, "x": x_kept}, {"dy": given, "x": instance.x})
         if not isinstance(result, (tuple, list)) or len(result) != 3:
@@ -189,7 +202,7 @@ class _Network:
             if not self.asked(instance, name):
                 continue
             if value is None:
-                raise ImplementationFailure(findings.dropped(name, instance.variant), status="failed")
+                raise ImplementationFailure(findings.dropped(name, instance.variant, instance.mode), status="failed")
             own, array = checked_array("backward", name, value, shape, self.dtype, self.warnings)
             finite("backward", name, array)
             got[name] = array
@@ -238,7 +251,8 @@ class _Network:
         assert self.step is not None
         x, w, b, dy = tensors
         bounds = (
-            rounding_bounds(x, w, b, dy, instance.geometry) if self.options.forward_check else None
+            rounding_bounds(x, w, b, dy, instance.geometry, output_only="O" in got) if self.options.forward_check
+            else None
         )
         rows = []
         for name, value in got.items():
@@ -278,6 +292,7 @@ def other_settings(geometry: LayerGeometry, implementation: Implementation) -> O
     return None
 
 
+@functools.lru_cache(maxsize=64)
 def _unreached(geometry: LayerGeometry) -> tuple[int, int]:
     """(kernel taps, inputs) that no window pairs with a real input: a layer where more of them
     read padding alone computes structural zeros, judged against rounding alone."""
@@ -376,14 +391,16 @@ def network_scenario(
                  f"batch {n})", len(sizes), batch_sizes))
 
     def training_steps() -> None:
-        for _ in range(3):
+        x_buffer, dy_buffer = np.empty((n, *geometry.in_shape), net.dtype), np.empty((n, *geometry.y_shape[1:]), net.dtype)
+        for _ in range(2):
             x, dy = net.x(n), net.dy(n)
-            net.forward(a, x)
-            got = net.backward(a, dy)
+            net.forward(a, x, into=x_buffer)
+            got = net.backward(a, dy, into=dy_buffer)
             net.update(a, *_optimiser_step(a, got, net.step))
 
-    plan.append(("training steps", "three steps of forward, backward and an SGD update of A's weights in place (the "
-                 "same arrays, as an optimiser changes them)", 3, training_steps))
+    plan.append(("training steps", "two steps of forward, backward and an SGD update of A's weights in place (the "
+                 "same arrays, as an optimiser changes them), each batch in the same buffers, refilled", 2,
+                 training_steps))
     for name, called_with, instance, repeats in (
         ("learning rate", f"forward and backward(dout, lr={LEARNING_RATE:g}) twice: dx with the weights before the "
          "step, and the weights after it W - lr*dW", learner, 2),
@@ -395,13 +412,21 @@ def network_scenario(
             plan.append((name, called_with, repeats, functools.partial(_plain_steps, net, instance, n, repeats)))
 
     def evaluation() -> None:
-        net.forward(a, net.x(n), training=False)
+        net.forward(a, net.x(n), mode="eval", record=False)  # validation
+        net.forward(a, net.x(n))  # back to training: a step that updates the weights
+        got = net.backward(a, net.dy(n))
+        net.update(a, *_optimiser_step(a, got, net.step))
+        net.forward(a, net.x(n), mode="eval", record=False)  # the next validation sees the new weights
+        net.forward(a, net.x(n), mode="eval")  # fine-tuning with the module in eval mode, still recording
+        net.backward(a, net.dy(n))
 
-    plan.append(("evaluation mode", "forward of A without recording a backward (torch: module.eval() under "
-                 "no_grad)", 1, evaluation))
-    data_batch = max(n, 3)  # room for a zero item between two others
+    if getattr(a.live, "has_modes", False):  # elsewhere the mode changes nothing
+        plan.append(("evaluation mode", "validation between training steps (module.eval() under no_grad, before and "
+                     "after an update), then a step in eval mode with gradients on, as when fine-tuning", 4,
+                     evaluation))
     for name, (called_with, make) in _DATA.items():
-        plan.append((name, called_with, 1, functools.partial(_data_step, net, a, make, data_batch)))
+        batch = max(n, 3) if name in _ZERO_ITEM else n  # room for a zero item between two others
+        plan.append((name, called_with, 1, functools.partial(_data_step, net, a, make, batch)))
 
     def pruned() -> None:
         w, b = a.w.copy(), a.b.copy()
@@ -484,18 +509,10 @@ def _after_own_step(net: _Network, instance: _Instance) -> None:
     instance.w, instance.b = w_new.astype(net.dtype), b_new.astype(net.dtype)
 
 
-def _relu_input(net: _Network, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """x as a ReLU leaves it: half exact zeros, a quarter of the planes all zero, item 1 all zero."""
-    x = np.maximum(net.x(batch), 0)
-    planes = net.rng.random(x.shape[:2]) < 0.25
-    x[planes] = 0
-    x[1] = 0
-    return x, net.dy(batch)
-
-
-def _negative_planes(net: _Network, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """x as a concatenation of a ReLU branch and a normalised one leaves it: half the planes
-    rectified (a quarter of those all zero), a quarter entirely negative, a quarter as drawn."""
+def _activations(net: _Network, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """x as a ReLU branch concatenated with a normalised one leaves it: half the planes rectified
+    (half exact zeros; a quarter of those planes all zero), a quarter entirely negative, a quarter
+    as drawn, and item 1 all zero (a ReLU can kill a whole item)."""
     x = net.x(batch)
     choice = net.rng.random(x.shape[:2])
     rectified, negative = choice < 0.5, (choice >= 0.5) & (choice < 0.75)
@@ -503,6 +520,7 @@ def _negative_planes(net: _Network, batch: int) -> tuple[np.ndarray, np.ndarray]
     x[choice < 0.125] = 0
     x[negative] = -np.abs(x[negative]) - 0.25
     x[0, 0] = -np.abs(x[0, 0]) - 0.25  # at least one negative plane, whatever the draw
+    x[1:2] = 0
     return x, net.dy(batch)
 
 
@@ -510,7 +528,7 @@ def _max_pool_gradient(net: _Network, batch: int) -> tuple[np.ndarray, np.ndarra
     """dy as max-pooling passes it back: three quarters exact zeros, both signs, item 1 all zero."""
     dy = net.dy(batch)
     dy[net.rng.random(dy.shape) < 0.75] = 0
-    dy[1] = 0
+    dy[1:2] = 0
     return net.x(batch), dy
 
 
@@ -521,10 +539,10 @@ def _scaled_gradient(factor: float) -> Callable[[_Network, int], tuple[np.ndarra
     return make
 
 
+_ZERO_ITEM = ("activations", "max-pool gradient")  # the steps with a zero item
 _DATA: dict[str, tuple[str, Callable[[_Network, int], tuple[np.ndarray, np.ndarray]]]] = {
-    "ReLU input": ("x as after a ReLU: half exact zeros, whole zero planes, a zero item", _relu_input),
-    "negative planes": ("x as a concatenation of a ReLU branch and a normalised one: exact zeros, whole zero "
-                        "planes, whole negative planes", _negative_planes),
+    "activations": ("x as a ReLU branch concatenated with a normalised one leaves it: exact zeros, whole zero "
+                    "planes, whole negative planes, a zero item", _activations),
     "max-pool gradient": ("dy as after max-pooling: three quarters exact zeros of both signs, a zero item",
                           _max_pool_gradient),
     "tiny gradient": ("dy of size 1e-8, as under loss scaling or late in training", _scaled_gradient(1e-8)),
