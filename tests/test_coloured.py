@@ -196,7 +196,6 @@ def test_progress_totals_match_the_calls_made_even_with_a_fallback():
         if description != "dX coloured":  # abandoned when the layer turned out non-local
             assert done == total, description
     assert sum(done for _, done in tasks.values()) == case.forward_calls - 1  # all but the first forward
-    assert tasks["network scenario"][0] > 0
 
 
 def scaled(gradient: int, factor: float):
@@ -400,7 +399,6 @@ def test_a_layer_that_rejects_a_stacked_batch_is_retried_at_its_own_batch_size_a
     assert "forward failed on a stacked batch" in dx.note and "built for batch 2" in dx.note
     # No evidence is dropped: a layer that takes one batch size is no layer a network can use.
     assert not o.passed and o.reason.startswith("forward failed on x stacked with copies into a larger batch")
-    assert "batch sizes" in [c.name for c in case.failing_calls]
 
 
 def test_a_layer_that_mishandles_a_stacked_batch_fails_with_the_evidence():

@@ -26,12 +26,10 @@ _MATCH_FLOOR = 1e-10  # hypotheses are computed in float64, in another summation
 _INPUT_OF = {"dX": "x", "dK": "w", "db": "b"}
 
 
-def cause(
-    step: str, failing: "_Call", calls: Sequence["_Call"], geometry: LayerGeometry, first_held: bool, rtol: float
-) -> str:
+def cause(step: str, failing: "_Call", calls: Sequence["_Call"], geometry: LayerGeometry, rtol: float) -> str:
     """'<call>: <what differs>; <what it looks like>' for the first failing call of a step."""
     tolerance = max(rtol, _MATCH_FLOOR)
-    looks = _rounding(failing) or _LOOKS.get(step, _nothing)(failing, list(calls), geometry, first_held, tolerance)
+    looks = _rounding(failing) or _LOOKS.get(step, _nothing)(failing, list(calls), geometry, tolerance)
     return f"{failing.label}: {_differs(failing)}" + (f"; {looks}" if looks else "")
 
 
@@ -139,10 +137,11 @@ def _differs(call: "_Call") -> str:
 
 # --- Hypotheses, one function per step -------------------------------------------------------
 
-Looks = Callable[["_Call", list["_Call"], LayerGeometry, bool, float], Optional[str]]
+# (the failing call, the step's calls, the case's geometry, the match tolerance) -> what it looks like
+Looks = Callable[["_Call", list["_Call"], LayerGeometry, float], Optional[str]]
 
 
-def _nothing(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _nothing(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     return None
 
 
@@ -168,7 +167,7 @@ def _others(failing: "_Call", calls: list["_Call"]) -> list["_Call"]:
     return [c for c in calls if c.instance is not failing.instance]
 
 
-def _two_instances(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _two_instances(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     own, other = failing.instance.name, next((c.instance.name for c in _others(failing, calls)), "the other instance")
     for earlier in _others(failing, calls):
@@ -183,19 +182,19 @@ def _two_instances(failing: "_Call", calls: list["_Call"], geometry: LayerGeomet
             )
         if _agrees(failing, _recompute(failing, x, ow, ob, dy, geometry), tolerance):
             return f"it is what {other}'s weights give: the weights are shared between instances of the layer"
-    if failing.label == "forward of layer A" and calls and calls[0] is failing and first_held:
+    if failing.label == "forward of layer A" and calls and calls[0] is failing:
         return (
             "these are the first call's tensors, whose output matched when the layer was called as a function; "
             "here it records a backward (training mode, gradients enabled): the training path computes something else"
         )
-    held = " (called alone, as in the first call, it was right)" if first_held else ""
     return (
-        f"wrong only when another instance of the layer is called between {own}'s forward and backward{held}: "
+        f"wrong only when another instance of the layer is called between {own}'s forward and backward (called "
+        "alone, as in the first call, it was right): "
         "state is shared between instances (a class attribute, or a module-level cache keyed by shape)"
     )
 
 
-def _other_settings(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _other_settings(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     mine = failing.instance.geometry
     for earlier in _others(failing, calls):
@@ -212,7 +211,7 @@ def _other_settings(failing: "_Call", calls: list["_Call"], geometry: LayerGeome
     )
 
 
-def _recomputed(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _recomputed(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     index = calls.index(failing)
     for earlier in calls[:index]:
         same_input = all(np.array_equal(a, c) for a, c in zip(earlier.tensors[:3], failing.tensors[:3]))
@@ -238,7 +237,7 @@ def _recomputed(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry,
     )
 
 
-def _batch_sizes(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _batch_sizes(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     size = failing.tensors[0].shape[0]
     before = [geometry.batch] + [c.tensors[0].shape[0] for c in calls[: calls.index(failing)]]
     largest, previous = max(before), before[-1]
@@ -252,7 +251,7 @@ def _batch_sizes(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry
     return f"wrong at batch {size}"
 
 
-def _training_steps(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _training_steps(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     for before in calls[: calls.index(failing)]:
         if not np.array_equal(before.tensors[0], x) and _agrees(failing, _recompute(failing, before.tensors[0], w, b, dy, geometry), tolerance):
@@ -274,7 +273,7 @@ def _training_steps(failing: "_Call", calls: list["_Call"], geometry: LayerGeome
     return "wrong after the weights were updated in place between steps: something made from the weights is cached"
 
 
-def _learning_rate(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _learning_rate(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     if "dX" in failing.got:
         dw = failing.expected.get("dK")
@@ -287,18 +286,18 @@ def _learning_rate(failing: "_Call", calls: list["_Call"], geometry: LayerGeomet
     return None
 
 
-def _no_bias(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _no_bias(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     return "with b = None the layer takes another path than with a bias, and that path is wrong"
 
 
 def _frozen(frozen: str) -> Looks:
-    def looks(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+    def looks(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
         return f"wrong when {frozen} does not require a gradient: a path chosen by the needs_input_grad flags is wrong"
 
     return looks
 
 
-def _evaluation(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _evaluation(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     for earlier in calls[: calls.index(failing)]:
         _, old_w, old_b, _ = earlier.tensors
@@ -312,7 +311,7 @@ def _evaluation(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry,
     return "wrong in evaluation mode, while the training calls before it were right"
 
 
-def _activations(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _activations(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     skipped = x.astype(np.float64).copy()
     dead = skipped.reshape(*skipped.shape[:2], -1).max(axis=-1) <= 0
@@ -328,7 +327,7 @@ def _activations(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry
     )
 
 
-def _max_pool_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _max_pool_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     dy64 = dy.astype(np.float64)
     if _agrees(failing, _recompute(failing, x, w, b, np.maximum(dy64, 0), geometry), tolerance):
@@ -346,7 +345,7 @@ def _max_pool_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGe
     return "wrong when dy is mostly exact zeros, as after max-pooling (a zero item among them): a sparse path is wrong"
 
 
-def _tiny_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _tiny_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     if all(not np.any(v) for v in failing.got.values()):
         return (
             "every gradient is exactly zero for dy of size 1e-8: small values of dy are flushed to zero; gradients "
@@ -355,11 +354,11 @@ def _tiny_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeomet
     return "wrong for dy of size 1e-8 (loss scaling, late training): small values are flushed or lose their precision"
 
 
-def _large_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _large_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     return "wrong for dy of size 1e3: large values are clipped or overflow"
 
 
-def _pruned(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, first_held: bool, tolerance: float) -> Optional[str]:
+def _pruned(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     zero = [f for f in range(w.shape[0]) if not np.any(w[f])]
     if "O" in failing.got and zero:

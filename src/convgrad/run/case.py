@@ -89,12 +89,13 @@ def run_case(
             first_held = (all(t.passed for t in tensors if t.name == "O"), all(t.passed for t in rows))
             second = random_tensors(geometry, options, call=1)
             calls = later_calls(guard, geometry, options, first, second, first_held, bounds, progress)
-            steps, scenario_calls, scenario_warnings = network_scenario(
-                implementation, geometry, options, first.tensors, first_held[1], progress
-            )
-            calls += steps
-            guard.forward_calls += scenario_calls
-            guard.warnings.extend(w for w in scenario_warnings if w not in guard.warnings)
+            if first_held[1]:  # after a wrong first call its steps mostly repeat it: the cause comes first
+                steps, scenario_calls, scenario_warnings = network_scenario(
+                    implementation, geometry, options, first.tensors, progress
+                )
+                calls += steps
+                guard.forward_calls += scenario_calls
+                guard.warnings.extend(w for w in scenario_warnings if w not in guard.warnings)
     except Unsupported as refusal:  # the layer itself says it cannot express this case
         return _refused(geometry, implementation, options, name, f"{implementation.name}: {refusal}")
     # Where and why are worked out from the report's own numbers, for failing tensors only.

@@ -321,12 +321,11 @@ def network_scenario(
     geometry: LayerGeometry,
     options: CheckOptions,
     first_tensors: tuple[np.ndarray, ...],
-    first_held: bool,
     progress: Optional[ProgressFactory] = None,
 ) -> tuple[tuple[CallCheck, ...], int, tuple[str, ...]]:
     """The scenario's steps as checks (see the module docstring), the forward calls they made and
     the warnings their results raised. `first_tensors`: the first call's x, w, b, dy (layer A's
-    first batch is its x); `first_held`: whether every row of the first call passed."""
+    first batch is its x). Run after a first call that held: every row of it passed."""
     net = _Network(implementation, geometry, options)
     n = geometry.batch
     try:
@@ -450,7 +449,7 @@ def network_scenario(
         if advance is not None:
             advance(per_forward * forwards)  # as planned, even when a failing call ended the step early
         assert net.step is not None and (net.calls - made <= per_forward * forwards)
-    checks = [_as_check(step, geometry, first_held, net.rtol) for step in steps]
+    checks = [_as_check(step, geometry, net.rtol) for step in steps]
     failing = [i for i, c in enumerate(checks) if not c.passed]
     for i in failing[1:]:  # layer A carries on: state the first failure left mostly fails the rest
         checks[i] = replace(checks[i], follows=True)
@@ -550,13 +549,11 @@ _DATA: dict[str, tuple[str, Callable[[_Network, int], tuple[np.ndarray, np.ndarr
 }
 
 
-def _as_check(step: _Step, geometry: LayerGeometry, first_held: bool, rtol: float) -> CallCheck:
-    check = _judged(step, geometry, first_held, rtol)
-    # After a first call that failed, a failing step mostly repeats it: the first call says why.
-    return replace(check, forward_calls=step.forward_calls, follows=not check.passed and not first_held)
+def _as_check(step: _Step, geometry: LayerGeometry, rtol: float) -> CallCheck:
+    return replace(_judged(step, geometry, rtol), forward_calls=step.forward_calls)
 
 
-def _judged(step: _Step, geometry: LayerGeometry, first_held: bool, rtol: float) -> CallCheck:
+def _judged(step: _Step, geometry: LayerGeometry, rtol: float) -> CallCheck:
     rows = tuple(t for call in step.calls for t in call.rows)
     compared_with = REFERENCE
     if step.passed:
@@ -564,7 +561,7 @@ def _judged(step: _Step, geometry: LayerGeometry, first_held: bool, rtol: float)
     if step.failure is not None and step.extra_cause is None:
         failing = step.first_failing
         if failing is not None:  # a wrong result came first: that is the cause, the failure followed
-            cause = findings.cause(step.name, failing, step.calls, geometry, first_held, rtol)
+            cause = findings.cause(step.name, failing, step.calls, geometry, rtol)
         else:
             cause = findings.call_failed(step.name, str(step.failure), step.calls)
         error = failing is None and step.failure.status == "error"
@@ -575,5 +572,5 @@ def _judged(step: _Step, geometry: LayerGeometry, first_held: bool, rtol: float)
                          cause=step.extra_cause, part=SCENARIO)
     failing = step.first_failing
     assert failing is not None
-    cause = findings.cause(step.name, failing, step.calls, geometry, first_held, rtol)
+    cause = findings.cause(step.name, failing, step.calls, geometry, rtol)
     return CallCheck(step.name, step.called_with, compared_with, passed=False, tensors=rows, cause=cause, part=SCENARIO)
