@@ -148,12 +148,15 @@ def test_a_backward_that_takes_no_step_is_caught_with_what_it_left():
 def test_the_other_layer_has_the_same_output_shape_where_the_layer_takes_it():
     # ASPP's branches: 3x3 kernels, dilation d and padding d keep the output size.
     geometry = resolve_geometry("2x9x9", "3x2x3x3", padding=1)
-    other = other_settings(geometry, as_implementation(zoo.TapLoopConv()))
-    assert other is not None and (other.dilation, other.padding) == ((2, 2), (2, 2))
-    assert other.y_shape == geometry.y_shape
-    # A layer that takes no dilation gets other padding instead, and one that takes neither, none.
+    aspp, padded = other_settings(geometry, as_implementation(zoo.TapLoopConv()))
+    assert (aspp.dilation, aspp.padding) == ((2, 2), (2, 2)) and aspp.y_shape == geometry.y_shape
+    assert (padded.dilation, padded.padding, padded.stride) == ((1, 1), (2, 2), (1, 1))  # padding alone
+    # An even kernel keeps its output shape with dilation + 2; a layer that takes no dilation
+    # (a layer object of stride and padding) gets other padding and other stride instead.
     two_d = resolve_geometry("2x9x9", "3x2x2x2")
-    assert other_settings(two_d, as_implementation(zoo.TapLoopConv())).dilation == (3, 3)
+    assert other_settings(two_d, as_implementation(zoo.TapLoopConv()))[0].dilation == (3, 3)
+    objects = other_settings(geometry, as_implementation(f"{NUMPY_LAYERS}:PerInstanceCache"))
+    assert [(o.padding, o.stride) for o in objects] == [((2, 2), (1, 1)), ((1, 1), (2, 2))]
 
 
 def test_without_the_forward_check_each_call_is_compared_with_the_layer_called_plainly():
@@ -236,3 +239,74 @@ def test_frozen_inputs_and_no_bias_run_for_a_torch_module_class(torch):
     assert {"no bias", "x frozen", "w frozen", "b frozen", "evaluation mode"} <= set(names)
     frozen = next(c for c in case.calls if c.name == "x frozen")
     assert {t.name for t in frozen.tensors} == {"O", "dK", "db"}  # dX is not asked for
+
+
+# --- a second set, written independently: one geometry each, in-process -------------------------
+
+REVIEW_LAYERS = os.path.join(ZOO, "network_review.py")
+REVIEW_TORCH = os.path.join(ZOO, "network_review_torch.py")
+SEED_LIKE = resolve_geometry("3x6x6", "4x3x3x3", batch=2)
+
+# wrong layer -> (the row or later check that fails, a phrase of its reason)
+REVIEW_WRONG = {
+    "IdentityColumnReuse": ("training steps", "it is what the previous batch gives"),
+    "FingerprintMemo": ("dX", "coordinates differ"),
+    "StepSliceRowsAssumed": ("memory layouts 5", "with x as a step slice"),
+    "ChannelsLastFollowsX": ("memory layouts 3", "with x channels last"),
+    "IdKeyedColumnMemo": ("O", "the forward is not a convolution next to the inputs checked"),
+    "IndexTableKeyMissingPadding": ("other settings", "state keyed on shapes alone"),
+    "SharedWeightMatrixByShape": ("two instances", "is what layer A2's weights give"),
+    "CornerKeyedWeightCache": ("dK", "coordinates differ"),
+    "LazyWeightView": ("dK", "coordinates differ"),
+    "EveryOtherCallGradient": ("second call", "returned the first call's dK again"),
+}
+REVIEW_CORRECT = ["ExactBytesColumnCache", "TapLoopReversed", "PowerOfTwoRescaled", "OwnWorkspaceInPlace"]
+REVIEW_TORCH_WRONG = {
+    "EvalWeightSnapshot": ("evaluation mode", "the evaluation path uses a copy of the weights made once"),
+    "EvalModeDetachedWeight": ("evaluation mode", "backward in evaluation mode returned no dK"),
+    "FrozenInputDividesByBatch": ("x frozen", "wrong when x does not require a gradient"),
+    "FrozenWeightConstantFolded": ("dK", "coordinates differ"),
+    "DataPtrKeyedWeightCache": ("dK", "coordinates differ"),
+}
+REVIEW_TORCH_CORRECT = ["ValueCheckedWeightCache", "Float64InternalFunction"]
+
+
+def failing_where(case) -> dict[str, str]:
+    """Every failing row and later check of a case, with its reason."""
+    found = {t.name: t.reason or "" for t in case.tensors if not t.passed}
+    found.update({c.name: c.reason or "" for c in case.failing_calls})
+    return found
+
+
+def assert_caught(case, where: str, phrase: str) -> None:
+    found = failing_where(case)
+    assert where in found and phrase in found[where], found
+
+
+@pytest.mark.parametrize("wrong", list(REVIEW_WRONG))
+def test_the_second_set_of_wrong_layers_is_caught(wrong):
+    assert_caught(check_layer(SEED_LIKE, f"{REVIEW_LAYERS}:{wrong}"), *REVIEW_WRONG[wrong])
+
+
+@pytest.mark.parametrize("layer", REVIEW_CORRECT)
+def test_the_second_set_of_correct_layers_passes(layer):
+    for geometry in (SEED_LIKE, resolve_geometry("4x7x6", "6x2x3x2", batch=3, stride=2, padding=1, groups=2)):
+        case = check_layer(geometry, f"{REVIEW_LAYERS}:{layer}")
+        assert case.passed or case.skipped, case.failure_summary
+
+
+@pytest.mark.parametrize("wrong", list(REVIEW_TORCH_WRONG))
+def test_the_second_set_of_wrong_torch_layers_is_caught(torch, wrong):
+    assert_caught(check_layer(SEED_LIKE, f"{REVIEW_TORCH}:{wrong}"), *REVIEW_TORCH_WRONG[wrong])
+
+
+def test_a_cache_keyed_on_the_tensor_version_misses_updates_through_data(torch):
+    # Keyed on (data_ptr, _version): right under torch.optim, stale after p.data updates.
+    case = check_layer(SEED_LIKE, f"{REVIEW_TORCH}:VersionKeyedWeightCache")
+    assert not case.passed and {"training steps", "second call"} & set(failing_where(case))
+
+
+@pytest.mark.parametrize("layer", REVIEW_TORCH_CORRECT)
+def test_the_second_set_of_correct_torch_layers_passes(torch, layer):
+    case = check_layer(SEED_LIKE, f"{REVIEW_TORCH}:{layer}")
+    assert case.passed, case.failure_summary

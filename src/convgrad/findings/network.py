@@ -88,7 +88,8 @@ def dropped(name: GradientName, variant: "Variant", mode: str = "train") -> str:
 
 
 def settings_difference(geometry: LayerGeometry, other: LayerGeometry) -> str:
-    """'dilation 2x2 and padding 2x2 (A: 1x1, 1x1)': the settings in which layer B differs from A."""
+    """'dilation 2x2 and padding 2x2 (so the output shape too), where A has ...': the settings in
+    which another layer differs from A."""
     parts, own = [], []
     for setting in ("stride", "padding", "dilation"):
         mine, theirs = getattr(geometry, setting), getattr(other, setting)

@@ -52,6 +52,8 @@ from convgrad.report import CallCheck, TensorComparison
 
 __all__ = ["network_scenario", "other_settings", "SCENARIO", "LEARNING_RATE"]
 
+OTHER_LAYERS = 2  # layers of equal shapes and other settings: each setting a key may leave out
+
 SCENARIO = "network scenario"
 REFERENCE = "the reference convolution of each call's own tensors and weights"
 PLAIN = "the same layer called plainly (forward then backward) on the same tensors"
@@ -278,18 +280,20 @@ class _Network:
         return self.step
 
 
-def other_settings(geometry: LayerGeometry, implementation: Implementation) -> Optional[LayerGeometry]:
-    """A layer of the same input, kernel and output shapes with other settings, as ASPP's branches
-    are (dilation d, padding d for 3x3), which the implementation supports; failing that, one of the
-    same input and kernel shapes with other padding or stride; None if it supports neither."""
+def other_settings(geometry: LayerGeometry, implementation: Implementation) -> list[LayerGeometry]:
+    """Up to OTHER_LAYERS layers of the same input and kernel shapes and other settings, which the
+    implementation supports: first as ASPP's branches are (dilation d, padding d for 3x3: the same
+    output shape), then with other padding alone, other stride alone, no padding. A table keyed on
+    shapes that leaves out any one setting meets a layer that differs in just that."""
+    found: list[LayerGeometry] = []
     for candidate in _setting_candidates(geometry):
-        if (
+        if len(found) < OTHER_LAYERS and (
             all(o >= 1 for o in candidate.out_spatial)
             and _unreached(candidate) <= _unreached(geometry)
             and implementation.unsupported(candidate) is None
         ):
-            return candidate
-    return None
+            found.append(candidate)
+    return found
 
 
 @functools.lru_cache(maxsize=64)
@@ -330,8 +334,10 @@ def network_scenario(
     n = geometry.batch
     try:
         a = net.build("layer A", geometry)
-        other = other_settings(geometry, implementation)
-        b_layer = net.build("layer B", other) if other is not None else None
+        others = [
+            (layer, settings) for name, settings in zip("BC", other_settings(geometry, implementation))
+            if (layer := net.build(f"layer {name}", settings)) is not None
+        ]
         learner = net.build("layer L", geometry, Variant(learning_rate=LEARNING_RATE))
         unbiased = net.build("layer without bias", geometry, Variant(bias=False))
         freezing = [net.build(f"layer with {f} frozen", geometry, Variant(frozen=frozenset({f}))) for f in "xwb"]
@@ -355,18 +361,21 @@ def network_scenario(
     plan.append(("two instances", "forward A, forward A2, backward A2, backward A: two instances of the layer, the "
                  "same settings, other weights (A's first batch is the first call's)", 2, two_instances))
 
-    if other is not None and b_layer is not None:
-        layer_b, settings_b = b_layer, other
+    if others:
+        def other_layers() -> None:
+            dys = [net.dy(n, geometry)] + [net.dy(n, settings) for _, settings in others]
+            for instance in (a, *(layer for layer, _ in others)):
+                net.forward(instance, net.x(n, instance.geometry))
+            for instance, dy in reversed(list(zip((a, *(layer for layer, _ in others)), dys))):
+                net.backward(instance, dy)
 
-        def other_layer() -> None:
-            x_a, dy_a, x_b, dy_b = net.x(n), net.dy(n), net.x(n, settings_b), net.dy(n, settings_b)
-            net.forward(a, x_a)
-            net.forward(layer_b, x_b)
-            net.backward(layer_b, dy_b)
-            net.backward(a, dy_a)
-
-        plan.append(("other settings", "forward A, forward B, backward B, backward A: B has the same input and kernel "
-                     f"shapes and {findings.settings_difference(geometry, other)}", 2, other_layer))
+        names = "".join(layer.name[-1] for layer, _ in others)
+        order = ", ".join([f"forward {c}" for c in "A" + names] + [f"backward {c}" for c in reversed("A" + names)])
+        differences = "; ".join(
+            f"{layer.name[-1]} has {findings.settings_difference(geometry, settings)}" for layer, settings in others
+        )
+        plan.append(("other settings", f"{order}: layers of the same input and kernel shapes; {differences}",
+                     1 + len(others), other_layers))
 
     def recomputed() -> None:
         x_other, x, dy = net.x(n), net.x(n), net.dy(n)
