@@ -131,7 +131,7 @@ def test_later_calls_cost_one_forward_call_each():
     assert [c.forward_calls for c in protocol] == [1, 1, 1, 1, 1, 1, 1]
     scenario = {c.name: c.forward_calls for c in first_only.calls if c.part == "network scenario"}
     assert scenario == {
-        "two instances": 2, "other settings": 2, "recomputed forward": 3, "batch sizes": 3, "training steps": 2,
+        "two instances": 2, "other settings": 3, "recomputed forward": 3, "batch sizes": 3, "training steps": 2,
         "activations": 1, "max-pool gradient": 1, "tiny gradient": 1, "large gradient": 1, "pruned filter": 1,
     }
     assert all(c.passed for c in first_only.calls)

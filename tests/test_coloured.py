@@ -324,7 +324,11 @@ class LeaksAlongRows(ReferenceWith):
     """Conv plus 0.3 x the input 5 rows up (summed over channels), with its exact gradient.
 
     Every colour's hole leaves outputs unread along both axes, so the locality watch sees it.
+    Written for 3x3 kernels without padding, stride or dilation, and says so.
     """
+
+    def supports(self, geometry):
+        return geometry.padding == (0, 0) and geometry.stride == (1, 1) and geometry.dilation == (1, 1)
 
     def forward(self, x, w, b, **settings):
         y = reference.forward(x, w, b, **settings)

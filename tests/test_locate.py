@@ -117,13 +117,15 @@ def test_worst_coordinates_are_largest_first_and_equal_errors_in_index_order(sha
     from convgrad.compare import WORST_SHOWN
 
     values = np.random.default_rng(0).standard_normal(shape)
-    exact = compare("dX", values, values.copy(), 1e-6, method="coloured")  # every error 0
-    assert [c.index for c in exact.worst] == [np.unravel_index(f, shape) for f in range(min(WORST_SHOWN, values.size))]
+    exact = compare("dX", values, values.copy(), 1e-6, method="coloured")  # every error 0: a pass lists one
+    assert [c.index for c in exact.worst] == [np.unravel_index(0, shape)]
+    failing = compare("dX", values, values.copy(), -1.0, method="coloured")  # every error 0, and past -1
+    assert [c.index for c in failing.worst] == [np.unravel_index(f, shape) for f in range(min(WORST_SHOWN, values.size))]
     # Errors of a few sizes, many of them equal (as rounding errors are, in units of the last
     # place): the same list as a stable full sort makes, on any machine.
     rng = np.random.default_rng(1)
     whole = rng.integers(-50, 50, size=shape).astype(np.float64)
     errors = rng.integers(0, 4, size=shape) / 2**20  # exact in float64: whole + errors - whole == errors
-    got = compare("dX", whole + errors, whole, 1e-6, method="coloured")
+    got = compare("dX", whole + errors, whole, 0.0, method="coloured")  # fails: every worst coordinate listed
     expected = sorted(range(values.size), key=lambda f: (-errors.flat[f], f))[:WORST_SHOWN]
     assert [c.index for c in got.worst] == [np.unravel_index(f, shape) for f in expected]

@@ -72,6 +72,7 @@ def compare(
     note: str | None = None,
     floor: float = 0.0,
     against: str = "numerical",
+    call: Optional[str] = None,
 ) -> TensorComparison:
     """Compare every coordinate where `reference` is defined (NaN marks coordinates not computed).
 
@@ -106,7 +107,7 @@ def compare(
         rel = diff / scale
     mismatches = int(np.count_nonzero(rel > tolerance))
     max_rel = float(rel.max(initial=0.0))
-    order = _worst_first(rel, max_rel)
+    order = _worst_first(rel, max_rel, passed=mismatches == 0)
     worst = _coordinates(order[computed.flat[order]], analytical, reference, diff, rel)  # computed ones only
     passed = mismatches == 0
     reason = None
@@ -137,12 +138,13 @@ def compare(
         note=note,
         analytical=analytical,
         numerical=reference,
+        call=call,
     )
 
 
 def compare_bounded(
     name: TensorName, analytical: np.ndarray, reference: np.ndarray, bounds: RoundingBounds, *, method: str,
-    against: str = "reference",
+    against: str = "reference", call: Optional[str] = None,
 ) -> TensorComparison:
     """Every coordinate against its own rounding bound (numerics/rounding.py): what a correct layer
     in the dtype can be off by. `tolerance` is then the loosest coordinate's bound relative to the
@@ -162,7 +164,7 @@ def compare_bounded(
         unit_roundoff=bounds.unit_roundoff, lam=bounds.lam, largest_ratio=largest_ratio,
         bits=bits, dtype_bits=bounds.significant_bits,
     )
-    order = _worst_first(ratio, largest_ratio)
+    order = _worst_first(ratio, largest_ratio, passed=mismatches == 0)
     worst = _coordinates(order, analytical, reference, diff, diff / scale, ratio)
     reason = None
     if mismatches:
@@ -191,6 +193,7 @@ def compare_bounded(
         analytical=analytical,
         numerical=reference,
         precision=precision,
+        call=call,
     )
 
 
@@ -204,20 +207,23 @@ def compare_with_reference(
     method: str,
     against: str,
     floor: float = 0.0,
+    call: Optional[str] = None,
 ) -> TensorComparison:
     """A result against reference values: by the rounding model when the dtype has one (`bounds`),
-    else by `rtol` of the tensor's scale (float64, and comparisons of one call with another)."""
+    else by `rtol` of the tensor's scale (float64, and comparisons of one call with another).
+    `call`: which call of a later check returned it."""
     if bounds is not None:
-        return compare_bounded(name, analytical, reference, bounds, method=method, against=against)
-    return compare(name, analytical, reference, rtol, method=method, against=against, floor=floor)
+        return compare_bounded(name, analytical, reference, bounds, method=method, against=against, call=call)
+    return compare(name, analytical, reference, rtol, method=method, against=against, floor=floor, call=call)
 
 
-def _worst_first(errors: np.ndarray, largest: float) -> np.ndarray:
+def _worst_first(errors: np.ndarray, largest: float, passed: bool = False) -> np.ndarray:
     """The flat indices of the WORST_SHOWN largest of `errors` (float64, none below zero), largest
     first, equal errors in index order: the same on every machine, where the order a sort leaves
-    equal values in is not. `largest`: their maximum."""
+    equal values in is not. `largest`: their maximum. A tensor that `passed` lists its worst alone
+    (reports show no more of it, and later calls compare hundreds of such tensors)."""
     flat = errors.reshape(-1)
-    shown = min(WORST_SHOWN, flat.size)
+    shown = min(1 if passed else WORST_SHOWN, flat.size)
     if largest == 0.0:  # every error is 0 (a call repeated exactly)
         return np.arange(shown)
     # Past a few times the list's length, a partition finds the candidates without a full sort:

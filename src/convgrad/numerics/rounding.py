@@ -23,12 +23,12 @@ from __future__ import annotations
 import functools
 
 from dataclasses import dataclass, replace
-from typing import Mapping, Optional
+from typing import Collection, Mapping, Optional
 
 import numpy as np
 
 from convgrad import reference
-from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName
+from convgrad.geometry import GRADIENT_NAMES, TENSOR_NAMES, LayerGeometry, TensorName
 
 __all__ = ["LAMBDA", "RoundingBounds", "rounding_bounds", "unit_roundoff", "significant_bits", "uses_rounding_model"]
 
@@ -68,16 +68,19 @@ class RoundingBounds:
 
 
 def rounding_bounds(
-    x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndarray, geometry: LayerGeometry, *, output_only: bool = False,
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndarray, geometry: LayerGeometry, *,
+    names: Collection[TensorName] = TENSOR_NAMES,
 ) -> Optional[RoundingBounds]:
     """The bounds for the layer's own inputs, or None when the dtype is judged without the model;
-    `output_only`: O's alone (half the work, for a forward call on its own)."""
+    `names`: the tensors bounds are needed for (O alone costs half, the gradients alone the other)."""
     if not uses_rounding_model(geometry.dtype):
         return None
     settings = geometry.conv_settings()
     ax, aw, ab, ady = (np.abs(np.asarray(t, dtype=np.float64)) for t in (x, w, b, dy))
-    sums: dict[TensorName, np.ndarray] = {"O": reference.forward(ax, aw, ab, **settings)}
-    if not output_only:
+    sums: dict[TensorName, np.ndarray] = {}
+    if "O" in names:
+        sums["O"] = reference.forward(ax, aw, ab, **settings)
+    if set(names) & set(GRADIENT_NAMES):
         sums.update(zip(GRADIENT_NAMES, reference.backward(ady, ax, aw, ab, **settings)))
     counts = _products(replace(geometry, batch=x.shape[0]))
     u = unit_roundoff(geometry.dtype) + REFERENCE_ROUNDOFF

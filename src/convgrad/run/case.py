@@ -20,7 +20,7 @@ from convgrad.compare import compare_bounded, compare_numerical, compare_with_re
 from convgrad.findings.diagnosis import diagnose
 from convgrad.findings.locate import locate
 from convgrad.findings.precision import with_likely_cause
-from convgrad.geometry import GRADIENT_NAMES, TENSOR_NAMES, GradientName, LayerGeometry
+from convgrad.geometry import GRADIENT_NAMES, TENSOR_NAMES, GradientName, LayerGeometry, TensorName
 from convgrad.impl.guard import GuardedLayer, ImplementationFailure
 from convgrad.impl.protocol import Implementation, Unsupported
 from convgrad.numerics.gradient import BaseOutput, Evidence, Inputs, NumericalGradient, ProgressFactory
@@ -274,7 +274,8 @@ def _judged(evidence: Evidence, geometry: LayerGeometry, options: CheckOptions) 
     x, w, b = evidence.inputs
     expected = reference.forward(*(np.asarray(t, dtype=np.float64) for t in (x, w, b)), **geometry.conv_settings())
     batch = replace(geometry, batch=x.shape[0])
-    bounds = rounding_bounds(x, w, b, np.zeros(expected.shape, x.dtype), batch)
+    output: tuple[TensorName, ...] = ("O",)
+    bounds = rounding_bounds(x, w, b, np.zeros(expected.shape, x.dtype), batch, names=output)
     rtol = options.tolerances(geometry.dtype).rtol
     row = compare_with_reference("O", evidence.output, expected, bounds, rtol, method="reference", against="reference")
     if row.passed:

@@ -253,17 +253,17 @@ class _Network:
         assert self.step is not None
         x, w, b, dy = tensors
         bounds = (
-            rounding_bounds(x, w, b, dy, instance.geometry, output_only="O" in got) if self.options.forward_check
+            rounding_bounds(x, w, b, dy, instance.geometry, names=tuple(got)) if self.options.forward_check
             else None
         )
         rows = []
         for name, value in got.items():
             floor = 0.0 if name == "O" else scale_floor(name, x, w, dy)
-            row = compare_with_reference(
+            rows.append(compare_with_reference(
                 name, value, expected[name], bounds, self.rtol, method="reference" if self.options.forward_check
                 else "plain call", against="reference" if self.options.forward_check else "plain call", floor=floor,
-            )
-            rows.append(replace(row, call=label))
+                call=label,
+            ))
         self.step.calls.append(_Call(label, tuple(rows), got, expected, tensors, instance))
 
     def run(self, name: str, called_with: str, body: Callable[[], None]) -> _Step:
