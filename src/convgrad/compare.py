@@ -90,6 +90,8 @@ def compare(
         known = reference[computed]
     largest = float(max(np.max(np.abs(analytical), initial=0.0), np.max(np.abs(known), initial=0.0)))
     scale = max(largest, floor)
+    # Both notes are about the comparison, not the layer: what it can prove here (the verdict line
+    # repeats them), never evidence of a wrong result, which fails the row instead.
     if largest == 0.0:
         rel = np.zeros_like(diff)
         note = _join(

@@ -29,7 +29,8 @@ _INPUT_OF = {"dX": "x", "dK": "w", "db": "b"}
 def cause(step: str, failing: "_Call", calls: Sequence["_Call"], geometry: LayerGeometry, rtol: float) -> str:
     """'<call>: <what differs>; <what it looks like>' for the first failing call of a step."""
     tolerance = max(rtol, _MATCH_FLOOR)
-    looks = _rounding(failing) or _LOOKS.get(step, _nothing)(failing, list(calls), geometry, tolerance)
+    by_step = _LOOKS.get(step) or (_frozen(step.removesuffix(" frozen")) if step.endswith(" frozen") else _nothing)
+    looks = _rounding(failing) or by_step(failing, list(calls), geometry, tolerance)
     return f"{failing.label}: {_differs(failing)}" + (f"; {looks}" if looks else "")
 
 
@@ -293,7 +294,8 @@ def _no_bias(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, to
 
 def _frozen(frozen: str) -> Looks:
     def looks(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
-        return f"wrong when {frozen} does not require a gradient: a path chosen by the needs_input_grad flags is wrong"
+        verb = "do" if " and " in frozen else "does"
+        return f"wrong when {frozen} {verb} not require a gradient: a path chosen by the needs_input_grad flags is wrong"
 
     return looks
 
@@ -377,9 +379,6 @@ _LOOKS: dict[str, Looks] = {
     "training steps": _training_steps,
     "learning rate": _learning_rate,
     "no bias": _no_bias,
-    "x frozen": _frozen("x"),
-    "w frozen": _frozen("w"),
-    "b frozen": _frozen("b"),
     "evaluation mode": _evaluation,
     "activations": _activations,
     "max-pool gradient": _max_pool_gradient,

@@ -126,6 +126,8 @@ def numerical_gradient(
     advance = _task(progress, gradient, "base and linearity test", spent) if spent else None
     if advance is not None:
         advance(spent)
+    # The linearity test's note says which differences were taken; its outputs are evidence, judged
+    # against the reference (run/case.py): a bend is a failure for a layer held to the convolution.
     if note and curved:
         step = curved_step(step, inputs[0].dtype)
         note = f"{note} with a step of {step:.3g} (the forward is curved: the linear step would be too large)"
@@ -260,6 +262,8 @@ def _coloured(
                 counted, inputs, gradient, dy, step, geometry, advance, batched=False, base=base
             )
     except NonLocalOutputs as nonlocal_outputs:
+        # The note says the coordinates were redone one at a time; the outputs that moved are
+        # evidence, judged against the reference in run/case.py.
         redone = one_at_a_time(
             forward, inputs, gradient, dy, step, spent=calls, note=str(nonlocal_outputs), progress=progress
         )

@@ -51,6 +51,7 @@ def projection_gradient(
         method="projection",
         checked=directions,
         forward_calls=2 * directions,
+        # Harmless: it says what was compared (the method asked for), not what the layer did.
         note=f"compared along {directions} random directions, not coordinate by coordinate "
         "(index = direction)",
         directions=applied,

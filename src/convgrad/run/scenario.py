@@ -19,7 +19,8 @@ below it to the rounding bound):
     learning rate          backward(dout, lr) of a layer object that trains itself: dx with the
                            weights before the step, the weights after it W - lr*dW
     no bias                built with b = None, where the layer takes it
-    x/w/b frozen           torch: each input not requiring a gradient; the others must come back
+    x/w/b frozen           torch: each input, and each pair, not requiring a gradient; the others
+                           must come back
     evaluation mode        forward without recording (torch: module.eval() under no_grad)
     activations, max-pool gradient, tiny gradient, large gradient, pruned filter
                            the data a network feeds a layer
@@ -53,6 +54,15 @@ from convgrad.report import CallCheck, TensorComparison
 __all__ = ["network_scenario", "other_settings", "SCENARIO", "LEARNING_RATE"]
 
 OTHER_LAYERS = 2  # layers of equal shapes and other settings: each setting a key may leave out
+# Each set of inputs a network freezes (torch's requires_grad), and when it does.
+FROZEN: dict[tuple[str, ...], str] = {
+    ("x",): "a first layer's input",
+    ("w",): "a frozen weight, as in a fine-tuned backbone",
+    ("b",): "a frozen bias",
+    ("x", "b"): "a first layer that trains its weight alone",
+    ("x", "w"): "a first layer that trains its bias alone, as BitFit does",
+    ("w", "b"): "a frozen layer that passes gradients back to its input, as an adversarial attack or a frozen backbone does",
+}
 
 SCENARIO = "network scenario"
 REFERENCE = "the reference convolution of each call's own tensors and weights"
@@ -340,7 +350,9 @@ def network_scenario(
         ]
         learner = net.build("layer L", geometry, Variant(learning_rate=LEARNING_RATE))
         unbiased = net.build("layer without bias", geometry, Variant(bias=False))
-        freezing = [net.build(f"layer with {f} frozen", geometry, Variant(frozen=frozenset({f}))) for f in "xwb"]
+        freezing = [
+            net.build(f"layer with {' and '.join(f)} frozen", geometry, Variant(frozen=frozenset(f))) for f in FROZEN
+        ]
         assert a is not None, "every implementation lives as its default variant"
         net.update(a, first_tensors[1], first_tensors[2])
     except ImplementationFailure as failure:
@@ -413,8 +425,8 @@ def network_scenario(
         ("learning rate", f"forward and backward(dout, lr={LEARNING_RATE:g}) twice: dx with the weights before the "
          "step, and the weights after it W - lr*dW", learner, 2),
         ("no bias", "forward and backward of a layer built with b = None", unbiased, 1),
-        *((f"{f} frozen", f"forward and backward with {f} not requiring a gradient (a first layer's input, a frozen "
-           "weight): every other gradient must come back", layer, 1) for f, layer in zip("xwb", freezing)),
+        *((f"{' and '.join(f)} frozen", f"forward and backward with {' and '.join(f)} not requiring a gradient "
+           f"({FROZEN[f]}): every other gradient must come back", layer, 1) for f, layer in zip(FROZEN, freezing)),
     ):
         if instance is not None:
             plan.append((name, called_with, repeats, functools.partial(_plain_steps, net, instance, n, repeats)))
