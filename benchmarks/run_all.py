@@ -222,7 +222,7 @@ def resnet(runs: int = 1) -> None:
 
 
 def protocol() -> None:
-    """What the later calls of the call protocol add to a check, in forward calls and in time."""
+    """What the later calls (the call protocol and the network scenario) add to a check, in forward calls and time."""
     from convgrad import CheckOptions, as_implementation, resolve_geometry, run_case
 
     reference = as_implementation("reference")
