@@ -270,7 +270,10 @@ REVIEW_WRONG = {
     "FingerprintMemo": ("dX", "coordinates differ"),
     "StepSliceRowsAssumed": ("memory layouts 5", "with x as a step slice"),
     "ChannelsLastFollowsX": ("memory layouts 3", "with x channels last"),
-    "IdKeyedColumnMemo": ("O", "the forward is not a convolution next to the inputs checked"),
+    # id(x) without a reference: caught where an id comes back for another array, which depends on
+    # the allocator: in the differences (O at a step away) or with a refilled batch buffer.
+    "IdKeyedColumnMemo": (("O", "the forward is not a convolution next to the inputs checked"),
+                          ("training steps", "something made from x is cached by the identity of the array")),
     "IndexTableKeyMissingPadding": ("other settings", "state keyed on shapes alone"),
     "SharedWeightMatrixByShape": ("two instances", "is what layer A2's weights give"),
     "CornerKeyedWeightCache": ("dK", "coordinates differ"),
@@ -295,9 +298,11 @@ def failing_where(case) -> dict[str, str]:
     return found
 
 
-def assert_caught(case, where: str, phrase: str) -> None:
+def assert_caught(case, *expected) -> None:
+    """Caught where expected with a phrase of its reason: (where, phrase), or several such pairs."""
     found = failing_where(case)
-    assert where in found and phrase in found[where], found
+    alternatives = expected if isinstance(expected[0], tuple) else (expected,)
+    assert any(where in found and phrase in found[where] for where, phrase in alternatives), found
 
 
 @pytest.mark.parametrize("wrong", list(REVIEW_WRONG))
