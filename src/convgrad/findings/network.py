@@ -57,7 +57,7 @@ def _rounding(failing: "_Call") -> Optional[str]:
 def call_failed(step: str, failure: str, calls: Sequence["_Call"]) -> str:
     """A call that raised or returned something unusable, after the step's calls that held, and
     what the step's circumstances suggest."""
-    done = f" (after {len(calls)} calls that were right)" if calls else ""
+    done = f" (after {len(calls)} call{'s' if len(calls) > 1 else ''} that {'were' if len(calls) > 1 else 'was'} right)" if calls else ""
     context = _CIRCUMSTANCES.get(step)
     return f"{failure}{done}" + (f"; {context}" if context else "")
 
@@ -124,7 +124,11 @@ def learning_rate_step(
             if matches(values, before - factor * lr * gradient, tolerance):
                 return f"backward(dout, lr={lr:g}) changed {name} by {factor:g} * lr * d{name}, not lr * d{name}"
         change = float(np.max(np.abs(values - expected))) / max(float(np.max(np.abs(expected))), 1e-300)
-        return f"after backward(dout, lr={lr:g}) {name} is not {name} - lr * d{name} (off by up to {change:.2g} of its scale)"
+        return (
+            f"after the first backward(dout, lr={lr:g}) {name} is not {name} - lr * d{name} (off by up to {change:.2g} "
+            "of its scale): the step is not plain SGD with these gradients (momentum's first step would be; weight "
+            "decay or Adam inside backward are not what convgrad checks)"
+        )
     return None
 
 

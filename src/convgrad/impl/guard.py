@@ -51,6 +51,7 @@ class ImplementationFailure(Exception):
         super().__init__(reason)
         self.shape = shape
         self.status: Literal["error", "failed"] = status
+        self.batch: Optional[int] = None  # the batch size of the call, set where it was not the case's
 
 
 @dataclass

@@ -87,7 +87,9 @@ class StatefulCalls:
 
     @property
     def takes_no_bias(self) -> bool:
-        return self.has_bias and "bias" in (parameters(self.cls) or {}) and self.declared.set_weights is None
+        """A constructor flag `bias=True` (a `bias` that defaults to anything else is a value)."""
+        flag = (parameters(self.cls) or {}).get("bias")
+        return self.has_bias and flag is not None and flag.default is True and self.declared.set_weights is None
 
     @property
     def takes_learning_rate(self) -> bool:

@@ -41,6 +41,7 @@ class Evidence:
     output: Optional[np.ndarray] = field(default=None, repr=False)
     failure: Optional[str] = None
     without_reference: bool = False  # wrong even when the layer is not held to the reference
+    batch: Optional[int] = None  # the batch size the layer was called at, when not the case's
 
 
 @dataclass(frozen=True)

@@ -237,7 +237,11 @@ def _coloured(
     def counted(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
         nonlocal calls
         calls += 1
-        return forward(x, w, b)
+        try:
+            return forward(x, w, b)
+        except ImplementationFailure as failure:
+            failure.batch = x.shape[0]  # whether the layer declares that batch size is judged later
+            raise
 
     note = None
     evidence: tuple[Evidence, ...] = ()
@@ -256,7 +260,7 @@ def _coloured(
             # layer's own batch size so that its gradient is still compared.
             evidence = (failure.evidence,) if isinstance(failure, StackedBatchDiffers) else (Evidence(
                 "x stacked with copies into a larger batch", "a conv layer takes any batch size",
-                failure=str(failure), without_reference=True,
+                failure=str(failure), without_reference=True, batch=failure.batch,
             ),)
             coloured = coloured_gradient(
                 counted, inputs, gradient, dy, step, geometry, advance, batched=False, base=base

@@ -81,7 +81,7 @@ def run_case(
         return _not_checked(geometry, implementation, options, name, mismatch)
     guard = GuardedLayer(implementation, geometry)
     try:
-        tensors, first, bounds = _first_call(geometry, guard, options, progress, implementation.has_bias)
+        tensors, first, bounds = _first_call(geometry, guard, options, progress, implementation)
         precise = _reference_gradients(first, geometry, bounds, implementation.has_bias) if bounds is not None else ()
         calls: tuple[CallCheck, ...] = ()
         if first.failure is None:  # a layer that fails its first call has nothing more to prove
@@ -165,7 +165,7 @@ def _case_failure(first: CallResult) -> Optional[str]:
 
 def _first_call(
     geometry: LayerGeometry, guard: GuardedLayer, options: CheckOptions, progress: Optional[ProgressFactory],
-    has_bias: bool,
+    implementation: Implementation,
 ) -> tuple[tuple[TensorComparison, ...], CallResult, Optional[RoundingBounds]]:
     """Every row of the first call, the one proved by finite differences, what it returned, and the
     rounding bounds its results are held to against the reference (None: float64, or no reference)."""
@@ -193,7 +193,7 @@ def _first_call(
     base = BaseOutput(guard.forward, (x, w, b))  # one fresh call, shared by one-sided differences
     seen_forward: tuple[str, ...] = ()  # the forward's failings, seen while differencing: O's row says them
     for gradient, analytical in zip(GRADIENT_NAMES, gradients):
-        if gradient == "db" and not has_bias:
+        if gradient == "db" and not implementation.has_bias:
             rows.append(TensorComparison.not_in_layer("db", geometry, rtol, "no bias"))
             continue
         if analytical is None:
@@ -201,7 +201,9 @@ def _first_call(
             rows.append(TensorComparison.not_checked(gradient, geometry, rtol, str(problem), problem.shape, status=problem.status))
             continue
         try:
-            row, seen = _compare_gradient(gradient, analytical, guard, (x, w, b), y, dy, geometry, options, base, progress)
+            row, seen = _compare_gradient(
+                gradient, analytical, guard, (x, w, b), y, dy, geometry, options, base, progress, implementation
+            )
             if options.forward_check:
                 seen_forward += tuple(p for p in seen if p not in seen_forward)
             else:  # no O row: the gradient whose differences saw it says it
@@ -228,6 +230,7 @@ def _compare_gradient(
     options: CheckOptions,
     base: BaseOutput,
     progress: Optional[ProgressFactory],
+    implementation: Implementation,
 ) -> tuple[TensorComparison, tuple[str, ...]]:
     """One gradient against its numerical gradient, and what the differences saw the forward do
     wrong; a coloured result whose spot checks disagree is redone one coordinate at a time (central
@@ -249,7 +252,7 @@ def _compare_gradient(
             progress=progress,
         ), evidence=numerical.evidence)
     row = compare_numerical(gradient, analytical, numerical, rtol, floor)
-    problems = [p for p in (_judged(e, geometry, options) for e in numerical.evidence) if p is not None]
+    problems = [p for p in (_judged(e, geometry, options, implementation) for e in numerical.evidence) if p is not None]
     return row, tuple(problems[:1])  # the first says it: the others are the same failing seen again
 
 
@@ -260,13 +263,18 @@ def _with_problems(row: TensorComparison, problems: tuple[str, ...]) -> TensorCo
     return replace(row, passed=False, reason="; ".join(problems) + (f"; {row.reason}" if row.reason else ""))
 
 
-def _judged(evidence: Evidence, geometry: LayerGeometry, options: CheckOptions) -> Optional[str]:
+def _judged(
+    evidence: Evidence, geometry: LayerGeometry, options: CheckOptions, implementation: Implementation
+) -> Optional[str]:
     """Why an output seen while differencing shows the layer wrong, or None when it is harmless.
 
     Against the reference when the layer is held to it: a conv layer's output at any inputs is the
     convolution's. Without the reference, a curved or non-local forward may be what the layer
     means; only a failure, or an item's output that depends on its batch, is wrong whatever it means."""
     if evidence.failure is not None:
+        size = evidence.batch
+        if size is not None and size != geometry.batch and implementation.unsupported(replace(geometry, batch=size)):
+            return None  # a batch size the layer declares it does not take
         return f"forward failed on {evidence.what} ({evidence.failure}): {evidence.meaning}"
     if not options.forward_check:
         return f"{evidence.what} differs from its output alone: {evidence.meaning}" if evidence.without_reference else None

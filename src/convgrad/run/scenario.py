@@ -35,14 +35,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
 from convgrad import reference
 from convgrad.compare import compare_with_reference, scale_floor
 from convgrad.findings import network as findings
-from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, TensorName
+from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, TensorName, format_shape
 from convgrad.impl.guard import GuardedLayer, ImplementationFailure, checked_array, finite, guarded_call, unchanged
 from convgrad.impl.live import FULL, LiveLayer, Mode, Variant
 from convgrad.impl.protocol import Implementation, Unsupported
@@ -161,6 +161,13 @@ class _Network:
         except Unsupported:
             return None
         return _Instance(name, geometry, live, variant, w, b)
+
+    def build_variant(self, name: str, geometry: LayerGeometry, variant: Variant) -> Optional[_Instance]:
+        """A variant the layer may not have after all: None when building it fails."""
+        try:
+            return self.build(name, geometry, variant)
+        except ImplementationFailure:
+            return None
 
     def update(self, instance: _Instance, w: np.ndarray, b: np.ndarray) -> None:
         """New weights, written in place into the arrays the layer holds."""
@@ -344,21 +351,20 @@ def network_scenario(
     n = geometry.batch
     try:
         a = net.build("layer A", geometry)
-        others = [
-            (layer, settings) for name, settings in zip("BC", other_settings(geometry, implementation))
-            if (layer := net.build(f"layer {name}", settings)) is not None
-        ]
-        learner = net.build("layer L", geometry, Variant(learning_rate=LEARNING_RATE))
-        unbiased = net.build("layer without bias", geometry, Variant(bias=False))
-        freezing = [
-            net.build(f"layer with {' and '.join(f)} frozen", geometry, Variant(frozen=frozenset(f))) for f in FROZEN
-        ]
         assert a is not None, "every implementation lives as its default variant"
         net.update(a, first_tensors[1], first_tensors[2])
     except ImplementationFailure as failure:
-        check = CallCheck("building layers", "the case's settings and their variants", REFERENCE, passed=False,
+        check = CallCheck("building layers", "the case's settings", REFERENCE, passed=False,
                           cause=str(failure), error=failure.status == "error", part=SCENARIO)
         return (check,), 0, ()
+    # The variants are the layer's where convgrad can tell it has them (a bias flag, a learning
+    # rate, torch's requires_grad): one it turns out not to build is not the layer's.
+    learner = net.build_variant("layer L", geometry, Variant(learning_rate=LEARNING_RATE))
+    unbiased = net.build_variant("layer without bias", geometry, Variant(bias=False))
+    freezing = [
+        net.build_variant(f"layer with {' and '.join(f)} frozen", geometry, Variant(frozen=frozenset(f)))
+        for f in FROZEN
+    ]
     plan: list[tuple[str, str, int, Callable[[], None]]] = []  # name, called with, forward calls, body
 
     def two_instances() -> None:
@@ -373,19 +379,20 @@ def network_scenario(
     plan.append(("two instances", "forward A, forward A2, backward A2, backward A: two instances of the layer, the "
                  "same settings, other weights (A's first batch is the first call's)", 2, two_instances))
 
+    others = [(name, settings) for name, settings in zip("BC", other_settings(geometry, implementation))]
     if others:
         def other_layers() -> None:
-            dys = [net.dy(n, geometry)] + [net.dy(n, settings) for _, settings in others]
-            for instance in (a, *(layer for layer, _ in others)):
-                net.forward(instance, net.x(n, instance.geometry))
-            for instance, dy in reversed(list(zip((a, *(layer for layer, _ in others)), dys))):
-                net.backward(instance, dy)
+            built = [net.build(f"layer {name}", settings) for name, settings in others]
+            layers = [a, *(layer for layer in built if layer is not None)]
+            dys = [net.dy(n, layer.geometry) for layer in layers]
+            for layer in layers:
+                net.forward(layer, net.x(n, layer.geometry))
+            for layer, dy in reversed(list(zip(layers, dys))):
+                net.backward(layer, dy)
 
-        names = "".join(layer.name[-1] for layer, _ in others)
+        names = "".join(name for name, _ in others)
         order = ", ".join([f"forward {c}" for c in "A" + names] + [f"backward {c}" for c in reversed("A" + names)])
-        differences = "; ".join(
-            f"{layer.name[-1]} has {findings.settings_difference(geometry, settings)}" for layer, settings in others
-        )
+        differences = "; ".join(f"{name} has {findings.settings_difference(geometry, settings)}" for name, settings in others)
         plan.append(("other settings", f"{order}: layers of the same input and kernel shapes; {differences}",
                      1 + len(others), other_layers))
 
@@ -400,14 +407,15 @@ def network_scenario(
     plan.append(("recomputed forward", "forward A on another batch, then forward A, backward A on one batch, twice "
                  "(as gradient checkpointing recomputes it), the caller writing into every O and dX it got",
                  3, recomputed))
-    sizes = _batch_sizes(n)
+    sizes = tuple(k for k in _batch_sizes(n) if implementation.unsupported(replace(geometry, batch=k)) is None)
 
     def batch_sizes() -> None:
         for size in sizes:
             net.forward(a, net.x(size))
             net.backward(a, net.dy(size))
 
-    plan.append(("batch sizes", f"forward and backward of A at batch {', then '.join(map(str, sizes))} (after "
+    if sizes:  # those the layer declares it takes
+        plan.append(("batch sizes", f"forward and backward of A at batch {', then '.join(map(str, sizes))} (after "
                  f"batch {n})", len(sizes), batch_sizes))
 
     def training_steps() -> None:
@@ -444,8 +452,9 @@ def network_scenario(
         plan.append(("evaluation mode", "validation between training steps (module.eval() under no_grad, before and "
                      "after an update), then a step in eval mode with gradients on, as when fine-tuning", 4,
                      evaluation))
+    three = max(n, 3) if implementation.unsupported(replace(geometry, batch=max(n, 3))) is None else n
     for name, (called_with, make) in _DATA.items():
-        batch = max(n, 3) if name in _ZERO_ITEM else n  # room for a zero item between two others
+        batch = three if name in _ZERO_ITEM else n  # room for a zero item between two others, if taken
         plan.append((name, called_with, 1, functools.partial(_data_step, net, a, make, batch)))
 
     def pruned() -> None:
@@ -480,11 +489,11 @@ def network_scenario(
 
 def _plain_steps(net: _Network, instance: _Instance, n: int, repeats: int) -> None:
     """Forward and backward of one instance; after a backward that took its own step, its weights."""
-    for _ in range(repeats):
+    for i in range(repeats):
         net.forward(instance, net.x(n))
         net.backward(instance, net.dy(n))
         if instance.variant.learning_rate:
-            _after_own_step(net, instance)
+            _after_own_step(net, instance, first=i == 0)
 
 
 def _data_step(net: _Network, instance: _Instance, make: Callable[[_Network, int], tuple[np.ndarray, np.ndarray]], batch: int) -> None:
@@ -510,24 +519,43 @@ def _optimiser_step(instance: _Instance, got: Outputs, step: Optional[_Step]) ->
     return instance.w - rate * dw, instance.b - rate * db
 
 
-def _after_own_step(net: _Network, instance: _Instance) -> None:
-    """After backward(dout, lr): the weights the layer holds must be W - lr*dW (of the weights
-    before the step); the instance then holds those, as far as the next calls are concerned."""
+def _after_own_step(net: _Network, instance: _Instance, *, first: bool) -> None:
+    """After backward(dout, lr): the first step must leave W - lr*dW (of the weights before it:
+    plain SGD, which momentum's first step also is); after a later one the layer's own optimiser
+    may differ, and the weights it holds are taken as they are for the calls after it."""
     step = net.step
     assert step is not None
     expected = step.calls[-1].expected
-    dw, db = expected["dK"], expected.get("db", np.zeros_like(instance.b))
-    w_new = instance.w.astype(np.float64) - LEARNING_RATE * dw
-    b_new = instance.b.astype(np.float64) - LEARNING_RATE * db
+    dw, db = expected["dK"], expected.get("db", np.zeros_like(instance.b, dtype=np.float64))
     held_w, held_b = guarded_call("reading the weights", instance.live.held)
-    cause = findings.learning_rate_step(
-        instance.w, instance.b, dw, db, held_w, held_b if instance.variant.bias else None, LEARNING_RATE, net.rtol,
-        net.dtype,
-    )
-    if cause is not None:
-        step.extra_cause = cause
-        raise ImplementationFailure(cause, status="failed")  # the next calls would start from unknown weights
-    instance.w, instance.b = w_new.astype(net.dtype), b_new.astype(net.dtype)
+    held_w = _as_weights(held_w, instance.w, "W")
+    held_b = _as_weights(held_b, instance.b, "b") if instance.variant.bias and held_b is not None else None
+    if first:
+        cause = findings.learning_rate_step(
+            instance.w, instance.b, dw, db, held_w, held_b, LEARNING_RATE, net.rtol, net.dtype
+        )
+        if cause is not None:
+            step.extra_cause = cause
+            raise ImplementationFailure(cause, status="failed")  # the next calls would start from unknown weights
+    instance.w = held_w.astype(net.dtype)
+    if held_b is not None:
+        instance.b = held_b.astype(net.dtype)
+
+
+def _as_weights(held: Any, like: np.ndarray, name: str) -> np.ndarray:
+    """What the layer holds as `name`, in float64 and the shape of `like`; a failure when it is not that."""
+    try:
+        values = np.asarray(held, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ImplementationFailure(
+            f"after backward(dout, lr) the layer holds {name} as {type(held).__name__}, not numbers ({error})"
+        ) from error
+    if values.size != like.size:
+        raise ImplementationFailure(
+            f"after backward(dout, lr) the layer holds {name} of shape {format_shape(values.shape)}, expected "
+            f"{format_shape(like.shape)}", status="failed",
+        )
+    return values.reshape(like.shape)
 
 
 def _activations(net: _Network, batch: int) -> tuple[np.ndarray, np.ndarray]:
