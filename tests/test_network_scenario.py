@@ -172,7 +172,9 @@ def test_the_other_layer_has_the_same_output_shape_where_the_layer_takes_it():
     two_d = resolve_geometry("2x9x9", "3x2x2x2")
     assert other_settings(two_d, as_implementation(zoo.TapLoopConv()))[0].dilation == (3, 3)
     objects = other_settings(geometry, as_implementation(f"{NUMPY_LAYERS}:PerInstanceCache"))
-    assert [(o.padding, o.stride) for o in objects] == [((2, 2), (1, 1)), ((1, 1), (2, 2))]
+    assert [(o.padding, o.stride) for o in objects] == [((2, 2), (1, 1)), ((0, 0), (1, 1))]
+    unpadded = other_settings(resolve_geometry("2x9x9", "3x2x3x3"), as_implementation(f"{NUMPY_LAYERS}:PerInstanceCache"))
+    assert [(o.padding, o.stride) for o in unpadded] == [((1, 1), (1, 1)), ((0, 0), (2, 2))]  # stride last
 
 
 def test_without_the_forward_check_each_call_is_compared_with_the_layer_called_plainly():
@@ -374,6 +376,16 @@ class MomentumSteps(_LayerObject):
         return dx
 
 
+class TrainsWithADefaultRate(_LayerObject):
+    """backward(dout, lr=0.01): called without a rate it would train; convgrad passes one."""
+
+    def backward(self, dout, lr=0.01):
+        dx = super().backward(dout)
+        self.W = self.W - lr * self.dW
+        self.b = self.b - lr * self.db
+        return dx
+
+
 class AtMostTwoItems:
     """Correct keyword functions that take batches of at most two, and say so."""
 
@@ -391,14 +403,14 @@ class AtMostTwoItems:
         return reference.backward(dy, x, w, b, **settings)
 
 
-@pytest.mark.parametrize("layer", [_LayerObject, MomentumSteps, AtMostTwoItems],
-                         ids=["bias a starting value", "momentum", "declared batch limit"])
+@pytest.mark.parametrize("layer", [_LayerObject, MomentumSteps, TrainsWithADefaultRate, AtMostTwoItems],
+                         ids=["bias a starting value", "momentum", "a default learning rate", "declared batch limit"])
 def test_correct_layers_with_conventions_of_their_own_pass(layer):
     case = check_layer(resolve_geometry("3x6x6", "4x3x3x3", batch=2), layer)
     assert case.passed, case.failure_summary
     names = [c.name for c in case.calls]
     assert "no bias" not in names  # a bias parameter that is a value is no switch
-    if layer is MomentumSteps:
+    if layer in (MomentumSteps, TrainsWithADefaultRate):
         assert "learning rate" in names
     if layer is AtMostTwoItems:  # the larger batches are left out, and the stacked one is no failure
         sizes = next(c for c in case.calls if c.name == "batch sizes")

@@ -113,7 +113,7 @@ class StatefulCalls:
         layer = self._layer(settings, geometry)
         self._set(layer, w, b)
         layer.forward(x)  # the cache backward reads must be this call's
-        dx = layer.backward(dy, 0.0) if self.learning_rate else layer.backward(dy)
+        dx = layer.backward(dy, **{self.learning_rate: 0.0}) if self.learning_rate else layer.backward(dy)
         if isinstance(dx, (tuple, list)) and len(dx) == 3:
             return dx  # a backward that returns (dx, dw, db) itself
         dw = self._gradient(layer, "grad_weights", np.shape(w))
@@ -180,7 +180,8 @@ class LayerObject:
 
     def backward(self, dy: Any) -> Any:
         layer, calls = self._layer, self._calls
-        dx = layer.backward(dy, self._variant.learning_rate) if calls.learning_rate else layer.backward(dy)
+        rate = {calls.learning_rate: self._variant.learning_rate} if calls.learning_rate else {}
+        dx = layer.backward(dy, **rate)
         if isinstance(dx, (tuple, list)) and len(dx) == 3:
             return dx
         dw = calls._gradient(layer, "grad_weights", self._shapes[0])
@@ -282,7 +283,8 @@ def stateful_calls(target: Any, name: str, declared: Declarations) -> tuple[Stat
             )
     has_bias = declared.bias and (declared.set_weights is not None or "bias" in attributes)
     backward = parameters(getattr(cls, "backward")) or {}
-    learning_rate = next((n for n in backward if n in _LEARNING_RATE and backward[n].default is backward[n].empty), None)
+    # A default learning rate too: called without one, such a backward would train with it.
+    learning_rate = next((n for n in backward if n in _LEARNING_RATE), None)
     calls = StatefulCalls(cls, constructor, attributes, has_bias, declared, learning_rate)
     weights = getattr(probe, attributes["weights"], None) if "weights" in attributes else None
     return calls, _weight_layout(np.shape(weights) if weights is not None else None, probe_geometry)

@@ -300,8 +300,8 @@ class _Network:
 def other_settings(geometry: LayerGeometry, implementation: Implementation) -> list[LayerGeometry]:
     """Up to OTHER_LAYERS layers of the same input and kernel shapes and other settings, which the
     implementation supports: first as ASPP's branches are (dilation d, padding d for 3x3: the same
-    output shape), then with other padding alone, other stride alone, no padding. A table keyed on
-    shapes that leaves out any one setting meets a layer that differs in just that."""
+    output shape; stride 1 only), then with other padding alone, no padding, other stride alone. A
+    table keyed on shapes that leaves out one setting meets a layer that differs in just that."""
     found: list[LayerGeometry] = []
     for candidate in _setting_candidates(geometry):
         if len(found) < OTHER_LAYERS and (
@@ -329,12 +329,16 @@ def _setting_candidates(geometry: LayerGeometry) -> Iterator[LayerGeometry]:
         step = 1 if k % 2 == 1 else 2  # d*(k-1) grows by an even number: the padding keeps the output
         dilation.append(d + step if k > 1 else d)
         padding.append(p + step * (k - 1) // 2 if k > 1 else p)
-    if tuple(dilation) != geometry.dilation:
+    if tuple(dilation) != geometry.dilation and all(s == 1 for s in geometry.stride):
+        # ASPP's branches are stride 1; dilation with stride is rare in networks, and XLA aborts
+        # (a crash, not an error) differentiating some 3-D convolutions that have both.
         yield replace(geometry, dilation=tuple(dilation), padding=tuple(padding))
     yield replace(geometry, padding=tuple(p + 1 for p in geometry.padding))
-    yield replace(geometry, stride=tuple(s + 1 for s in geometry.stride))
     if any(p > 0 for p in geometry.padding):
         yield replace(geometry, padding=tuple(0 for _ in geometry.padding))
+    # Last: another stride is a shape of output the case never asked for, where libraries have
+    # limits of their own (XLA aborts differentiating some strided grouped 3-D convolutions).
+    yield replace(geometry, stride=tuple(s + 1 for s in geometry.stride))
 
 
 def network_scenario(
