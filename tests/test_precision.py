@@ -236,3 +236,20 @@ def test_a_tensor_wrong_against_both_comparisons_is_named_once_in_the_verdict():
     assert render_verdict(case).plain == "FAIL: dX does not match"
     lossy = check_layer(resolve_geometry("3x8x8", "5x3x3x3", dtype="float32"), zoo.KernelGradientInFloat16())
     assert render_verdict(lossy).plain == "FAIL: dK vs float64 reference does not match"
+
+
+def test_later_calls_name_rounding_not_state_or_layout_only_close_to_the_bound():
+    from convgrad.findings.precision import rounding_only
+    from convgrad.report import Precision, TensorComparison
+
+    def row(ratio: float, bits: int, precision: bool = True) -> TensorComparison:
+        judged = Precision(unit_roundoff=2.0**-24, lam=2.0, largest_ratio=ratio, bits=bits, dtype_bits=24)
+        return TensorComparison(name="O", expected_shape=(1,), shape=(1,), tolerance=1e-6, passed=ratio <= 1.0,
+                                method="reference", precision=judged if precision else None)
+
+    assert "1.2x the rounding bound, 22 of 24 bits kept: rounding, not state or layout" in rounding_only([row(1.2, 22)])
+    assert rounding_only([row(0.5, 24), row(1.2, 22)]) is not None  # the failing rows decide
+    assert rounding_only([row(20.0, 22)]) is None  # far past the bound: state, layout or a bug
+    assert rounding_only([row(1.2, 18)]) is None  # six bits lost is no rounding
+    assert rounding_only([row(1.2, 22, precision=False)]) is None  # float64: no rounding model
+    assert rounding_only([row(0.5, 24)]) is None  # nothing failed

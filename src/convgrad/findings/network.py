@@ -14,6 +14,7 @@ import numpy as np
 
 from convgrad import reference
 from convgrad.findings.diagnosis import matches
+from convgrad.findings.precision import rounding_only
 from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, format_shape
 
 if TYPE_CHECKING:  # the scenario imports this module
@@ -30,28 +31,8 @@ def cause(step: str, failing: "_Call", calls: Sequence["_Call"], geometry: Layer
     """'<call>: <what differs>; <what it looks like>' for the first failing call of a step."""
     tolerance = max(rtol, _MATCH_FLOOR)
     by_step = _LOOKS.get(step) or (_frozen(step.removesuffix(" frozen")) if step.endswith(" frozen") else _nothing)
-    looks = _rounding(failing) or by_step(failing, list(calls), geometry, tolerance)
+    looks = rounding_only(failing.rows) or by_step(failing, list(calls), geometry, tolerance)
     return f"{failing.label}: {_differs(failing)}" + (f"; {looks}" if looks else "")
-
-
-ROUNDING_FACTOR = 8.0  # past the rounding bound by at most this, with at most 3 bits lost: rounding
-
-
-def _rounding(failing: "_Call") -> Optional[str]:
-    """Rounding, not state, when every failing row is within a few times its rounding bound and
-    keeps all but a few bits: no state or fast path the steps look for is that close to right."""
-    rows = [t for t in failing.rows if not t.passed]
-    if not rows or any(t.precision is None for t in rows):
-        return None
-    precisions = [t.precision for t in rows if t.precision is not None]
-    ratio, bits = max(p.largest_ratio for p in precisions), min(p.bits for p in precisions)
-    if ratio > ROUNDING_FACTOR or bits < precisions[0].dtype_bits - 3:
-        return None
-    return (
-        f"up to {ratio:.2g}x the rounding bound, {bits} of {precisions[0].dtype_bits} bits kept: rounding, not "
-        "state; an algorithm that spreads its rounding over every coordinate (FFT, Winograd) can pass the "
-        "per-coordinate bound where a coordinate sums few products"
-    )
 
 
 def call_failed(step: str, failure: str, calls: Sequence["_Call"]) -> str:

@@ -16,7 +16,7 @@ some other low precision leave the same trace, fewer bits than the dtype's.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -117,3 +117,24 @@ def with_likely_cause(
         return row
     reason = f"{row.reason}; {cause}" if row.reason else cause
     return replace(row, precision=replace(row.precision, cause=cause), reason=reason)
+
+
+ROUNDING_FACTOR = 8.0  # past the rounding bound by at most this, with at most 3 bits lost: rounding
+
+
+def rounding_only(rows: Sequence[TensorComparison]) -> Optional[str]:
+    """Rounding, not state or layout, when every failing row is within a few times its rounding
+    bound and keeps all but a few bits: no state, layout or fast path a later call looks for is
+    that close to right. None otherwise (or when a row is not judged by the rounding model)."""
+    failing = [t for t in rows if not t.passed]
+    if not failing or any(t.precision is None for t in failing):
+        return None
+    precisions = [t.precision for t in failing if t.precision is not None]
+    ratio, bits = max(p.largest_ratio for p in precisions), min(p.bits for p in precisions)
+    if ratio > ROUNDING_FACTOR or bits < precisions[0].dtype_bits - 3:
+        return None
+    return (
+        f"up to {ratio:.2g}x the rounding bound, {bits} of {precisions[0].dtype_bits} bits kept: rounding, not "
+        "state or layout; an algorithm that spreads its rounding over every coordinate (FFT, Winograd) can pass "
+        "the per-coordinate bound where a coordinate sums few products"
+    )
