@@ -114,7 +114,6 @@ class _Step:
     called_with: str
     calls: list[_Call] = field(default_factory=list)
     failure: Optional[ImplementationFailure] = None
-    failed_call: str = ""
     extra_cause: Optional[str] = None  # a finding that no row shows (the weights after a step)
     forward_calls: int = 0
 
@@ -478,11 +477,9 @@ def network_scenario(
     advance = progress(SCENARIO, per_forward * sum(p[2] for p in plan)) if progress else None
     steps = []
     for name, called_with, forwards, body in plan:
-        made = net.calls
         steps.append(net.run(name, called_with, body))
         if advance is not None:
             advance(per_forward * forwards)  # as planned, even when a failing call ended the step early
-        assert net.step is not None and (net.calls - made <= per_forward * forwards)
     checks = [_as_check(step, geometry, net.rtol) for step in steps]
     failing = [i for i, c in enumerate(checks) if not c.passed]
     for i in failing[1:]:  # layer A carries on: state the first failure left mostly fails the rest,
@@ -604,27 +601,19 @@ _DATA: dict[str, tuple[str, Callable[[_Network, int], tuple[np.ndarray, np.ndarr
 
 
 def _as_check(step: _Step, geometry: LayerGeometry, rtol: float) -> CallCheck:
-    return replace(_judged(step, geometry, rtol), forward_calls=step.forward_calls)
-
-
-def _judged(step: _Step, geometry: LayerGeometry, rtol: float) -> CallCheck:
+    """The step as a later check: its rows, and when it failed, the cause of its first failure (a
+    wrong result before a call that then failed is that failure's cause)."""
     rows = tuple(t for call in step.calls for t in call.rows)
-    compared_with = REFERENCE
-    if step.passed:
-        return CallCheck(step.name, step.called_with, compared_with, passed=True, tensors=rows, part=SCENARIO)
-    if step.failure is not None and step.extra_cause is None:
-        failing = step.first_failing
-        if failing is not None:  # a wrong result came first: that is the cause, the failure followed
-            cause = findings.cause(step.name, failing, step.calls, geometry, rtol)
-        else:
-            cause = findings.call_failed(step.name, str(step.failure), step.calls)
-        error = failing is None and step.failure.status == "error"
-        return CallCheck(step.name, step.called_with, compared_with, passed=False, tensors=rows, cause=cause,
-                         error=error, part=SCENARIO)
-    if step.extra_cause is not None:
-        return CallCheck(step.name, step.called_with, compared_with, passed=False, tensors=rows,
-                         cause=step.extra_cause, part=SCENARIO)
     failing = step.first_failing
-    assert failing is not None
-    cause = findings.cause(step.name, failing, step.calls, geometry, rtol)
-    return CallCheck(step.name, step.called_with, compared_with, passed=False, tensors=rows, cause=cause, part=SCENARIO)
+    if step.passed:
+        cause, error = None, False
+    elif step.extra_cause is not None:
+        cause, error = step.extra_cause, False
+    elif failing is not None:
+        cause, error = findings.cause(step.name, failing, step.calls, geometry, rtol), False
+    else:
+        assert step.failure is not None
+        cause, error = findings.call_failed(step.name, str(step.failure), step.calls), step.failure.status == "error"
+    return CallCheck(step.name, step.called_with, REFERENCE, passed=step.passed, tensors=rows, cause=cause,
+                     forward_calls=step.forward_calls, error=error, part=SCENARIO)
+
