@@ -182,6 +182,7 @@ def test_without_the_forward_check_each_call_is_compared_with_the_layer_called_p
     assert case.passed, case.failure_summary
     scenario = [c for c in case.calls if c.part == "network scenario"]
     assert scenario and all(t.method == "plain call" for c in scenario for t in c.tensors)
+    assert all(c.compared_with.startswith("the same layer called plainly") for c in scenario)
     broken = check_layer(resolve_geometry("3x8x8", "4x3x3x3", batch=2), f"{NUMPY_LAYERS}:ClassAttributeCache",
                          forward_check=False)
     assert "two instances" in [c.name for c in broken.failing_calls]

@@ -480,7 +480,8 @@ def network_scenario(
         steps.append(net.run(name, called_with, body))
         if advance is not None:
             advance(per_forward * forwards)  # as planned, even when a failing call ended the step early
-    checks = [_as_check(step, geometry, net.rtol) for step in steps]
+    compared_with = REFERENCE if options.forward_check else PLAIN
+    checks = [_as_check(step, geometry, net.rtol, compared_with) for step in steps]
     failing = [i for i, c in enumerate(checks) if not c.passed]
     for i in failing[1:]:  # layer A carries on: state the first failure left mostly fails the rest,
         # and a call that then raises is part of that failure, not a case that could not be checked
@@ -600,7 +601,7 @@ _DATA: dict[str, tuple[str, Callable[[_Network, int], tuple[np.ndarray, np.ndarr
 }
 
 
-def _as_check(step: _Step, geometry: LayerGeometry, rtol: float) -> CallCheck:
+def _as_check(step: _Step, geometry: LayerGeometry, rtol: float, compared_with: str) -> CallCheck:
     """The step as a later check: its rows, and when it failed, the cause of its first failure (a
     wrong result before a call that then failed is that failure's cause)."""
     rows = tuple(t for call in step.calls for t in call.rows)
@@ -614,6 +615,6 @@ def _as_check(step: _Step, geometry: LayerGeometry, rtol: float) -> CallCheck:
     else:
         assert step.failure is not None
         cause, error = findings.call_failed(step.name, str(step.failure), step.calls), step.failure.status == "error"
-    return CallCheck(step.name, step.called_with, REFERENCE, passed=step.passed, tensors=rows, cause=cause,
+    return CallCheck(step.name, step.called_with, compared_with, passed=step.passed, tensors=rows, cause=cause,
                      forward_calls=step.forward_calls, error=error, part=SCENARIO)
 
