@@ -161,6 +161,14 @@ def test_a_backward_that_takes_no_step_is_caught_with_what_it_left():
     assert failing.reason == "backward(dout, lr=0.01) left W unchanged: the SGD step W -= lr * dW was not taken"
 
 
+def test_a_suite_shows_the_worst_of_a_failing_later_call_when_the_first_call_passed():
+    case = check_layer(SEED_LIKE, f"{NUMPY_LAYERS}:ClassAttributeCache", isolated=True, timeout=120)
+    assert all(t.passed for t in case.rows) and not case.passed
+    worst = case.worst_tensor
+    assert worst is not None and not worst.passed and worst.call == "backward of layer A"
+    assert worst.max_rel_error is not None and worst.max_rel_error > 0.5
+
+
 def test_the_other_layer_has_the_same_output_shape_where_the_layer_takes_it():
     # ASPP's branches: 3x3 kernels, dilation d and padding d keep the output size.
     geometry = resolve_geometry("2x9x9", "3x2x3x3", padding=1)

@@ -343,8 +343,10 @@ class CaseReport:
 
     @property
     def worst_tensor(self) -> Optional[TensorComparison]:
-        """The failing tensor with the largest error, else the tensor closest to its tolerance."""
-        candidates = self.failing or self.tensors
+        """The failing tensor with the largest error (of the first call, else of a later call that
+        failed), else the tensor closest to its tolerance."""
+        later = tuple(t for c in self.failing_calls for t in c.tensors if not t.passed)
+        candidates = self.failing or later or self.tensors
         if not candidates:
             return None
         return max(candidates, key=lambda t: (t.max_rel_error is None, t.max_rel_error or 0.0))
