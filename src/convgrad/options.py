@@ -8,11 +8,14 @@ for it) is settled per case, by `tolerances(dtype)`.
 `FuzzOptions` holds what `convgrad fuzz` adds: its budget and the dtypes of the layers it draws.
 
 Methods:
-    auto        every coordinate, by the cheapest exact method (coloured, or dense for tiny tensors)
+    auto        every coordinate, by the cheapest exact method (coloured, or dense for tiny tensors);
+                past a size budget, as `reference` (numerics/plan.py)
     coloured    every coordinate; coordinates with disjoint receptive fields share a forward call
     dense       every coordinate, one at a time (two forward calls each)
     sample      `samples` random coordinates per tensor, one at a time
     projection  `samples` random directions v per tensor: dy . (J v) against <analytical, v>
+    reference   every coordinate against the float64 reference backward, and the backward tied
+                to the layer's own forward along a few random directions (needs the forward check)
 
 Differences (how each perturbed forward call becomes a derivative):
     auto        one-sided from one shared base call for each tensor the forward is verified to
@@ -48,9 +51,9 @@ __all__ = [
     "DEFAULT_FUZZ_TIMEOUT_S",
 ]
 
-Method = Literal["auto", "coloured", "dense", "sample", "projection"]
+Method = Literal["auto", "coloured", "dense", "sample", "projection", "reference"]
 METHODS: tuple[Method, ...] = get_args(Method)
-EXACT_METHODS: tuple[Method, ...] = ("auto", "coloured", "dense")  # every coordinate is checked
+EXACT_METHODS: tuple[Method, ...] = ("auto", "coloured", "dense", "reference")  # every coordinate is checked
 SAMPLING_METHODS: tuple[Method, ...] = ("sample", "projection")  # `samples` per tensor
 Differences = Literal["auto", "central", "one-sided"]
 DIFFERENCES: tuple[Differences, ...] = get_args(Differences)
@@ -159,6 +162,11 @@ class CheckOptions:
         for name, flag in (("forward_check", self.forward_check), ("strict", self.strict)):
             if not isinstance(flag, bool):
                 raise SettingError(f"{{{name}:{flag!r}}} must be True or False")
+        if self.method == "reference" and not self.forward_check:
+            raise SettingError(
+                f"{named('method', 'reference')} compares every coordinate with the reference convolution, "
+                f"which a check without the forward check does not use; use {named('method', 'auto')} there"
+            )
         # Range and sign now; the bound that depends on the dtype when a case asks (`tolerances`).
         if self.relative_step is not None:
             _check_step(self.relative_step)

@@ -17,6 +17,7 @@ import numpy as np
 from convgrad.findings.diagnosis import Diagnosis
 from convgrad.findings.locate import Location
 from convgrad.geometry import LayerGeometry, TensorName
+from convgrad.numerics.plan import DifferencePlan
 from convgrad.options import CheckOptions, Method, Tolerances
 
 # What a case, a tensor or a later call came to. "failed": it ran and is wrong (a gradient that
@@ -92,6 +93,7 @@ class TensorComparison:
     precision: Optional[Precision] = None  # set when judged by the rounding model
     not_compared: Optional[NotCompared] = None  # set when no value was compared: what that means
     call: Optional[str] = None  # which call of a later check returned it ("backward of layer A")
+    plan: Optional[DifferencePlan] = None  # how its finite differences were planned (numerics/plan.py)
 
     @property
     def reference_gradient(self) -> bool:
@@ -335,6 +337,12 @@ class CaseReport:
     def every_coordinate(self) -> bool:
         """Whether every coordinate of every gradient was compared."""
         return all(t.every_coordinate for t in self.gradients)
+
+    @property
+    def large(self) -> Optional[DifferencePlan]:
+        """A large case's plan (every coordinate against the reference, the backward tied to the
+        forward along random directions: numerics/plan.py), else None."""
+        return next((t.plan for t in self.gradients if t.plan is not None and t.plan.method == "reference"), None)
 
     @property
     def noted(self) -> tuple[TensorComparison, ...]:

@@ -10,6 +10,7 @@ from convgrad import __version__
 from convgrad.explain import Derivation, KernelGrid, WorkedCoordinate
 from convgrad.findings.diagnosis import Diagnosis
 from convgrad.findings.locate import Location
+from convgrad.numerics.plan import DifferencePlan
 from convgrad.report import CallCheck, CaseReport, Precision, SuiteReport, TensorComparison
 
 if TYPE_CHECKING:
@@ -57,8 +58,22 @@ def tensor_to_dict(tensor: TensorComparison) -> dict[str, Any]:
         "compared_with": tensor.compared_with,  # "finite differences", "float64 reference" or "nothing"
         "precision": precision_to_dict(tensor.precision) if tensor.precision is not None else None,
         "call": tensor.call,  # in a later check, the call that returned it ("backward of layer A"); else null
+        "plan": plan_to_dict(tensor.plan) if tensor.plan is not None else None,  # the differences, for gradients
     }
     return result
+
+
+def plan_to_dict(plan: DifferencePlan) -> dict[str, Any]:
+    """How a gradient's finite differences were planned: method, differences, step, and why."""
+    return {
+        "method": plan.method,  # coloured, dense, sample, projection or reference (a large case)
+        "differences": plan.differences,  # central, one-sided, or auto (one-sided once shown linear)
+        "step": plan.step,
+        "curved_step": plan.curved_step,  # the step where the forward may be curved and is; else null
+        "samples": plan.samples if plan.method in ("sample", "projection", "reference") else None,
+        "seed": plan.seed,
+        "why": plan.why,  # why auto chose the method when it is not the usual one, else null
+    }
 
 
 def precision_to_dict(precision: Precision) -> dict[str, Any]:

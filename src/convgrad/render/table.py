@@ -110,6 +110,16 @@ def _table(case: CaseReport) -> FittingTable:
 
 def _methods(case: CaseReport) -> Text:
     """How each gradient's reference values were obtained, and what they cost."""
+    large = case.large
+    if large is not None:
+        calls = sum(t.forward_calls for t in case.gradients)
+        bound = "within rounding in the layer's dtype" if case.tensor("O").precision else "to the tolerance"
+        return Text(
+            f"a large case: every coordinate of O, {', '.join(case.compared_gradients)} against the float64 "
+            f"reference ({bound}); each gradient tied to the layer's own forward along {large.samples} random "
+            f"directions ({_calls(calls)}); --method coloured differences every coordinate instead",
+            style="dim",
+        )
     parts = [
         f"{t.name} {t.method} ({_calls(t.forward_calls)})"
         for t in case.tensors
@@ -161,6 +171,13 @@ def render_verdict(case: CaseReport) -> Text:
         but = (f"; but see the note on {', '.join(noted)}" if noted else "", "yellow")
         if case.reference_gradients:
             cost = f"and the float64 reference to {case.geometry.dtype} rounding {cost}"
+        if case.large is not None:
+            return Text.assemble(
+                ("PASS", "bold green"),
+                f": {gradients} match the float64 reference in all {case.coordinates_checked} coordinates and "
+                f"the layer's own forward along {case.large.samples} random directions each {cost}",
+                but,
+            )
         if not case.every_coordinate:
             return Text.assemble(
                 ("PASS", "bold green"),

@@ -38,8 +38,8 @@ from convgrad.impl.memory import NON_CONTIGUOUS, MemoryLayout, describe_layouts
 from convgrad.impl.watch import same_bits
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.numerics.method import numerical_gradient
+from convgrad.numerics.plan import plan_differences
 from convgrad.numerics.rounding import RoundingBounds, rounding_bounds
-from convgrad.numerics.step import step_for
 from convgrad.options import CheckOptions
 from convgrad.report import CallCheck, TensorComparison
 
@@ -143,13 +143,13 @@ def _along_directions(
     rows = []
     for name, analytical in zip(GRADIENT_NAMES, result.gradients):
         assert analytical is not None
-        step = step_for(name, (x, w, b), result.y, options.tolerances(geometry.dtype))
-        numerical = numerical_gradient(
-            "projection", guard.forward, (x, w, b), name, dy, step, geometry,
-            samples=PROJECTIONS_PER_TENSOR, seed=options.seed + 1, differences=options.differences, rtol=rtol,
-            curved=True,  # only without the forward check: a curved forward may be what the layer means
+        # Only without the forward check: the plan allows a curved forward, which may be what the layer means.
+        plan = plan_differences(
+            name, geometry, options, (x, w, b), result.y, method="projection", samples=PROJECTIONS_PER_TENSOR,
+            seed=options.seed + 1,
         )
-        rows.append(compare_numerical(name, analytical, numerical, rtol, scale_floor(name, x, w, dy)))
+        numerical = numerical_gradient(plan, guard.forward, (x, w, b), dy, geometry)
+        rows.append(replace(compare_numerical(name, analytical, numerical, rtol, scale_floor(name, x, w, dy)), plan=plan))
     return tuple(rows)
 
 

@@ -20,13 +20,13 @@ from convgrad.compare import compare_bounded, compare_numerical, compare_with_re
 from convgrad.findings.diagnosis import diagnose
 from convgrad.findings.locate import locate
 from convgrad.findings.precision import with_likely_cause
-from convgrad.geometry import GRADIENT_NAMES, TENSOR_NAMES, GradientName, LayerGeometry, TensorName
+from convgrad.geometry import GRADIENT_NAMES, TENSOR_NAMES, LayerGeometry, TensorName
 from convgrad.impl.guard import GuardedLayer, ImplementationFailure
 from convgrad.impl.protocol import Implementation, Unsupported
 from convgrad.numerics.gradient import BaseOutput, Evidence, Inputs, NumericalGradient, ProgressFactory
 from convgrad.numerics.method import numerical_gradient, one_at_a_time
+from convgrad.numerics.plan import DifferencePlan, plan_differences
 from convgrad.numerics.rounding import RoundingBounds, rounding_bounds
-from convgrad.numerics.step import step_for
 from convgrad.options import RANDOM_TENSORS, CheckOptions
 from convgrad.report import FLOAT64_REFERENCE, CallCheck, CaseReport, TensorComparison
 from convgrad.run.calls import CallResult, Tensors, later_calls
@@ -82,7 +82,9 @@ def run_case(
     guard = GuardedLayer(implementation, geometry)
     try:
         tensors, first, bounds = _first_call(geometry, guard, options, progress, implementation)
-        precise = _reference_gradients(first, geometry, bounds, implementation.has_bias) if bounds is not None else ()
+        # A large case's gradient rows are already against the reference: no second row for them.
+        large = any(t.plan is not None and t.plan.method == "reference" for t in tensors)
+        precise = _reference_gradients(first, geometry, bounds, implementation.has_bias) if bounds is not None and not large else ()
         calls: tuple[CallCheck, ...] = ()
         if first.failure is None:  # a layer that fails its first call has nothing more to prove
             rows = tensors + precise  # a first call that only lost bits did not hold either
@@ -148,14 +150,18 @@ def _reference_gradients(
     coordinate within what rounding in the layer's dtype allows (numerics/rounding.py)."""
     if all(g is None for g in first.gradients):
         return ()
-    wide = [np.asarray(t, dtype=np.float64) for t in first.tensors]  # read only, by the reference
-    expected = reference.backward(wide[3], *wide[:3], **geometry.conv_settings())
     rows = []
-    for name, analytical, values in zip(GRADIENT_NAMES, first.gradients, expected):
+    for name, analytical, values in zip(GRADIENT_NAMES, first.gradients, _reference_backward(first.tensors, geometry)):
         if analytical is not None and (has_bias or name != "db"):
             row = compare_bounded(name, analytical, values, bounds, method=FLOAT64_REFERENCE)
             rows.append(with_likely_cause(row, first.tensors, geometry, bounds))
     return tuple(rows)
+
+
+def _reference_backward(tensors: Tensors, geometry: LayerGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """dX, dK and db of the reference convolution at the check's tensors, in float64."""
+    x, w, b, dy = (np.asarray(t, dtype=np.float64) for t in tensors)  # read only, by the reference
+    return reference.backward(dy, x, w, b, **geometry.conv_settings())
 
 
 def _case_failure(first: CallResult) -> Optional[str]:
@@ -191,8 +197,10 @@ def _first_call(
         return tuple(rows), CallResult(tensors, y, failure=str(failure), error=failure.status == "error"), None
     first = CallResult.of(tensors, y, gradients, problems)
     base = BaseOutput(guard.forward, (x, w, b))  # one fresh call, shared by one-sided differences
+    plans = {g: plan_differences(g, geometry, options, (x, w, b), y) for g in GRADIENT_NAMES}
+    expected = _reference_backward(tensors, geometry) if plans["dX"].method == "reference" else None
     seen_forward: tuple[str, ...] = ()  # the forward's failings, seen while differencing: O's row says them
-    for gradient, analytical in zip(GRADIENT_NAMES, gradients):
+    for gradient, analytical, reference_values in zip(GRADIENT_NAMES, gradients, expected or (None,) * 3):
         if gradient == "db" and not implementation.has_bias:
             rows.append(TensorComparison.not_in_layer("db", geometry, rtol, "no bias"))
             continue
@@ -201,9 +209,15 @@ def _first_call(
             rows.append(TensorComparison.not_checked(gradient, geometry, rtol, str(problem), problem.shape, status=problem.status))
             continue
         try:
-            row, seen = _compare_gradient(
-                gradient, analytical, guard, (x, w, b), y, dy, geometry, options, base, progress, implementation
-            )
+            if reference_values is not None:
+                row, seen = _compare_large(
+                    plans[gradient], analytical, reference_values, guard, tensors, geometry, options, base, progress,
+                    implementation, bounds,
+                )
+            else:
+                row, seen = _compare_gradient(
+                    plans[gradient], analytical, guard, (x, w, b), dy, geometry, options, base, progress, implementation
+                )
             if options.forward_check:
                 seen_forward += tuple(p for p in seen if p not in seen_forward)
             else:  # no O row: the gradient whose differences saw it says it
@@ -220,11 +234,10 @@ def _first_call(
 
 
 def _compare_gradient(
-    gradient: GradientName,
+    plan: DifferencePlan,
     analytical: np.ndarray,
     guard: GuardedLayer,
     inputs: Inputs,
-    y: np.ndarray,
     dy: np.ndarray,
     geometry: LayerGeometry,
     options: CheckOptions,
@@ -235,15 +248,10 @@ def _compare_gradient(
     """One gradient against its numerical gradient, and what the differences saw the forward do
     wrong; a coloured result whose spot checks disagree is redone one coordinate at a time (central
     differences, trusting nothing)."""
-    rtol = options.tolerances(geometry.dtype).rtol
-    step = step_for(gradient, inputs, y, options.tolerances(geometry.dtype))
+    gradient = plan.gradient
     floor = scale_floor(gradient, inputs[0], inputs[1], dy)
-    numerical: NumericalGradient = numerical_gradient(
-        options.method, guard.forward, inputs, gradient, dy, step, geometry,
-        samples=options.samples, seed=options.seed, progress=progress,
-        differences=options.differences, base=base, rtol=rtol, curved=not options.forward_check,
-    )
-    disagreement = spot_check_disagreement(numerical, rtol, floor)
+    numerical = numerical_gradient(plan, guard.forward, inputs, dy, geometry, base=base, progress=progress)
+    disagreement = spot_check_disagreement(numerical, plan.rtol, floor)
     if disagreement is not None:
         # Harmless in itself: the redone coordinates need neither locality nor batch independence,
         # and the forward's own values are judged by the O row, the evidence and the later calls.
@@ -251,9 +259,51 @@ def _compare_gradient(
             guard.forward, inputs, gradient, dy, numerical.step, spent=numerical.forward_calls, note=disagreement,
             progress=progress,
         ), evidence=numerical.evidence)
-    row = compare_numerical(gradient, analytical, numerical, rtol, floor)
+    row = replace(compare_numerical(gradient, analytical, numerical, plan.rtol, floor), plan=plan)
+    return row, _judged_evidence(numerical, geometry, options, implementation)
+
+
+def _compare_large(
+    plan: DifferencePlan,
+    analytical: np.ndarray,
+    expected: np.ndarray,
+    guard: GuardedLayer,
+    tensors: Tensors,
+    geometry: LayerGeometry,
+    options: CheckOptions,
+    base: BaseOutput,
+    progress: Optional[ProgressFactory],
+    implementation: Implementation,
+    bounds: Optional[RoundingBounds],
+) -> tuple[TensorComparison, tuple[str, ...]]:
+    """A large case's gradient: every coordinate against the float64 reference backward (`expected`),
+    and tied to the layer's own forward along the plan's random directions."""
+    x, w, b, dy = tensors
+    gradient = plan.gradient
+    floor = scale_floor(gradient, x, w, dy)
+    row = compare_with_reference(
+        gradient, analytical, expected, bounds, plan.rtol, method=FLOAT64_REFERENCE, against="reference", floor=floor
+    )
+    if bounds is not None:
+        row = with_likely_cause(row, tensors, geometry, bounds)
+    numerical = numerical_gradient(plan, guard.forward, (x, w, b), dy, geometry, base=base, progress=progress)
+    tied = compare_numerical(gradient, analytical, numerical, plan.rtol, floor)
+    if not tied.passed:
+        untied = f"the backward is not the derivative of the layer's own forward: {tied.reason}"
+        row = replace(row, passed=False, precision=None, reason="; ".join(r for r in (untied, row.reason) if r))
+    # The plan says why the case is large (the method line shows it); the note keeps only what
+    # the comparison with the reference itself noticed.
+    row = replace(row, forward_calls=numerical.forward_calls, step=numerical.step, plan=plan)
+    return row, _judged_evidence(numerical, geometry, options, implementation)
+
+
+def _judged_evidence(
+    numerical: NumericalGradient, geometry: LayerGeometry, options: CheckOptions, implementation: Implementation
+) -> tuple[str, ...]:
+    """What the differences saw the forward do wrong: the first says it, the others are the same
+    failing seen again."""
     problems = [p for p in (_judged(e, geometry, options, implementation) for e in numerical.evidence) if p is not None]
-    return row, tuple(problems[:1])  # the first says it: the others are the same failing seen again
+    return tuple(problems[:1])
 
 
 def _with_problems(row: TensorComparison, problems: tuple[str, ...]) -> TensorComparison:
