@@ -34,6 +34,9 @@ __all__ = [
 ]
 
 FLOAT64_REFERENCE = "float64 reference"  # the method of a gradient row compared with the reference backward
+# The method of a large case's gradient row (numerics/plan.py): its own row, against the reference
+# backward at every coordinate and the layer's forward along random directions.
+REFERENCE_AND_DIRECTIONS = "float64 reference and random directions"
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,8 @@ class TensorComparison:
         """What this row's values were compared with, in words."""
         if self.method == "none":
             return "nothing"
-        return FLOAT64_REFERENCE if self.name == "O" or self.reference_gradient else "finite differences"
+        against_reference = self.name == "O" or self.method in (FLOAT64_REFERENCE, REFERENCE_AND_DIRECTIONS)
+        return FLOAT64_REFERENCE if against_reference else "finite differences"
 
     @property
     def label(self) -> str:
