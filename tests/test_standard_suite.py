@@ -9,13 +9,18 @@ resolved geometry, not from its name or comment: an edit that breaks the propert
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from convgrad import reference
 from convgrad.geometry import LayerGeometry
+from convgrad.options import CheckOptions
+from convgrad.run.case import random_tensors
 from convgrad.suite import load_suite
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,7 +90,13 @@ def missing_pairs(cases: list[dict[str, str]], factors: tuple[str, ...]) -> list
     return missing
 
 
-TWO_D = [levels(case.geometry) for case in SUITE.cases if case.geometry.ndim == 2]
+def small(g: LayerGeometry) -> bool:
+    """A case of the pairs: every coordinate checked by differences in a fraction of a second."""
+    return g.channels <= 6 and g.filters <= 6 and max(g.spatial) <= 15 and g.batch <= 5
+
+
+SMALL = [case for case in SUITE.cases if small(case.geometry)]
+TWO_D = [levels(case.geometry) for case in SMALL if case.geometry.ndim == 2]
 
 
 def test_every_level_is_one_the_factors_know():
@@ -144,7 +155,40 @@ def test_the_shipped_file_is_what_the_generator_writes():
         assert handle.read() == generated, "regenerate: python configs/generate_standard.py > configs/standard.toml"
 
 
-@pytest.mark.parametrize("case", SUITE.cases, ids=[c.name for c in SUITE.cases])
-def test_cases_are_small(case):
-    assert case.geometry.channels <= 6 and case.geometry.filters <= 6
-    assert max(case.geometry.spatial) <= 15 and case.geometry.batch <= 5
+def test_only_the_sizes_cases_are_large():
+    assert [c.name for c in SUITE.cases if not small(c.geometry)] == [c.name for c in SUITE.cases if c.name.startswith("sizes")]
+
+
+def _max_weight_gradient(g: LayerGeometry) -> float:
+    """max |dK| of the case as checked: the seed's tensors through the reference backward."""
+    x, w, b, dy = random_tensors(g, CheckOptions())
+    return float(np.max(np.abs(reference.backward(*(t.astype(np.float64) for t in (dy, x, w, b)), **g.conv_settings())[1])))
+
+
+def _odd_winograd_output(g: LayerGeometry) -> bool:
+    plain = all(k == 3 for k in g.kernel_size) and all(s == 1 for s in g.stride) and all(d == 1 for d in g.dilation)
+    return plain and any(o >= 9 and o % 2 for o in g.out_spatial)
+
+
+# Each threshold real kernels switch path at, as a predicate on a case's geometry: the shipped
+# file must cross every one, so a layer wrong only past it fails the standard suite.
+THRESHOLDS = {
+    "C/g in 17..40, not a multiple of 8 (channel blocks)": lambda g: 17 <= g.channels // g.groups <= 40 and (g.channels // g.groups) % 8,
+    "F in 17..40, not a multiple of 8": lambda g: 17 <= g.filters <= 40 and g.filters % 8,
+    "batch 9..13 (chunks of 8)": lambda g: 9 <= g.batch <= 13,
+    "over 4096 output positions (bands, split-K)": lambda g: math.prod(g.out_spatial) > 4096,
+    "an odd output of 9 or more from a 3x3 stride-1 kernel (Winograd)": _odd_winograd_output,
+    "a 5x5 kernel (FFT)": lambda g: g.kernel_size == (5, 5),
+    "a 7x7 kernel": lambda g: g.kernel_size == (7, 7),
+    "kernel == stride >= 4 (patchify)": lambda g: g.kernel_size == g.stride and min(g.stride) >= 4,
+    "1x1 with stride 2 and padding": lambda g: g.kernel_size == (1, 1) and 2 in g.stride and max(g.padding) > 0,
+    "C*Hp*Wp over 32767 (int16 indices)": lambda g: g.channels * math.prod(g.padded_spatial) > 32767,
+    "float32 reductions over 4096 terms": lambda g: g.dtype == "float32" and g.batch * math.prod(g.out_spatial) > 4096,
+    "|dK| over 100 (a clip at 100)": lambda g: _max_weight_gradient(g) > 100,
+}
+
+
+@pytest.mark.parametrize("threshold", THRESHOLDS)
+def test_the_shipped_suite_crosses_every_size_threshold(threshold):
+    assert any(THRESHOLDS[threshold](c.geometry) for c in SUITE.cases if c.geometry.ndim == 2)
+
