@@ -136,19 +136,20 @@ def test_correct_float32_layers_pass_large_layers_by_the_model(geometry):
             assert row.precision is not None and row.precision.largest_ratio < 0.5  # measured: below 0.2
 
 
-def test_a_coordinate_no_product_reaches_must_be_zero_up_to_one_product_term():
-    # Stride 3 with a 1x1 kernel: two of every three input rows are never read, dX is exactly 0 there.
+def test_a_coordinate_no_product_reaches_must_be_zero_up_to_transform_noise():
+    # Stride 3 with a 1x1 kernel: two of every three input rows are never read, dX is exactly 0 there
+    # for direct sums; a transform (FFT) leaves its spread rounding there, far below one product.
     geometry = resolve_geometry("2x7x7", "3x2x1x1", stride=3, dtype="float32")
     x, w, b, dy = random_tensors(geometry, CheckOptions())
     bounds = rounding_bounds(x, w, b, dy, geometry)
     assert bounds is not None
     unread = bounds.bound["dX"][0, 0, 1, 1]
-    assert 0 < unread < 1e-6 * float(np.abs(w).max() * np.abs(dy).max())
+    assert 0 < unread < 1e-4 * float(np.abs(w).max() * np.abs(dy).max())
     correct = reference.backward(*(t.astype(np.float64) for t in (dy, x, w, b)), stride=(3, 3), padding=(0, 0),
                                  dilation=(1, 1), groups=1)[0]
     assert correct[0, 0, 1, 1] == 0.0
     wrong = correct.copy()
-    wrong[0, 0, 1, 1] = 1e-5 * float(np.abs(correct).max())  # far below the flat 1e-3 of the scale
+    wrong[0, 0, 1, 1] = 2e-4 * float(np.abs(correct).max())  # far below the flat 1e-3 of the scale
     row = compare_bounded("dX", wrong, correct, bounds, method="float64 reference")
     assert not row.passed and row.mismatches == 1 and row.worst_index == (0, 0, 1, 1)
     assert compare_bounded("dX", correct.astype(np.float32), correct, bounds, method="float64 reference").passed

@@ -3,7 +3,7 @@
 Coordinate i of O, dX, dK or db is a sum of n_i products. Summed in a precision with unit roundoff
 u, its error stays below
 
-    bound_i = LAMBDA * (u * (sqrt(n_i) * B_i + term) + n_i * eta)
+    bound_i = LAMBDA * (u * (sqrt(n_i) * B_i + term + SPREAD * spread_P) + n_i * eta)
 
 where B_i is the same sum taken over absolute values (the reference run on |x|, |w|, |dy|), and
 sqrt(n_i) models rounding errors that add up as a random walk. n_i counts only the products that
@@ -21,6 +21,7 @@ the layer does. LAMBDA is chosen from benchmarks/precision.py (README: "How prec
 from __future__ import annotations
 
 import functools
+import math
 
 from dataclasses import dataclass, replace
 from typing import Collection, Mapping, Optional
@@ -37,6 +38,10 @@ __all__ = ["LAMBDA", "RoundingBounds", "rounding_bounds", "unit_roundoff", "sign
 # where n is small and the worst case is n u B rather than sqrt(n) u B (2 covers it up to n = 4);
 # layers that keep 11 significant bits reach 1.2 to 4000 times it (benchmarks/RESULTS.md).
 LAMBDA = 2.0
+# The FFT (complex64) needs about 1 and Winograd F(2x2, 3x3) about 2; F(4x4, 3x3), whose transforms
+# reach 8 and 1/24, needs about 60 and stays below 0.51 of the bound with 128 (benchmarks/precision.py
+# --transforms). Layers keeping float16 or bfloat16 sums or TF32 operands stay 5 times past it or more.
+SPREAD = 128.0
 REFERENCE_ROUNDOFF = 2.0**-53  # the float64 reference's own rounding, added to the layer's
 
 
@@ -83,6 +88,7 @@ def rounding_bounds(
     if set(names) & set(GRADIENT_NAMES):
         sums.update(zip(GRADIENT_NAMES, reference.backward(ady, ax, aw, ab, **settings)))
     counts = _products(replace(geometry, batch=x.shape[0]))
+    spreads = _spread(ax, aw, ady, geometry, names)
     u = unit_roundoff(geometry.dtype) + REFERENCE_ROUNDOFF
     eta = float(np.finfo(geometry.dtype).smallest_subnormal) / 2
     bound: dict[TensorName, np.ndarray] = {}
@@ -91,9 +97,34 @@ def rounding_bounds(
         n = np.rint(counts[name])
         reached = n > 0
         term = float(np.max(np.where(reached, total / np.where(reached, n, 1.0), 0.0), initial=0.0))
-        bound[name] = LAMBDA * (u * (np.sqrt(n) * total + term) + n * eta)
+        bound[name] = LAMBDA * (u * (np.sqrt(n) * total + term + SPREAD * spreads.get(name, 0.0)) + n * eta)
         magnitude[name] = total + term
     return RoundingBounds(bound, magnitude, u, significant_bits(geometry.dtype))
+
+
+def _spread(
+    ax: np.ndarray, aw: np.ndarray, ady: np.ndarray, geometry: LayerGeometry, names: Collection[TensorName]
+) -> dict[TensorName, np.ndarray]:
+    """Per plane of O, dX and dK (the spatial axes at one (item, channel) or (kernel, channel)):
+    sqrt(log2 m / m * sum over the plane's channel pairs of |a|_2^2 |b|_2^2), the root mean square
+    error per coordinate that rounding spread by a transform of m points leaves (docs/MATH.md),
+    shaped to broadcast over the plane. db is a plain sum: no transform spreads it."""
+    g = geometry.groups
+    spatial = tuple(range(2, ax.ndim))
+    m = max(2, math.prod(geometry.padded_spatial))
+    squares = [np.sum(t * t, axis=spatial) for t in (ax, aw, ady)]  # (N, C), (F, C/g), (N, F)
+    xs = squares[0].reshape(ax.shape[0], g, -1)  # N, g, C/g
+    ws = squares[1].reshape(g, -1, aw.shape[1])  # g, F/g, C/g
+    ds = squares[2].reshape(ady.shape[0], g, -1)  # N, g, F/g
+    planes: dict[TensorName, np.ndarray] = {}
+    if "O" in names:
+        planes["O"] = np.einsum("ngc,gfc->ngf", xs, ws).reshape(ax.shape[0], -1)
+    if "dX" in names:
+        planes["dX"] = np.einsum("ngf,gfc->ngc", ds, ws).reshape(ax.shape[0], -1)
+    if "dK" in names:
+        planes["dK"] = np.einsum("ngc,ngf->gfc", xs, ds).reshape(aw.shape[0], -1)
+    scale = math.log2(m) / m
+    return {name: np.sqrt(scale * plane).reshape(plane.shape + (1,) * len(spatial)) for name, plane in planes.items()}
 
 
 @functools.lru_cache(maxsize=32)
