@@ -441,7 +441,7 @@ _FUZZ_DTYPES: dict[str, tuple[Dtype, ...]] = {
               help="Search (and shrink) for this long; no new layer is started after it.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of the random layers (the same seed draws the same layers) and of their tensors.")
-@click.option("--dtype", type=click.Choice(list(_FUZZ_DTYPES)), default="float64", show_default=True,
+@click.option("--dtype", type=click.Choice(list(_FUZZ_DTYPES)), default="both", show_default=True,
               help="Floating-point type of the layers drawn; both: each layer one or the other.")
 @click.option("--timeout", type=float, default=DEFAULT_FUZZ_TIMEOUT_S, show_default=True, metavar="SECONDS",
               help="Fail a layer whose check has not finished after this many seconds.")
@@ -450,12 +450,14 @@ _FUZZ_DTYPES: dict[str, tuple[Dtype, ...]] = {
 def fuzz(ctx: click.Context, /, impl: str, layout: Optional[str], weight_layout: Optional[str],
          impl_config: Optional[str], impl_path: tuple[str, ...], device: str, budget: float, seed: int, dtype: str,
          timeout: float, as_json: bool) -> None:
-    """Check random small layers until one fails, then shrink it to the simplest layer that fails.
+    """Check random layers until one fails, then shrink it to the simplest layer that fails.
 
-    Layers are 1-D, 2-D and 3-D, with batches of 1 to 6, groups, depthwise kernels (also with
-    two kernels per channel), strides, padding and dilations (also different per axis), inputs
-    the stride does not tile, rectangular and 1x1 kernels; each is checked as `convgrad check`
-    checks it. Layers the implementation cannot run are skipped and counted. A failure is
+    Layers are 1-D, 2-D and 3-D, float64 and float32, with batches of 1 to 6, groups, depthwise
+    kernels (also with two kernels per channel), strides, padding and dilations (also different
+    per axis), inputs the stride does not tile, rectangular and 1x1 kernels; one in four is past a
+    size where fast kernels change path (17 to 40 channels, batches of 9 to 13, over 4096 outputs,
+    odd outputs of 9 and more, 5x5 and 7x7 kernels, 4x4 and 5x5 patches, a padded strided 1x1).
+    Each is checked as `convgrad check` checks it. Layers the implementation cannot run are skipped and counted. A failure is
     printed with its report, a `convgrad check` command line and a suite case that reproduce it.
     Exit 0: no layer failed within the budget; 1: one did (or nothing was checked); 2: bad input.
 

@@ -218,7 +218,7 @@ class FuzzOptions:
     """How long `convgrad fuzz` searches (and shrinks), and the dtypes of the layers it draws."""
 
     budget_s: float = DEFAULT_BUDGET_S
-    dtypes: tuple[Dtype, ...] = ("float64",)
+    dtypes: tuple[Dtype, ...] = ("float64", "float32")
 
     def __post_init__(self) -> None:
         budget = self.budget_s

@@ -1,6 +1,7 @@
-"""Fuzzing a layer: random small geometries until one fails, then the simplest geometry that still fails.
+"""Fuzzing a layer: random geometries until one fails, then the simplest geometry that still fails.
 
-    seed -> random_geometries (1-D to 3-D, batch, groups, depthwise, stride, padding, dilation, per axis)
+    seed -> random_geometries (1-D to 3-D, batch, groups, depthwise, stride, padding, dilation, per
+            axis, float64 and float32; one in LARGE_SHARE past a size where real kernels change path)
          -> run_case_isolated on each, until one fails or the budget is spent
          -> shrink: simpler candidates (shrink_candidates), keeping each that still fails, until none does
 
@@ -38,9 +39,13 @@ __all__ = [
     "shrink_candidates",
 ]
 
-# Gradient coordinates (x, w and b) of a drawn layer at most: keeps a check to a fraction of a
-# second, so a minute tries a few hundred layers. Larger draws are redrawn.
+# Gradient coordinates (x, w and b) of a drawn small layer at most: keeps a check to a fraction of
+# a second, so a minute tries a few hundred layers. Larger small draws are redrawn.
 MAX_COORDINATES = 600
+# The share of draws past a size real kernels switch path at (configs/generate_standard.py names
+# them): most such layers are past the size budget and checked against the reference
+# (numerics/plan.py), at about the cost of a small one.
+LARGE_SHARE = 0.25
 
 # What a run covered, counted over the geometries checked (a geometry counts once per feature it has).
 FEATURES = (
@@ -48,6 +53,7 @@ FEATURES = (
     "groups 1", "groups > 1", "depthwise", "depthwise x2",
     "batch > 1", "strided", "padded", "dilated", "per-axis values", "stride does not tile",
     "rectangular kernel", "1x1 kernel", "float32",
+    "C/g or F 17 to 40", "batch 9 to 13", "over 4096 outputs", "kernel 5 or more", "kernel == stride >= 4",
 )
 
 
@@ -76,6 +82,11 @@ def features(geometry: LayerGeometry) -> tuple[str, ...]:
         *(["rectangular kernel"] if len(set(g.kernel_size)) > 1 else []),
         *(["1x1 kernel"] if all(k == 1 for k in g.kernel_size) else []),
         *(["float32"] if g.dtype == "float32" else []),
+        *(["C/g or F 17 to 40"] if any(17 <= n <= 40 for n in (g.channels // g.groups, g.filters)) else []),
+        *(["batch 9 to 13"] if 9 <= g.batch <= 13 else []),
+        *(["over 4096 outputs"] if math.prod(g.out_spatial) > 4096 else []),
+        *(["kernel 5 or more"] if max(g.kernel_size) >= 5 else []),
+        *(["kernel == stride >= 4"] if g.kernel_size == g.stride and min(g.stride) >= 4 else []),
     }
     return tuple(f for f in FEATURES if f in has)
 
@@ -149,8 +160,9 @@ _PADDINGS = (0, 0, 1, 2)
 _GROUPINGS = ("groups 1", "groups 1", "groups 2", "depthwise", "depthwise x2")
 
 
-def random_geometries(seed: int, dtypes: Sequence[Dtype] = ("float64",)) -> Iterator[LayerGeometry]:
-    """Endless random small layers; the same seed and dtypes give the same sequence.
+def random_geometries(seed: int, dtypes: Sequence[Dtype] = ("float64", "float32")) -> Iterator[LayerGeometry]:
+    """Endless random layers, small but for one in LARGE_SHARE; the same seed and dtypes give the
+    same sequence.
 
     Each axis is built backwards from its output size, so every layer drawn exists: with out,
     kernel k, stride s, dilation d, padding p and a remainder r < s (r > 0: the stride does not
@@ -158,9 +170,46 @@ def random_geometries(seed: int, dtypes: Sequence[Dtype] = ("float64",)) -> Iter
     """
     rng = np.random.default_rng(seed)
     while True:
+        if rng.random() < LARGE_SHARE:
+            yield _draw_large(rng, dtypes)
+            continue
         geometry = _draw(rng, dtypes)
         if geometry is not None and _coordinates(geometry) <= MAX_COORDINATES:
             yield geometry
+
+
+def _draw_large(rng: np.random.Generator, dtypes: Sequence[Dtype]) -> LayerGeometry:
+    """A 2-D layer past one threshold where real kernels change path, the rest of it small."""
+    dtype = dtypes[int(rng.integers(0, len(dtypes)))]
+    past = str(rng.choice(_THRESHOLDS))
+    c, f, groups, batch = int(rng.integers(2, 7)), int(rng.integers(2, 7)), 1, int(rng.integers(1, 4))
+    k, s, p = 3, 1, int(rng.integers(0, 2))
+    out = [int(rng.integers(3, 8)), int(rng.integers(3, 8))]
+    if past == "channels":  # blocks of 8 or 16 channels: C/g and F between 17 and 40, off the block
+        groups = int(rng.choice((1, 1, 2)))
+        c, f = groups * int(rng.integers(17, 41)), groups * int(rng.integers(9, 21))
+    elif past == "batch":  # chunks of 8 items
+        batch = int(rng.integers(9, 14))
+    elif past == "positions":  # bands, split reductions and narrow indices past 4096 outputs
+        out = [int(rng.integers(64, 72)), int(rng.integers(65, 80))]
+        c, f, p = int(rng.integers(8, 11)), int(rng.integers(1, 3)), 1
+    elif past == "odd outputs":  # Winograd tiles of 2 or 4 with a ragged edge
+        out = [2 * int(rng.integers(4, 8)) + 1, int(rng.integers(9, 16))]
+    elif past == "large kernel":  # FFT paths
+        k, s = int(rng.choice((5, 7))), int(rng.choice((1, 2)))
+        p = int(rng.integers(0, k // 2 + 1))
+    elif past == "patches":  # kernel == stride >= 4
+        k = s = int(rng.choice((4, 5)))
+        p = 0
+    else:  # a strided 1x1 with padding
+        k, s, p = 1, 2, int(rng.integers(1, 3))
+    spatial = [(o - 1) * s + k - 2 * p for o in out]
+    return resolve_geometry(
+        (c, *spatial), (f, c // groups, k, k), batch=batch, stride=s, padding=p, groups=groups, dtype=dtype
+    )
+
+
+_THRESHOLDS = ("channels", "batch", "positions", "odd outputs", "large kernel", "patches", "strided 1x1")
 
 
 def _draw(rng: np.random.Generator, dtypes: Sequence[Dtype]) -> Optional[LayerGeometry]:
