@@ -96,3 +96,18 @@ def test_method_reference_without_the_forward_check_is_refused_in_one_line():
     assert result.exit_code == 2
     assert "--method reference" in result.output and "--method auto" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_redo_one_coordinate_at_a_time_is_capped_by_the_budget():
+    # Under the budget by differences, but its outputs move where no perturbation reaches (int16
+    # indices wrap past 32767 elements): every coordinate one at a time would be 66560 calls.
+    from zoo.sizes import Int16Indices
+
+    geometry = resolve_geometry("8x64x65", "1x8x3x3", padding=1, dtype="float32")
+    assert differences_work(geometry) < FULL_CHECK_BUDGET
+    report = check_layer(geometry, Int16Indices())
+    row = next(t for t in report.tensors if t.name == "dX")
+    assert row.method == "sample" and row.checked < 200
+    assert "random coordinates of 33280 were redone" in (row.note or "")
+    assert not report.passed and not report.tensor("O").passed  # the forward is what is wrong
+    assert report.forward_calls < 2000

@@ -19,6 +19,7 @@ coloured calls, but not a central spot check.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Optional
 
@@ -40,10 +41,12 @@ from convgrad.numerics.gradient import (
     SpotCheck,
 )
 from convgrad.numerics.linearity import LINEARITY_CALLS, nonlinearity
-from convgrad.numerics.plan import SPOT_CHECKS, DifferencePlan
+from convgrad.numerics.plan import FULL_CHECK_BUDGET, SPOT_CHECKS, DifferencePlan
 from convgrad.numerics.projection import projection_gradient
 
-__all__ = ["numerical_gradient", "one_at_a_time"]
+__all__ = ["numerical_gradient", "one_at_a_time", "REDONE_AT_LEAST"]
+
+REDONE_AT_LEAST = 64  # coordinates a redo past the size budget still recomputes one at a time
 
 
 def _rng(seed: int, gradient: GradientName, linearity: bool = False) -> np.random.Generator:
@@ -132,18 +135,35 @@ def one_at_a_time(
     gradient: GradientName,
     dy: np.ndarray,
     step: float,
+    geometry: LayerGeometry,
     *,
     spent: int,
     note: str,
+    seed: int,
     progress: Optional[ProgressFactory] = None,
 ) -> NumericalGradient:
-    """Every coordinate redone one at a time, after `spent` forward calls that could not be used."""
+    """Every coordinate redone one at a time, after `spent` forward calls that could not be used;
+    past the size budget (plan.py) as many random coordinates as it allows, and the note says so:
+    a layer whose coloured differences cannot be trusted is already failing (its outputs moved
+    where no perturbation reaches), and redoing a large tensor would take hours."""
     size = inputs[TENSOR_INDEX[gradient]].size
-    dense = dense_gradient(forward, inputs, gradient, dy, step, _task(progress, gradient, "one at a time", 2 * size))
+    per_call = geometry.batch * geometry.filters * math.prod(geometry.out_spatial) * math.prod(geometry.w_shape[1:])
+    affordable = max(REDONE_AT_LEAST, int(FULL_CHECK_BUDGET // (2 * per_call)))
+    coordinates = None
+    if size > affordable:
+        coordinates = np.sort(_rng(seed, gradient).choice(size, size=affordable, replace=False))
+        note = (
+            f"{note}; {affordable} random coordinates of {size} were redone (all of them would cost "
+            f"{2 * size * per_call:.2g} multiply-adds, over the budget of {FULL_CHECK_BUDGET:.2g})"
+        )
+    calls = 2 * (size if coordinates is None else coordinates.size)
+    dense = dense_gradient(
+        forward, inputs, gradient, dy, step, _task(progress, gradient, "one at a time", calls), coordinates
+    )
     return NumericalGradient(
         values=dense.values,
         step=step,
-        method="dense",
+        method="dense" if coordinates is None else "sample",
         checked=dense.checked,
         forward_calls=spent + dense.forward_calls,
         note=note,
@@ -203,7 +223,8 @@ def _coloured(
         # The note says the coordinates were redone one at a time; the outputs that moved are
         # evidence, judged against the reference in run/case.py.
         redone = one_at_a_time(
-            forward, inputs, gradient, dy, step, spent=calls, note=str(nonlocal_outputs), progress=progress
+            forward, inputs, gradient, dy, step, geometry, spent=calls, note=str(nonlocal_outputs), seed=seed,
+            progress=progress,
         )
         found = () if nonlocal_outputs.evidence is None else (nonlocal_outputs.evidence,)
         return replace(redone, evidence=evidence + found)

@@ -256,8 +256,8 @@ def _compare_gradient(
         # Harmless in itself: the redone coordinates need neither locality nor batch independence,
         # and the forward's own values are judged by the O row, the evidence and the later calls.
         numerical = replace(one_at_a_time(
-            guard.forward, inputs, gradient, dy, numerical.step, spent=numerical.forward_calls, note=disagreement,
-            progress=progress,
+            guard.forward, inputs, gradient, dy, numerical.step, geometry, spent=numerical.forward_calls,
+            note=disagreement, seed=plan.seed, progress=progress,
         ), evidence=numerical.evidence)
     row = replace(compare_numerical(gradient, analytical, numerical, plan.rtol, floor), plan=plan)
     return row, _judged_evidence(numerical, geometry, options, implementation)
