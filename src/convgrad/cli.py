@@ -257,6 +257,10 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
                                          config=impl_config, paths=impl_path, device=device)
     with DelayedProgress(make_console(stderr=True), enabled=not (as_json or quiet)) as progress:
         suite = run_suite(suite_spec.cases, implementation, options, progress, jobs=jobs or default_jobs())
+        if suite_spec.domain_pairs and not options.strict:  # under --strict a case it cannot run fails already
+            from convgrad.run.domain import cover_domain
+
+            suite = cover_domain(suite, implementation, options, progress, jobs=jobs or default_jobs())
     if junit_path is not None:
         from convgrad.render.junit import render_junit
 
@@ -328,7 +332,7 @@ def _write(path: str, text: str) -> None:
 
 def _print_suite_summary(suite: "SuiteReport", *, quiet: bool, svg_path: Optional[str] = None) -> None:
     """Each failing case's table, then a summary of every case; only the summary with --quiet."""
-    from convgrad.render.summary import render_summary, render_totals
+    from convgrad.render.summary import render_domain, render_summary, render_totals
     from convgrad.render.table import render_case
 
     console = _output_console(offscreen=False, svg_path=svg_path)
@@ -338,6 +342,9 @@ def _print_suite_summary(suite: "SuiteReport", *, quiet: bool, svg_path: Optiona
                 console.print(render_case(case))
                 console.print()
     console.print(render_summary(suite))
+    domain = render_domain(suite)
+    if domain is not None:
+        console.print(domain)
     console.print(render_totals(suite))
     _save_svg(console, svg_path)
 

@@ -423,10 +423,26 @@ class CaseReport:
 
 
 @dataclass(frozen=True)
+class DomainPairs:
+    """How a suite covered the pairs of settings within the layer's own domain (run/domain.py)."""
+
+    pairs: int  # pairs of factor levels some small 2-D case the layer accepts has
+    covered: int  # of those, the pairs of the cases checked
+    cases: int  # 2-D cases of the factors checked (covering.levels_of), the suite's own and the added ones
+    added: int  # cases added to cover the layer's domain ("domain 1", ...)
+    refused: int  # added cases the layer turned down at run time
+
+    @property
+    def complete(self) -> bool:
+        return self.covered == self.pairs
+
+
+@dataclass(frozen=True)
 class SuiteReport:
-    """One or more cases checked in one run."""
+    """One or more cases checked in one run, and, for a suite that asks, its pairs of the layer's domain."""
 
     cases: tuple[CaseReport, ...]
+    domain: Optional[DomainPairs] = None
 
     @property
     def passed(self) -> bool:

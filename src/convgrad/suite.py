@@ -1,7 +1,9 @@
 """Suites of cases, and how they are read from a TOML file: top-level defaults, `[[case]]` tables.
 
 Keys: in, kernels, batch, stride, padding, dilation, groups, dtype, and name (a case's name; at
-the top level, the suite's). A file without `[[case]]` tables is one case. Unknown keys and bad
+the top level, the suite's). A file without `[[case]]` tables is one case. At the top level,
+`domain_pairs = true` asks for every pair of settings within the layer's own domain: cases are
+added where the layer cannot run the file's (run/domain.py). Unknown keys and bad
 values are a `ConfigError` naming the file, the key, the case and the closest valid name, in the
 file's own words (a geometry error says `kernels = "5x3x3x3"`, not a command-line flag).
 
@@ -48,7 +50,7 @@ TOML = Audience(
     assign=lambda parameter, value: f"{_KEY_OF.get(parameter, parameter)} = {_toml_value(value)}",
 )
 _CASE_KEYS = ("name", *GEOMETRY_KEYS)
-_TOP_KEYS = ("name", "case", *GEOMETRY_KEYS)
+_TOP_KEYS = ("name", "case", "domain_pairs", *GEOMETRY_KEYS)
 _TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
     "in": (str, list),
@@ -78,6 +80,7 @@ class SuiteCase:
 class Suite:
     name: str
     cases: tuple[SuiteCase, ...]
+    domain_pairs: bool = False  # cover every pair of settings within the layer's own domain
 
 
 def load_suite(path: str) -> Suite:
@@ -105,6 +108,10 @@ def load_suite(path: str) -> Suite:
     if not isinstance(suite_name, str):
         raise ConfigError(f"{shown}: name at the top level must be text, like name = \"my layers\"")
 
+    domain_pairs = document.get("domain_pairs", False)
+    if not isinstance(domain_pairs, bool):
+        raise ConfigError(f"{shown}: domain_pairs at the top level must be true or false, like domain_pairs = true")
+
     tables = document.get("case")
     if tables is None:
         tables = [{}]  # a file of top-level settings alone is one case
@@ -122,7 +129,7 @@ def load_suite(path: str) -> Suite:
         settings = {**defaults, **{k: v for k, v in table.items() if k != "name"}}
         geometry = _geometry(settings, path, where)
         cases.append(SuiteCase(name=table.get("name") or f"case {number}: {geometry.brief()}", geometry=geometry))
-    return Suite(name=suite_name, cases=tuple(cases))
+    return Suite(name=suite_name, cases=tuple(cases), domain_pairs=domain_pairs)
 
 
 def _check_keys(table: dict[str, Any], valid: tuple[str, ...], path: str, where: str) -> None:

@@ -17,11 +17,12 @@ CONVGRAD = {
 def im2col_indices(x_shape, field_height, field_width, padding, stride):
     N, C, H, W = x_shape
     assert (H + 2 * padding - field_height) % stride == 0, "stride does not tile the input"
-    out_size = (H + 2 * padding - field_height) // stride + 1
+    # The height read for both axes: square inputs only (the kernel may be rectangular).
+    out_size = (H + 2 * padding - field_height) // stride + 1, (H + 2 * padding - field_width) // stride + 1
     i0 = np.tile(np.repeat(np.arange(field_height), field_width), C)
-    i1 = stride * np.repeat(np.arange(out_size), out_size)
+    i1 = stride * np.repeat(np.arange(out_size[0]), out_size[1])
     j0 = np.tile(np.arange(field_width), field_height * C)
-    j1 = stride * np.tile(np.arange(out_size), out_size)
+    j1 = stride * np.tile(np.arange(out_size[1]), out_size[0])
     i = i0.reshape(-1, 1) + i1.reshape(1, -1)
     j = j0.reshape(-1, 1) + j1.reshape(1, -1)
     k = np.repeat(np.arange(C), field_height * field_width).reshape(-1, 1)
@@ -49,7 +50,7 @@ def conv_forward_im2col(x, w, b, conv_param):
     F, _, HH, WW = w.shape
     x_cols, out_size = im2col(x, HH, WW, pad, stride)
     out = w.reshape(F, -1) @ x_cols + b.reshape(-1, 1)
-    out = out.reshape(F, out_size, out_size, x.shape[0]).transpose(3, 0, 1, 2)
+    out = out.reshape(F, *out_size, x.shape[0]).transpose(3, 0, 1, 2)
     return out, (x, w, b, conv_param, x_cols)
 
 

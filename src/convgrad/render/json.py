@@ -11,7 +11,7 @@ from convgrad.explain import Derivation, KernelGrid, WorkedCoordinate
 from convgrad.findings.diagnosis import Diagnosis
 from convgrad.findings.locate import Location
 from convgrad.numerics.plan import DifferencePlan
-from convgrad.report import CallCheck, CaseReport, Precision, SuiteReport, TensorComparison
+from convgrad.report import CallCheck, CaseReport, DomainPairs, Precision, SuiteReport, TensorComparison
 
 if TYPE_CHECKING:
     from convgrad.render.fuzz import Reproduction
@@ -168,6 +168,18 @@ def suite_to_dict(suite: SuiteReport) -> dict[str, Any]:
         "passed": suite.passed,
         "summary": {status: suite.count(status) for status in ("passed", "failed", "error", "skipped")},
         "cases": [case_to_dict(c) for c in suite.cases],
+        # For a suite with domain_pairs: the pairs of settings within the layer's own domain; else null.
+        "domain_pairs": domain_to_dict(suite.domain) if suite.domain is not None else None,
+    }
+
+
+def domain_to_dict(domain: DomainPairs) -> dict[str, Any]:
+    return {
+        "pairs": domain.pairs,  # pairs of factor levels some small 2-D case the layer accepts has
+        "covered": domain.covered,  # of those, the pairs of the cases checked
+        "cases": domain.cases,  # small 2-D cases checked, the suite's own and the added ones
+        "added": domain.added,  # cases added for the layer's domain ("domain 1", ...)
+        "refused": domain.refused,  # added cases the layer turned down at run time
     }
 
 

@@ -5,6 +5,8 @@ Reads reports only; every number shown was computed by the checker.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -14,7 +16,7 @@ from convgrad.render.fit import Fields
 from convgrad.render.table import STATUS_TEXT, format_error
 from convgrad.report import CaseReport, SuiteReport
 
-__all__ = ["render_summary", "render_totals", "render_skipped"]
+__all__ = ["render_summary", "render_totals", "render_domain", "render_skipped"]
 
 
 def _verdict(case: CaseReport) -> Text:
@@ -64,6 +66,22 @@ def render_totals(suite: SuiteReport) -> Text:
     if not passed:
         return Text.assemble(("FAIL", "bold red"), f": nothing was checked; all {total} cases were skipped")
     return Text.assemble(("PASS", "bold green"), f": {passed} of {total} cases passed{skip_note}")
+
+
+def render_domain(suite: SuiteReport) -> Optional[Text]:
+    """How the pairs of settings within the layer's own domain were covered, or None."""
+    domain = suite.domain
+    if domain is None:
+        return None
+    if domain.pairs == 0:
+        return Text("pairs of settings: the layer runs none of the small 2-D cases, so none are counted", style="yellow")
+    added = f", {domain.added} of them added for the layer's domain (domain 1 to {domain.added})" if domain.added else ""
+    refused = f"; {domain.refused} more turned down at run time" if domain.refused else ""
+    text = (
+        f"pairs of settings within the layer's own domain: {domain.covered} of {domain.pairs} covered by "
+        f"{domain.cases} 2-D cases{added}{refused}"
+    )
+    return Text(text, style="dim" if domain.complete else "yellow")
 
 
 def render_skipped(case: CaseReport) -> RenderableType:
