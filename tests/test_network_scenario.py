@@ -62,8 +62,8 @@ ON_THE_SUITE = ["ClassAttributeCache", "IdentityKeyedWeightCache", "PositiveOnly
 GEOMETRIES = (resolve_geometry("3x6x6", "4x3x3x3", batch=2), resolve_geometry("4x7x6", "5x4x3x2", batch=3, stride=2, padding=1))
 
 
-def suite(spec: str) -> tuple[int, dict]:
-    result = CliRunner().invoke(cli, ["check", "--impl", spec, "--config", STANDARD, "--json"])
+def suite(spec: str, *flags: str) -> tuple[int, dict]:
+    result = CliRunner().invoke(cli, ["check", "--impl", spec, "--config", STANDARD, "--json", *flags])
     return result.exit_code, json.loads(result.output)
 
 
@@ -80,7 +80,7 @@ def first_failures(report: dict) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("wrong", ON_THE_SUITE)
 def test_a_layer_wrong_in_a_network_fails_the_standard_suite_with_its_cause(wrong):
     _, step, cause = WRONG[wrong]
-    code, report = suite(f"{NUMPY_LAYERS}:{wrong}")
+    code, report = suite(f"{NUMPY_LAYERS}:{wrong}", "--fail-fast")  # a gate's answer: the first failing case
     assert code == 1 and report["summary"]["failed"] + report["summary"]["error"] > 0
     # Right in a unit test: every failing case's first call (O, dX, dK, db) holds.
     assert all(t["passed"] for case in report["cases"] for t in case["tensors"] if case["status"] != "skipped")
@@ -221,7 +221,7 @@ def torch():
 
 
 def test_a_weight_gradient_gated_on_the_bias_flag_is_dropped_and_caught(torch):
-    code, report = suite(f"{TORCH_LAYERS}:BiasFlagGatesWeightGradient")
+    code, report = suite(f"{TORCH_LAYERS}:BiasFlagGatesWeightGradient", "--fail-fast")
     assert code == 1
     failures = first_failures(report)
     assert failures and all(name == "b frozen" for name, _ in failures)
@@ -231,7 +231,7 @@ def test_a_weight_gradient_gated_on_the_bias_flag_is_dropped_and_caught(torch):
 
 
 def test_a_training_path_that_adds_the_bias_twice_is_caught_on_the_recording_forward(torch):
-    code, report = suite(f"{TORCH_LAYERS}:TrainingPathBiasTwice")
+    code, report = suite(f"{TORCH_LAYERS}:TrainingPathBiasTwice", "--fail-fast")
     assert code == 1
     for name, reason in first_failures(report):
         assert name == "two instances" and reason.startswith("forward of layer A: O differs")

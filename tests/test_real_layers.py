@@ -62,7 +62,7 @@ def test_course_functions_named_on_the_command_line():
     assert report["summary"]["passed"] == len(checked) > 10
     assert skips(report)["3-D"].endswith("handles 2-D layers only (a cache-style conv_param) and this case is 3-D")
 
-    code, report = standard_suite(layer("course_naive.py:conv_forward_naive,conv_backward_bias_mean"))
+    code, report = standard_suite(layer("course_naive.py:conv_forward_naive,conv_backward_bias_mean"), "--fail-fast")
     assert code == 1 and failing_tensors(report) == {"db"}
 
 
@@ -81,7 +81,7 @@ def test_layer_object_with_gradients_on_attributes():
     assert any("Conv2D's constructor takes no dilation" in r for r in reasons)
     assert report["summary"]["passed"] >= 8
 
-    code, report = standard_suite(layer("scratch_conv.py:Conv2DBatchMeanBias"))
+    code, report = standard_suite(layer("scratch_conv.py:Conv2DBatchMeanBias"), "--fail-fast")
     assert code == 1
     assert failing_tensors(report) == {"db"}
 
@@ -132,7 +132,7 @@ def test_names_and_limits_declared_in_the_file_or_in_a_toml(tmp_path):
     assert any("needs a stride that tiles the padded input (stride_tiles)" in r for r in reasons)
 
     config = write(tmp_path, "flipped.toml", '[impl]\nbackward = "conv_backward_im2col_flipped"\n')
-    code, report = standard_suite(layer("fast_layers.py"), "--impl-config", config)
+    code, report = standard_suite(layer("fast_layers.py"), "--impl-config", config, "--fail-fast")
     assert code == 1 and failing_tensors(report) == {"dK"}
 
 

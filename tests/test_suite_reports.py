@@ -189,3 +189,17 @@ def test_junit_class_names_are_dotted_names_not_paths(tmp_path):
     assert result.exit_code == 0, result.output
     (testcase,) = ET.parse(report).getroot().iter("testcase")
     assert testcase.get("classname") == "convgrad.student_conv"
+
+
+def test_fail_fast_starts_no_case_after_the_first_failure_and_counts_the_rest():
+    from convgrad.suite import load_suite
+
+    result = run(["--impl", NOT_ROTATED, "--config", STANDARD, "--json", "--fail-fast", "--jobs", "1"])
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    ran = report["cases"]
+    assert [c["status"] for c in ran][-1] == "failed" and all(c["status"] != "failed" for c in ran[:-1])
+    assert report["not_run"] == len(load_suite(STANDARD).cases) - len(ran) > 0
+    assert report["domain_pairs"] is None  # the gate has its answer: nothing is added
+    quiet = run(["--impl", NOT_ROTATED, "--config", STANDARD, "--quiet", "--fail-fast", "--jobs", "1"])
+    assert f"stopped at the first failure (--fail-fast): {report['not_run']} more not run" in quiet.output

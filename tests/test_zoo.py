@@ -78,7 +78,11 @@ def test_the_zoo_has_at_least_twelve_mistakes():
 @pytest.mark.parametrize("filename", sorted(BROKEN))
 def test_standard_suite_catches_each_mistake_and_names_the_tensor(filename):
     expected, phrase = BROKEN[filename]
-    result = run(["check", "--impl", os.path.join(ZOO, filename), "--config", STANDARD, "--json"])
+    # The first failing case is enough for a gate: --fail-fast starts no case after it; the layers
+    # that fail in more than one way, or first in a way other than their own, run every case.
+    every_case = len(NOT_CHECKABLE.get(filename, ())) > 1 or filename == "dilation_ignored_in_backward.py"
+    fail_fast = [] if every_case else ["--fail-fast"]
+    result = run(["check", "--impl", os.path.join(ZOO, filename), "--config", STANDARD, "--json", *fail_fast])
     assert result.exit_code == 1, result.output
     report = json.loads(result.output)
     assert report["passed"] is False and report["summary"]["failed"] + report["summary"]["error"] >= 1
@@ -93,7 +97,8 @@ def test_standard_suite_catches_each_mistake_and_names_the_tensor(filename):
         assert any(phrase in reasons(c) for c in named), [reasons(c) for c in named]
     # 2-D-only layers skip the 1-D and 3-D cases instead of failing them
     skipped = {c["name"] for c in report["cases"] if c["skipped"] is not None}
-    assert skipped == {case.name for case in SUITE.cases if case.geometry.ndim != 2}
+    not_2d = {case.name for case in SUITE.cases if case.geometry.ndim != 2}
+    assert skipped == not_2d if every_case else skipped <= not_2d
 
 
 def _two_d_only(geometry):

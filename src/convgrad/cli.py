@@ -208,6 +208,8 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
               help="Cases run at the same time, each in its own process [default: one per core].")
 @click.option("--strict", is_flag=True,
               help="A case the implementation cannot express fails instead of being skipped.")
+@click.option("--fail-fast", is_flag=True,
+              help="With --config: start no case once one has failed (those running finish).")
 @click.option("--config", "config_path", metavar="FILE.toml", type=click.Path(exists=True, dir_okay=False),
               help="Run every case of a suite file (see configs/); the geometry flags are then refused.")
 @click.option("--junit", "junit_path", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
@@ -218,7 +220,8 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
 def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optional[float],
           as_json: bool, quiet: bool, impl: str, layout: Optional[str], weight_layout: Optional[str],
           impl_config: Optional[str], impl_path: tuple[str, ...], device: str,
-          no_forward_check: bool, jobs: Optional[int], strict: bool, config_path: Optional[str], junit_path: Optional[str],
+          no_forward_check: bool, jobs: Optional[int], strict: bool, fail_fast: bool, config_path: Optional[str],
+          junit_path: Optional[str],
           svg_path: Optional[str], timeout: float, method: Any, samples: int, differences: Any,
           **flags: Any) -> None:
     """Check the analytical dX, dK and db of a conv layer against finite differences.
@@ -256,11 +259,15 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
     implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout,
                                          config=impl_config, paths=impl_path, device=device)
     with DelayedProgress(make_console(stderr=True), enabled=not (as_json or quiet)) as progress:
-        suite = run_suite(suite_spec.cases, implementation, options, progress, jobs=jobs or default_jobs())
-        if suite_spec.domain_pairs and not options.strict:  # under --strict a case it cannot run fails already
+        suite = run_suite(
+            suite_spec.cases, implementation, options, progress, jobs=jobs or default_jobs(), fail_fast=fail_fast
+        )
+        # Under --strict a case it cannot run fails already; after --fail-fast stopped, the gate has its answer.
+        stopped = fail_fast and any(case.failed for case in suite.cases)
+        if suite_spec.domain_pairs and not options.strict and not stopped:
             from convgrad.run.domain import cover_domain
 
-            suite = cover_domain(suite, implementation, options, progress, jobs=jobs or default_jobs())
+            suite = cover_domain(suite, implementation, options, progress, jobs=jobs or default_jobs(), fail_fast=fail_fast)
     if junit_path is not None:
         from convgrad.render.junit import render_junit
 

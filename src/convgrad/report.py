@@ -443,6 +443,7 @@ class SuiteReport:
 
     cases: tuple[CaseReport, ...]
     domain: Optional[DomainPairs] = None
+    not_run: int = 0  # cases never started: the run stopped at its first failure (--fail-fast)
 
     @property
     def passed(self) -> bool:

@@ -170,6 +170,7 @@ def suite_to_dict(suite: SuiteReport) -> dict[str, Any]:
         "cases": [case_to_dict(c) for c in suite.cases],
         # For a suite with domain_pairs: the pairs of settings within the layer's own domain; else null.
         "domain_pairs": domain_to_dict(suite.domain) if suite.domain is not None else None,
+        "not_run": suite.not_run,  # cases never started: --fail-fast stopped at the first failure
     }
 
 

@@ -55,6 +55,8 @@ def render_totals(suite: SuiteReport) -> Text:
     passed, failed, errors, skipped = (suite.count(s) for s in ("passed", "failed", "error", "skipped"))
     total = len(suite.cases)
     skip_note = f", {skipped} skipped (not checked, and not counted as passed)" if skipped else ""
+    if suite.not_run:
+        skip_note += f"; stopped at the first failure (--fail-fast): {suite.not_run} more not run"
     unchecked = "could not be checked (ERROR)"
     if failed:
         errored = f", {errors} {unchecked}" if errors else ""

@@ -29,9 +29,10 @@ ROUNDS = 3  # added cases the layer may turn down at run time before the pairs a
 
 def cover_domain(
     report: SuiteReport, implementation: Implementation, options: CheckOptions,
-    progress: Optional[ProgressFactory] = None, *, jobs: int = 1,
+    progress: Optional[ProgressFactory] = None, *, jobs: int = 1, fail_fast: bool = False,
 ) -> SuiteReport:
-    """`report` with the cases that cover the rest of the layer's domain, and how it is covered."""
+    """`report` with the cases that cover the rest of the layer's domain, and how it is covered;
+    with `fail_fast`, no added case starts once one has failed."""
     small = [c for c in report.cases if levels_of(c.geometry) is not None]
     if not any(c.skipped for c in small):  # every case ran: the suite's pairs are the full domain
         pairs = len(required_pairs(FACTORS))
@@ -46,13 +47,16 @@ def cover_domain(
             break
         first = len(added) + turned_down + 1
         cases = [SuiteCase(f"domain {first + n}", geometry) for n, geometry in enumerate(cover.added)]
-        for case in run_suite(cases, implementation, options, progress, jobs=jobs).cases:
+        run = run_suite(cases, implementation, options, progress, jobs=jobs, fail_fast=fail_fast)
+        for case in run.cases:
             if case.skipped is None:
                 added.append(case)
                 checked.append(case.geometry)
             else:  # the layer turned it down at run time: its pairs are worked out again without it
                 refused.append(case.geometry)
                 turned_down += 1
+        if run.not_run:
+            break
     final = domain_cover(lambda g: implementation.unsupported(g) is None, checked, refused)
     by = sum(1 for g in checked if levels_of(g) is not None)
     return SuiteReport(

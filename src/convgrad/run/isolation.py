@@ -70,27 +70,33 @@ def run_case_isolated(
 
 
 def run_cases_isolated(
-    cases: Sequence[IsolatedCase], implementation: Implementation, options: CheckOptions, *, jobs: int
+    cases: Sequence[IsolatedCase], implementation: Implementation, options: CheckOptions, *, jobs: int,
+    fail_fast: bool = False,
 ) -> list[CaseReport]:
     """Every case in a child of its own, at most `jobs` at a time; reports in the cases' order.
+    With `fail_fast`, no case is started once one has failed (those running finish), and only the
+    cases that ran are reported.
 
     A case whose input turns out bad in its child (a ConvgradError) ends the run: every child is
     killed and the error is raised here, as it would be without isolation.
     """
     if not can_isolate():
         warning = "the timeout is not enforced: this platform cannot fork"
-        return [
-            replace(report, warnings=(*report.warnings, warning))
-            for report in (
-                run_case(c.geometry, implementation, options, name=c.name, progress=c.progress) for c in cases
-            )
-        ]
+        ran: list[CaseReport] = []
+        for c in cases:
+            report = run_case(c.geometry, implementation, options, name=c.name, progress=c.progress)
+            ran.append(replace(report, warnings=(*report.warnings, warning)))
+            if fail_fast and report.failed:
+                break
+        return ran
     _import_what_every_child_would()
     reports: dict[int, CaseReport] = {}
     waiting = list(enumerate(cases))[::-1]  # popped from the end: the first case starts first
     running: dict[Connection, _Running] = {}
     try:
         while waiting or running:
+            if fail_fast and any(report.failed for report in reports.values()):
+                waiting.clear()  # the running cases finish; no new one starts
             while waiting and len(running) < max(1, jobs):
                 index, case = waiting.pop()
                 child = _start(index, case, implementation, options)
@@ -122,7 +128,7 @@ def run_cases_isolated(
     finally:
         for child in list(running.values()):  # an input error, Ctrl-C, a bug here: no child outlives the run
             _reap(child, running)
-    return [reports[index] for index in range(len(cases))]
+    return [reports[index] for index in range(len(cases)) if index in reports]
 
 
 @dataclass

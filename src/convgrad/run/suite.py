@@ -35,17 +35,20 @@ def run_suite(
     progress: Optional[ProgressFactory] = None,
     *,
     jobs: int = 1,
+    fail_fast: bool = False,
 ) -> SuiteReport:
     """Every case, `jobs` at a time; the reports in the suite's order. The tolerances of every
     case's dtype are settled before the first runs, so a step too small for one of them is
-    refused before any time is spent."""
+    refused before any time is spent. `fail_fast`: no case starts once one has failed; the
+    report counts the cases not run."""
     for case in cases:
         options.tolerances(case.geometry.dtype)
     isolated = [
         IsolatedCase(case.geometry, case.name, None if progress is None else _labelled(progress, case.name))
         for case in cases
     ]
-    return SuiteReport(cases=tuple(run_cases_isolated(isolated, implementation, options, jobs=jobs)))
+    ran = run_cases_isolated(isolated, implementation, options, jobs=jobs, fail_fast=fail_fast)
+    return SuiteReport(cases=tuple(ran), not_run=len(cases) - len(ran))
 
 
 def _labelled(progress: ProgressFactory, case_name: str) -> ProgressFactory:
