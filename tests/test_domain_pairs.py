@@ -20,7 +20,7 @@ from convgrad.cli import cli
 from convgrad.covering import FACTORS, domain_cover, levels_of, pairs_of, required_pairs
 from convgrad.impl.loading import load_implementation
 from convgrad.options import CheckOptions
-from convgrad.report import DomainPairs, SuiteReport
+from convgrad.report import CaseReport, SuiteReport
 from convgrad.run.domain import cover_domain
 from convgrad.suite import load_suite
 
@@ -77,14 +77,30 @@ def test_the_correct_restricted_layer_passes_with_every_pair_of_its_domain(tmp_p
     assert covered == pairs > 100
 
 
+def ran(cases) -> SuiteReport:
+    """Reports of cases that ran (cover_domain reads only their geometry and whether they ran)."""
+    return SuiteReport(tuple(
+        CaseReport.build(name=c.name, geometry=c.geometry, implementation="reference", options=CheckOptions())
+        for c in cases
+    ))
+
+
 def test_a_layer_that_runs_every_case_has_the_full_domain_and_nothing_added():
-    # Nothing skipped: the suite's own cases are the full domain's covering array (its test checks
-    # that), so nothing is enumerated or added.
-    cases = tuple(check_layer(c.geometry, name=c.name) for c in load_suite(STANDARD).cases[:2])
-    covered = cover_domain(SuiteReport(cases), load_implementation("reference"), CheckOptions())
+    # The pairs cases that ran hold every pair any layer has: nothing is enumerated or added.
+    covered = cover_domain(ran(load_suite(STANDARD).cases), load_implementation("reference"), CheckOptions())
     full = len(required_pairs(FACTORS))
-    assert covered.domain == DomainPairs(pairs=full, covered=full, cases=2, added=0, refused=0)
-    assert covered.cases == cases
+    assert covered.domain is not None and (covered.domain.pairs, covered.domain.covered, covered.domain.added) == (full, full, 0)
+
+
+def test_pairs_are_counted_from_the_cases_that_ran_not_assumed(tmp_path):
+    # Two cases that ran, nothing skipped: far from every pair, so the domain's cases are added.
+    suite = tmp_path / "two.toml"
+    suite.write_text('domain_pairs = true\n[[case]]\nin = "3x8x8"\nkernels = "2x3x3x3"\n'
+                     '[[case]]\nin = "4x7x6"\nkernels = "4x2x3x3"\ngroups = 2\nstride = 2\n')
+    code, report = check("--config", str(suite))
+    assert code == 0
+    domain = report["domain_pairs"]
+    assert domain["covered"] == domain["pairs"] == len(required_pairs(FACTORS)) and domain["added"] > 10
 
 
 def test_cases_the_layer_turns_down_at_run_time_are_left_out_and_counted(tmp_path):
@@ -127,3 +143,12 @@ def test_domain_pairs_must_be_true_or_false(tmp_path, value):
     path.write_text(f'domain_pairs = {json.dumps(value)}\nin = "3x5x5"\nkernels = "2x3x3x3"\n')
     result = CliRunner().invoke(cli, ["check", "--config", str(path)])
     assert result.exit_code == 2 and "domain_pairs at the top level must be true or false" in result.output
+
+
+def test_same_padding_with_a_rectangular_kernel_is_in_the_domain_and_catches_square_pads(tmp_path):
+    # 'same' needs odd kernels: the domain holds 3x1 kernels as well as 3x2 ones for "rectangular".
+    code, report = check("--impl", f"{SAME_ONLY}:SameOrValidSquarePads", "--config", pairs_suite(tmp_path, True))
+    assert code == 1
+    failing = [c for c in report["cases"] if c["status"] != "passed" and c["skipped"] is None]
+    assert failing and all(c["name"].startswith("domain ") for c in failing)
+    assert all(sorted(c["settings"]["kernels"][2:]) == [1, 3] for c in failing)

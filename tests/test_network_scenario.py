@@ -424,3 +424,16 @@ def test_correct_layers_with_conventions_of_their_own_pass(layer):
     if layer is AtMostTwoItems:  # the larger batches are left out, and the stacked one is no failure
         sizes = next(c for c in case.calls if c.name == "batch sizes")
         assert "at batch 2, then 1" in sizes.called_with
+
+
+def test_a_stateless_layer_wrong_at_other_settings_is_not_blamed_on_shared_state(reference_with):
+    class WrongWhenPadded(reference_with):  # no state at all: dX is wrong whenever the input is padded
+        def backward(self, dy, x, w, b, **settings):
+            dx, dw, db = super().backward(dy, x, w, b, **settings)
+            return (dx * 1.01 if any(settings["padding"]) else dx), dw, db
+
+    case = check_layer(resolve_geometry("2x6x4", "4x2x3x2", batch=2, stride=2), WrongWhenPadded())
+    assert all(t.passed for t in case.rows)
+    (other,) = [c for c in case.failing_calls if c.name == "other settings"]
+    assert "has other settings than the case: it is wrong at those settings themselves" in other.reason
+    assert "check it alone: convgrad check --in 2x6x4 --kernels 4x2x3x2 --batch 2 --stride 2 --padding" in other.reason

@@ -126,9 +126,11 @@ def covering_cases(factors: Factors, seed: int = 0, pool: int = 400) -> list[Cas
 # --- from levels to a small concrete layer, and back ---------------------------------------------
 
 
-def concrete(case: Case, index: int) -> dict[str, object]:
+def concrete(case: Case, index: int, variant: int = 0) -> dict[str, object]:
     """The smallest layer with these levels (C, F <= 6, kernels <= 3, inputs <= 15), as suite-file
-    values; `index` picks which way a rectangular kernel or a per-axis value leans."""
+    values; `index` picks which way a rectangular kernel or a per-axis value leans. `variant` 1
+    makes a rectangular kernel 3x1 (odd on both axes, as 'same' padding needs) instead of 3x2: a
+    layer's domain holds both."""
     groups_level, channels = case["groups"], case["channels"]
     if groups_level == "1":
         c, f, groups = {"F = C": (3, 3), "F < C": (3, 2), "F > C": (2, 4)}[channels] + (1,)
@@ -139,7 +141,8 @@ def concrete(case: Case, index: int) -> dict[str, object]:
     else:
         c, f, groups = 3, 6, 3
     odd = index % 2 == 1
-    kernel = {"square": (3, 3), "rectangular": (3, 2) if odd else (2, 3), "1x1": (1, 1)}[case["kernel"]]
+    rectangular = ((3, 2), (2, 3)) if variant == 0 else ((3, 1), (1, 3))
+    kernel = {"square": (3, 3), "rectangular": rectangular[0 if odd else 1], "1x1": (1, 1)}[case["kernel"]]
     stride = {"1": (1, 1), "2": (2, 2), "3": (3, 3), "per-axis": (2, 1) if odd else (1, 3)}[case["stride"]]
     padding = {"0": (0, 0), "1": (1, 1), "2": (2, 2), "per-axis": (1, 0) if odd else (0, 2)}[case["padding"]]
     dilation = {"1": (1, 1), "2": (2, 2), "per-axis": (2, 1) if odd else (1, 2)}[case["dilation"]]
@@ -156,9 +159,9 @@ def concrete(case: Case, index: int) -> dict[str, object]:
     }
 
 
-def geometry_of(case: Case, index: int) -> LayerGeometry:
+def geometry_of(case: Case, index: int, variant: int = 0) -> LayerGeometry:
     """The layer `concrete` describes."""
-    values = concrete(case, index)
+    values = concrete(case, index, variant)
     return resolve_geometry(
         str(values["in"]), str(values["kernels"]), batch=int(str(values["batch"])), stride=str(values["stride"]),
         padding=str(values["padding"]), dilation=str(values["dilation"]), groups=int(str(values["groups"])),
@@ -186,8 +189,7 @@ def _spatial(level: str, kernel: tuple[int, int], stride: tuple[int, int], paddi
         read = starts[:, None] + taps[None, :]
         return bool(((read >= 0) & (read < size)).any())
 
-    sizes = sorted(itertools.product(range(2, 16), repeat=2), key=lambda hw: (hw[0] + hw[1], hw))
-    for h, w in sizes:
+    for h, w in sorted(itertools.product(range(2, 16), repeat=2), key=lambda hw: (hw[0] + hw[1], hw)):
         if not all(2 <= outputs(size, axis) <= 8 for axis, size in enumerate((h, w))):
             continue
         if not (reads_input(h, 0) and reads_input(w, 1)):
@@ -266,12 +268,13 @@ def domain_cover(
         case = dict(zip(FACTORS, combination))
         if not feasible(case):
             continue
-        try:
-            geometry = geometry_of(case, index)
-        except GeometryError:  # pragma: no cover - concrete makes only layers that exist
-            continue
-        if geometry not in turned_down and accepts(geometry):
-            candidates.append((case, geometry))
+        for variant in (0, 1) if case["kernel"] == "rectangular" else (0,):
+            try:
+                geometry = geometry_of(case, index, variant)
+            except GeometryError:  # pragma: no cover - concrete makes only layers that exist
+                continue
+            if geometry not in turned_down and accepts(geometry):
+                candidates.append((case, geometry))
     holding: dict[Pair, list[int]] = {}
     for number, (case, _) in enumerate(candidates):
         for pair in pairs_of(case, FACTORS):

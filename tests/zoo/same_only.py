@@ -3,6 +3,7 @@ or 'same', and no dilation or groups: fixtures for the checker's declared limits
 
    SameOrValidConv           correct: im2col; 'same' dX as shifted copies of the columns' gradient
    SameOrValidNonSquareBug   'same' dX shifts along the flat H*W axis by rows of H, not W: wrong for H != W
+   SameOrValidSquarePads     'same' pads both axes by the kernel height's (kh - 1) // 2: wrong for kh != kw
 
 The layers are in the keyword calling style without the keywords they do not take:
 forward(x, w, b, *, stride, padding) and backward(dy, x, w, b, *, stride, padding) -> (dx, dw, db).
@@ -100,3 +101,13 @@ class SameOrValidNonSquareBug(SameOrValidConv):
     @staticmethod
     def flat_shift(di, dj, h, wd):
         return di * h + dj
+
+
+class SameOrValidSquarePads(SameOrValidConv):
+    """'same' padding worked out from the kernel's height for both axes (written for square
+    kernels): right for square kernels, wrong (an output of the wrong width) for 3x1 and 1x3 ones."""
+
+    @staticmethod
+    def paddings(padding, kernel, stride):
+        pads = SameOrValidConv.paddings(padding, kernel, stride)
+        return (pads[0], pads[0])

@@ -29,7 +29,8 @@ _INPUT_OF = {"dX": "x", "dK": "w", "db": "b"}
 
 def cause(step: str, failing: "_Call", calls: Sequence["_Call"], geometry: LayerGeometry, rtol: float) -> str:
     """'<call>: <what differs>; <what it looks like>' for the first failing call of a step."""
-    tolerance = max(rtol, _MATCH_FLOOR)
+    # A hypothesis is computed in float64; below float64 the layer's own rounding is far below 1e-5.
+    tolerance = max(rtol, _MATCH_FLOOR) if failing.tensors[0].dtype == np.float64 else 1e-5
     by_step = _LOOKS.get(step) or (_frozen(step.removesuffix(" frozen")) if step.endswith(" frozen") else _nothing)
     looks = rounding_only(failing.rows) or by_step(failing, list(calls), geometry, tolerance)
     return f"{failing.label}: {_differs(failing)}" + (f"; {looks}" if looks else "")
@@ -142,10 +143,14 @@ def _recompute(call: "_Call", x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: n
 
 
 def _agrees(call: "_Call", candidate: Mapping[Any, np.ndarray], tolerance: float) -> bool:
-    """Every failing output of the call equals the candidate's (where the shapes allow)."""
+    """Every failing output of the call equals the candidate's (where the shapes allow), and the
+    candidate is not also the right answer: a hypothesis that the right values satisfy too (the
+    other instance held the same weights, say) cannot tell what went wrong."""
     failing = [t.name for t in call.rows if not t.passed]
     return bool(failing) and all(
-        name in candidate and candidate[name].shape == call.got[name].shape and matches(call.got[name], candidate[name], tolerance)
+        name in candidate and candidate[name].shape == call.got[name].shape
+        and matches(call.got[name], candidate[name], tolerance)
+        and not (name in call.expected and matches(call.expected[name], candidate[name], tolerance))
         for name in failing
     )
 
@@ -174,6 +179,13 @@ def _two_instances(failing: "_Call", calls: list["_Call"], geometry: LayerGeomet
             "these are the first call's tensors, whose output matched when the layer was called as a function; "
             "here it records a backward (training mode, gradients enabled): the training path computes something else"
         )
+    if not all(np.array_equal(a, c) for a, c in zip(failing.tensors, calls[0].tensors)):
+        # Not the first call's tensors: the layer may be wrong on these alone, no state needed.
+        return (
+            f"no hypothesis tested explains it: either state is shared between instances (a class attribute, "
+            f"or a module-level cache keyed by shape), or the layer is wrong on {own}'s own tensors, which are "
+            "not the first call's (the second call and the memory layouts use new tensors too)"
+        )
     return (
         f"wrong only when another instance of the layer is called between {own}'s forward and backward (called "
         "alone, as in the first call, it was right): "
@@ -192,6 +204,15 @@ def _other_settings(failing: "_Call", calls: list["_Call"], geometry: LayerGeome
                 "shapes alone (an index table, a plan, padded buffers) is shared between layers of equal shapes and "
                 "other settings; key it on the settings too"
             )
+    if mine != geometry:  # the failing layer is one of the others: its own settings may be all it takes
+        flags = " ".join(
+            [f"--in {format_shape(mine.in_shape)} --kernels {format_shape(mine.kernel_shape)}"]
+            + [f"--{key} {value}" for key, value in mine.changed_settings().items()]
+        )
+        return (
+            f"{failing.instance.name} has other settings than the case: it is wrong at those settings themselves, or "
+            f"state another layer left (keyed on shapes alone) leaked into it; check it alone: convgrad check {flags}"
+        )
     return (
         f"wrong only when a layer of equal shapes and other settings is called between {failing.instance.name}'s "
         "calls: state keyed on shapes alone (an index table, a plan, im2col columns) is shared between layers"

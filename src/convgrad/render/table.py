@@ -116,8 +116,9 @@ def _methods(case: CaseReport) -> Text:
         bound = "within rounding in the layer's dtype" if case.tensor("O").precision else "to the tolerance"
         return Text(
             f"a large case: every coordinate of O, {', '.join(case.compared_gradients)} against the float64 "
-            f"reference ({bound}); each gradient tied to the layer's own forward along {large.samples} random "
-            f"directions ({_calls(calls)}); --method coloured differences every coordinate instead",
+            f"reference ({bound}); each gradient tied to the layer's own forward along up to {large.samples} "
+            f"random directions, one per coordinate at most ({_calls(calls)}); --method coloured differences "
+            "every coordinate instead",
             style="dim",
         )
     parts = [
@@ -175,7 +176,7 @@ def render_verdict(case: CaseReport) -> Text:
             return Text.assemble(
                 ("PASS", "bold green"),
                 f": {gradients} match the float64 reference in all {case.coordinates_checked} coordinates and "
-                f"the layer's own forward along {case.large.samples} random directions each {cost}",
+                f"the layer's own forward along up to {case.large.samples} random directions each {cost}",
                 but,
             )
         if not case.every_coordinate:

@@ -101,8 +101,10 @@ def run_case(
     except Unsupported as refusal:  # the layer itself says it cannot express this case
         return _refused(geometry, implementation, options, name, f"{implementation.name}: {refusal}")
     # Where and why are worked out from the report's own numbers, for failing tensors only.
+    # A row judged by the rounding model has a bound per coordinate, not one tolerance: where it is
+    # wrong is its worst coordinates, each with its error over its bound (the failure details).
     located = tuple(
-        replace(t, location=locate(t, geometry)) if not t.passed and not t.lost_precision else t for t in tensors
+        replace(t, location=locate(t, geometry)) if not t.passed and t.precision is None else t for t in tensors
     )
     # A tensor that only lost bits is none of the classic mistakes diagnosis looks for.
     structural = tuple(replace(t, passed=True) if t.lost_precision else t for t in located)

@@ -6,14 +6,15 @@ them pairs it does support: a layer that takes 'valid' and 'same' padding only, 
 no groups, ran 5 of 44 cases, and none put 'same' padding on a non-square input. For a suite that
 asks for it (`domain_pairs = true`), this finds every pair of settings the layer accepts
 (covering.py), and checks added cases ("domain 1", ...) until each is covered; a case the layer
-turns down at run time is left out and the pairs are worked out again, a few rounds at most.
+turns down at run time is left out and the pairs are worked out again, ten rounds at most.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
-from convgrad.covering import FACTORS, domain_cover, levels_of, required_pairs
+from convgrad.covering import FACTORS, Pair, domain_cover, levels_of, pairs_of, required_pairs
 from convgrad.geometry import LayerGeometry
 from convgrad.impl.protocol import Implementation
 from convgrad.numerics.gradient import ProgressFactory
@@ -24,7 +25,9 @@ from convgrad.suite import SuiteCase
 
 __all__ = ["cover_domain", "ROUNDS"]
 
-ROUNDS = 3  # added cases the layer may turn down at run time before the pairs are left uncovered
+# Rounds of added cases: a layer that turns some down at run time gets others in the next round,
+# until every pair it runs is covered or this many rounds have passed.
+ROUNDS = 10
 
 
 def cover_domain(
@@ -32,34 +35,39 @@ def cover_domain(
     progress: Optional[ProgressFactory] = None, *, jobs: int = 1, fail_fast: bool = False,
 ) -> SuiteReport:
     """`report` with the cases that cover the rest of the layer's domain, and how it is covered;
-    with `fail_fast`, no added case starts once one has failed."""
+    with `fail_fast`, no added case starts once one has failed (`not_run` counts the round's rest)."""
     small = [c for c in report.cases if levels_of(c.geometry) is not None]
-    if not any(c.skipped for c in small):  # every case ran: the suite's pairs are the full domain
-        pairs = len(required_pairs(FACTORS))
-        return SuiteReport(report.cases, DomainPairs(pairs, pairs, len(small), added=0, refused=0))
     checked = [c.geometry for c in small if c.skipped is None]
     refused: list[LayerGeometry] = [c.geometry for c in small if c.skipped is not None]
+    every_pair = required_pairs(FACTORS)
+    if every_pair <= _pairs(checked):  # the cases that ran hold every pair any layer has
+        return SuiteReport(report.cases, DomainPairs(len(every_pair), len(every_pair), len(checked), 0, 0))
+    accepts = lambda g: implementation.unsupported(g) is None  # noqa: E731
     added: list[CaseReport] = []
-    turned_down = 0
+    turned_down = not_run = 0
     for _ in range(ROUNDS):
-        cover = domain_cover(lambda g: implementation.unsupported(g) is None, checked, refused)
+        cover = domain_cover(accepts, checked, refused)
         if not cover.added:
             break
-        first = len(added) + turned_down + 1
-        cases = [SuiteCase(f"domain {first + n}", geometry) for n, geometry in enumerate(cover.added)]
+        cases = [SuiteCase(f"domain {len(added) + n + 1}", geometry) for n, geometry in enumerate(cover.added)]
         run = run_suite(cases, implementation, options, progress, jobs=jobs, fail_fast=fail_fast)
         for case in run.cases:
-            if case.skipped is None:
-                added.append(case)
+            if case.skipped is None:  # numbered as reported, whichever were turned down before it
+                added.append(replace(case, name=f"domain {len(added) + 1}"))
                 checked.append(case.geometry)
             else:  # the layer turned it down at run time: its pairs are worked out again without it
                 refused.append(case.geometry)
                 turned_down += 1
         if run.not_run:
+            not_run = run.not_run
             break
-    final = domain_cover(lambda g: implementation.unsupported(g) is None, checked, refused)
-    by = sum(1 for g in checked if levels_of(g) is not None)
+    final = domain_cover(accepts, checked, refused)
     return SuiteReport(
         report.cases + tuple(added),
-        DomainPairs(len(final.pairs), len(final.covered), by, added=len(added), refused=turned_down),
+        DomainPairs(len(final.pairs), len(final.covered), len(checked), added=len(added), refused=turned_down),
+        not_run=report.not_run + not_run,
     )
+
+
+def _pairs(geometries: list[LayerGeometry]) -> set[Pair]:
+    return {pair for g in geometries if (levels := levels_of(g)) is not None for pair in pairs_of(levels, FACTORS)}
