@@ -15,6 +15,7 @@ says so).
 from __future__ import annotations
 
 import gc
+import math
 import multiprocessing
 import signal
 import threading
@@ -91,7 +92,11 @@ def run_cases_isolated(
         return ran
     _import_what_every_child_would()
     reports: dict[int, CaseReport] = {}
-    waiting = list(enumerate(cases))[::-1]  # popped from the end: the first case starts first
+    waiting = list(enumerate(cases))
+    if not fail_fast:  # the largest first, so that no core idles on one large case at the end
+        waiting.sort(key=lambda item: _work(item[1].geometry))
+    else:  # in the suite's order: the first failure is the suite's first
+        waiting.reverse()  # popped from the end
     running: dict[Connection, _Running] = {}
     try:
         while waiting or running:
@@ -129,6 +134,11 @@ def run_cases_isolated(
         for child in list(running.values()):  # an input error, Ctrl-C, a bug here: no child outlives the run
             _reap(child, running)
     return [reports[index] for index in range(len(cases)) if index in reports]
+
+
+def _work(geometry: LayerGeometry) -> int:
+    """Multiply-adds of one forward: how long a case runs, roughly, next to the others."""
+    return geometry.batch * geometry.filters * math.prod(geometry.out_spatial) * math.prod(geometry.w_shape[1:])
 
 
 @dataclass
