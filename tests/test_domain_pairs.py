@@ -15,7 +15,6 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from checking import check_layer
 from convgrad.cli import cli
 from convgrad.covering import FACTORS, domain_cover, levels_of, pairs_of, required_pairs
 from convgrad.impl.loading import load_implementation
