@@ -215,6 +215,11 @@ class LayerGeometry:
     def y_shape(self) -> tuple[int, ...]:
         return (self.batch, self.filters, *self.out_spatial)
 
+    @property
+    def multiply_adds(self) -> int:
+        """Multiply-adds of one forward call at this batch: what a call costs, next to another's."""
+        return math.prod(self.y_shape) * math.prod(self.w_shape[1:])
+
     def shape_of(self, tensor: TensorName) -> tuple[int, ...]:
         """The shape tensor O, dX, dK or db must have."""
         return {"O": self.y_shape, "dX": self.x_shape, "dK": self.w_shape, "db": self.b_shape}[tensor]

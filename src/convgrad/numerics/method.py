@@ -11,15 +11,14 @@ one-sided from the shared base output, the others central; the method then reads
 one-sided" (or "dense, one-sided", "sample, one-sided"). A tensor so small that the linearity
 test would cost more calls than one-sided differences save is differenced central without it.
 Spot checks and the projections of `--method projection` stay central (a large case's
-directions, whose coordinates the reference has already proved, go one-sided): a forward that bends only where one coordinate moves
-alone (a layer that keeps its last input and updates its output by the change, dropping
-decreases) passes the linearity test, whose direction moves every coordinate at once, and the
-coloured calls, but not a central spot check.
+directions, whose coordinates the reference has already proved, go one-sided): a forward that
+bends only where one coordinate moves alone (a layer that keeps its last input and updates its
+output by the change, dropping decreases) passes the linearity test, whose direction moves every
+coordinate at once, and the coloured calls, but not a central spot check.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Optional
 
@@ -147,7 +146,7 @@ def one_at_a_time(
     a layer whose coloured differences cannot be trusted is already failing (its outputs moved
     where no perturbation reaches), and redoing a large tensor would take hours."""
     size = inputs[TENSOR_INDEX[gradient]].size
-    per_call = geometry.batch * geometry.filters * math.prod(geometry.out_spatial) * math.prod(geometry.w_shape[1:])
+    per_call = geometry.multiply_adds
     affordable = max(REDONE_AT_LEAST, int(FULL_CHECK_BUDGET // (2 * per_call)))
     coordinates = None
     if size > affordable:

@@ -103,9 +103,8 @@ def resolve_method(
 def differences_work(geometry: LayerGeometry) -> float:
     """Multiply-adds of the layer's forward that checking every coordinate of dX, dK and db by
     one-sided differences costs (the cheapest the linearity test allows)."""
-    per_item = geometry.filters * math.prod(geometry.out_spatial) * math.prod(geometry.w_shape[1:])
     items = sum(min(_coloured_items(geometry, g, True), math.prod(geometry.shape_of(g))) for g in GRADIENT_NAMES)
-    return float(items) * geometry.batch * per_item
+    return float(items) * geometry.multiply_adds  # an item-pass times the batch: the layer's own calls
 
 
 def curved_step(step: float, dtype: np.dtype | str) -> float:

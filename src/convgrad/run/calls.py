@@ -43,7 +43,7 @@ from convgrad.numerics.rounding import RoundingBounds, rounding_bounds
 from convgrad.options import CheckOptions
 from convgrad.report import CallCheck, TensorComparison
 
-__all__ = ["CallResult", "call", "later_calls", "Tensors", "PROJECTIONS_PER_TENSOR"]
+__all__ = ["CallResult", "call", "later_calls", "reference_gradients", "Tensors", "PROJECTIONS_PER_TENSOR"]
 
 Tensors = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x, w, b, dy
 PROJECTIONS_PER_TENSOR = 2  # random directions per gradient when there is no reference
@@ -95,11 +95,16 @@ def call(guard: GuardedLayer, tensors: Tensors, layouts: Optional[Mapping[str, M
     return CallResult.of(tensors, y, gradients, problems)
 
 
-def _reference(tensors: Tensors, geometry: LayerGeometry) -> dict[TensorName, np.ndarray]:
+def reference_gradients(tensors: Tensors, geometry: LayerGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """dX, dK and db of the reference convolution at a call's tensors, in float64."""
     x, w, b, dy = (np.asarray(t, dtype=np.float64) for t in tensors)  # the reference only reads them
-    settings = geometry.conv_settings()
-    dx, dw, db = reference.backward(dy, x, w, b, **settings)
-    return {"O": reference.forward(x, w, b, **settings), "dX": dx, "dK": dw, "db": db}
+    return reference.backward(dy, x, w, b, **geometry.conv_settings())
+
+
+def _reference(tensors: Tensors, geometry: LayerGeometry) -> dict[TensorName, np.ndarray]:
+    x, w, b, _ = (np.asarray(t, dtype=np.float64) for t in tensors)
+    dx, dw, db = reference_gradients(tensors, geometry)
+    return {"O": reference.forward(x, w, b, **geometry.conv_settings()), "dX": dx, "dK": dw, "db": db}
 
 
 def _against(

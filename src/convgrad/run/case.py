@@ -29,7 +29,7 @@ from convgrad.numerics.plan import DifferencePlan, plan_differences
 from convgrad.numerics.rounding import RoundingBounds, rounding_bounds
 from convgrad.options import RANDOM_TENSORS, CheckOptions
 from convgrad.report import FLOAT64_REFERENCE, REFERENCE_AND_DIRECTIONS, CallCheck, CaseReport, TensorComparison
-from convgrad.run.calls import CallResult, Tensors, later_calls
+from convgrad.run.calls import CallResult, Tensors, later_calls, reference_gradients
 from convgrad.run.scenario import network_scenario
 
 __all__ = ["run_case", "random_tensors", "DEFAULT_CASE_NAME"]
@@ -84,7 +84,7 @@ def run_case(
         tensors, first, bounds = _first_call(geometry, guard, options, progress, implementation)
         # A large case's gradient rows are already against the reference: no second row for them.
         large = any(t.plan is not None and t.plan.method == "reference" for t in tensors)
-        precise = _reference_gradients(first, geometry, bounds, implementation.has_bias) if bounds is not None and not large else ()
+        precise = _rows_against_reference(first, geometry, bounds, implementation.has_bias) if bounds is not None and not large else ()
         calls: tuple[CallCheck, ...] = ()
         if first.failure is None:  # a layer that fails its first call has nothing more to prove
             rows = tensors + precise  # a first call that only lost bits did not hold either
@@ -145,7 +145,7 @@ def _not_checked(
     )
 
 
-def _reference_gradients(
+def _rows_against_reference(
     first: CallResult, geometry: LayerGeometry, bounds: RoundingBounds, has_bias: bool
 ) -> tuple[TensorComparison, ...]:
     """Below float64: dX, dK and db of the first call against the float64 reference backward, each
@@ -153,17 +153,11 @@ def _reference_gradients(
     if all(g is None for g in first.gradients):
         return ()
     rows = []
-    for name, analytical, values in zip(GRADIENT_NAMES, first.gradients, _reference_backward(first.tensors, geometry)):
+    for name, analytical, values in zip(GRADIENT_NAMES, first.gradients, reference_gradients(first.tensors, geometry)):
         if analytical is not None and (has_bias or name != "db"):
             row = compare_bounded(name, analytical, values, bounds, method=FLOAT64_REFERENCE)
             rows.append(with_likely_cause(row, first.tensors, geometry, bounds))
     return tuple(rows)
-
-
-def _reference_backward(tensors: Tensors, geometry: LayerGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """dX, dK and db of the reference convolution at the check's tensors, in float64."""
-    x, w, b, dy = (np.asarray(t, dtype=np.float64) for t in tensors)  # read only, by the reference
-    return reference.backward(dy, x, w, b, **geometry.conv_settings())
 
 
 def _case_failure(first: CallResult) -> Optional[str]:
@@ -200,7 +194,7 @@ def _first_call(
     first = CallResult.of(tensors, y, gradients, problems)
     base = BaseOutput(guard.forward, (x, w, b))  # one fresh call, shared by one-sided differences
     plans = {g: plan_differences(g, geometry, options, (x, w, b), y) for g in GRADIENT_NAMES}
-    expected = _reference_backward(tensors, geometry) if plans["dX"].method == "reference" else None
+    expected = reference_gradients(tensors, geometry) if plans["dX"].method == "reference" else None
     seen_forward: tuple[str, ...] = ()  # the forward's failings, seen while differencing: O's row says them
     for gradient, analytical, reference_values in zip(GRADIENT_NAMES, gradients, expected or (None,) * 3):
         if gradient == "db" and not implementation.has_bias:

@@ -15,7 +15,6 @@ says so).
 from __future__ import annotations
 
 import gc
-import math
 import multiprocessing
 import signal
 import threading
@@ -94,7 +93,7 @@ def run_cases_isolated(
     reports: dict[int, CaseReport] = {}
     waiting = list(enumerate(cases))
     if not fail_fast:  # the largest first, so that no core idles on one large case at the end
-        waiting.sort(key=lambda item: _work(item[1].geometry))
+        waiting.sort(key=lambda item: item[1].geometry.multiply_adds)
     else:  # in the suite's order: the first failure is the suite's first
         waiting.reverse()  # popped from the end
     running: dict[Connection, _Running] = {}
@@ -134,11 +133,6 @@ def run_cases_isolated(
         for child in list(running.values()):  # an input error, Ctrl-C, a bug here: no child outlives the run
             _reap(child, running)
     return [reports[index] for index in range(len(cases)) if index in reports]
-
-
-def _work(geometry: LayerGeometry) -> int:
-    """Multiply-adds of one forward: how long a case runs, roughly, next to the others."""
-    return geometry.batch * geometry.filters * math.prod(geometry.out_spatial) * math.prod(geometry.w_shape[1:])
 
 
 @dataclass
