@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
+import numpy as np
+
+from convgrad import reference
+from convgrad.compare import compare_bounded
 from convgrad.geometry import LayerGeometry
 from convgrad.impl.loading import as_implementation
 from convgrad.impl.protocol import ReferenceLayer
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.options import CheckOptions
-from convgrad.report import CaseReport
+from convgrad.numerics.rounding import rounding_bounds
+from convgrad.report import CaseReport, TensorComparison
 from convgrad.run.case import run_case
 from convgrad.run.isolation import run_case_isolated
 
@@ -28,3 +33,18 @@ def check_layer(
     implementation = as_implementation(ReferenceLayer() if layer is None else layer)
     run = run_case_isolated if isolated else run_case
     return run(geometry, implementation, CheckOptions(**options), name=name, progress=progress)
+
+
+def against_bounds(layer: Any, geometry: LayerGeometry, tensors: Sequence[np.ndarray]) -> list[TensorComparison]:
+    """Every coordinate of the layer's O, dX, dK and db at `tensors` (x, w, b, dy) against the
+    float64 reference and the rounding bound (no pipeline: just the numbers)."""
+    x, w, b, dy = tensors
+    bounds = rounding_bounds(x, w, b, dy, geometry)
+    assert bounds is not None
+    settings = geometry.conv_settings()
+    wide = [t.astype(np.float64) for t in (x, w, b, dy)]
+    expected = dict(zip(("dX", "dK", "db"), reference.backward(wide[3], *wide[:3], **settings)))
+    expected["O"] = reference.forward(*wide[:3], **settings)
+    got = dict(zip(("dX", "dK", "db"), layer.backward(dy, x, w, b, **settings)))
+    got["O"] = layer.forward(x, w, b, **settings)
+    return [compare_bounded(name, values, expected[name], bounds, method="float64 reference") for name, values in got.items()]

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checking import check_layer
+from checking import against_bounds, check_layer
 from convgrad import reference
 from convgrad.cli import cli
 from convgrad.compare import compare_bounded, effective_bits
@@ -107,16 +107,7 @@ def test_correct_float32_layers_pass_every_float32_case_of_the_standard_suite():
 
 def _against_bounds(layer, geometry, seed):
     """Every coordinate of the layer's O, dX, dK and db against the rounding bound (no pipeline)."""
-    x, w, b, dy = random_tensors(geometry, CheckOptions(seed=seed))
-    bounds = rounding_bounds(x, w, b, dy, geometry)
-    assert bounds is not None
-    settings = geometry.conv_settings()
-    wide = [t.astype(np.float64) for t in (x, w, b, dy)]
-    expected = dict(zip(("dX", "dK", "db"), reference.backward(wide[3], *wide[:3], **settings)))
-    expected["O"] = reference.forward(*wide[:3], **settings)
-    got = dict(zip(("dX", "dK", "db"), layer.backward(dy, x, w, b, **settings)))
-    got["O"] = layer.forward(x, w, b, **settings)
-    return [compare_bounded(name, values, expected[name], bounds, method="float64 reference") for name, values in got.items()]
+    return against_bounds(layer, geometry, random_tensors(geometry, CheckOptions(seed=seed)))
 
 
 @pytest.mark.parametrize(

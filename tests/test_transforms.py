@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from checking import check_layer
-from convgrad import reference
+from checking import against_bounds, check_layer
 from convgrad.cli import cli
 from convgrad.geometry import resolve_geometry
 from convgrad.numerics.rounding import rounding_bounds
@@ -53,15 +52,7 @@ def test_layers_with_narrower_sums_or_operands_fail_float32_cases_by_their_bits(
 
 
 def _worst_ratio(layer, geometry, tensors):
-    x, w, b, dy = tensors
-    bounds = rounding_bounds(x, w, b, dy, geometry)
-    settings = geometry.conv_settings()
-    wide = [t.astype(np.float64) for t in (x, w, b, dy)]
-    expected = dict(zip(("dX", "dK", "db"), reference.backward(wide[3], *wide[:3], **settings)))
-    expected["O"] = reference.forward(*wide[:3], **settings)
-    got = dict(zip(("dX", "dK", "db"), layer.backward(dy, x, w, b, **settings)))
-    got["O"] = layer.forward(x, w, b, **settings)
-    return max(float(np.max(np.abs(got[n].astype(np.float64) - expected[n]) / bounds.bound[n])) for n in got)
+    return max(row.precision.largest_ratio for row in against_bounds(layer, geometry, tensors))
 
 
 @pytest.mark.parametrize("data", ["normal", "relu", "max-pool gradient"])

@@ -24,6 +24,19 @@ def _pair(value):
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
+def _each_gated_on_its_own_flag(ctx, grad_output):
+    """The correct backward of a conv saved as (x, weight), with stride and padding on ctx."""
+    x, weight = ctx.saved_tensors
+    grad_x = grad_weight = grad_bias = None
+    if ctx.needs_input_grad[0]:
+        grad_x = conv2d_input(x.shape, weight, grad_output, stride=ctx.stride, padding=ctx.padding)
+    if ctx.needs_input_grad[1]:
+        grad_weight = conv2d_weight(x, weight.shape, grad_output, stride=ctx.stride, padding=ctx.padding)
+    if ctx.needs_input_grad[2]:
+        grad_bias = grad_output.sum(dim=(0, 2, 3))
+    return grad_x, grad_weight, grad_bias, None, None
+
+
 class BiasFlagGatesWeightGradient(torch.autograd.Function):
     spatial_dims = (2,)
 
@@ -49,17 +62,7 @@ class BiasFlagGatesWeightGradient(torch.autograd.Function):
 class NeedsInputGradFlags(BiasFlagGatesWeightGradient):
     """Correct twin: grad_weight is gated on the weight's own flag, needs_input_grad[1]."""
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        x, weight = ctx.saved_tensors
-        grad_x = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_x = conv2d_input(x.shape, weight, grad_output, stride=ctx.stride, padding=ctx.padding)
-        if ctx.needs_input_grad[1]:
-            grad_weight = conv2d_weight(x, weight.shape, grad_output, stride=ctx.stride, padding=ctx.padding)
-        if ctx.needs_input_grad[2]:
-            grad_bias = grad_output.sum(dim=(0, 2, 3))
-        return grad_x, grad_weight, grad_bias, None, None
+    backward = staticmethod(_each_gated_on_its_own_flag)
 
 
 class _FusedConvBias(torch.autograd.Function):
@@ -72,17 +75,7 @@ class _FusedConvBias(torch.autograd.Function):
         y = F.conv2d(x, weight, None, stride=stride, padding=padding)
         return y + bias.view(1, -1, 1, 1)
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        x, weight = ctx.saved_tensors
-        grad_x = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_x = conv2d_input(x.shape, weight, grad_output, stride=ctx.stride, padding=ctx.padding)
-        if ctx.needs_input_grad[1]:
-            grad_weight = conv2d_weight(x, weight.shape, grad_output, stride=ctx.stride, padding=ctx.padding)
-        if ctx.needs_input_grad[2]:
-            grad_bias = grad_output.sum(dim=(0, 2, 3))
-        return grad_x, grad_weight, grad_bias, None, None
+    backward = staticmethod(_each_gated_on_its_own_flag)
 
 
 class _FusedConvBiasTwice(_FusedConvBias):
