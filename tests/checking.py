@@ -9,8 +9,8 @@ import numpy as np
 from convgrad import reference
 from convgrad.compare import compare_bounded
 from convgrad.geometry import LayerGeometry
-from convgrad.impl.loading import as_implementation
-from convgrad.impl.protocol import ReferenceLayer
+from convgrad.adapters.loading import as_implementation
+from convgrad.adapters.protocol import ReferenceLayer
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.options import CheckOptions
 from convgrad.numerics.rounding import rounding_bounds

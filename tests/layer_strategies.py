@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from checking import check_layer
 from convgrad.options import METHODS, RANDOM_TENSORS as TENSOR_NAMES
 from convgrad.geometry import LayerGeometry, resolve_geometry
-from convgrad.impl.protocol import ReferenceLayer
+from convgrad.adapters.protocol import ReferenceLayer
 from convgrad.report import CaseReport
 from zoo.layers import OneCoordinateOff
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from convgrad.cli import cli
 from convgrad.covering import FACTORS, domain_cover, levels_of, pairs_of, required_pairs
-from convgrad.impl.loading import load_implementation
+from convgrad.adapters.loading import load_implementation
 from convgrad.options import CheckOptions
 from convgrad.report import CaseReport, SuiteReport
 from convgrad.run.domain import cover_domain

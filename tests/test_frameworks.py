@@ -278,7 +278,7 @@ def test_a_bias_free_module_with_a_wrong_backward_still_fails(torch):
 
 def test_a_numpy_layer_imports_neither_torch_nor_jax():
     probe = (
-        "import sys; from convgrad.impl.loading import load_implementation; "
+        "import sys; from convgrad.adapters.loading import load_implementation; "
         f"load_implementation({os.path.join(ZOO, 'student_conv.py')!r}); load_implementation('reference'); "
         "print(sorted(m for m in ('torch', 'jax') if m in sys.modules))"
     )

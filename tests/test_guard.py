@@ -9,9 +9,9 @@ import pytest
 
 from conftest import ReferenceWith
 from convgrad.geometry import resolve_geometry
-from convgrad.impl.guard import GuardedLayer, ImplementationFailure
-from convgrad.impl.loading import as_implementation
-from convgrad.impl.memory import NON_CONTIGUOUS, fresh_copy
+from convgrad.harness.guard import GuardedLayer, ImplementationFailure
+from convgrad.adapters.loading import as_implementation
+from convgrad.harness.memory import NON_CONTIGUOUS, fresh_copy
 
 LAYOUTS = ("C order", "channels last", "transposed view", "Fortran order", "step slice")
 

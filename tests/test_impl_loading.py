@@ -80,7 +80,7 @@ def test_missing_extra_names_the_pip_command(monkeypatch, builtin, module):
 
 
 def test_dotted_module_and_class_name():
-    result = run(["--impl", "convgrad.impl.protocol:ReferenceLayer", *LAYER, "--quiet"])
+    result = run(["--impl", "convgrad.adapters.protocol:ReferenceLayer", *LAYER, "--quiet"])
     assert result.exit_code == 0, result.output
 
 

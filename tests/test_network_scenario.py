@@ -14,8 +14,8 @@ from checking import check_layer
 from convgrad import reference
 from convgrad.cli import cli
 from convgrad.geometry import resolve_geometry
-from convgrad.impl.live import Variant
-from convgrad.impl.loading import as_implementation
+from convgrad.adapters.live import Variant
+from convgrad.adapters.loading import as_implementation
 from convgrad.run.scenario import other_settings
 from zoo import FOLDER as ZOO
 from zoo import layers as zoo

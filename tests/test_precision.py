@@ -38,7 +38,7 @@ ZOO = os.path.join(ROOT, "tests", "zoo", "layers.py")
 @functools.cache
 def _torch_layer():
     pytest.importorskip("torch")
-    from convgrad.impl.torch_layer import TorchLayer
+    from convgrad.frameworks.torch_layer import TorchLayer
 
     return TorchLayer()
 

@@ -12,7 +12,7 @@ import pytest
 from checking import check_layer
 from conftest import ReferenceWith
 from convgrad.geometry import resolve_geometry
-from convgrad.impl.watch import COMPARED_CALLS, HELD, RING_WINDOW, ReturnWatch
+from convgrad.harness.watch import COMPARED_CALLS, HELD, RING_WINDOW, ReturnWatch
 from convgrad.reference import backward as reference_backward
 
 GEOMETRY = resolve_geometry("3x6x6", "4x3x3x3")

@@ -24,12 +24,12 @@ _PUBLIC = {
     "CheckOptions": "convgrad.options",
     "resolve_geometry": "convgrad.geometry",
     "LayerGeometry": "convgrad.geometry",
-    "as_implementation": "convgrad.impl.loading",
+    "as_implementation": "convgrad.adapters.loading",
     "CaseReport": "convgrad.report",
     "SuiteReport": "convgrad.report",
     "TensorComparison": "convgrad.report",
     "ConvgradError": "convgrad.errors",
-    "Unsupported": "convgrad.impl.protocol",
+    "Unsupported": "convgrad.adapters.protocol",
 }
 
 __all__ = ["__version__", *_PUBLIC]

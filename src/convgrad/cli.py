@@ -239,7 +239,7 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
       convgrad check --in 64x56x56 --kernels 64x3x3 --padding 1 --method projection
     """
     _one_thread_per_library()
-    from convgrad.impl.loading import load_implementation
+    from convgrad.adapters.loading import load_implementation
     from convgrad.options import CheckOptions
     from convgrad.render.console import make_console
     from convgrad.render.progress import DelayedProgress
@@ -482,7 +482,7 @@ def fuzz(ctx: click.Context, /, impl: str, layout: Optional[str], weight_layout:
       convgrad fuzz --impl my_conv.py --layout nhwc --weight-layout hwio --json
     """
     _one_thread_per_library()
-    from convgrad.impl.loading import load_implementation
+    from convgrad.adapters.loading import load_implementation
     from convgrad.options import CheckOptions, FuzzOptions
     from convgrad.render.console import make_console
     from convgrad.render.fuzz import FuzzProgress, Reproduction, render_fuzz

@@ -81,7 +81,7 @@ def _run(
     strict: bool = False, differences: Differences = "auto",
 ) -> CaseReport:
     """One case of `impl` on `geometry`, in a child process: what `check` and `assert_case` share."""
-    from convgrad.impl.loading import as_implementation
+    from convgrad.adapters.loading import as_implementation
     from convgrad.run.isolation import run_case_isolated
 
     options = CheckOptions(

@@ -18,7 +18,7 @@ from convgrad.findings.precision import rounding_only
 from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, format_shape
 
 if TYPE_CHECKING:  # the scenario imports this module
-    from convgrad.impl.live import Variant
+    from convgrad.adapters.live import Variant
     from convgrad.run.scenario import _Call
 
 __all__ = ["cause", "call_failed", "dropped", "settings_difference", "learning_rate_step"]

@@ -14,7 +14,7 @@ import numpy as np
 from convgrad import reference
 from convgrad.findings.diagnosis import matches
 from convgrad.geometry import GRADIENT_NAMES, LayerGeometry
-from convgrad.impl.memory import MemoryLayout, describe_layouts
+from convgrad.harness.memory import MemoryLayout, describe_layouts
 
 if TYPE_CHECKING:  # the calls import this module
     from convgrad.report import TensorComparison

@@ -18,7 +18,7 @@ is compared with something already trusted, at the cost of one forward and one b
 
 With the forward check off there is no reference to trust; the gradients of the first two calls
 are then compared along random directions with the layer's own forward instead. Every array the
-layer returns is also watched for being overwritten by its next call (impl/guard.py).
+layer returns is also watched for being overwritten by its next call (harness/guard.py).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from convgrad.compare import compare_numerical, compare_with_reference, scale_fl
 from convgrad.findings.precision import rounding_only
 from convgrad.findings.state import first_repeat_cause, layout_cause, second_call_cause
 from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, TensorName
-from convgrad.impl.guard import GuardedLayer, ImplementationFailure
-from convgrad.impl.memory import NON_CONTIGUOUS, MemoryLayout, describe_layouts
-from convgrad.impl.watch import same_bits
+from convgrad.harness.guard import GuardedLayer, ImplementationFailure
+from convgrad.harness.memory import NON_CONTIGUOUS, MemoryLayout, describe_layouts
+from convgrad.harness.watch import same_bits
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.numerics.method import numerical_gradient
 from convgrad.numerics.plan import plan_differences

@@ -21,8 +21,8 @@ from convgrad.findings.diagnosis import diagnose
 from convgrad.findings.locate import locate
 from convgrad.findings.precision import with_likely_cause
 from convgrad.geometry import GRADIENT_NAMES, TENSOR_NAMES, LayerGeometry, TensorName
-from convgrad.impl.guard import GuardedLayer, ImplementationFailure
-from convgrad.impl.protocol import Implementation, Unsupported
+from convgrad.harness.guard import GuardedLayer, ImplementationFailure
+from convgrad.adapters.protocol import Implementation, Unsupported
 from convgrad.numerics.gradient import BaseOutput, Evidence, Inputs, NumericalGradient, ProgressFactory
 from convgrad.numerics.method import numerical_gradient, one_at_a_time
 from convgrad.numerics.plan import DifferencePlan, plan_differences

@@ -16,7 +16,7 @@ from typing import Optional
 
 from convgrad.covering import FACTORS, Pair, domain_cover, levels_of, pairs_of, required_pairs
 from convgrad.geometry import LayerGeometry
-from convgrad.impl.protocol import Implementation
+from convgrad.adapters.protocol import Implementation
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.options import CheckOptions
 from convgrad.report import CaseReport, DomainPairs, SuiteReport

@@ -20,7 +20,7 @@ import numpy as np
 
 from convgrad.errors import GeometryError
 from convgrad.geometry import Dtype, LayerGeometry, resolve_geometry
-from convgrad.impl.protocol import Implementation
+from convgrad.adapters.protocol import Implementation
 from convgrad.options import CheckOptions, FuzzOptions
 from convgrad.report import CaseReport
 from convgrad.run.isolation import run_case_isolated

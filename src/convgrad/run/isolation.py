@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 
 from convgrad.errors import ConvgradError
 from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName
-from convgrad.impl.protocol import Implementation
+from convgrad.adapters.protocol import Implementation
 from convgrad.numerics.gradient import Progress, ProgressFactory
 from convgrad.options import CheckOptions
 from convgrad.report import CaseReport, TensorComparison

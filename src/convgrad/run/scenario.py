@@ -3,7 +3,7 @@
 The first call proves the gradients by finite differences and the call protocol (calls.py) asks
 whether the layer computes the same function when called again. Neither calls it the way a
 network does, and a layer can be right in every unit test and wrong in training. Here each case
-builds live instances of the layer (impl/live.py: layer objects, call streams of functions, torch
+builds live instances of the layer (adapters/live.py: layer objects, call streams of functions, torch
 modules with parameters of their own) and runs these steps, comparing every output of every call
 with the reference convolution of what that call was given (float64 to the tensor-scale rtol,
 below it to the rounding bound):
@@ -43,9 +43,9 @@ from convgrad import reference
 from convgrad.compare import compare_with_reference, scale_floor
 from convgrad.findings import network as findings
 from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, TensorName, format_shape
-from convgrad.impl.guard import GuardedLayer, ImplementationFailure, checked_array, finite, guarded_call, unchanged
-from convgrad.impl.live import FULL, LiveLayer, Mode, Variant
-from convgrad.impl.protocol import Implementation, Unsupported
+from convgrad.harness.guard import GuardedLayer, ImplementationFailure, checked_array, finite, guarded_call, unchanged
+from convgrad.adapters.live import FULL, LiveLayer, Mode, Variant
+from convgrad.adapters.protocol import Implementation, Unsupported
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.numerics.rounding import rounding_bounds
 from convgrad.options import CheckOptions

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
-from convgrad.impl.protocol import Implementation
+from convgrad.adapters.protocol import Implementation
 from convgrad.numerics.gradient import Progress, ProgressFactory
 from convgrad.options import CheckOptions
 from convgrad.report import SuiteReport

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from convgrad.geometry import LayerGeometry
-from convgrad.impl.live import LiveLayer, Variant
-from convgrad.impl.protocol import stream_of
-from convgrad.impl.tensors import DEFAULT_DEVICE, TorchArrays
+from convgrad.adapters.live import LiveLayer, Variant
+from convgrad.adapters.protocol import stream_of
+from convgrad.frameworks.tensors import DEFAULT_DEVICE, TorchArrays
 
 __all__ = ["TorchLayer"]
 

@@ -22,12 +22,12 @@ import numpy as np
 
 from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry
-from convgrad.impl.declare import CONSTRUCTOR_NAMES, Declarations
-from convgrad.impl.functions import UserSettings, parameters
-from convgrad.impl.guard import ImplementationFailure, describe_exception
-from convgrad.impl.live import Mode, Variant, write_in_place
-from convgrad.impl.named_settings import untaken_setting
-from convgrad.impl.protocol import Unsupported
+from convgrad.adapters.declare import CONSTRUCTOR_NAMES, Declarations
+from convgrad.adapters.functions import UserSettings, parameters
+from convgrad.harness.guard import ImplementationFailure, describe_exception
+from convgrad.adapters.live import Mode, Variant, write_in_place
+from convgrad.adapters.vocabulary import untaken_setting
+from convgrad.adapters.protocol import Unsupported
 
 __all__ = ["StatefulCalls", "stateful_calls", "is_layer_class"]
 

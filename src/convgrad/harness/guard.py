@@ -21,9 +21,9 @@ from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 import numpy as np
 
 from convgrad.geometry import GRADIENT_NAMES, ConvSettings, GradientName, LayerGeometry, format_shape
-from convgrad.impl.memory import MemoryLayout, fresh_copy
-from convgrad.impl.protocol import ConvLayer, Unsupported
-from convgrad.impl.watch import CallKind, KeptInputs, ReturnWatch, same_bits
+from convgrad.harness.memory import MemoryLayout, fresh_copy
+from convgrad.adapters.protocol import ConvLayer, Unsupported
+from convgrad.harness.watch import CallKind, KeptInputs, ReturnWatch, same_bits
 
 __all__ = [
     "GuardedLayer", "ImplementationFailure", "describe_exception", "guarded_call", "checked_array", "finite", "unchanged",

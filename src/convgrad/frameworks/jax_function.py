@@ -17,16 +17,16 @@ from typing import Any, Optional
 import numpy as np
 
 from convgrad.geometry import LayerGeometry
-from convgrad.impl.named_settings import (
+from convgrad.adapters.vocabulary import (
     setting_of,
     setting_value,
     settings_after,
     undeclared_rank,
     untaken_setting,
 )
-from convgrad.impl.live import LiveLayer, Variant
-from convgrad.impl.protocol import stream_of
-from convgrad.impl.tensors import DEFAULT_DEVICE, JaxArrays
+from convgrad.adapters.live import LiveLayer, Variant
+from convgrad.adapters.protocol import stream_of
+from convgrad.frameworks.tensors import DEFAULT_DEVICE, JaxArrays
 
 __all__ = ["jax_implementation", "JaxFunctionLayer"]
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal, Optional
 
 from convgrad.geometry import LayerGeometry, format_shape
-from convgrad.impl.guard import ImplementationFailure
-from convgrad.impl.live import Mode, StreamLayer, Variant
+from convgrad.harness.guard import ImplementationFailure
+from convgrad.adapters.live import Mode, StreamLayer, Variant
 
 __all__ = ["KeywordCalls", "CacheCalls", "function_calls", "SETTING_NAMES", "NEUTRAL", "UserSettings", "parameters"]
 

@@ -1,8 +1,8 @@
 """Layers written in torch or jax, recognised by what they are and checked through their framework.
 
 `framework_implementation` is the one place `as_implementation` asks: a torch.nn.Module (instance
-or class) or torch.autograd.Function goes to impl/torch_module.py, a jax function to
-impl/jax_function.py; anything else is a NumPy layer for the adapter. Neither framework is
+or class) or torch.autograd.Function goes to frameworks/torch_module.py, a jax function to
+frameworks/jax_function.py; anything else is a NumPy layer for the adapter. Neither framework is
 imported unless the object comes from it.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from convgrad.errors import SettingError, literal, named
-from convgrad.impl.protocol import Implementation
-from convgrad.impl.tensors import DEFAULT_DEVICE
+from convgrad.adapters.protocol import Implementation
+from convgrad.frameworks.tensors import DEFAULT_DEVICE
 
 __all__ = ["framework_implementation", "refuse_device"]
 
@@ -22,8 +22,8 @@ def framework_implementation(
     device: str = DEFAULT_DEVICE,
 ) -> Optional[Implementation]:
     """The torch or jax layer for `target`, or None if it is neither."""
-    from convgrad.impl.jax_function import jax_implementation
-    from convgrad.impl.torch_module import torch_implementation
+    from convgrad.frameworks.jax_function import jax_implementation
+    from convgrad.frameworks.torch_module import torch_implementation
 
     found: Optional[Implementation] = torch_implementation(target, name, device) or jax_implementation(
         target, name, device

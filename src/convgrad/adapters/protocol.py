@@ -16,7 +16,7 @@ import numpy as np
 
 from convgrad import reference
 from convgrad.geometry import LayerGeometry
-from convgrad.impl.live import FULL, LiveLayer, StreamLayer, Variant
+from convgrad.adapters.live import FULL, LiveLayer, StreamLayer, Variant
 
 __all__ = ["ConvLayer", "Implementation", "ReferenceLayer", "Unsupported", "stream_of"]
 

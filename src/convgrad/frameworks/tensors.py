@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from convgrad.errors import SettingError, literal, named
-from convgrad.impl.extras import require
+from convgrad.frameworks.extras import require
 
 __all__ = ["DEFAULT_DEVICE", "TorchArrays", "JaxArrays"]
 

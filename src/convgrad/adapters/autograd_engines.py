@@ -17,9 +17,9 @@ from typing import Any, Callable, Literal, Optional
 import numpy as np
 
 from convgrad.geometry import LayerGeometry
-from convgrad.impl.functions import KeywordCalls, UserSettings
-from convgrad.impl.guard import ImplementationFailure
-from convgrad.impl.live import Mode, Variant, write_in_place
+from convgrad.adapters.functions import KeywordCalls, UserSettings
+from convgrad.harness.guard import ImplementationFailure
+from convgrad.adapters.live import Mode, Variant, write_in_place
 
 __all__ = ["AutogradCalls"]
 

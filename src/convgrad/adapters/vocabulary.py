@@ -13,7 +13,7 @@ from typing import Any, Collection, Optional
 
 from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry, format_shape
-from convgrad.impl.functions import NEUTRAL, SETTING_NAMES
+from convgrad.adapters.functions import NEUTRAL, SETTING_NAMES
 
 __all__ = ["undeclared_rank", "NAMES", "setting_of", "setting_value", "untaken_setting", "settings_after"]
 

@@ -21,14 +21,14 @@ import numpy as np
 
 from convgrad.errors import ImplementationError, SettingError, literal, named
 from convgrad.geometry import LayerGeometry, format_shape
-from convgrad.impl.declare import Declarations, declared_unsupported, padding_mode, read_declarations
-from convgrad.impl.autograd import AutogradCalls
-from convgrad.impl.functions import SETTING_NAMES, KeywordCalls, UserSettings, function_calls
-from convgrad.impl.guard import ImplementationFailure, describe_exception
-from convgrad.impl.hints import conv_like_names, crash_hint
-from convgrad.impl.live import LiveLayer, Mode, Variant
-from convgrad.impl.protocol import Unsupported
-from convgrad.impl.stateful import is_layer_class, stateful_calls
+from convgrad.adapters.declare import Declarations, declared_unsupported, padding_mode, read_declarations
+from convgrad.adapters.autograd_engines import AutogradCalls
+from convgrad.adapters.functions import SETTING_NAMES, KeywordCalls, UserSettings, function_calls
+from convgrad.harness.guard import ImplementationFailure, describe_exception
+from convgrad.adapters.hints import conv_like_names, crash_hint
+from convgrad.adapters.live import LiveLayer, Mode, Variant
+from convgrad.adapters.protocol import Unsupported
+from convgrad.adapters.layer_objects import is_layer_class, stateful_calls
 
 __all__ = ["Adapter", "adapt", "Calls", "LAYOUTS", "WEIGHT_LAYOUTS", "SETTING_NAMES", "Layout", "WeightLayout"]
 

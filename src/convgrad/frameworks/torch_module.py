@@ -28,11 +28,11 @@ import numpy as np
 
 from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry, format_shape
-from convgrad.impl.functions import NEUTRAL, SETTING_NAMES
-from convgrad.impl.guard import ImplementationFailure, describe_exception
-from convgrad.impl.live import Mode, Variant
-from convgrad.impl.protocol import Unsupported
-from convgrad.impl.named_settings import (
+from convgrad.adapters.functions import NEUTRAL, SETTING_NAMES
+from convgrad.harness.guard import ImplementationFailure, describe_exception
+from convgrad.adapters.live import Mode, Variant
+from convgrad.adapters.protocol import Unsupported
+from convgrad.adapters.vocabulary import (
     NAMES,
     setting_of,
     setting_value,
@@ -40,7 +40,7 @@ from convgrad.impl.named_settings import (
     undeclared_rank,
     untaken_setting,
 )
-from convgrad.impl.tensors import DEFAULT_DEVICE, TorchArrays
+from convgrad.frameworks.tensors import DEFAULT_DEVICE, TorchArrays
 
 __all__ = ["torch_implementation", "ModuleLayer", "ModuleClassLayer", "FunctionLayer"]
 

@@ -25,33 +25,33 @@ import threading
 from typing import Any, Callable, Iterator, Optional, Sequence, cast
 
 from convgrad.errors import ImplementationError, literal, named
-from convgrad.impl.adapters import Adapter, adapt
-from convgrad.impl.declare import Declarations, parse_declarations, read_declarations
-from convgrad.impl.frameworks import framework_implementation, refuse_device
-from convgrad.impl.protocol import Implementation
-from convgrad.impl.tensors import DEFAULT_DEVICE
-from convgrad.impl.guard import describe_exception
-from convgrad.impl.hints import import_path_hint
-from convgrad.impl.stateful import is_layer_class
+from convgrad.adapters.adapter import Adapter, adapt
+from convgrad.adapters.declare import Declarations, parse_declarations, read_declarations
+from convgrad.frameworks.recognise import framework_implementation, refuse_device
+from convgrad.adapters.protocol import Implementation
+from convgrad.frameworks.tensors import DEFAULT_DEVICE
+from convgrad.harness.guard import describe_exception
+from convgrad.adapters.hints import import_path_hint
+from convgrad.adapters.layer_objects import is_layer_class
 
 __all__ = ["BUILTINS", "load_implementation", "as_implementation"]
 
 
 def _reference(device: str) -> Any:
-    from convgrad.impl.protocol import ReferenceLayer
+    from convgrad.adapters.protocol import ReferenceLayer
 
     refuse_device(device, "reference")
     return ReferenceLayer()
 
 
 def _torch(device: str) -> Any:
-    from convgrad.impl.torch_layer import TorchLayer
+    from convgrad.frameworks.torch_layer import TorchLayer
 
     return TorchLayer(device)
 
 
 def _jax(device: str) -> Any:
-    from convgrad.impl.jax_layer import JaxLayer
+    from convgrad.frameworks.jax_layer import JaxLayer
 
     return JaxLayer(device)
 
@@ -181,7 +181,7 @@ def _behind_protocol(
     target: Any, name: str, *, layout: Optional[str], weight_layout: Optional[str], device: str,
     declared: Declarations,
 ) -> Implementation:
-    """A torch or jax layer through its framework (impl/frameworks.py); anything else through the adapter."""
+    """A torch or jax layer through its framework (frameworks/recognise.py); anything else through the adapter."""
     framework = framework_implementation(target, name, layout=layout, weight_layout=weight_layout, device=device)
     if framework is not None:
         return framework
