@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 import click
 
 from convgrad import __version__
+from convgrad.adapters.vocabulary import LAYOUTS, WEIGHT_LAYOUTS
 from convgrad.errors import Audience, ConvgradError
 from convgrad.options import (
     DEFAULT_BUDGET_S, DEFAULT_FUZZ_TIMEOUT_S, DEFAULT_SAMPLES, DEFAULT_TIMEOUT_S, DIFFERENCES, METHODS, SAMPLING_METHODS,
@@ -152,11 +153,12 @@ def implementation_options(function: F) -> F:
         click.option("--impl", default="reference", show_default=True, metavar="SPEC",
                      help="Implementation under test: reference, torch, jax, a FILE.py or a dotted module, "
                           "optionally :NAME of the object holding forward and backward."),
-        click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default=None,
+        click.option("--layout", type=click.Choice(LAYOUTS), default=None,
                      help="Array layout the implementation takes: channels first (N, C, *spatial) or last "
                           "[default: as declared, else nchw]."),
-        click.option("--weight-layout", type=click.Choice(["oihw", "hwio"]), default=None,
-                     help="Kernel layout: (F, C/groups, *k) or (*k, C/groups, F) [default: as declared, else oihw]."),
+        click.option("--weight-layout", type=click.Choice(WEIGHT_LAYOUTS), default=None,
+                     help="Kernel layout: (F, C/groups, *k), (*k, C/groups, F) or (C/groups, F, *k) "
+                          "[default: as declared, else oihw]."),
         click.option("--impl-config", metavar="FILE.toml", default=None,
                      help="Declarations of the implementation (layout, limits, constructor, ...; see README)."),
         click.option("--impl-path", metavar="FOLDER", multiple=True,

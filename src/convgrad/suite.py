@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from convgrad.errors import Audience, ConfigError, ConvgradError, literal
+from convgrad.keys import unknown_key
 from convgrad.geometry import DTYPES, LayerGeometry, format_shape, resolve_geometry
 
 __all__ = ["SuiteCase", "Suite", "load_suite", "single_case_suite", "case_table", "GEOMETRY_KEYS", "TOML"]
@@ -135,12 +136,7 @@ def load_suite(path: str) -> Suite:
 def _check_keys(table: dict[str, Any], valid: tuple[str, ...], path: str, where: str) -> None:
     for key in table:
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ConfigError(
-                f"{literal(path)}: unknown key {literal(repr(key))} {literal(where)}; {literal(hint)}valid "
-                f"keys: {', '.join(valid)}"
-            )
+            raise ConfigError(f"{literal(path)}: {literal(unknown_key(key, valid, where))}")
 
 
 def _check_value(key: str, value: Any, path: str, where: str) -> None:

@@ -15,27 +15,24 @@ inputs is still caught by the guard.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Optional, Protocol, Sequence, get_args
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 import numpy as np
 
 from convgrad.errors import ImplementationError, SettingError, literal, named
 from convgrad.geometry import LayerGeometry, format_shape
-from convgrad.adapters.declare import Declarations, declared_unsupported, padding_mode, read_declarations
+from convgrad.adapters.declare import Declarations, declared_refusal, padding_mode, read_declarations
 from convgrad.adapters.autograd_engines import AutogradCalls
-from convgrad.adapters.functions import SETTING_NAMES, KeywordCalls, UserSettings, function_calls
+from convgrad.adapters.functions import KeywordCalls, UserSettings, function_calls
+from convgrad.adapters.vocabulary import LAYOUTS, WEIGHT_LAYOUTS, Layout, WeightLayout
 from convgrad.harness.guard import ImplementationFailure, describe_exception
 from convgrad.adapters.hints import conv_like_names, crash_hint
 from convgrad.adapters.live import LiveLayer, Mode, Variant
 from convgrad.adapters.protocol import Unsupported
 from convgrad.adapters.layer_objects import is_layer_class, stateful_calls
 
-__all__ = ["Adapter", "adapt", "Calls", "LAYOUTS", "WEIGHT_LAYOUTS", "SETTING_NAMES", "Layout", "WeightLayout"]
+__all__ = ["Adapter", "adapt", "Calls"]
 
-Layout = Literal["nchw", "nhwc"]  # channels first or last, for any number of spatial axes
-WeightLayout = Literal["oihw", "hwio"]  # (F, C/g, *k) or (*k, C/g, F)
-LAYOUTS: tuple[Layout, ...] = get_args(Layout)
-WEIGHT_LAYOUTS: tuple[WeightLayout, ...] = get_args(WeightLayout)
 
 
 class Calls(Protocol):
@@ -59,6 +56,10 @@ class Calls(Protocol):
     @property
     def takes_learning_rate(self) -> bool:
         """Whether backward also takes an SGD step (a layer object's backward(dout, lr))."""
+
+    @property
+    def takes_kernel_size(self) -> bool:
+        """Whether convgrad hands the kernel size over (a constructor's), rather than the layer reading it off w."""
 
     def live(self, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any, variant: Variant) -> OwnLive:
         """One instance as a network holds it, in the user's layouts (live.py)."""
@@ -99,7 +100,6 @@ class Adapter:
     weight_layout: WeightLayout = "oihw"
     declared: Declarations = field(default_factory=Declarations)
     has_bias: bool = True  # False: the layer takes no bias; db is convgrad's own, and not checked
-    supports: Optional[Callable[[LayerGeometry], Any]] = field(default=None, compare=False)
     target: Any = field(default=None, compare=False, repr=False)
     # The class convgrad made `target` from, when it did: each layer of a network gets its own.
     factory: Optional[Callable[[], Any]] = field(default=None, compare=False, repr=False)
@@ -111,31 +111,12 @@ class Adapter:
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
         """Why this implementation cannot run `geometry` (the case is skipped), or None."""
-        limit = declared_unsupported(self.declared, geometry, kernel_size_passed=self.style == "stateful")
-        if limit is not None:
-            return f"{self.name} {limit}"
-        if self.supports is not None:
-            refusal = self._ask_supports(geometry)
-            if refusal is not None:
-                return refusal
+        refusal = declared_refusal(self.name, self.declared, geometry, kernel_size_passed=self.calls.takes_kernel_size)
+        if refusal is not None:
+            return refusal
         if self.style == "cache" and geometry.ndim != 2 and self.declared.spatial_dims is None:
             return f"{self.name} handles 2-D layers only (a cache-style conv_param) and this case is {geometry.ndim}-D"
         return self.calls.unsupported(geometry)
-
-    def _ask_supports(self, geometry: LayerGeometry) -> Optional[str]:
-        """The layer's own supports(geometry): True/None yes, False or a reason no."""
-        assert self.supports is not None
-        try:
-            answer = self.supports(geometry)
-        except Unsupported as refusal:
-            return f"{self.name}: {refusal}"
-        except Exception as error:
-            return f"{self.name}.supports() raised {describe_exception(error)}"
-        if answer is None or answer is True:
-            return None
-        if answer is False:
-            return f"{self.name}.supports() returned False for this case"
-        return f"{self.name}: {answer}"
 
     def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
         """Why forward and backward cannot agree on `geometry` (a failure, not a skip), or None."""
@@ -246,7 +227,7 @@ class Adapter:
         return np.moveaxis(array, 1, -1) if self.layout == "nhwc" else array
 
     def _user_w(self, w: np.ndarray) -> np.ndarray:
-        return np.moveaxis(w, (0, 1), (-1, -2)) if self.weight_layout == "hwio" else w
+        return to_weight_layout(w, self.weight_layout)
 
     def _user_b(self, b: np.ndarray) -> Optional[np.ndarray]:
         if not self.has_bias:
@@ -264,9 +245,10 @@ class Adapter:
     def _from_user_weights(self, value: Any, shape: Sequence[int]) -> Any:
         if self.weight_layout == "oihw":
             return value
-        user_shape = (*shape[2:], shape[1], shape[0])
-        array = _checked_shape(value, user_shape, "backward", "dK", "*k, C/groups, F in weight layout hwio")
-        return value if array is None else np.moveaxis(array, (-1, -2), (0, 1))
+        user_shape = to_weight_layout(np.empty(shape, dtype=np.int8), self.weight_layout).shape
+        array = _checked_shape(value, user_shape, "backward", "dK", f"{_WEIGHT_AXES[self.weight_layout]} in weight "
+                               f"layout {self.weight_layout}")
+        return value if array is None else from_weight_layout(array, self.weight_layout)
 
 
 class _AdaptedLive:
@@ -300,8 +282,8 @@ class _AdaptedLive:
 
     def held(self) -> tuple[Any, Any]:
         w, b = self._own.held()
-        if w is not None and self._adapter.weight_layout == "hwio" and np.ndim(w) == len(self._own.geometry.w_shape):
-            w = np.moveaxis(np.asarray(w), (-1, -2), (0, 1))
+        if w is not None and np.ndim(w) == len(self._own.geometry.w_shape):
+            w = from_weight_layout(np.asarray(w), self._adapter.weight_layout)
         return w, (self._added_bias if self._added_bias is not None else b)
 
 
@@ -321,8 +303,6 @@ def adapt(
         raise SettingError(
             f"{named('weight_layout', repr(given_weight_layout))} is not known; use {' or '.join(WEIGHT_LAYOUTS)}"
         )
-    supports = getattr(target, "supports", None)
-    supports = supports if callable(supports) else None
     has_bias = declared.bias
     calls: Calls
     if is_layer_class(target) and declared.tensor is None:
@@ -334,7 +314,7 @@ def adapt(
     known_weight_layout: WeightLayout = next((k for k in WEIGHT_LAYOUTS if k == given_weight_layout), "oihw")
     return Adapter(
         calls=calls, name=name, layout=known_layout, weight_layout=known_weight_layout, declared=declared,
-        has_bias=has_bias, supports=supports, target=target, factory=factory,
+        has_bias=has_bias, target=target, factory=factory,
     )
 
 
@@ -342,8 +322,8 @@ def _calls_of(target: Any, name: str, declared: Declarations) -> Calls:
     """The calling style of an object holding functions (not a layer class)."""
     if declared.tensor is not None:
         return _autograd_calls(target, name, declared)
-    forward = getattr(target, declared.forward or "forward", None)
-    backward = getattr(target, declared.backward or "backward", None)
+    forward = getattr(target, declared.forward.name if declared.forward else "forward", None)
+    backward = getattr(target, declared.backward.name if declared.backward else "backward", None)
     for part, function in (("forward", forward), ("backward", backward)):
         if not callable(function):
             raise ImplementationError(_missing_message(target, name, part, declared), parameter="impl")
@@ -360,7 +340,7 @@ def _autograd_calls(target: Any, name: str, declared: Declarations) -> AutogradC
             f"{literal(name)} has no {declared.tensor} (declared as tensor); name the class that wraps an array",
             parameter="impl",
         )
-    function = getattr(target, declared.forward or "forward", None)
+    function = getattr(target, declared.forward.name if declared.forward else "forward", None)
     if not callable(function):
         raise ImplementationError(_missing_message(target, name, "forward", declared), parameter="impl")
     keywords = function_calls(function, function)
@@ -371,8 +351,8 @@ def _autograd_calls(target: Any, name: str, declared: Declarations) -> AutogradC
 
 def _missing_message(target: Any, name: str, part: str, declared: Declarations) -> str:
     """No forward (or backward): name the functions and classes that look like a conv layer."""
-    wanted = getattr(declared, part) or part
-    tried = {"forward", "backward", declared.forward, declared.backward}
+    wanted = str(getattr(declared, part) or part)
+    tried = {"forward", "backward", *(str(f) for f in (declared.forward, declared.backward) if f)}
     forwards, backwards, classes = (
         [n for n in names if n not in tried] for names in conv_like_names(target)
     )
@@ -388,6 +368,23 @@ def _missing_message(target: Any, name: str, part: str, declared: Declarations) 
         "dilation, groups) and backward(dy, x, w, b, *, stride, padding, dilation, groups), "
         "or point {impl} at the object holding them with FILE.py:NAME"
     )
+
+
+_WEIGHT_AXES = {"oihw": "F, C/groups, *k", "hwio": "*k, C/groups, F", "iohw": "C/groups, F, *k"}
+
+
+def to_weight_layout(w: np.ndarray, layout: WeightLayout) -> np.ndarray:
+    """(F, C/g, *k) kernels as a view in `layout`."""
+    if layout == "hwio":
+        return np.moveaxis(w, (0, 1), (-1, -2))
+    return np.swapaxes(w, 0, 1) if layout == "iohw" else w
+
+
+def from_weight_layout(w: np.ndarray, layout: WeightLayout) -> np.ndarray:
+    """Kernels in `layout` as (F, C/g, *k)."""
+    if layout == "hwio":
+        return np.moveaxis(w, (-1, -2), (0, 1))
+    return np.swapaxes(w, 0, 1) if layout == "iohw" else w
 
 
 def _geometry_of(x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> LayerGeometry:

@@ -44,6 +44,7 @@ class AutogradCalls:
         return self.keywords.takes_no_bias
 
     takes_learning_rate = False
+    takes_kernel_size = False
 
     def live(self, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any, variant: Variant) -> "TensorLayer":
         return TensorLayer(self, settings, geometry, w, b)

@@ -9,74 +9,155 @@ Declarations live next to the layer, in either of two places (a TOML file wins k
     layout = "nhwc"
     padding_modes = ["valid", "same"]
 
-Keys: which functions (forward, backward), conventions (layout, weight_layout, bias_shape, bias,
-spatial_dims), limits (square_only, stride_tiles, padding_modes, one_int) and, for a layer class,
-how to build it (constructor) and where its parameters live (attributes, set_weights), and for
-a function on an autograd library's tensors, the tensor class (tensor). A bad declaration is an ImplementationError naming the key and the fix.
+Every key applies to every calling style (functions, layer objects, autograd-engine tensors, torch
+Functions and Modules, jax functions); a key that cannot apply to the layer is an error, never
+ignored. `KEYS` is the one table of them: what each means, an example, and its parser. A bad
+declaration is an ImplementationError naming the key and the fix, with the closest known key.
 """
 
 from __future__ import annotations
 
-import difflib
+import ast
+import inspect
 import os
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Mapping, NamedTuple, Optional, cast
 
 from convgrad.errors import ImplementationError, literal
-from convgrad.geometry import LayerGeometry, format_axes, format_shape
+from convgrad.geometry import DTYPES, LayerGeometry, format_axes, format_shape
+from convgrad.adapters.protocol import Unsupported
+from convgrad.adapters.vocabulary import CONSTRUCTOR_MEANINGS, LAYOUTS, PLACEHOLDERS, ROLES, WEIGHT_LAYOUTS
+from convgrad.harness.guard import describe_exception
+from convgrad.keys import suggestion, unknown_key
 
-__all__ = ["Declarations", "CONSTRUCTOR_NAMES", "ATTRIBUTE_ROLES", "read_declarations", "declared_unsupported", "padding_mode"]
+__all__ = [
+    "Declarations", "CallForm", "Placeholder", "AttributePath", "KEYS", "GRADIENTS", "read_declarations",
+    "parse_declarations", "declared_unsupported", "declared_refusal", "own_supports", "padding_mode",
+]
 
-# What a layer class's constructor can be told, in convgrad's words.
-CONSTRUCTOR_NAMES = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "in_shape")
-_PADDING_MODES = ("valid", "same")
-_LAYOUTS = ("nchw", "nhwc")
-_WEIGHT_LAYOUTS = ("oihw", "hwio")
-_EXAMPLES: dict[str, str] = {
-    "forward": '"conv_forward_naive"', "backward": '"conv_backward_naive"', "layout": '"nhwc"',
-    "weight_layout": '"hwio"', "bias_shape": '"F,1"', "bias": "false", "spatial_dims": "[2]",
-    "square_only": "true", "stride_tiles": "true", "padding_modes": '["valid", "same"]', "one_int": "true",
-    "constructor": '{in_channels = "n_in", out_channels = "n_out", kernel_size = "size"}',
-    "tensor": '"Tensor"',
-    "attributes": '{weights = "W", bias = "b", grad_weights = "dW", grad_bias = "db"}', "set_weights": '"set_params"',
-}
-ATTRIBUTE_ROLES = ("weights", "bias", "grad_weights", "grad_bias")
+GRADIENTS = ("dx", "dw", "db")  # what a backward returns, in convgrad's words
+_GRADIENT_ALIASES = {"dx": "dx", "dX": "dx", "dw": "dw", "dW": "dw", "dK": "dw", "dk": "dw", "db": "db", "dB": "db",
+                     "_": "_"}
+
+
+class Placeholder(NamedTuple):
+    """A name in a declared call that convgrad fills: x, dy, w, b, cache, lr, in_shape, ..."""
+
+    meaning: str
+
+
+@dataclass(frozen=True)
+class CallForm:
+    """A declared function or method, with the arguments it is called with when they are written:
+    "forward_pass", or "pass_forward(x, True)" (x is convgrad's; True is passed as it is)."""
+
+    name: str
+    arguments: tuple[Any, ...] = ()  # Placeholder or a constant, in order
+    keywords: Mapping[str, Any] = field(default_factory=dict)  # Placeholder or a constant
+    written: bool = False  # with parentheses: exactly these arguments, else the style's own
+
+    def bind(self, values: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """The positional and keyword arguments, placeholders filled from `values` (by meaning)."""
+        def fill(argument: Any) -> Any:
+            return values[argument.meaning] if isinstance(argument, Placeholder) else argument
+
+        return [fill(a) for a in self.arguments], {k: fill(v) for k, v in self.keywords.items()}
+
+    @property
+    def placeholders(self) -> set[str]:
+        return {a.meaning for a in (*self.arguments, *self.keywords.values()) if isinstance(a, Placeholder)}
+
+    def __str__(self) -> str:
+        if not self.written:
+            return self.name
+        def shown(argument: Any) -> str:
+            return argument.meaning if isinstance(argument, Placeholder) else repr(argument)
+
+        parts = [shown(a) for a in self.arguments] + [f"{k}={shown(v)}" for k, v in self.keywords.items()]
+        return f"{self.name}({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class AttributePath:
+    """Where a value lives on an object: attributes, and keys of dicts on the way ("params.W")."""
+
+    steps: tuple[str, ...]
+
+    def get(self, target: Any, default: Any = None) -> Any:
+        for step in self.steps:
+            if isinstance(target, Mapping):
+                if step not in target:
+                    return default
+                target = target[step]
+            elif hasattr(target, step):
+                target = getattr(target, step)
+            else:
+                return default
+        return target
+
+    def set(self, target: Any, value: Any) -> None:
+        holder = AttributePath(self.steps[:-1]).get(target) if len(self.steps) > 1 else target
+        if isinstance(holder, dict):
+            holder[self.steps[-1]] = value
+        else:
+            setattr(holder, self.steps[-1], value)
+
+    def __str__(self) -> str:
+        return ".".join(self.steps)
 
 
 @dataclass(frozen=True)
 class Declarations:
     """Everything an implementation may declare; None or the default means "not declared"."""
 
-    forward: Optional[str] = None
-    backward: Optional[str] = None
+    forward: Optional[CallForm] = None
+    backward: Optional[CallForm] = None
+    backward_parts: Mapping[str, CallForm] = field(default_factory=dict)  # dx, dw, db: a backward split in parts
+    backward_returns: Optional[tuple[Any, ...]] = None  # e.g. ("dx", ("dw", "db")): how backward returns them
     layout: Optional[str] = None
     weight_layout: Optional[str] = None
     bias_shape: Optional[tuple[str, ...]] = None  # e.g. ("F", "1"): how the layer takes its bias
     bias: bool = True  # False: a bias-free layer (db is not the layer's, so it is not checked)
+    batched: bool = True  # False: the layer takes one image; convgrad loops over the batch
+    dtypes: Optional[tuple[str, ...]] = None  # the dtypes the layer computes in; others run at the first
     spatial_dims: Optional[tuple[int, ...]] = None
     square_only: bool = False  # square inputs only
+    square_kernels: bool = False  # square kernels only
     stride_tiles: bool = False  # the stride must tile the padded input exactly
     padding_modes: Optional[tuple[str, ...]] = None  # padding as words only: 'valid' and/or 'same'
     one_int: bool = False  # one int for every axis (stride, padding, dilation, kernel size)
+    per_axis: bool = False  # a tuple per axis always (stride, padding, dilation, kernel size)
     constructor: Mapping[str, str] = field(default_factory=dict)  # convgrad's name -> the parameter's
-    attributes: Mapping[str, str] = field(default_factory=dict)  # role (weights, ...) -> attribute name
-    set_weights: Optional[str] = None  # a method taking (w, b), or (w) for a bias-free layer
-    tensor: Optional[str] = None  # an autograd library's tensor class (autograd.py)
+    attributes: Mapping[str, AttributePath] = field(default_factory=dict)  # role (weights, ...) -> where
+    set_weights: Optional[CallForm] = None  # a method taking (w, b), or (w) for a bias-free layer
+    build: Optional[CallForm] = None  # a method that makes the weights after the constructor
+    tensor: Optional[str] = None  # an autograd library's tensor class (autograd_engines.py)
+    # The layer's own supports(geometry), a function beside it (not a key: it is code, not data).
+    supports: Optional[Callable[[LayerGeometry], Any]] = field(default=None, compare=False)
     source: str = ""  # where they were read, for messages
 
     def merged(self, other: "Declarations") -> "Declarations":
         """These declarations with every key `other` declares taken from `other`."""
-        mine, theirs = _declared(self), _declared(other)
+        mine, theirs = self.declared(), other.declared()
         return Declarations(**{**mine, **theirs, "source": other.source or self.source})
 
+    def declared(self) -> dict[str, Any]:
+        """The keys given a value other than the default."""
+        defaults = Declarations()
+        return {
+            f.name: getattr(self, f.name) for f in fields(self)
+            if f.name != "source" and getattr(self, f.name) != getattr(defaults, f.name)
+        }
 
-def _declared(declarations: Declarations) -> dict[str, Any]:
-    defaults = Declarations()
-    return {
-        name: getattr(declarations, name)
-        for name in declarations.__dataclass_fields__
-        if name != "source" and getattr(declarations, name) != getattr(defaults, name)
-    }
+    def refuse(self, keys: tuple[str, ...], what: str) -> None:
+        """Raise if any of `keys` is declared: they cannot apply to `what`, and are never ignored."""
+        given = [k for k in keys if k in self.declared()]
+        if given:
+            raise ImplementationError(
+                f"{literal(self.source or 'the declarations')} declare {literal(', '.join(given))}, which cannot "
+                f"apply to {literal(what)}; remove {'it' if len(given) == 1 else 'them'}",
+                parameter="impl",
+            )
 
 
 def read_declarations(*targets: Any, config: Optional[str] = None) -> Declarations:
@@ -84,8 +165,11 @@ def read_declarations(*targets: Any, config: Optional[str] = None) -> Declaratio
     later target wins, e.g. a class over its module), then the TOML file `config` on top."""
     declared = Declarations()
     for target in targets:
+        supports = own_supports(target)
+        if supports is not None:
+            declared = declared.merged(Declarations(supports=supports, source=declared.source))
         spatial = getattr(target, "spatial_dims", None)
-        if spatial is not None:  # the older way, kept: spatial_dims = (2,) as a plain attribute
+        if spatial is not None and not callable(spatial):  # the older way, kept: spatial_dims = (2,)
             declared = declared.merged(parse_declarations({"spatial_dims": spatial}, _name_of(target) + ".spatial_dims"))
         own = getattr(target, "CONVGRAD", None)
         if own is None:
@@ -100,6 +184,17 @@ def read_declarations(*targets: Any, config: Optional[str] = None) -> Declaratio
     if config is not None:
         declared = declared.merged(parse_declarations(_read_toml(config), config))
     return declared
+
+
+def own_supports(target: Any) -> Optional[Callable[[LayerGeometry], Any]]:
+    """The target's supports(geometry), if it can be called as it is (a class's instance method
+    cannot: it is read again from the instance convgrad makes)."""
+    supports = getattr(target, "supports", None)
+    if not callable(supports):
+        return None
+    if inspect.isclass(target) and inspect.isfunction(inspect.getattr_static(target, "supports")):
+        return None
+    return cast(Callable[[LayerGeometry], Any], supports)
 
 
 def _name_of(target: Any) -> str:
@@ -129,11 +224,9 @@ def parse_declarations(values: Mapping[str, Any], where: str) -> Declarations:
     """Validate declared values; every problem is one line naming the key, the value and the fix."""
     parsed: dict[str, Any] = {}
     for key, value in values.items():
-        if key not in _EXAMPLES:
-            close = difflib.get_close_matches(str(key), list(_EXAMPLES), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise _bad(where, f"has an unknown key {key!r}; {hint}known keys: {', '.join(_EXAMPLES)}")
-        parsed[key] = _PARSERS[key](value, key, where)
+        if key not in KEYS:
+            raise _bad(where, "has an " + unknown_key(str(key), KEYS))
+        parsed.update(KEYS[key].parse(value, key, where))
     return Declarations(**parsed, source=where)
 
 
@@ -142,7 +235,7 @@ def _bad(where: str, problem: str) -> ImplementationError:
 
 
 def _wrong(where: str, key: str, value: Any) -> ImplementationError:
-    return _bad(where, f"declares {key} = {value!r}; give e.g. {key} = {_EXAMPLES[key]}")
+    return _bad(where, f"declares {key} = {value!r}; give e.g. {key} = {KEYS[key].example}")
 
 
 def _text(value: Any, key: str, where: str) -> str:
@@ -156,6 +249,78 @@ def _identifier(value: Any, key: str, where: str) -> str:
     if not text.isidentifier():
         raise _wrong(where, key, value)
     return text
+
+
+def _call_form(value: Any, key: str, where: str) -> CallForm:
+    """ "name" or "name(x, True, training=False)": names are convgrad's values, the rest constants."""
+    text = _text(value, key, where)
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        raise _wrong(where, key, value) from None
+    if isinstance(tree, ast.Name):
+        return CallForm(tree.id)
+    if not isinstance(tree, ast.Call) or not isinstance(tree.func, ast.Name):
+        raise _wrong(where, key, value)
+
+    def argument(node: ast.expr) -> Any:
+        if isinstance(node, ast.Name):
+            meaning = next((m for m, names in PLACEHOLDERS.items() if node.id in names), None)
+            if meaning is None:
+                raise _bad(where, f"declares {key} = {text!r}, and {node.id!r} is no value convgrad hands over; "
+                                  f"use {', '.join(PLACEHOLDERS)} or a constant like True")
+            return Placeholder(meaning)
+        try:
+            return ast.literal_eval(node)
+        except ValueError:
+            raise _wrong(where, key, value) from None
+
+    if any(k.arg is None for k in tree.keywords) or any(isinstance(a, ast.Starred) for a in tree.args):
+        raise _wrong(where, key, value)
+    return CallForm(tree.func.id, tuple(argument(a) for a in tree.args),
+                    {str(k.arg): argument(k.value) for k in tree.keywords}, written=True)
+
+
+def _backward(value: Any, key: str, where: str) -> dict[str, Any]:
+    """One function, or a table of the functions that compute dx, dw (and db) each."""
+    if isinstance(value, Mapping):
+        parts = {}
+        for part, form in value.items():
+            if part not in GRADIENTS:
+                raise _bad(where, f"declares backward.{part}; a split backward names {', '.join(GRADIENTS)}")
+            parts[str(part)] = _call_form(form, key, where)
+        if "dx" not in parts or "dw" not in parts:
+            raise _bad(where, "declares a split backward without dx or dw; give e.g. "
+                              'backward = {dx = "conv_backward_input", dw = "conv_backward_weights"}')
+        return {"backward_parts": parts}
+    return {"backward": _call_form(value, key, where)}
+
+
+def _returns(value: Any, key: str, where: str) -> tuple[Any, ...]:
+    """ "dx, (dw, db)": the nesting of what backward returns; _ for a value to leave."""
+    text = _text(value, key, where)
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        raise _wrong(where, key, value) from None
+
+    def shape(node: ast.expr) -> Any:
+        if isinstance(node, ast.Name) and node.id in _GRADIENT_ALIASES:
+            return _GRADIENT_ALIASES[node.id]
+        if isinstance(node, (ast.Tuple, ast.List)):
+            return tuple(shape(e) for e in node.elts)
+        raise _bad(where, f"declares {key} = {text!r}; name the values dx, dw, db (or _), like {KEYS[key].example}")
+
+    pattern = shape(tree)
+    pattern = pattern if isinstance(pattern, tuple) else (pattern,)
+    named = _flatten(pattern)
+    if "dx" not in named or len([n for n in named if n != "_"]) != len({n for n in named if n != "_"}):
+        raise _bad(where, f"declares {key} = {text!r}; it must name dx once (dw and db at most once)")
+    return pattern
+
+
+def _flatten(pattern: Any) -> list[str]:
+    return [n for p in pattern for n in (_flatten(p) if isinstance(p, tuple) else [p])]
 
 
 def _choice(choices: tuple[str, ...]) -> Any:
@@ -192,41 +357,87 @@ def _spatial_dims(value: Any, key: str, where: str) -> tuple[int, ...]:
     return dims
 
 
-def _padding_modes(value: Any, key: str, where: str) -> tuple[str, ...]:
-    values = (value,) if isinstance(value, str) else value
-    try:
-        modes = tuple(str(v).lower() for v in values)
-    except TypeError:
-        modes = ()
-    if not modes or any(m not in _PADDING_MODES for m in modes):
-        raise _wrong(where, key, value)
-    return modes
+def _words(choices: tuple[str, ...]) -> Any:
+    """One word or a list of them, each among `choices`."""
+
+    def parse(value: Any, key: str, where: str) -> tuple[str, ...]:
+        values = (value,) if isinstance(value, str) else value
+        try:
+            words = tuple(str(v).lower() for v in values)
+        except TypeError:
+            words = ()
+        if not words or any(w not in choices for w in words):
+            raise _wrong(where, key, value)
+        return words
+
+    return parse
 
 
-def _names(known: tuple[str, ...]) -> Any:
-    """A table from convgrad's names (`known`) to the layer's own identifiers."""
+def _table(known: tuple[str, ...], parse_value: Callable[[Any, str, str], Any]) -> Any:
+    """A table from convgrad's names (`known`) to the layer's own."""
 
-    def parse(value: Any, key: str, where: str) -> dict[str, str]:
+    def parse(value: Any, key: str, where: str) -> dict[str, Any]:
         if not isinstance(value, Mapping):
             raise _wrong(where, key, value)
         mapping = {}
         for ours, theirs in value.items():
             if ours not in known:
-                close = difflib.get_close_matches(str(ours), known, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                raise _bad(where, f"{key} names {ours!r}; {hint}it can map {', '.join(known)}")
-            mapping[str(ours)] = _identifier(theirs, key, where)
+                raise _bad(where, f"{key} names {ours!r}; {suggestion(str(ours), known)}it can map {', '.join(known)}")
+            mapping[str(ours)] = parse_value(theirs, key, where)
         return mapping
 
     return parse
 
 
-_PARSERS: dict[str, Any] = {
-    "forward": _identifier, "backward": _identifier, "layout": _choice(_LAYOUTS),
-    "weight_layout": _choice(_WEIGHT_LAYOUTS), "bias_shape": _bias_shape, "bias": _flag,
-    "spatial_dims": _spatial_dims, "square_only": _flag, "stride_tiles": _flag, "padding_modes": _padding_modes,
-    "one_int": _flag, "constructor": _names(CONSTRUCTOR_NAMES), "attributes": _names(ATTRIBUTE_ROLES),
-    "set_weights": _identifier, "tensor": _identifier,
+def _path(value: Any, key: str, where: str) -> AttributePath:
+    """ "dW", "params.W" or 'params["W"]'."""
+    text = _text(value, key, where)
+    steps = tuple(s.strip("'\" ") for s in text.replace("[", ".").replace("]", "").split("."))
+    if not all(steps):
+        raise _wrong(where, key, value)
+    return AttributePath(steps)
+
+
+class Key(NamedTuple):
+    """One declaration key: how its value is read, an example, and what it means."""
+
+    parse: Callable[[Any, str, str], dict[str, Any]]
+    example: str
+    meaning: str
+
+
+def _as(parser: Callable[[Any, str, str], Any]) -> Callable[[Any, str, str], dict[str, Any]]:
+    """A parser of one field named like its key."""
+    return lambda value, key, where: {key: parser(value, key, where)}
+
+
+KEYS: dict[str, Key] = {
+    "forward": Key(_as(_call_form), '"conv_forward" or "pass_forward(x, True)"',
+                   "the forward function or method, with fixed extra arguments when written out"),
+    "backward": Key(_backward, '"conv_backward" or {dx = "grad_input", dw = "grad_weight"}',
+                    "the backward function or method, or one function per gradient"),
+    "backward_returns": Key(_as(_returns), '"dx, (dw, db)"', "how backward returns the gradients"),
+    "layout": Key(_as(_choice(LAYOUTS)), '"nhwc"', "activations channels first (nchw) or last (nhwc)"),
+    "weight_layout": Key(_as(_choice(WEIGHT_LAYOUTS)), '"hwio"', "kernels as (F, C, *k), (*k, C, F) or (C, F, *k)"),
+    "bias_shape": Key(_as(_bias_shape), '"F,1"', "the shape the layer keeps its bias in"),
+    "bias": Key(_as(_flag), "false", "false: the layer has no bias (db is not checked)"),
+    "batched": Key(_as(_flag), "false", "false: the layer takes one image (C, *spatial); convgrad loops over the batch"),
+    "dtypes": Key(_as(_words(DTYPES)), '["float32"]', "the dtypes the layer computes in; a case in another runs at the first"),
+    "spatial_dims": Key(_as(_spatial_dims), "[2]", "the numbers of spatial dimensions the layer handles"),
+    "square_only": Key(_as(_flag), "true", "square inputs only"),
+    "square_kernels": Key(_as(_flag), "true", "square kernels only"),
+    "stride_tiles": Key(_as(_flag), "true", "the stride must tile the padded input exactly"),
+    "padding_modes": Key(_as(_words(("valid", "same"))), '["valid", "same"]', "padding given as these words only"),
+    "one_int": Key(_as(_flag), "true", "one int for every axis (stride, padding, dilation, kernel size)"),
+    "per_axis": Key(_as(_flag), "true", "a tuple per axis always (stride, padding, dilation, kernel size)"),
+    "constructor": Key(_as(_table(CONSTRUCTOR_MEANINGS, _identifier)),
+                       '{in_channels = "n_in", out_channels = "n_out", kernel_size = "size"}',
+                       "a layer class's constructor parameters, by what they mean"),
+    "attributes": Key(_as(_table(tuple(ROLES), _path)), '{weights = "params.W", grad_weights = "grads.dW"}',
+                      "where a layer object keeps weights, bias and their gradients"),
+    "set_weights": Key(_as(_call_form), '"set_params"', "a method taking (w, b) that sets the weights"),
+    "build": Key(_as(_call_form), '"build(in_shape)"', "a method that makes the weights after the constructor"),
+    "tensor": Key(_as(_identifier), '"Tensor"', "an autograd library's tensor class; forward is a function on it"),
 }
 
 
@@ -255,6 +466,8 @@ def declared_unsupported(
         return f"handles {dims} layers only (spatial_dims) and this case is {geometry.ndim}-D"
     if declared.square_only and len(set(geometry.spatial)) > 1:
         return f"takes square inputs only (square_only) and this input is {format_shape(geometry.spatial)}"
+    if declared.square_kernels and len(set(geometry.kernel_size)) > 1:
+        return f"takes square kernels only (square_kernels) and this kernel is {format_shape(geometry.kernel_size)}"
     if declared.one_int:
         for setting, values in (("kernel size", geometry.kernel_size), ("stride", geometry.stride),
                                 ("padding", geometry.padding), ("dilation", geometry.dilation)):
@@ -274,3 +487,28 @@ def declared_unsupported(
             words = " or ".join(repr(m) for m in declared.padding_modes)
             return f"takes padding {words} only (padding_modes) and this case needs padding {format_axes(geometry.padding)}"
     return None
+
+
+def declared_refusal(
+    name: str, declared: Declarations, geometry: LayerGeometry, *, kernel_size_passed: bool = True,
+) -> Optional[str]:
+    """Why the layer does not run `geometry` by what it declares: its limits, then its own
+    supports(geometry) (True or None yes; False, a reason, or raising Unsupported no). The one
+    place every calling style asks."""
+    limit = declared_unsupported(declared, geometry, kernel_size_passed=kernel_size_passed)
+    if limit is not None:
+        return f"{name} {limit}"
+    supports = declared.supports
+    if supports is None:
+        return None
+    try:
+        answer = supports(geometry)
+    except Unsupported as refusal:
+        return f"{name}: {refusal}"
+    except Exception as error:
+        return f"{name}.supports() raised {describe_exception(error)}"
+    if answer is None or answer is True:
+        return None
+    if answer is False:
+        return f"{name}.supports() returned False for this case"
+    return f"{name}: {answer}"

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal, Optional
 
 from convgrad.geometry import LayerGeometry, format_shape
+from convgrad.adapters.vocabulary import NEUTRAL, SETTING_NAMES
 from convgrad.harness.guard import ImplementationFailure
 from convgrad.adapters.live import Mode, StreamLayer, Variant
 
-__all__ = ["KeywordCalls", "CacheCalls", "function_calls", "SETTING_NAMES", "NEUTRAL", "UserSettings", "parameters"]
+__all__ = ["KeywordCalls", "CacheCalls", "function_calls", "UserSettings", "parameters"]
 
-SETTING_NAMES = ("stride", "padding", "dilation", "groups")
-NEUTRAL = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}  # what a layer without the keyword does
 UserSettings = dict[str, Any]  # stride, padding, dilation, groups as the layer takes them
 
 # None stands for "accepts every keyword" (a **kwargs function, or one convgrad cannot inspect).
@@ -83,6 +82,7 @@ class KeywordCalls:
         return _bias_defaults_to_none(self.forward_function)
 
     takes_learning_rate = False
+    takes_kernel_size = False
 
     def live(self, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any, variant: Variant) -> StreamLayer:
         """One call stream: forward on a batch, later backward with that batch's x."""
@@ -131,6 +131,7 @@ class CacheCalls:
         return _bias_defaults_to_none(self.forward_function)
 
     takes_learning_rate = False
+    takes_kernel_size = False
 
     def live(self, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any, variant: Variant) -> "CacheStream":
         return CacheStream(self, settings, geometry, w, b)

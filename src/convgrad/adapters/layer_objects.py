@@ -22,37 +22,20 @@ import numpy as np
 
 from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry
-from convgrad.adapters.declare import CONSTRUCTOR_NAMES, Declarations
+from convgrad.adapters.declare import AttributePath, Declarations
 from convgrad.adapters.functions import UserSettings, parameters
 from convgrad.harness.guard import ImplementationFailure, describe_exception
 from convgrad.adapters.live import Mode, Variant, write_in_place
-from convgrad.adapters.vocabulary import untaken_setting
+from convgrad.adapters.vocabulary import LEARNING_RATE, NAMES, ROLES, untaken_setting
 from convgrad.adapters.protocol import Unsupported
 
 __all__ = ["StatefulCalls", "stateful_calls", "is_layer_class"]
 
-# The names from-scratch libraries give the constructor's parameters, most common first.
-CONSTRUCTOR_ALIASES: dict[str, tuple[str, ...]] = {
-    "in_channels": ("in_channels", "in_ch", "in_chans", "in_c", "c_in", "cin", "n_in", "num_in", "input_channels",
-                    "in_depth", "n_c", "channels", "n_channels", "num_channels", "in_features", "in_dim", "inC"),
-    "out_channels": ("out_channels", "out_ch", "out_chans", "out_c", "c_out", "cout", "n_out", "num_out",
-                     "output_channels", "filters", "num_filters", "n_filters", "nb_filters", "n_f", "out_depth",
-                     "out_dim", "outC"),
-    "kernel_size": ("kernel_size", "kernel", "ksize", "k", "filter_size", "kernel_shape", "f", "size", "field"),
-    "stride": ("stride", "strides", "s"),
-    "padding": ("padding", "pad", "p", "pad_size"),
-    "dilation": ("dilation", "dilation_rate"),
-    "groups": ("groups",),
-    "in_shape": ("input_shape", "in_shape"),
-}
-ATTRIBUTE_ALIASES: dict[str, tuple[str, ...]] = {
-    "weights": ("W", "w", "weights", "weight", "kernel", "kernels", "filters", "K"),
-    "bias": ("b", "bias", "biases", "B"),
-    "grad_weights": ("dW", "dw", "grad_W", "grad_w", "dweights", "dweight", "d_weights", "grad_weights",
-                     "grad_weight", "weights_grad", "weight_grad", "W_grad", "dK", "dkernel"),
-    "grad_bias": ("db", "grad_b", "dbias", "d_bias", "dbiases", "grad_bias", "bias_grad", "b_grad", "dB"),
-}
-_LEARNING_RATE = ("lr", "learning_rate", "eta", "alpha", "step_size")  # a backward that also updates
+# The settings a constructor is told by name (weights and bias flags are layer_objects' own business).
+CONSTRUCTOR_NAMES = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "in_shape")
+CONSTRUCTOR_ALIASES = NAMES
+ATTRIBUTE_ALIASES = ROLES
+_LEARNING_RATE = LEARNING_RATE
 
 
 def is_layer_class(target: Any) -> bool:
@@ -72,7 +55,7 @@ class StatefulCalls:
 
     cls: type
     constructor: Mapping[str, str]  # convgrad's name -> the constructor's parameter
-    attributes: Mapping[str, str]  # role -> attribute, for the roles found or declared
+    attributes: Mapping[str, AttributePath]  # role -> where, for the roles found or declared
     has_bias: bool
     declared: Declarations
     learning_rate: Optional[str] = None  # a backward(dout, lr) that also updates: given lr = 0
@@ -94,6 +77,10 @@ class StatefulCalls:
     @property
     def takes_learning_rate(self) -> bool:
         return self.learning_rate is not None
+
+    @property
+    def takes_kernel_size(self) -> bool:
+        return "kernel_size" in self.constructor
 
     def live(self, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any, variant: Variant) -> "LayerObject":
         """A new object of the class, as a network builds one per layer."""
@@ -141,23 +128,25 @@ class StatefulCalls:
         """The checker's weights, in the shape the layer keeps its own (e.g. bias (F, 1))."""
         bias = bias and self.has_bias
         if self.declared.set_weights is not None:
-            setter = getattr(layer, self.declared.set_weights)
+            setter = getattr(layer, self.declared.set_weights.name)
             setter(w, b) if bias else setter(w)
             return
-        setattr(layer, self.attributes["weights"], _like(getattr(layer, self.attributes["weights"], None), w))
+        self.attributes["weights"].set(layer, _like(self.attributes["weights"].get(layer), w))
         if bias:
-            setattr(layer, self.attributes["bias"], _like(getattr(layer, self.attributes["bias"], None), b))
+            self.attributes["bias"].set(layer, _like(self.attributes["bias"].get(layer), b))
 
     def _gradient(self, layer: Any, role: str, shape: tuple[int, ...]) -> Any:
         """A gradient attribute, copied (the layer may overwrite it next call) in the checker's shape."""
-        name = self.attributes.get(role) or next((n for n in ATTRIBUTE_ALIASES[role] if _has_array(layer, n)), None)
-        if name is None or getattr(layer, name, None) is None:
+        path = self.attributes.get(role) or next(
+            (AttributePath((n,)) for n in ATTRIBUTE_ALIASES[role] if _has_array(layer, n)), None)
+        name = None if path is None else str(path)
+        if path is None or path.get(layer) is None:
             tried = name or ", ".join(ATTRIBUTE_ALIASES[role][:6])
             raise ImplementationFailure(
                 f"after backward, {self.cls.__name__} has no {tried} holding the {role.replace('_', ' ')}; "
                 f"declare where it is, like attributes = {{{role} = \"...\"}}"
             )
-        value = np.array(getattr(layer, name), copy=True)
+        value = np.array(path.get(layer), copy=True)
         return value.reshape(shape) if value.size == int(np.prod(shape)) else value
 
 
@@ -195,18 +184,20 @@ class LayerObject:
             calls._set(layer, np.array(w, copy=True), None if b is None else np.array(b, copy=True), self._bias)
             return
         for role, value in (("weights", w), ("bias", b)):
-            held = getattr(layer, calls.attributes.get(role, ""), None)
-            if value is None or held is None:
+            path = calls.attributes.get(role)
+            held = None if path is None else path.get(layer)
+            if path is None or value is None or held is None:
                 continue
             if isinstance(held, np.ndarray) and held.size == np.size(value) and held.flags.writeable:
                 write_in_place(held, value)
             else:
-                setattr(layer, calls.attributes[role], _like(held, np.array(value, copy=True)))
+                path.set(layer, _like(held, np.array(value, copy=True)))
 
     def held(self) -> tuple[Any, Any]:
         calls, layer = self._calls, self._layer
-        w = getattr(layer, calls.attributes.get("weights", ""), None)
-        b = getattr(layer, calls.attributes.get("bias", ""), None) if self._bias else None
+        w_path, b_path = calls.attributes.get("weights"), calls.attributes.get("bias")
+        w = None if w_path is None else w_path.get(layer)
+        b = b_path.get(layer) if self._bias and b_path is not None else None
         return (None if w is None else np.array(w, copy=True)), (None if b is None else np.array(b, copy=True))
 
 
@@ -273,7 +264,7 @@ def stateful_calls(target: Any, name: str, declared: Declarations) -> tuple[Stat
             if role not in attributes:
                 found = next((n for n in ATTRIBUTE_ALIASES[role] if _has_array(probe, n)), None)
                 if found is not None:
-                    attributes[role] = found
+                    attributes[role] = AttributePath((found,))
         if "weights" not in attributes:
             raise ImplementationError(
                 f"{literal(name)}: {cls.__name__}({literal(', '.join(arguments))}) has no weights attribute "
@@ -286,7 +277,7 @@ def stateful_calls(target: Any, name: str, declared: Declarations) -> tuple[Stat
     # A default learning rate too: called without one, such a backward would train with it.
     learning_rate = next((n for n in backward if n in _LEARNING_RATE), None)
     calls = StatefulCalls(cls, constructor, attributes, has_bias, declared, learning_rate)
-    weights = getattr(probe, attributes["weights"], None) if "weights" in attributes else None
+    weights = attributes["weights"].get(probe) if "weights" in attributes else None
     return calls, _weight_layout(np.shape(weights) if weights is not None else None, probe_geometry)
 
 

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence, cast
 
 from convgrad.errors import ImplementationError, literal, named
 from convgrad.adapters.adapter import Adapter, adapt
-from convgrad.adapters.declare import Declarations, parse_declarations, read_declarations
+from convgrad.adapters.declare import Declarations, own_supports, parse_declarations, read_declarations
 from convgrad.frameworks.recognise import framework_implementation, refuse_device
 from convgrad.adapters.protocol import Implementation
 from convgrad.frameworks.tensors import DEFAULT_DEVICE
@@ -182,11 +182,15 @@ def _behind_protocol(
     declared: Declarations,
 ) -> Implementation:
     """A torch or jax layer through its framework (frameworks/recognise.py); anything else through the adapter."""
-    framework = framework_implementation(target, name, layout=layout, weight_layout=weight_layout, device=device)
+    framework = framework_implementation(target, name, layout=layout, weight_layout=weight_layout, device=device,
+                                         declared=declared)
     if framework is not None:
         return framework
     refuse_device(device, name)
     made = _instantiate(target, name)
+    supports = own_supports(made) if made is not target else None
+    if supports is not None:  # an instance method, callable now that there is an instance
+        declared = declared.merged(Declarations(supports=supports, source=declared.source))
     return adapt(made, name, layout=layout, weight_layout=weight_layout, declared=declared,
                  factory=_one_per_layer(target, made))
 

@@ -1,45 +1,101 @@
-"""How a framework layer's own parameter names are read as conv settings and constructor arguments.
+"""convgrad's one vocabulary for other people's layers: what their parameters, attributes and
+layouts are called, and how settings are handed to them.
 
-A torch.autograd.Function's forward, a jax function or a Module's constructor names its settings
-in its own words (`pad`, `strides`, `in_ch`); this is the one list of the words recognised, and how
-settings are handed to such a layer: one int when every axis agrees (what most layers take),
-else a tuple per axis.
+Every calling style reads names from here: a keyword function's `s` or `pad`, a layer class's
+constructor `n_filters`, a torch Module's `in_chans`, the attribute `dW` or the dict entry
+`params["W"]`. A name means the same thing in every style; declarations (declare.py) name what
+this table does not know.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Collection, Optional
+from typing import Any, Collection, Literal, Optional, get_args
 
 from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry, format_shape
-from convgrad.adapters.functions import NEUTRAL, SETTING_NAMES
 
-__all__ = ["undeclared_rank", "NAMES", "setting_of", "setting_value", "untaken_setting", "settings_after"]
+__all__ = [
+    "SETTING_NAMES", "NEUTRAL", "NAMES", "ROLES", "CONTAINERS", "LEARNING_RATE", "PLACEHOLDERS",
+    "Layout", "WeightLayout", "LAYOUTS", "WEIGHT_LAYOUTS", "CONSTRUCTOR_MEANINGS",
+    "setting_of", "meaning_of", "setting_value", "untaken_setting", "settings_after",
+]
 
-# Parameter names by what they mean; the first of each is torch's own.
-NAMES = {
-    "in_channels": ("in_channels", "in_ch", "in_chans", "c_in", "input_channels", "n_in"),
-    "out_channels": ("out_channels", "out_ch", "out_chans", "c_out", "output_channels", "n_out", "filters",
-                     "num_filters", "n_filters"),
-    "kernel_size": ("kernel_size", "kernel", "k", "ksize", "filter_size"),
-    "stride": ("stride", "strides", "window_strides"),
-    "padding": ("padding", "pad"),
-    "dilation": ("dilation", "rhs_dilation"),
+SETTING_NAMES = ("stride", "padding", "dilation", "groups")
+NEUTRAL = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}  # what a layer without the setting does
+
+# Parameter names by what they mean, most common first (the first is torch's own).
+NAMES: dict[str, tuple[str, ...]] = {
+    "in_channels": ("in_channels", "in_ch", "in_chans", "in_c", "c_in", "cin", "n_in", "num_in", "input_channels",
+                    "in_depth", "n_c", "channels", "n_channels", "num_channels", "in_features", "in_dim", "inC"),
+    "out_channels": ("out_channels", "out_ch", "out_chans", "out_c", "c_out", "cout", "n_out", "num_out",
+                     "output_channels", "filters", "num_filters", "n_filters", "nb_filters", "n_f", "out_depth",
+                     "out_dim", "outC"),
+    "kernel_size": ("kernel_size", "kernel", "ksize", "k", "filter_size", "kernel_shape", "f", "size", "field"),
+    "stride": ("stride", "strides", "s", "window_strides"),
+    "padding": ("padding", "pad", "p", "pad_size"),
+    "dilation": ("dilation", "dilation_rate", "rhs_dilation"),
     "groups": ("groups", "feature_group_count"),
-    "bias": ("bias", "use_bias"),
+    "bias": ("bias", "use_bias"),  # a constructor's flag: with or without a bias
+    "in_shape": ("input_shape", "in_shape"),  # (C, *spatial) of one image, or (*spatial, C) channels last
+    "weights": ("W", "w", "weight", "weights", "kernel", "kernels", "filters", "K"),  # a constructor taking them
+    "bias_values": ("b", "B", "biases"),
 }
+# What a layer class's constructor can be told, in convgrad's words.
+CONSTRUCTOR_MEANINGS = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+                        "in_shape", "weights", "bias", "bias_values")
+
+# Where a layer object keeps its parameters and their gradients: attribute names, or keys of a dict
+# held in one of CONTAINERS (`self.params["W"]`, `self.grads["dW"]` or `self.grads["W"]`).
+ROLES: dict[str, tuple[str, ...]] = {
+    "weights": ("W", "w", "weights", "weight", "kernel", "kernels", "filters", "K"),
+    "bias": ("b", "bias", "biases", "B"),
+    "grad_weights": ("dW", "dw", "grad_W", "grad_w", "dweights", "dweight", "d_weights", "grad_weights",
+                     "grad_weight", "weights_grad", "weight_grad", "W_grad", "dK", "dkernel"),
+    "grad_bias": ("db", "grad_b", "dbias", "d_bias", "dbiases", "grad_bias", "bias_grad", "b_grad", "dB"),
+}
+CONTAINERS: dict[str, tuple[str, ...]] = {
+    "parameters": ("params", "parameters", "param", "weights"),
+    "gradients": ("grads", "gradients", "grad", "dparams", "d_params", "param_grads", "dparam"),
+}
+LEARNING_RATE = ("lr", "learning_rate", "eta", "alpha", "step_size")  # a backward that also takes a step
+
+# The names a declared call (`pass_forward(x, True)`) may use for the values convgrad hands over.
+PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "x": ("x", "X", "inputs", "input", "a_prev", "A_prev"),
+    "dy": ("dy", "dout", "d_out", "grad", "grad_output", "delta", "dY", "dA", "dZ", "error", "output_gradient"),
+    "w": ("w", "W", "weights", "weight", "kernel"),
+    "b": ("b", "bias"),
+    "cache": ("cache",),
+    "lr": LEARNING_RATE,
+    "in_shape": ("in_shape", "input_shape"),
+    "x_shape": ("x_shape", "batch_shape"),
+    "in_channels": ("in_channels",),
+    "out_channels": ("out_channels",),
+    "kernel_size": ("kernel_size",),
+}
+
+Layout = Literal["nchw", "nhwc"]  # channels first or last, for any number of spatial axes
+# (F, C/g, *k), (*k, C/g, F), or (C/g, F, *k): channels in first, as some engines and transposed convs keep them
+WeightLayout = Literal["oihw", "hwio", "iohw"]
+LAYOUTS: tuple[Layout, ...] = get_args(Layout)
+WEIGHT_LAYOUTS: tuple[WeightLayout, ...] = get_args(WeightLayout)
+
+
+def meaning_of(parameter: str, meanings: Collection[str] = tuple(NAMES)) -> Optional[str]:
+    """What a parameter name means among `meanings`, if any."""
+    return next((m for m in meanings if parameter in NAMES[m]), None)
 
 
 def setting_of(parameter: str) -> Optional[str]:
-    """Which conv setting a parameter name means, if any."""
-    return next((s for s in SETTING_NAMES if parameter in NAMES[s]), None)
+    """Which conv setting (stride, padding, dilation, groups) a parameter name means, if any."""
+    return meaning_of(parameter, SETTING_NAMES)
 
 
 def setting_value(values: Any, default: Any = None, *, per_axis: bool = False) -> Any:
     """One int when every axis agrees, else the tuple. A parameter whose default is a tuple or list
     gets a tuple always, as does any parameter without an int default when `per_axis` (jax's lax
-    takes sequences: a jax layer mostly hands its settings straight to it)."""
+    takes sequences; a layer declared per_axis takes tuples)."""
     if isinstance(values, int):
         values = (values,)
     values = tuple(values)
@@ -57,10 +113,10 @@ def untaken_setting(taken: Collection[str], geometry: LayerGeometry, what: str) 
     return None
 
 
-def settings_after(parameters: list[inspect.Parameter], name: str, what: str) -> list[inspect.Parameter]:
-    """The parameters after x, w and b; raises ImplementationError if one of them is required but
-    names no setting (nothing convgrad could pass)."""
-    rest = parameters[3:]
+def settings_after(parameters: list[inspect.Parameter], name: str, what: str, first: int = 3) -> list[inspect.Parameter]:
+    """The parameters after the `first` tensors (x, w and b); raises ImplementationError if one of
+    them is required but names no setting (nothing convgrad could pass)."""
+    rest = parameters[first:]
     unknown = [
         p.name for p in rest
         if setting_of(p.name) is None and p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
@@ -72,14 +128,3 @@ def settings_after(parameters: list[inspect.Parameter], name: str, what: str) ->
             parameter="impl",
         )
     return rest
-
-
-def undeclared_rank(target: Any, geometry: LayerGeometry, what: str) -> Optional[str]:
-    """Why `target` cannot run `geometry` if it declares `spatial_dims` (an int or a tuple) without its rank."""
-    declared = getattr(target, "spatial_dims", None)
-    if declared is None:
-        return None
-    dims = (declared,) if isinstance(declared, int) else tuple(declared)
-    if geometry.ndim in dims:
-        return None
-    return f"{what} handles {' or '.join(f'{d}-D' for d in dims)} layers only (spatial_dims) and this case is {geometry.ndim}-D"

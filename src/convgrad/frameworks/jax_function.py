@@ -17,13 +17,8 @@ from typing import Any, Optional
 import numpy as np
 
 from convgrad.geometry import LayerGeometry
-from convgrad.adapters.vocabulary import (
-    setting_of,
-    setting_value,
-    settings_after,
-    undeclared_rank,
-    untaken_setting,
-)
+from convgrad.adapters.declare import Declarations, declared_refusal
+from convgrad.adapters.vocabulary import setting_of, setting_value, settings_after, untaken_setting
 from convgrad.adapters.live import LiveLayer, Variant
 from convgrad.adapters.protocol import stream_of
 from convgrad.frameworks.tensors import DEFAULT_DEVICE, JaxArrays
@@ -31,12 +26,14 @@ from convgrad.frameworks.tensors import DEFAULT_DEVICE, JaxArrays
 __all__ = ["jax_implementation", "JaxFunctionLayer"]
 
 
-def jax_implementation(target: Any, name: str, device: str = DEFAULT_DEVICE) -> Optional["JaxFunctionLayer"]:
+def jax_implementation(
+    target: Any, name: str, device: str = DEFAULT_DEVICE, declared: Declarations = Declarations()
+) -> Optional["JaxFunctionLayer"]:
     """The layer for `target` if it is a jax function, else None (jax is never imported here)."""
     jax = sys.modules.get("jax")
     if jax is None or not _is_jax_function(jax, target):
         return None
-    return JaxFunctionLayer(target, name, JaxArrays(device))
+    return JaxFunctionLayer(target, name, JaxArrays(device), declared)
 
 
 def _is_jax_function(jax: Any, target: Any) -> bool:
@@ -55,7 +52,11 @@ class JaxFunctionLayer:
 
     has_bias = True  # a layer built without a bias is skipped (its reason says so), not checked
 
-    def __init__(self, function: Any, name: str, arrays: JaxArrays) -> None:
+    def __init__(self, function: Any, name: str, arrays: JaxArrays, declared: Declarations) -> None:
+        from convgrad.frameworks.torch_module import NOT_FOR_FRAMEWORKS
+
+        declared.refuse(NOT_FOR_FRAMEWORKS, "a jax function, whose backward jax runs")
+        self.declared = declared
         self.name = name
         self.function = function
         primal = getattr(function, "fun", None) or inspect.unwrap(function)  # custom_vjp keeps it as .fun
@@ -69,7 +70,7 @@ class JaxFunctionLayer:
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
         taken = {s for s in map(setting_of, self._settings) if s is not None}
-        return undeclared_rank(self.function, geometry, self.name) or untaken_setting(taken, geometry, self._what)
+        return declared_refusal(self.name, self.declared, geometry) or untaken_setting(taken, geometry, self._what)
 
     def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
         return None  # one function: its bwd (or jax's derivative) belongs to it

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from convgrad.errors import SettingError, literal, named
+from convgrad.adapters.declare import Declarations
 from convgrad.adapters.protocol import Implementation
 from convgrad.frameworks.tensors import DEFAULT_DEVICE
 
@@ -19,14 +20,14 @@ __all__ = ["framework_implementation", "refuse_device"]
 
 def framework_implementation(
     target: Any, name: str, *, layout: Optional[str] = None, weight_layout: Optional[str] = None,
-    device: str = DEFAULT_DEVICE,
+    device: str = DEFAULT_DEVICE, declared: Declarations = Declarations(),
 ) -> Optional[Implementation]:
     """The torch or jax layer for `target`, or None if it is neither."""
     from convgrad.frameworks.jax_function import jax_implementation
     from convgrad.frameworks.torch_module import torch_implementation
 
-    found: Optional[Implementation] = torch_implementation(target, name, device) or jax_implementation(
-        target, name, device
+    found: Optional[Implementation] = torch_implementation(target, name, device, declared) or jax_implementation(
+        target, name, device, declared
     )
     if found is not None and (layout or "nchw", weight_layout or "oihw") != ("nchw", "oihw"):
         raise SettingError(

@@ -28,16 +28,17 @@ import numpy as np
 
 from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry, format_shape
-from convgrad.adapters.functions import NEUTRAL, SETTING_NAMES
 from convgrad.harness.guard import ImplementationFailure, describe_exception
 from convgrad.adapters.live import Mode, Variant
 from convgrad.adapters.protocol import Unsupported
+from convgrad.adapters.declare import Declarations, declared_refusal
 from convgrad.adapters.vocabulary import (
     NAMES,
+    NEUTRAL,
+    SETTING_NAMES,
     setting_of,
     setting_value,
     settings_after,
-    undeclared_rank,
     untaken_setting,
 )
 from convgrad.frameworks.tensors import DEFAULT_DEVICE, TorchArrays
@@ -45,10 +46,15 @@ from convgrad.frameworks.tensors import DEFAULT_DEVICE, TorchArrays
 __all__ = ["torch_implementation", "ModuleLayer", "ModuleClassLayer", "FunctionLayer"]
 
 WEIGHT_NAMES = ("weight", "weights", "kernel", "kernels", "w", "W", "filters")
+# Declarations about how a NumPy layer is called; a framework layer is called through its framework.
+NOT_FOR_FRAMEWORKS = ("forward", "backward", "backward_parts", "backward_returns", "bias_shape", "attributes",
+                      "set_weights", "build", "tensor")
 BIAS_NAMES = ("bias", "b", "biases")
 
 
-def torch_implementation(target: Any, name: str, device: str = DEFAULT_DEVICE) -> Optional["_TorchLayer"]:
+def torch_implementation(
+    target: Any, name: str, device: str = DEFAULT_DEVICE, declared: Declarations = Declarations()
+) -> Optional["_TorchLayer"]:
     """The layer for `target` if it is a torch Module (instance or class) or autograd.Function, else None.
 
     torch is not imported here: an object from torch can only exist once torch is imported."""
@@ -57,11 +63,11 @@ def torch_implementation(target: Any, name: str, device: str = DEFAULT_DEVICE) -
         return None
     if inspect.isclass(target):
         if issubclass(target, torch.autograd.Function):
-            return FunctionLayer(target, name, TorchArrays(device))
+            return FunctionLayer(target, name, TorchArrays(device), declared)
         if issubclass(target, torch.nn.Module):
-            return ModuleClassLayer(target, name, TorchArrays(device))
+            return ModuleClassLayer(target, name, TorchArrays(device), declared)
     elif isinstance(target, torch.nn.Module):
-        return ModuleLayer(target, name, TorchArrays(device))
+        return ModuleLayer(target, name, TorchArrays(device), declared)
     return None
 
 
@@ -70,13 +76,15 @@ class _TorchLayer:
 
     has_bias = True  # False for a module built without a bias: db is convgrad's own, shown as "no bias"
 
-    def __init__(self, name: str, arrays: TorchArrays, declaring: Any) -> None:
+    def __init__(self, name: str, arrays: TorchArrays, declared: Declarations) -> None:
         self.name = name
         self._arrays = arrays
-        self._declaring = declaring  # the object that may declare spatial_dims
+        declared.refuse(NOT_FOR_FRAMEWORKS, "a torch layer, whose backward autograd runs")
+        self.declared = declared
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
-        return undeclared_rank(self._declaring, geometry, self.name) or self._cannot_run(geometry)
+        return (declared_refusal(self.name, self.declared, geometry, kernel_size_passed=isinstance(self, ModuleClassLayer))
+                or self._cannot_run(geometry))
 
     def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
         raise NotImplementedError
@@ -188,8 +196,8 @@ class TorchLive:
 class ModuleLayer(_TorchLayer):
     """An nn.Module instance, its own weight and bias replaced by the checker's on every call."""
 
-    def __init__(self, module: Any, name: str, arrays: TorchArrays) -> None:
-        super().__init__(name, arrays, module)
+    def __init__(self, module: Any, name: str, arrays: TorchArrays, declared: Declarations) -> None:
+        super().__init__(name, arrays, declared)
         self.module = module.to(arrays.device)
         self.weight_name, self.bias_name = _parameter_names(module, name)
         self.has_bias = self.bias_name is not None
@@ -213,8 +221,8 @@ class ModuleLayer(_TorchLayer):
 class ModuleClassLayer(_TorchLayer):
     """An nn.Module class, built for each case from the constructor parameters it takes."""
 
-    def __init__(self, cls: Any, name: str, arrays: TorchArrays) -> None:
-        super().__init__(name, arrays, cls)
+    def __init__(self, cls: Any, name: str, arrays: TorchArrays, declared: Declarations) -> None:
+        super().__init__(name, arrays, declared)
         self.cls = cls
         self._parameters = _constructor_parameters(cls, name)
         self._built: dict[tuple[Any, ...], tuple[Any, str, Optional[str]]] = {}
@@ -278,8 +286,8 @@ class ModuleClassLayer(_TorchLayer):
 class FunctionLayer(_TorchLayer):
     """A torch.autograd.Function: Fn.apply(x, w, b, ...), its backward run by autograd."""
 
-    def __init__(self, function: Any, name: str, arrays: TorchArrays) -> None:
-        super().__init__(name, arrays, function)
+    def __init__(self, function: Any, name: str, arrays: TorchArrays, declared: Declarations) -> None:
+        super().__init__(name, arrays, declared)
         self.function = function
         parameters = list(inspect.signature(function.forward).parameters.values())[1:]  # after ctx
         positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
