@@ -52,7 +52,7 @@ CASES = [
     case(check("--stride", "2x2x2"), "has 3 values but the input has 2 spatial axes", "like --stride 1x1", id="stride-wrong-count"),
     case(check("--stride", "fast"), "--stride 'fast' is not understood", "one per axis like 2x1", id="stride-a-word"),
     case(check("--padding", "-1"), "each value must be zero or more", id="padding-negative"),
-    case(check("--padding", "same", "--stride", "2"), "only with --stride 1", "give --padding as numbers", id="padding-same-with-stride"),
+    case(check("--padding", "0,1,2"), "--padding 0,1,2 has 3 numbers for one axis", "before,after like 0,1", id="padding-three-sides"),
     case(["check", "--in", "3x8x8", "--kernels", "2x3x4x4", "--padding", "same"], "cannot be split evenly", "odd kernel size", id="padding-same-even-kernel"),
     case(check("--dilation", "0"), "--dilation 0 has 0", "1 or more", id="dilation-zero"),
     # batch and absurd sizes

@@ -424,8 +424,11 @@ REFUSALS = [
     ("padding-unknown-word", dict(padding="full"), ["--padding 'full'", "valid", "same"]),
     ("padding-empty", dict(padding=""), ["--padding is empty"]),
     # padding same
-    ("same-stride-2", dict(padding="same", stride=2), ["--padding same", "--stride 1", "numbers"]),
-    ("same-stride-per-axis", dict(padding="same", stride="1x2"), ["--padding same", "--stride 1"]),
+    # padding per side (before,after); 'same' at a stride is TensorFlow's, so no refusal
+    ("padding-side-empty", dict(padding=",1"), ["--padding ,1", "side empty", "before,after", "--padding 0,1"]),
+    ("padding-three-sides", dict(padding="0,1,2"), ["--padding 0,1,2", "3 numbers", "before,after"]),
+    ("padding-sides-3-axes", dict(padding="0,1x0,1x0,1"), ["--padding 0,1x0,1x0,1", "3 axes", "2 spatial axes"]),
+    ("padding-side-negative", dict(padding="0,-1"), ["--padding 0,-1", "zero or more"]),
     (
         "same-even-kernel",
         dict(kernel_shape="5x3x2x2", padding="same"),

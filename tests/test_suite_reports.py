@@ -97,11 +97,11 @@ def test_suite_file_errors_speak_the_files_words_to_python_callers(tmp_path):
     with pytest.raises(ConfigError, match=r"is a folder; give a suite file"):
         load_suite(str(tmp_path))
     path = tmp_path / "suite.toml"
-    path.write_text('[[case]]\nin = "2x5x5"\nkernels = "2x2x3x3"\npadding = "same"\nstride = 2\n')
+    path.write_text('[[case]]\nin = "2x5x5"\nkernels = "2x2x3x3"\npadding = "0,1x0,1x0,1"\nstride = 2\n')
     with pytest.raises(ConfigError) as info:
         load_suite(str(path))
     message = str(info.value)
-    assert 'padding = "same" keeps the output size only with stride = 1' in message
+    assert 'padding = "0,1x0,1x0,1" has 3 axes but the input has 2 spatial axes; give one or 2 like padding = "0,1x0,1"' in message
     assert "--" not in message and "padding=" not in message
 
 

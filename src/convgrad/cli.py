@@ -135,7 +135,9 @@ def geometry_options(function: F, *, dtype_help: str = "Floating-point type of t
         click.option("--batch", default=1, show_default=True, type=int, help="Batch size N."),
         click.option("--stride", default="1", show_default=True, help="An int, or one per axis like 2x1."),
         click.option("--padding", default="0", show_default=True,
-                     help="An int, one per axis like 1x0, 'valid' (0) or 'same' (stride 1, symmetric)."),
+                     help="An int, one per axis like 1x0, before,after like 0,1 (or per axis 0,1x1,2), "
+                          "'valid' (0) or 'same' (TensorFlow's: the output is ceil(H / stride); at a "
+                          "stride the odd pixel goes after)."),
         click.option("--dilation", default="1", show_default=True, help="An int, or one per axis like 2x1."),
         click.option("--groups", default=1, show_default=True, type=int,
                      help="Groups; C and F must both be divisible by it (groups = C is depthwise)."),

@@ -211,8 +211,9 @@ def _one_or_per_axis(values: tuple[int, ...]) -> str:
 
 def levels_of(g: LayerGeometry) -> Optional[Case]:
     """A small 2-D case's level of every factor, read from its geometry; None for a geometry
-    outside the factors (another rank, or a level no factor has: batch 11, C 17, ...)."""
-    if g.ndim != 2:
+    outside the factors (another rank, or a level no factor has: batch 11, C 17, padding that
+    differs before and after, ...)."""
+    if g.ndim != 2 or g.uneven_padding:
         return None
     c, f = g.channels, g.filters
     if g.groups == 1:

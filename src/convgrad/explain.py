@@ -211,7 +211,7 @@ def _worked(
     g = geometry
     c = 0
     spatial = tuple(min(1, h - 1) for h in g.spatial)  # near the corner: padding and dO both in view
-    corner = tuple(y + p for y, p in zip(spatial, g.padding))  # where the window starts in the padded dO
+    corner = tuple(y + p for y, p in zip(spatial, g.padding))  # where the window starts in the padded dO (p before)
     per_group = g.filters // g.groups
     depth = g.channels // g.groups
     group = c // depth
@@ -312,7 +312,7 @@ def explain(geometry: LayerGeometry, seed: int = 0, progress: Optional[ProgressF
     swapped = reference.rotate_and_swap(w, g.groups)
     dilated = reference.dilate(swapped, g.dilation)
     correlated = reference.correlate(full, dilated, stride=[1] * g.ndim, dilation=[1] * g.ndim, groups=g.groups)
-    dx = reference.crop(correlated, g.padding)
+    dx = reference.crop(correlated, g.padding_pairs)
 
     settings = g.conv_settings()
     dw = reference.weight_gradient(dy, x, g.kernel_size, **settings)
@@ -355,7 +355,7 @@ def explain(geometry: LayerGeometry, seed: int = 0, progress: Optional[ProgressF
         swapped=swapped.shape,
         dilated=dilated.shape if dilated is not swapped else None,
         correlated=correlated.shape[1:],
-        cropped=dx.shape[1:] if any(g.padding) else None,
+        cropped=dx.shape[1:] if any(g.padding_totals) else None,
         last_tap=tuple(k - 1 for k in g.kernel_size),
         between=tuple(s - 1 for s in g.stride),
         tap_gaps=tuple(d - 1 for d in g.dilation),

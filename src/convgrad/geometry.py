@@ -13,7 +13,7 @@ import operator
 import os
 import re
 from dataclasses import dataclass
-from typing import Literal, Optional, Sequence, SupportsIndex, TypedDict, Union, get_args
+from typing import Literal, Optional, Sequence, SupportsIndex, TypedDict, Union, cast, get_args
 
 from convgrad.errors import GeometryError, literal, named
 
@@ -34,6 +34,11 @@ __all__ = [
     "output_size",
     "format_shape",
     "format_axes",
+    "format_padding",
+    "same_padding",
+    "as_padding_pairs",
+    "PaddingSpec",
+    "PaddingPairs",
 ]
 
 Dtype = Literal["float64", "float32"]
@@ -45,9 +50,17 @@ TENSOR_NAMES: tuple[TensorName, ...] = get_args(TensorName)
 SPATIAL_AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 
 
-def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
-    """Output positions along one axis: floor((H + 2p - d*(k-1) - 1) / s) + 1."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, padding_after: Optional[int] = None) -> int:
+    """Output positions along one axis: floor((H + p + p_after - d*(k-1) - 1) / s) + 1 (p_after = p unless given)."""
+    after = padding if padding_after is None else padding_after
+    return (size + padding + after - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TensorFlow's 'SAME' along one axis: (before, after) giving ceil(H / s) outputs, the odd
+    pixel after: total = max((ceil(H/s) - 1)*s + d*(k-1) + 1 - H, 0), before = total // 2."""
+    total = max((-(-size // stride) - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
 
 
 def format_shape(shape: Optional[Sequence[int]]) -> str:
@@ -62,15 +75,50 @@ def format_axes(values: Sequence[int]) -> str:
     return str(values[0]) if len(set(values)) == 1 else format_shape(values)
 
 
+def as_padding_pairs(padding: Sequence[int] | Sequence[Sequence[int]]) -> PaddingPairs:
+    """Padding as a call hands it over (`ConvSettings`: one int per axis, or a (before, after)
+    pair per axis) as a pair per axis."""
+    pairs = []
+    for value in padding:
+        if isinstance(value, int):  # the common case, before the slower protocol check
+            pairs.append((value, value))
+        elif _is_number(value):
+            number = operator.index(cast(SupportsIndex, value))
+            pairs.append((number, number))
+        else:
+            before, after = value
+            pairs.append((operator.index(before), operator.index(after)))
+    return tuple(pairs)
 
-# One setting per spatial axis may be given as an int, a sequence, or text like "2x1" / "same".
+
+def _is_number(value: object) -> bool:
+    """An int or an integer scalar (numpy's too), not a sequence (an array row has __index__ as well)."""
+    return isinstance(value, SupportsIndex) and not hasattr(value, "__len__")
+
+
+def format_padding(before: Sequence[int], after: Sequence[int]) -> str:
+    """Padding as a user writes it: '1' or '1x0' when both sides agree, else before,after per
+    axis: '0,1' when every axis agrees, '0,1x1,2' otherwise (an even axis as one number: '0,1x1')."""
+    if tuple(before) == tuple(after):
+        return format_axes(before)
+    sides = [f"{b},{a}" if b != a else str(b) for b, a in zip(before, after)]
+    return sides[0] if len(set(sides)) == 1 else "x".join(sides)
+
+
+
+# One setting per spatial axis may be given as an int, a sequence, or text like "2x1" / "same";
+# padding also as (before, after) pairs per axis, or text like "0,1" / "0,1x1,2".
 AxisSpec = Union[int, Sequence[int], str]
+PaddingSpec = Union[AxisSpec, Sequence[Sequence[int]]]
+PaddingPairs = tuple[tuple[int, int], ...]
+
 
 class ConvSettings(TypedDict):
-    """The settings every implementation call receives, by keyword."""
+    """The settings every implementation call receives, by keyword. padding is one int per axis
+    when both sides of every axis agree, else a (before, after) pair per axis."""
 
     stride: tuple[int, ...]
-    padding: tuple[int, ...]
+    padding: tuple[int, ...] | PaddingPairs
     dilation: tuple[int, ...]
     groups: int
 
@@ -152,16 +200,52 @@ def parse_axes(spec: AxisSpec, parameter: str, *, words: Sequence[str] = ()) -> 
 
 @dataclass(frozen=True)
 class LayerGeometry:
-    """A validated conv layer: input, kernels and settings, with every per-axis value expanded."""
+    """A validated conv layer: input, kernels and settings, with every per-axis value expanded.
+
+    `padding` is the padding before each axis, and after it too unless `padding_after` says
+    otherwise (TensorFlow's 'SAME' at a stride pads one more after). `padding_after` equal to
+    `padding` is kept as None, so equal layers compare and hash equal however they were made, and
+    `replace(geometry, padding=...)` of an evenly padded layer stays even.
+    """
 
     in_shape: tuple[int, ...]  # (C, *spatial)
     kernel_shape: tuple[int, ...]  # (F, C // groups, *kernel)
     batch: int
     stride: tuple[int, ...]
-    padding: tuple[int, ...]
+    padding: tuple[int, ...]  # before each axis
     dilation: tuple[int, ...]
     groups: int
     dtype: Dtype
+    padding_after: Optional[tuple[int, ...]] = None  # after each axis, when it differs from `padding`
+
+    def __post_init__(self) -> None:
+        if self.padding_after is not None and tuple(self.padding_after) == tuple(self.padding):
+            object.__setattr__(self, "padding_after", None)
+
+    @property
+    def uneven_padding(self) -> bool:
+        """Whether some axis is padded differently before and after."""
+        return self.padding_after is not None
+
+    @property
+    def padding_end(self) -> tuple[int, ...]:
+        """The padding after each axis."""
+        return self.padding if self.padding_after is None else self.padding_after
+
+    @property
+    def padding_pairs(self) -> PaddingPairs:
+        """(before, after) per axis."""
+        return tuple(zip(self.padding, self.padding_end))
+
+    @property
+    def padding_totals(self) -> tuple[int, ...]:
+        """before + after per axis."""
+        return tuple(b + a for b, a in zip(self.padding, self.padding_end))
+
+    @property
+    def padding_text(self) -> str:
+        """'1', '1x0', or per side '0,1' / '0,1x1,2': as --padding and a suite file take it."""
+        return format_padding(self.padding, self.padding_end)
 
     @property
     def ndim(self) -> int:
@@ -182,7 +266,7 @@ class LayerGeometry:
 
     @property
     def padded_spatial(self) -> tuple[int, ...]:
-        return tuple(h + 2 * p for h, p in zip(self.spatial, self.padding))
+        return tuple(h + t for h, t in zip(self.spatial, self.padding_totals))
 
     @property
     def kernel_size(self) -> tuple[int, ...]:
@@ -195,8 +279,9 @@ class LayerGeometry:
     @functools.cached_property  # read on every call into the layer: worked out once
     def out_spatial(self) -> tuple[int, ...]:
         return tuple(
-            output_size(h, k, s, p, d)
-            for h, k, s, p, d in zip(self.spatial, self.kernel_size, self.stride, self.padding, self.dilation)
+            output_size(h, k, s, p, d, a)
+            for h, k, s, p, d, a in zip(self.spatial, self.kernel_size, self.stride, self.padding, self.dilation,
+                                        self.padding_end)
         )
 
     @property
@@ -226,14 +311,15 @@ class LayerGeometry:
 
     def conv_settings(self) -> ConvSettings:
         """stride, padding, dilation and groups, as every implementation call takes them."""
-        return ConvSettings(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+        padding = self.padding_pairs if self.uneven_padding else self.padding
+        return ConvSettings(stride=self.stride, padding=padding, dilation=self.dilation, groups=self.groups)
 
     def describe_fields(self) -> tuple[str, ...]:
         """('N=1', 'X 3x20x20', 'K 5x3x3x3', 'stride 1', ...): what `describe` joins, for
         renderers that break lines between fields."""
         return (
             f"N={self.batch}", f"X {format_shape(self.in_shape)}", f"K {format_shape(self.kernel_shape)}",
-            f"stride {format_axes(self.stride)}", f"padding {format_axes(self.padding)}",
+            f"stride {format_axes(self.stride)}", f"padding {self.padding_text}",
             f"dilation {format_axes(self.dilation)}", f"groups {self.groups}",
         )
 
@@ -247,9 +333,12 @@ class LayerGeometry:
         Settings at their defaults are left out.
         """
         parts = [f"N{self.batch}" if self.batch > 1 else "", format_shape(self.in_shape), "*", format_shape(self.kernel_shape)]
-        for label, values, neutral in (("s", self.stride, 1), ("p", self.padding, 0), ("d", self.dilation, 1)):
-            if any(v != neutral for v in values):
-                parts.append(f"{label}{format_axes(values)}")
+        if any(v != 1 for v in self.stride):
+            parts.append(f"s{format_axes(self.stride)}")
+        if any(self.padding_totals):
+            parts.append(f"p{self.padding_text}")
+        if any(v != 1 for v in self.dilation):
+            parts.append(f"d{format_axes(self.dilation)}")
         if self.groups > 1:
             parts.append(f"g{self.groups}")
         if self.dtype != "float64":
@@ -262,7 +351,7 @@ class LayerGeometry:
         the layer with `convgrad check` or in a suite."""
         written = {
             "batch": (str(self.batch), "1"), "stride": (format_axes(self.stride), "1"),
-            "padding": (format_axes(self.padding), "0"), "dilation": (format_axes(self.dilation), "1"),
+            "padding": (self.padding_text, "0"), "dilation": (format_axes(self.dilation), "1"),
             "groups": (str(self.groups), "1"), "dtype": (self.dtype, "float64"),
         }
         return {key: value for key, (value, default) in written.items() if value != default}
@@ -274,7 +363,7 @@ class LayerGeometry:
             "kernels": list(self.kernel_shape),
             "batch": self.batch,
             "stride": list(self.stride),
-            "padding": list(self.padding),
+            "padding": [list(pair) for pair in self.padding_pairs] if self.uneven_padding else list(self.padding),
             "dilation": list(self.dilation),
             "groups": self.groups,
             "dtype": self.dtype,
@@ -303,7 +392,7 @@ def resolve_geometry(
     *,
     batch: int = 1,
     stride: AxisSpec = 1,
-    padding: AxisSpec = 0,
+    padding: PaddingSpec = 0,
     dilation: AxisSpec = 1,
     groups: int = 1,
     dtype: str = "float64",
@@ -362,16 +451,17 @@ def resolve_geometry(
     stride_t = _expand(_numbers(parse_axes(stride, "stride"), "stride"), ndim, "stride", _text(stride), 1)
     dilation_t = _expand(_numbers(parse_axes(dilation, "dilation"), "dilation"), ndim, "dilation", _text(dilation), 1)
     kernel = k_dims[2:]
-    padding_t = _resolve_padding(padding, ndim, kernel, stride_t, dilation_t)
+    before, after = _resolve_padding(padding, x_dims[1:], kernel, stride_t, dilation_t)
 
     names = SPATIAL_AXIS_NAMES[ndim]
-    for name, h, k, p, d in zip(names, x_dims[1:], kernel, padding_t, dilation_t):
+    for name, h, k, p, a, d in zip(names, x_dims[1:], kernel, before, after, dilation_t):
         extent = d * (k - 1) + 1
-        if extent > h + 2 * p:
+        if extent > h + p + a:
             dilated = f"dilated kernel ({k} with dilation {d} spans {extent})" if d > 1 else f"kernel ({k})"
+            padded = f"{h} + 2*{p}" if p == a else f"{h} + {p} + {a}"
             raise GeometryError(
-                f"the {dilated} is larger than the padded input along {name} ({h} + 2*{p} = "
-                f"{h + 2 * p}); use a smaller {{kernel_shape}} or {{dilation}}, a larger {{in_shape}}, or more {{padding}}",
+                f"the {dilated} is larger than the padded input along {name} ({padded} = "
+                f"{h + p + a}); use a smaller {{kernel_shape}} or {{dilation}}, a larger {{in_shape}}, or more {{padding}}",
                 parameter="kernel_shape",
             )
 
@@ -380,10 +470,11 @@ def resolve_geometry(
         kernel_shape=k_dims,
         batch=batch,
         stride=stride_t,
-        padding=padding_t,
+        padding=before,
         dilation=dilation_t,
         groups=groups,
         dtype=dtype,
+        padding_after=after,
     )
     limit = _memory_limit_bytes() if memory_limit_bytes is None else memory_limit_bytes
     needed = memory_estimate_bytes(geometry)
@@ -420,34 +511,121 @@ def _groups_message(axis: str, size: int, groups: int) -> str:
 
 
 def _resolve_padding(
-    padding: AxisSpec,
-    ndim: int,
+    padding: PaddingSpec,
+    spatial: tuple[int, ...],
     kernel: tuple[int, ...],
     stride: tuple[int, ...],
     dilation: tuple[int, ...],
-) -> tuple[int, ...]:
-    parsed = parse_axes(padding, "padding", words=("valid", "same"))
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(before, after) per axis, from a number, per-axis numbers, per-side numbers or a word."""
+    ndim = len(spatial)
+    sides = _padding_sides(padding)
+    if sides is not None:
+        pairs = _expand_sides(sides, ndim, _padding_text(padding))
+        return tuple(b for b, _ in pairs), tuple(a for _, a in pairs)
+    parsed = parse_axes(cast(AxisSpec, padding), "padding", words=("valid", "same"))  # no pairs: see above
     if parsed == "valid":
-        return (0,) * ndim
+        return (0,) * ndim, (0,) * ndim
     if parsed == "same":
-        if any(s != 1 for s in stride):
-            raise GeometryError(
-                f"{named('padding', 'same')} keeps the output size only with {named('stride', 1)}; "
-                "give {padding} as numbers for a strided layer"
-            )
+        if any(s != 1 for s in stride):  # TensorFlow's 'SAME': ceil(H / s) outputs, the odd pixel after
+            same = [same_padding(h, k, s, d) for h, k, s, d in zip(spatial, kernel, stride, dilation)]
+            return tuple(b for b, _ in same), tuple(a for _, a in same)
         padding_t = []
         for name, k, d in zip(SPATIAL_AXIS_NAMES[ndim], kernel, dilation):
             total = d * (k - 1)
             if total % 2:
+                uneven = format_padding(*zip(*(same_padding(h, k_, 1, d_) for h, k_, d_ in zip(spatial, kernel, dilation))))
                 raise GeometryError(
                     f"{named('padding', 'same')} needs {total} pixels along {name} (kernel {k}, "
                     f"dilation {d}), which cannot be split evenly on both sides; use an odd kernel "
-                    "size or give {padding} as numbers"
+                    f"size or give {{padding}} as numbers, per side like {named('padding', uneven)} (before,after)"
                 )
             padding_t.append(total // 2)
-        return tuple(padding_t)
+        return tuple(padding_t), tuple(padding_t)
     assert not isinstance(parsed, str)
-    return _expand(parsed, ndim, "padding", _text(padding), 0)
+    values = _expand(parsed, ndim, "padding", _padding_text(padding), 0)
+    return values, values
+
+
+_PER_SIDE = "before,after like 0,1 (every axis) or 0,1x1,2 (axis by axis)"
+
+
+def _padding_text(spec: PaddingSpec) -> str:
+    if isinstance(spec, (str, int)):
+        return _text(spec)
+    parts = []
+    for value in spec:
+        parts.append(str(value) if _is_number(value) else ",".join(str(v) for v in cast(Sequence[int], value)))
+    return "x".join(parts)
+
+
+def _padding_sides(spec: PaddingSpec) -> Optional[list[tuple[int, ...]]]:
+    """Per-side padding: one or two numbers per axis, from text with a comma ('0,1', '0,1x1,2')
+    or a sequence holding pairs ([[0, 1], [1, 2]]); None for any other spec."""
+    if isinstance(spec, str):
+        if "," not in spec:
+            return None
+        text = spec.strip()
+        axes = re.split(r"\s*[x×X]\s*", text)
+        sides = []
+        for axis in axes:
+            parts = [part.strip() for part in axis.split(",")]
+            if any(not part for part in parts):
+                raise GeometryError(
+                    f"{named('padding', text)} leaves a side empty; give {_PER_SIDE}, e.g. {named('padding', '0,1')}"
+                )
+            for part in parts:
+                if not re.fullmatch(r"[+-]?\d+", part):
+                    raise GeometryError(
+                        f"{named('padding', text)}: {literal(repr(part))} is not a whole number; give {_PER_SIDE}, "
+                        f"e.g. {named('padding', '0,1')}"
+                    )
+            sides.append(tuple(int(part) for part in parts))
+        return sides
+    if isinstance(spec, int):
+        return None
+    try:
+        items = list(spec)
+    except TypeError:  # not a sequence: parse_axes names what it is
+        return None
+    if all(_is_number(v) for v in items):
+        return None
+    sides = []
+    for value in items:
+        if _is_number(value):
+            sides.append((_as_int(value, "padding", "0,1"),))
+            continue
+        try:
+            sides.append(tuple(_as_int(v, "padding", "0,1") for v in cast(Sequence[int], value)))
+        except TypeError:
+            raise GeometryError(
+                f"{named('padding', repr(spec))} is not understood; give a number per axis or a "
+                f"(before, after) pair per axis, like {named('padding', '0,1x0,1')}"
+            ) from None
+    return sides
+
+
+def _expand_sides(sides: list[tuple[int, ...]], ndim: int, text: str) -> list[tuple[int, int]]:
+    """One (before, after) pair per axis; a single number means both sides."""
+    for axis in sides:
+        if len(axis) > 2:
+            raise GeometryError(
+                f"{named('padding', text)} has {len(axis)} numbers for one axis; give {_PER_SIDE}"
+            )
+    if len(sides) == 1:
+        sides = sides * ndim
+    elif len(sides) != ndim:
+        example = "x".join(["0,1"] * ndim)
+        raise GeometryError(
+            f"{named('padding', text)} has {len(sides)} axes but the input has {ndim} spatial "
+            f"{'axis' if ndim == 1 else 'axes'}; give one or {ndim} like {named('padding', example)}"
+        )
+    pairs = [(axis[0], axis[-1]) for axis in sides]
+    for pair in pairs:
+        for v in pair:
+            if v < 0:
+                raise GeometryError(f"{named('padding', text)} has {v}; each value must be zero or more")
+    return pairs
 
 
 def memory_estimate_bytes(geometry: LayerGeometry) -> int:

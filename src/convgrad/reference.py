@@ -1,7 +1,8 @@
 """The reference conv layer (1-D, 2-D, 3-D): forward, and a backward written from the formulas.
 
 Shapes: x (N, C, *S), w (F, C/g, *k), b (F,), y (N, F, *O); stride, padding and dilation are
-one int per spatial axis, padding symmetric. Every step is vectorised: windows are strided views
+one int per spatial axis, padding on both sides of it; padding may also be a (before, after) pair
+per axis (TensorFlow's 'SAME' at a stride pads one more after). Every step is vectorised: windows are strided views
 of the (padded) input and each group is one matrix product, so there are no loops over pixels.
 
 The backward pass follows docs/MATH.md step by step, so `convgrad explain` can show each step:
@@ -21,6 +22,8 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from convgrad.geometry import as_padding_pairs
+
 __all__ = [
     "forward",
     "backward",
@@ -36,26 +39,29 @@ __all__ = [
 ]
 
 Ints = Sequence[int]
+Padding = Sequence[int] | Sequence[Sequence[int]]  # an int per axis (both sides), or (before, after) per axis
 
 
 def _spatial_axes(ndim: int) -> tuple[int, ...]:
     return tuple(range(2, 2 + ndim))
 
 
-def pad(x: np.ndarray, padding: Ints) -> np.ndarray:
-    """Zero-pad every spatial axis by padding[i] on both sides."""
-    if not any(padding):
+def pad(x: np.ndarray, padding: Padding) -> np.ndarray:
+    """Zero-pad every spatial axis by padding[i] on both sides, or by (before, after) = padding[i]."""
+    pairs = as_padding_pairs(padding)
+    if not any(b or a for b, a in pairs):
         return x
     # By hand rather than np.pad: a check pads thousands of small arrays, and np.pad's own
     # bookkeeping cost more than the copy.
-    padded = np.zeros((*x.shape[:2], *(n + 2 * p for n, p in zip(x.shape[2:], padding))), dtype=x.dtype)
-    padded[(slice(None), slice(None), *(slice(p, p + n) for p, n in zip(padding, x.shape[2:])))] = x
+    padded = np.zeros((*x.shape[:2], *(n + b + a for n, (b, a) in zip(x.shape[2:], pairs))), dtype=x.dtype)
+    padded[(slice(None), slice(None), *(slice(b, b + n) for (b, _), n in zip(pairs, x.shape[2:])))] = x
     return padded
 
 
-def crop(x: np.ndarray, padding: Ints) -> np.ndarray:
-    """Remove padding[i] from both ends of every spatial axis (the inverse of `pad`)."""
-    return x[(slice(None), slice(None), *(slice(p, n - p) for p, n in zip(padding, x.shape[2:])))]
+def crop(x: np.ndarray, padding: Padding) -> np.ndarray:
+    """Remove what `pad` added: padding[i] from both ends of every spatial axis, or (before, after)."""
+    pairs = as_padding_pairs(padding)
+    return x[(slice(None), slice(None), *(slice(b, n - a) for (b, a), n in zip(pairs, x.shape[2:])))]
 
 
 def windows(x: np.ndarray, kernel: Ints, stride: Ints, dilation: Ints) -> np.ndarray:
@@ -98,7 +104,7 @@ def forward(
     b: np.ndarray,
     *,
     stride: Ints,
-    padding: Ints,
+    padding: Padding,
     dilation: Ints,
     groups: int,
 ) -> np.ndarray:
@@ -122,7 +128,7 @@ def weight_gradient(
     kernel: Ints,
     *,
     stride: Ints,
-    padding: Ints,
+    padding: Padding,
     dilation: Ints,
     groups: int,
 ) -> np.ndarray:
@@ -188,14 +194,14 @@ def input_gradient(
     in_spatial: Ints,
     *,
     stride: Ints,
-    padding: Ints,
+    padding: Padding,
     dilation: Ints,
     groups: int,
 ) -> np.ndarray:
     """dX as a full correlation of dO with the rotated, swapped kernels (see the module docstring)."""
     kernel = w.shape[2:]
     reach = [d * (k - 1) for k, d in zip(kernel, dilation)]
-    padded = [h + 2 * p for h, p in zip(in_spatial, padding)]
+    padded = [h + b + a for h, (b, a) in zip(in_spatial, as_padding_pairs(padding))]
     spread = zero_insert(dy, stride, [hp - r for hp, r in zip(padded, reach)])
     full = pad(spread, reach)
     swapped = rotate_and_swap(w, groups)
@@ -210,7 +216,7 @@ def backward(
     b: np.ndarray,
     *,
     stride: Ints,
-    padding: Ints,
+    padding: Padding,
     dilation: Ints,
     groups: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

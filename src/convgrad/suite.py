@@ -65,7 +65,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 _EXAMPLES = {
     "name": '"strided"', "in": '"3x20x20"', "kernels": '"5x3x3x3"', "batch": "2", "groups": "1",
-    "stride": '2 or "2x1"', "padding": '1, "1x0" or "same"', "dilation": '2 or "2x1"', "dtype": '"float64"',
+    "stride": '2 or "2x1"', "padding": '1, "1x0", "0,1" (before,after) or "same"', "dilation": '2 or "2x1"', "dtype": '"float64"',
 }
 
 

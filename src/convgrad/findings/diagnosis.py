@@ -150,11 +150,16 @@ def dk_as_if(
     dilation = tuple(dilation or geometry.dilation)
     out = dy.shape[2:]
     extent = [s * (o - 1) + d * (k - 1) + 1 for s, o, d, k in zip(stride, out, dilation, geometry.kernel_size)]
-    xp = reference.pad(x, geometry.padding)[(slice(None), slice(None), *(slice(0, e) for e in extent))]
+    xp = reference.pad(x, geometry.padding_pairs)[(slice(None), slice(None), *(slice(0, e) for e in extent))]
     return reference.weight_gradient(
         dy, xp, geometry.kernel_size, stride=stride, padding=[0] * geometry.ndim, dilation=dilation,
         groups=geometry.groups,
     )
+
+
+def _padding_shown(geometry: LayerGeometry) -> str:
+    """'1x1', or per side '0,1x0,1' (before,after) when some axis differs."""
+    return f"{geometry.padding_text} (before,after)" if geometry.uneven_padding else format_shape(geometry.padding)
 
 
 def _flip(w: np.ndarray) -> np.ndarray:
@@ -344,7 +349,7 @@ def _dx_hypotheses(geometry: LayerGeometry, x: np.ndarray, w: np.ndarray, dy: np
     def cropped_at(shift: tuple[int, ...]) -> Callable[[], np.ndarray]:
         return lambda: dx_as_if(dy, rotated, geometry, crop_shift=shift)
 
-    for shift in itertools.product(*[(-1, 0, 1) if p > 0 else (0,) for p in geometry.padding]):
+    for shift in itertools.product(*[(-1, 0, 1) if p > 0 else (0,) for p in geometry.padding_totals]):
         if any(shift):
             where = " and ".join(
                 f"{name} one pixel {'late' if s > 0 else 'early'}" for name, s in zip(geometry.axis_names, shift) if s
@@ -353,7 +358,7 @@ def _dx_hypotheses(geometry: LayerGeometry, x: np.ndarray, w: np.ndarray, dy: np
                 "padding_crop_shifted",
                 cropped_at(shift),
                 f"dX matches the numerical gradient once the padding is cropped where it is: the "
-                f"crop starts {where}. Crop exactly the padding {format_shape(geometry.padding)} from "
+                f"crop starts {where}. Crop exactly the padding {_padding_shown(geometry)} from "
                 f"each side: dX = dXp[..., p:p+H].",
             )
     if any(s > 1 for s in geometry.stride):

@@ -134,9 +134,10 @@ def _tap_names(geometry: LayerGeometry) -> tuple[str, ...]:
 
 def _reach(name: str, geometry: LayerGeometry) -> tuple[int, ...]:
     """How far from each edge a position counts as border."""
+    pads = [max(pair) for pair in geometry.padding_pairs]  # the wider side, where padding differs
     if name == "O":  # outputs whose window reaches into the padding
-        return tuple(math.ceil(p / s) for p, s in zip(geometry.padding, geometry.stride))
-    return tuple(max(p, d * (k - 1)) for p, d, k in zip(geometry.padding, geometry.dilation, geometry.kernel_size))
+        return tuple(math.ceil(p / s) for p, s in zip(pads, geometry.stride))
+    return tuple(max(p, d * (k - 1)) for p, d, k in zip(pads, geometry.dilation, geometry.kernel_size))
 
 
 def _border_mask(spatial: tuple[int, ...], reach: tuple[int, ...]) -> np.ndarray:

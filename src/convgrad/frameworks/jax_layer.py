@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from convgrad.geometry import LayerGeometry
+from convgrad.geometry import LayerGeometry, as_padding_pairs
 from convgrad.adapters.live import LiveLayer, Variant
 from convgrad.adapters.protocol import stream_of
 from convgrad.frameworks.tensors import DEFAULT_DEVICE, JaxArrays
@@ -34,7 +34,7 @@ class JaxLayer:
 
     def _conv(self, *, stride: Any, padding: Any, dilation: Any, groups: int) -> Any:
         """The conv for these settings, compiled once: a gradient check calls it thousands of times."""
-        key = (tuple(stride), tuple(padding), tuple(dilation), groups)
+        key = (tuple(stride), as_padding_pairs(padding), tuple(dilation), groups)
         if key not in self._compiled:
             jax = self._arrays.jax
 
@@ -43,7 +43,7 @@ class JaxLayer:
                     x,
                     w,
                     window_strides=key[0],
-                    padding=[(p, p) for p in key[1]],
+                    padding=list(key[1]),  # (before, after) per axis
                     rhs_dilation=key[2],
                     feature_group_count=groups,
                 )

@@ -1,4 +1,5 @@
-"""`--impl torch`: torch's convNd for the forward pass and autograd for the backward pass."""
+"""`--impl torch`: torch's convNd for the forward pass and autograd for the backward pass (padding
+that differs before and after by F.pad first)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from convgrad.geometry import LayerGeometry
+from convgrad.geometry import LayerGeometry, as_padding_pairs
 from convgrad.adapters.live import LiveLayer, Variant
 from convgrad.adapters.protocol import stream_of
 from convgrad.frameworks.tensors import DEFAULT_DEVICE, TorchArrays
@@ -36,4 +37,9 @@ class TorchLayer:
 
     def _call(self, x: Any, w: Any, b: Any, *, stride: Any, padding: Any, dilation: Any, groups: int) -> Any:
         conv = self._conv[x.dim() - 2]
-        return conv(x, w, b, stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation), groups=groups)
+        pairs = as_padding_pairs(padding)
+        if any(before != after for before, after in pairs):  # convNd pads both sides alike: F.pad first
+            widths = [side for pair in reversed(pairs) for side in pair]  # F.pad starts at the last axis
+            x, pairs = self._arrays.torch.nn.functional.pad(x, widths), tuple((0, 0) for _ in pairs)
+        return conv(x, w, b, stride=tuple(stride), padding=tuple(p for p, _ in pairs), dilation=tuple(dilation),
+                    groups=groups)

@@ -26,6 +26,7 @@ import functools
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -36,9 +37,12 @@ __all__ = ["AxisColouring", "InputColouring", "WatchedOutputs", "axis_colouring"
 Position = tuple[int, ...]  # a spatial position of x, one index per axis
 
 
-def axis_windows(size: int, kernel: int, stride: int, padding: int, dilation: int) -> np.ndarray:
-    """(outputs, k) input positions each output window reads along one axis; -1 where it reads padding."""
-    out = output_size(size, kernel, stride, padding, dilation)
+def axis_windows(
+    size: int, kernel: int, stride: int, padding: int, dilation: int, padding_after: Optional[int] = None
+) -> np.ndarray:
+    """(outputs, k) input positions each output window reads along one axis; -1 where it reads
+    padding (`padding` before the input, `padding_after` after it, the same unless given)."""
+    out = output_size(size, kernel, stride, padding, dilation, padding_after)
     positions = stride * np.arange(out)[:, None] + dilation * np.arange(kernel)[None, :] - padding
     return np.where((positions >= 0) & (positions < size), positions, -1)
 
@@ -84,9 +88,11 @@ class AxisColouring:
         return (readers @ readers.T) > 0
 
 
-def axis_colouring(size: int, kernel: int, stride: int, padding: int, dilation: int) -> AxisColouring:
+def axis_colouring(
+    size: int, kernel: int, stride: int, padding: int, dilation: int, padding_after: Optional[int] = None
+) -> AxisColouring:
     """The colouring with the fewest colours among ((i + p) // d) mod P, verified exactly."""
-    windows = axis_windows(size, kernel, stride, padding, dilation)
+    windows = axis_windows(size, kernel, stride, padding, dilation, padding_after)
     phase = (np.arange(size) + padding) // dilation
     for period in range(1, max(kernel, int(phase[-1]) + 1) + 1):
         colouring = AxisColouring(colours=phase % period, count=period, windows=windows)
@@ -237,7 +243,8 @@ def input_colouring(geometry: LayerGeometry) -> InputColouring:
     given a hole, and the few extra colours that hold the holes (see the module docstring)."""
     axes = tuple(
         axis_colouring(*axis)
-        for axis in zip(geometry.spatial, geometry.kernel_size, geometry.stride, geometry.padding, geometry.dilation)
+        for axis in zip(geometry.spatial, geometry.kernel_size, geometry.stride, geometry.padding, geometry.dilation,
+                        geometry.padding_end)
     )
     grid = InputColouring(depth=geometry.channels // geometry.groups, axes=axes, holes={}, extras=())
     holes: dict[int, Position] = {}

@@ -37,6 +37,19 @@ def _zeros(values: Sequence[int]) -> str:
     return f"{format_axes(values)} zero{'' if all(v == 1 for v in values) else 's'}"
 
 
+def _padding_sides(g: LayerGeometry) -> str:
+    """'1x0 zeros of padding on each side', or 'the padding 0,1 (0 zeros before, 1 zero after)'
+    when the sides differ (TensorFlow's 'SAME' at a stride)."""
+    if not g.uneven_padding:
+        return f"{_zeros(g.padding)} of padding on each side"
+    return f"the padding {g.padding_text} ({_zeros(g.padding)} before, {_zeros(g.padding_end)} after)"
+
+
+def _cropped(g: LayerGeometry) -> str:
+    """'the padding 1', or 'the padding 0,1 (0 zeros before, 1 zero after)'."""
+    return _padding_sides(g) if g.uneven_padding else f"the padding {g.padding_text}"
+
+
 def _times(factor: int, index: str) -> str:
     """'2i', or 'i' for a factor of 1."""
     return f"{factor}{index}" if factor > 1 else index
@@ -100,7 +113,7 @@ def _forward(d: Derivation) -> list[RenderableType]:
     out, taps = _OUT_INDEX[g.ndim], _TAP_INDEX[g.ndim]
     depth = d.kernels[1]  # C/g, read off K
     over_c = "c" if g.groups == 1 else f"c in f's group ({_plural(depth, 'channel')})"
-    x_name = "Xp" if any(g.padding) else "X"
+    x_name = "Xp" if any(g.padding_totals) else "X"
     parts: list[RenderableType] = [
         _section(f"Forward: O is a valid correlation of {x_name} with the kernels, plus b"),
         _body(
@@ -112,15 +125,17 @@ def _forward(d: Derivation) -> list[RenderableType]:
             f"(F x C/g x k), b {g.filters}, O {format_shape(g.y_shape)}"
         ),
     ]
-    if any(g.padding):
+    if any(g.padding_totals):
         parts.append(_body(
-            f"Xp is X with {_zeros(g.padding)} of padding on each side: "
+            f"Xp is X with {_padding_sides(g)}: "
             f"{g.channels}x{format_shape(g.padded_spatial)} per sample"
         ))
     if g.groups > 1:
         parts.append(_body(f"c' is c's place within its group of {_plural(depth, 'channel')}, the depth index of K"))
-    for name, h, p, k, dil, s, o in zip(g.axis_names, g.spatial, g.padding, g.kernel_size, g.dilation, g.stride, g.out_spatial):
-        parts.append(_body(f"{name}: ⌊({h} + 2·{p} − {dil}·({k}−1) − 1) / {s}⌋ + 1 = {o}", style="dim"))
+    for name, h, (p, a), k, dil, s, o in zip(g.axis_names, g.spatial, g.padding_pairs, g.kernel_size, g.dilation,
+                                            g.stride, g.out_spatial):
+        padded = f"{h} + 2·{p}" if p == a else f"{h} + {p} + {a}"
+        parts.append(_body(f"{name}: ⌊({padded} − {dil}·({k}−1) − 1) / {s}⌋ + 1 = {o}", style="dim"))
     return parts
 
 
@@ -137,7 +152,7 @@ def _bias(d: Derivation) -> list[RenderableType]:
 def _weights(d: Derivation) -> list[RenderableType]:
     g = d.geometry
     out, taps = _join(_OUT_INDEX[g.ndim]), _join(_TAP_INDEX[g.ndim])
-    x_name = "Xp" if any(g.padding) else "X"
+    x_name = "Xp" if any(g.padding_totals) else "X"
     how = []
     if any(s > 1 for s in g.stride):
         how.append(f"dO's entries {format_axes(g.stride)} apart (the stride)")
@@ -170,7 +185,7 @@ def _dx_headline(d: Derivation) -> list[RenderableType]:
     if g.groups > 1:
         qualifiers.append("f runs over c's group only")
     if d.cropped is not None:
-        qualifiers.append(f"the result is dXp, and dX is dXp with the padding {format_axes(g.padding)} cropped off")
+        qualifiers.append(f"the result is dXp, and dX is dXp with {_cropped(g)} cropped off")
     parts: list[RenderableType] = [
         _section("dX: a full correlation of dO with the kernels rotated 180° and swapped"),
         _body("(the same thing as a full convolution of dO with the kernels as they are)"),
@@ -189,7 +204,7 @@ def _derivation(d: Derivation) -> list[RenderableType]:
     nd = g.ndim
     out, taps, ins = _OUT_INDEX[nd], _TAP_INDEX[nd], _IN_INDEX[nd]
     primed = tuple(f"{t}'" for t in taps)
-    padded = any(g.padding)
+    padded = any(g.padding_totals)
     strided = d.spread is not None
     grouped = g.groups > 1
     xname, dxname = ("Xp", "dXp") if padded else ("X", "dX")
@@ -248,7 +263,7 @@ def _derivation(d: Derivation) -> list[RenderableType]:
             ),
             _formula(f"{lhs} = {over_f} Σ_{_join(primed)} P[n,f,{plus}] · K'[c,{f_in_k2},{_join(primed)}]"),
             Text(
-                f"is the forward's own formula with P for X and K' for K: a valid correlation of P with K'"
+                "is the forward's own formula with P for X and K' for K: a valid correlation of P with K'"
                 + (f", its taps {format_axes(g.dilation)} apart" if d.dilated is not None else "")
                 + "."
                 + (f" Then dX[n,c,{y}] = dXp[n,c,{_join([f'{i}+{p}' for i, p in zip(ins, g.padding)])}]: "
@@ -302,7 +317,7 @@ def _tensor_steps(d: Derivation) -> list[RenderableType]:
         valid += f", group by group ({per_group_f} channels of P each)"
     rows.append((valid, format_shape(d.correlated)))
     if d.cropped is not None:
-        rows.append((f"crop the padding {format_axes(g.padding)} off each side", format_shape(d.cropped)))
+        rows.append((f"crop {_cropped(g)} off" + ("" if g.uneven_padding else " each side"), format_shape(d.cropped)))
     return [_section("As tensors, per sample"), Padding(_steps(rows), (0, 0, 0, 2))]
 
 

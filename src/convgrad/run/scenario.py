@@ -322,19 +322,25 @@ def _unreached(geometry: LayerGeometry) -> tuple[int, int]:
     return int(np.count_nonzero(dw == 0)), int(np.count_nonzero(dx == 0))
 
 
+def _padded(geometry: LayerGeometry, more: list[int]) -> LayerGeometry:
+    """`geometry` with `more` padding on both sides of each axis."""
+    return replace(geometry, padding=tuple(p + m for p, m in zip(geometry.padding, more)),
+                   padding_after=tuple(a + m for a, m in zip(geometry.padding_end, more)))
+
+
 def _setting_candidates(geometry: LayerGeometry) -> Iterator[LayerGeometry]:
-    dilation, padding = [], []
-    for k, d, p in zip(geometry.kernel_size, geometry.dilation, geometry.padding):
+    dilation, more = [], []
+    for k, d in zip(geometry.kernel_size, geometry.dilation):
         step = 1 if k % 2 == 1 else 2  # d*(k-1) grows by an even number: the padding keeps the output
         dilation.append(d + step if k > 1 else d)
-        padding.append(p + step * (k - 1) // 2 if k > 1 else p)
+        more.append(step * (k - 1) // 2 if k > 1 else 0)
     if tuple(dilation) != geometry.dilation and all(s == 1 for s in geometry.stride):
         # ASPP's branches are stride 1; dilation with stride is rare in networks, and XLA aborts
         # (a crash, not an error) differentiating some 3-D convolutions that have both.
-        yield replace(geometry, dilation=tuple(dilation), padding=tuple(padding))
-    yield replace(geometry, padding=tuple(p + 1 for p in geometry.padding))
-    if any(p > 0 for p in geometry.padding):
-        yield replace(geometry, padding=tuple(0 for _ in geometry.padding))
+        yield _padded(replace(geometry, dilation=tuple(dilation)), more)
+    yield _padded(geometry, [1] * geometry.ndim)
+    if any(geometry.padding_totals):
+        yield replace(geometry, padding=tuple(0 for _ in geometry.padding), padding_after=None)
     # Last: another stride is a shape of output the case never asked for, where libraries have
     # limits of their own (XLA aborts differentiating some strided grouped 3-D convolutions).
     yield replace(geometry, stride=tuple(s + 1 for s in geometry.stride))
