@@ -53,7 +53,7 @@ def layers(wrong: bool) -> list[tuple[str, Any]]:
     if wrong:
         return [(cls.__name__, cls()) for cls in (zoo.KernelGradientInFloat16, zoo.InputGradientInFloat16,
                                                   zoo.TF32Products, zoo.ForwardThroughFloat16)]
-    from convgrad.impl.torch_layer import TorchLayer
+    from convgrad.frameworks.torch_layer import TorchLayer
 
     return [("torch", TorchLayer()), *((cls.name, cls()) for cls in zoo.FLOAT32_CORRECT)]
 

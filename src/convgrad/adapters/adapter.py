@@ -14,19 +14,21 @@ inputs is still caught by the guard.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Optional, Protocol, Sequence, cast
 
 import numpy as np
 
 from convgrad.errors import ImplementationError, SettingError, literal, named
-from convgrad.geometry import LayerGeometry, format_shape
-from convgrad.adapters.declare import Declarations, declared_refusal, padding_mode, read_declarations
+from convgrad.geometry import LayerGeometry, as_padding_pairs, format_shape
+from convgrad.adapters.declare import CallForm, Declarations, declared_refusal, padding_mode, read_declarations
 from convgrad.adapters.autograd_engines import AutogradCalls
-from convgrad.adapters.functions import KeywordCalls, UserSettings, function_calls
-from convgrad.adapters.vocabulary import LAYOUTS, WEIGHT_LAYOUTS, Layout, WeightLayout
+from convgrad.adapters.per_image import PerImageLive, each_image_backward, each_image_forward
+from convgrad.adapters.returns import unpack_gradients
+from convgrad.adapters.functions import Fitted, SplitBackward, UserSettings, function_calls
+from convgrad.adapters.vocabulary import LAYOUTS, WEIGHT_LAYOUTS, Layout, WeightLayout, handed_over
 from convgrad.harness.guard import ImplementationFailure, describe_exception
-from convgrad.adapters.hints import conv_like_names, crash_hint
+from convgrad.adapters.hints import conv_like_names, crash_hint, trial_runs
 from convgrad.adapters.live import LiveLayer, Mode, Variant
 from convgrad.adapters.protocol import Unsupported
 from convgrad.adapters.layer_objects import is_layer_class, stateful_calls
@@ -60,6 +62,10 @@ class Calls(Protocol):
     @property
     def takes_kernel_size(self) -> bool:
         """Whether convgrad hands the kernel size over (a constructor's), rather than the layer reading it off w."""
+
+    def setting_default(self, setting: str) -> Any:
+        """What the layer's parameter for `setting` defaults to, as far as it tells how the layer
+        takes it: an int (one int when every axis agrees) or a tuple (a tuple per axis)."""
 
     def live(self, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any, variant: Variant) -> OwnLive:
         """One instance as a network holds it, in the user's layouts (live.py)."""
@@ -126,7 +132,7 @@ class Adapter:
         prepared = self._prepare(x, w, settings)
         geometry = prepared.geometry
         y_shape = geometry.y_shape
-        out = self._call("forward", geometry, self.calls.forward, self._user_x(x), self._user_w(w), self._user_b(b),
+        out = self._call("forward", geometry, self._forward_user, self._user_x(x), self._user_w(w), self._user_b(b),
                          dict(prepared.settings), geometry, x=x, w=w, b=b)
         y = self._from_user_activation(out, y_shape, "forward", "the output")
         if not self.has_bias and np.shape(y) == y_shape:
@@ -136,12 +142,25 @@ class Adapter:
     def backward(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
         prepared = self._prepare(x, w, settings)
         geometry = prepared.geometry
-        result = self._call("backward", geometry, self.calls.backward, self._user_x(dy), self._user_x(x),
+        result = self._call("backward", geometry, self._backward_user, self._user_x(dy), self._user_x(x),
                             self._user_w(w), self._user_b(b), dict(prepared.settings), geometry, x=x, w=w, b=b)
         return self.gradients_from_user(result, dy, x.shape, w.shape)
 
+    def _forward_user(self, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any:
+        """The style's forward on the batch, or on each image of it (batched = false)."""
+        if self.declared.batched:
+            return self.calls.forward(x, w, b, settings, geometry)
+        return each_image_forward(lambda image: self.calls.forward(image, w, b, settings, geometry), x)
+
+    def _backward_user(self, dy: Any, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any:
+        if self.declared.batched:
+            return self.calls.backward(dy, x, w, b, settings, geometry)
+        return each_image_backward(lambda dy_image, x_image: self.calls.backward(dy_image, x_image, w, b, settings, geometry),
+                                   dy, x, self.declared.backward_returns)
+
     def gradients_from_user(self, result: Any, dy: np.ndarray, x_shape: Sequence[int], w_shape: Sequence[int]) -> Any:
         """What the layer's backward returned, as (dX, dK, db) in convgrad's layouts."""
+        result = unpack_gradients(result, self.declared.backward_returns)
         if not self.has_bias and isinstance(result, (tuple, list)) and len(result) in (2, 3):
             # (dx, dw), or (dx, dw, None): db is the gradient of the bias added in forward
             result = (result[0], result[1], dy.sum(axis=(0, *range(2, dy.ndim))))
@@ -162,10 +181,14 @@ class Adapter:
             raise Unsupported(f"{self.name} takes no b = None")
         if variant.learning_rate and not self.calls.takes_learning_rate:
             raise Unsupported(f"{self.name} takes no learning rate")
+        if variant.learning_rate and not self.declared.batched:
+            raise Unsupported(f"{self.name} takes one image at a time: a backward that steps would step once per image")
         settings = self._user_settings(geometry)
         user_b = self._user_b(np.array(b, copy=True)) if variant.bias else None
         calls = self.calls if self.factory is None else _calls_of(self.factory(), self.name, self.declared)
         own = calls.live(settings, geometry, self._user_w(np.array(w, copy=True)), user_b, variant)
+        if not self.declared.batched:
+            own = PerImageLive(own, self.declared.backward_returns)
         return _AdaptedLive(self, own, b if not self.has_bias else None)
 
     def _call(self, what: str, geometry: LayerGeometry, function: Callable[..., Any], *arguments: Any,
@@ -177,22 +200,29 @@ class Adapter:
             raise
         except Exception as error:
             hint = crash_hint(
-                geometry, what, declared_dims=self.declared.spatial_dims is not None,
-                default_layout=self.layout == "nchw" and self.declared.layout is None,
-                runs_channels_last=lambda: self._channels_last_works(x, w, b, geometry),
+                geometry, what, declared_dims=self.declared.spatial_dims is not None, error=error,
+                runs=lambda plain: trial_runs(self, what, plain),
+                other_layouts=lambda: self._layouts_that_run(x, w, b, geometry),
             )
             raise ImplementationFailure(f"{what} raised {describe_exception(error)}{hint}") from error
 
-    def _channels_last_works(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, geometry: LayerGeometry) -> Optional[str]:
-        """The weight layout with which forward runs on channels-last arrays, or None."""
-        for weight_layout in (self.weight_layout, *(k for k in WEIGHT_LAYOUTS if k != self.weight_layout)):
-            other = Adapter(self.calls, self.name, "nhwc", weight_layout, self.declared, self.has_bias)
+    def _layouts_that_run(self, x: np.ndarray, w: np.ndarray, b: np.ndarray,
+                          geometry: LayerGeometry) -> Optional[tuple[str, str]]:
+        """(layout, weight layout) in which forward runs and gives the right shape, for a layer whose
+        layouts nobody declared or gave; None when there is none (or they were given)."""
+        if (self.layout, self.weight_layout) != ("nchw", "oihw") or self.declared.layout or self.declared.weight_layout:
+            return None
+        tried: list[tuple[Layout, WeightLayout]] = [("nchw", k) for k in WEIGHT_LAYOUTS if k != "oihw"]
+        tried += [("nhwc", k) for k in WEIGHT_LAYOUTS]
+        for layout, weight_layout in tried:
+            other = Adapter(self.calls, self.name, layout, weight_layout, replace(self.declared, layout=layout),
+                            self.has_bias)
             try:
                 out = other.forward(x, w, b, **geometry.conv_settings())
             except Exception:
                 continue
             if np.shape(out) == geometry.y_shape:
-                return weight_layout
+                return layout, weight_layout
         return None
 
     def _prepare(self, x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> _Prepared:
@@ -210,16 +240,16 @@ class Adapter:
         return prepared
 
     def _user_settings(self, geometry: LayerGeometry) -> UserSettings:
-        """stride, padding, dilation, groups as the layer takes them: per-axis tuples, one int
-        (one_int; layer objects and course style when every axis agrees), or 'valid'/'same'."""
-        ints = self.declared.one_int or self.style in ("cache", "stateful", "autograd")
-        int_defaults = self.calls.int_defaults if isinstance(self.calls, KeywordCalls) else frozenset()
+        """stride, padding, dilation, groups as the layer takes them (vocabulary.handed_over: by
+        what the style's parameters default to, and one_int, per_axis), or 'valid'/'same'."""
         settings: UserSettings = {"groups": geometry.groups}
         for setting, values in (("stride", geometry.stride), ("padding", geometry.padding), ("dilation", geometry.dilation)):
-            one = ints or setting in int_defaults  # `stride=1` in the signature: the layer takes an int
-            settings[setting] = values[0] if one and len(set(values)) == 1 else values
+            settings[setting] = handed_over(values, self.calls.setting_default(setting), one_int=self.declared.one_int,
+                                            per_axis=self.declared.per_axis)
         if self.declared.padding_modes is not None:
             settings["padding"] = padding_mode(geometry)  # unsupported() skipped the cases it is None
+        elif geometry.uneven_padding:  # ((before, after), ...): unsupported() skipped layers taking one int
+            settings["padding"] = geometry.padding_pairs
         return settings
 
     # Layout translation: views in, views back out, shapes checked in the user's own layout.
@@ -305,12 +335,14 @@ def adapt(
         )
     has_bias = declared.bias
     calls: Calls
-    if is_layer_class(target) and declared.tensor is None:
+    if is_layer_class(target, declared) and declared.tensor is None:
         stateful, shown = stateful_calls(target, name, declared)
         calls, has_bias = stateful, stateful.has_bias
         given_weight_layout = given_weight_layout or shown
     else:
         calls = _calls_of(target, name, declared)
+        if isinstance(calls, AutogradCalls):  # conv2d(x, w, stride=1): the adapter adds the bias
+            has_bias = has_bias and calls.takes_bias
     known_weight_layout: WeightLayout = next((k for k in WEIGHT_LAYOUTS if k == given_weight_layout), "oihw")
     return Adapter(
         calls=calls, name=name, layout=known_layout, weight_layout=known_weight_layout, declared=declared,
@@ -318,17 +350,32 @@ def adapt(
     )
 
 
+# What only a layer object has: how it is built and where it keeps its weights.
+_LAYER_OBJECT_KEYS = ("constructor", "attributes", "set_weights", "build")
+
+
 def _calls_of(target: Any, name: str, declared: Declarations) -> Calls:
     """The calling style of an object holding functions (not a layer class)."""
     if declared.tensor is not None:
+        declared.refuse(("backward", "backward_parts", "backward_returns", *_LAYER_OBJECT_KEYS),
+                        "a conv on an autograd library's tensors, whose backward the library runs")
         return _autograd_calls(target, name, declared)
-    forward = getattr(target, declared.forward.name if declared.forward else "forward", None)
-    backward = getattr(target, declared.backward.name if declared.backward else "backward", None)
-    for part, function in (("forward", forward), ("backward", backward)):
-        if not callable(function):
-            raise ImplementationError(_missing_message(target, name, part, declared), parameter="impl")
-    assert forward is not None and backward is not None
-    return function_calls(forward, backward)
+    declared.refuse(_LAYER_OBJECT_KEYS, "functions (they belong to a layer class)")
+    forward = _function(target, name, declared, "forward", declared.forward)
+    if declared.backward_parts:
+        parts = {g: Fitted.of(_function(target, name, declared, "backward", form), form)
+                 for g, form in declared.backward_parts.items()}
+        return function_calls(forward, SplitBackward(parts["dx"], parts["dw"], parts.get("db")), declared.forward)
+    backward = _function(target, name, declared, "backward", declared.backward)
+    return function_calls(forward, backward, declared.forward, declared.backward)
+
+
+def _function(target: Any, name: str, declared: Declarations, part: str, form: Optional[CallForm]) -> Callable[..., Any]:
+    """The function `form` names (else the one named `part`) on `target`; missing is an error with a hint."""
+    function = getattr(target, form.name if form is not None else part, None)
+    if not callable(function):
+        raise ImplementationError(_missing_message(target, name, part, declared), parameter="impl")
+    return cast(Callable[..., Any], function)
 
 
 def _autograd_calls(target: Any, name: str, declared: Declarations) -> AutogradCalls:
@@ -343,10 +390,7 @@ def _autograd_calls(target: Any, name: str, declared: Declarations) -> AutogradC
     function = getattr(target, declared.forward.name if declared.forward else "forward", None)
     if not callable(function):
         raise ImplementationError(_missing_message(target, name, "forward", declared), parameter="impl")
-    keywords = function_calls(function, function)
-    if not isinstance(keywords, KeywordCalls):  # a conv on tensors takes no conv_param
-        keywords = KeywordCalls(function, function)
-    return AutogradCalls(function, tensor, keywords)
+    return AutogradCalls(function, tensor)
 
 
 def _missing_message(target: Any, name: str, part: str, declared: Declarations) -> str:
@@ -388,11 +432,14 @@ def from_weight_layout(w: np.ndarray, layout: WeightLayout) -> np.ndarray:
 
 
 def _geometry_of(x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> LayerGeometry:
-    """The layer one protocol call describes (its arrays are in convgrad's layout)."""
+    """The layer one protocol call describes (its arrays are in convgrad's layout; padding an int
+    per axis, or a (before, after) pair per axis)."""
+    pairs = as_padding_pairs(settings["padding"])
     return LayerGeometry(
         in_shape=tuple(x.shape[1:]), kernel_shape=tuple(w.shape), batch=x.shape[0],
-        stride=tuple(settings["stride"]), padding=tuple(settings["padding"]), dilation=tuple(settings["dilation"]),
+        stride=tuple(settings["stride"]), padding=tuple(b for b, _ in pairs), dilation=tuple(settings["dilation"]),
         groups=int(settings["groups"]), dtype="float32" if x.dtype == np.float32 else "float64",
+        padding_after=tuple(a for _, a in pairs),
     )
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, NamedTuple, Optional, cast
 
 from convgrad.errors import ImplementationError, literal
-from convgrad.geometry import DTYPES, LayerGeometry, format_axes, format_shape
+from convgrad.geometry import DTYPES, LayerGeometry, format_shape, same_padding
 from convgrad.adapters.protocol import Unsupported
 from convgrad.adapters.vocabulary import CONSTRUCTOR_MEANINGS, LAYOUTS, PLACEHOLDERS, ROLES, WEIGHT_LAYOUTS
 from convgrad.harness.guard import describe_exception
@@ -444,13 +444,16 @@ KEYS: dict[str, Key] = {
 def padding_mode(geometry: LayerGeometry) -> Optional[str]:
     """'valid' or 'same' when the case's padding is one of them, else None.
 
-    'same' is only unambiguous at stride 1 with an odd (dilated) kernel extent: the symmetric
-    padding that keeps the size."""
-    if all(p == 0 for p in geometry.padding):
+    'same' is TensorFlow's (and Keras'): ceil(H / s) outputs, per axis a total padding of
+    max((ceil(H/s) - 1)*s + d*(k-1) + 1 - H, 0), total // 2 before and the rest after. So at
+    stride 1 with an odd (dilated) kernel extent it is the symmetric padding that keeps the size;
+    at a stride, or with an even extent, it is often one more after than before."""
+    if not any(geometry.padding_totals):
         return "valid"
     same = all(
-        s == 1 and d * (k - 1) % 2 == 0 and p == d * (k - 1) // 2
-        for s, d, k, p in zip(geometry.stride, geometry.dilation, geometry.kernel_size, geometry.padding)
+        same_padding(h, k, s, d) == pair
+        for h, k, s, d, pair in zip(geometry.spatial, geometry.kernel_size, geometry.stride, geometry.dilation,
+                                    geometry.padding_pairs)
     )
     return "same" if same else None
 
@@ -473,19 +476,21 @@ def declared_unsupported(
                                 ("padding", geometry.padding), ("dilation", geometry.dilation)):
             if len(set(values)) > 1 and (kernel_size_passed or setting != "kernel size"):
                 return f"takes one int for every axis (one_int) and this case needs {setting} {format_shape(values)}"
+        if geometry.uneven_padding and declared.padding_modes is None:
+            return f"takes one int for every axis (one_int) and this case needs padding {geometry.padding_text} (before,after)"
     if declared.stride_tiles:
-        for axis, (h, k, s, p, d) in enumerate(zip(geometry.spatial, geometry.kernel_size, geometry.stride,
-                                                    geometry.padding, geometry.dilation)):
-            if (h + 2 * p - d * (k - 1) - 1) % s:
+        for axis, (hp, k, s, d) in enumerate(zip(geometry.padded_spatial, geometry.kernel_size, geometry.stride,
+                                                  geometry.dilation)):
+            if (hp - d * (k - 1) - 1) % s:
                 return (
                     f"needs a stride that tiles the padded input (stride_tiles), and along axis "
-                    f"{geometry.axis_names[axis]} stride {s} does not tile {h + 2 * p} with kernel extent {d * (k - 1) + 1}"
+                    f"{geometry.axis_names[axis]} stride {s} does not tile {hp} with kernel extent {d * (k - 1) + 1}"
                 )
     if declared.padding_modes is not None:
         mode = padding_mode(geometry)
         if mode not in declared.padding_modes:
             words = " or ".join(repr(m) for m in declared.padding_modes)
-            return f"takes padding {words} only (padding_modes) and this case needs padding {format_axes(geometry.padding)}"
+            return f"takes padding {words} only (padding_modes) and this case needs padding {geometry.padding_text}"
     return None
 
 

@@ -1,26 +1,32 @@
-"""Calling styles for a pair of functions (see adapters.py for what surrounds them):
+"""Calling styles for a pair of functions (see adapter.py for what surrounds them):
 
     keywords   forward(x, w, b, *, stride, padding, dilation, groups) -> y
                backward(dy, x, w, b, *, stride, ...) -> (dx, dw, db)       convgrad's own protocol,
-               passing only the keywords each function accepts
+               passing only the settings each function accepts, under its own names (`s`, `pad`),
+               and only the tensors it takes (a backward(dy, x, w) gets no b)
     cache      forward(x, w, b, conv_param) -> (out, cache)                 the course-assignment style,
-               backward(dout, cache) -> (dx, dw, db)                        conv_param = {stride, pad}
+               backward(dout, cache) -> (dx, dw, db)                        conv_param = {stride, pad},
+               or the settings as keywords: forward(x, w, b, stride=1, padding=0)
 
-Arrays arrive in the layer's own layouts (b is None for a bias-free layer, which takes none); settings arrive as the layer takes them (`UserSettings`).
+A declared call with written arguments (`forward = "conv(x, w, b, True)"`) is called as written; a
+backward split in parts (`backward = {dx = ..., dw = ...}`) is one backward (`SplitBackward`).
+Arrays arrive in the layer's own layouts (b is None for a bias-free layer, which takes none);
+settings arrive as the layer takes them (`UserSettings`).
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
-from typing import Any, Callable, Literal, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping, Optional
 
+from convgrad.adapters.declare import CallForm
+from convgrad.adapters.vocabulary import NEUTRAL, SETTING_NAMES, setting_of, unpaired_padding
 from convgrad.geometry import LayerGeometry, format_shape
-from convgrad.adapters.vocabulary import NEUTRAL, SETTING_NAMES
 from convgrad.harness.guard import ImplementationFailure
 from convgrad.adapters.live import Mode, StreamLayer, Variant
 
-__all__ = ["KeywordCalls", "CacheCalls", "function_calls", "UserSettings", "parameters"]
+__all__ = ["Fitted", "KeywordCalls", "CacheCalls", "SplitBackward", "function_calls", "UserSettings", "parameters"]
 
 UserSettings = dict[str, Any]  # stride, padding, dilation, groups as the layer takes them
 
@@ -28,13 +34,108 @@ UserSettings = dict[str, Any]  # stride, padding, dilation, groups as the layer 
 Accepted = Optional[frozenset[str]]
 
 
+def _unpaired(geometry: LayerGeometry, accepts: Accepted, int_defaults: frozenset[str]) -> Optional[str]:
+    """Why forward cannot take this case's padding as (before, after) pairs, or None."""
+    if accepts is not None and "padding" not in accepts:
+        return unpaired_padding(geometry, "forward does not accept the keyword padding")
+    if "padding" in int_defaults:  # `padding=0`: it computes with one int per axis
+        return unpaired_padding(geometry, "forward's padding defaults to an int")
+    return None
+
+
 def needed(geometry: LayerGeometry) -> dict[str, tuple[int, ...]]:
     return {"stride": geometry.stride, "padding": geometry.padding, "dilation": geometry.dilation, "groups": (geometry.groups,)}
 
 
 @dataclass(frozen=True)
+class Fitted:
+    """One user function, called the way its signature (or its declared call) takes it: the
+    leading tensors it has parameters for, and the settings it accepts under its own names."""
+
+    function: Callable[..., Any]
+    tensors: Optional[int] = None  # leading positional tensors it takes; None: as many as given
+    names: Optional[Mapping[str, str]] = None  # setting -> its parameter; None: any (**kwargs)
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # setting -> the parameter's default
+    form: Optional[CallForm] = None  # a declared call with its arguments written out
+
+    @classmethod
+    def of(cls, function: Callable[..., Any], form: Optional[CallForm] = None) -> "Fitted":
+        found = parameters(function)
+        if found is None:
+            return cls(function, form=form)
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        tensors = 0
+        for parameter in found.values():
+            if parameter.kind is parameter.VAR_POSITIONAL:
+                tensors = -1
+                break
+            if parameter.kind not in positional or setting_of(parameter.name) is not None:
+                break
+            tensors += 1
+        names = {
+            setting: p.name for p in found.values()
+            if (setting := setting_of(p.name)) is not None and p.kind is not p.POSITIONAL_ONLY
+        }
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in found.values())
+        defaults = {setting_of(p.name): p.default for p in found.values() if setting_of(p.name) and p.default is not p.empty}
+        return cls(function, None if tensors < 0 else tensors, None if open_ended else names,
+                   {str(k): v for k, v in defaults.items()}, form)
+
+    @property
+    def accepts(self) -> Accepted:
+        """The settings it takes, in convgrad's names (None: any)."""
+        if self.form is not None and self.form.written:
+            return frozenset(s for s in SETTING_NAMES if s in self.form.placeholders) | frozenset(self.names or ())
+        return None if self.names is None else frozenset(self.names)
+
+    @property
+    def int_defaults(self) -> frozenset[str]:
+        """The settings its signature defaults to an int: such a layer computes with an int."""
+        return frozenset(s for s, d in self.defaults.items() if type(d) is int)
+
+    def call(self, roles: tuple[str, ...], tensors: tuple[Any, ...], settings: UserSettings) -> Any:
+        """Called with convgrad's tensors in the style's order, named by `roles` (x, w, b, dy,
+        cache: what a declared call names them), None for an absent bias, and the settings."""
+        given = [t for t in tensors if t is not None]
+        if self.form is not None and self.form.written:
+            values = {**dict(zip(roles, tensors)), **settings}
+            args, keywords = self.form.bind(values)
+            rest = {self._name(k): v for k, v in settings.items() if self._takes(k) and self._name(k) not in keywords
+                    and k not in self.form.placeholders}
+            return self.function(*args, **keywords, **rest)
+        if self.tensors is not None:
+            given = given[:self.tensors]
+        return self.function(*given, **{self._name(k): v for k, v in settings.items() if self._takes(k)})
+
+    def _takes(self, setting: str) -> bool:
+        return self.names is None or setting in self.names
+
+    def _name(self, setting: str) -> str:
+        return setting if self.names is None else self.names.get(setting, setting)
+
+
+@dataclass(frozen=True)
+class SplitBackward:
+    """A backward written as one function per gradient, called as one: dx from the first, dw (or
+    (dw, db)) from the second, db from the third when there is one."""
+
+    dx: Fitted
+    dw: Fitted
+    db: Optional[Fitted] = None
+
+    def call(self, roles: tuple[str, ...], tensors: tuple[Any, ...], settings: UserSettings) -> tuple[Any, Any, Any]:
+        dx = self.dx.call(roles, tensors, settings)
+        dw = self.dw.call(roles, tensors, settings)
+        if self.db is not None:
+            return dx, dw, self.db.call(roles, tensors, settings)
+        if isinstance(dw, (tuple, list)) and len(dw) == 2:
+            return dx, dw[0], dw[1]
+        return dx, dw, None
+
+
+@dataclass(frozen=True)
 class KeywordCalls:
-    """forward and backward in convgrad's protocol, given only the keywords they accept."""
+    """forward and backward in convgrad's protocol, given only the tensors and keywords they take."""
 
     forward_function: Callable[..., Any]
     backward_function: Callable[..., Any]
@@ -42,12 +143,14 @@ class KeywordCalls:
     backward_accepts: Accepted = None
     int_defaults: frozenset[str] = frozenset()  # settings forward defaults to an int (`stride=1`)
     style: Literal["keywords"] = "keywords"
+    fitted_forward: Optional[Fitted] = None  # how each is called (Fitted.of the function when None)
+    fitted_backward: Optional[Fitted | SplitBackward] = None
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
         for setting, values, refusing in self._refused(geometry):
             if len(refusing) == 2:  # neither takes it: the layer cannot express this case
                 return f"forward and backward do not accept the keyword {setting}, and this case needs {setting} {format_shape(values)}"
-        return None
+        return _unpaired(geometry, self.forward_accepts, self.int_defaults)
 
     def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
         """A forward that takes a setting and a backward that does not compute the gradient of
@@ -84,6 +187,11 @@ class KeywordCalls:
     takes_learning_rate = False
     takes_kernel_size = False
 
+    def setting_default(self, setting: str) -> Any:
+        """The forward's own default, else a tuple: the protocol's settings are tuples per axis."""
+        default = (self.fitted_forward or Fitted.of(self.forward_function)).defaults.get(setting)
+        return default if isinstance(default, (int, tuple, list)) else ()
+
     def live(self, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any, variant: Variant) -> StreamLayer:
         """One call stream: forward on a batch, later backward with that batch's x."""
         return StreamLayer(
@@ -93,22 +201,35 @@ class KeywordCalls:
         )
 
     def forward(self, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any:
-        return self.forward_function(x, w, *_bias(b), **_keep(settings, self.forward_accepts))
+        fitted = self.fitted_forward or Fitted.of(self.forward_function)
+        return fitted.call(("x", "w", "b"), (x, w, b), settings)
 
     def backward(self, dy: Any, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any:
-        return self.backward_function(dy, x, w, *_bias(b), **_keep(settings, self.backward_accepts))
+        fitted = self.fitted_backward or Fitted.of(self.backward_function)
+        return fitted.call(("dy", "x", "w", "b"), (dy, x, w, b), settings)
 
 
 @dataclass(frozen=True)
 class CacheCalls:
-    """forward(x, w, b, conv_param) -> (out, cache) and backward(dout, cache)."""
+    """forward(x, w, b, conv_param) -> (out, cache) and backward(dout, cache); with `keywords`, the
+    settings go to forward as keywords instead of in conv_param."""
 
     forward_function: Callable[..., Any]
     backward_function: Callable[..., Any]
     style: Literal["cache"] = "cache"
+    keywords: Optional[Fitted] = None  # forward(x, w, b, stride=1, padding=0) -> (out, cache)
+    fitted_backward: Optional[Fitted | SplitBackward] = None  # backward(dout, cache), or split in parts
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
         settings = needed(geometry)
+        if self.keywords is not None:
+            accepts = self.keywords.accepts
+            for setting, values in settings.items():
+                if accepts is not None and setting not in accepts and any(v != NEUTRAL[setting] for v in values):
+                    return f"forward does not accept the keyword {setting}, and this case needs {setting} {format_shape(values)}"
+            return _unpaired(geometry, accepts, self.keywords.int_defaults)
+        if geometry.uneven_padding:
+            return unpaired_padding(geometry, "a cache-style conv_param holds one pad for both sides")
         for setting in ("dilation", "groups"):
             if any(v != NEUTRAL[setting] for v in settings[setting]):
                 return (
@@ -133,6 +254,12 @@ class CacheCalls:
     takes_learning_rate = False
     takes_kernel_size = False
 
+    def setting_default(self, setting: str) -> Any:
+        """conv_param holds ints; a forward with keywords, its own default, else an int (course code
+        computes with ints)."""
+        default = self.keywords.defaults.get(setting) if self.keywords is not None else None
+        return default if isinstance(default, (int, tuple, list)) else 0
+
     def live(self, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any, variant: Variant) -> "CacheStream":
         return CacheStream(self, settings, geometry, w, b)
 
@@ -140,11 +267,18 @@ class CacheCalls:
         return self._forward(x, w, b, settings)[0]
 
     def backward(self, dy: Any, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any:
-        return self.backward_function(dy, self._forward(x, w, b, settings)[1])
+        return self.backward_from_cache(dy, self._forward(x, w, b, settings)[1])
+
+    def backward_from_cache(self, dy: Any, cache: Any) -> Any:
+        fitted = self.fitted_backward or Fitted.of(self.backward_function)
+        return fitted.call(("dy", "cache"), (dy, cache), {})
 
     def _forward(self, x: Any, w: Any, b: Any, settings: UserSettings) -> tuple[Any, Any]:
-        conv_param = {"stride": _one(settings["stride"]), "pad": _one(settings["padding"])}
-        result = self.forward_function(x, w, *_bias(b), conv_param)
+        if self.keywords is not None:
+            result = self.keywords.call(("x", "w", "b"), (x, w, b), settings)
+        else:
+            conv_param = {"stride": _one(settings["stride"]), "pad": _one(settings["padding"])}
+            result = self.forward_function(x, w, *_bias(b), conv_param)
         if not isinstance(result, (tuple, list)) or len(result) != 2:
             raise ImplementationFailure(
                 f"forward returned {_kind(result)}; a cache-style forward returns the tuple (out, cache)"
@@ -158,7 +292,7 @@ class CacheStream(StreamLayer):
     def __init__(self, calls: CacheCalls, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any) -> None:
         super().__init__(
             lambda x, w_, b_: calls._forward(x, w_, b_, settings),
-            lambda dy, cache, w_, b_: calls.backward_function(dy, cache),
+            lambda dy, cache, w_, b_: calls.backward_from_cache(dy, cache),
             geometry, w, b,
         )
 
@@ -169,11 +303,28 @@ class CacheStream(StreamLayer):
         return out
 
 
-def function_calls(forward: Callable[..., Any], backward: Callable[..., Any]) -> KeywordCalls | CacheCalls:
-    """The calling style two functions are written in, read from their signatures."""
-    if _is_cache_style(forward, backward):
-        return CacheCalls(forward, backward)
-    return KeywordCalls(forward, backward, _accepted_keywords(forward), _accepted_keywords(backward), _int_defaults(forward))
+def function_calls(
+    forward: Callable[..., Any], backward: Callable[..., Any] | SplitBackward,
+    forward_form: Optional[CallForm] = None, backward_form: Optional[CallForm] = None,
+) -> KeywordCalls | CacheCalls:
+    """The calling style two functions are written in, read from their signatures (and the calls
+    declared for them)."""
+    fitted_forward = Fitted.of(forward, forward_form)
+    fitted_backward = backward if isinstance(backward, SplitBackward) else Fitted.of(backward, backward_form)
+    backward_function = backward.dx.function if isinstance(backward, SplitBackward) else backward
+    style = _cache_style(forward, fitted_forward, fitted_backward)
+    if style == "conv_param":
+        return CacheCalls(forward, backward_function, fitted_backward=fitted_backward)
+    if style == "keywords":
+        return CacheCalls(forward, backward_function, keywords=fitted_forward, fitted_backward=fitted_backward)
+    backward_accepts: Accepted = None
+    if isinstance(fitted_backward, SplitBackward):
+        parts = [p.accepts for p in (fitted_backward.dx, fitted_backward.dw, fitted_backward.db) if p is not None]
+        backward_accepts = None if any(a is None for a in parts) else frozenset().union(*(a for a in parts if a is not None))
+    else:
+        backward_accepts = fitted_backward.accepts
+    return KeywordCalls(forward, backward_function, fitted_forward.accepts, backward_accepts, fitted_forward.int_defaults,
+                        fitted_forward=fitted_forward, fitted_backward=fitted_backward)
 
 
 def parameters(function: Callable[..., Any]) -> Optional[dict[str, inspect.Parameter]]:
@@ -183,33 +334,21 @@ def parameters(function: Callable[..., Any]) -> Optional[dict[str, inspect.Param
         return None
 
 
-def _accepted_keywords(function: Callable[..., Any]) -> Accepted:
-    found = parameters(function)
-    if found is None or any(p.kind is p.VAR_KEYWORD for p in found.values()):
+def _cache_style(forward: Callable[..., Any], fitted_forward: Fitted, fitted_backward: Fitted | SplitBackward) -> Optional[str]:
+    """'conv_param' for forward(x, w, b, conv_param), 'keywords' for forward(x, w, b, stride=1, ...)
+    with backward(dout, cache): the course-assignment conventions; None for neither."""
+    f_params = parameters(forward)
+    backward_tensors = (fitted_backward.dx.tensors if isinstance(fitted_backward, SplitBackward)
+                        else fitted_backward.tensors)
+    if f_params is None:
         return None
-    return frozenset(
-        n for n, p in found.items() if n in SETTING_NAMES and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-    )
-
-
-def _int_defaults(function: Callable[..., Any]) -> frozenset[str]:
-    """The settings a function's signature defaults to an int: such a layer computes with an int."""
-    found = parameters(function) or {}
-    return frozenset(n for n, p in found.items() if n in SETTING_NAMES and type(p.default) is int)
-
-
-def _is_cache_style(forward: Callable[..., Any], backward: Callable[..., Any]) -> bool:
-    """forward(x, w, b, conv_param) and backward(dout, cache): the course-assignment convention."""
-    f_params, b_params = parameters(forward), parameters(backward)
-    if f_params is None or b_params is None:
-        return False
     if "conv_param" in f_params:
-        return True
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    f_positional = [p for p in f_params.values() if p.kind in positional]
-    b_positional = [p for p in b_params.values() if p.kind in positional]
-    takes_settings = _accepted_keywords(forward) != frozenset()
-    return len(f_positional) == 4 and len(b_positional) == 2 and not takes_settings
+        return "conv_param"
+    if backward_tensors != 2 or fitted_forward.tensors not in (2, 3, 4):
+        return None
+    if fitted_forward.tensors == 4:  # forward(x, w, b, conv_param) under another name
+        return "conv_param" if fitted_forward.names == {} else None
+    return "keywords"
 
 
 def _bias_defaults_to_none(function: Callable[..., Any]) -> bool:

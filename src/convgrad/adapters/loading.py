@@ -187,7 +187,7 @@ def _behind_protocol(
     if framework is not None:
         return framework
     refuse_device(device, name)
-    made = _instantiate(target, name)
+    made = _instantiate(target, name, declared)
     supports = own_supports(made) if made is not target else None
     if supports is not None:  # an instance method, callable now that there is an instance
         declared = declared.merged(Declarations(supports=supports, source=declared.source))
@@ -276,6 +276,15 @@ def _import_file(path: str) -> Any:
         raise
     except BaseException as error:  # anything at import time, even SystemExit, is the file's problem
         sys.modules.pop(module_name, None)
+        shadowed = sys.modules.get(stem)
+        if isinstance(error, ImportError) and (error.name or "").split(".")[0] == stem:
+            if getattr(shadowed, "__file__", None) == absolute:
+                sys.modules.pop(stem, None)  # the file imported as the package it meant to import
+            raise ImplementationError(
+                f"{named('impl', path)} failed while importing: {literal(describe_exception(error))}; the file is "
+                f"named like the package it imports ({literal(stem)}), so Python imports the file itself: "
+                f"rename it, e.g. to {literal('check_' + stem + '.py')}"
+            ) from None
         if isinstance(error, ModuleNotFoundError):
             raise ImplementationError(
                 f"{named('impl', path)} failed while importing: {literal(describe_exception(error))}"
@@ -336,10 +345,10 @@ def _attribute(module: Any, attribute: str, spec: str) -> Any:
     return target
 
 
-def _instantiate(target: Any, spec: str) -> Any:
+def _instantiate(target: Any, spec: str, declared: Declarations) -> Any:
     """A class is instantiated without arguments, unless it is a layer class (built per geometry,
-    stateful.py); anything else is used as it is."""
-    if not inspect.isclass(target) or is_layer_class(target):
+    layer_objects.py); anything else is used as it is."""
+    if not inspect.isclass(target) or is_layer_class(target, declared):
         return target
     try:
         signature = inspect.signature(target)

@@ -17,8 +17,9 @@ from convgrad.geometry import LayerGeometry, format_shape
 
 __all__ = [
     "SETTING_NAMES", "NEUTRAL", "NAMES", "ROLES", "CONTAINERS", "LEARNING_RATE", "PLACEHOLDERS",
+    "PARAMETER_FIELDS", "ZERO_GRAD", "BUILD_METHODS",
     "Layout", "WeightLayout", "LAYOUTS", "WEIGHT_LAYOUTS", "CONSTRUCTOR_MEANINGS",
-    "setting_of", "meaning_of", "setting_value", "untaken_setting", "settings_after",
+    "setting_of", "meaning_of", "setting_value", "handed_over", "untaken_setting", "unpaired_padding", "settings_after",
 ]
 
 SETTING_NAMES = ("stride", "padding", "dilation", "groups")
@@ -33,7 +34,7 @@ NAMES: dict[str, tuple[str, ...]] = {
                      "out_dim", "outC"),
     "kernel_size": ("kernel_size", "kernel", "ksize", "k", "filter_size", "kernel_shape", "f", "size", "field"),
     "stride": ("stride", "strides", "s", "window_strides"),
-    "padding": ("padding", "pad", "p", "pad_size"),
+    "padding": ("padding", "pad", "p", "pad_size", "pads"),
     "dilation": ("dilation", "dilation_rate", "rhs_dilation"),
     "groups": ("groups", "feature_group_count"),
     "bias": ("bias", "use_bias"),  # a constructor's flag: with or without a bias
@@ -59,6 +60,12 @@ CONTAINERS: dict[str, tuple[str, ...]] = {
     "gradients": ("grads", "gradients", "grad", "dparams", "d_params", "param_grads", "dparam"),
 }
 LEARNING_RATE = ("lr", "learning_rate", "eta", "alpha", "step_size")  # a backward that also takes a step
+# A parameter a layer object holds as an object of its own: where its value and its gradient are
+# (`self.W.data`, `self.W.grad`), and the method that clears gradients a backward accumulates.
+PARAMETER_FIELDS: dict[str, tuple[str, ...]] = {"value": ("data", "value", "val"), "gradient": ("grad", "gradient")}
+ZERO_GRAD = ("zero_grad", "zero_grads", "zerograd", "clear_grad", "clear_grads", "reset_grad", "reset_grads")
+# A layer object's step that makes its weights after the constructor (`layer.build(input_shape)`).
+BUILD_METHODS = ("build", "prep", "prepare", "initialize", "init_params", "init_weights", "initialize_weights", "setup")
 
 # The names a declared call (`pass_forward(x, True)`) may use for the values convgrad hands over.
 PLACEHOLDERS: dict[str, tuple[str, ...]] = {
@@ -104,13 +111,42 @@ def setting_value(values: Any, default: Any = None, *, per_axis: bool = False) -
     return values[0] if len(set(values)) == 1 else values
 
 
-def untaken_setting(taken: Collection[str], geometry: LayerGeometry, what: str) -> Optional[str]:
-    """Why a layer taking only the settings `taken` cannot run `geometry`, or None."""
+def handed_over(values: Any, default: Any = None, *, one_int: bool = False, per_axis: bool = False,
+                sequences: bool = False) -> Any:
+    """A setting or kernel size as a layer takes it, the one rule for every style: declared
+    one_int, one int (declared_refusal skipped the cases whose axes differ); declared per_axis, a
+    tuple; else by the parameter's `default` (setting_value; `sequences`: a tuple unless it
+    defaults to an int)."""
+    values = (values,) if isinstance(values, int) else tuple(values)
+    if one_int:
+        return values[0] if len(set(values)) == 1 else values
+    if per_axis:
+        return values
+    return setting_value(values, default, per_axis=sequences)
+
+
+def untaken_setting(
+    taken: Collection[str], geometry: LayerGeometry, what: str, *, takes_uneven_padding: bool = False
+) -> Optional[str]:
+    """Why a layer taking only the settings `taken` cannot run `geometry`, or None. Padding that
+    differs before and after needs a layer that takes it (`takes_uneven_padding`: as (before,
+    after) pairs, or as the declared word 'same')."""
     for setting, values in geometry.conv_settings().items():
         per_axis = values if isinstance(values, tuple) else (values,)
         if setting not in taken and any(v != NEUTRAL[setting] for v in per_axis):
-            return f"{what} takes no {setting}, and this case needs {setting} {format_shape(per_axis)}"
+            shown = geometry.padding_text if setting == "padding" and geometry.uneven_padding else format_shape(per_axis)
+            return f"{what} takes no {setting}, and this case needs {setting} {shown}"
+    if not takes_uneven_padding:
+        return unpaired_padding(geometry, f"{what} takes padding as one int per axis")
     return None
+
+
+def unpaired_padding(geometry: LayerGeometry, what: str) -> Optional[str]:
+    """Why a layer that takes padding as one int per axis (`what` says how) cannot run
+    `geometry`, or None: padding that differs before and after needs a pair per axis."""
+    if not geometry.uneven_padding:
+        return None
+    return f"{what}, and this case needs padding {geometry.padding_text} (before,after), a pair per axis"
 
 
 def settings_after(parameters: list[inspect.Parameter], name: str, what: str, first: int = 3) -> list[inspect.Parameter]:

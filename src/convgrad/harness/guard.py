@@ -208,6 +208,8 @@ def checked_array(
         )
     if array.dtype != dtype:
         warning = f"{what} returned {name} as {array.dtype} for {dtype} inputs"
+        if np.issubdtype(array.dtype, np.floating) and np.finfo(array.dtype).bits < np.finfo(dtype).bits:
+            warning += f'; if the layer computes in {array.dtype} only, declare dtypes = ["{array.dtype}"]'
         if warning not in warnings:
             warnings.append(warning)
     returned, array = array, array.astype(np.float64)  # a copy, whatever the layer does to its own later

@@ -20,7 +20,7 @@ from convgrad.compare import compare_bounded, compare_numerical, compare_with_re
 from convgrad.findings.diagnosis import diagnose
 from convgrad.findings.locate import locate
 from convgrad.findings.precision import with_likely_cause
-from convgrad.geometry import GRADIENT_NAMES, TENSOR_NAMES, LayerGeometry, TensorName
+from convgrad.geometry import DTYPES, GRADIENT_NAMES, TENSOR_NAMES, Dtype, LayerGeometry, TensorName
 from convgrad.harness.guard import GuardedLayer, ImplementationFailure
 from convgrad.adapters.protocol import Implementation, Unsupported
 from convgrad.numerics.gradient import BaseOutput, Evidence, Inputs, NumericalGradient, ProgressFactory
@@ -35,6 +35,12 @@ from convgrad.run.scenario import network_scenario
 __all__ = ["run_case", "random_tensors", "DEFAULT_CASE_NAME"]
 
 DEFAULT_CASE_NAME = "convgrad check"
+
+
+def _layer_dtype(implementation: Implementation, geometry: LayerGeometry) -> Optional[Dtype]:
+    """The dtype to run `geometry` at when the layer declares dtypes without the case's, else None."""
+    dtypes = getattr(getattr(implementation, "declared", None), "dtypes", None) or ()
+    return next((d for d in DTYPES if d == dtypes[0]), None) if dtypes and geometry.dtype not in dtypes else None
 
 
 def random_tensors(geometry: LayerGeometry, options: CheckOptions, call: int = 0) -> Tensors:
@@ -71,6 +77,12 @@ def run_case(
     implementation does wrong (raises, wrong shape, NaN, writes into its inputs) is a failed tensor
     or case with a reason, never an exception.
     """
+    own_dtype = _layer_dtype(implementation, geometry)
+    if own_dtype is not None:  # a layer that computes in one dtype only is checked in it, and says so
+        report = run_case(replace(geometry, dtype=own_dtype), implementation, options, name=name, progress=progress)
+        note = (f"run at {own_dtype}, the dtype {implementation.name} computes in (dtypes); the case asked for "
+                f"{geometry.dtype}")
+        return replace(report, warnings=(note, *report.warnings))
     start = time.perf_counter()
     name = name or DEFAULT_CASE_NAME
     skipped = implementation.unsupported(geometry)
