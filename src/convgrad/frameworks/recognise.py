@@ -3,7 +3,8 @@
 `framework_implementation` is the one place `as_implementation` asks: a torch.nn.Module (instance
 or class) or torch.autograd.Function goes to frameworks/torch_module.py, a jax function to
 frameworks/jax_function.py; anything else is a NumPy layer for the adapter. Neither framework is
-imported unless the object comes from it.
+imported unless the object comes from it. A framework layer takes NC(D)HW arrays and OI(D)HW
+weights, as its framework's conv does: another layout, given or declared, is refused.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def framework_implementation(
     found: Optional[Implementation] = torch_implementation(target, name, device, declared) or jax_implementation(
         target, name, device, declared
     )
+    if found is not None and (declared.layout or "nchw", declared.weight_layout or "oihw") != ("nchw", "oihw"):
+        declared.refuse(("layout", "weight_layout"), "a framework layer, called with NC(D)HW arrays and OI(D)HW weights")
     if found is not None and (layout or "nchw", weight_layout or "oihw") != ("nchw", "oihw"):
         raise SettingError(
             f"{literal(name)} is a framework layer, called with NC(D)HW arrays and OI(D)HW weights as "

@@ -2,48 +2,53 @@
 case) or a `torch.autograd.Function` subclass, with gradients from its own backward via autograd.
 
 - An nn.Module instance is called with the checker's w and b in place of its own weight and
-  bias (`torch.func.functional_call`), so its forward, its hooks and whatever autograd.Function
-  it wraps are what is checked. It can only run the cases it was built for: the channels, kernel
-  shape, stride, padding ('valid', 'same' or ints), dilation and groups it holds are read from it,
-  and any other case is skipped with what differs.
-- An nn.Module class (torch.nn.Conv2d itself, or a subclass) is built for each case from the
-  constructor parameters it has (in_channels, out_channels, kernel_size, stride, padding,
-  dilation, groups, bias, or their common short names); a setting it does not take skips the
-  cases that need it, and a case its constructor raises on fails with that error.
-- An autograd.Function is called as Fn.apply(x, w, b, ...), its further forward parameters filled
-  by name (stride, padding or pad, dilation, groups).
+  bias, which may sit anywhere below it (`self.conv.weight`), so its forward, its hooks, a
+  checkpoint it runs and whatever autograd.Function it wraps are what is checked. It can only run
+  the cases it was built for: the channels, kernel shape, stride, padding ('valid', 'same' or
+  ints), dilation and groups it holds are read from it (from the module holding the weight
+  first), and any other case is skipped with what differs.
+- An nn.Module class (torch.nn.Conv2d itself, a subclass, or a module wrapping one) is built for
+  each case from the constructor parameters it has (frameworks/signatures.py); a setting it does
+  not take skips the cases that need it, and a case its constructor raises on fails with that error.
+- An autograd.Function is called as Fn.apply(x, w, b, ...), or Fn.apply(x, w, ...) for a bias-free
+  one, its further forward parameters filled by name (stride, padding or pad, dilation, groups).
 
 Parameters are recognised by name: weight (weights, kernel, w, W, filters) and bias (b, biases).
-Settings go in as one int when every axis has the same value, else as a tuple per axis.
+A layer without a bias (a Function without one, a module holding none, or one declared bias =
+false) gets convgrad's bias added to its output: O, dX and dK are checked, and db is "no bias". A
+module class asked for a bias that holds none fails: its bias would never be trained.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import sys
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
 from convgrad.errors import ImplementationError, literal
-from convgrad.geometry import LayerGeometry, format_shape
+from convgrad.geometry import LayerGeometry, format_padding, format_shape
 from convgrad.harness.guard import ImplementationFailure, describe_exception
 from convgrad.adapters.live import Mode, Variant
 from convgrad.adapters.protocol import Unsupported
 from convgrad.adapters.declare import Declarations, declared_refusal
-from convgrad.adapters.vocabulary import (
-    NAMES,
-    NEUTRAL,
-    SETTING_NAMES,
-    setting_of,
-    setting_value,
-    settings_after,
-    untaken_setting,
+from convgrad.adapters.vocabulary import NEUTRAL, SETTING_NAMES, setting_of, untaken_setting
+from convgrad.adapters.hints import trial_runs
+from convgrad.frameworks.crashes import with_crash_reason
+from convgrad.frameworks.signatures import (
+    call_geometry,
+    constructor_parameters,
+    forward_parameters,
+    handed,
+    uneven_refusal,
+    with_bias_added,
 )
 from convgrad.frameworks.tensors import DEFAULT_DEVICE, TorchArrays
 
-__all__ = ["torch_implementation", "ModuleLayer", "ModuleClassLayer", "FunctionLayer"]
+__all__ = ["torch_implementation", "ModuleLayer", "ModuleClassLayer", "FunctionLayer", "NOT_FOR_FRAMEWORKS"]
 
 WEIGHT_NAMES = ("weight", "weights", "kernel", "kernels", "w", "W", "filters")
 # Declarations about how a NumPy layer is called; a framework layer is called through its framework.
@@ -74,7 +79,7 @@ def torch_implementation(
 class _TorchLayer:
     """What the three kinds share: a function of (x, w, b) per case, differentiated by autograd."""
 
-    has_bias = True  # False for a module built without a bias: db is convgrad's own, shown as "no bias"
+    has_bias = True  # False for a layer without a bias: db is convgrad's own, shown as "no bias"
 
     def __init__(self, name: str, arrays: TorchArrays, declared: Declarations) -> None:
         self.name = name
@@ -84,7 +89,7 @@ class _TorchLayer:
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
         return (declared_refusal(self.name, self.declared, geometry, kernel_size_passed=isinstance(self, ModuleClassLayer))
-                or self._cannot_run(geometry))
+                or uneven_refusal(geometry, self.declared, self.name) or self._cannot_run(geometry))
 
     def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
         raise NotImplementedError
@@ -93,12 +98,26 @@ class _TorchLayer:
         return None  # one forward, differentiated by autograd: the two always compute the same layer
 
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
-        return self._arrays.value(self._function(x, w, settings), (x, w, b))
+        geometry = call_geometry(x, w, settings)
+
+        def value() -> Any:
+            with contextlib.ExitStack() as held:
+                return self._arrays.value(self._function(geometry, held), (x, w, b))
+
+        return with_crash_reason("forward", geometry, self.declared, value, lambda plain: trial_runs(self, "forward", plain))
 
     def backward(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
-        return self._arrays.gradients(self._function(x, w, settings), dy, (x, w, b))
+        geometry = call_geometry(x, w, settings)
 
-    def _function(self, x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> Callable[..., Any]:
+        def gradients() -> Any:
+            with contextlib.ExitStack() as held:  # the checker's tensors stay in the module until backward is done
+                return self._arrays.gradients(self._function(geometry, held), dy, (x, w, b))
+
+        return with_crash_reason("backward", geometry, self.declared, gradients,
+                                 lambda plain: trial_runs(self, "backward", plain))
+
+    def _function(self, geometry: LayerGeometry, held: contextlib.ExitStack) -> Callable[..., Any]:
+        """f(x, w, b) for `geometry`; what it puts into a module stays there until `held` closes."""
         raise NotImplementedError
 
     def live(self, geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant) -> "TorchLive":
@@ -155,8 +174,8 @@ class TorchLive:
             module.train(mode == "train")
         with self._arrays.one_thread(), torch.set_grad_enabled(record):
             y = self._call(x_tensor) if module is not None else self._call(x_tensor, self._w, self._b)
-            if self._added is not None and isinstance(y, torch.Tensor):
-                y = y + self._added.reshape(1, -1, *([1] * (y.dim() - 2)))
+            if self._added is not None:
+                y = with_bias_added(y, self._added)
         if record:
             self._recorded = (y, x_tensor)
         return self._arrays.numpy(y)
@@ -193,167 +212,224 @@ class TorchLive:
         return self._arrays.numpy(self._w).copy(), (None if bias is None else self._arrays.numpy(bias).copy())
 
 
+
 class ModuleLayer(_TorchLayer):
     """An nn.Module instance, its own weight and bias replaced by the checker's on every call."""
 
     def __init__(self, module: Any, name: str, arrays: TorchArrays, declared: Declarations) -> None:
         super().__init__(name, arrays, declared)
+        declared.refuse(("constructor",), "a torch module instance, which is built already")
         self.module = module.to(arrays.device)
-        self.weight_name, self.bias_name = _parameter_names(module, name)
+        names = _parameter_names(module, type(module).__name__)
+        if isinstance(names, str):
+            raise ImplementationError(f"{literal(name)}: {literal(names)}", parameter="impl")
+        self.weight_name, self.bias_name = names
+        if not declared.bias and self.bias_name is not None:
+            raise ImplementationError(
+                f"{literal(declared.source)} declares bias = false, and {literal(name)} holds a bias parameter "
+                f"({literal(self.bias_name)}); remove the declaration, or build the module without a bias",
+                parameter="impl",
+            )
         self.has_bias = self.bias_name is not None
 
+    def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
+        # Its padding is compared per side with the case's: 'same' pads the odd one after, as a case may.
+        return declared_refusal(self.name, self.declared, geometry, kernel_size_passed=False) or self._cannot_run(geometry)
+
     def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
-        mismatch = _module_mismatch(self.module, self.weight_name, self.bias_name, geometry, self.name)
+        mismatch = _module_mismatch(self.module, self.weight_name, geometry, self.name, unknown_is_neutral=True)
         # An instance holds one layer: its class builds one for every case.
         return None if mismatch is None else f"{mismatch} (pass its class to build one per case)"
 
-    def _function(self, x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> Callable[..., Any]:
-        return _functional(self._arrays.torch, self.module, self.weight_name, self.bias_name)
+    def _function(self, geometry: LayerGeometry, held: contextlib.ExitStack) -> Callable[..., Any]:
+        return _functional(self.module, self.weight_name, self.bias_name, held)
 
     def _instance(self, geometry: LayerGeometry, variant: Variant) -> tuple[Callable[..., Any], Any, Optional[str], Optional[str]]:
-        if not variant.bias:
+        if not variant.bias and self.has_bias:
             raise Unsupported(f"{self.name} is one module, built with its bias")
         module = copy.deepcopy(self.module)  # a second layer of the same class: class-level state is shared
         module = module.to(dtype=getattr(self._arrays.torch, geometry.dtype))
         return module, module, self.weight_name, self.bias_name
 
 
+class _Built(NamedTuple):
+    """A module built for one case, and the dotted names of its weight and bias (None: none)."""
+
+    module: Any
+    weight_name: str
+    bias_name: Optional[str]
+
+
+class _NotOneConv(Exception):
+    """A built module that is not one conv layer (no weight, or several): the reason, in words."""
+
+
 class ModuleClassLayer(_TorchLayer):
-    """An nn.Module class, built for each case from the constructor parameters it takes."""
+    """An nn.Module class, built for each case from the constructor parameters it takes.
+
+    A class taking `bias` is built with bias=True (bias=False when it declares bias = false); one
+    without is checked with the bias its modules hold, or as bias-free when they hold none."""
 
     def __init__(self, cls: Any, name: str, arrays: TorchArrays, declared: Declarations) -> None:
         super().__init__(name, arrays, declared)
         self.cls = cls
-        self._parameters = _constructor_parameters(cls, name)
-        self._built: dict[tuple[Any, ...], tuple[Any, str, Optional[str]]] = {}
+        self._parameters = constructor_parameters(cls, name, declared)
+        self._takes_bias = "bias" in self._parameters
+        self.has_bias = declared.bias  # and, for a class not told, whether the module built for the case holds one
+        self._built: dict[tuple[Any, ...], _Built] = {}
 
     def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
-        untaken = untaken_setting(self._parameters, geometry, f"{self.cls.__name__}()")
+        untaken = untaken_setting(set(self._parameters), geometry, f"{self.cls.__name__}()")
         if untaken is not None:
             return untaken
         try:
-            module, weight_name, bias_name = self._build(
-                geometry.channels, geometry.kernel_shape, geometry.conv_settings(), geometry.dtype
-            )
+            built = self._build(geometry)
         except Exception:
             return None  # not a declared limit: the case runs, and fails with what the constructor raised
-        if bias_name is None:  # it was asked for a bias: a db of convgrad's own would pass as the layer's
-            return f"{self.cls.__name__}(bias=True) has no bias parameter; pass an instance to check it without one"
-        return _module_mismatch(module, weight_name, bias_name, geometry, self.cls.__name__)
+        if not self._takes_bias:
+            self.has_bias = self.declared.bias and built.bias_name is not None
+        return _module_mismatch(built.module, built.weight_name, geometry, self.cls.__name__, unknown_is_neutral=False)
 
-    def _function(self, x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> Callable[..., Any]:
-        module, weight_name, bias_name = self._build(x.shape[1], w.shape, settings, str(x.dtype))
-        return _functional(self._arrays.torch, module, weight_name, bias_name)
+    def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
+        """A built module that cannot be checked as the layer it says it is: a failure, not a skip."""
+        try:
+            built = self._build(geometry)
+        except _NotOneConv as reason:
+            return str(reason)
+        except Exception:
+            return None  # the case fails with what the constructor raised
+        what = self.cls.__name__
+        if self._takes_bias and self.declared.bias and built.bias_name is None:
+            # Its db would be convgrad's own and pass: the bias the layer was asked for is never trained.
+            return (f"{what}(bias=True) holds no bias parameter, so no optimiser would train its bias; make the "
+                    "bias an nn.Parameter (or declare bias = false if the layer has none)")
+        if not self.declared.bias and built.bias_name is not None:
+            asked = "(bias=False)" if self._takes_bias else ""
+            return (f"{what}{asked} holds a bias parameter ({built.bias_name}) and the layer declares bias = false; "
+                    "remove the declaration")
+        return None
+
+    def _function(self, geometry: LayerGeometry, held: contextlib.ExitStack) -> Callable[..., Any]:
+        built = self._build(geometry)
+        return _functional(built.module, built.weight_name, built.bias_name, held)
 
     def _instance(self, geometry: LayerGeometry, variant: Variant) -> tuple[Callable[..., Any], Any, Optional[str], Optional[str]]:
-        if not variant.bias and "bias" not in self._parameters:
+        if not variant.bias and self.has_bias and not self._takes_bias:
             raise Unsupported(f"{self.cls.__name__}() takes no bias parameter")
         try:
-            module, weight_name, bias_name = self._construct(
-                geometry.channels, geometry.kernel_shape, geometry.conv_settings(), geometry.dtype, variant.bias
-            )
+            built = self._construct(geometry, variant.bias and self.declared.bias)
         except Exception as error:
             raise ImplementationFailure(f"creating {self.cls.__name__} raised {describe_exception(error)}") from error
-        return module, module, weight_name, bias_name
+        return built.module, built.module, built.weight_name, built.bias_name
 
-    def _build(
-        self, channels: int, kernel_shape: Sequence[int], settings: Any, dtype: str
-    ) -> tuple[Any, str, Optional[str]]:
-        key = (channels, tuple(kernel_shape), *(_as_key(dict(settings)[s]) for s in SETTING_NAMES), dtype)
+    def _build(self, geometry: LayerGeometry) -> _Built:
+        """The module for `geometry` (any batch), built once."""
+        key = (geometry.in_shape, geometry.kernel_shape, geometry.stride, geometry.padding_pairs, geometry.dilation,
+               geometry.groups, geometry.dtype)
         if key not in self._built:
-            self._built[key] = self._construct(channels, kernel_shape, settings, dtype)
+            self._built[key] = self._construct(geometry, self.declared.bias)
         return self._built[key]
 
-    def _construct(
-        self, channels: int, kernel_shape: Sequence[int], settings: Any, dtype: str, bias: bool = True
-    ) -> tuple[Any, str, Optional[str]]:
+    def _construct(self, geometry: LayerGeometry, bias: bool) -> _Built:
         """A new module; raising here fails the case with the class's own error."""
-        settings = dict(settings)
-        values = {
-            "in_channels": channels,
-            "out_channels": kernel_shape[0],
-            "kernel_size": setting_value(tuple(kernel_shape[2:])),
-            "bias": bias,
-            **{s: setting_value(settings[s]) for s in SETTING_NAMES},
+        values = {"in_channels": geometry.channels, "out_channels": geometry.filters, "bias": bias}
+        arguments = {
+            parameter.name: values[meaning] if meaning in values else handed(self.declared, meaning, geometry, parameter.default)
+            for meaning, parameter in self._parameters.items()
         }
-        arguments = {name: values[meaning] for meaning, name in self._parameters.items()}
-        module = self.cls(**arguments)
         torch = self._arrays.torch
-        module = module.to(device=self._arrays.device, dtype=getattr(torch, dtype))
-        return (module, *_parameter_names(module, self.name))
+        module = self.cls(**arguments).to(device=self._arrays.device, dtype=getattr(torch, geometry.dtype))
+        names = _parameter_names(module, self.cls.__name__)
+        if isinstance(names, str):
+            raise _NotOneConv(names)
+        return _Built(module, *names)
 
 
 class FunctionLayer(_TorchLayer):
-    """A torch.autograd.Function: Fn.apply(x, w, b, ...), its backward run by autograd."""
+    """A torch.autograd.Function: Fn.apply(x, w, b, ...), or Fn.apply(x, w, ...) without a bias,
+    its backward run by autograd."""
 
     def __init__(self, function: Any, name: str, arrays: TorchArrays, declared: Declarations) -> None:
         super().__init__(name, arrays, declared)
+        declared.refuse(("constructor",), "a torch.autograd.Function, which has no constructor")
         self.function = function
-        parameters = list(inspect.signature(function.forward).parameters.values())[1:]  # after ctx
-        positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if len(positional) < 3:
-            raise ImplementationError(
-                f"{literal(name)}: {function.__name__}.forward takes {len(positional)} tensors after ctx; "
-                "checking it needs forward(ctx, x, weight, bias, ...)",
-                parameter="impl",
-            )
-        self._extra = settings_after(positional, name, f"{function.__name__}.forward")
-        self._bias_default = positional[2].default  # None: the Function also runs without a bias
+        self._forward = forward_parameters(function, arrays.torch, name)
+        self.has_bias = self._forward.takes_bias and declared.bias
 
     def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
-        taken = {s for s in (setting_of(p.name) for p in self._extra) if s is not None}
+        taken = {s for s in (setting_of(p.name) for p in self._forward.settings) if s is not None}
         return untaken_setting(taken, geometry, f"{self.function.__name__}.forward")
 
-    def _function(self, x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> Callable[..., Any]:
+    def _function(self, geometry: LayerGeometry, held: contextlib.ExitStack) -> Callable[..., Any]:
         extra = []
-        for parameter in self._extra:
+        for parameter in self._forward.settings:
             setting = setting_of(parameter.name)
-            extra.append(parameter.default if setting is None else setting_value(settings[setting]))
-        return lambda x_, w_, b_: self.function.apply(x_, w_, b_, *extra)
+            extra.append(parameter.default if setting is None else handed(self.declared, setting, geometry, parameter.default))
+        apply = self.function.apply
+        if self.has_bias:
+            return lambda x, w, b: apply(x, w, b, *extra)
+        if self._forward.takes_bias:  # declared bias = false: it runs without its bias, convgrad adds one
+            return lambda x, w, b: with_bias_added(apply(x, w, None, *extra), b)
+        return lambda x, w, b: with_bias_added(apply(x, w, *extra), b)
 
     def _instance(self, geometry: LayerGeometry, variant: Variant) -> tuple[Callable[..., Any], Any, Optional[str], Optional[str]]:
-        if not variant.bias and self._bias_default is not None:
+        if not variant.bias and self.has_bias and self._forward.bias_default is not None:
             raise Unsupported(f"{self.function.__name__}.forward's bias has no default None")
-        return self._function(np.empty(0), np.empty(0), dict(geometry.conv_settings())), None, None, None
+        return self._function(geometry, contextlib.ExitStack()), None, None, None
 
 
-def _as_key(values: Any) -> Any:
-    return tuple(values) if isinstance(values, (tuple, list)) else values
-
-
-def _parameter_names(module: Any, name: str) -> tuple[str, Optional[str]]:
-    """The dotted names of the module's weight and bias parameters; no bias is None."""
+def _parameter_names(module: Any, what: str) -> tuple[str, Optional[str]] | str:
+    """The dotted names of the module's weight and bias parameters (no bias: None), or why it is
+    not one conv layer."""
     parameters = [n for n, _ in module.named_parameters()]
 
-    def find(names: Sequence[str]) -> list[str]:
+    def find(names: tuple[str, ...]) -> list[str]:
         return [n for n in parameters if n.rsplit(".", 1)[-1] in names]
 
     weights, biases = find(WEIGHT_NAMES), find(BIAS_NAMES)
-    if len(weights) != 1 or len(biases) > 1:
-        found = ", ".join(parameters) or "none"
-        what = "no weight parameter" if not weights else "several weight or bias parameters"
-        raise ImplementationError(
-            f"{literal(name)} has {what} (its parameters: {literal(found)}); a conv module checked "
-            f"directly holds one weight (named {', '.join(WEIGHT_NAMES[:3])}, ...) and at most one bias",
-            parameter="impl",
-        )
+    if not weights:
+        return (f"{what} has no weight parameter (its parameters: {', '.join(parameters) or 'none'}); a conv module "
+                f"holds its kernels as an nn.Parameter named {', '.join(WEIGHT_NAMES[:3])}, ...")
+    if len(weights) > 1 or len(biases) > 1:
+        return (f"{what} holds several weights or biases ({', '.join(weights + biases)}), and convgrad checks one "
+                "conv layer; check each conv on its own (its class, or the module holding just it)")
     return weights[0], (biases[0] if biases else None)
 
 
-def _functional(torch: Any, module: Any, weight_name: str, bias_name: Optional[str]) -> Callable[..., Any]:
+def _functional(module: Any, weight_name: str, bias_name: Optional[str], held: contextlib.ExitStack) -> Callable[..., Any]:
+    """f(x, w, b): the module run with w and b as its weight and bias. They stay in the module until
+    `held` closes, so that a checkpoint recomputing the forward in backward computes it with them."""
     def call(x: Any, w: Any, b: Any) -> Any:
-        if bias_name is None:  # a bias-free module: convgrad adds b, and its db is not the module's
-            y = torch.func.functional_call(module, {weight_name: w}, (x,))
-            return y + b.reshape(1, -1, *([1] * (y.dim() - 2)))
-        return torch.func.functional_call(module, {weight_name: w, bias_name: b}, (x,))
+        replaced = {weight_name: w} if bias_name is None else {weight_name: w, bias_name: b}
+        held.enter_context(_replaced(module, replaced))
+        y = module(x)
+        return with_bias_added(y, b) if bias_name is None else y  # a bias-free module: convgrad adds b
 
     return call
 
 
+@contextlib.contextmanager
+def _replaced(module: Any, tensors: dict[str, Any]) -> Any:
+    """The module's parameters (dotted names) replaced by `tensors`, restored on exit."""
+    kept = []
+    for dotted, tensor in tensors.items():
+        path, _, leaf = dotted.rpartition(".")
+        owner = module.get_submodule(path)
+        kept.append((owner, leaf, owner._parameters[leaf]))
+        owner._parameters[leaf] = tensor  # a plain tensor: setattr would insist on an nn.Parameter
+    try:
+        yield
+    finally:
+        for owner, leaf, own in reversed(kept):
+            owner._parameters[leaf] = own
+
+
 def _module_mismatch(
-    module: Any, weight_name: str, bias_name: Optional[str], geometry: LayerGeometry, what: str
+    module: Any, weight_name: str, geometry: LayerGeometry, what: str, *, unknown_is_neutral: bool
 ) -> Optional[str]:
-    """Why a built module cannot run `geometry`, or None."""
+    """Why a built module cannot run `geometry`, or None. Its settings are read from the module
+    holding the weight, then from `module`; a setting neither holds is the neutral one when
+    `unknown_is_neutral` (an instance), else not compared (a class built with the case's own)."""
     weight = module.get_parameter(weight_name)
     if weight.dim() - 2 != geometry.ndim:
         return f"{what} has {weight.dim() - 2}-D weights ({format_shape(tuple(weight.shape))}) and this case is {geometry.ndim}-D"
@@ -362,29 +438,43 @@ def _module_mismatch(
             f"{what} has weight {format_shape(tuple(weight.shape))} and this case needs "
             f"{format_shape(geometry.w_shape)}"
         )
-    mode = getattr(module, "padding_mode", "zeros")
+    holders = (module.get_submodule(weight_name.rpartition(".")[0]), module)
+    mode = _held(holders, "padding_mode", "zeros")
     if mode != "zeros":
         return f"{what} pads with {mode!r}; the reference convolution pads with zeros"
-    for setting, needed in geometry.conv_settings().items():
-        held = _held_setting(getattr(module, setting, NEUTRAL[setting]), setting, geometry)
-        needed_values: tuple[int, ...] = needed if isinstance(needed, tuple) else (needed,)
-        if held is not None and held != needed_values:
-            return f"{what} has {setting} {format_shape(held)} and this case needs {setting} {format_shape(needed_values)}"
+    for setting in SETTING_NAMES:
+        value = _held(holders, setting, NEUTRAL[setting] if unknown_is_neutral else None)
+        if value is None:
+            continue
+        axes = _held_values(value, geometry.ndim) if setting != "groups" and not isinstance(value, str) else None
+        if axes is not None and len(axes) != geometry.ndim:  # nn.Conv2d built with a 3-D kernel size
+            return (f"{what} has {setting} {format_shape(axes)}, for {len(axes)}-D layers, and this case is "
+                    f"{geometry.ndim}-D")
+        if setting == "padding":
+            pairs = _held_padding(value, geometry)
+            if pairs is not None and pairs != geometry.padding_pairs:
+                return (f"{what} has padding {_padding_text(pairs)} and this case needs padding "
+                        f"{_padding_text(geometry.padding_pairs)}")
+            continue
+        held = _held_values(value, 1 if setting == "groups" else geometry.ndim)
+        needed = (geometry.groups,) if setting == "groups" else tuple(getattr(geometry, setting))
+        if held is not None and held != needed:
+            return f"{what} has {setting} {format_shape(held)} and this case needs {setting} {format_shape(needed)}"
     return None
 
 
-def _held_setting(value: Any, setting: str, geometry: LayerGeometry) -> Optional[tuple[int, ...]]:
-    """A module's stride/padding/... per axis; 'valid' and 'same' as the padding they mean here."""
-    axes = 1 if setting == "groups" else geometry.ndim
-    if isinstance(value, str):
-        if value == "valid":
-            return (0,) * axes
-        if value == "same":  # torch: stride 1, total padding d*(k-1), the odd one on the end
-            totals = [d * (k - 1) for d, k in zip(geometry.dilation, geometry.kernel_size)]
-            if any(t % 2 for t in totals):
-                return None  # asymmetric: no symmetric padding says it; the module's own output decides
-            return tuple(t // 2 for t in totals)
-        return None
+def _padding_text(pairs: tuple[tuple[int, int], ...]) -> str:
+    """1x4, as the other settings are shown; per side (0,1x1) when some axis is padded unevenly."""
+    before, after = [b for b, _ in pairs], [a for _, a in pairs]
+    return format_shape(before) if before == after else format_padding(before, after)
+
+
+def _held(holders: tuple[Any, ...], attribute: str, default: Any) -> Any:
+    return next((getattr(h, attribute) for h in holders if hasattr(h, attribute)), default)
+
+
+def _held_values(value: Any, axes: int) -> Optional[tuple[int, ...]]:
+    """A module's stride, dilation or groups per axis; None when it is not numbers."""
     if isinstance(value, int):
         return (value,) * axes
     try:
@@ -393,27 +483,13 @@ def _held_setting(value: Any, setting: str, geometry: LayerGeometry) -> Optional
         return None
 
 
-def _constructor_parameters(cls: Any, name: str) -> dict[str, str]:
-    """What each constructor parameter of `cls` means: {meaning: its own name}."""
-    try:
-        parameters = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        parameters = {}  # type: ignore[assignment]
-    found = {}
-    for meaning, names in NAMES.items():
-        own = next((n for n in names if n in parameters), None)
-        if own is not None:
-            found[meaning] = own
-    unknown = [
-        n for n, p in parameters.items()
-        if n not in found.values() and p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
-    missing = [m for m in ("in_channels", "out_channels", "kernel_size") if m not in found]
-    if unknown or missing:
-        raise ImplementationError(
-            f"{literal(name)}: convgrad builds {cls.__name__} for each case by its constructor parameters, "
-            f"and cannot tell what {literal(', '.join(unknown or missing))} means; name them in_channels, "
-            "out_channels, kernel_size, stride, padding, dilation, groups (or point {impl} at an instance)",
-            parameter="impl",
-        )
-    return found
+def _held_padding(value: Any, geometry: LayerGeometry) -> Optional[tuple[tuple[int, int], ...]]:
+    """A module's padding as (before, after) per axis: 'valid', 'same' (torch's: stride 1, total
+    d*(k-1), the odd one after) or ints; None when it is none of them."""
+    if value == "valid":
+        return ((0, 0),) * geometry.ndim
+    if value == "same":
+        totals = [d * (k - 1) for d, k in zip(geometry.dilation, geometry.kernel_size)]
+        return tuple((t // 2, t - t // 2) for t in totals)
+    held = _held_values(value, geometry.ndim) if not isinstance(value, str) else None
+    return None if held is None else tuple((p, p) for p in held)
