@@ -18,13 +18,18 @@ class Conv2D:
         self.kernel = np.random.uniform(-limit, limit, (*self.kernel_size, input_channels, filters))
         self.bias = np.zeros(filters)
 
-    def _pads(self):
+    def _pads(self, height, width):
         if self.padding == "valid":
             return [(0, 0), (0, 0)]
-        return [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in self.kernel_size]
+        pads = []  # as TensorFlow's 'SAME': ceil(size / stride) outputs, the odd pixel after
+        for size, k, s in zip((height, width), self.kernel_size, self.strides):
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            pads.append((total // 2, total - total // 2))
+        return pads
 
     def forward(self, inputs):
-        (top, bottom), (left, right) = self._pads()
+        self.input_size = inputs.shape[1:3]
+        (top, bottom), (left, right) = self._pads(*self.input_size)
         self.inputs = np.pad(inputs, ((0, 0), (top, bottom), (left, right), (0, 0)))
         kh, kw = self.kernel_size
         sh, sw = self.strides
@@ -49,12 +54,12 @@ class Conv2D:
                 self.dkernel[i, j] = np.einsum("nhwc,nhwf->cf", self.inputs[:, rows, cols, :], grad)
                 dinputs[:, rows, cols, :] += grad @ self.kernel[i, j].T
         self.dbias = grad.sum(axis=(0, 1, 2))
-        (top, bottom), (left, right) = self._pads()
+        (top, bottom), (left, right) = self._pads(*self.input_size)
         return dinputs[:, top : dinputs.shape[1] - bottom, left : dinputs.shape[2] - right, :]
 
 
 class Conv2DSameShifted(Conv2D):
-    def _pads(self):
+    def _pads(self, height, width):
         if self.padding == "valid":
             return [(0, 0), (0, 0)]
         return [(0, k - 1) for k in self.kernel_size]

@@ -41,6 +41,12 @@ class SameOrValidConv:
     CONVGRAD = {"padding_modes": ["valid", "same"]}
 
     @staticmethod
+    def supports(geometry):
+        """'same' is written for stride 1 and odd kernels only: elsewhere it pads unevenly."""
+        padded = any(geometry.padding_totals)
+        return not padded or (all(s == 1 for s in geometry.stride) and all(k % 2 for k in geometry.kernel_size))
+
+    @staticmethod
     def paddings(padding, kernel, stride):
         if padding == "valid":
             return (0, 0)
