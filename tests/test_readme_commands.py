@@ -24,3 +24,11 @@ def test_ci_runs_the_readmes_test_command():
     second = re.findall(r"```bash\n(.*?)\n```", _read("README.md"), re.DOTALL)[1]
     last = [line for line in _read(".ci", "run").splitlines() if line and not line.startswith("#")][-1]
     assert last.replace(" -q -e ", " -e ") == second  # CI installs quietly; otherwise the same words
+
+
+def test_the_readmes_table_of_declarations_is_the_one_the_code_reads():
+    from convgrad.adapters.declare import KEYS
+
+    section = _read("README.md").split("### Declaring conventions and limits", 1)[1].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE)
+    assert rows == list(KEYS)
