@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional, Protocol, Sequence, cast
 import numpy as np
 
 from convgrad.errors import ImplementationError, SettingError, literal, named
-from convgrad.geometry import LayerGeometry, as_padding_pairs, format_shape
+from convgrad.geometry import LayerGeometry, format_shape
 from convgrad.adapters.declare import CallForm, Declarations, declared_refusal, padding_mode, read_declarations
 from convgrad.adapters.autograd_engines import AutogradCalls
 from convgrad.adapters.per_image import PerImageLive, each_image_backward, each_image_forward
@@ -30,7 +30,7 @@ from convgrad.adapters.vocabulary import LAYOUTS, WEIGHT_LAYOUTS, Layout, Weight
 from convgrad.harness.guard import ImplementationFailure, describe_exception
 from convgrad.adapters.hints import conv_like_names, crash_hint, trial_runs
 from convgrad.adapters.live import LiveLayer, Mode, Variant
-from convgrad.adapters.protocol import Unsupported
+from convgrad.adapters.protocol import Unsupported, call_geometry
 from convgrad.adapters.layer_objects import is_layer_class, stateful_calls
 
 __all__ = ["Adapter", "adapt", "Calls"]
@@ -232,7 +232,7 @@ class Adapter:
                int(settings["groups"]))
         prepared = self._prepared.get(key)
         if prepared is None:
-            geometry = _geometry_of(x, w, settings)
+            geometry = call_geometry(x, w, settings)
             prepared = _Prepared(geometry, self._user_settings(geometry))
             if len(self._prepared) >= _PREPARED_KEPT:
                 self._prepared.clear()
@@ -429,18 +429,6 @@ def from_weight_layout(w: np.ndarray, layout: WeightLayout) -> np.ndarray:
     if layout == "hwio":
         return np.moveaxis(w, (-1, -2), (0, 1))
     return np.swapaxes(w, 0, 1) if layout == "iohw" else w
-
-
-def _geometry_of(x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> LayerGeometry:
-    """The layer one protocol call describes (its arrays are in convgrad's layout; padding an int
-    per axis, or a (before, after) pair per axis)."""
-    pairs = as_padding_pairs(settings["padding"])
-    return LayerGeometry(
-        in_shape=tuple(x.shape[1:]), kernel_shape=tuple(w.shape), batch=x.shape[0],
-        stride=tuple(settings["stride"]), padding=tuple(b for b, _ in pairs), dilation=tuple(settings["dilation"]),
-        groups=int(settings["groups"]), dtype="float32" if x.dtype == np.float32 else "float64",
-        padding_after=tuple(a for _, a in pairs),
-    )
 
 
 def _checked_shape(value: Any, expected: tuple[int, ...], what: str, name: str, layout: str) -> Optional[np.ndarray]:

@@ -104,7 +104,11 @@ def trial_runs(layer: Any, what: str, geometry: LayerGeometry) -> bool:
     return True
 
 
-_RANK_WORDS = re.compile(r"(values to unpack|ndim|\b[1-5]-?d\b|tuple index out of range)", re.IGNORECASE)
+# A refusal of the rank names it: an unpacked shape, ndim, "4D", "expected ... dimensions"; a
+# crash that merely mentions dimensions ("more dimensions than subscripts") does not.
+_RANK_WORDS = re.compile(
+    r"(values to unpack|ndim|\b[1-5]-?d\b|tuple index out of range|expected .{0,60}dimension|match the \w+ dimensions)",
+    re.IGNORECASE)
 
 
 def refuses_rank(error: BaseException) -> bool:

@@ -207,7 +207,9 @@ class StatefulCalls:
         except (Unsupported, ImplementationFailure):  # the layer refuses the case: skipped (run_case)
             raise
         except Exception as error:
-            hint = crash_hint(geometry, "creating", declared_dims=self.declared.spatial_dims is not None, error=error)
+            # The probe was built (and its weights made) on a 2-D case with a square kernel: the plain case runs.
+            hint = crash_hint(geometry, "creating", declared_dims=self.declared.spatial_dims is not None, error=error,
+                              runs=lambda plain: True)
             raise ImplementationFailure(f"{what} raised {describe_exception(error)}{hint}") from error
 
     def _set(self, layer: Any, w: Any, b: Any, bias: bool = True) -> None:

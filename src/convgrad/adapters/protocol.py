@@ -15,10 +15,10 @@ from typing import Any, Optional, Protocol, runtime_checkable
 import numpy as np
 
 from convgrad import reference
-from convgrad.geometry import LayerGeometry
+from convgrad.geometry import LayerGeometry, as_padding_pairs
 from convgrad.adapters.live import FULL, LiveLayer, StreamLayer, Variant
 
-__all__ = ["ConvLayer", "Implementation", "ReferenceLayer", "Unsupported", "stream_of"]
+__all__ = ["ConvLayer", "Implementation", "ReferenceLayer", "Unsupported", "stream_of", "call_geometry"]
 
 
 class Unsupported(Exception):
@@ -83,4 +83,16 @@ def stream_of(layer: ConvLayer, geometry: LayerGeometry, w: np.ndarray, b: np.nd
         lambda x, w_, b_: layer.forward(x, w_, b_, **settings),
         lambda dy, x, w_, b_: layer.backward(dy, x, w_, b_, **settings),
         geometry, w, b,
+    )
+
+
+def call_geometry(x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> LayerGeometry:
+    """The layer one protocol call describes, from its arrays and settings (padding an int per axis,
+    or a (before, after) pair per axis): what every layer that works per call reads its case from."""
+    pairs = as_padding_pairs(settings["padding"])
+    return LayerGeometry(
+        in_shape=tuple(x.shape[1:]), kernel_shape=tuple(w.shape), batch=x.shape[0],
+        stride=tuple(settings["stride"]), padding=tuple(b for b, _ in pairs), dilation=tuple(settings["dilation"]),
+        groups=int(settings["groups"]), dtype="float32" if x.dtype == np.float32 else "float64",
+        padding_after=tuple(a for _, a in pairs),
     )

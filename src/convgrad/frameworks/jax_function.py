@@ -24,7 +24,8 @@ from convgrad.adapters.live import LiveLayer, Variant
 from convgrad.adapters.protocol import stream_of
 from convgrad.adapters.hints import trial_runs
 from convgrad.frameworks.crashes import with_crash_reason
-from convgrad.frameworks.signatures import call_geometry, handed, takes_bias, uneven_refusal, with_bias_added
+from convgrad.adapters.protocol import call_geometry
+from convgrad.frameworks.signatures import handed, takes_bias, uneven_refusal, with_bias_added
 from convgrad.frameworks.tensors import DEFAULT_DEVICE, JaxArrays
 
 __all__ = ["jax_implementation", "JaxFunctionLayer"]

@@ -17,15 +17,13 @@ from __future__ import annotations
 import inspect
 from typing import Any, NamedTuple, Optional
 
-import numpy as np
-
 from convgrad.errors import ImplementationError, literal
-from convgrad.geometry import LayerGeometry, as_padding_pairs
+from convgrad.geometry import LayerGeometry
 from convgrad.adapters.declare import Declarations, padding_mode
 from convgrad.adapters.vocabulary import NAMES, handed_over, setting_of, settings_after
 
 __all__ = ["BUILT_BY", "ForwardParameters", "forward_parameters", "takes_bias", "constructor_parameters", "handed",
-           "call_geometry", "uneven_refusal", "with_bias_added"]
+           "uneven_refusal", "with_bias_added"]
 
 # What convgrad hands a torch module class's constructor (the rest of CONSTRUCTOR_MEANINGS is for layer objects).
 BUILT_BY = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias")
@@ -140,17 +138,6 @@ def handed(declared: Declarations, setting: str, geometry: LayerGeometry, defaul
         return padding_mode(geometry)  # unsupported() skipped the cases it is None
     values = geometry.kernel_size if setting == "kernel_size" else getattr(geometry, setting)
     return handed_over(values, default, one_int=declared.one_int, per_axis=declared.per_axis, sequences=sequences)
-
-
-def call_geometry(x: np.ndarray, w: np.ndarray, settings: dict[str, Any]) -> LayerGeometry:
-    """The layer one protocol call describes (padding an int per axis, or a (before, after) pair per axis)."""
-    pairs = as_padding_pairs(settings["padding"])
-    return LayerGeometry(
-        in_shape=tuple(x.shape[1:]), kernel_shape=tuple(w.shape), batch=x.shape[0],
-        stride=tuple(settings["stride"]), padding=tuple(b for b, _ in pairs), dilation=tuple(settings["dilation"]),
-        groups=int(settings["groups"]), dtype="float32" if x.dtype == np.float32 else "float64",
-        padding_after=tuple(a for _, a in pairs),
-    )
 
 
 def uneven_refusal(geometry: LayerGeometry, declared: Declarations, what: str) -> Optional[str]:

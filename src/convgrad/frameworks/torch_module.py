@@ -33,13 +33,12 @@ from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry, format_padding, format_shape
 from convgrad.harness.guard import ImplementationFailure, describe_exception
 from convgrad.adapters.live import Mode, Variant
-from convgrad.adapters.protocol import Unsupported
+from convgrad.adapters.protocol import Unsupported, call_geometry
 from convgrad.adapters.declare import Declarations, declared_refusal
 from convgrad.adapters.vocabulary import NEUTRAL, SETTING_NAMES, setting_of, untaken_setting
 from convgrad.adapters.hints import trial_runs
 from convgrad.frameworks.crashes import with_crash_reason
 from convgrad.frameworks.signatures import (
-    call_geometry,
     constructor_parameters,
     forward_parameters,
     handed,
