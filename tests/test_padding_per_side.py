@@ -240,7 +240,7 @@ def test_a_layer_taking_pad_widths_gets_pairs_only_where_the_sides_differ():
     assert "looks like the padding was cropped one pixel off" in case["reason"]
 
 
-def test_a_function_whose_padding_defaults_to_an_int_is_skipped(tmp_path):
+def test_a_layer_that_does_not_declare_padding_pairs_is_skipped_on_uneven_cases(tmp_path):
     path = tmp_path / "int_padding.py"
     path.write_text(textwrap.dedent("""\
         from numpy.lib.stride_tricks import sliding_window_view
@@ -257,7 +257,8 @@ def test_a_function_whose_padding_defaults_to_an_int_is_skipped(tmp_path):
     code, case = check_json("--impl", str(path), "--in", "3x6x6", "--kernels", "4x3x3x3", "--stride", "2",
                             "--padding", "same")
     assert code == 1 and case["status"] == "skipped"  # nothing was checked
-    assert "forward's padding defaults to an int, and this case needs padding 0,1 (before,after)" in case["skipped"]
+    assert ("takes one padding per axis, and this case pads 0,1 (before,after); declare uneven_padding = true if it "
+            "takes a (before, after) pair per axis") in case["skipped"]
 
 
 @pytest.mark.parametrize("impl", ["torch", "jax"])

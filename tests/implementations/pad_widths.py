@@ -10,6 +10,8 @@ conv_backward(dy, x, w, b, stride, padding) -> (dx, dw, db).
 
 import numpy as np
 
+CONVGRAD = {"uneven_padding": True}
+
 
 def pad_widths(padding):
     """np.pad widths for H and W: (p, p) for a number, (before, after) for a pair."""

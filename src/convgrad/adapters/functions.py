@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Optional
 
 from convgrad.adapters.declare import CallForm
-from convgrad.adapters.vocabulary import NEUTRAL, SETTING_NAMES, setting_of, unpaired_padding
+from convgrad.adapters.vocabulary import NEUTRAL, SETTING_NAMES, setting_of
 from convgrad.geometry import LayerGeometry, format_shape
 from convgrad.harness.guard import ImplementationFailure
 from convgrad.adapters.live import Mode, StreamLayer, Variant
@@ -32,15 +32,6 @@ UserSettings = dict[str, Any]  # stride, padding, dilation, groups as the layer 
 
 # None stands for "accepts every keyword" (a **kwargs function, or one convgrad cannot inspect).
 Accepted = Optional[frozenset[str]]
-
-
-def _unpaired(geometry: LayerGeometry, accepts: Accepted, int_defaults: frozenset[str]) -> Optional[str]:
-    """Why forward cannot take this case's padding as (before, after) pairs, or None."""
-    if accepts is not None and "padding" not in accepts:
-        return unpaired_padding(geometry, "forward does not accept the keyword padding")
-    if "padding" in int_defaults:  # `padding=0`: it computes with one int per axis
-        return unpaired_padding(geometry, "forward's padding defaults to an int")
-    return None
 
 
 def needed(geometry: LayerGeometry) -> dict[str, tuple[int, ...]]:
@@ -150,7 +141,7 @@ class KeywordCalls:
         for setting, values, refusing in self._refused(geometry):
             if len(refusing) == 2:  # neither takes it: the layer cannot express this case
                 return f"forward and backward do not accept the keyword {setting}, and this case needs {setting} {format_shape(values)}"
-        return _unpaired(geometry, self.forward_accepts, self.int_defaults)
+        return None
 
     def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
         """A forward that takes a setting and a backward that does not compute the gradient of
@@ -227,9 +218,9 @@ class CacheCalls:
             for setting, values in settings.items():
                 if accepts is not None and setting not in accepts and any(v != NEUTRAL[setting] for v in values):
                     return f"forward does not accept the keyword {setting}, and this case needs {setting} {format_shape(values)}"
-            return _unpaired(geometry, accepts, self.keywords.int_defaults)
+            return None
         if geometry.uneven_padding:
-            return unpaired_padding(geometry, "a cache-style conv_param holds one pad for both sides")
+            return f"a cache-style conv_param holds one pad for both sides, and this case pads {geometry.padding_text}"
         for setting in ("dilation", "groups"):
             if any(v != NEUTRAL[setting] for v in settings[setting]):
                 return (

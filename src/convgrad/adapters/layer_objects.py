@@ -105,9 +105,7 @@ class StatefulCalls:
     _built: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
-        # Padding that differs before and after reaches a constructor only as the word 'same'.
-        return untaken_setting(self.constructor, geometry, f"{self.cls.__name__}'s constructor",
-                               takes_uneven_padding=self.declared.padding_modes is not None)
+        return untaken_setting(self.constructor, geometry, f"{self.cls.__name__}'s constructor")
 
     def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
         return None
@@ -341,7 +339,10 @@ def constructor_arguments(
     padding = settings.get("padding")
     values: dict[str, Any] = {
         "in_channels": geometry.channels, "out_channels": geometry.filters, "kernel_size": geometry.kernel_size,
-        "stride": geometry.stride, "padding": padding if isinstance(padding, str) else geometry.padding,
+        "stride": geometry.stride,
+        # A word as declared ('same'); pairs only for a layer declaring uneven_padding (declared_refusal).
+        "padding": padding if isinstance(padding, str) else geometry.padding_pairs if geometry.uneven_padding
+        else geometry.padding,
         "dilation": geometry.dilation, "groups": geometry.groups,
         "in_shape": (*geometry.spatial, geometry.channels) if declared.layout == "nhwc" else geometry.in_shape,
         "weights": w, "bias_values": b if bias else None, "bias": bias and declared.bias,
@@ -349,7 +350,7 @@ def constructor_arguments(
     arguments = {}
     for ours, theirs in calls.constructor.items():
         value = values[ours]
-        if ours in _PER_AXIS and isinstance(value, tuple):
+        if ours in _PER_AXIS and isinstance(value, tuple) and not (ours == "padding" and geometry.uneven_padding):
             default = calls.defaults.get(theirs, _EMPTY)
             value = handed_over(value, None if default is _EMPTY else default, one_int=declared.one_int,
                                 per_axis=declared.per_axis)

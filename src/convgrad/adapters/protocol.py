@@ -61,6 +61,7 @@ class ReferenceLayer:
 
     name = "reference"
     has_bias = True
+    CONVGRAD = {"uneven_padding": True}  # reference.py pads each side as asked
 
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> np.ndarray:
         return reference.forward(x, w, b, **settings)

@@ -19,7 +19,7 @@ __all__ = [
     "SETTING_NAMES", "NEUTRAL", "NAMES", "ROLES", "CONTAINERS", "LEARNING_RATE", "PLACEHOLDERS",
     "PARAMETER_FIELDS", "ZERO_GRAD", "BUILD_METHODS",
     "Layout", "WeightLayout", "LAYOUTS", "WEIGHT_LAYOUTS", "CONSTRUCTOR_MEANINGS",
-    "setting_of", "meaning_of", "setting_value", "handed_over", "untaken_setting", "unpaired_padding", "settings_after",
+    "setting_of", "meaning_of", "setting_value", "handed_over", "untaken_setting", "settings_after",
 ]
 
 SETTING_NAMES = ("stride", "padding", "dilation", "groups")
@@ -125,28 +125,15 @@ def handed_over(values: Any, default: Any = None, *, one_int: bool = False, per_
     return setting_value(values, default, per_axis=sequences)
 
 
-def untaken_setting(
-    taken: Collection[str], geometry: LayerGeometry, what: str, *, takes_uneven_padding: bool = False
-) -> Optional[str]:
-    """Why a layer taking only the settings `taken` cannot run `geometry`, or None. Padding that
-    differs before and after needs a layer that takes it (`takes_uneven_padding`: as (before,
-    after) pairs, or as the declared word 'same')."""
+def untaken_setting(taken: Collection[str], geometry: LayerGeometry, what: str) -> Optional[str]:
+    """Why a layer taking only the settings `taken` cannot run `geometry`, or None. (Whether it
+    takes padding that differs before and after is declared: declare.declared_refusal.)"""
     for setting, values in geometry.conv_settings().items():
         per_axis = values if isinstance(values, tuple) else (values,)
         if setting not in taken and any(v != NEUTRAL[setting] for v in per_axis):
             shown = geometry.padding_text if setting == "padding" and geometry.uneven_padding else format_shape(per_axis)
             return f"{what} takes no {setting}, and this case needs {setting} {shown}"
-    if not takes_uneven_padding:
-        return unpaired_padding(geometry, f"{what} takes padding as one int per axis")
     return None
-
-
-def unpaired_padding(geometry: LayerGeometry, what: str) -> Optional[str]:
-    """Why a layer that takes padding as one int per axis (`what` says how) cannot run
-    `geometry`, or None: padding that differs before and after needs a pair per axis."""
-    if not geometry.uneven_padding:
-        return None
-    return f"{what}, and this case needs padding {geometry.padding_text} (before,after), a pair per axis"
 
 
 def settings_after(parameters: list[inspect.Parameter], name: str, what: str, first: int = 3) -> list[inspect.Parameter]:

@@ -25,7 +25,7 @@ from convgrad.adapters.protocol import stream_of
 from convgrad.adapters.hints import trial_runs
 from convgrad.frameworks.crashes import with_crash_reason
 from convgrad.adapters.protocol import call_geometry
-from convgrad.frameworks.signatures import handed, takes_bias, uneven_refusal, with_bias_added
+from convgrad.frameworks.signatures import handed, takes_bias, with_bias_added
 from convgrad.frameworks.tensors import DEFAULT_DEVICE, JaxArrays
 
 __all__ = ["jax_implementation", "JaxFunctionLayer"]
@@ -79,7 +79,7 @@ class JaxFunctionLayer:
         taken = {s for s in map(setting_of, self._settings) if s is not None}
         # The kernel size is read off w: one_int does not limit it.
         return (declared_refusal(self.name, self.declared, geometry, kernel_size_passed=False)
-                or uneven_refusal(geometry, self.declared, self.name) or untaken_setting(taken, geometry, self._what))
+                or untaken_setting(taken, geometry, self._what))
 
     def interface_mismatch(self, geometry: LayerGeometry) -> Optional[str]:
         return None  # one function: its bwd (or jax's derivative) belongs to it

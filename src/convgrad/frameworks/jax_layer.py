@@ -17,6 +17,8 @@ __all__ = ["JaxLayer"]
 class JaxLayer:
     """Convolution in NC(D)HW / OI(D)HW layout, float64 enabled so float64 checks mean it."""
 
+    CONVGRAD = {"uneven_padding": True}  # pads each side as asked
+
     name = "jax"
 
     def __init__(self, device: str = DEFAULT_DEVICE) -> None:

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry
@@ -23,7 +23,7 @@ from convgrad.adapters.declare import Declarations, padding_mode
 from convgrad.adapters.vocabulary import NAMES, handed_over, setting_of, settings_after
 
 __all__ = ["BUILT_BY", "ForwardParameters", "forward_parameters", "takes_bias", "constructor_parameters", "handed",
-           "uneven_refusal", "with_bias_added"]
+           "with_bias_added"]
 
 # What convgrad hands a torch module class's constructor (the rest of CONSTRUCTOR_MEANINGS is for layer objects).
 BUILT_BY = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias")
@@ -136,15 +136,10 @@ def handed(declared: Declarations, setting: str, geometry: LayerGeometry, defaul
         return geometry.groups
     if setting == "padding" and declared.padding_modes is not None:
         return padding_mode(geometry)  # unsupported() skipped the cases it is None
+    if setting == "padding" and geometry.uneven_padding:
+        return geometry.padding_pairs  # declared uneven_padding: declared_refusal skipped the others
     values = geometry.kernel_size if setting == "kernel_size" else getattr(geometry, setting)
     return handed_over(values, default, one_int=declared.one_int, per_axis=declared.per_axis, sequences=sequences)
-
-
-def uneven_refusal(geometry: LayerGeometry, declared: Declarations, what: str) -> Optional[str]:
-    """Why a framework layer, which takes one padding per axis, cannot run a case padded unevenly."""
-    if not geometry.uneven_padding or declared.padding_modes is not None:
-        return None
-    return f"{what} takes one padding per axis, and this case pads {geometry.padding_text} (before,after)"
 
 
 def with_bias_added(y: Any, b: Any) -> Any:

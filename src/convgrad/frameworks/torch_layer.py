@@ -19,6 +19,8 @@ __all__ = ["TorchLayer"]
 class TorchLayer:
     """torch.nn.functional.conv1d/2d/3d; gradients from autograd with dy as the upstream gradient."""
 
+    CONVGRAD = {"uneven_padding": True}  # pads each side as asked
+
     name = "torch"
 
     def __init__(self, device: str = DEFAULT_DEVICE) -> None:

@@ -25,6 +25,7 @@ import contextlib
 import copy
 import inspect
 import sys
+from dataclasses import replace
 from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
@@ -42,7 +43,6 @@ from convgrad.frameworks.signatures import (
     constructor_parameters,
     forward_parameters,
     handed,
-    uneven_refusal,
     with_bias_added,
 )
 from convgrad.frameworks.tensors import DEFAULT_DEVICE, TorchArrays
@@ -88,7 +88,7 @@ class _TorchLayer:
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
         return (declared_refusal(self.name, self.declared, geometry, kernel_size_passed=isinstance(self, ModuleClassLayer))
-                or uneven_refusal(geometry, self.declared, self.name) or self._cannot_run(geometry))
+                or self._cannot_run(geometry))
 
     def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
         raise NotImplementedError
@@ -232,8 +232,10 @@ class ModuleLayer(_TorchLayer):
         self.has_bias = self.bias_name is not None
 
     def unsupported(self, geometry: LayerGeometry) -> Optional[str]:
-        # Its padding is compared per side with the case's: 'same' pads the odd one after, as a case may.
-        return declared_refusal(self.name, self.declared, geometry, kernel_size_passed=False) or self._cannot_run(geometry)
+        # Its padding is compared per side with the case's ('same' pads the odd one after, as a case may):
+        # it pads as it holds, so padding per side is no declaration of its.
+        declared = replace(self.declared, uneven_padding=True)
+        return declared_refusal(self.name, declared, geometry, kernel_size_passed=False) or self._cannot_run(geometry)
 
     def _cannot_run(self, geometry: LayerGeometry) -> Optional[str]:
         mismatch = _module_mismatch(self.module, self.weight_name, geometry, self.name, unknown_is_neutral=True)
