@@ -13,6 +13,9 @@ has (batch, one stride and one padding for all axes, kernel and input shape, F a
 so a layer without dilation, groups or per-axis settings still has all of its pairs checked; the
 "pairs" cases cover every pair of all the factors.
 
+The "uneven" case pads more after than before, as TensorFlow's 'same' does at a stride: a layer
+that pads such cases evenly passes every other case.
+
 The "sizes" cases cross the thresholds where real kernels switch to another code path (blocks of
 16 channels, chunks of 8 items, Winograd for odd outputs of 9 and more, FFT for kernels of 5 and
 more, a patchify path when kernel == stride >= 4, a 1x1 fast path, bands and split reductions past
@@ -58,13 +61,26 @@ def render(sections: dict[str, list[Case]]) -> str:
             lines += ["[[case]]", f'name = "{section} {index}"', f"# {label}"]
             lines += [f"{key} = {_toml(value)}" for key, value in layer.items() if not _default(key, value)]
             lines.append("")
-    lines += EXTRA_CASES + SIZE_CASES
+    lines += EXTRA_CASES + UNEVEN_CASES + SIZE_CASES
     return "\n".join(lines)
 
 
 def _default(key: str, value: object) -> bool:
     return {"batch": 1, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "dtype": "float64"}.get(key) == value
 
+
+UNEVEN_CASES = [
+    "[[case]]",
+    'name = "uneven: \'same\' at stride 2"',
+    "# TensorFlow's 'same' at stride 2 pads 6 rows 0 before and 1 after (7 columns: 1 and 1); a layer",
+    "# taking padding words gets 'same', one declaring uneven_padding the pairs; the rest skip it",
+    'in = "3x6x7"',
+    'kernels = "4x3x3x3"',
+    "batch = 2",
+    "stride = 2",
+    'padding = "same"',
+    "",
+]
 
 SIZE_CASES = [
     "[[case]]",

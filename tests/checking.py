@@ -48,3 +48,9 @@ def against_bounds(layer: Any, geometry: LayerGeometry, tensors: Sequence[np.nda
     got = dict(zip(("dX", "dK", "db"), layer.backward(dy, x, w, b, **settings)))
     got["O"] = layer.forward(x, w, b, **settings)
     return [compare_bounded(name, values, expected[name], bounds, method="float64 reference") for name, values in got.items()]
+
+
+def skipped_for_uneven_padding(case: dict) -> bool:
+    """A suite case (JSON) skipped because it pads more on one side and the layer takes one padding
+    per axis: the standard suite's uneven case, for every layer that does not declare pairs."""
+    return case["skipped"] is not None and "declare uneven_padding = true" in case["skipped"]

@@ -108,6 +108,7 @@ STANDARD_SUMMARY = """\
  3-D grouped, batch 2, float32      N2 4x3x4x5 * 4x2x2x2x2 g2 float32      PASS     ??     #.##e±##
  3-D depthwise x2, strided, padded  2x5x4x6 * 4x1x3x2x3 s2x1x3 p1 g2       PASS     ??     #.##e±##
  3-D strided, dilated per axis      2x5x6x7 * 2x2x2x2x2 s1x2x1 d2x1x1      PASS     ??     #.##e±##
+ uneven: 'same' at stride 2         N2 3x6x7 * 4x3x3x3 s2 p0,1x1           PASS     ??     #.##e±##
  sizes 1: C 17, F 17, batch 11      N11 17x9x9 * 17x17x3x3 p1              PASS     ?      #.##e±##
  sizes 2: 4160 outputs, float32     12x64x65 * 1x12x3x3 p1 float32         PASS     ??     #.##e±##
  sizes 3: 5x5, C 17, float32        17x11x10 * 19x17x5x5 p2 float32        PASS     ?      #.##e±##
@@ -117,7 +118,7 @@ STANDARD_SUMMARY = """\
 
                          N batch, s stride, p padding, d dilation, g groups
 pairs of settings within the layer's own domain: 367 of 367 covered by 40 2-D cases
-PASS: 50 of 50 cases passed
+PASS: 51 of 51 cases passed
 """
 
 

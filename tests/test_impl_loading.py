@@ -137,7 +137,8 @@ def test_keywords_a_layer_does_not_accept_skip_the_cases_that_need_them(tmp_path
     report = json.loads(result.output)
     skipped = {c["name"]: c["skipped"] for c in report["cases"] if c["skipped"] is not None}
     suite = load_suite(standard)
-    needs = {c.name for c in suite.cases if c.geometry.groups > 1 or any(d > 1 for d in c.geometry.dilation)}
+    needs = {c.name for c in suite.cases
+             if c.geometry.groups > 1 or any(d > 1 for d in c.geometry.dilation) or c.geometry.uneven_padding}
     assert set(skipped) == needs
     assert skipped["pairs 3"] == "forward and backward do not accept the keyword dilation, and this case needs dilation 2x2"
     added = report["domain_pairs"]["added"]  # cases that cover the pairs the skipped ones held

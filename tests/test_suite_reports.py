@@ -123,7 +123,7 @@ def test_failing_suite_prints_each_failing_table_then_the_summary():
     assert len(re.findall(r"^ tensor +expected +got", output, re.MULTILINE)) == 28  # one table per failing case
     summary = output.index(" case ")
     assert output.rindex("FAIL: dX does not match") < summary
-    assert "FAIL: 28 of 50 cases failed, 15 passed, 7 skipped" in output
+    assert "FAIL: 28 of 51 cases failed, 15 passed, 8 skipped" in output
     assert "\x1b[" not in output
 
 
@@ -133,16 +133,16 @@ def test_quiet_prints_only_the_summary():
     assert "expected  got" not in result.output
     rows = [line for line in result.output.splitlines() if line.startswith(" basic 2 ")]
     assert rows and "x1x1" in rows[0] and "PASS" in rows[0].split()  # 1x1 kernels need no rotation
-    assert "FAIL: 28 of 50 cases failed" in result.output
+    assert "FAIL: 28 of 51 cases failed" in result.output
 
 
 def test_json_covers_every_case():
     result = run(["--impl", NOT_ROTATED, "--config", STANDARD, "--json"])
     report = json.loads(result.output)
-    assert len(report["cases"]) == 50 and report["passed"] is False
-    assert report["summary"] == {"passed": 15, "failed": 28, "error": 0, "skipped": 7}
+    assert len(report["cases"]) == 51 and report["passed"] is False
+    assert report["summary"] == {"passed": 15, "failed": 28, "error": 0, "skipped": 8}  # the uneven case among them
     names = [c["name"] for c in report["cases"]]
-    assert len(set(names)) == 50
+    assert len(set(names)) == 51
     skipped = [c for c in report["cases"] if c["skipped"] is not None]
     assert all(c["passed"] is False and c["tensors"] == [] for c in skipped)
 
@@ -152,12 +152,12 @@ def test_junit_has_one_testcase_per_case_with_reasons(tmp_path):
     result = run(["--impl", IN_PLACE, "--config", STANDARD, "--junit", str(path), "--quiet"])
     assert result.exit_code == 1
     root = ET.parse(path).getroot()
-    assert root.tag == "testsuites" and root.get("tests") == "50"
+    assert root.tag == "testsuites" and root.get("tests") == "51"
     (suite,) = root.findall("testsuite")
     assert suite.get("name") == "standard"
-    assert (suite.get("failures"), suite.get("skipped"), suite.get("errors")) == ("43", "7", "0")
+    assert (suite.get("failures"), suite.get("skipped"), suite.get("errors")) == ("43", "8", "0")
     cases = suite.findall("testcase")
-    assert len(cases) == 50
+    assert len(cases) == 51
     by_name = {c.get("name"): c for c in cases}
     failure = by_name["basic 1"].find("failure")  # writing into an input is a failure, not an error
     assert failure.get("message").startswith("backward modified its input dy in place")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from checking import against_bounds, check_layer
+from checking import against_bounds, check_layer, skipped_for_uneven_padding
 from convgrad.cli import cli
 from convgrad.geometry import resolve_geometry
 from convgrad.numerics.rounding import rounding_bounds
@@ -36,7 +36,7 @@ def test_correct_transform_layers_pass_the_whole_standard_suite(layer):
     result = CliRunner().invoke(cli, ["check", "--impl", f"{TRANSFORMS}:{layer}", "--config", STANDARD, "--json"])
     report = json.loads(result.output)
     failing = [(c["name"], c["reason"] or [t["reason"] for t in c["tensors"] if not t["passed"]]) for c in report["cases"]
-               if c["status"] != "passed"]
+               if c["status"] != "passed" and not skipped_for_uneven_padding(c)]
     assert failing == [] and result.exit_code == 0
 
 

@@ -26,7 +26,7 @@ from convgrad.adapters.autograd_engines import AutogradCalls
 from convgrad.adapters.per_image import PerImageLive, each_image_backward, each_image_forward
 from convgrad.adapters.returns import unpack_gradients
 from convgrad.adapters.functions import Fitted, SplitBackward, UserSettings, function_calls
-from convgrad.adapters.vocabulary import LAYOUTS, WEIGHT_LAYOUTS, Layout, WeightLayout, handed_over
+from convgrad.adapters.vocabulary import LAYOUTS, WEIGHT_LAYOUTS, Layout, WeightLayout, handed_over, takes_pairs
 from convgrad.harness.guard import ImplementationFailure, describe_exception
 from convgrad.adapters.hints import conv_like_names, crash_hint, trial_runs
 from convgrad.adapters.live import LiveLayer, Mode, Variant
@@ -50,6 +50,10 @@ class Calls(Protocol):
     def forward(self, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any: ...
 
     def backward(self, dy: Any, x: Any, w: Any, b: Any, settings: UserSettings, geometry: LayerGeometry) -> Any: ...
+
+    @property
+    def takes_bias(self) -> bool:
+        """Whether the layer takes a bias at all (forward(x, w, stride=1) does not: a bias-free layer)."""
 
     @property
     def takes_no_bias(self) -> bool:
@@ -248,7 +252,7 @@ class Adapter:
                                             per_axis=self.declared.per_axis)
         if self.declared.padding_modes is not None:
             settings["padding"] = padding_mode(geometry)  # unsupported() skipped the cases it is None
-        elif geometry.uneven_padding:  # ((before, after), ...): unsupported() skipped layers taking one int
+        elif self.declared.uneven_padding:  # a layer that takes pairs gets them in every case
             settings["padding"] = geometry.padding_pairs
         return settings
 
@@ -341,9 +345,10 @@ def adapt(
         given_weight_layout = given_weight_layout or shown
     else:
         calls = _calls_of(target, name, declared)
-        if isinstance(calls, AutogradCalls):  # conv2d(x, w, stride=1): the adapter adds the bias
-            has_bias = has_bias and calls.takes_bias
+        has_bias = has_bias and calls.takes_bias  # conv2d(x, w, stride=1): the adapter adds the bias
     known_weight_layout: WeightLayout = next((k for k in WEIGHT_LAYOUTS if k == given_weight_layout), "oihw")
+    if takes_pairs(calls.setting_default("padding")):  # padding=((0, 0), (0, 0)): as np.pad takes it
+        declared = replace(declared, uneven_padding=True)
     return Adapter(
         calls=calls, name=name, layout=known_layout, weight_layout=known_weight_layout, declared=declared,
         has_bias=has_bias, target=target, factory=factory,

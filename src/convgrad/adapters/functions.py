@@ -175,6 +175,11 @@ class KeywordCalls:
     def takes_no_bias(self) -> bool:
         return _bias_defaults_to_none(self.forward_function)
 
+    @property
+    def takes_bias(self) -> bool:
+        tensors = (self.fitted_forward or Fitted.of(self.forward_function)).tensors
+        return tensors is None or tensors != 2  # forward(x, w, stride=1): bias-free
+
     takes_learning_rate = False
     takes_kernel_size = False
 
@@ -241,6 +246,10 @@ class CacheCalls:
     @property
     def takes_no_bias(self) -> bool:
         return _bias_defaults_to_none(self.forward_function)
+
+    @property
+    def takes_bias(self) -> bool:
+        return self.keywords is None or self.keywords.tensors != 2  # forward(x, w, stride=1) -> (out, cache)
 
     takes_learning_rate = False
     takes_kernel_size = False

@@ -125,6 +125,10 @@ class StatefulCalls:
         return "lr" in self.backward_call.placeholders
 
     @property
+    def takes_bias(self) -> bool:
+        return self.has_bias
+
+    @property
     def takes_kernel_size(self) -> bool:
         return "kernel_size" in self.constructor
 
@@ -172,7 +176,22 @@ class StatefulCalls:
             dw = self._gradient(layer, "grad_weights", shapes[0])
         if db is None and bias:
             db = self._gradient(layer, "grad_bias", shapes[1])
+        if not self.has_bias and self.declared.bias:
+            self._no_hidden_bias(layer, db)
         return Gradients(dx, dw, db)
+
+    def _no_hidden_bias(self, layer: Any, db: Any) -> None:
+        """A layer found bias-free that computes a bias gradient keeps its bias where convgrad did not
+        look: its db would go unchecked (convgrad's own bias stands in), so that is a failure."""
+        held = next((str(p) for p in _parameter_paths("grad_bias") if _holds_array(layer, p)), None)
+        if db is None and held is None:
+            return
+        where = "returned a db" if db is not None else f"left a bias gradient in {held}"
+        raise ImplementationFailure(
+            f"backward {where}, but convgrad found no bias to set on {self.cls.__name__} "
+            f"({', '.join(ROLES['bias'])}); declare where it keeps it, like attributes = {{bias = \"offset\"}}, "
+            "or bias = false"
+        )
 
     def _layer(self, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any) -> Any:
         key = (geometry.in_shape, geometry.kernel_shape, geometry.stride, geometry.padding_pairs, geometry.dilation, geometry.groups)
@@ -341,7 +360,7 @@ def constructor_arguments(
         "in_channels": geometry.channels, "out_channels": geometry.filters, "kernel_size": geometry.kernel_size,
         "stride": geometry.stride,
         # A word as declared ('same'); pairs only for a layer declaring uneven_padding (declared_refusal).
-        "padding": padding if isinstance(padding, str) else geometry.padding_pairs if geometry.uneven_padding
+        "padding": padding if isinstance(padding, str) else geometry.padding_pairs if declared.uneven_padding
         else geometry.padding,
         "dilation": geometry.dilation, "groups": geometry.groups,
         "in_shape": (*geometry.spatial, geometry.channels) if declared.layout == "nhwc" else geometry.in_shape,
@@ -350,7 +369,7 @@ def constructor_arguments(
     arguments = {}
     for ours, theirs in calls.constructor.items():
         value = values[ours]
-        if ours in _PER_AXIS and isinstance(value, tuple) and not (ours == "padding" and geometry.uneven_padding):
+        if ours in _PER_AXIS and isinstance(value, tuple) and not (ours == "padding" and declared.uneven_padding):
             default = calls.defaults.get(theirs, _EMPTY)
             value = handed_over(value, None if default is _EMPTY else default, one_int=declared.one_int,
                                 per_axis=declared.per_axis)
@@ -416,6 +435,13 @@ def stateful_calls(target: Any, name: str, declared: Declarations) -> tuple[Stat
                 parameter="impl",
             )
     has_bias = declared.bias and (declared.set_weights is not None or "bias" in attributes)
+    if not has_bias and declared.bias and "bias" in constructor:  # built with bias=True, yet no bias found
+        raise ImplementationError(
+            f"{literal(name)}: {cls.__name__} takes {literal(constructor['bias'])}=True but keeps its bias in none of "
+            f"{literal(', '.join(ROLES['bias']))}; declare where, like attributes = {{{{bias = \"offset\"}}}}, or "
+            "bias = false",
+            parameter="impl",
+        )
     calls = replace(calls, attributes=attributes, has_bias=has_bias)
     weights = attributes["weights"].get(probe) if "weights" in attributes else None
     shown = None if "weights" in constructor or weights is None else _weight_layout(np.shape(weights), geometry)

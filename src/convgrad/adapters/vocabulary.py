@@ -19,7 +19,7 @@ __all__ = [
     "SETTING_NAMES", "NEUTRAL", "NAMES", "ROLES", "CONTAINERS", "LEARNING_RATE", "PLACEHOLDERS",
     "PARAMETER_FIELDS", "ZERO_GRAD", "BUILD_METHODS",
     "Layout", "WeightLayout", "LAYOUTS", "WEIGHT_LAYOUTS", "CONSTRUCTOR_MEANINGS",
-    "setting_of", "meaning_of", "setting_value", "handed_over", "untaken_setting", "settings_after",
+    "setting_of", "meaning_of", "setting_value", "handed_over", "takes_pairs", "untaken_setting", "settings_after",
 ]
 
 SETTING_NAMES = ("stride", "padding", "dilation", "groups")
@@ -123,6 +123,12 @@ def handed_over(values: Any, default: Any = None, *, one_int: bool = False, per_
     if per_axis:
         return values
     return setting_value(values, default, per_axis=sequences)
+
+
+def takes_pairs(default: Any) -> bool:
+    """Whether a padding parameter's default is a (before, after) pair per axis: ((0, 0), (0, 0))."""
+    return isinstance(default, (tuple, list)) and len(default) > 0 and all(
+        isinstance(d, (tuple, list)) and len(d) == 2 for d in default)
 
 
 def untaken_setting(taken: Collection[str], geometry: LayerGeometry, what: str) -> Optional[str]:

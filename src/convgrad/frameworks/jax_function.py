@@ -11,6 +11,7 @@ declared (frameworks/signatures.py: `handed`); a custom_vjp takes them best as `
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 import sys
 import types
 from typing import Any, Callable, Optional
@@ -19,7 +20,7 @@ import numpy as np
 
 from convgrad.geometry import LayerGeometry
 from convgrad.adapters.declare import Declarations, declared_refusal
-from convgrad.adapters.vocabulary import setting_of, settings_after, untaken_setting
+from convgrad.adapters.vocabulary import setting_of, settings_after, takes_pairs, untaken_setting
 from convgrad.adapters.live import LiveLayer, Variant
 from convgrad.adapters.protocol import stream_of
 from convgrad.adapters.hints import trial_runs
@@ -72,6 +73,8 @@ class JaxFunctionLayer:
             p.name: p.default for p in settings_after(parameters, name, shown, first=3 if self._takes_bias else 2)
             if setting_of(p.name) is not None
         }
+        if any(setting_of(n) == "padding" and takes_pairs(d) for n, d in self._settings.items()):
+            self.declared = replace(declared, uneven_padding=True)  # padding=((0, 0), (0, 0)), as lax takes it
         self._what = shown
         self._arrays = arrays
 

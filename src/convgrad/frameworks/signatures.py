@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry
 from convgrad.adapters.declare import Declarations, padding_mode
-from convgrad.adapters.vocabulary import NAMES, handed_over, setting_of, settings_after
+from convgrad.adapters.vocabulary import NAMES, handed_over, setting_of, settings_after, takes_pairs
 
 __all__ = ["BUILT_BY", "ForwardParameters", "forward_parameters", "takes_bias", "constructor_parameters", "handed",
            "with_bias_added"]
@@ -136,8 +136,8 @@ def handed(declared: Declarations, setting: str, geometry: LayerGeometry, defaul
         return geometry.groups
     if setting == "padding" and declared.padding_modes is not None:
         return padding_mode(geometry)  # unsupported() skipped the cases it is None
-    if setting == "padding" and geometry.uneven_padding:
-        return geometry.padding_pairs  # declared uneven_padding: declared_refusal skipped the others
+    if setting == "padding" and (declared.uneven_padding or takes_pairs(default)):
+        return geometry.padding_pairs  # a layer that takes pairs gets them in every case
     values = geometry.kernel_size if setting == "kernel_size" else getattr(geometry, setting)
     return handed_over(values, default, one_int=declared.one_int, per_axis=declared.per_axis, sequences=sequences)
 

@@ -382,7 +382,8 @@ class FunctionLayer(_TorchLayer):
 def _parameter_names(module: Any, what: str) -> tuple[str, Optional[str]] | str:
     """The dotted names of the module's weight and bias parameters (no bias: None), or why it is
     not one conv layer."""
-    parameters = [n for n, _ in module.named_parameters()]
+    shapes = {n: tuple(p.shape) for n, p in module.named_parameters()}
+    parameters = list(shapes)
 
     def find(names: tuple[str, ...]) -> list[str]:
         return [n for n in parameters if n.rsplit(".", 1)[-1] in names]
@@ -394,6 +395,15 @@ def _parameter_names(module: Any, what: str) -> tuple[str, Optional[str]] | str:
     if len(weights) > 1 or len(biases) > 1:
         return (f"{what} holds several weights or biases ({', '.join(weights + biases)}), and convgrad checks one "
                 "conv layer; check each conv on its own (its class, or the module holding just it)")
+    # A parameter under another name (shift, offset, beta) is never taken for no bias: its gradient
+    # would go unchecked. One of shape (F,) is the bias; anything else is not one conv layer.
+    others = [n for n in parameters if n not in weights + biases]
+    if not biases and len(others) == 1 and shapes[others[0]] == shapes[weights[0]][:1]:
+        return weights[0], others[0]
+    if others:
+        return (f"{what} holds parameters besides its weight{' and bias' if biases else ''} "
+                f"({', '.join(others)}), whose gradients convgrad would not check; check the conv on its own, or name "
+                f"its bias {', '.join(BIAS_NAMES)}")
     return weights[0], (biases[0] if biases else None)
 
 

@@ -29,7 +29,8 @@ __all__ = [
     "GuardedLayer", "ImplementationFailure", "describe_exception", "guarded_call", "checked_array", "finite", "unchanged",
 ]
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# convgrad's own frames (adapters, frameworks, harness, ...) are never where a layer went wrong.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _LIBRARY_DIRS = tuple(
     os.path.abspath(p)
     for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
