@@ -54,7 +54,7 @@ class AutogradCalls:
     """A conv function on tensors of type `tensor` (see the module docstring)."""
 
     function: Callable[..., Any]
-    tensor: Callable[[Any], Any]
+    tensor: Callable[..., Any]
     style: Literal["autograd"] = "autograd"
     _learned: dict[str, BackwardWay] = field(default_factory=dict, init=False, compare=False, repr=False)
 
@@ -110,8 +110,15 @@ class AutogradCalls:
         return _gradients(leaves)
 
     def wrap(self, array: Any) -> Any:
-        """A fresh leaf tensor holding a copy of `array` (in its dtype: a float32 case stays float32)."""
+        """A fresh leaf tensor holding a copy of `array` (in its dtype: a float32 case stays float32),
+        asked to record its gradient where the class takes requires_grad (as torch's does, off by default)."""
+        if self._takes_requires_grad:
+            return self.tensor(np.array(array), requires_grad=True)
         return self.tensor(np.array(array))
+
+    @cached_property
+    def _takes_requires_grad(self) -> bool:
+        return "requires_grad" in (parameters(self.tensor) or {})
 
     def _graph(self, x: Any, w: Any, b: Any, settings: UserSettings) -> Graph:
         leaves = tuple(self.wrap(a) for a in (x, w, b) if a is not None)

@@ -136,18 +136,22 @@ class Declarations:
     # The layer's own supports(geometry), a function beside it (not a key: it is code, not data).
     supports: Optional[Callable[[LayerGeometry], Any]] = field(default=None, compare=False)
     source: str = ""  # where they were read, for messages
+    given: frozenset[str] = field(default=frozenset(), compare=False)  # keys given, even at their default
 
     def merged(self, other: "Declarations") -> "Declarations":
         """These declarations with every key `other` declares taken from `other`."""
         mine, theirs = self.declared(), other.declared()
-        return Declarations(**{**mine, **theirs, "source": other.source or self.source})
+        return Declarations(**{**mine, **theirs, "source": other.source or self.source,
+                               "given": self.given | other.given})
 
     def declared(self) -> dict[str, Any]:
-        """The keys given a value other than the default."""
+        """The keys given (square_only = false in a TOML file overrides the file's True), and any
+        other with a value besides the default."""
         defaults = Declarations()
         return {
             f.name: getattr(self, f.name) for f in fields(self)
-            if f.name != "source" and getattr(self, f.name) != getattr(defaults, f.name)
+            if f.name not in ("source", "given")
+            and (f.name in self.given or getattr(self, f.name) != getattr(defaults, f.name))
         }
 
     def refuse(self, keys: tuple[str, ...], what: str) -> None:
@@ -228,7 +232,7 @@ def parse_declarations(values: Mapping[str, Any], where: str) -> Declarations:
         if key not in KEYS:
             raise _bad(where, "has an " + unknown_key(str(key), KEYS))
         parsed.update(KEYS[key].parse(value, key, where))
-    return Declarations(**parsed, source=where)
+    return Declarations(**parsed, source=where, given=frozenset(parsed))
 
 
 def _bad(where: str, problem: str) -> ImplementationError:
@@ -476,7 +480,8 @@ def declared_unsupported(
     if declared.one_int:
         for setting, values in (("kernel size", geometry.kernel_size), ("stride", geometry.stride),
                                 ("padding", geometry.padding), ("dilation", geometry.dilation)):
-            if len(set(values)) > 1 and (kernel_size_passed or setting != "kernel size"):
+            as_word = setting == "padding" and declared.padding_modes is not None  # one word for every axis
+            if len(set(values)) > 1 and (kernel_size_passed or setting != "kernel size") and not as_word:
                 return f"takes one int for every axis (one_int) and this case needs {setting} {format_shape(values)}"
         if geometry.uneven_padding and declared.padding_modes is None:
             return f"takes one int for every axis (one_int) and this case needs padding {geometry.padding_text} (before,after)"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Optional
 
 from convgrad.adapters.declare import CallForm
+from convgrad.errors import ImplementationError, literal
 from convgrad.adapters.vocabulary import NEUTRAL, SETTING_NAMES, setting_of
 from convgrad.geometry import LayerGeometry, format_shape
 from convgrad.harness.guard import ImplementationFailure
@@ -74,9 +75,8 @@ class Fitted:
 
     @property
     def accepts(self) -> Accepted:
-        """The settings it takes, in convgrad's names (None: any)."""
-        if self.form is not None and self.form.written:
-            return frozenset(s for s in SETTING_NAMES if s in self.form.placeholders) | frozenset(self.names or ())
+        """The settings it takes, in convgrad's names (None: any, a **kwargs function); a declared
+        call passes the settings its signature takes beside the written arguments."""
         return None if self.names is None else frozenset(self.names)
 
     @property
@@ -313,6 +313,10 @@ def function_calls(
     fitted_backward = backward if isinstance(backward, SplitBackward) else Fitted.of(backward, backward_form)
     backward_function = backward.dx.function if isinstance(backward, SplitBackward) else backward
     style = _cache_style(forward, fitted_forward, fitted_backward)
+    backward_forms = ([p.form for p in (backward.dx, backward.dw, backward.db) if p is not None]
+                      if isinstance(backward, SplitBackward) else [backward_form])
+    _check_forms([forward_form], "forward", {"x", "w", "b"})
+    _check_forms(backward_forms, "backward", {"dy", "cache"} if style else {"dy", "x", "w", "b"})
     if style == "conv_param":
         return CacheCalls(forward, backward_function, fitted_backward=fitted_backward)
     if style == "keywords":
@@ -325,6 +329,18 @@ def function_calls(
         backward_accepts = fitted_backward.accepts
     return KeywordCalls(forward, backward_function, fitted_forward.accepts, backward_accepts, fitted_forward.int_defaults,
                         fitted_forward=fitted_forward, fitted_backward=fitted_backward)
+
+
+def _check_forms(forms: list[Optional[CallForm]], what: str, handed: set[str]) -> None:
+    """A declared call naming a value this style does not hand over is a bad declaration."""
+    for form in forms:
+        if form is not None and not form.placeholders <= handed:
+            unknown = ", ".join(sorted(form.placeholders - handed))
+            raise ImplementationError(
+                f"{what} = {literal(repr(str(form)))} names {literal(unknown)}, which convgrad does not hand this "
+                f"{what}; it is handed {', '.join(sorted(handed))}",
+                parameter="impl",
+            )
 
 
 def parameters(function: Callable[..., Any]) -> Optional[dict[str, inspect.Parameter]]:

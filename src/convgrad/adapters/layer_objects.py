@@ -232,9 +232,14 @@ class StatefulCalls:
     def _set(self, layer: Any, w: Any, b: Any, bias: bool = True) -> None:
         """The checker's weights, in the shape the layer keeps its own (e.g. bias (F, 1))."""
         bias = bias and self.has_bias
-        if self.declared.set_weights is not None:
-            setter = getattr(layer, self.declared.set_weights.name)
-            setter(w, b) if bias else setter(w)
+        form = self.declared.set_weights
+        if form is not None:
+            setter = getattr(layer, form.name)
+            if form.written:  # set_weights = "load(weight=w, bias=b)": as written
+                arguments, keywords = form.bind({"w": w, "b": b if bias else None})
+                setter(*arguments, **keywords)
+            else:
+                setter(w, b) if bias else setter(w)
             return
         self.attributes["weights"].set(layer, _like(self.attributes["weights"].get(layer), w))
         if bias:
@@ -309,8 +314,39 @@ def _like(current: Any, value: Any) -> Any:
 
 
 def _holds_array(layer: Any, path: AttributePath) -> bool:
+    """An array (or a list of numbers) there; a parameter object holding one in .data is not one
+    itself (convgrad sets .data, not the object)."""
     value = path.get(layer)
-    return value is not None and not callable(value) and np.ndim(value) > 0
+    if isinstance(value, np.ndarray):
+        return value.ndim > 0
+    return value is not None and not callable(value) and not hasattr(value, "data") and np.ndim(value) > 0
+
+
+def _check_declared_places(probe: Any, name: str, declared: Declarations) -> None:
+    """A declared place for the weights or bias, or a setter, that the probe object does not have
+    is a bad declaration (exit 2), not the layer's failure: a typo must not write the weights
+    where the layer never reads them."""
+    for role in ("weights", "bias"):
+        path = declared.attributes.get(role)
+        if path is not None and not _holds_array(probe, path):
+            raise ImplementationError(
+                f"{literal(name)}: attributes declares {role} = {literal(repr(str(path)))}, and "
+                f"{type(probe).__name__} holds no array there; give the attribute (or dict key) that holds it",
+                parameter="impl",
+            )
+    setter = declared.set_weights
+    if setter is not None and not callable(getattr(probe, setter.name, None)):
+        raise ImplementationError(
+            f"{literal(name)}: set_weights names {literal(setter.name)}, which {type(probe).__name__} has no method "
+            "called; give the method that takes (w, b)",
+            parameter="impl",
+        )
+    if setter is not None and not setter.placeholders <= {"w", "b"}:
+        raise ImplementationError(
+            f"{literal(name)}: set_weights = {literal(repr(str(setter)))} names "
+            f"{literal(', '.join(sorted(setter.placeholders - {'w', 'b'})))}; a setter is handed w and b only",
+            parameter="impl",
+        )
 
 
 def _parameter_paths(role: str) -> list[AttributePath]:
@@ -381,7 +417,7 @@ def _build_values(geometry: LayerGeometry, declared: Declarations) -> dict[str, 
     """What a build step (and a lazy first forward) is handed, in the layer's layout."""
     channels_last = declared.layout == "nhwc"
     in_shape = (*geometry.spatial, geometry.channels) if channels_last else geometry.in_shape
-    x_shape = (geometry.batch, *in_shape)
+    x_shape = (geometry.batch, *in_shape) if declared.batched else in_shape  # batched = false: one image
     return {
         "in_shape": in_shape, "x_shape": x_shape, "x": np.zeros(x_shape, dtype=geometry.dtype),
         "in_channels": geometry.channels, "out_channels": geometry.filters,
@@ -411,6 +447,7 @@ def stateful_calls(target: Any, name: str, declared: Declarations) -> tuple[Stat
     settings: UserSettings = {"stride": 1, "padding": "valid" if declared.padding_modes else 0, "dilation": 1, "groups": 1}
     w, b = _probe_weights(geometry, declared)
     probe, calls = _probe(calls, name, settings, geometry, w, b)
+    _check_declared_places(probe, name, declared)
     attributes = dict(declared.attributes)
     if declared.set_weights is None:
         for role in ("weights", "bias"):

@@ -29,6 +29,7 @@ def each_image_backward(
 ) -> Gradients:
     """backward(dy_image, x_image) for each image: dx stacked, dw and db summed."""
     parts = [unpack_gradients(backward(dy[n], x[n]), pattern) for n in range(x.shape[0])]
+    parts = [(*part, None) if isinstance(part, (tuple, list)) and len(part) == 2 else part for part in parts]  # (dx, dw)
     for part in parts:
         if not isinstance(part, (tuple, list)) or len(part) != 3:
             raise ImplementationFailure(

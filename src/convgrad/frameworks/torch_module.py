@@ -52,7 +52,7 @@ __all__ = ["torch_implementation", "ModuleLayer", "ModuleClassLayer", "FunctionL
 WEIGHT_NAMES = ("weight", "weights", "kernel", "kernels", "w", "W", "filters")
 # Declarations about how a NumPy layer is called; a framework layer is called through its framework.
 NOT_FOR_FRAMEWORKS = ("forward", "backward", "backward_parts", "backward_returns", "bias_shape", "attributes",
-                      "set_weights", "build", "tensor")
+                      "set_weights", "build", "tensor", "batched")
 BIAS_NAMES = ("bias", "b", "biases")
 
 

@@ -1,0 +1,112 @@
+"""The adapter model at its edges: where a layer keeps a bias under a name convgrad does not know,
+takes padding as np.pad pairs, runs one image at a time without a bias, or declares something
+that does not fit it. Each edge once went wrong (a pass with db unchecked, a false alarm, a
+declaration ignored, the layer blamed for a typo); the layers are in tests/implementations/edge_layers/."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import assert_bad_input
+from convgrad.cli import cli
+
+EDGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "implementations", "edge_layers")
+CASE = ("--in", "2x6x6", "--kernels", "3x2x3x3", "--batch", "2")
+
+
+def check(spec: str, *args: str):
+    return CliRunner().invoke(cli, ["check", "--impl", os.path.join(EDGES, spec), *args], env={"COLUMNS": "120"})
+
+
+def case_of(spec: str, *args: str) -> tuple[int, dict]:
+    result = check(spec, *args, "--json")
+    return result.exit_code, json.loads(result.stdout)["cases"][0]
+
+
+def test_a_bias_convgrad_cannot_find_is_never_taken_for_no_bias():
+    code, case = case_of("obj_offset.py:Conv2D", *CASE)  # db returned, and wrong
+    assert code == 1
+    assert "backward returned a db, but convgrad found no bias to set on Conv2D" in case["reason"]
+    assert_bad_input(check("obj_offset_flag.py:Conv2D", *CASE), "takes bias=True but keeps its bias in none of")
+
+
+def test_a_torch_bias_under_another_name_is_checked_as_the_bias():
+    pytest.importorskip("torch")
+    code, case = case_of("torch_shift.py:MyConv", *CASE)
+    assert code == 1 and {t["name"] for t in case["tensors"] if not t["passed"]} == {"db"}
+
+
+@pytest.mark.parametrize("padding", ["1", "0,1", "2,0x0,1"])
+def test_padding_taken_as_np_pad_pairs_gets_pairs_in_every_case(padding):
+    code, case = case_of("np_pairs.py", *CASE, "--padding", padding)
+    assert code == 0, case["reason"]
+
+
+def test_one_image_at_a_time_without_a_bias():
+    code, case = case_of("single_nobias.py", *CASE, "--stride", "2")
+    assert code == 0, case["reason"]
+    assert case["tensors"][-1]["absent"] == "no bias"
+
+
+def test_a_lazy_layer_object_of_one_image_makes_its_weights_from_one_image():
+    code, case = case_of("obj_lazy_single.py:Conv2D", *CASE)
+    assert code == 0, case["reason"]
+
+
+def test_a_forward_without_a_bias_parameter_is_a_bias_free_layer():
+    code, case = case_of("fn_nobias.py", *CASE)
+    assert code == 0, case["reason"]
+    assert case["tensors"][-1]["absent"] == "no bias"
+
+
+def test_a_declared_call_on_a_kwargs_function_still_takes_every_setting():
+    code, case = case_of("form_kwargs.py", "--in", "2x7x7", "--kernels", "3x2x3x3", "--stride", "2", "--padding", "1")
+    assert code == 0, case["reason"]
+
+
+def test_one_int_with_padding_words_keeps_uneven_same_cases():
+    code, case = case_of("tf_same_oneint.py:Conv2D", "--in", "2x6x7", "--kernels", "3x2x3x3", "--stride", "2",
+                         "--padding", "same")
+    assert code == 0 and case["skipped"] is None, case["skipped"] or case["reason"]
+
+
+def test_an_engine_whose_tensors_record_gradients_only_when_asked():
+    code, case = case_of("engine_rg.py", *CASE)
+    assert code == 0, case["reason"]
+
+
+def test_a_setter_declared_with_keywords_is_called_as_written():
+    code, case = case_of("obj_setter.py:Conv2D", *CASE)
+    assert code == 0, case["reason"]
+
+
+def test_a_parameter_object_is_set_through_its_data():
+    code, case = case_of("obj_tensorparam.py:Conv2D", *CASE)
+    assert code == 0, case["reason"]
+
+
+def test_a_toml_declaration_can_set_a_key_back_to_its_default():
+    code, case = case_of("decl_override.py", "--in", "2x6x7", "--kernels", "3x2x3x3",
+                         "--impl-config", os.path.join(EDGES, "override.toml"))
+    assert code == 0 and case["skipped"] is None
+
+
+def test_a_crash_is_located_in_the_layers_file_never_in_convgrads():
+    code, case = case_of("kwonly.py", *CASE)
+    assert code == 1
+    assert "(at functions.py" not in case["reason"] and "missing 1 required keyword-only argument" in case["reason"]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("obj_declared_typo.py:Conv2D", "attributes declares weights = 'parms.kernel', and Conv2D holds no array there"),
+    ("form_lr.py", "backward = 'conv_back(dy, x, w, lr)' names lr, which convgrad does not hand this backward"),
+    ("torch_single.py:SingleImageConv", "declare batched, which cannot apply to a torch layer"),
+])
+def test_a_declaration_that_does_not_fit_the_layer_is_bad_input(spec, message):
+    if spec.startswith("torch"):
+        pytest.importorskip("torch")
+    assert_bad_input(check(spec, *CASE), message)
