@@ -110,3 +110,19 @@ def test_a_declaration_that_does_not_fit_the_layer_is_bad_input(spec, message):
     if spec.startswith("torch"):
         pytest.importorskip("torch")
     assert_bad_input(check(spec, *CASE), message)
+
+
+def test_a_crash_on_a_setting_per_axis_names_one_int_when_one_value_per_axis_runs():
+    code, case = case_of("int_settings.py", "--in", "2x6x5", "--kernels", "3x2x3x2", "--stride", "2x1")
+    assert code == 1 and case["reason"].endswith(
+        "this case needs stride 2x1: if the layer takes one int for every axis, declare one_int = true and such cases "
+        "are skipped")
+
+
+def test_no_limit_is_suggested_when_the_case_with_the_limit_lifted_fails_too():
+    """A dilation bug that fails on a rectangular input fails on the square one too: declaring
+    square_only would only hide it."""
+    code, case = case_of("int_settings.py:forward_dilated,backward_dilated", "--in", "2x7x8", "--kernels", "3x2x3x3",
+                         "--dilation", "2")
+    assert code == 1 and "dK" in {t["name"] for t in case["tensors"] if not t["passed"]} or "backward" in case["reason"]
+    assert "square_only" not in json.dumps(case) and "declare" not in (case["reason"] or "")

@@ -436,4 +436,4 @@ def test_a_stateless_layer_wrong_at_other_settings_is_not_blamed_on_shared_state
     assert all(t.passed for t in case.rows)
     (other,) = [c for c in case.failing_calls if c.name == "other settings"]
     assert "has other settings than the case: it is wrong at those settings themselves" in other.reason
-    assert "check it alone: convgrad check --in 2x6x4 --kernels 4x2x3x2 --batch 2 --stride 2 --padding" in other.reason
+    assert "check it alone: convgrad check --impl YOUR_LAYER --in 2x6x4 --kernels 4x2x3x2 --batch 2 --stride 2 --padding" in other.reason

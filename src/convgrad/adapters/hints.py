@@ -12,17 +12,19 @@ from __future__ import annotations
 import inspect
 import os
 import re
-from typing import Any, Callable, Optional
+import contextlib
+from contextvars import ContextVar
+from dataclasses import replace
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
-from convgrad.errors import GeometryError
-from convgrad.geometry import LayerGeometry, format_shape, resolve_geometry
+from convgrad.geometry import LayerGeometry, format_shape
 
 # Layouts nobody has to name: what convgrad passes unless told otherwise.
 LAYOUT_DEFAULTS = ("nchw", "oihw")
 
-__all__ = ["crash_hint", "plain_case", "trial_runs", "refuses_rank", "conv_like_names", "import_path_hint"]
+__all__ = ["crash_hint", "as_2d", "trial_runs", "refuses_rank", "conv_like_names", "import_path_hint"]
 
 _FORWARD = re.compile(r"(conv|forward|fwd)", re.IGNORECASE)
 _BACKWARD = re.compile(r"(backward|bwd|grad|backprop)", re.IGNORECASE)
@@ -35,20 +37,27 @@ def crash_hint(
 ) -> str:
     """'; ...' to append to "forward raised ...", or '' when no fix is evident.
 
-    A limit to declare (2-D only, square kernels, square inputs) is named only when the layer
-    `runs` the plain case (plain_case: 2-D, square, unstrided) and, for the rank, when `error`
-    reads as a refusal of the rank: a layer that handles a case and crashes on it anyway has a bug
-    that declaring the case away would hide. `other_layouts` tries forward in the other layouts and
-    returns the (layout, weight layout) that worked; it is asked before the square hints."""
-    plain = plain_case(geometry)
-    plain_runs = plain is not None and runs is not None and runs(plain)
-    if geometry.ndim != 2 and not declared_dims and refuses_rank(error) and (runs is None or plain_runs):
+    A limit to declare is named only when the layer `runs` the same case with just that limit
+    lifted (the kernel made square, every axis given the first axis's stride and padding, ...): a
+    layer that crashes on that case too has a bug that declaring the limit would hide. The rank
+    also needs `error` to read as a refusal of it. Without `runs` (nothing can be tried), only the
+    rank is named. `other_layouts` tries forward in the other layouts and returns the (layout,
+    weight layout) that worked."""
+    if _TRYING.get():  # a trial call of another hint: its crash needs no hint of its own
+        return ""
+
+    def lifted(variant: Optional[LayerGeometry]) -> bool:
+        with _trial():
+            return variant is not None and runs is not None and runs(variant)
+
+    if geometry.ndim != 2 and not declared_dims and refuses_rank(error) and (runs is None or lifted(as_2d(geometry))):
         return (
             f"; this case is {geometry.ndim}-D: if the layer handles 2-D layers only, declare "
             "spatial_dims = (2,) and such cases are skipped"
         )
     if what == "forward":
-        layouts = other_layouts()
+        with _trial():
+            layouts = other_layouts()
         if layouts is not None:
             layout, weight_layout = layouts
             flags = " ".join(f"--{flag} {value}" for flag, value in (("layout", layout), ("weight-layout", weight_layout))
@@ -57,14 +66,25 @@ def crash_hint(
                                  if value not in LAYOUT_DEFAULTS)
             held = "the arrays channels last" if layout == "nhwc" else f"the kernels in weight layout {weight_layout}"
             return f"; it runs with {held}: add {flags} (or declare {declared})"
-    if not plain_runs:
-        return ""
-    if len(set(geometry.kernel_size)) > 1:
+    per_axis = [(name, values) for name, values in (("stride", geometry.stride), ("padding", geometry.padding),
+                                                    ("dilation", geometry.dilation)) if len(set(values)) > 1]
+    if per_axis and lifted(_one_value_per_setting(geometry)):
+        name, values = per_axis[0]
+        return (
+            f"; this case needs {name} {format_shape(values)}: if the layer takes one int for every axis, declare "
+            "one_int = true and such cases are skipped"
+        )
+    if not _stride_tiles(geometry) and lifted(_tiled(geometry)):
+        return (
+            "; the stride does not tile the padded input here: if the layer needs it to, declare stride_tiles = true "
+            "and such cases are skipped"
+        )
+    if len(set(geometry.kernel_size)) > 1 and lifted(_variant(geometry, kernel_size=(min(geometry.kernel_size),) * geometry.ndim)):
         return (
             f"; this kernel is {format_shape(geometry.kernel_size)}: if the layer takes square kernels only, "
             "declare square_kernels = true and such cases are skipped"
         )
-    if len(set(geometry.spatial)) > 1:
+    if len(set(geometry.spatial)) > 1 and lifted(_variant(geometry, spatial=(max(geometry.spatial),) * geometry.ndim)):
         return (
             f"; this input is {format_shape(geometry.spatial)}: if the layer takes square inputs only, "
             "declare square_only = true and such cases are skipped"
@@ -72,18 +92,63 @@ def crash_hint(
     return ""
 
 
-def plain_case(geometry: LayerGeometry) -> Optional[LayerGeometry]:
-    """The 2-D case with square input and kernel, one image, stride 1, no padding or dilation, the
-    channels and groups of `geometry`; None when `geometry` is that shape already."""
-    if geometry.ndim == 2 and len(set(geometry.kernel_size)) == 1 and len(set(geometry.spatial)) == 1:
+_TRYING: ContextVar[bool] = ContextVar("convgrad_trying_a_hint", default=False)
+
+
+@contextlib.contextmanager
+def _trial() -> Iterator[None]:
+    """Calls made to test a hint: whatever they raise is not hinted at again (no recursion)."""
+    token = _TRYING.set(True)
+    try:
+        yield
+    finally:
+        _TRYING.reset(token)
+
+
+def _variant(geometry: LayerGeometry, *, spatial: Optional[tuple[int, ...]] = None,
+             kernel_size: Optional[tuple[int, ...]] = None, **settings: Any) -> Optional[LayerGeometry]:
+    """`geometry` with some of its shapes or settings changed, or None if no such layer exists."""
+    spatial = geometry.spatial if spatial is None else spatial
+    kernel = geometry.kernel_size if kernel_size is None else kernel_size
+    try:
+        variant = replace(geometry, in_shape=(geometry.channels, *spatial),
+                          kernel_shape=(*geometry.kernel_shape[:2], *kernel), **settings)
+    except (TypeError, ValueError):
         return None
+    return variant if all(o > 0 for o in variant.out_spatial) else None
+
+
+def _one_value_per_setting(geometry: LayerGeometry) -> Optional[LayerGeometry]:
+    """Every axis given the first axis's stride, padding and dilation."""
+    n = geometry.ndim
+    return _variant(geometry, padding_after=None, stride=(geometry.stride[0],) * n, padding=(geometry.padding[0],) * n,
+                    dilation=(geometry.dilation[0],) * n)
+
+
+def _stride_tiles(geometry: LayerGeometry) -> bool:
+    return all((hp - d * (k - 1) - 1) % s == 0 for hp, k, s, d in
+               zip(geometry.padded_spatial, geometry.kernel_size, geometry.stride, geometry.dilation))
+
+
+def _tiled(geometry: LayerGeometry) -> Optional[LayerGeometry]:
+    """The input cut to the largest size the stride tiles."""
+    sizes = tuple(h - (hp - d * (k - 1) - 1) % s for h, hp, k, s, d in
+                  zip(geometry.spatial, geometry.padded_spatial, geometry.kernel_size, geometry.stride, geometry.dilation))
+    return _variant(geometry, spatial=sizes)
+
+
+def as_2d(geometry: LayerGeometry) -> Optional[LayerGeometry]:
+    """The case as a 2-D one: a square input and kernel, the first axis's settings on both axes."""
     kernel = min(geometry.kernel_size)
     size = max(*geometry.spatial, kernel)
     try:
-        return resolve_geometry((geometry.channels, size, size), (geometry.filters, geometry.kernel_shape[1], kernel, kernel),
-                                groups=geometry.groups, dtype=geometry.dtype)
-    except GeometryError:
+        variant = replace(geometry, in_shape=(geometry.channels, size, size),
+                          kernel_shape=(*geometry.kernel_shape[:2], kernel, kernel), padding_after=None,
+                          stride=(geometry.stride[0],) * 2, padding=(geometry.padding[0],) * 2,
+                          dilation=(geometry.dilation[0],) * 2)
+    except (TypeError, ValueError):
         return None
+    return variant if all(o > 0 for o in variant.out_spatial) else None
 
 
 def trial_runs(layer: Any, what: str, geometry: LayerGeometry) -> bool:

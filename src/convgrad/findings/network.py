@@ -8,6 +8,7 @@ is named; otherwise the step's own circumstances are, as the likely kind of stat
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -27,21 +28,48 @@ _MATCH_FLOOR = 1e-10  # hypotheses are computed in float64, in another summation
 _INPUT_OF = {"dX": "x", "dK": "w", "db": "b"}
 
 
-def cause(step: str, failing: "_Call", calls: Sequence["_Call"], geometry: LayerGeometry, rtol: float) -> str:
-    """'<call>: <what differs>; <what it looks like>' for the first failing call of a step."""
+def cause(step: str, failing: "_Call", calls: Sequence["_Call"], geometry: LayerGeometry, rtol: float,
+          impl: str = "") -> str:
+    """'<call>: <what differs>; <what it looks like>' for the first failing call of a step (`impl`:
+    the layer's spec, for a command that checks it alone)."""
     # A hypothesis is computed in float64; below float64 the layer's own rounding is far below 1e-5.
     tolerance = max(rtol, _MATCH_FLOOR) if failing.tensors[0].dtype == np.float64 else 1e-5
     by_step = _LOOKS.get(step) or (_frozen(step.removesuffix(" frozen")) if step.endswith(" frozen") else _nothing)
     looks = rounding_only(failing.rows) or by_step(failing, list(calls), geometry, tolerance)
+    looks = looks.replace(_ALONE_MARK, check_alone_command(failing.instance.geometry, impl)) if looks else looks
     return f"{failing.label}: {_differs(failing)}" + (f"; {looks}" if looks else "")
 
 
-def call_failed(step: str, failure: str, calls: Sequence["_Call"]) -> str:
+def call_failed(step: str, failure: str, calls: Sequence["_Call"], own: LayerGeometry, geometry: LayerGeometry,
+                impl: str = "") -> str:
     """A call that raised or returned something unusable, after the step's calls that held, and
-    what the step's circumstances suggest."""
+    what the step's circumstances suggest. `own` is the geometry of the layer whose call failed:
+    a layer of other settings than the case's that fails may fail at those settings alone."""
     done = f" (after {len(calls)} call{'s' if len(calls) > 1 else ''} that {'were' if len(calls) > 1 else 'was'} right)" if calls else ""
     context = _CIRCUMSTANCES.get(step)
+    if own != geometry:  # either cause fits a raise: the command tells them apart
+        return (f"{failure}{done}; the layer that failed has other settings than the case "
+                f"({settings_difference(geometry, own)}): it fails at those settings themselves (check it alone: "
+                f"{check_alone_command(own, impl)}), or {context or 'state another layer left leaked into it'}")
     return f"{failure}{done}" + (f"; {context}" if context else "")
+
+
+_ALONE_MARK = "<check it alone>"
+
+
+def check_alone_command(geometry: LayerGeometry, impl: str) -> str:
+    """The command that checks the layer at `geometry` on its own: the same layer (--impl, when
+    its name is a spec the command line takes) at these shapes and settings."""
+    spec = f"--impl {shlex.quote(impl)} " if _is_spec(impl) else "--impl YOUR_LAYER " if impl else ""
+    flags = " ".join(
+        [f"--in {format_shape(geometry.in_shape)} --kernels {format_shape(geometry.kernel_shape)}"]
+        + [f"--{key} {value}" for key, value in geometry.changed_settings().items()]
+    )
+    return f"convgrad check {spec}{flags}"
+
+
+def _is_spec(impl: str) -> bool:
+    return impl in ("reference", "torch", "jax") or ".py" in impl or ":" in impl
 
 
 # What a call that fails outright in a step most likely means (a wrong value gets a tested cause).
@@ -211,13 +239,9 @@ def _other_settings(failing: "_Call", calls: list["_Call"], geometry: LayerGeome
                 "other settings; key it on the settings too"
             )
     if mine != geometry:  # the failing layer is one of the others: its own settings may be all it takes
-        flags = " ".join(
-            [f"--in {format_shape(mine.in_shape)} --kernels {format_shape(mine.kernel_shape)}"]
-            + [f"--{key} {value}" for key, value in mine.changed_settings().items()]
-        )
         return (
             f"{failing.instance.name} has other settings than the case: it is wrong at those settings themselves, or "
-            f"state another layer left (keyed on shapes alone) leaked into it; check it alone: convgrad check {flags}"
+            f"state another layer left (keyed on shapes alone) leaked into it; check it alone: {_ALONE_MARK}"
         )
     return (
         f"wrong only when a layer of equal shapes and other settings is called between {failing.instance.name}'s "

@@ -114,6 +114,7 @@ class _Step:
     called_with: str
     calls: list[_Call] = field(default_factory=list)
     failure: Optional[ImplementationFailure] = None
+    failed_on: Optional[_Instance] = None  # the instance whose call raised the failure
     extra_cause: Optional[str] = None  # a finding that no row shows (the weights after a step)
     forward_calls: int = 0
 
@@ -188,6 +189,7 @@ class _Network:
             np.copyto(into, x)
         given = x.copy() if into is None else into
         self.calls += 1
+        self._calling(instance)
         returned = guarded_call("forward", instance.live.forward, given, mode=mode, record=record)
         unchanged("forward", {"x": x}, {"x": given})
         shape = (x.shape[0], *instance.geometry.y_shape[1:])
@@ -210,6 +212,7 @@ class _Network:
         if into is not None:
             np.copyto(into, dy)
         given, x_kept = (dy.copy() if into is None else into), instance.x.copy()
+        self._calling(instance)
         result = guarded_call("backward", instance.live.backward, given)
         unchanged("backward", {"dy": dy, "x": x_kept}, {"dy": given, "x": instance.x})
         if not isinstance(result, (tuple, list)) or len(result) != 3:
@@ -281,6 +284,11 @@ class _Network:
                 call=label,
             ))
         self.step.calls.append(_Call(label, tuple(rows), got, expected, tensors, instance))
+
+    def _calling(self, instance: _Instance) -> None:
+        """Which instance a failure that ends the step came from."""
+        if self.step is not None:
+            self.step.failed_on = instance
 
     def run(self, name: str, called_with: str, body: Callable[[], None]) -> _Step:
         """One step: its calls in order; a call that fails outright ends it."""
@@ -487,7 +495,7 @@ def network_scenario(
         if advance is not None:
             advance(per_forward * forwards)  # as planned, even when a failing call ended the step early
     compared_with = REFERENCE if options.forward_check else PLAIN
-    checks = [_as_check(step, geometry, net.rtol, compared_with) for step in steps]
+    checks = [_as_check(step, geometry, net.rtol, compared_with, implementation.name) for step in steps]
     failing = [i for i, c in enumerate(checks) if not c.passed]
     for i in failing[1:]:  # layer A carries on: state the first failure left mostly fails the rest,
         # and a call that then raises is part of that failure, not a case that could not be checked
@@ -607,7 +615,7 @@ _DATA: dict[str, tuple[str, Callable[[_Network, int], tuple[np.ndarray, np.ndarr
 }
 
 
-def _as_check(step: _Step, geometry: LayerGeometry, rtol: float, compared_with: str) -> CallCheck:
+def _as_check(step: _Step, geometry: LayerGeometry, rtol: float, compared_with: str, impl: str) -> CallCheck:
     """The step as a later check: its rows, and when it failed, the cause of its first failure (a
     wrong result before a call that then failed is that failure's cause)."""
     rows = tuple(t for call in step.calls for t in call.rows)
@@ -617,10 +625,12 @@ def _as_check(step: _Step, geometry: LayerGeometry, rtol: float, compared_with: 
     elif step.extra_cause is not None:
         cause, error = step.extra_cause, False
     elif failing is not None:
-        cause, error = findings.cause(step.name, failing, step.calls, geometry, rtol), False
+        cause, error = findings.cause(step.name, failing, step.calls, geometry, rtol, impl), False
     else:
         assert step.failure is not None
-        cause, error = findings.call_failed(step.name, str(step.failure), step.calls), step.failure.status == "error"
+        own = step.failed_on.geometry if step.failed_on is not None else geometry
+        cause = findings.call_failed(step.name, str(step.failure), step.calls, own, geometry, impl)
+        error = step.failure.status == "error"
     return CallCheck(step.name, step.called_with, compared_with, passed=step.passed, tensors=rows, cause=cause,
                      forward_calls=step.forward_calls, error=error, part=SCENARIO)
 
