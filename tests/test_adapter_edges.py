@@ -126,3 +126,12 @@ def test_no_limit_is_suggested_when_the_case_with_the_limit_lifted_fails_too():
                          "--dilation", "2")
     assert code == 1 and "dK" in {t["name"] for t in case["tensors"] if not t["passed"]} or "backward" in case["reason"]
     assert "square_only" not in json.dumps(case) and "declare" not in (case["reason"] or "")
+
+
+def test_an_autograd_engine_without_its_declaration_is_told_the_declaration(tmp_path):
+    path = tmp_path / "engine.py"
+    path.write_text("class Tensor:\n    def __init__(self, data):\n        self.data, self.grad = data, None\n"
+                    "    def backward(self):\n        pass\n\n\ndef conv2d(x, w, b, stride=1):\n    return x\n")
+    for spec in (str(path), f"{path}:conv2d"):
+        result = CliRunner().invoke(cli, ["check", "--impl", spec, *CASE])
+        assert_bad_input(result, 'declare CONVGRAD = {"tensor": "Tensor", "forward": "conv2d"}')

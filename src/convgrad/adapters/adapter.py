@@ -14,6 +14,8 @@ inputs is still caught by the guard.
 
 from __future__ import annotations
 
+import inspect
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional, Protocol, Sequence, cast
 
@@ -399,7 +401,14 @@ def _autograd_calls(target: Any, name: str, declared: Declarations) -> AutogradC
 
 
 def _missing_message(target: Any, name: str, part: str, declared: Declarations) -> str:
-    """No forward (or backward): name the functions and classes that look like a conv layer."""
+    """No forward (or backward): name the functions and classes that look like a conv layer, and
+    the tensor declaration when the file defines an autograd engine's tensor class."""
+    engine = _engine_hint(target)
+    if inspect.isfunction(target):
+        return (
+            f"{literal(name)} names the function {literal(target.__name__)}, not an object holding forward and backward; "
+            f"name both, like {{impl}} {literal(name.rsplit(':', 1)[0])}:FORWARD,BACKWARD{literal(engine)}"
+        )
     wanted = str(getattr(declared, part) or part)
     tried = {"forward", "backward", *(str(f) for f in (declared.forward, declared.backward) if f)}
     forwards, backwards, classes = (
@@ -410,13 +419,27 @@ def _missing_message(target: Any, name: str, part: str, declared: Declarations) 
         example = f":{forwards[0]},{backwards[0]}" if forwards and backwards else f":{(classes or forwards or backwards)[0]}"
         return (
             f"{literal(name)} has no {wanted} function, but it defines {literal(found)}; name them, like "
-            f"{{impl}} {literal(name + example)}"
+            f"{{impl}} {literal(name + example)}{literal(engine)}"
         )
     return (
         f"{literal(name)} has no {wanted} function; define forward(x, w, b, *, stride, padding, "
         "dilation, groups) and backward(dy, x, w, b, *, stride, padding, dilation, groups), "
         "or point {impl} at the object holding them with FILE.py:NAME"
     )
+
+
+def _engine_hint(target: Any) -> str:
+    """'; or, ...' naming the tensor declaration when target's module defines a class with backward
+    and no forward (an autograd engine's tensor) next to conv-like functions, else ''."""
+    module = sys.modules.get(getattr(target, "__module__", ""), target) if inspect.isfunction(target) else target
+    members = vars(module) if hasattr(module, "__dict__") else {}
+    tensors = [n for n, v in members.items() if inspect.isclass(v) and callable(getattr(v, "backward", None))
+               and not callable(getattr(v, "forward", None)) and getattr(v, "__module__", None) == getattr(module, "__name__", None)]
+    forwards = conv_like_names(module)[0]
+    if not tensors or not forwards:
+        return ""
+    return (f"; or, if {forwards[0]} works on {tensors[0]} objects of an autograd engine, declare "
+            f"CONVGRAD = {{\"tensor\": \"{tensors[0]}\", \"forward\": \"{forwards[0]}\"}}")
 
 
 _WEIGHT_AXES = {"oihw": "F, C/groups, *k", "hwio": "*k, C/groups, F", "iohw": "C/groups, F, *k"}
