@@ -2,11 +2,12 @@
 
 The checker speaks `protocol.ConvLayer`: (N, C, *S) arrays, (F, C/g, *k) kernels, (F,)
 biases, settings as keywords. An `Adapter` translates that into what the user's layer takes: a
-calling style (functions.py: keyword functions, course-style `conv_param`/`cache` functions;
-stateful.py: layer objects; autograd.py: a conv on an autograd library's tensors), channels-last
-arrays (layout nhwc), (*k, C/g, F) kernels (weight
-layout hwio), biases shaped as declared, settings as ints or 'valid'/'same' when declared
-(declare.py), and bias gradients returned as (F, 1) or (1, 1, 1, F). A bias-free layer gets the
+calling style (functions.py: keyword functions, course-style cache functions, a backward in parts;
+layer_objects.py: layer objects; autograd_engines.py: a conv on an autograd engine's tensors), one
+image at a time (per_image.py), channels-last arrays (layout nhwc), kernels in weight layout hwio
+or iohw, biases shaped as declared, settings as the layer takes them (vocabulary.handed_over: ints,
+tuples, (before, after) pairs, 'valid'/'same'), and gradients returned in any nesting
+(returns.py), db as (F, 1) or (1, 1, 1, F). Every declaration (declare.py) applies. A bias-free layer gets the
 bias added here, so O, dX and dK are still checked and db is reported as "no bias". Arrays are
 handed over as views of the checker's own copies, so an implementation that writes into its
 inputs is still caught by the guard.

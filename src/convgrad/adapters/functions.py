@@ -22,7 +22,7 @@ from typing import Any, Callable, Literal, Mapping, Optional
 
 from convgrad.adapters.declare import CallForm
 from convgrad.errors import ImplementationError, literal
-from convgrad.adapters.vocabulary import NEUTRAL, SETTING_NAMES, setting_of
+from convgrad.adapters.vocabulary import NEUTRAL, setting_of
 from convgrad.geometry import LayerGeometry, format_shape
 from convgrad.harness.guard import ImplementationFailure
 from convgrad.adapters.live import Mode, StreamLayer, Variant
@@ -377,10 +377,6 @@ def _bias_defaults_to_none(function: Callable[..., Any]) -> bool:
 def _bias(b: Any) -> tuple[Any, ...]:
     """The bias argument, or none for a bias-free layer (the adapter passes None)."""
     return () if b is None else (b,)
-
-
-def _keep(settings: UserSettings, accepts: Accepted) -> UserSettings:
-    return settings if accepts is None else {k: v for k, v in settings.items() if k in accepts}
 
 
 def _one(value: Any) -> Any:

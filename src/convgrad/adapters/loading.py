@@ -2,7 +2,7 @@
 
 SPEC is `reference`, `torch` or `jax`, a path to a .py file, or a dotted module name, optionally
 followed by `:NAME` of an object in it (a module, an instance, a class taking no arguments, or a
-layer class built per geometry, see stateful.py) holding `forward` and `backward`, or by
+layer class built per geometry, see layer_objects.py) holding `forward` and `backward`, or by
 `:FORWARD,BACKWARD`, the names of the two functions (`layers.py:conv_forward_naive,conv_backward_naive`).
 What the layer declares about itself (declare.py) is read from the file, the object, and a TOML
 file given as `config`. Anything that keeps the implementation from loading is an

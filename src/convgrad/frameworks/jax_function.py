@@ -22,11 +22,10 @@ from convgrad.geometry import LayerGeometry
 from convgrad.adapters.declare import Declarations, declared_refusal
 from convgrad.adapters.vocabulary import setting_of, settings_after, takes_pairs, untaken_setting
 from convgrad.adapters.live import LiveLayer, Variant
-from convgrad.adapters.protocol import stream_of
 from convgrad.adapters.hints import trial_runs
 from convgrad.frameworks.crashes import with_crash_reason
-from convgrad.adapters.protocol import call_geometry
-from convgrad.frameworks.signatures import handed, takes_bias, with_bias_added
+from convgrad.adapters.protocol import call_geometry, stream_of
+from convgrad.frameworks.signatures import NOT_FOR_FRAMEWORKS, handed, takes_bias, with_bias_added
 from convgrad.frameworks.tensors import DEFAULT_DEVICE, JaxArrays
 
 __all__ = ["jax_implementation", "JaxFunctionLayer"]
@@ -57,8 +56,6 @@ class JaxFunctionLayer:
     """f(x, w, b, **settings) -> y (or f(x, w, **settings) without a bias), its gradients from jax.vjp."""
 
     def __init__(self, function: Any, name: str, arrays: JaxArrays, declared: Declarations) -> None:
-        from convgrad.frameworks.torch_module import NOT_FOR_FRAMEWORKS
-
         declared.refuse(NOT_FOR_FRAMEWORKS + ("constructor",), "a jax function, whose backward jax runs")
         self.declared = declared
         self.name = name

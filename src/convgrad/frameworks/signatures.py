@@ -22,8 +22,12 @@ from convgrad.geometry import LayerGeometry
 from convgrad.adapters.declare import Declarations, padding_mode
 from convgrad.adapters.vocabulary import NAMES, handed_over, setting_of, settings_after, takes_pairs
 
-__all__ = ["BUILT_BY", "ForwardParameters", "forward_parameters", "takes_bias", "constructor_parameters", "handed",
+__all__ = ["NOT_FOR_FRAMEWORKS", "BUILT_BY", "ForwardParameters", "forward_parameters", "takes_bias", "constructor_parameters", "handed",
            "with_bias_added"]
+
+# Declarations about how a NumPy layer is called; a framework layer is called through its framework.
+NOT_FOR_FRAMEWORKS = ("forward", "backward", "backward_parts", "backward_returns", "bias_shape", "attributes",
+                      "set_weights", "build", "tensor", "batched")
 
 # What convgrad hands a torch module class's constructor (the rest of CONSTRUCTOR_MEANINGS is for layer objects).
 BUILT_BY = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias")

@@ -36,10 +36,11 @@ from convgrad.harness.guard import ImplementationFailure, describe_exception
 from convgrad.adapters.live import Mode, Variant
 from convgrad.adapters.protocol import Unsupported, call_geometry
 from convgrad.adapters.declare import Declarations, declared_refusal
-from convgrad.adapters.vocabulary import NEUTRAL, SETTING_NAMES, setting_of, untaken_setting
+from convgrad.adapters.vocabulary import NEUTRAL, ROLES, SETTING_NAMES, setting_of, untaken_setting
 from convgrad.adapters.hints import trial_runs
 from convgrad.frameworks.crashes import with_crash_reason
 from convgrad.frameworks.signatures import (
+    NOT_FOR_FRAMEWORKS,
     constructor_parameters,
     forward_parameters,
     handed,
@@ -47,13 +48,10 @@ from convgrad.frameworks.signatures import (
 )
 from convgrad.frameworks.tensors import DEFAULT_DEVICE, TorchArrays
 
-__all__ = ["torch_implementation", "ModuleLayer", "ModuleClassLayer", "FunctionLayer", "NOT_FOR_FRAMEWORKS"]
+__all__ = ["torch_implementation", "ModuleLayer", "ModuleClassLayer", "FunctionLayer"]
 
-WEIGHT_NAMES = ("weight", "weights", "kernel", "kernels", "w", "W", "filters")
-# Declarations about how a NumPy layer is called; a framework layer is called through its framework.
-NOT_FOR_FRAMEWORKS = ("forward", "backward", "backward_parts", "backward_returns", "bias_shape", "attributes",
-                      "set_weights", "build", "tensor", "batched")
-BIAS_NAMES = ("bias", "b", "biases")
+WEIGHT_NAMES = ("weight", *(n for n in ROLES["weights"] if n != "weight"))  # torch's own name first
+BIAS_NAMES = ("bias", *(n for n in ROLES["bias"] if n != "bias"))
 
 
 def torch_implementation(
