@@ -15,12 +15,12 @@ def conv_single(x, w, b, stride=1, pad=0):
     xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
     h_out = (H + 2 * pad - k_h) // stride + 1
     w_out = (W + 2 * pad - k_w) // stride + 1
-    out = np.empty((F, h_out, w_out), dtype=x.dtype)
-    for i in range(h_out):
-        for j in range(w_out):
-            window = xp[:, i * stride : i * stride + k_h, j * stride : j * stride + k_w]
-            out[:, i, j] = np.tensordot(w, window, axes=3) + b
-    return out
+    out = np.zeros((F, h_out, w_out), dtype=x.dtype)
+    for i in range(k_h):
+        for j in range(k_w):
+            window = xp[:, i : i + stride * h_out : stride, j : j + stride * w_out : stride]
+            out += np.tensordot(w[:, :, i, j], window, axes=1)
+    return out + b[:, None, None]
 
 
 def conv_single_backward(dy, x, w, b, stride=1, pad=0):
@@ -29,11 +29,12 @@ def conv_single_backward(dy, x, w, b, stride=1, pad=0):
     xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
     dxp = np.zeros_like(xp)
     dw = np.zeros_like(w)
-    for i in range(dy.shape[1]):
-        for j in range(dy.shape[2]):
-            window = xp[:, i * stride : i * stride + k_h, j * stride : j * stride + k_w]
-            dw += dy[:, i, j][:, None, None, None] * window
-            dxp[:, i * stride : i * stride + k_h, j * stride : j * stride + k_w] += np.tensordot(dy[:, i, j], w, axes=1)
+    h_out, w_out = dy.shape[1:]
+    for i in range(k_h):
+        for j in range(k_w):
+            at = (slice(None), slice(i, i + stride * h_out, stride), slice(j, j + stride * w_out, stride))
+            dw[:, :, i, j] = np.tensordot(dy, xp[at], axes=([1, 2], [1, 2]))
+            dxp[at] += np.tensordot(w[:, :, i, j], dy, axes=([0], [0]))
     return dxp[:, pad : pad + H, pad : pad + W], dw, dy.sum(axis=(1, 2))
 
 
