@@ -135,3 +135,15 @@ def test_an_autograd_engine_without_its_declaration_is_told_the_declaration(tmp_
     for spec in (str(path), f"{path}:conv2d"):
         result = CliRunner().invoke(cli, ["check", "--impl", spec, *CASE])
         assert_bad_input(result, 'declare CONVGRAD = {"tensor": "Tensor", "forward": "conv2d"}')
+
+
+def test_a_constructor_that_takes_padding_as_a_word_is_told_padding_modes(tmp_path):
+    path = tmp_path / "keras_style.py"
+    path.write_text(
+        "import numpy as np\n\n\nclass Conv2D:\n"
+        "    def __init__(self, filters, kernel_size, strides=(1, 1), padding='valid'):\n"
+        "        self.padding = padding.lower()\n"
+        "        self.kernel = np.zeros((kernel_size, kernel_size, 2, filters))\n\n"
+        "    def forward(self, x):\n        return x\n\n    def backward(self, dy):\n        return dy\n")
+    assert_bad_input(CliRunner().invoke(cli, ["check", "--impl", f"{path}:Conv2D", *CASE]),
+                     'declare padding_modes = ["valid", "same"]: it takes padding as a word')

@@ -494,12 +494,13 @@ def _probe(
     try:
         probe = calls._make(settings, geometry, w, b)
     except ImplementationFailure as failure:
-        raise ImplementationError(
-            f"{literal(name)}: {literal(failure)}; declare how the constructor takes its settings, like constructor = "
-            "{{in_channels = \"n_in\", out_channels = \"n_out\", kernel_size = \"size\"}} (and build, if it makes "
-            "its weights in a step of its own)",
-            parameter="impl",
-        ) from None
+        if calls.declared.padding_modes is None and _builds_with_words(calls, settings, geometry, w, b):
+            fix = 'declare padding_modes = ["valid", "same"]: it takes padding as a word'
+        else:
+            fix = ("declare how the constructor takes its settings, like constructor = {{in_channels = \"n_in\", "
+                   "out_channels = \"n_out\", kernel_size = \"size\"}} (and build, if it makes its weights in a step "
+                   "of its own)")
+        raise ImplementationError(f"{literal(name)}: {literal(failure)}; {fix}", parameter="impl") from None
     declared = calls.declared
     if declared.set_weights is not None or declared.build is not None or "weights" in declared.attributes:
         return probe, calls
@@ -514,6 +515,15 @@ def _probe(
         if any(_holds_array(made, p) for p in _parameter_paths("weights")):
             return made, attempt
     return probe, calls
+
+
+def _builds_with_words(calls: StatefulCalls, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any) -> bool:
+    """Whether the constructor that raised on padding=0 builds with padding='valid' (Keras style)."""
+    try:
+        calls._make({**settings, "padding": "valid"}, geometry, w, b)
+    except Exception:
+        return False
+    return True
 
 
 def _probe_weights(geometry: LayerGeometry, declared: Declarations) -> tuple[np.ndarray, np.ndarray]:
