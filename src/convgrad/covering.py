@@ -256,6 +256,23 @@ class DomainCover:
     added: tuple[LayerGeometry, ...]  # small cases the layer accepts that cover the rest
 
 
+@functools.lru_cache(maxsize=1)  # the same for every layer: made once, read by every suite
+def _every_case() -> tuple[tuple[Case, LayerGeometry], ...]:
+    """Every feasible combination of the FACTORS' levels, with its concrete layer (both rectangular
+    kernels for a rectangular level)."""
+    every = []
+    for index, combination in enumerate(itertools.product(*FACTORS.values())):
+        case = dict(zip(FACTORS, combination))
+        if not feasible(case):
+            continue
+        for variant in (0, 1) if case["kernel"] == "rectangular" else (0,):
+            try:
+                every.append((case, geometry_of(case, index, variant)))
+            except GeometryError:  # pragma: no cover - concrete makes only layers that exist
+                continue
+    return tuple(every)
+
+
 def domain_cover(
     accepts: Callable[[LayerGeometry], bool], checked: Iterable[LayerGeometry],
     refused: Iterable[LayerGeometry] = (),
@@ -264,18 +281,8 @@ def domain_cover(
     `refused`, the cases the layer turned down at run time) has, beyond the pairs of the cases
     already `checked`; greedy over every feasible case, deterministic."""
     turned_down = set(refused)
-    candidates: list[tuple[Case, LayerGeometry]] = []
-    for index, combination in enumerate(itertools.product(*FACTORS.values())):
-        case = dict(zip(FACTORS, combination))
-        if not feasible(case):
-            continue
-        for variant in (0, 1) if case["kernel"] == "rectangular" else (0,):
-            try:
-                geometry = geometry_of(case, index, variant)
-            except GeometryError:  # pragma: no cover - concrete makes only layers that exist
-                continue
-            if geometry not in turned_down and accepts(geometry):
-                candidates.append((case, geometry))
+    candidates = [(case, geometry) for case, geometry in _every_case()
+                  if geometry not in turned_down and accepts(geometry)]
     holding: dict[Pair, list[int]] = {}
     for number, (case, _) in enumerate(candidates):
         for pair in pairs_of(case, FACTORS):
