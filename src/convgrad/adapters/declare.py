@@ -125,7 +125,7 @@ class Declarations:
     square_kernels: bool = False  # square kernels only
     stride_tiles: bool = False  # the stride must tile the padded input exactly
     padding_modes: Optional[tuple[str, ...]] = None  # padding as words only: 'valid' and/or 'same'
-    uneven_padding: bool = False  # takes padding as a (before, after) pair per axis where the two differ
+    uneven_padding: bool = False  # takes padding as a (before, after) pair per axis (then in every case)
     one_int: bool = False  # one int for every axis (stride, padding, dilation, kernel size)
     per_axis: bool = False  # a tuple per axis always (stride, padding, dilation, kernel size)
     constructor: Mapping[str, str] = field(default_factory=dict)  # convgrad's name -> the parameter's
@@ -433,7 +433,7 @@ KEYS: dict[str, Key] = {
     "square_kernels": Key(_as(_flag), "true", "square kernels only"),
     "stride_tiles": Key(_as(_flag), "true", "the stride must tile the padded input exactly"),
     "padding_modes": Key(_as(_words(("valid", "same"))), '["valid", "same"]', "padding given as these words only"),
-    "uneven_padding": Key(_as(_flag), "true", "takes ((before, after), ...) per axis where the two sides differ"),
+    "uneven_padding": Key(_as(_flag), "true", "takes padding as ((before, after), ...) per axis, in every case"),
     "one_int": Key(_as(_flag), "true", "one int for every axis (stride, padding, dilation, kernel size)"),
     "per_axis": Key(_as(_flag), "true", "a tuple per axis always (stride, padding, dilation, kernel size)"),
     "constructor": Key(_as(_table(CONSTRUCTOR_MEANINGS, _identifier)),
