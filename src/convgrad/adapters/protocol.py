@@ -4,7 +4,8 @@
     backward(dy, x, w, b, *, stride, padding, dilation, groups) -> (dx, dw, db)
 
 Arrays are (N, C, *spatial), (F, C/groups, *k), (F,) and (N, F, *out); settings are one int per
-spatial axis (groups one int). `Implementation` is a layer behind convgrad's adapter: it also has
+spatial axis (groups one int), padding a (before, after) pair per axis for a layer that declares it
+takes them (declare.py: uneven_padding). `Implementation` is a layer behind convgrad's adapter: it also has
 a name and says which geometries it cannot run.
 """
 
