@@ -52,8 +52,10 @@ ROLES: dict[str, tuple[str, ...]] = {
     "weights": ("W", "w", "weights", "weight", "kernel", "kernels", "filters", "K"),
     "bias": ("b", "bias", "biases", "B"),
     "grad_weights": ("dW", "dw", "grad_W", "grad_w", "dweights", "dweight", "d_weights", "grad_weights",
-                     "grad_weight", "weights_grad", "weight_grad", "W_grad", "dK", "dkernel"),
-    "grad_bias": ("db", "grad_b", "dbias", "d_bias", "dbiases", "grad_bias", "bias_grad", "b_grad", "dB"),
+                     "grad_weight", "weights_grad", "weight_grad", "W_grad", "dK", "dkernel", "dkernels",
+                     "kernel_grad", "grad_kernel", "dfilters", "filters_grad", "weights_gradient", "weight_gradient"),
+    "grad_bias": ("db", "grad_b", "dbias", "d_bias", "dbiases", "grad_bias", "bias_grad", "b_grad", "dB",
+                  "biases_grad", "grad_biases", "bias_gradient", "biases_gradient"),
 }
 CONTAINERS: dict[str, tuple[str, ...]] = {
     "parameters": ("params", "parameters", "param", "weights"),
