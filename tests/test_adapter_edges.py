@@ -147,3 +147,8 @@ def test_a_constructor_that_takes_padding_as_a_word_is_told_padding_modes(tmp_pa
         "    def forward(self, x):\n        return x\n\n    def backward(self, dy):\n        return dy\n")
     assert_bad_input(CliRunner().invoke(cli, ["check", "--impl", f"{path}:Conv2D", *CASE]),
                      'declare padding_modes = ["valid", "same"]: it takes padding as a word')
+
+
+def test_gradients_named_as_tutorials_name_them_are_found():
+    code, case = case_of("obj_dfilters.py:ConvLayer", *CASE, "--stride", "2")
+    assert code == 0, case["reason"]
