@@ -152,3 +152,37 @@ def test_a_constructor_that_takes_padding_as_a_word_is_told_padding_modes(tmp_pa
 def test_gradients_named_as_tutorials_name_them_are_found():
     code, case = case_of("obj_dfilters.py:ConvLayer", *CASE, "--stride", "2")
     assert code == 0, case["reason"]
+
+
+def test_padding_words_go_over_in_the_layers_own_spelling():
+    code, case = case_of("tf_same_upper.py:conv2d,conv2d_backward", "--in", "3x7x6", "--kernels", "4x3x2x2",
+                         "--stride", "2", "--padding", "same")
+    assert code == 0, case["reason"]
+
+
+def test_gradients_accumulated_until_clear_gradients_are_cleared_as_a_training_loop_does():
+    code, case = case_of("clear_gradients.py:AccumConv", *CASE)
+    assert code == 0, case["reason"]
+
+
+def test_weights_kept_in_float32_stay_float32_and_the_layer_is_checked_as_it_runs(tmp_path):
+    path = tmp_path / "f32_weights.py"
+    path.write_text(
+        "import numpy as np\nfrom convgrad import reference\n\n\nclass Conv2D:\n"
+        "    def __init__(self, in_channels, out_channels, kernel_size):\n"
+        "        self.W = np.zeros((out_channels, in_channels, kernel_size, kernel_size), np.float32)\n"
+        "        self.b = np.zeros(out_channels, np.float32)\n\n"
+        "    def forward(self, x):\n        self.x = x\n"
+        "        return reference.forward(x, self.W, self.b, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)\n\n"
+        "    def backward(self, dy):\n"
+        "        dx, self.dW, self.db = reference.backward(dy, self.x, self.W, self.b, stride=(1, 1), padding=(0, 0),\n"
+        "                                                  dilation=(1, 1), groups=1)\n        return dx\n")
+    code, case = case_of(f"{path}:Conv2D", *CASE)
+    assert code == 1  # its float32 weights round the float64 case's: it is no float64 layer
+    code, case = case_of(f"{path}:Conv2D", *CASE, "--dtype", "float32")
+    assert code == 0, case["reason"]
+
+
+def test_weights_held_in_another_layout_are_refused_not_reshaped():
+    code, case = case_of("matrix_weights.py:Conv", *CASE)
+    assert code == 1 and "holds W as 18x3, which is no layout of 3x2x3x3" in case["reason"]

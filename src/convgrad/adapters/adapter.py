@@ -24,7 +24,7 @@ import numpy as np
 
 from convgrad.errors import ImplementationError, SettingError, literal, named
 from convgrad.geometry import LayerGeometry, format_shape
-from convgrad.adapters.declare import CallForm, Declarations, declared_refusal, padding_mode, read_declarations
+from convgrad.adapters.declare import CallForm, Declarations, declared_refusal, read_declarations
 from convgrad.adapters.autograd_engines import AutogradCalls
 from convgrad.adapters.per_image import PerImageLive, each_image_backward, each_image_forward
 from convgrad.adapters.returns import unpack_gradients
@@ -254,7 +254,7 @@ class Adapter:
             settings[setting] = handed_over(values, self.calls.setting_default(setting), one_int=self.declared.one_int,
                                             per_axis=self.declared.per_axis)
         if self.declared.padding_modes is not None:
-            settings["padding"] = padding_mode(geometry)  # unsupported() skipped the cases it is None
+            settings["padding"] = self.declared.padding_word(geometry)  # unsupported() skipped the cases it is None
         elif self.declared.uneven_padding:  # a layer that takes pairs gets them in every case
             settings["padding"] = geometry.padding_pairs
         return settings

@@ -154,6 +154,11 @@ class Declarations:
             and (f.name in self.given or getattr(self, f.name) != getattr(defaults, f.name))
         }
 
+    def padding_word(self, geometry: LayerGeometry) -> Optional[str]:
+        """The case's padding as the word the layer declared, in its spelling ('same', 'SAME')."""
+        mode = padding_mode(geometry)
+        return next((m for m in self.padding_modes or () if m.lower() == mode), mode)
+
     def refuse(self, keys: tuple[str, ...], what: str) -> None:
         """Raise if any of `keys` is declared: they cannot apply to `what`, and are never ignored."""
         given = [k for k in keys if k in self.declared()]
@@ -362,18 +367,19 @@ def _spatial_dims(value: Any, key: str, where: str) -> tuple[int, ...]:
     return dims
 
 
-def _words(choices: tuple[str, ...]) -> Any:
-    """One word or a list of them, each among `choices`."""
+def _words(choices: tuple[str, ...], *, spelled: bool = False) -> Any:
+    """One word or a list of them, each among `choices` in any case; `spelled` keeps the layer's
+    own spelling (TensorFlow's 'SAME' is handed over as 'SAME')."""
 
     def parse(value: Any, key: str, where: str) -> tuple[str, ...]:
         values = (value,) if isinstance(value, str) else value
         try:
-            words = tuple(str(v).lower() for v in values)
+            words = tuple(str(v).strip() for v in values)
         except TypeError:
             words = ()
-        if not words or any(w not in choices for w in words):
+        if not words or any(w.lower() not in choices for w in words):
             raise _wrong(where, key, value)
-        return words
+        return words if spelled else tuple(w.lower() for w in words)
 
     return parse
 
@@ -432,7 +438,7 @@ KEYS: dict[str, Key] = {
     "square_only": Key(_as(_flag), "true", "square inputs only"),
     "square_kernels": Key(_as(_flag), "true", "square kernels only"),
     "stride_tiles": Key(_as(_flag), "true", "the stride must tile the padded input exactly"),
-    "padding_modes": Key(_as(_words(("valid", "same"))), '["valid", "same"]', "padding given as these words only"),
+    "padding_modes": Key(_as(_words(("valid", "same"), spelled=True)), '["valid", "same"]', "padding given as these words only"),
     "uneven_padding": Key(_as(_flag), "true", "takes padding as ((before, after), ...) per axis, in every case"),
     "one_int": Key(_as(_flag), "true", "one int for every axis (stride, padding, dilation, kernel size)"),
     "per_axis": Key(_as(_flag), "true", "a tuple per axis always (stride, padding, dilation, kernel size)"),
@@ -495,7 +501,7 @@ def declared_unsupported(
                 )
     if declared.padding_modes is not None:
         mode = padding_mode(geometry)
-        if mode not in declared.padding_modes:
+        if mode not in [m.lower() for m in declared.padding_modes]:
             words = " or ".join(repr(m) for m in declared.padding_modes)
             return f"takes padding {words} only (padding_modes) and this case needs padding {geometry.padding_text}"
     return None

@@ -241,9 +241,9 @@ class StatefulCalls:
             else:
                 setter(w, b) if bias else setter(w)
             return
-        self.attributes["weights"].set(layer, _like(self.attributes["weights"].get(layer), w))
+        _put(layer, self.attributes["weights"], w, self.cls.__name__, in_place=False)
         if bias:
-            self.attributes["bias"].set(layer, _like(self.attributes["bias"].get(layer), b))
+            _put(layer, self.attributes["bias"], b, self.cls.__name__, in_place=False)
 
     def _gradient(self, layer: Any, role: str, shape: tuple[int, ...]) -> Any:
         """A gradient left on the layer, copied (the layer may overwrite it next call), in the checker's shape."""
@@ -257,7 +257,7 @@ class StatefulCalls:
                 f"declare where it is, like attributes = {{{role} = \"...\"}}, or return it from backward"
             )
         value = np.array(path.get(layer), copy=True)
-        return value.reshape(shape) if value.size == int(np.prod(shape)) else value
+        return value.reshape(shape) if _squeezed(value.shape) == _squeezed(shape) else value
 
 
 class LayerObject:
@@ -292,10 +292,7 @@ class LayerObject:
             held = None if path is None else path.get(layer)
             if path is None or value is None or held is None:
                 continue
-            if isinstance(held, np.ndarray) and held.size == np.size(value) and held.flags.writeable:
-                write_in_place(held, value)
-            else:
-                path.set(layer, _like(held, np.array(value, copy=True)))
+            _put(layer, path, np.array(value, copy=True), calls.cls.__name__, in_place=True)  # as optimisers do
 
     def held(self) -> tuple[Any, Any]:
         calls, layer = self._calls, self._layer
@@ -305,12 +302,33 @@ class LayerObject:
         return (None if w is None else np.array(w, copy=True)), (None if b is None else np.array(b, copy=True))
 
 
-def _like(current: Any, value: Any) -> Any:
-    """`value` reshaped to the shape of what the attribute holds now, when the sizes agree."""
-    shape = np.shape(current) if current is not None else None
-    if shape is not None and shape != np.shape(value) and int(np.prod(shape)) == np.size(value):
-        return np.reshape(value, shape)
-    return value
+def _put(layer: Any, path: AttributePath, value: Any, owner: str, *, in_place: bool) -> None:
+    """The checker's weights (or bias) where the layer keeps its own, in the dtype it keeps them
+    (a float32 layer stays float32) and its shape when it differs only by axes of size 1 ((F, 1)
+    for (F,)); a shape that is another layout of the values is refused, never guessed. Written
+    into the array it holds when `in_place` (an optimiser's step), else a new array, as assigning
+    new weights does (layer.W = ... is the common idiom: a view of the old W made once goes stale)."""
+    held = path.get(layer)
+    if held is None or np.size(held) != np.size(value):  # nothing yet, or made for other shapes
+        path.set(layer, value)
+        return
+    if _squeezed(np.shape(held)) != _squeezed(np.shape(value)):
+        raise ImplementationFailure(
+            f"{owner} holds {path} as {format_shape(np.shape(held))}, which is no layout of "
+            f"{format_shape(np.shape(value))} convgrad knows; declare weight_layout (oihw, hwio, iohw), or a setter "
+            "that takes them as given (set_weights)"
+        )
+    writable = isinstance(held, np.ndarray) and held.flags.writeable and np.issubdtype(held.dtype, np.floating)
+    if writable and in_place:
+        write_in_place(held, value)
+        return
+    dtype = held.dtype if isinstance(held, np.ndarray) and np.issubdtype(held.dtype, np.floating) else None
+    path.set(layer, np.reshape(np.asarray(value, dtype=dtype), np.shape(held)))
+
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(n for n in shape if n != 1)
 
 
 def _holds_array(layer: Any, path: AttributePath) -> bool:
@@ -444,7 +462,7 @@ def stateful_calls(target: Any, name: str, declared: Declarations) -> tuple[Stat
         in_shape=(2, *(9,) * rank), kernel_shape=(3, 2, *(5,) * rank), batch=1,
         stride=(1,) * rank, padding=(0,) * rank, dilation=(1,) * rank, groups=1, dtype="float64",
     )
-    settings: UserSettings = {"stride": 1, "padding": "valid" if declared.padding_modes else 0, "dilation": 1, "groups": 1}
+    settings: UserSettings = {"stride": 1, "padding": _valid_word(declared) if declared.padding_modes else 0, "dilation": 1, "groups": 1}
     w, b = _probe_weights(geometry, declared)
     probe, calls = _probe(calls, name, settings, geometry, w, b)
     _check_declared_places(probe, name, declared)
@@ -515,6 +533,11 @@ def _probe(
         if any(_holds_array(made, p) for p in _parameter_paths("weights")):
             return made, attempt
     return probe, calls
+
+
+def _valid_word(declared: Declarations) -> str:
+    """'valid' as the layer spells it."""
+    return next((m for m in declared.padding_modes or () if m.lower() == "valid"), "valid")
 
 
 def _builds_with_words(calls: StatefulCalls, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any) -> bool:

@@ -65,7 +65,8 @@ LEARNING_RATE = ("lr", "learning_rate", "eta", "alpha", "step_size")  # a backwa
 # A parameter a layer object holds as an object of its own: where its value and its gradient are
 # (`self.W.data`, `self.W.grad`), and the method that clears gradients a backward accumulates.
 PARAMETER_FIELDS: dict[str, tuple[str, ...]] = {"value": ("data", "value", "val"), "gradient": ("grad", "gradient")}
-ZERO_GRAD = ("zero_grad", "zero_grads", "zerograd", "clear_grad", "clear_grads", "reset_grad", "reset_grads")
+ZERO_GRAD = ("zero_grad", "zero_grads", "zerograd", "clear_grad", "clear_grads", "clear_gradients", "zero_gradients",
+             "reset_grad", "reset_grads", "reset_gradients")
 # A layer object's step that makes its weights after the constructor (`layer.build(input_shape)`).
 BUILD_METHODS = ("build", "prep", "prepare", "initialize", "init_params", "init_weights", "initialize_weights", "setup")
 

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from convgrad.errors import ImplementationError, literal
 from convgrad.geometry import LayerGeometry
-from convgrad.adapters.declare import Declarations, padding_mode
+from convgrad.adapters.declare import Declarations
 from convgrad.adapters.vocabulary import NAMES, handed_over, setting_of, settings_after, takes_pairs
 
 __all__ = ["NOT_FOR_FRAMEWORKS", "BUILT_BY", "ForwardParameters", "forward_parameters", "takes_bias", "constructor_parameters", "handed",
@@ -139,7 +139,7 @@ def handed(declared: Declarations, setting: str, geometry: LayerGeometry, defaul
     if setting == "groups":
         return geometry.groups
     if setting == "padding" and declared.padding_modes is not None:
-        return padding_mode(geometry)  # unsupported() skipped the cases it is None
+        return declared.padding_word(geometry)  # unsupported() skipped the cases it is None
     if setting == "padding" and (declared.uneven_padding or takes_pairs(default)):
         return geometry.padding_pairs  # a layer that takes pairs gets them in every case
     values = geometry.kernel_size if setting == "kernel_size" else getattr(geometry, setting)

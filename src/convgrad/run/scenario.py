@@ -313,11 +313,18 @@ def other_settings(geometry: LayerGeometry, implementation: Implementation) -> l
     for candidate in _setting_candidates(geometry):
         if len(found) < OTHER_LAYERS and (
             all(o >= 1 for o in candidate.out_spatial)
+            and _per_axis(candidate) <= _per_axis(geometry)  # no value per axis the case did not ask for
             and _unreached(candidate) <= _unreached(geometry)
             and implementation.unsupported(candidate) is None
         ):
             found.append(candidate)
     return found
+
+
+def _per_axis(geometry: LayerGeometry) -> set[str]:
+    """The settings whose value differs between axes (or between the sides of one)."""
+    per_axis = {name for name in ("stride", "padding", "dilation") if len(set(getattr(geometry, name))) > 1}
+    return per_axis | ({"padding"} if geometry.uneven_padding else set())
 
 
 @functools.lru_cache(maxsize=64)
@@ -338,9 +345,13 @@ def _padded(geometry: LayerGeometry, more: list[int]) -> LayerGeometry:
 
 def _setting_candidates(geometry: LayerGeometry) -> Iterator[LayerGeometry]:
     dilation, more = [], []
-    for k, d in zip(geometry.kernel_size, geometry.dilation):
-        step = 1 if k % 2 == 1 else 2  # d*(k-1) grows by an even number: the padding keeps the output
-        dilation.append(d + step if k > 1 else d)
+    # d*(k-1) grows by an even number: the padding keeps the output. A case with one dilation for
+    # every axis gets one for B too (a layer taking one int must not fail for B's sake alone).
+    steps = [1 if k % 2 == 1 else 2 for k in geometry.kernel_size]
+    uniform = len(set(geometry.dilation)) == 1
+    for k, d, step in zip(geometry.kernel_size, geometry.dilation, steps):
+        step = max(steps) if uniform else step
+        dilation.append(d + step if k > 1 or uniform else d)
         more.append(step * (k - 1) // 2 if k > 1 else 0)
     if tuple(dilation) != geometry.dilation and all(s == 1 for s in geometry.stride):
         # ASPP's branches are stride 1; dilation with stride is rare in networks, and XLA aborts
