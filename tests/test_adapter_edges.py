@@ -186,3 +186,11 @@ def test_weights_kept_in_float32_stay_float32_and_the_layer_is_checked_as_it_run
 def test_weights_held_in_another_layout_are_refused_not_reshaped():
     code, case = case_of("matrix_weights.py:Conv", *CASE)
     assert code == 1 and "holds W as 18x3, which is no layout of 3x2x3x3" in case["reason"]
+
+
+def test_weights_and_gradients_in_lists_are_reached_by_index(tmp_path):
+    config = tmp_path / "lists.toml"
+    config.write_text('[impl]\nattributes = {weights = "params[0]", bias = "params[1]", grad_weights = "grads[0]", '
+                      'grad_bias = "grads[1]"}\n')
+    code, case = case_of("list_params.py:Conv", *CASE, "--impl-config", str(config))
+    assert code == 1 and {t["name"] for t in case["tensors"] if not t["passed"]} == {"db"}  # db of item 0 only

@@ -79,7 +79,8 @@ class CallForm:
 
 @dataclass(frozen=True)
 class AttributePath:
-    """Where a value lives on an object: attributes, and keys of dicts on the way ("params.W")."""
+    """Where a value lives on an object: attributes, keys of dicts and indices of lists on the way
+    ("params.W", "params[0]")."""
 
     steps: tuple[str, ...]
 
@@ -89,6 +90,10 @@ class AttributePath:
                 if step not in target:
                     return default
                 target = target[step]
+            elif isinstance(target, (list, tuple)) and step.isdigit():
+                if int(step) >= len(target):
+                    return default
+                target = target[int(step)]
             elif hasattr(target, step):
                 target = getattr(target, step)
             else:
@@ -97,10 +102,13 @@ class AttributePath:
 
     def set(self, target: Any, value: Any) -> None:
         holder = AttributePath(self.steps[:-1]).get(target) if len(self.steps) > 1 else target
+        last = self.steps[-1]
         if isinstance(holder, dict):
-            holder[self.steps[-1]] = value
+            holder[last] = value
+        elif isinstance(holder, list) and last.isdigit():
+            holder[int(last)] = value
         else:
-            setattr(holder, self.steps[-1], value)
+            setattr(holder, last, value)
 
     def __str__(self) -> str:
         return ".".join(self.steps)
