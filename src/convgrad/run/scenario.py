@@ -348,7 +348,7 @@ def _setting_candidates(geometry: LayerGeometry) -> Iterator[LayerGeometry]:
     # d*(k-1) grows by an even number: the padding keeps the output. A case with one dilation for
     # every axis gets one for B too (a layer taking one int must not fail for B's sake alone).
     steps = [1 if k % 2 == 1 else 2 for k in geometry.kernel_size]
-    uniform = len(set(geometry.dilation)) == 1
+    uniform = len(set(geometry.dilation)) == 1 and max(geometry.kernel_size) > 1  # a 1x1 kernel has no dilation
     for k, d, step in zip(geometry.kernel_size, geometry.dilation, steps):
         step = max(steps) if uniform else step
         dilation.append(d + step if k > 1 or uniform else d)
