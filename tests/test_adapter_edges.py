@@ -194,3 +194,21 @@ def test_weights_and_gradients_in_lists_are_reached_by_index(tmp_path):
                       'grad_bias = "grads[1]"}\n')
     code, case = case_of("list_params.py:Conv", *CASE, "--impl-config", str(config))
     assert code == 1 and {t["name"] for t in case["tensors"] if not t["passed"]} == {"db"}  # db of item 0 only
+
+
+def test_a_declared_call_names_the_settings_a_function_takes_by_position(tmp_path):
+    """conv(inputs, kernel, bias, a, c): the names say nothing, the declared call says which."""
+    path = tmp_path / "positional.py"
+    path.write_text(
+        "from convgrad import reference\n\n"
+        'CONVGRAD = {"forward": "conv(x, w, b, stride, padding)", "backward": "conv_grad(dy, x, w, stride, padding)",\n'
+        '            "one_int": True}\n\n\n'
+        "def conv(inputs, kernel, bias, a, c):\n"
+        "    return reference.forward(inputs, kernel, bias, stride=(a, a), padding=(c, c), dilation=(1, 1), groups=1)\n\n\n"
+        "def conv_grad(grad, inputs, kernel, a, c):\n"
+        "    return reference.backward(grad, inputs, kernel, None, stride=(a, a), padding=(c, c), dilation=(1, 1),\n"
+        "                              groups=1)\n")
+    code, case = case_of(str(path), *CASE, "--stride", "2", "--padding", "1")
+    assert code == 0, case["reason"]
+    skipped = CliRunner().invoke(cli, ["check", "--impl", str(path), *CASE, "--dilation", "2", "--json"])
+    assert "do not accept the keyword dilation" in json.loads(skipped.stdout)["cases"][0]["skipped"]

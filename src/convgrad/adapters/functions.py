@@ -22,7 +22,7 @@ from typing import Any, Callable, Literal, Mapping, Optional
 
 from convgrad.adapters.declare import CallForm
 from convgrad.errors import ImplementationError, literal
-from convgrad.adapters.vocabulary import NEUTRAL, setting_of
+from convgrad.adapters.vocabulary import NEUTRAL, SETTING_NAMES, setting_of
 from convgrad.geometry import LayerGeometry, format_shape
 from convgrad.harness.guard import ImplementationFailure
 from convgrad.adapters.live import Mode, StreamLayer, Variant
@@ -76,8 +76,12 @@ class Fitted:
     @property
     def accepts(self) -> Accepted:
         """The settings it takes, in convgrad's names (None: any, a **kwargs function); a declared
-        call passes the settings its signature takes beside the written arguments."""
-        return None if self.names is None else frozenset(self.names)
+        call passes the settings it names (conv(x, w, b, stride, padding)) and those its signature
+        takes beside them."""
+        if self.names is None:
+            return None
+        named = self.form.placeholders & set(SETTING_NAMES) if self.form is not None and self.form.written else set()
+        return frozenset(self.names) | frozenset(named)
 
     @property
     def int_defaults(self) -> frozenset[str]:
@@ -315,8 +319,8 @@ def function_calls(
     style = _cache_style(forward, fitted_forward, fitted_backward)
     backward_forms = ([p.form for p in (backward.dx, backward.dw, backward.db) if p is not None]
                       if isinstance(backward, SplitBackward) else [backward_form])
-    _check_forms([forward_form], "forward", {"x", "w", "b"})
-    _check_forms(backward_forms, "backward", {"dy", "cache"} if style else {"dy", "x", "w", "b"})
+    _check_forms([forward_form], "forward", {"x", "w", "b", *SETTING_NAMES})
+    _check_forms(backward_forms, "backward", {"dy", "cache"} if style else {"dy", "x", "w", "b", *SETTING_NAMES})
     if style == "conv_param":
         return CacheCalls(forward, backward_function, fitted_backward=fitted_backward)
     if style == "keywords":

@@ -83,6 +83,7 @@ PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "in_channels": ("in_channels",),
     "out_channels": ("out_channels",),
     "kernel_size": ("kernel_size",),
+    **{setting: (setting,) for setting in SETTING_NAMES},  # a function's settings, as convgrad hands them over
 }
 
 Layout = Literal["nchw", "nhwc"]  # channels first or last, for any number of spatial axes
