@@ -212,3 +212,10 @@ def test_a_declared_call_names_the_settings_a_function_takes_by_position(tmp_pat
     assert code == 0, case["reason"]
     skipped = CliRunner().invoke(cli, ["check", "--impl", str(path), *CASE, "--dilation", "2", "--json"])
     assert "do not accept the keyword dilation" in json.loads(skipped.stdout)["cases"][0]["skipped"]
+
+
+def test_a_view_of_the_weights_made_once_is_named_as_such():
+    """W_mat = W.reshape(...) in the constructor: assigning new weights (as convgrad and a training
+    loop that rebinds W do) leaves the forward on the old ones."""
+    code, case = case_of("view_weights.py:Conv2D", *CASE)
+    assert code == 1 and "looks like the forward does not read the weights it was given" in case["reason"]

@@ -587,6 +587,19 @@ def _forward_diagnoses(
 ) -> list[Diagnosis]:
     output = by_name["O"]
     found: list[Diagnosis] = []
+    kernels = by_name.get("dK")
+    if kernels is not None and kernels.numerical is not None and not np.any(kernels.numerical) and np.any(w):
+        found.append(Diagnosis(
+            "O",
+            "weights_not_read",
+            "The output does not change when the weights change (every finite difference of dK is 0): the "
+            "forward computes with weights of its own, not the ones the layer was given: a copy or a view "
+            "of W made once (W_mat = W.reshape(...)), or weights kept under another name. Read the "
+            "weights the layer holds on every call; a training loop that assigns new weights (layer.W = "
+            "...) would leave the forward on the old ones.",
+            "the forward does not read the weights it was given",
+        ))
+        return found
     if output.analytical is not None and output.analytical.shape == geometry.y_shape:
         mistake = _forward_mistake(geometry, output.analytical, x, w, b, max(output.tolerance, _MATCH_FLOOR))
         if mistake is not None:
