@@ -225,9 +225,7 @@ def levels_of(g: LayerGeometry) -> Optional[Case]:
     else:
         groups = str(g.groups)
     k = g.kernel_size
-    left_over = any(
-        (h + 2 * p - d * (kk - 1) - 1) % s for h, kk, s, p, d in zip(g.spatial, k, g.stride, g.padding, g.dilation)
-    )
+    left_over = any(g.left_over)
     case = {
         "batch": str(g.batch),
         "stride": _one_or_per_axis(g.stride),

@@ -269,6 +269,12 @@ class LayerGeometry:
         return tuple(h + t for h, t in zip(self.spatial, self.padding_totals))
 
     @property
+    def left_over(self) -> tuple[int, ...]:
+        """Per axis, the padded rows past the last window the stride reaches (0: the stride tiles it)."""
+        return tuple((hp - d * (k - 1) - 1) % s for hp, k, s, d in
+                     zip(self.padded_spatial, self.kernel_size, self.stride, self.dilation))
+
+    @property
     def kernel_size(self) -> tuple[int, ...]:
         return self.kernel_shape[2:]
 

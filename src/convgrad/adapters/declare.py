@@ -500,9 +500,9 @@ def declared_unsupported(
         if geometry.uneven_padding and declared.padding_modes is None:
             return f"takes one int for every axis (one_int) and this case needs padding {geometry.padding_text} (before,after)"
     if declared.stride_tiles:
-        for axis, (hp, k, s, d) in enumerate(zip(geometry.padded_spatial, geometry.kernel_size, geometry.stride,
-                                                  geometry.dilation)):
-            if (hp - d * (k - 1) - 1) % s:
+        for axis, (over, hp, k, s, d) in enumerate(zip(geometry.left_over, geometry.padded_spatial,
+                                                         geometry.kernel_size, geometry.stride, geometry.dilation)):
+            if over:
                 return (
                     f"needs a stride that tiles the padded input (stride_tiles), and along axis "
                     f"{geometry.axis_names[axis]} stride {s} does not tile {hp} with kernel extent {d * (k - 1) + 1}"

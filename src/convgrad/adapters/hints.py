@@ -74,7 +74,7 @@ def crash_hint(
             f"; this case needs {name} {format_shape(values)}: if the layer takes one int for every axis, declare "
             "one_int = true and such cases are skipped"
         )
-    if not _stride_tiles(geometry) and lifted(_tiled(geometry)):
+    if any(geometry.left_over) and lifted(_tiled(geometry)):
         return (
             "; the stride does not tile the padded input here: if the layer needs it to, declare stride_tiles = true "
             "and such cases are skipped"
@@ -125,16 +125,9 @@ def _one_value_per_setting(geometry: LayerGeometry) -> Optional[LayerGeometry]:
                     dilation=(geometry.dilation[0],) * n)
 
 
-def _stride_tiles(geometry: LayerGeometry) -> bool:
-    return all((hp - d * (k - 1) - 1) % s == 0 for hp, k, s, d in
-               zip(geometry.padded_spatial, geometry.kernel_size, geometry.stride, geometry.dilation))
-
-
 def _tiled(geometry: LayerGeometry) -> Optional[LayerGeometry]:
     """The input cut to the largest size the stride tiles."""
-    sizes = tuple(h - (hp - d * (k - 1) - 1) % s for h, hp, k, s, d in
-                  zip(geometry.spatial, geometry.padded_spatial, geometry.kernel_size, geometry.stride, geometry.dilation))
-    return _variant(geometry, spatial=sizes)
+    return _variant(geometry, spatial=tuple(h - over for h, over in zip(geometry.spatial, geometry.left_over)))
 
 
 def as_2d(geometry: LayerGeometry) -> Optional[LayerGeometry]:
