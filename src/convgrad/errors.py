@@ -1,16 +1,19 @@
 """The exceptions convgrad raises for input the user has to fix (the CLI exits 2 on them).
 
-A message names the parameter it is about as a field, `{step}` or `{step:-1}` (the parameter and
-the value it was given), not as a flag. Each audience renders it in its own words: the Python API
-as `step=-1`, the command line as `--step -1`, a suite file as `step = -1`. So a Python caller never
-reads about a flag it did not type, and a suite file's author reads the keys of the file.
+A message is data: a sequence of parts, each plain text (shown as it is, never parsed, so a
+user's braces, quotes or brackets need no escaping) or a `Parameter`, the parameter it is about
+and maybe the value it was given. Each audience renders a parameter in its own words, by one
+function, `render_message`: the Python API as `step=-1`, the command line as `--step -1`, a suite
+file as `step = -1`. So a Python caller never reads about a flag it did not type, and a suite
+file's author reads the keys of the file.
+
+    SettingError(Parameter("step", -1), " must be greater than 0; use ", Parameter("step", 0.5))
 """
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Union
 
 __all__ = [
     "ConvgradError",
@@ -18,11 +21,31 @@ __all__ = [
     "SettingError",
     "ImplementationError",
     "ConfigError",
+    "Parameter",
+    "Part",
     "Audience",
     "PYTHON",
-    "literal",
-    "named",
+    "render_message",
 ]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A parameter a message names (`step`), with the value it was given when there is one (-1).
+
+    The value is kept as text (`str(value)`), so an error travels between processes whatever
+    object it was made from."""
+
+    name: str
+    value: object = None
+
+    def __post_init__(self) -> None:
+        if self.value is not None and not isinstance(self.value, str):
+            object.__setattr__(self, "value", str(self.value))
+
+
+# One part of a message: plain text, or a parameter its audience names.
+Part = Union[str, Parameter]
 
 
 @dataclass(frozen=True)
@@ -37,48 +60,32 @@ class Audience:
 PYTHON = Audience(name=lambda parameter: parameter, assign=lambda parameter, value: f"{parameter}={value}")
 
 
-def literal(text: object) -> str:
-    """`text` for use inside a message template, where braces would otherwise start a field."""
-    return str(text).replace("{", "{{").replace("}", "}}")
-
-
-def named(parameter: str, value: object = None) -> str:
-    """The field for `parameter` in a message template, with `value` if one is given."""
-    if value is None:
-        return "{" + parameter + "}"
-    text = str(value).replace("{", "(").replace("}", ")")  # a value cannot hold braces
-    return "{" + parameter + ":" + text + "}"
-
-
-class _ParameterFormatter(string.Formatter):
-    def __init__(self, audience: Audience) -> None:
-        self._audience = audience
-
-    def get_value(self, key: int | str, args: Any, kwargs: Mapping[str, Any]) -> Any:
-        return str(key)
-
-    def format_field(self, value: Any, format_spec: str) -> str:
-        if format_spec:
-            return self._audience.assign(value, format_spec)
-        return self._audience.name(value)
+def render_message(parts: Iterable[Part], audience: Audience) -> str:
+    """The parts in `audience`'s words, on one line (whitespace collapsed) whatever text they hold."""
+    words = (
+        part if isinstance(part, str)
+        else audience.name(part.name) if part.value is None
+        else audience.assign(part.name, str(part.value))
+        for part in parts
+    )
+    return " ".join("".join(words).split())
 
 
 class ConvgradError(Exception):
     """Input the user has to fix. The message is one line, names the parameter and the fix."""
 
-    def __init__(self, template: str, *, parameter: str | None = None) -> None:
-        super().__init__(template)
-        self.template = template
+    def __init__(self, *parts: Part, parameter: str | None = None) -> None:
+        self.parts: tuple[Part, ...] = tuple(p if isinstance(p, Parameter) else str(p) for p in parts)
         self._parameter = parameter
+        super().__init__(self.render(PYTHON))
 
-    def __reduce__(self) -> tuple[Any, ...]:  # keep `parameter` across processes
-        return (_rebuild, (type(self), self.template, self._parameter))
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the parts and `parameter` across processes
+        return (_rebuild, (type(self), self.parts, self._parameter))
 
     @property
     def parameters(self) -> tuple[str, ...]:
         """The parameters the message names, in order."""
-        fields = (name for _, name, _, _ in string.Formatter().parse(self.template) if name)
-        return tuple(dict.fromkeys(fields))
+        return tuple(dict.fromkeys(part.name for part in self.parts if isinstance(part, Parameter)))
 
     @property
     def parameter(self) -> str | None:
@@ -87,14 +94,14 @@ class ConvgradError(Exception):
 
     def render(self, audience: Audience = PYTHON) -> str:
         """The message in `audience`'s words, on one line whatever text the user gave."""
-        return " ".join(_ParameterFormatter(audience).format(self.template).split())
+        return render_message(self.parts, audience)
 
     def __str__(self) -> str:
         return self.render(PYTHON)
 
 
-def _rebuild(kind: type[ConvgradError], template: str, parameter: str | None) -> ConvgradError:
-    return kind(template, parameter=parameter)
+def _rebuild(kind: type[ConvgradError], parts: tuple[Part, ...], parameter: str | None) -> ConvgradError:
+    return kind(*parts, parameter=parameter)
 
 
 class GeometryError(ConvgradError):

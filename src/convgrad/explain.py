@@ -19,7 +19,7 @@ import numpy as np
 
 from convgrad import reference
 from convgrad.compare import compare
-from convgrad.errors import SettingError
+from convgrad.errors import Parameter, SettingError
 from convgrad.geometry import GradientName, LayerGeometry
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.numerics.method import numerical_gradient
@@ -186,9 +186,9 @@ class Derivation:
 def _refuse_other_dtypes(geometry: LayerGeometry) -> None:
     if geometry.dtype != "float64":
         raise SettingError(
-            f"{{dtype:{geometry.dtype}}} is refused: explain derives and proves the algebra in float64, "
-            "where rounding cannot hide an error, and float32 would need a tolerance of 1e-3; drop "
-            f"{{dtype}} (to check a float32 layer, use check with {{dtype:{geometry.dtype}}})"
+            Parameter("dtype", geometry.dtype), " is refused: explain derives and proves the algebra in float64, "
+            "where rounding cannot hide an error, and float32 would need a tolerance of 1e-3; drop ",
+            Parameter("dtype"), " (to check a float32 layer, use check with ", Parameter("dtype", geometry.dtype), ")",
         )
 
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Optional, Sequence, SupportsIndex, TypedDict, Union, cast, get_args
 
-from convgrad.errors import GeometryError, literal, named
+from convgrad.errors import GeometryError, Parameter, Part
 
 __all__ = [
     "Dtype",
@@ -135,17 +135,15 @@ def _memory_limit_bytes() -> int:
     return total // 2
 
 
-def _parse_int_list(text: str, parameter: str, example: str) -> tuple[int, ...]:
+def _parse_int_list(text: str, parameter: str, *examples: str) -> tuple[int, ...]:
     text = text.strip()
+    like = _examples(parameter, examples)
     if not text:
-        raise GeometryError(f"{{{parameter}}} is empty; give sizes like {named(parameter, example)}")
+        raise GeometryError(Parameter(parameter), " is empty; give sizes like ", *like)
     values = []
     for part in _SEPARATORS.split(text):
         if not re.fullmatch(r"[+-]?\d+", part):
-            raise GeometryError(
-                f"{named(parameter, text)}: {literal(repr(part))} is not a whole number; give sizes like "
-                f"{named(parameter, example)}"
-            )
+            raise GeometryError(Parameter(parameter, text), f": {part!r} is not a whole number; give sizes like ", *like)
         values.append(int(part))
     return tuple(values)
 
@@ -159,22 +157,24 @@ def parse_shape(text: str | Sequence[int], parameter: str, example: str = "3x20x
             values = tuple(_as_int(v, parameter, example) for v in text)
         except TypeError:  # e.g. `in = 20` in a config file: a number, not a shape
             raise GeometryError(
-                f"{named(parameter, text)} is not a shape; give sizes like {named(parameter, example)}"
+                Parameter(parameter, text), " is not a shape; give sizes like ", Parameter(parameter, example)
             ) from None
         if not values:
-            raise GeometryError(f"{{{parameter}}} is empty; give sizes like {named(parameter, example)}")
+            raise GeometryError(Parameter(parameter), " is empty; give sizes like ", Parameter(parameter, example))
     for v in values:
         if v <= 0:
             raise GeometryError(
-                f"{named(parameter, format_shape(values))} has a size of {v}; every size must be a "
-                f"positive whole number, like {named(parameter, example)}"
+                Parameter(parameter, format_shape(values)), f" has a size of {v}; every size must be a "
+                "positive whole number, like ", Parameter(parameter, example),
             )
     return values
 
 
 def _as_int(value: object, parameter: str, example: str) -> int:
     if isinstance(value, bool) or not isinstance(value, SupportsIndex):
-        raise GeometryError(f"{named(parameter, repr(value))} is not a whole number; give sizes like {named(parameter, example)}")
+        raise GeometryError(
+            Parameter(parameter, repr(value)), " is not a whole number; give sizes like ", Parameter(parameter, example)
+        )
     return operator.index(value)
 
 
@@ -186,16 +186,29 @@ def parse_axes(spec: AxisSpec, parameter: str, *, words: Sequence[str] = ()) -> 
             return word
         if re.fullmatch(r"[a-z_]+", word):
             allowed = ", ".join(["a whole number", "one per axis like 2x1", *words])
-            raise GeometryError(f"{named(parameter, repr(spec))} is not understood; use {allowed}")
-        return _parse_int_list(spec, parameter, "2 or 2x1")
+            raise GeometryError(Parameter(parameter, repr(spec)), f" is not understood; use {allowed}")
+        return _parse_int_list(spec, parameter, "2", "2x1")
     if isinstance(spec, bool):
-        raise GeometryError(f"{named(parameter, spec)} is not a whole number; use e.g. {named(parameter, 2)} or {named(parameter, '2x1')}")
+        raise GeometryError(*_not_a_whole_number(parameter, spec))
     if isinstance(spec, int):
         return (spec,)
     try:
         return tuple(_as_int(v, parameter, "2x1") for v in spec)
     except TypeError:
-        raise GeometryError(f"{named(parameter, repr(spec))} is not a whole number; use e.g. {named(parameter, 2)} or {named(parameter, '2x1')}") from None
+        raise GeometryError(*_not_a_whole_number(parameter, repr(spec))) from None
+
+
+def _not_a_whole_number(parameter: str, shown: object) -> tuple[Part, ...]:
+    return (Parameter(parameter, shown), " is not a whole number; use e.g. ", *_examples(parameter, ("2", "2x1")))
+
+
+def _examples(parameter: str, examples: tuple[str, ...]) -> tuple[Part, ...]:
+    """`stride=2 or stride=2x1`: the parameter given each example, in its audience's words."""
+    parts: list[Part] = []
+    for example in examples:
+        parts += [" or "] if parts else []
+        parts.append(Parameter(parameter, example))
+    return tuple(parts)
 
 
 @dataclass(frozen=True)
@@ -381,14 +394,14 @@ def _expand(values: tuple[int, ...], ndim: int, parameter: str, text: str, minim
         values = values * ndim
     elif len(values) != ndim:
         raise GeometryError(
-            f"{named(parameter, text)} has {len(values)} values but the input has {ndim} spatial "
-            f"{'axis' if ndim == 1 else 'axes'}; give one value or {ndim} like "
-            f"{named(parameter, 'x'.join(['1'] * ndim))}"
+            Parameter(parameter, text), f" has {len(values)} values but the input has {ndim} spatial "
+            f"{'axis' if ndim == 1 else 'axes'}; give one value or {ndim} like ",
+            Parameter(parameter, "x".join(["1"] * ndim)),
         )
     for v in values:
         if v < minimum:
             what = "zero or more" if minimum == 0 else "1 or more"
-            raise GeometryError(f"{named(parameter, text)} has {v}; each value must be {what}")
+            raise GeometryError(Parameter(parameter, text), f" has {v}; each value must be {what}")
     return values
 
 
@@ -413,44 +426,46 @@ def resolve_geometry(
     k_dims = parse_shape(kernel_shape, "kernel_shape", "5x3x3x3")
     if len(x_dims) < 2 or len(x_dims) > 4:
         raise GeometryError(
-            f"{named('in_shape', format_shape(x_dims))} has {len(x_dims)} sizes; give channels then 1 to 3 "
-            f"spatial sizes: CxL, CxHxW (e.g. {named('in_shape', '3x20x20')}) or CxDxHxW"
+            Parameter("in_shape", format_shape(x_dims)), f" has {len(x_dims)} sizes; give channels then 1 to 3 "
+            "spatial sizes: CxL, CxHxW (e.g. ", Parameter("in_shape", "3x20x20"), ") or CxDxHxW",
         )
     ndim = len(x_dims) - 1
     channels = x_dims[0]
 
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise GeometryError(f"{named('batch', repr(batch))}: the batch size must be a whole number of 1 or more")
+        raise GeometryError(Parameter("batch", repr(batch)), ": the batch size must be a whole number of 1 or more")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise GeometryError(f"{named('groups', repr(groups))}: groups must be a whole number of 1 or more")
+        raise GeometryError(Parameter("groups", repr(groups)), ": groups must be a whole number of 1 or more")
     if dtype not in DTYPES:
-        raise GeometryError(f"{named('dtype', repr(dtype))} is not supported; use float64 or float32")
+        raise GeometryError(Parameter("dtype", repr(dtype)), " is not supported; use float64 or float32")
 
     if len(k_dims) == ndim + 1:
         if channels % groups:
-            raise GeometryError(_groups_message("C", channels, groups))
+            raise GeometryError(*_groups_message("C", channels, groups))
         k_dims = (k_dims[0], channels // groups, *k_dims[1:])
     elif len(k_dims) != ndim + 2:
         fix = f"{k_dims[0]}x{channels // groups if channels % groups == 0 else channels}x" + "x".join(["3"] * ndim)
         raise GeometryError(
-            f"{named('kernel_shape', format_shape(k_dims))} has {len(k_dims)} sizes but "
-            f"{named('in_shape', format_shape(x_dims))} is {ndim}-D; give Fx(C/groups)x"
-            f"{'x'.join(['k'] * ndim)} like {named('kernel_shape', fix)}, or Fx{'x'.join(['k'] * ndim)}"
+            Parameter("kernel_shape", format_shape(k_dims)), f" has {len(k_dims)} sizes but ",
+            Parameter("in_shape", format_shape(x_dims)), f" is {ndim}-D; give Fx(C/groups)x{'x'.join(['k'] * ndim)} like ",
+            Parameter("kernel_shape", fix), f", or Fx{'x'.join(['k'] * ndim)}",
         )
     filters, depth = k_dims[0], k_dims[1]
     if channels % groups:
-        raise GeometryError(_groups_message("C", channels, groups))
+        raise GeometryError(*_groups_message("C", channels, groups))
     if filters % groups:
-        raise GeometryError(_groups_message("F", filters, groups))
+        raise GeometryError(*_groups_message("F", filters, groups))
     if depth * groups != channels:
+        change: tuple[Part, ...]
         if groups == 1:
-            fix = f"use {named('kernel_shape', f'{filters}x{channels}x{format_shape(k_dims[2:])}')}"
+            change = ("use ", Parameter("kernel_shape", f"{filters}x{channels}x{format_shape(k_dims[2:])}"))
             if channels % depth == 0 and filters % (channels // depth) == 0:
-                fix += f" or {named('groups', channels // depth)}"
+                change += (" or ", Parameter("groups", channels // depth))
         else:
-            fix = f"use {named('kernel_shape', f'{filters}x{channels // groups}x{format_shape(k_dims[2:])}')} or change {{groups}}"
+            change = ("use ", Parameter("kernel_shape", f"{filters}x{channels // groups}x{format_shape(k_dims[2:])}"),
+                   " or change ", Parameter("groups"))
         raise GeometryError(
-            f"kernels expect {depth * groups} input channels but {{in_shape}} has {channels}; {fix}",
+            f"kernels expect {depth * groups} input channels but ", Parameter("in_shape"), f" has {channels}; ", *change,
             parameter="kernel_shape",
         )
 
@@ -466,8 +481,9 @@ def resolve_geometry(
             dilated = f"dilated kernel ({k} with dilation {d} spans {extent})" if d > 1 else f"kernel ({k})"
             padded = f"{h} + 2*{p}" if p == a else f"{h} + {p} + {a}"
             raise GeometryError(
-                f"the {dilated} is larger than the padded input along {name} ({padded} = "
-                f"{h + p + a}); use a smaller {{kernel_shape}} or {{dilation}}, a larger {{in_shape}}, or more {{padding}}",
+                f"the {dilated} is larger than the padded input along {name} ({padded} = {h + p + a}); use a smaller ",
+                Parameter("kernel_shape"), " or ", Parameter("dilation"), ", a larger ", Parameter("in_shape"),
+                ", or more ", Parameter("padding"),
                 parameter="kernel_shape",
             )
 
@@ -486,8 +502,8 @@ def resolve_geometry(
     needed = memory_estimate_bytes(geometry)
     if needed > limit:
         raise GeometryError(
-            f"checking this layer would need about {_gib(needed)} of memory (limit {_gib(limit)}); "
-            "use a smaller {in_shape}, {batch} or {kernel_shape}"
+            f"checking this layer would need about {_gib(needed)} of memory (limit {_gib(limit)}); use a smaller ",
+            Parameter("in_shape"), ", ", Parameter("batch"), " or ", Parameter("kernel_shape"),
         )
     return geometry
 
@@ -502,17 +518,17 @@ def _text(spec: AxisSpec) -> str:
 
 def _numbers(parsed: tuple[int, ...] | str, parameter: str) -> tuple[int, ...]:
     if isinstance(parsed, str):  # pragma: no cover - parse_axes without words never returns words
-        raise GeometryError(f"{named(parameter, repr(parsed))} is not understood; use a whole number like 1 or 2x1")
+        raise GeometryError(Parameter(parameter, repr(parsed)), " is not understood; use a whole number like 1 or 2x1")
     return parsed
 
 
-def _groups_message(axis: str, size: int, groups: int) -> str:
+def _groups_message(axis: str, size: int, groups: int) -> tuple[Part, ...]:
     what = "input channels C" if axis == "C" else "kernels F"
     divisors = [g for g in range(1, size + 1) if size % g == 0]
     return (
-        f"{named('groups', groups)} does not divide the {size} {what}; use a {{groups}} that divides "
-        f"both C and F (divisors of {size}: {', '.join(map(str, divisors[:8]))}"
-        f"{', ...' if len(divisors) > 8 else ''})"
+        Parameter("groups", groups), f" does not divide the {size} {what}; use a ", Parameter("groups"),
+        f" that divides both C and F (divisors of {size}: {', '.join(map(str, divisors[:8]))}"
+        f"{', ...' if len(divisors) > 8 else ''})",
     )
 
 
@@ -542,9 +558,9 @@ def _resolve_padding(
             if total % 2:
                 uneven = format_padding(*zip(*(same_padding(h, k_, 1, d_) for h, k_, d_ in zip(spatial, kernel, dilation))))
                 raise GeometryError(
-                    f"{named('padding', 'same')} needs {total} pixels along {name} (kernel {k}, "
-                    f"dilation {d}), which cannot be split evenly on both sides; use an odd kernel "
-                    f"size or give {{padding}} as numbers, per side like {named('padding', uneven)} (before,after)"
+                    Parameter("padding", "same"), f" needs {total} pixels along {name} (kernel {k}, "
+                    f"dilation {d}), which cannot be split evenly on both sides; use an odd kernel size or give ",
+                    Parameter("padding"), " as numbers, per side like ", Parameter("padding", uneven), " (before,after)",
                 )
             padding_t.append(total // 2)
         return tuple(padding_t), tuple(padding_t)
@@ -578,13 +594,13 @@ def _padding_sides(spec: PaddingSpec) -> Optional[list[tuple[int, ...]]]:
             parts = [part.strip() for part in axis.split(",")]
             if any(not part for part in parts):
                 raise GeometryError(
-                    f"{named('padding', text)} leaves a side empty; give {_PER_SIDE}, e.g. {named('padding', '0,1')}"
+                    Parameter("padding", text), f" leaves a side empty; give {_PER_SIDE}, e.g. ", Parameter("padding", "0,1")
                 )
             for part in parts:
                 if not re.fullmatch(r"[+-]?\d+", part):
                     raise GeometryError(
-                        f"{named('padding', text)}: {literal(repr(part))} is not a whole number; give {_PER_SIDE}, "
-                        f"e.g. {named('padding', '0,1')}"
+                        Parameter("padding", text), f": {part!r} is not a whole number; give {_PER_SIDE}, e.g. ",
+                        Parameter("padding", "0,1"),
                     )
             sides.append(tuple(int(part) for part in parts))
         return sides
@@ -605,8 +621,8 @@ def _padding_sides(spec: PaddingSpec) -> Optional[list[tuple[int, ...]]]:
             sides.append(tuple(_as_int(v, "padding", "0,1") for v in cast(Sequence[int], value)))
         except TypeError:
             raise GeometryError(
-                f"{named('padding', repr(spec))} is not understood; give a number per axis or a "
-                f"(before, after) pair per axis, like {named('padding', '0,1x0,1')}"
+                Parameter("padding", repr(spec)), " is not understood; give a number per axis or a "
+                "(before, after) pair per axis, like ", Parameter("padding", "0,1x0,1"),
             ) from None
     return sides
 
@@ -615,22 +631,20 @@ def _expand_sides(sides: list[tuple[int, ...]], ndim: int, text: str) -> list[tu
     """One (before, after) pair per axis; a single number means both sides."""
     for axis in sides:
         if len(axis) > 2:
-            raise GeometryError(
-                f"{named('padding', text)} has {len(axis)} numbers for one axis; give {_PER_SIDE}"
-            )
+            raise GeometryError(Parameter("padding", text), f" has {len(axis)} numbers for one axis; give {_PER_SIDE}")
     if len(sides) == 1:
         sides = sides * ndim
     elif len(sides) != ndim:
         example = "x".join(["0,1"] * ndim)
         raise GeometryError(
-            f"{named('padding', text)} has {len(sides)} axes but the input has {ndim} spatial "
-            f"{'axis' if ndim == 1 else 'axes'}; give one or {ndim} like {named('padding', example)}"
+            Parameter("padding", text), f" has {len(sides)} axes but the input has {ndim} spatial "
+            f"{'axis' if ndim == 1 else 'axes'}; give one or {ndim} like ", Parameter("padding", example),
         )
     pairs = [(axis[0], axis[-1]) for axis in sides]
     for pair in pairs:
         for v in pair:
             if v < 0:
-                raise GeometryError(f"{named('padding', text)} has {v}; each value must be zero or more")
+                raise GeometryError(Parameter("padding", text), f" has {v}; each value must be zero or more")
     return pairs
 
 

@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal, Mapping, Optional, get_args
 
-from convgrad.errors import SettingError, named
+from convgrad.errors import Parameter, SettingError
 from convgrad.geometry import DTYPES, Dtype
 
 __all__ = [
@@ -88,15 +88,15 @@ class Tolerances:
 
 def _check_positive(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise SettingError(f"{{{name}:{value!r}}} must be a finite number greater than 0")
+        raise SettingError(Parameter(name, repr(value)), " must be a finite number greater than 0")
 
 
 def _check_step(value: float) -> None:
     _check_positive("step", value)
     if not MIN_RELATIVE_STEP <= value <= MAX_RELATIVE_STEP:
         raise SettingError(
-            f"{{step:{value!r}}} is outside {MIN_RELATIVE_STEP:g}..{MAX_RELATIVE_STEP:g}; "
-            "use a value like {step:0.5} (the layer is linear, so a large step loses nothing)"
+            Parameter("step", repr(value)), f" is outside {MIN_RELATIVE_STEP:g}..{MAX_RELATIVE_STEP:g}; use a value like ",
+            Parameter("step", 0.5), " (the layer is linear, so a large step loses nothing)",
         )
 
 
@@ -104,8 +104,8 @@ def _check_rtol(value: float) -> None:
     _check_positive("rtol", value)
     if value >= 1:
         raise SettingError(
-            f"{{rtol:{value!r}}} would accept gradients that are entirely wrong; "
-            "use a value below 1, such as {rtol:1e-8}"
+            Parameter("rtol", repr(value)), " would accept gradients that are entirely wrong; use a value below 1, such as ",
+            Parameter("rtol", "1e-8"),
         )
 
 
@@ -144,28 +144,34 @@ class CheckOptions:
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise SettingError(f"{{seed:{self.seed!r}}} must be a whole number of 0 or more, like {{seed:42}}")
+            raise SettingError(
+                Parameter("seed", repr(self.seed)), " must be a whole number of 0 or more, like ", Parameter("seed", 42)
+            )
         if self.method not in METHODS:
-            raise SettingError(f"{{method:{self.method!r}}} is not known; use one of {', '.join(METHODS)}")
+            raise SettingError(Parameter("method", repr(self.method)), f" is not known; use one of {', '.join(METHODS)}")
         if self.differences not in DIFFERENCES:
             raise SettingError(
-                f"{{differences:{self.differences!r}}} is not known; use one of {', '.join(DIFFERENCES)}"
+                Parameter("differences", repr(self.differences)), f" is not known; use one of {', '.join(DIFFERENCES)}"
             )
         if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
-            raise SettingError(f"{{samples:{self.samples!r}}} must be a whole number of 1 or more, such as {{samples:64}}")
+            raise SettingError(
+                Parameter("samples", repr(self.samples)), " must be a whole number of 1 or more, such as ",
+                Parameter("samples", 64),
+            )
         timeout = self.timeout
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
             raise SettingError(
-                f"{{timeout:{timeout!r}}} must be a number of seconds greater than 0, like {{timeout:{DEFAULT_TIMEOUT_S:g}}}"
+                Parameter("timeout", repr(timeout)), " must be a number of seconds greater than 0, like ",
+                Parameter("timeout", f"{DEFAULT_TIMEOUT_S:g}"),
             )
         object.__setattr__(self, "timeout", float(timeout))
         for name, flag in (("forward_check", self.forward_check), ("strict", self.strict)):
             if not isinstance(flag, bool):
-                raise SettingError(f"{{{name}:{flag!r}}} must be True or False")
+                raise SettingError(Parameter(name, repr(flag)), " must be True or False")
         if self.method == "reference" and not self.forward_check:
             raise SettingError(
-                f"{named('method', 'reference')} compares every coordinate with the reference convolution, "
-                f"which a check without the forward check does not use; use {named('method', 'auto')} there"
+                Parameter("method", "reference"), " compares every coordinate with the reference convolution, "
+                "which a check without the forward check does not use; use ", Parameter("method", "auto"), " there",
             )
         # Range and sign now; the bound that depends on the dtype when a case asks (`tolerances`).
         if self.relative_step is not None:
@@ -175,9 +181,9 @@ class CheckOptions:
         scale = dict(self.scale or {})
         unknown = sorted(set(scale) - set(RANDOM_TENSORS))
         if unknown:
-            raise SettingError(f"{{scale}} names {unknown}; use {', '.join(RANDOM_TENSORS)}")
+            raise SettingError(Parameter("scale"), f" names {unknown}; use {', '.join(RANDOM_TENSORS)}")
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in scale.values()):
-            raise SettingError(f"{{scale}} {scale} must hold finite numbers")
+            raise SettingError(Parameter("scale"), f" {scale} must hold finite numbers")
 
     @property
     def sampling(self) -> bool:
@@ -200,9 +206,9 @@ class CheckOptions:
         smallest = 10 * float(np.finfo(dtype).eps) / tolerances.rtol
         if tolerances.relative_step < smallest:
             raise SettingError(
-                f"{{step:{tolerances.relative_step:g}}} is too small for {dtype} with {{rtol:{tolerances.rtol:g}}}: "
-                f"rounding noise (about eps/step) would exceed the tolerance; use {{step:{smallest:.2g}}} "
-                "or larger, or a larger {rtol}"
+                Parameter("step", f"{tolerances.relative_step:g}"), f" is too small for {dtype} with ",
+                Parameter("rtol", f"{tolerances.rtol:g}"), ": rounding noise (about eps/step) would exceed the "
+                "tolerance; use ", Parameter("step", f"{smallest:.2g}"), " or larger, or a larger ", Parameter("rtol"),
             )
         return tolerances
 
@@ -225,9 +231,9 @@ class FuzzOptions:
         if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < math.inf:
             shown = f"{budget:g}" if isinstance(budget, (int, float)) else repr(budget)
             raise SettingError(
-                f"{named('budget', shown)} must be a number of seconds greater than 0, like {named('budget', 60)}"
+                Parameter("budget", shown), " must be a number of seconds greater than 0, like ", Parameter("budget", 60)
             )
         object.__setattr__(self, "budget_s", float(budget))
         if not self.dtypes or any(d not in DTYPES for d in self.dtypes):
-            raise SettingError(f"{named('dtypes', repr(self.dtypes))} must hold float64, float32 or both")
+            raise SettingError(Parameter("dtypes", repr(self.dtypes)), " must hold float64, float32 or both")
         object.__setattr__(self, "dtypes", tuple(dict.fromkeys(self.dtypes)))

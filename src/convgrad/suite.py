@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from convgrad.errors import Audience, ConfigError, ConvgradError, literal
+from convgrad.errors import Audience, ConfigError, ConvgradError
 from convgrad.keys import unknown_key
 from convgrad.geometry import DTYPES, LayerGeometry, format_shape, resolve_geometry
 
@@ -88,18 +88,17 @@ def load_suite(path: str) -> Suite:
     """Read and validate a suite file; every problem is a one-line ConfigError naming the fix."""
     import tomllib
 
-    shown = literal(path)
     if os.path.isdir(path):
-        raise ConfigError(f"{shown} is a folder; give a suite file (.toml), such as configs/standard.toml")
+        raise ConfigError(f"{path} is a folder; give a suite file (.toml), such as configs/standard.toml")
     if not os.path.isfile(path):
-        raise ConfigError(f"{shown}: no such file; check the path (it is relative to {literal(os.getcwd())})")
+        raise ConfigError(f"{path}: no such file; check the path (it is relative to {os.getcwd()})")
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{shown} is not valid TOML: {literal(error)}; fix the file") from None
+        raise ConfigError(f"{path} is not valid TOML: {error}; fix the file") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{shown} cannot be read: {literal(error)}") from None
+        raise ConfigError(f"{path} cannot be read: {error}") from None
 
     _check_keys(document, _TOP_KEYS, path, "at the top level")
     defaults = {k: v for k, v in document.items() if k in GEOMETRY_KEYS}
@@ -107,19 +106,19 @@ def load_suite(path: str) -> Suite:
         _check_value(key, value, path, "at the top level")
     suite_name = document.get("name", os.path.splitext(os.path.basename(path))[0])
     if not isinstance(suite_name, str):
-        raise ConfigError(f"{shown}: name at the top level must be text, like name = \"my layers\"")
+        raise ConfigError(f"{path}: name at the top level must be text, like name = \"my layers\"")
 
     domain_pairs = document.get("domain_pairs", False)
     if not isinstance(domain_pairs, bool):
-        raise ConfigError(f"{shown}: domain_pairs at the top level must be true or false, like domain_pairs = true")
+        raise ConfigError(f"{path}: domain_pairs at the top level must be true or false, like domain_pairs = true")
 
     tables = document.get("case")
     if tables is None:
         tables = [{}]  # a file of top-level settings alone is one case
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise ConfigError(f"{shown}: 'case' must be a list of [[case]] tables, one per case")
+        raise ConfigError(f"{path}: 'case' must be a list of [[case]] tables, one per case")
     if not tables:
-        raise ConfigError(f"{shown} has no cases; add a [[case]] table with in and kernels")
+        raise ConfigError(f"{path} has no cases; add a [[case]] table with in and kernels")
 
     cases = []
     for number, table in enumerate(tables, start=1):
@@ -136,22 +135,21 @@ def load_suite(path: str) -> Suite:
 def _check_keys(table: dict[str, Any], valid: tuple[str, ...], path: str, where: str) -> None:
     for key in table:
         if key not in valid:
-            raise ConfigError(f"{literal(path)}: {literal(unknown_key(key, valid, where))}")
+            raise ConfigError(f"{path}: {unknown_key(key, valid, where)}")
 
 
 def _check_value(key: str, value: Any, path: str, where: str) -> None:
     types = _TYPES[key]
     if isinstance(value, bool) or not isinstance(value, types):
         raise ConfigError(
-            f"{literal(path)}: {key} = {literal(_toml(value))} {literal(where)} is not a valid {key}; "
+            f"{path}: {key} = {_toml(value)} {where} is not a valid {key}; "
             f"give e.g. {key} = {_EXAMPLES[key]}"
         )
     if key == "dtype" and value not in DTYPES:
         close = difflib.get_close_matches(str(value), DTYPES, n=1, cutoff=0.3)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(
-            f"{literal(path)}: dtype = {literal(_toml(value))} {literal(where)} is not supported; "
-            f"{literal(hint)}use {' or '.join(DTYPES)}"
+            f"{path}: dtype = {_toml(value)} {where} is not supported; {hint}use {' or '.join(DTYPES)}"
         )
 
 
@@ -159,7 +157,7 @@ def _geometry(settings: dict[str, Any], path: str, where: str) -> LayerGeometry:
     for key in ("in", "kernels"):
         if key not in settings:
             raise ConfigError(
-                f"{literal(path)}: no '{key}' {literal(where)}; set {key} = {_EXAMPLES[key]} in the case "
+                f"{path}: no '{key}' {where}; set {key} = {_EXAMPLES[key]} in the case "
                 "or at the top level"
             )
     try:
@@ -169,7 +167,7 @@ def _geometry(settings: dict[str, Any], path: str, where: str) -> LayerGeometry:
             **{k: settings[k] for k in GEOMETRY_KEYS[2:] if k in settings},
         )
     except ConvgradError as error:  # in the file's own words: keys, not flags or keywords
-        raise ConfigError(f"{literal(path)} {literal(where)}: {literal(error.render(TOML))}") from None
+        raise ConfigError(f"{path} {where}: {error.render(TOML)}", parameter=error.parameter) from None
 
 
 def _toml(value: Any) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Collection, Literal, Optional, get_args
 
-from convgrad.errors import ImplementationError, literal
+from convgrad.errors import ImplementationError
 from convgrad.geometry import LayerGeometry, format_shape
 
 __all__ = [
@@ -156,7 +156,7 @@ def settings_after(parameters: list[inspect.Parameter], name: str, what: str, fi
     ]
     if unknown:
         raise ImplementationError(
-            f"{literal(name)}: {literal(what)} needs {literal(', '.join(unknown))}, which is no conv setting; "
+            f"{name}: {what} needs {', '.join(unknown)}, which is no conv setting; "
             f"name its settings {', '.join(SETTING_NAMES)} (or give the others defaults)",
             parameter="impl",
         )

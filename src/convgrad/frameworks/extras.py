@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from convgrad.errors import ImplementationError, literal, named
+from convgrad.errors import ImplementationError, Parameter
 
 __all__ = ["require"]
 
@@ -17,6 +17,6 @@ def require(module: str, extra: str) -> Any:
         return importlib.import_module(module)
     except ImportError as error:
         raise ImplementationError(
-            f"{named('impl', extra)} needs {module}, which is not installed ({literal(error)}); install it "
+            Parameter("impl", extra), f" needs {module}, which is not installed ({error}); install it "
             f"with pip install 'convgrad[{extra}]'"
         ) from None

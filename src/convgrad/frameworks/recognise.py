@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from convgrad.errors import SettingError, literal, named
+from convgrad.errors import Parameter, SettingError
 from convgrad.adapters.declare import Declarations
 from convgrad.adapters.protocol import Implementation
 from convgrad.frameworks.tensors import DEFAULT_DEVICE
@@ -34,9 +34,9 @@ def framework_implementation(
         declared.refuse(("layout", "weight_layout"), "a framework layer, called with NC(D)HW arrays and OI(D)HW weights")
     if found is not None and (layout or "nchw", weight_layout or "oihw") != ("nchw", "oihw"):
         raise SettingError(
-            f"{literal(name)} is a framework layer, called with NC(D)HW arrays and OI(D)HW weights as "
-            f"torch.nn.functional.conv2d takes them; drop {named('layout', layout)} and "
-            f"{named('weight_layout', weight_layout)}"
+            f"{name} is a framework layer, called with NC(D)HW arrays and OI(D)HW weights as "
+            "torch.nn.functional.conv2d takes them; drop ", Parameter("layout", layout), " and ",
+            Parameter("weight_layout", weight_layout),
         )
     return found
 
@@ -45,6 +45,6 @@ def refuse_device(device: str, name: str) -> None:
     """A NumPy layer runs where NumPy does: any device but the CPU is bad input for it."""
     if device != DEFAULT_DEVICE:
         raise SettingError(
-            f"{named('device', device)} applies to torch and jax layers; {literal(name)} runs on the CPU "
-            f"with NumPy; drop {named('device')}"
+            Parameter("device", device), f" applies to torch and jax layers; {name} runs on the CPU with NumPy; drop ",
+            Parameter("device"),
         )

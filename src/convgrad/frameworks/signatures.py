@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, NamedTuple
 
-from convgrad.errors import ImplementationError, literal
+from convgrad.errors import ImplementationError, Parameter
 from convgrad.geometry import LayerGeometry
 from convgrad.adapters.declare import Declarations
 from convgrad.adapters.vocabulary import NAMES, handed_over, setting_of, settings_after, takes_pairs
@@ -60,7 +60,7 @@ def forward_parameters(function: Any, torch: Any, name: str) -> ForwardParameter
         after = "" if new_style else " after ctx"
         written = "forward(x, weight, bias, ...) with setup_context" if new_style else "forward(ctx, x, weight, bias, ...)"
         raise ImplementationError(
-            f"{literal(name)}: {function.__name__}.forward takes {len(positional)} tensors{after}; checking it "
+            f"{name}: {function.__name__}.forward takes {len(positional)} tensors{after}; checking it "
             f"needs {written} (or no bias, for a bias-free layer)",
             parameter="impl",
         )
@@ -76,7 +76,7 @@ def constructor_parameters(cls: Any, name: str, declared: Declarations) -> dict[
     foreign = [m for m in declared.constructor if m not in BUILT_BY]
     if foreign:
         raise ImplementationError(
-            f"{literal(name)}: {literal(declared.source)} declares constructor {literal(', '.join(foreign))}, which "
+            f"{name}: {declared.source} declares constructor {', '.join(foreign)}, which "
             f"convgrad does not hand a torch module; map only {', '.join(BUILT_BY)}",
             parameter="impl",
         )
@@ -88,9 +88,9 @@ def constructor_parameters(cls: Any, name: str, declared: Declarations) -> dict[
             found[meaning] = inspect.Parameter(own, inspect.Parameter.KEYWORD_ONLY)
         else:
             raise ImplementationError(
-                f"{literal(name)}: {literal(declared.source)} declares constructor {meaning} = "
-                f"{literal(repr(own))}, and {cls.__name__}() takes no {literal(own)} (it takes "
-                f"{literal(', '.join(parameters) or 'nothing')}); name one of its parameters",
+                f"{name}: {declared.source} declares constructor {meaning} = "
+                f"{own!r}, and {cls.__name__}() takes no {own} (it takes "
+                f"{', '.join(parameters) or 'nothing'}); name one of its parameters",
                 parameter="impl",
             )
     for meaning in BUILT_BY:
@@ -103,10 +103,10 @@ def constructor_parameters(cls: Any, name: str, declared: Declarations) -> dict[
     missing = [m for m in ("in_channels", "out_channels", "kernel_size") if m not in found]
     if unknown or missing:
         raise ImplementationError(
-            f"{literal(name)}: convgrad builds {cls.__name__} for each case by its constructor parameters, "
-            f"and cannot tell what {literal(', '.join(unknown or missing))} means; name them in_channels, "
+            f"{name}: convgrad builds {cls.__name__} for each case by its constructor parameters, "
+            f"and cannot tell what {', '.join(unknown or missing)} means; name them in_channels, "
             "out_channels, kernel_size, stride, padding, dilation, groups, or declare constructor = "
-            '{{in_channels = "...", ...}} (or point {impl} at an instance)',
+            '{in_channels = "...", ...} (or point ', Parameter("impl"), " at an instance)",
             parameter="impl",
         )
     return found

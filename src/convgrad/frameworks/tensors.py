@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from convgrad.errors import SettingError, literal, named
+from convgrad.errors import Parameter, SettingError
 from convgrad.frameworks.extras import require
 
 __all__ = ["DEFAULT_DEVICE", "TorchArrays", "JaxArrays"]
@@ -119,8 +119,8 @@ def _torch_device(torch: Any, device: str) -> Any:
         torch.empty(0, device=placed)
     except (RuntimeError, AssertionError, ValueError) as error:
         raise SettingError(
-            f"{named('device', device)} is not available to torch here ({literal(_first_line(error))}); use "
-            f"{named('device', 'cpu')} or a device this machine has"
+            Parameter("device", device), f" is not available to torch here ({_first_line(error)}); use ",
+            Parameter("device", "cpu"), " or a device this machine has",
         ) from None
     return placed
 
@@ -135,8 +135,8 @@ def _check_jax_device(device: str) -> None:
     if found.returncode != 0 or not index.isdigit() and index:
         lines = [line for line in found.stderr.strip().splitlines() if line.strip()] or ["no such device"]
         raise SettingError(
-            f"{named('device', device)} is not available to jax here ({literal(lines[-1])}); use "
-            f"{named('device', 'cpu')} or a device this machine has"
+            Parameter("device", device), f" is not available to jax here ({lines[-1]}); use ",
+            Parameter("device", "cpu"), " or a device this machine has",
         )
 
 
