@@ -9,7 +9,8 @@ import pytest
 
 from conftest import ReferenceWith
 from convgrad.geometry import resolve_geometry
-from convgrad.harness.guard import GuardedLayer, ImplementationFailure
+from convgrad.adapters.failure import ImplementationFailure
+from convgrad.harness.guard import GuardedLayer
 from convgrad.adapters.loading import as_implementation
 from convgrad.harness.memory import NON_CONTIGUOUS, fresh_copy
 

@@ -17,43 +17,63 @@ cores and machines:
 from __future__ import annotations
 
 import io
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Collection, Mapping, Optional, Sequence, TypedDict, Unpack
 
 from convgrad.errors import ConvgradError
-from convgrad.geometry import AxisSpec, LayerGeometry, resolve_geometry
-from convgrad.options import DEFAULT_SAMPLES, DEFAULT_TIMEOUT_S, CheckOptions, Differences, Method
+from convgrad.geometry import AxisSpec, LayerGeometry, PaddingSpec, resolve_geometry
+from convgrad.options import CheckOptions, Differences, Method
 from convgrad.report import CaseReport
 from convgrad.suite import SuiteCase
 
-__all__ = ["check", "assert_conv_gradients", "suite_cases", "assert_case"]
+__all__ = ["check", "assert_conv_gradients", "suite_cases", "assert_case", "CaseOptions", "CheckKeywords"]
 
 
-def check(
-    impl: Any = "reference",
-    *,
-    in_shape: str | Sequence[int],
-    kernel_shape: str | Sequence[int],
-    batch: int = 1,
-    stride: AxisSpec = 1,
-    padding: AxisSpec = 0,
-    dilation: AxisSpec = 1,
-    groups: int = 1,
-    dtype: str = "float64",
-    seed: int = 0,
-    rtol: Optional[float] = None,
-    step: Optional[float] = None,
-    forward_check: bool = True,
-    layout: Optional[str] = None,
-    weight_layout: Optional[str] = None,
-    impl_config: Optional[str] = None,
-    device: str = "cpu",
-    name: Optional[str] = None,
-    method: Method = "auto",
-    samples: int = DEFAULT_SAMPLES,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    strict: bool = False,
-    differences: Differences = "auto",
-) -> CaseReport:
+class CaseOptions(TypedDict, total=False):
+    """How the layer is loaded and checked: the keywords of `assert_case`, and of `check` apart
+    from the geometry. Each left out takes the default of what it sets, so every default has one
+    home: `CheckOptions` (`step` is its `relative_step`: None, like `rtol`, means the dtype's
+    default), `as_implementation` (`impl_config` is its `config`); `name` names the report
+    ("check of <implementation>" by default)."""
+
+    seed: int
+    rtol: Optional[float]
+    step: Optional[float]
+    method: Method
+    samples: int
+    forward_check: bool
+    timeout: float
+    strict: bool
+    differences: Differences
+    layout: Optional[str]
+    weight_layout: Optional[str]
+    impl_config: Optional[str]
+    device: str
+    name: Optional[str]
+
+
+class _Shapes(TypedDict):
+    in_shape: str | Sequence[int]
+    kernel_shape: str | Sequence[int]
+
+
+class CheckKeywords(_Shapes, CaseOptions, total=False):
+    """The keywords of `check` and `assert_conv_gradients`: the layer's geometry (in_shape and
+    kernel_shape required, the rest with `resolve_geometry`'s defaults) and the `CaseOptions`."""
+
+    batch: int
+    stride: AxisSpec
+    padding: PaddingSpec
+    dilation: AxisSpec
+    groups: int
+    dtype: str
+
+
+_GEOMETRY = ("in_shape", "kernel_shape", "batch", "stride", "padding", "dilation", "groups", "dtype")
+_LOADING = {"layout": "layout", "weight_layout": "weight_layout", "impl_config": "config", "device": "device"}
+_CHECKING = {"step": "relative_step"}  # the CaseOptions named otherwise in CheckOptions
+
+
+def check(impl: Any = "reference", **keywords: Unpack[CheckKeywords]) -> CaseReport:
     """Check one layer and return its CaseReport (see `convgrad check` for what is compared).
 
     `impl` is an implementation spec ("reference", "torch", "my_conv.py:Layer", ...) or any object
@@ -61,49 +81,50 @@ def check(
     torch.nn.Module (instance or class), torch.autograd.Function or jax function, run on `device`. Bad input
     raises a ConvgradError; a wrong implementation gives a report with `passed` False. The case
     runs in a child process that may take at most `timeout` seconds.
+
+    Keywords (`CheckKeywords`): in_shape, kernel_shape, batch, stride, padding, dilation, groups,
+    dtype as `resolve_geometry` takes them; seed, rtol, step, method, samples, forward_check,
+    timeout, strict, differences as `CheckOptions` takes them; layout, weight_layout, impl_config,
+    device as `as_implementation` takes them; name.
     """
-    geometry = resolve_geometry(
-        in_shape, kernel_shape, batch=batch, stride=stride, padding=padding, dilation=dilation,
-        groups=groups, dtype=dtype,
-    )
-    return _run(
-        impl, geometry, name, seed=seed, rtol=rtol, step=step, forward_check=forward_check, layout=layout,
-        weight_layout=weight_layout, impl_config=impl_config, device=device, method=method, samples=samples,
-        timeout=timeout, strict=strict, differences=differences,
-    )
+    _refuse_unknown("check", keywords, CheckKeywords.__annotations__)
+    given: dict[str, Any] = dict(keywords)
+    geometry = resolve_geometry(**{key: given.pop(key) for key in _GEOMETRY if key in given})
+    return _run(impl, geometry, given)
 
 
-def _run(
-    impl: Any, geometry: LayerGeometry, name: Optional[str], *, seed: int = 0, rtol: Optional[float] = None,
-    step: Optional[float] = None, forward_check: bool = True, layout: Optional[str] = None,
-    weight_layout: Optional[str] = None, impl_config: Optional[str] = None, device: str = "cpu",
-    method: Method = "auto", samples: int = DEFAULT_SAMPLES, timeout: float = DEFAULT_TIMEOUT_S,
-    strict: bool = False, differences: Differences = "auto",
-) -> CaseReport:
-    """One case of `impl` on `geometry`, in a child process: what `check` and `assert_case` share."""
+def _run(impl: Any, geometry: LayerGeometry, options: dict[str, Any]) -> CaseReport:
+    """One case of `impl` on `geometry` with the `CaseOptions` given, in a child process: what
+    `check` and `assert_case` share."""
     from convgrad.adapters.loading import as_implementation
     from convgrad.run.isolation import run_case_isolated
 
-    options = CheckOptions(
-        seed=seed, relative_step=step, rtol=rtol, method=method, samples=samples,
-        forward_check=forward_check, timeout=timeout, strict=strict, differences=differences,
-    )
-    options.tolerances(geometry.dtype)  # a step too small for this dtype is bad input, not a failed case
-    implementation = as_implementation(
-        impl, layout=layout, weight_layout=weight_layout, config=impl_config, device=device
-    )
-    return run_case_isolated(geometry, implementation, options, name=name or f"check of {implementation.name}")
+    given = dict(options)
+    name = given.pop("name", None)
+    loading = {_LOADING[key]: given.pop(key) for key in list(given) if key in _LOADING}
+    settings = CheckOptions(**{_CHECKING.get(key, key): value for key, value in given.items()})
+    settings.tolerances(geometry.dtype)  # a step too small for this dtype is bad input, not a failed case
+    implementation = as_implementation(impl, **loading)
+    return run_case_isolated(geometry, implementation, settings, name=name or f"check of {implementation.name}")
 
 
-def assert_conv_gradients(impl: Any = "reference", **options: Any) -> CaseReport:
-    """Like `check`, but raise AssertionError unless every checked tensor passes.
+def _refuse_unknown(function: str, keywords: Mapping[str, object], known: Collection[str]) -> None:
+    """The TypeError Python raises for a keyword a function does not take (a type checker reports
+    it before): keywords typed by a TypedDict arrive in a dict, which takes any."""
+    unknown = [key for key in keywords if key not in known]
+    if unknown:
+        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+
+
+def assert_conv_gradients(impl: Any = "reference", **keywords: Unpack[CheckKeywords]) -> CaseReport:
+    """Like `check` (the same keywords), but raise AssertionError unless every checked tensor passes.
 
     The message names the failing tensors (O, dX, dK, db) and holds the report's table as plain
     text. A case the implementation cannot express (a keyword it does not accept) is not a pass
     either: it raises with the reason.
     """
     __tracebackhide__ = True  # pytest starts the failure at the caller's line, not in convgrad
-    report = _reported(check, impl, **options)
+    report = _reported(lambda: check(impl, **keywords))
     if report.skipped is not None:
         raise AssertionError(f"convgrad could not check {report.implementation}: {report.skipped}")
     return _passed(report)
@@ -120,14 +141,15 @@ def suite_cases(path: str) -> list[Any]:
     return [pytest.param(case, id=case.name) for case in load_suite(path).cases]
 
 
-def assert_case(case: SuiteCase, impl: Any = "reference", **options: Any) -> CaseReport:
+def assert_case(case: SuiteCase, impl: Any = "reference", **options: Unpack[CaseOptions]) -> CaseReport:
     """Check one case of `suite_cases` and raise AssertionError unless every tensor passes.
 
     `options` are `check`'s, without the geometry (seed, rtol, step, layout, device, timeout, ...).
     A case the implementation declares it cannot run is skipped (`pytest.skip` with the reason),
     as the command line skips it; with strict=True it fails instead."""
     __tracebackhide__ = True
-    report = _reported(_run, impl, case.geometry, case.name, **options)
+    _refuse_unknown("assert_case", options, CaseOptions.__annotations__)
+    report = _reported(lambda: _run(impl, case.geometry, {"name": case.name, **options}))
     if report.skipped is not None:
         import pytest
 
@@ -135,13 +157,12 @@ def assert_case(case: SuiteCase, impl: Any = "reference", **options: Any) -> Cas
     return _passed(report)
 
 
-def _reported(run: Any, *arguments: Any, **options: Any) -> CaseReport:
+def _reported(run: Callable[[], CaseReport]) -> CaseReport:
     __tracebackhide__ = True
     try:
-        report: CaseReport = run(*arguments, **options)
+        return run()
     except ConvgradError as error:  # bad input: the caller's line and the message, not our stack
         raise error.with_traceback(None) from None
-    return report
 
 
 def _passed(report: CaseReport) -> CaseReport:
@@ -166,7 +187,7 @@ def _plain_text(report: CaseReport, width: int = 100) -> str:
     from convgrad.render.table import render_case
 
     buffer = io.StringIO()
-    Console(file=buffer, width=width, color_system=None, force_terminal=False, highlight=False).print(
+    Console(file=buffer, width=width, color_system=None, force_terminal=False, highlight=False, markup=False).print(
         render_case(report)
     )
     return buffer.getvalue()

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Protocol, Sequence, cast
 
 import numpy as np
 
-from convgrad.errors import ImplementationError, SettingError, literal, named
+from convgrad.errors import ImplementationError, Parameter, Part, SettingError
 from convgrad.geometry import LayerGeometry, format_shape
 from convgrad.adapters.declare import CallForm, Declarations, declared_refusal, read_declarations
 from convgrad.adapters.autograd_engines import AutogradCalls
@@ -30,7 +30,7 @@ from convgrad.adapters.per_image import PerImageLive, each_image_backward, each_
 from convgrad.adapters.returns import unpack_gradients
 from convgrad.adapters.functions import Fitted, SplitBackward, UserSettings, function_calls
 from convgrad.adapters.vocabulary import LAYOUTS, WEIGHT_LAYOUTS, Layout, WeightLayout, handed_over, takes_pairs
-from convgrad.harness.guard import ImplementationFailure, describe_exception
+from convgrad.adapters.failure import ImplementationFailure, describe_exception
 from convgrad.adapters.hints import conv_like_names, crash_hint, trial_runs
 from convgrad.adapters.live import LiveLayer, Mode, Variant
 from convgrad.adapters.protocol import Unsupported, call_geometry
@@ -334,11 +334,11 @@ def adapt(
     layout = layout or declared.layout or "nchw"
     known_layout = next((known for known in LAYOUTS if known == layout), None)
     if known_layout is None:
-        raise SettingError(f"{named('layout', repr(layout))} is not known; use {' or '.join(LAYOUTS)}")
+        raise SettingError(Parameter("layout", repr(layout)), f" is not known; use {' or '.join(LAYOUTS)}")
     given_weight_layout = weight_layout or declared.weight_layout
     if given_weight_layout is not None and given_weight_layout not in WEIGHT_LAYOUTS:
         raise SettingError(
-            f"{named('weight_layout', repr(given_weight_layout))} is not known; use {' or '.join(WEIGHT_LAYOUTS)}"
+            Parameter("weight_layout", repr(given_weight_layout)), f" is not known; use {' or '.join(WEIGHT_LAYOUTS)}"
         )
     has_bias = declared.bias
     calls: Calls
@@ -382,7 +382,7 @@ def _function(target: Any, name: str, declared: Declarations, part: str, form: O
     """The function `form` names (else the one named `part`) on `target`; missing is an error with a hint."""
     function = getattr(target, form.name if form is not None else part, None)
     if not callable(function):
-        raise ImplementationError(_missing_message(target, name, part, declared), parameter="impl")
+        raise ImplementationError(*_missing_message(target, name, part, declared), parameter="impl")
     return cast(Callable[..., Any], function)
 
 
@@ -392,23 +392,23 @@ def _autograd_calls(target: Any, name: str, declared: Declarations) -> AutogradC
     tensor = getattr(target, declared.tensor, None)
     if not callable(tensor):
         raise ImplementationError(
-            f"{literal(name)} has no {declared.tensor} (declared as tensor); name the class that wraps an array",
+            f"{name} has no {declared.tensor} (declared as tensor); name the class that wraps an array",
             parameter="impl",
         )
     function = getattr(target, declared.forward.name if declared.forward else "forward", None)
     if not callable(function):
-        raise ImplementationError(_missing_message(target, name, "forward", declared), parameter="impl")
+        raise ImplementationError(*_missing_message(target, name, "forward", declared), parameter="impl")
     return AutogradCalls(function, tensor)
 
 
-def _missing_message(target: Any, name: str, part: str, declared: Declarations) -> str:
+def _missing_message(target: Any, name: str, part: str, declared: Declarations) -> tuple[Part, ...]:
     """No forward (or backward): name the functions and classes that look like a conv layer, and
     the tensor declaration when the file defines an autograd engine's tensor class."""
     engine = _engine_hint(target)
     if inspect.isfunction(target):
         return (
-            f"{literal(name)} names the function {literal(target.__name__)}, not an object holding forward and backward; "
-            f"name both, like {{impl}} {literal(name.rsplit(':', 1)[0])}:FORWARD,BACKWARD{literal(engine)}"
+            f"{name} names the function {target.__name__}, not an object holding forward and backward; name both, like ",
+            Parameter("impl", name.rsplit(":", 1)[0] + ":FORWARD,BACKWARD"), engine,
         )
     wanted = str(getattr(declared, part) or part)
     tried = {"forward", "backward", *(str(f) for f in (declared.forward, declared.backward) if f)}
@@ -419,13 +419,13 @@ def _missing_message(target: Any, name: str, part: str, declared: Declarations) 
         found = ", ".join([*forwards, *backwards][:4] + classes[:2])
         example = f":{forwards[0]},{backwards[0]}" if forwards and backwards else f":{(classes or forwards or backwards)[0]}"
         return (
-            f"{literal(name)} has no {wanted} function, but it defines {literal(found)}; name them, like "
-            f"{{impl}} {literal(name + example)}{literal(engine)}"
+            f"{name} has no {wanted} function, but it defines {found}; name them, like ", Parameter("impl", name + example),
+            engine,
         )
     return (
-        f"{literal(name)} has no {wanted} function; define forward(x, w, b, *, stride, padding, "
+        f"{name} has no {wanted} function; define forward(x, w, b, *, stride, padding, "
         "dilation, groups) and backward(dy, x, w, b, *, stride, padding, dilation, groups), "
-        "or point {impl} at the object holding them with FILE.py:NAME"
+        "or point ", Parameter("impl"), " at the object holding them with FILE.py:NAME",
     )
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from convgrad.geometry import DTYPES, LayerGeometry
 from convgrad.adapters.functions import Fitted, KeywordCalls, UserSettings, parameters
 from convgrad.adapters.vocabulary import PLACEHOLDERS
-from convgrad.harness.guard import ImplementationFailure, describe_exception
+from convgrad.adapters.failure import ImplementationFailure, describe_exception
 from convgrad.adapters.live import Mode, Variant, write_in_place
 
 __all__ = ["AutogradCalls"]

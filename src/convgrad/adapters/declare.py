@@ -23,11 +23,11 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, NamedTuple, Optional, cast
 
-from convgrad.errors import ImplementationError, literal
+from convgrad.errors import ImplementationError, Parameter
 from convgrad.geometry import DTYPES, LayerGeometry, format_shape, same_padding
 from convgrad.adapters.protocol import Unsupported
 from convgrad.adapters.vocabulary import CONSTRUCTOR_MEANINGS, LAYOUTS, PLACEHOLDERS, ROLES, WEIGHT_LAYOUTS
-from convgrad.harness.guard import describe_exception
+from convgrad.adapters.failure import describe_exception
 from convgrad.keys import suggestion, unknown_key
 
 __all__ = [
@@ -172,8 +172,8 @@ class Declarations:
         given = [k for k in keys if k in self.declared()]
         if given:
             raise ImplementationError(
-                f"{literal(self.source or 'the declarations')} declare {literal(', '.join(given))}, which cannot "
-                f"apply to {literal(what)}; remove {'it' if len(given) == 1 else 'them'}",
+                f"{self.source or 'the declarations'} declare {', '.join(given)}, which cannot "
+                f"apply to {what}; remove {'it' if len(given) == 1 else 'them'}",
                 parameter="impl",
             )
 
@@ -195,7 +195,7 @@ def read_declarations(*targets: Any, config: Optional[str] = None) -> Declaratio
         where = f"CONVGRAD in {_name_of(target)}"
         if not isinstance(own, Mapping):
             raise ImplementationError(
-                f"{literal(where)} is a {type(own).__name__}; make it a dict, like CONVGRAD = {{{{\"layout\": \"nhwc\"}}}}",
+                f"{where} is a {type(own).__name__}; make it a dict, like CONVGRAD = {{\"layout\": \"nhwc\"}}",
                 parameter="impl",
             )
         declared = declared.merged(parse_declarations(own, where))
@@ -224,17 +224,17 @@ def _read_toml(path: str) -> Mapping[str, Any]:
     import tomllib
 
     if not os.path.isfile(path):
-        raise ImplementationError(f"{literal(path)}: no such file; check {{impl_config}}", parameter="impl_config")
+        raise ImplementationError(f"{path}: no such file; check ", Parameter("impl_config"))
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
     except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as error:
         raise ImplementationError(
-            f"{literal(path)} is not valid TOML: {literal(error)}; fix the file", parameter="impl_config"
+            f"{path} is not valid TOML: {error}; fix the file", parameter="impl_config"
         ) from None
     table = document.get("impl", document)
     if not isinstance(table, Mapping):
-        raise ImplementationError(f"{literal(path)}: [impl] must be a table of declarations", parameter="impl_config")
+        raise ImplementationError(f"{path}: [impl] must be a table of declarations", parameter="impl_config")
     return table
 
 
@@ -249,7 +249,7 @@ def parse_declarations(values: Mapping[str, Any], where: str) -> Declarations:
 
 
 def _bad(where: str, problem: str) -> ImplementationError:
-    return ImplementationError(f"{literal(where)} {literal(problem)}", parameter="impl")
+    return ImplementationError(f"{where} {problem}", parameter="impl")
 
 
 def _wrong(where: str, key: str, value: Any) -> ImplementationError:

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Optional
 
 from convgrad.adapters.declare import CallForm
-from convgrad.errors import ImplementationError, literal
+from convgrad.errors import ImplementationError
 from convgrad.adapters.vocabulary import NEUTRAL, SETTING_NAMES, setting_of
 from convgrad.geometry import LayerGeometry, format_shape
-from convgrad.harness.guard import ImplementationFailure
+from convgrad.adapters.failure import ImplementationFailure
 from convgrad.adapters.live import Mode, StreamLayer, Variant
 
 __all__ = ["Fitted", "KeywordCalls", "CacheCalls", "SplitBackward", "function_calls", "UserSettings", "parameters"]
@@ -341,7 +341,7 @@ def _check_forms(forms: list[Optional[CallForm]], what: str, handed: set[str]) -
         if form is not None and not form.placeholders <= handed:
             unknown = ", ".join(sorted(form.placeholders - handed))
             raise ImplementationError(
-                f"{what} = {literal(repr(str(form)))} names {literal(unknown)}, which convgrad does not hand this "
+                f"{what} = {str(form)!r} names {unknown}, which convgrad does not hand this "
                 f"{what}; it is handed {', '.join(sorted(handed))}",
                 parameter="impl",
             )

@@ -24,12 +24,12 @@ from typing import Any, Callable, Literal, Mapping, Optional
 
 import numpy as np
 
-from convgrad.errors import ImplementationError, literal
+from convgrad.errors import ImplementationError
 from convgrad.geometry import LayerGeometry, format_shape
 from convgrad.adapters.declare import AttributePath, CallForm, Declarations, Placeholder
 from convgrad.adapters.functions import UserSettings, parameters
 from convgrad.adapters.hints import crash_hint
-from convgrad.harness.guard import ImplementationFailure, describe_exception
+from convgrad.adapters.failure import ImplementationFailure, describe_exception
 from convgrad.adapters.live import Mode, Variant, write_in_place
 from convgrad.adapters.returns import Gradients, unpack_gradients
 from convgrad.adapters.vocabulary import (
@@ -348,21 +348,21 @@ def _check_declared_places(probe: Any, name: str, declared: Declarations) -> Non
         path = declared.attributes.get(role)
         if path is not None and not _holds_array(probe, path):
             raise ImplementationError(
-                f"{literal(name)}: attributes declares {role} = {literal(repr(str(path)))}, and "
+                f"{name}: attributes declares {role} = {str(path)!r}, and "
                 f"{type(probe).__name__} holds no array there; give the attribute (or dict key) that holds it",
                 parameter="impl",
             )
     setter = declared.set_weights
     if setter is not None and not callable(getattr(probe, setter.name, None)):
         raise ImplementationError(
-            f"{literal(name)}: set_weights names {literal(setter.name)}, which {type(probe).__name__} has no method "
+            f"{name}: set_weights names {setter.name}, which {type(probe).__name__} has no method "
             "called; give the method that takes (w, b)",
             parameter="impl",
         )
     if setter is not None and not setter.placeholders <= {"w", "b"}:
         raise ImplementationError(
-            f"{literal(name)}: set_weights = {literal(repr(str(setter)))} names "
-            f"{literal(', '.join(sorted(setter.placeholders - {'w', 'b'})))}; a setter is handed w and b only",
+            f"{name}: set_weights = {str(setter)!r} names "
+            f"{', '.join(sorted(setter.placeholders - {'w', 'b'}))}; a setter is handed w and b only",
             parameter="impl",
         )
 
@@ -477,23 +477,23 @@ def stateful_calls(target: Any, name: str, declared: Declarations) -> tuple[Stat
             built = _shown(constructor_arguments(calls, settings, geometry, w, b))
             tried = "" if calls.build else ", also after a build step or a first forward"
             raise ImplementationError(
-                f"{literal(name)}: {cls.__name__}({literal(built)}) has no weights "
-                f"({literal(', '.join(ROLES['weights']))}){tried}; "
-                "declare where they are, like attributes = {{weights = \"params.W\"}}, the step that makes them, like "
+                f"{name}: {cls.__name__}({built}) has no weights "
+                f"({', '.join(ROLES['weights'])}){tried}; "
+                "declare where they are, like attributes = {weights = \"params.W\"}, the step that makes them, like "
                 "build = \"build(in_shape)\", or a setter, like set_weights = \"set_params\"",
                 parameter="impl",
             )
         if "bias_values" in constructor and "bias" not in attributes and declared.bias:
             raise ImplementationError(
-                f"{literal(name)}: {cls.__name__} takes {literal(constructor['bias_values'])} but keeps it in none "
-                f"of {literal(', '.join(ROLES['bias']))}; declare where, like attributes = {{{{bias = \"biases\"}}}}",
+                f"{name}: {cls.__name__} takes {constructor['bias_values']} but keeps it in none "
+                f"of {', '.join(ROLES['bias'])}; declare where, like attributes = {{bias = \"biases\"}}",
                 parameter="impl",
             )
     has_bias = declared.bias and (declared.set_weights is not None or "bias" in attributes)
     if not has_bias and declared.bias and "bias" in constructor:  # built with bias=True, yet no bias found
         raise ImplementationError(
-            f"{literal(name)}: {cls.__name__} takes {literal(constructor['bias'])}=True but keeps its bias in none of "
-            f"{literal(', '.join(ROLES['bias']))}; declare where, like attributes = {{{{bias = \"offset\"}}}}, or "
+            f"{name}: {cls.__name__} takes {constructor['bias']}=True but keeps its bias in none of "
+            f"{', '.join(ROLES['bias'])}; declare where, like attributes = {{bias = \"offset\"}}, or "
             "bias = false",
             parameter="impl",
         )
@@ -515,10 +515,10 @@ def _probe(
         if calls.declared.padding_modes is None and _builds_with_words(calls, settings, geometry, w, b):
             fix = 'declare padding_modes = ["valid", "same"]: it takes padding as a word'
         else:
-            fix = ("declare how the constructor takes its settings, like constructor = {{in_channels = \"n_in\", "
-                   "out_channels = \"n_out\", kernel_size = \"size\"}} (and build, if it makes its weights in a step "
+            fix = ("declare how the constructor takes its settings, like constructor = {in_channels = \"n_in\", "
+                   "out_channels = \"n_out\", kernel_size = \"size\"} (and build, if it makes its weights in a step "
                    "of its own)")
-        raise ImplementationError(f"{literal(name)}: {literal(failure)}; {fix}", parameter="impl") from None
+        raise ImplementationError(f"{name}: {failure}; {fix}", parameter="impl") from None
     declared = calls.declared
     if declared.set_weights is not None or declared.build is not None or "weights" in declared.attributes:
         return probe, calls
@@ -610,22 +610,21 @@ def _checked_form(cls: type, name: str, key: str, form: CallForm) -> CallForm:
     unknown = form.placeholders - set(_HANDED[key])
     if unknown:
         raise ImplementationError(
-            f"{literal(name)} declares {key} = {literal(str(form))}, and a layer object's {key} is handed "
-            f"{literal(', '.join(_HANDED[key]))} only, not {literal(', '.join(sorted(unknown)))}",
+            f"{name} declares {key} = {form}, and a layer object's {key} is handed "
+            f"{', '.join(_HANDED[key])} only, not {', '.join(sorted(unknown))}",
             parameter="impl",
         )
     method = getattr(cls, form.name, None)
     if not callable(method):
         raise ImplementationError(
-            f"{literal(name)}: {cls.__name__} has no method {literal(form.name)} (its {key}); declare the method, like "
-            f"{key} = {literal(repr(str(replace(form, name=key + '_pass'))))}",
+            f"{name}: {cls.__name__} has no method {form.name} (its {key}); declare the method, like "
+            f"{key} = {str(replace(form, name=key + '_pass'))!r}",
             parameter="impl",
         )
     if not _callable_with(method, form):
         raise ImplementationError(
-            f"{literal(name)}: {cls.__name__}.{literal(form.name)} cannot be called as {literal(str(form))}; "
-            f"declare the arguments it takes, like {key} = \"{literal(form.name)}(...)\" with "
-            f"{literal(', '.join(_HANDED[key]))}",
+            f"{name}: {cls.__name__}.{form.name} cannot be called as {form}; "
+            f"declare the arguments it takes, like {key} = \"{form.name}(...)\" with {', '.join(_HANDED[key])}",
             parameter="impl",
         )
     return form
@@ -663,7 +662,7 @@ def _constructor(cls: type, signature: Mapping[str, inspect.Parameter], declared
         if theirs not in signature and not open_ended:
             raise ImplementationError(
                 f"{cls.__name__}'s constructor has no parameter {theirs!r} (constructor declares {ours} = "
-                f"{theirs!r}); its parameters are {literal(', '.join(signature) or 'none')}",
+                f"{theirs!r}); its parameters are {', '.join(signature) or 'none'}",
                 parameter="impl",
             )
     required = [
@@ -672,9 +671,9 @@ def _constructor(cls: type, signature: Mapping[str, inspect.Parameter], declared
     ]
     if required:
         raise ImplementationError(
-            f"{cls.__name__}({literal(', '.join(signature))}) needs {literal(', '.join(required))}, which convgrad "
-            f"does not recognise; declare what they are, like CONVGRAD = {{{{\"constructor\": {{{{\"in_channels\": "
-            f"\"{required[0]}\"}}}}}}}}, naming {', '.join((*CONSTRUCTOR_NAMES, 'weights', 'bias_values'))}",
+            f"{cls.__name__}({', '.join(signature)}) needs {', '.join(required)}, which convgrad "
+            f"does not recognise; declare what they are, like CONVGRAD = {{\"constructor\": {{\"in_channels\": "
+            f"\"{required[0]}\"}}}}, naming {', '.join((*CONSTRUCTOR_NAMES, 'weights', 'bias_values'))}",
             parameter="impl",
         )
     return mapping

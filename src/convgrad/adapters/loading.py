@@ -24,13 +24,13 @@ import sys
 import threading
 from typing import Any, Callable, Iterator, Optional, Sequence, cast
 
-from convgrad.errors import ImplementationError, literal, named
+from convgrad.errors import ImplementationError, Parameter, Part
 from convgrad.adapters.adapter import Adapter, adapt
 from convgrad.adapters.declare import Declarations, own_supports, parse_declarations, read_declarations
 from convgrad.frameworks.recognise import framework_implementation, refuse_device
 from convgrad.adapters.protocol import Implementation
 from convgrad.frameworks.tensors import DEFAULT_DEVICE
-from convgrad.harness.guard import describe_exception
+from convgrad.adapters.failure import describe_exception
 from convgrad.adapters.hints import import_path_hint
 from convgrad.adapters.layer_objects import is_layer_class
 
@@ -74,7 +74,7 @@ def load_implementation(
     spec = spec.strip()
     for folder in reversed(paths):
         if not os.path.isdir(folder):
-            raise ImplementationError(f"{named('impl_path', folder)}: no such folder; give the repository's root folder")
+            raise ImplementationError(Parameter("impl_path", folder), ": no such folder; give the repository's root folder")
         sys.path.insert(0, os.path.abspath(folder))
     if spec in BUILTINS:
         target = BUILTINS[spec](device)
@@ -83,20 +83,20 @@ def load_implementation(
     source, _, attribute = spec.partition(":") if not _is_windows_drive(spec) else _split_drive(spec)
     if not source:
         raise ImplementationError(
-            f"{named('impl', repr(spec))} names no file or module; use e.g. "
-            f"{named('impl', 'my_conv.py')} or {named('impl', 'my_pkg.conv:Layer')}"
+            Parameter("impl", repr(spec)), " names no file or module; use e.g. ", Parameter("impl", "my_conv.py"), " or ",
+            Parameter("impl", "my_pkg.conv:Layer"),
         )
     if spec.endswith(":"):
         raise ImplementationError(
-            f"{named('impl', repr(spec))} ends with ':' but names no object; give "
-            f"{named('impl', source + ':NAME')} or just {named('impl', source)}"
+            Parameter("impl", repr(spec)), " ends with ':' but names no object; give ", Parameter("impl", source + ":NAME"),
+            " or just ", Parameter("impl", source),
         )
     if os.path.isdir(source) and not (_is_module_name(source) and os.path.isfile(os.path.join(source, "__init__.py"))):
-        raise ImplementationError(_folder_message(source))
+        raise ImplementationError(*_folder_message(source))
     if not _looks_like_file(source) and not _is_module_name(source):
         raise ImplementationError(
-            f"{named('impl', repr(source))} is neither a .py file nor a dotted module name; use e.g. "
-            f"{named('impl', 'my_conv.py')} or {named('impl', 'my_pkg.conv')}"
+            Parameter("impl", repr(source)), " is neither a .py file nor a dotted module name; use e.g. ",
+            Parameter("impl", "my_conv.py"), " or ", Parameter("impl", "my_pkg.conv"),
         )
     with contextlib.redirect_stdout(sys.stderr), _deadline(timeout, spec):  # prints must not corrupt --json
         module = _import_file(source) if _looks_like_file(source) else _import_module(source)
@@ -114,8 +114,8 @@ def _function_pair(module: Any, attribute: str, spec: str) -> Declarations:
     names = [n.strip() for n in attribute.split(",")]
     if len(names) != 2 or not all(names):
         raise ImplementationError(
-            f"{named('impl', spec)} names {len(names)} functions; name forward and backward, like "
-            f"{named('impl', spec.rsplit(':', 1)[0] + ':conv_forward_naive,conv_backward_naive')}"
+            Parameter("impl", spec), f" names {len(names)} functions; name forward and backward, like ",
+            Parameter("impl", spec.rsplit(":", 1)[0] + ":conv_forward_naive,conv_backward_naive"),
         )
     for name in names:
         _attribute(module, name, spec)  # a missing name says so, with the closest one
@@ -143,8 +143,8 @@ def _deadline(timeout: float | None, spec: str) -> Iterator[None]:
         yield
     except _ImportTimedOut:
         raise ImplementationError(
-            f"{named('impl', spec)} did not finish importing within {timeout:g} s; make the file import "
-            "without long work at the top level, or raise {timeout}"
+            Parameter("impl", spec), f" did not finish importing within {timeout:g} s; make the file import "
+            "without long work at the top level, or raise ", Parameter("timeout"),
         ) from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -229,17 +229,17 @@ def _is_module_name(source: str) -> bool:
     return all(part.isidentifier() for part in source.split("."))
 
 
-def _folder_message(folder: str) -> str:
+def _folder_message(folder: str) -> tuple[Part, ...]:
     """A folder is not a layer: name the .py files in it that could be."""
     try:
         candidates = sorted(n for n in os.listdir(folder) if n.endswith(".py") and not n.startswith("_"))
     except OSError:
         candidates = []
     example = os.path.join(folder, candidates[0]) if candidates else os.path.join(folder, "my_conv.py")
-    holds = f" (it holds {literal(', '.join(candidates[:3]))}{', ...' if len(candidates) > 3 else ''})" if candidates else ""
+    holds = f" (it holds {', '.join(candidates[:3])}{', ...' if len(candidates) > 3 else ''})" if candidates else ""
     return (
-        f"{named('impl', folder)} is a folder{holds}; name the .py file that defines forward and "
-        f"backward, like {named('impl', example)}"
+        Parameter("impl", folder), f" is a folder{holds}; name the .py file that defines forward and backward, like ",
+        Parameter("impl", example),
     )
 
 
@@ -249,17 +249,17 @@ def _looks_like_file(source: str) -> bool:
 
 def _import_file(path: str) -> Any:
     if not path.endswith(".py"):
-        raise ImplementationError(f"{named('impl', path)}: give a .py file or a dotted module name like my_pkg.conv")
+        raise ImplementationError(Parameter("impl", path), ": give a .py file or a dotted module name like my_pkg.conv")
     if not os.path.isfile(path):
         raise ImplementationError(
-            f"{named('impl', path)}: no such file; check the path (it is relative to {literal(os.getcwd())})"
+            Parameter("impl", path), f": no such file; check the path (it is relative to {os.getcwd()})"
         )
     absolute = os.path.abspath(path)
     stem = os.path.splitext(os.path.basename(absolute))[0]
     module_name = f"convgrad_impl_{stem}_{abs(hash(absolute)):x}"
     spec = importlib.util.spec_from_file_location(module_name, absolute)
     if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
-        raise ImplementationError(f"{named('impl', path)}: Python cannot load this file")
+        raise ImplementationError(Parameter("impl", path), ": Python cannot load this file")
     module = importlib.util.module_from_spec(spec)
     # The file's own folder goes first on the path, so it can import its sibling modules.
     sys.path.insert(0, os.path.dirname(absolute))
@@ -269,7 +269,7 @@ def _import_file(path: str) -> Any:
     except SyntaxError as error:
         sys.modules.pop(module_name, None)
         raise ImplementationError(
-            f"{named('impl', path)} has a syntax error at line {error.lineno}: {literal(error.msg)}; fix the file"
+            Parameter("impl", path), f" has a syntax error at line {error.lineno}: {error.msg}; fix the file"
         ) from None
     except _ImportTimedOut:
         sys.modules.pop(module_name, None)
@@ -281,17 +281,17 @@ def _import_file(path: str) -> Any:
             if getattr(shadowed, "__file__", None) == absolute:
                 sys.modules.pop(stem, None)  # the file imported as the package it meant to import
             raise ImplementationError(
-                f"{named('impl', path)} failed while importing: {literal(describe_exception(error))}; the file is "
-                f"named like the package it imports ({literal(stem)}), so Python imports the file itself: "
-                f"rename it, e.g. to {literal('check_' + stem + '.py')}"
+                Parameter("impl", path), f" failed while importing: {describe_exception(error)}; the file is "
+                f"named like the package it imports ({stem}), so Python imports the file itself: "
+                f"rename it, e.g. to check_{stem}.py"
             ) from None
         if isinstance(error, ModuleNotFoundError):
             raise ImplementationError(
-                f"{named('impl', path)} failed while importing: {literal(describe_exception(error))}"
-                f"{literal(import_path_hint(error.name, path))}"
+                Parameter("impl", path),
+                f" failed while importing: {describe_exception(error)}{import_path_hint(error.name, path)}",
             ) from None
         raise ImplementationError(
-            f"{named('impl', path)} failed while importing: {literal(describe_exception(error))}; fix "
+            Parameter("impl", path), f" failed while importing: {describe_exception(error)}; fix "
             "the file or install what it imports"
         ) from None
     finally:
@@ -307,27 +307,26 @@ def _import_module(name: str) -> Any:
     except ModuleNotFoundError as error:
         if error.name and (name == error.name or name.startswith(error.name + ".")):
             close = difflib.get_close_matches(name, BUILTINS, n=1)
-            hint = f"did you mean {named('impl', close[0])}? " if close else ""
+            hint: tuple[Part, ...] = ("did you mean ", Parameter("impl", close[0]), "? ") if close else ()
             if os.path.isfile(name.replace(".", os.sep) + ".py"):
-                hint = f"did you mean the file {named('impl', name.replace('.', os.sep) + '.py')}? "
+                hint = ("did you mean the file ", Parameter("impl", name.replace(".", os.sep) + ".py"), "? ")
             raise ImplementationError(
-                f"{named('impl', repr(name))} is not a built-in ({', '.join(BUILTINS)}), a .py file or an "
-                f"importable module; {hint}give a path like my_conv.py or a module on PYTHONPATH"
+                Parameter("impl", repr(name)), f" is not a built-in ({', '.join(BUILTINS)}), a .py file or an "
+                "importable module; ", *hint, "give a path like my_conv.py or a module on PYTHONPATH",
             ) from None
         raise ImplementationError(
-            f"{named('impl', name)} failed while importing: {literal(describe_exception(error))}; "
-            "install what it imports"
+            Parameter("impl", name), f" failed while importing: {describe_exception(error)}; install what it imports"
         ) from None
     except SyntaxError as error:
         raise ImplementationError(
-            f"{named('impl', name)} has a syntax error in {literal(os.path.basename(error.filename or '?'))} "
-            f"at line {error.lineno}: {literal(error.msg)}; fix the file"
+            Parameter("impl", name), f" has a syntax error in {os.path.basename(error.filename or '?')} "
+            f"at line {error.lineno}: {error.msg}; fix the file"
         ) from None
     except _ImportTimedOut:
         raise
     except BaseException as error:
         raise ImplementationError(
-            f"{named('impl', name)} failed while importing: {literal(describe_exception(error))}; fix the module"
+            Parameter("impl", name), f" failed while importing: {describe_exception(error)}; fix the module"
         ) from None
 
 
@@ -339,7 +338,7 @@ def _attribute(module: Any, attribute: str, spec: str) -> Any:
             close = difflib.get_close_matches(part, names, n=1)
             hint = f"did you mean :{close[0]}?" if close else f"it defines: {', '.join(names[:10]) or 'nothing public'}"
             raise ImplementationError(
-                f"{named('impl', spec)}: there is no {part!r} in {literal(spec.rsplit(':', 1)[0])}; {literal(hint)}"
+                Parameter("impl", spec), f": there is no {part!r} in {spec.rsplit(':', 1)[0]}; {hint}"
             )
         target = getattr(target, part)
     return target
@@ -361,13 +360,13 @@ def _instantiate(target: Any, spec: str, declared: Declarations) -> Any:
         ]
         if required:
             raise ImplementationError(
-                f"{named('impl', spec)}: class {target.__name__} needs arguments ({', '.join(required)}); create "
-                f"an instance in the file, e.g. layer = {target.__name__}(...), and use {named('impl', 'FILE.py:layer')}"
+                Parameter("impl", spec), f": class {target.__name__} needs arguments ({', '.join(required)}); create "
+                f"an instance in the file, e.g. layer = {target.__name__}(...), and use ", Parameter("impl", "FILE.py:layer"),
             )
     try:
         return target()
     except Exception as error:
         raise ImplementationError(
-            f"{named('impl', spec)}: creating {target.__name__}() raised {literal(describe_exception(error))}; "
-            "fix the class or point {impl} at an instance"
+            Parameter("impl", spec), f": creating {target.__name__}() raised {describe_exception(error)}; "
+            "fix the class or point ", Parameter("impl"), " at an instance",
         ) from None

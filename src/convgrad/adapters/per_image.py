@@ -14,7 +14,7 @@ import numpy as np
 
 from convgrad.adapters.live import Mode
 from convgrad.adapters.returns import Gradients, unpack_gradients
-from convgrad.harness.guard import ImplementationFailure
+from convgrad.adapters.failure import ImplementationFailure
 
 __all__ = ["each_image_forward", "each_image_backward", "PerImageLive"]
 

@@ -12,7 +12,7 @@ from typing import Any, Mapping, NamedTuple, Optional
 import numpy as np
 
 from convgrad.adapters.vocabulary import ROLES
-from convgrad.harness.guard import ImplementationFailure
+from convgrad.adapters.failure import ImplementationFailure
 
 __all__ = ["unpack_gradients", "GRADIENT_KEYS", "Gradients"]
 

@@ -7,15 +7,12 @@ fits a terminal), so the renderer draws it without computing anything.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import numpy as np
 
-from convgrad.geometry import LayerGeometry, TensorName
-
-if TYPE_CHECKING:  # report.py imports this module for the Location type
-    from convgrad.report import TensorComparison
+from convgrad.geometry import LayerGeometry
+from convgrad.report import Location, TensorComparison
 
 __all__ = ["Location", "locate", "MAP_COLUMNS", "MAP_ROWS"]
 
@@ -23,57 +20,7 @@ MAP_COLUMNS = 36  # two characters per cell, plus row labels, fit 80 columns
 MAP_ROWS = 24
 
 
-@dataclass(frozen=True)
-class Location:
-    """Where the wrong coordinates of one tensor are.
-
-    `channels` are the indices along axis 1 for dX (input channels) and O (output channels), along
-    axis 0 for dK (kernels) and db. The border of dX is every position within `reach` of an edge
-    along some axis, reach = max(padding, dilation*(k-1)): there the full correlation sees the
-    padding or fewer kernel taps, which is where crop and padding mistakes show.
-    """
-
-    tensor: TensorName
-    wrong: int
-    checked: int
-    channel_label: str  # "channels" or "kernels"
-    channels: tuple[int, ...]
-    channel_count: int
-    samples: tuple[int, ...] = ()  # batch items with errors (dX and O)
-    batch: int = 1
-    reach: Optional[tuple[int, ...]] = None
-    border_wrong: Optional[int] = None
-    border_total: Optional[int] = None
-    interior_wrong: Optional[int] = None
-    interior_total: Optional[int] = None
-    phases: Optional[tuple[tuple[int, ...], ...]] = None  # stride phases with errors (dX, stride > 1)
-    phase_count: Optional[int] = None
-    map_title: Optional[str] = None  # e.g. "dX[n=0, c=1]" or "dX[n=0, c=1, D=3]"
-    map_axes: tuple[str, str] = ("", "")  # names of the rows and the columns of the map
-    map_block: tuple[int, int] = (1, 1)  # positions per cell along rows and columns
-    error_map: Optional[np.ndarray] = field(default=None, repr=False, compare=False)  # rel error
-    tolerance: float = 0.0
-
-    @property
-    def fraction(self) -> float:
-        return self.wrong / self.checked if self.checked else 0.0
-
-    @property
-    def region(self) -> Optional[str]:
-        """'border', 'interior' or 'both' for dX, None where the tensor has no border."""
-        if self.border_wrong is None or self.interior_wrong is None:
-            return None
-        if self.border_wrong > 0 and self.interior_wrong > 0:
-            return "both"
-        # "Only on the border" needs interior coordinates that were compared and found right.
-        if self.border_wrong > 0 and self.interior_total:
-            return "border"
-        if self.interior_wrong > 0 and self.border_total:
-            return "interior"
-        return None
-
-
-def locate(tensor: "TensorComparison", geometry: LayerGeometry) -> Optional[Location]:
+def locate(tensor: TensorComparison, geometry: LayerGeometry) -> Optional[Location]:
     """Where `tensor` is wrong, or None when it passed or has no comparable values."""
     if tensor.passed or tensor.analytical is None or tensor.numerical is None:
         return None

@@ -9,26 +9,61 @@ is named; otherwise the step's own circumstances are, as the likely kind of stat
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 
 from convgrad import reference
+from convgrad.adapters.live import Variant
 from convgrad.findings.diagnosis import matches
 from convgrad.findings.precision import rounding_only
-from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, format_shape
+from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, TensorName, format_shape
+from convgrad.report import TensorComparison
 
-if TYPE_CHECKING:  # the scenario imports this module
-    from convgrad.adapters.live import Variant
-    from convgrad.run.scenario import _Call
-
-__all__ = ["cause", "call_failed", "dropped", "settings_difference", "learning_rate_step"]
+__all__ = [
+    "Instance", "StepCall", "cause", "call_failed", "dropped", "settings_difference", "learning_rate_step",
+]
 
 _MATCH_FLOOR = 1e-10  # hypotheses are computed in float64, in another summation order
 _INPUT_OF = {"dX": "x", "dK": "w", "db": "b"}
 
 
-def cause(step: str, failing: "_Call", calls: Sequence["_Call"], geometry: LayerGeometry, rtol: float,
+class Instance(Protocol):
+    """One live instance of the layer, as a hypothesis reads it (run/scenario.py: `_Instance`)."""
+
+    @property
+    def name(self) -> str: ...  # "layer A"
+
+    @property
+    def geometry(self) -> LayerGeometry: ...
+
+    @property
+    def variant(self) -> Variant: ...
+
+
+class StepCall(Protocol):
+    """One call of a step, compared, as a hypothesis reads it (run/scenario.py: `_Call`)."""
+
+    @property
+    def label(self) -> str: ...  # "forward of layer A"
+
+    @property
+    def rows(self) -> Sequence[TensorComparison]: ...
+
+    @property
+    def got(self) -> Mapping[TensorName, np.ndarray]: ...  # what it returned, in float64
+
+    @property
+    def expected(self) -> Mapping[TensorName, np.ndarray]: ...  # what it should have returned
+
+    @property
+    def tensors(self) -> tuple[np.ndarray, ...]: ...  # x, w, b, dy as given (b zeros without bias)
+
+    @property
+    def instance(self) -> Instance: ...
+
+
+def cause(step: str, failing: StepCall, calls: Sequence[StepCall], geometry: LayerGeometry, rtol: float,
           impl: str = "") -> str:
     """'<call>: <what differs>; <what it looks like>' for the first failing call of a step (`impl`:
     the layer's spec, for a command that checks it alone)."""
@@ -40,7 +75,7 @@ def cause(step: str, failing: "_Call", calls: Sequence["_Call"], geometry: Layer
     return f"{failing.label}: {_differs(failing)}" + (f"; {looks}" if looks else "")
 
 
-def call_failed(step: str, failure: str, calls: Sequence["_Call"], own: LayerGeometry, geometry: LayerGeometry,
+def call_failed(step: str, failure: str, calls: Sequence[StepCall], own: LayerGeometry, geometry: LayerGeometry,
                 impl: str = "") -> str:
     """A call that raised or returned something unusable, after the step's calls that held, and
     what the step's circumstances suggest. `own` is the geometry of the layer whose call failed:
@@ -84,7 +119,7 @@ _CIRCUMSTANCES = {
 }
 
 
-def dropped(name: GradientName, variant: "Variant", mode: str = "train") -> str:
+def dropped(name: GradientName, variant: Variant, mode: str = "train") -> str:
     if mode == "eval":
         return (
             f"backward in evaluation mode returned no {name} although {_INPUT_OF[name]} requires a gradient: the eval "
@@ -148,7 +183,7 @@ def learning_rate_step(
     return None
 
 
-def _differs(call: "_Call") -> str:
+def _differs(call: StepCall) -> str:
     failing = [t for t in call.rows if not t.passed]
     worst = max(failing, key=lambda t: t.max_rel_error or 0.0)
     names = ", ".join(t.name for t in failing)
@@ -160,14 +195,14 @@ def _differs(call: "_Call") -> str:
 # --- Hypotheses, one function per step -------------------------------------------------------
 
 # (the failing call, the step's calls, the case's geometry, the match tolerance) -> what it looks like
-Looks = Callable[["_Call", list["_Call"], LayerGeometry, float], Optional[str]]
+Looks = Callable[[StepCall, list[StepCall], LayerGeometry, float], Optional[str]]
 
 
-def _nothing(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+def _nothing(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     return None
 
 
-def _recompute(call: "_Call", x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndarray, geometry: LayerGeometry) -> dict[str, np.ndarray]:
+def _recompute(call: StepCall, x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndarray, geometry: LayerGeometry) -> dict[str, np.ndarray]:
     """The reference outputs of the call's own kind, for other tensors or settings."""
     x64, w64, b64, dy64 = (np.asarray(t, dtype=np.float64) for t in (x, w, b, dy))
     settings = geometry.conv_settings()
@@ -176,7 +211,7 @@ def _recompute(call: "_Call", x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: n
     return dict(zip(GRADIENT_NAMES, reference.backward(dy64, x64, w64, b64, **settings)))
 
 
-def _agrees(call: "_Call", candidate: Mapping[Any, np.ndarray], tolerance: float) -> bool:
+def _agrees(call: StepCall, candidate: Mapping[Any, np.ndarray], tolerance: float) -> bool:
     """Every failing output of the call equals the candidate's (where the shapes allow), and the
     candidate is not also the right answer: a hypothesis that the right values satisfy too (the
     other instance held the same weights, say) cannot tell what went wrong."""
@@ -189,11 +224,11 @@ def _agrees(call: "_Call", candidate: Mapping[Any, np.ndarray], tolerance: float
     )
 
 
-def _others(failing: "_Call", calls: list["_Call"]) -> list["_Call"]:
+def _others(failing: StepCall, calls: list[StepCall]) -> list[StepCall]:
     return [c for c in calls if c.instance is not failing.instance]
 
 
-def _two_instances(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+def _two_instances(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     own, other = failing.instance.name, next((c.instance.name for c in _others(failing, calls)), "the other instance")
     for earlier in _others(failing, calls):
@@ -227,7 +262,7 @@ def _two_instances(failing: "_Call", calls: list["_Call"], geometry: LayerGeomet
     )
 
 
-def _other_settings(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+def _other_settings(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     mine = failing.instance.geometry
     for earlier in _others(failing, calls):
@@ -249,7 +284,7 @@ def _other_settings(failing: "_Call", calls: list["_Call"], geometry: LayerGeome
     )
 
 
-def _recomputed(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+def _recomputed(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     index = calls.index(failing)
     for earlier in calls[:index]:
         same_input = all(np.array_equal(a, c) for a, c in zip(earlier.tensors[:3], failing.tensors[:3]))
@@ -275,7 +310,7 @@ def _recomputed(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry,
     )
 
 
-def _batch_sizes(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+def _batch_sizes(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     size = failing.tensors[0].shape[0]
     before = [geometry.batch] + [c.tensors[0].shape[0] for c in calls[: calls.index(failing)]]
     largest, previous = max(before), before[-1]
@@ -289,7 +324,7 @@ def _batch_sizes(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry
     return f"wrong at batch {size}"
 
 
-def _training_steps(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+def _training_steps(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     for before in calls[: calls.index(failing)]:
         if not np.array_equal(before.tensors[0], x) and _agrees(failing, _recompute(failing, before.tensors[0], w, b, dy, geometry), tolerance):
@@ -311,7 +346,7 @@ def _training_steps(failing: "_Call", calls: list["_Call"], geometry: LayerGeome
     return "wrong after the weights were updated in place between steps: something made from the weights is cached"
 
 
-def _learning_rate(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+def _learning_rate(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     if "dX" in failing.got:
         dw = failing.expected.get("dK")
@@ -324,19 +359,19 @@ def _learning_rate(failing: "_Call", calls: list["_Call"], geometry: LayerGeomet
     return None
 
 
-def _no_bias(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+def _no_bias(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     return "with b = None the layer takes another path than with a bias, and that path is wrong"
 
 
 def _frozen(frozen: str) -> Looks:
-    def looks(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+    def looks(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
         verb = "do" if " and " in frozen else "does"
         return f"wrong when {frozen} {verb} not require a gradient: a path chosen by the needs_input_grad flags is wrong"
 
     return looks
 
 
-def _evaluation(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+def _evaluation(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     for earlier in calls[: calls.index(failing)]:
         _, old_w, old_b, _ = earlier.tensors
@@ -350,7 +385,7 @@ def _evaluation(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry,
     return "wrong in evaluation mode, while the training calls before it were right"
 
 
-def _activations(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+def _activations(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     skipped = x.astype(np.float64).copy()
     dead = skipped.reshape(*skipped.shape[:2], -1).max(axis=-1) <= 0
@@ -366,7 +401,7 @@ def _activations(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry
     )
 
 
-def _max_pool_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+def _max_pool_gradient(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     dy64 = dy.astype(np.float64)
     if _agrees(failing, _recompute(failing, x, w, b, np.maximum(dy64, 0), geometry), tolerance):
@@ -384,7 +419,7 @@ def _max_pool_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGe
     return "wrong when dy is mostly exact zeros, as after max-pooling (a zero item among them): a sparse path is wrong"
 
 
-def _tiny_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+def _tiny_gradient(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     if all(not np.any(v) for v in failing.got.values()):
         return (
             "every gradient is exactly zero for dy of size 1e-8: small values of dy are flushed to zero; gradients "
@@ -393,11 +428,11 @@ def _tiny_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeomet
     return "wrong for dy of size 1e-8 (loss scaling, late training): small values are flushed or lose their precision"
 
 
-def _large_gradient(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+def _large_gradient(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     return "wrong for dy of size 1e3: large values are clipped or overflow"
 
 
-def _pruned(failing: "_Call", calls: list["_Call"], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
+def _pruned(failing: StepCall, calls: list[StepCall], geometry: LayerGeometry, tolerance: float) -> Optional[str]:
     x, w, b, dy = failing.tensors
     zero = [f for f in range(w.shape[0]) if not np.any(w[f])]
     if "O" in failing.got and zero:

@@ -7,25 +7,33 @@ gradients, cached its input, or returned its previous result? Only a match is na
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 
 from convgrad import reference
 from convgrad.findings.diagnosis import matches
-from convgrad.geometry import GRADIENT_NAMES, LayerGeometry
-from convgrad.harness.memory import MemoryLayout, describe_layouts
+from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName
+from convgrad.report import TensorComparison
 
-if TYPE_CHECKING:  # the calls import this module
-    from convgrad.report import TensorComparison
-    from convgrad.run.calls import CallResult
-
-__all__ = ["second_call_cause", "layout_cause", "first_repeat_cause"]
+__all__ = ["Call", "second_call_cause", "layout_cause", "first_repeat_cause"]
 
 _MATCH_FLOOR = 1e-10  # hypotheses are computed in float64, in another summation order
 
 
-def _differ(rows: Sequence["TensorComparison"], what: str) -> str:
+class Call(Protocol):
+    """What a hypothesis reads of one forward and backward call (run/calls.py: `CallResult`)."""
+
+    @property
+    def tensors(self) -> tuple[np.ndarray, ...]:
+        """x, w, b, dy as the call was given them."""
+
+    @property
+    def outputs(self) -> Mapping[TensorName, Optional[np.ndarray]]:
+        """O, dX, dK, db as the call returned them (None: not returned or unusable)."""
+
+
+def _differ(rows: Sequence[TensorComparison], what: str) -> str:
     """'dK differs from <what> by up to 0.9 of its scale' for the failing rows."""
     failing = [t for t in rows if not t.passed]
     worst = max(failing, key=lambda t: t.max_rel_error or 0.0)
@@ -34,7 +42,7 @@ def _differ(rows: Sequence["TensorComparison"], what: str) -> str:
 
 
 def second_call_cause(
-    first: "CallResult", second: "CallResult", geometry: LayerGeometry, rtol: float, first_held: tuple[bool, bool]
+    first: Call, second: Call, geometry: LayerGeometry, rtol: float, first_held: tuple[bool, bool]
 ) -> Optional[str]:
     """The state that explains a second call that differs from the convolution, or None.
 
@@ -95,9 +103,9 @@ def second_call_cause(
     )
 
 
-def layout_cause(name: str, layout: MemoryLayout, rows: Sequence["TensorComparison"], failure: Optional[str]) -> str:
-    """The results change when input `name` arrives in `layout`: say so, and how to fix it."""
-    how = describe_layouts({name: layout})
+def layout_cause(name: str, how: str, rows: Sequence[TensorComparison], failure: Optional[str]) -> str:
+    """The results change when input `name` arrives as `how` says ("x channels last"): say so, and
+    how to fix it."""
     if failure is not None:
         return f"fails when {how} (not C-contiguous): {failure}"
     return (
@@ -107,7 +115,7 @@ def layout_cause(name: str, layout: MemoryLayout, rows: Sequence["TensorComparis
     )
 
 
-def first_repeat_cause(rows: Sequence["TensorComparison"]) -> str:
+def first_repeat_cause(rows: Sequence[TensorComparison]) -> str:
     return (
         f"the same call twice gave different results: {_differ(rows, 'the first time')}; the "
         "layer is nondeterministic or keeps state between calls"

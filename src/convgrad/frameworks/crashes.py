@@ -13,7 +13,7 @@ from convgrad.geometry import LayerGeometry
 from convgrad.adapters.declare import Declarations
 from convgrad.adapters.hints import crash_hint
 from convgrad.adapters.protocol import Unsupported
-from convgrad.harness.guard import ImplementationFailure, describe_exception
+from convgrad.adapters.failure import ImplementationFailure, describe_exception
 
 __all__ = ["with_crash_reason"]
 

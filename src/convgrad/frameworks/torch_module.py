@@ -30,9 +30,9 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
-from convgrad.errors import ImplementationError, literal
+from convgrad.errors import ImplementationError
 from convgrad.geometry import LayerGeometry, format_padding, format_shape
-from convgrad.harness.guard import ImplementationFailure, describe_exception
+from convgrad.adapters.failure import ImplementationFailure, describe_exception
 from convgrad.adapters.live import Mode, Variant
 from convgrad.adapters.protocol import Unsupported, call_geometry
 from convgrad.adapters.declare import Declarations, declared_refusal
@@ -219,12 +219,12 @@ class ModuleLayer(_TorchLayer):
         self.module = module.to(arrays.device)
         names = _parameter_names(module, type(module).__name__)
         if isinstance(names, str):
-            raise ImplementationError(f"{literal(name)}: {literal(names)}", parameter="impl")
+            raise ImplementationError(f"{name}: {names}", parameter="impl")
         self.weight_name, self.bias_name = names
         if not declared.bias and self.bias_name is not None:
             raise ImplementationError(
-                f"{literal(declared.source)} declares bias = false, and {literal(name)} holds a bias parameter "
-                f"({literal(self.bias_name)}); remove the declaration, or build the module without a bias",
+                f"{declared.source} declares bias = false, and {name} holds a bias parameter "
+                f"({self.bias_name}); remove the declaration, or build the module without a bias",
                 parameter="impl",
             )
         self.has_bias = self.bias_name is not None

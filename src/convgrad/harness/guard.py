@@ -1,7 +1,8 @@
 """The guard every call to the implementation under test goes through.
 
 `GuardedLayer` calls a `ConvLayer` so that whatever it does (raise, return the wrong shape, NaN,
-write into its inputs) becomes an `ImplementationFailure` with a one-line reason instead of a crash.
+write into its inputs) becomes an `ImplementationFailure` (adapters/failure.py) with a one-line
+reason instead of a crash.
 Every call gets fresh inputs (in C order unless a memory layout is asked for), and every result is
 copied on return; an array the layer returned that changes during a later call (a reused output
 buffer) is recorded as a finding, since a caller keeping that result would see it change (watch.py).
@@ -11,48 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import sys
-import sysconfig
-import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from convgrad.geometry import GRADIENT_NAMES, ConvSettings, GradientName, LayerGeometry, format_shape
 from convgrad.harness.memory import MemoryLayout, fresh_copy
+from convgrad.harness.stages import layer_call
+from convgrad.adapters.failure import ImplementationFailure, describe_exception
 from convgrad.adapters.protocol import ConvLayer, Unsupported
 from convgrad.harness.watch import CallKind, KeptInputs, ReturnWatch, same_bits
 
-__all__ = [
-    "GuardedLayer", "ImplementationFailure", "describe_exception", "guarded_call", "checked_array", "finite", "unchanged",
-]
-
-# convgrad's own frames (adapters, frameworks, harness, ...) are never where a layer went wrong.
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_LIBRARY_DIRS = tuple(
-    os.path.abspath(p)
-    for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-)
-
-
-class ImplementationFailure(Exception):
-    """The implementation under test misbehaved; str(self) is the one-line reason.
-
-    `shape` is the shape of what it returned, when it returned an array at all. `status` says
-    what it means for the check: "error" when the implementation could not be checked (it raised,
-    or returned something that is not an array of the expected shape), "failed" when it ran and
-    what it did is wrong in itself (NaN or Inf values, writing into its inputs).
-    """
-
-    def __init__(
-        self, reason: str, shape: tuple[int, ...] | None = None, *, status: Literal["error", "failed"] = "error"
-    ) -> None:
-        super().__init__(reason)
-        self.shape = shape
-        self.status: Literal["error", "failed"] = status
-        self.batch: Optional[int] = None  # the batch size of the call, set where it was not the case's
+__all__ = ["GuardedLayer", "guarded_call", "checked_array", "finite", "unchanged"]
 
 
 @dataclass
@@ -164,7 +137,8 @@ def guarded_call(what: str, function: Callable[..., Any], *arguments: Any, **key
     """function(*arguments, **keywords), whatever it raises turned into an ImplementationFailure."""
     try:
         # Whatever the implementation prints goes to stderr: stdout may be carrying --json.
-        with contextlib.redirect_stdout(sys.stderr):
+        # Which call of the case this is, for whoever listens (a child says where it hung: stages.py).
+        with contextlib.redirect_stdout(sys.stderr), layer_call(what):
             return function(*arguments, **keywords)
     except (ImplementationFailure, Unsupported):  # a reason already, or a case to skip (run_case)
         raise
@@ -237,24 +211,4 @@ def finite(what: str, name: str, array: np.ndarray) -> None:
 def _real_numbers(dtype: np.dtype) -> bool:
     """Ints and floats, not complex numbers (nor bools, strings, objects)."""
     return bool(np.issubdtype(dtype, np.number)) and not issubclass(dtype.type, np.complexfloating)
-
-
-def describe_exception(error: BaseException) -> str:
-    """'ValueError: bad thing (layer.py:42)': type, message and the line in the user's code."""
-    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    text = type(error).__name__ + (f": {message}" if message else "")
-    frames = traceback.extract_tb(error.__traceback__)
-    outside = [
-        f for f in frames
-        if not os.path.abspath(f.filename).startswith(_PACKAGE_DIR + os.sep) and not f.filename.startswith("<")
-    ]
-    theirs = [  # compiled code (numpy's "_common.pyx") names no file of the user's either
-        f for f in outside
-        if f.filename.endswith(".py") and not os.path.abspath(f.filename).startswith(_LIBRARY_DIRS)
-    ]
-    chosen = theirs or outside
-    if chosen:
-        frame = chosen[-1]
-        text += f" (at {os.path.basename(frame.filename)}:{frame.lineno})"
-    return text
 

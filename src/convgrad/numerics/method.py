@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 
 from convgrad.geometry import GradientName, LayerGeometry
-from convgrad.harness.guard import ImplementationFailure
+from convgrad.adapters.failure import ImplementationFailure
 from convgrad.numerics.coloured import NonLocalOutputs, StackedBatchDiffers, coloured_forward_calls, coloured_gradient
 from convgrad.numerics.dense import dense_gradient
 from convgrad.numerics.gradient import (
