@@ -10,6 +10,7 @@ from convgrad.options import CheckOptions
 from convgrad import reference
 from checking import check_layer
 from convgrad.run.case import random_tensors
+from convgrad.findings.bias_axes import KINDS as BIAS_KINDS
 from convgrad.findings.diagnosis import dk_as_if, dx_as_if
 from convgrad.geometry import resolve_geometry
 from zoo import layers as zoo
@@ -169,9 +170,9 @@ def test_diagnoses_hold_in_float32_too():
         assert [(d.tensor, d.kind) for d in case.diagnoses] == [("dX", kind)]
 
 
-# The kinds added for the im2col order, the bias in the window sum, and a gradient checked against
-# a wrong forward: given only to the layers that make those mistakes.
-LATER_KINDS = {"kernel_element_order", "bias_per_window_element", "gradient_of_convolution"}
+# The kinds added for the im2col order, the bias in the window sum, a gradient checked against a
+# wrong forward, and db over the wrong axes or values: given only to the layers that make those mistakes.
+LATER_KINDS = {"kernel_element_order", "bias_per_window_element", "gradient_of_convolution", *BIAS_KINDS}
 
 
 @pytest.mark.parametrize("layer_class", list(zoo.EXPECTED), ids=lambda c: c.__name__)

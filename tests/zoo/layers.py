@@ -854,6 +854,7 @@ EXPECTED = {
     BatchAveraged: {"dK": {"constant_factor"}, "db": {"constant_factor"}},
     BiasAveragedOverBatch: {"db": {"constant_factor"}},
     BiasOncePerKernelElement: {"db": {"constant_factor"}},
+    BiasFromFirstImage: {"db": {"db_first_image"}},
     TrueConvolution: {"O": {"forward_flips_kernels"}},
     ForwardFlipsKernels: {"O": {"forward_flips_kernels"}},
     Im2colKernelOrder: {"O": {"kernel_element_order"}},

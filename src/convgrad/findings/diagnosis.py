@@ -2,11 +2,12 @@
 
 For each classic mistake (kernels not rotated, kernel and channel axes not swapped, stride or
 dilation ignored, the crop shifted by a pixel, groups mixed up, kernel elements read in another
-order, the bias counted once per window element, a constant factor) we recompute what the tensor
-WOULD be under that mistake, from the same x, w, b and dO, and ask whether the implementation's
-value equals it to the check's tolerance. A hypothesis is only tested on a tensor that failed, so
-a correct layer never gets a diagnosis; and a hypothesis that coincides with the right gradient
-for this geometry cannot fire, because the tensor failed.
+order, the bias counted once per window element, db summed over the wrong axes (bias_axes.py), a
+constant factor) we recompute what the tensor WOULD be under that mistake, from the same x, w, b
+and dO, and ask whether the implementation's value equals it to the check's tolerance. A
+hypothesis is only tested on a tensor that failed, so a correct layer never gets a diagnosis; and a
+hypothesis that coincides with the right gradient for this geometry cannot fire, because the
+tensor failed.
 
 The hypotheses are computed from the convolution itself, so they hold whatever the forward does:
 when O fails too, each failing gradient is first compared with the convolution's own gradient (a
@@ -19,32 +20,20 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from convgrad import reference
+from convgrad.findings.bias_axes import SHORT as BIAS_SHORT, shape_message, shape_readings, value_mistakes
 from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName, format_shape
-
-if TYPE_CHECKING:  # report.py imports this module for the Diagnosis type
-    from convgrad.report import TensorComparison
+from convgrad.report import Diagnosis, TensorComparison
 
 __all__ = ["Diagnosis", "diagnose", "dx_as_if", "dk_as_if", "matches"]
 
 # A hypothesis is accepted when it matches to the check's tolerance, but never tighter than this:
 # hypotheses are computed in float64 with a different summation order than the implementation.
 _MATCH_FLOOR = 1e-10
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    """One named mistake that explains a failing tensor, in a sentence that says the fix."""
-
-    tensor: TensorName
-    kind: str  # a stable identifier, e.g. "kernels_not_rotated"
-    message: str
-    short: str = ""  # the mistake in a few words, after "looks like": "the kernels were not rotated 180°"
 
 
 Tensors = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x, w, b, dy in float64
@@ -61,13 +50,13 @@ def diagnose(
     # Against a wrong forward the numerical gradient is not the convolution's: the convolution's
     # own gradient stands in for it.
     convolution: Optional[dict[TensorName, np.ndarray]] = None
-    if output is not None and not output.passed:
+    if output is not None and output.diagnosable:
         found.extend(_forward_diagnoses(geometry, by_name, x, w, b, dy))
         convolution = dict(zip(GRADIENT_NAMES, reference.backward(dy, x, w, b, **geometry.conv_settings())))
     forward_explains_all = any(d.kind == "backward_of_true_convolution" for d in found)
     for name in GRADIENT_NAMES:
         tensor = by_name.get(name)
-        if tensor is None or tensor.passed:
+        if tensor is None or not tensor.diagnosable:
             continue
         shape_mistake = _shape_diagnosis(geometry, tensor)
         if shape_mistake is not None:
@@ -306,6 +295,7 @@ _SHORT = {
     "groups_mixed": "kernels were paired with the wrong group",
     "bias_per_window_element": "the bias was counted once per element of the window",
     "kernel_element_order": "each kernel's elements were read in another order than they are laid out (im2col order)",
+    **BIAS_SHORT,
 }
 
 
@@ -430,6 +420,7 @@ def _db_hypotheses(geometry: LayerGeometry, dy: np.ndarray) -> Iterator[Hypothes
             "product x * w. The bias is added once per output position, so db[f] is the sum of dO over the "
             "batch and the output positions of kernel f.",
         )
+    yield from value_mistakes(geometry, dy)  # db over the wrong axes, of the right shape all the same
 
 
 def _gradient_diagnoses(
@@ -550,6 +541,8 @@ def _ratio(factor: float) -> str:
 
 def _shape_diagnosis(geometry: LayerGeometry, tensor: "TensorComparison") -> Optional[Diagnosis]:
     got, expected = tensor.shape, tensor.expected_shape
+    if tensor.name == "db" and got is not None and tuple(got) != tuple(expected):
+        return _bias_shape_diagnosis(geometry, got)
     if got is None or tuple(got) == tuple(expected) or len(got) != len(expected):
         return None
     c, f, g = geometry.channels, geometry.filters, geometry.groups
@@ -572,6 +565,15 @@ def _shape_diagnosis(geometry: LayerGeometry, tensor: "TensorComparison") -> Opt
             "dK's kernel and channel axes are swapped",
         )
     return None
+
+
+def _bias_shape_diagnosis(geometry: LayerGeometry, shape: Sequence[int]) -> Optional[Diagnosis]:
+    """db of another shape than the bias, named by the axes of dO it kept (several readings when sizes coincide)."""
+    readings = shape_readings(geometry, shape)
+    if not readings:
+        return None
+    kind, message, short = shape_message(geometry, shape, readings)
+    return Diagnosis("db", kind, message, short)
 
 
 # --- A wrong forward ----------------------------------------------------------------------
@@ -605,7 +607,7 @@ def _forward_diagnoses(
         if mistake is not None:
             found.append(mistake)
     gradients = [by_name.get(n) for n in ("dX", "dK", "db")]
-    if all(t is not None and t.passed for t in gradients):
+    if all(t is not None and not t.diagnosable for t in gradients):
         found.append(Diagnosis(
             "O",
             "forward_not_convolution",
