@@ -30,7 +30,7 @@ JSON_FIELDS = {
     "convgrad_version", "passed", "implementation", "seed", "budget_s", "dtypes", "elapsed_s", "checked",
     "skipped", "skip_reasons", "coverage", "failure",
 }
-FAILURE_FIELDS = {"found_after", "first", "shrunk", "steps", "tries", "complete", "command", "toml"}
+FAILURE_FIELDS = {"found_after", "first", "shrunk", "steps", "tries", "complete", "incomplete_reason", "command", "toml"}
 
 
 def run(args: list[str]):

@@ -72,13 +72,16 @@ def _coverage(result: FuzzResult) -> RenderableType:
 
 def _failure(failure: FuzzFailure, reproduction: Optional[Reproduction]) -> list[RenderableType]:
     first, shrunk = failure.first.geometry, failure.shrunk.geometry
-    how = (f"shrunk in {_plural(failure.steps, 'step')} ({_plural(failure.tries, 'simpler layer')} checked)"
-           if failure.complete else
-           f"the budget ran out while shrinking ({_plural(failure.steps, 'step')}, "
-           f"{_plural(failure.tries, 'simpler layer')} checked); the simplest failing layer so far")
+    checked = _plural(failure.tries, "simpler layer")
+    how = [Text(f"shrunk in {_plural(failure.steps, 'step')} ({checked} checked; none simpler fails the same "
+                f"way): {shrunk.brief()}")]
+    if failure.incomplete is not None:
+        how = [Text(f"the simplest failing layer so far, after {_plural(failure.steps, 'step')} ({checked} "
+                    f"checked): {shrunk.brief()}"),
+               Text(f"not known to be minimal: {failure.incomplete}", style="yellow")]
     parts: list[RenderableType] = [
         Text.assemble(("first failure: ", "bold red"), f"layer {failure.found_after}, {first.brief()}"),
-        Text(f"{how}: {shrunk.brief()}"),
+        *how,
         Text(),
         render_case(failure.shrunk),
     ]
@@ -96,7 +99,7 @@ def _failure(failure: FuzzFailure, reproduction: Optional[Reproduction]) -> list
 def _verdict(result: FuzzResult) -> Text:
     if result.failure is not None:
         failure = result.failure
-        stopped = "" if failure.complete else " (shrinking stopped at the budget)"
+        stopped = "" if failure.complete else " (not known to be minimal)"  # why: said above
         errs = failure.shrunk.status == "error"  # the layer raised or returned the wrong shape there
         return Text.assemble(
             ("ERROR", "bold magenta") if errs else ("FAIL", "bold red"),

@@ -3,7 +3,9 @@
     seed -> random_geometries (1-D to 3-D, batch, groups, depthwise, stride, padding, dilation, per
             axis, float64 and float32; one in LARGE_SHARE past a size where real kernels change path)
          -> run_case_isolated on each, until one fails or the budget is spent
-         -> shrink: simpler candidates (shrink_candidates), keeping each that still fails, until none does
+         -> shrink: simpler candidates (shrink_candidates), keeping each that fails the same way
+            (FailureSignature), until none does: then the case is minimal, or the budget ran out
+            first and the result says so (FuzzFailure.incomplete)
 
 Written by hand rather than with hypothesis, whose search and shrinking this imitates: convgrad's
 runtime depends on numpy, click and rich only. Nothing here prints; render/fuzz.py draws the result.
@@ -28,11 +30,12 @@ from convgrad.run.isolation import run_case_isolated
 __all__ = [
     "FEATURES",
     "Coverage",
+    "FailureSignature",
     "FuzzFailure",
     "FuzzResult",
     "FuzzStatus",
     "complexity",
-    "failing_parts",
+    "failure_signature",
     "features",
     "run_fuzz",
     "random_geometries",
@@ -114,7 +117,15 @@ class FuzzFailure:
     found_after: int  # geometries checked when it was found, itself included
     steps: int  # simpler geometries kept, one after another
     tries: int  # candidates checked while shrinking
-    complete: bool  # no simpler candidate fails (False: the budget ran out first)
+    # Why `shrunk` is not known to be minimal (the budget ran out before every simpler layer was
+    # checked); None when it is.
+    incomplete: Optional[str] = None
+
+    @property
+    def complete(self) -> bool:
+        """`shrunk` is minimal: no simpler layer (one setting dropped to its default or reduced, or
+        two together where the layer refuses one alone) fails the same way (`failure_signature`)."""
+        return self.incomplete is None
 
 
 @dataclass(frozen=True)
@@ -264,7 +275,9 @@ class _Axes(NamedTuple):
         return _Axes(*(values[:axis] + values[axis + 1:] for values in self))
 
 
-_NEUTRAL = (1, 1, 1, 0, 1)  # what each of _Axes shrinks towards: size and kernel 1, stride 1, padding 0, dilation 1
+# What each of _Axes shrinks towards: kernel 1, stride 1, padding 0, dilation 1 (an input: the
+# smallest its dilated kernel fits in, at least 1).
+_NEUTRAL = (1, 1, 1, 0, 1)
 
 
 @dataclass(frozen=True)
@@ -301,54 +314,190 @@ def _towards(value: int, target: int) -> list[int]:
     return [v for v in dict.fromkeys((target, (value + target) // 2, value - 1)) if target <= v < value]
 
 
-def shrink_candidates(geometry: LayerGeometry) -> Iterator[LayerGeometry]:
-    """Layers simpler than `geometry`, the ones that make later checks cheapest first: fewer axes,
-    smaller batch, fewer groups (or none), channels and kernels, smaller sizes, stride, padding
-    and dilation towards 1, 0 and 1, per-axis values made equal, float64 for float32.
+@dataclass(frozen=True)
+class _Move:
+    """One change towards a simpler layer: what it touches ("batch", "padding 0": axis 0's
+    padding, ...) and the sizes it makes. Its values are fixed when it is made, so two moves that
+    touch different things make the same layer in either order (`then`)."""
+
+    touches: frozenset[str]
+    apply: Callable[[_Sizes], _Sizes]
+
+    def then(self, other: "_Move") -> "_Move":
+        first, second = self.apply, other.apply
+        return _Move(self.touches | other.touches, lambda sizes: second(first(sizes)))
+
+
+def _scalar(**values: int) -> _Move:
+    """A move that sets some of channels, filters, groups and batch: batch=1; groups, channels and
+    filters together."""
+    def apply(s: _Sizes) -> _Sizes:
+        get = values.get
+        return _Sizes(get("channels", s.channels), get("filters", s.filters), get("groups", s.groups),
+                      get("batch", s.batch), s.dtype, s.axes)
+    return _Move(frozenset(values), apply)
+
+
+def _without_axis(axis: int) -> _Move:
+    return _Move(frozenset({"rank"}), lambda sizes: replace(sizes, axes=sizes.axes.without(axis)))
+
+
+def _per_axis(changes: dict[str, dict[int, int]]) -> _Move:
+    """A move that sets some axes' values of some per-axis fields: {"padding": {0: 0}}."""
+    def apply(sizes: _Sizes) -> _Sizes:
+        axes = sizes.axes._replace(**{
+            name: tuple(values.get(axis, old) for axis, old in enumerate(getattr(sizes.axes, name)))
+            for name, values in changes.items()
+        })
+        return replace(sizes, axes=axes)
+    return _Move(frozenset(f"{name} {axis}" for name, values in changes.items() for axis in values), apply)
+
+
+def _moves(sizes: _Sizes) -> list[_Move]:
+    """Every single change towards a simpler layer, the ones that make later checks cheapest
+    first: one axis fewer, a smaller batch, groups dropped (or fewer), fewer channels and kernels,
+    float64 for float32; then per axis (kernel, input size, stride, padding, dilation): the
+    setting dropped on every axis, its per-axis values made equal, each axis's value reduced.
+
+    Padding is dropped or reduced with the input grown by as much, so that the padded input (and
+    the output) keeps its size: an input no larger than its kernel could otherwise never lose its
+    padding. An input is reduced to the smallest its dilated kernel fits in, at the least.
+    """
+    s, a = sizes, sizes.axes
+    ndim = len(a.spatial)
+    moves = [_without_axis(axis) for axis in range(ndim)] if ndim > 1 else []
+    moves += [_scalar(batch=b) for b in _towards(s.batch, 1)]
+    per_in, per_out = s.channels // s.groups, s.filters // s.groups
+    if s.groups > 1:
+        moves.append(_scalar(groups=1))  # the same channels and kernels, ungrouped
+        moves += [_scalar(groups=n, channels=n * per_in, filters=n * per_out) for n in _towards(s.groups, 1)]
+    moves += [_scalar(channels=s.groups * n) for n in _towards(per_in, 1)]
+    moves += [_scalar(filters=s.groups * n) for n in _towards(per_out, 1)]
+    if s.dtype == "float32":
+        moves.append(_Move(frozenset({"dtype"}), lambda t: replace(t, dtype="float64")))
+    smallest_input = [max(1, d * (k - 1) + 1 - 2 * p) for k, p, d in zip(a.kernel, a.padding, a.dilation)]
+    for name, neutral, values in zip(_Axes._fields, _NEUTRAL, a):
+        targets = smallest_input if name == "spatial" else [neutral] * ndim
+        off = {axis: target for axis, (value, target) in enumerate(zip(values, targets)) if value > target}
+        if name != "spatial" and ndim > 1 and len(off) > 1:
+            moves.append(_setting(a, name, off))  # dropped on every axis at once
+        if len(set(values)) > 1:
+            moves.append(_setting(a, name, {axis: min(values) for axis in range(ndim)}))
+        for axis, (value, target) in enumerate(zip(values, targets)):
+            moves += [_setting(a, name, {axis: smaller}) for smaller in _towards(value, target)]
+    return moves
+
+
+def _setting(axes: _Axes, name: str, new: dict[int, int]) -> _Move:
+    """A move that sets per-axis field `name` to `new` on some axes; padding with each input grown
+    by the padding it loses."""
+    if name != "padding":
+        return _per_axis({name: new})
+    grown = {axis: axes.spatial[axis] + 2 * (axes.padding[axis] - p) for axis, p in new.items()}
+    return _per_axis({"padding": new, "spatial": grown})
+
+
+def _no_refusal(geometry: LayerGeometry) -> Optional[str]:
+    return None
+
+
+def shrink_candidates(
+    geometry: LayerGeometry, unsupported: Callable[[LayerGeometry], Optional[str]] = _no_refusal
+) -> Iterator[LayerGeometry]:
+    """Layers simpler than `geometry` that the implementation runs (`unsupported` says None), in
+    the order of `_moves`; then, for each move the implementation refuses alone, that move together
+    with each other one (a 'same' padding layer cannot lose kernel taps without its padding).
 
     Every candidate is smaller in `complexity`, so shrinking always ends.
     """
-    g, sizes = geometry, _Sizes.of(geometry)
-    simpler = [replace(sizes, axes=sizes.axes.without(axis)) for axis in range(g.ndim)] if g.ndim > 1 else []
-    simpler += [replace(sizes, batch=b) for b in _towards(g.batch, 1)]
-    per_in, per_out = g.channels // g.groups, g.filters // g.groups
-    if g.groups > 1:
-        simpler.append(replace(sizes, groups=1))  # the same channels and kernels, ungrouped
-        simpler += [replace(sizes, groups=n, channels=n * per_in, filters=n * per_out) for n in _towards(g.groups, 1)]
-    simpler += [replace(sizes, channels=g.groups * n) for n in _towards(per_in, 1)]
-    simpler += [replace(sizes, filters=g.groups * n) for n in _towards(per_out, 1)]
-    for name, neutral, values in zip(_Axes._fields, _NEUTRAL, sizes.axes):
-        if len(set(values)) > 1:
-            simpler.append(replace(sizes, axes=sizes.axes._replace(**{name: (min(values),) * g.ndim})))
-        for axis, value in enumerate(values):
-            simpler += [
-                replace(sizes, axes=sizes.axes._replace(**{name: values[:axis] + (smaller,) + values[axis + 1:]}))
-                for smaller in _towards(value, neutral)
-            ]
-    if g.dtype == "float32":
-        simpler.append(replace(sizes, dtype="float64"))
-    for candidate in dict.fromkeys(s.layer() for s in simpler):
-        if candidate is not None and complexity(candidate) < complexity(g):
-            yield candidate
+    sizes, moves, refused = _Sizes.of(geometry), _moves(_Sizes.of(geometry)), []
+    seen: set[LayerGeometry] = set()
+
+    def candidate(move: _Move) -> Optional[LayerGeometry]:
+        layer = move.apply(sizes).layer()
+        if layer is None or layer in seen or not complexity(layer) < complexity(geometry):
+            return None
+        seen.add(layer)
+        return layer
+
+    for move in moves:
+        layer = candidate(move)
+        if layer is not None and unsupported(layer) is None:
+            yield layer
+        elif layer is not None and "rank" not in move.touches:  # a rank the layer refuses stays refused
+            refused.append(move)
+    for move in refused:
+        for other in moves:
+            if not move.touches & other.touches and "rank" not in other.touches:
+                layer = candidate(move.then(other))
+                if layer is not None and unsupported(layer) is None:
+                    yield layer
 
 
 def complexity(geometry: LayerGeometry) -> tuple[int, ...]:
-    """How complex a layer is, compared as a tuple: rank, batch, channels, kernels, groups, kernel
-    and input sizes, stride, padding, dilation, per-axis values that differ, float32. Every
-    shrink candidate is smaller in it."""
+    """How complex a layer is, compared as a tuple: rank; how many settings are off their default
+    (a batch, groups, float32, and each axis's stride, padding and dilation); batch, channels,
+    kernels, groups; kernel sizes, stride, padding, dilation; input sizes; per-axis values that
+    differ. Every shrink candidate is smaller in it: a setting dropped counts for more than the
+    input grown to make room for it."""
     g, sizes = geometry, _Sizes.of(geometry)
+    off_default = (
+        (g.batch > 1) + (g.groups > 1) + (g.dtype == "float32")
+        + sum(s != 1 for s in g.stride) + sum(p != 0 for p in g.padding) + sum(d != 1 for d in g.dilation)
+    )
     return (
-        g.ndim, g.batch, g.channels, g.filters, g.groups, sum(g.kernel_size), sum(g.spatial),
-        sum(g.stride), sum(g.padding), sum(g.dilation),
-        sum(len(set(values)) for values in sizes.axes), int(g.dtype == "float32"),
+        g.ndim, off_default, g.batch, g.channels, g.filters, g.groups,
+        sum(g.kernel_size), sum(g.stride), sum(g.padding), sum(g.dilation), sum(g.spatial),
+        sum(len(set(values)) for values in sizes.axes),
     )
 
 
-def failing_parts(report: CaseReport) -> frozenset[str]:
-    """What failed: the case as a whole (it raised, hung or died), else each failing tensor and call."""
-    if report.reason is not None:
-        return frozenset({"case"})
-    return frozenset({t.name for t in report.failing} | {c.name for c in report.failing_calls})
+# The statuses of a row that is itself wrong (report.py), not left unchecked after another call failed.
+_WRONG = ("error", "failed", "lost precision")
+FIRST_CALL, CASE = "first call", "case"
+
+
+@dataclass(frozen=True)
+class FailureSignature:
+    """How a case fails, as shrinking compares it: where, and which tensors are wrong there.
+
+    Where is the first call when any of its tensors is wrong ("dK"): with wrong values, a wrong
+    shape, or a call that raised or hung there alike (a wrong shape in one layer is often wrong
+    values in a smaller one: the same mistake). Later calls are left out then: they mostly fail
+    because the first call did, and which of them also fail changes with the sizes. When the
+    first call is right: the first later call that failed, with its wrong tensors. "case" when
+    the case failed as a whole with no call to blame (its process died).
+
+    The diagnosis is left out on purpose. It reads the failure: the heuristics that name a mistake
+    need sizes to tell mistakes apart (a 1x1 kernel is its own rotation) and can be misled by a
+    setting that does not matter (a layer that ignores its dilation, with padding kept, looks
+    like a padding mistake). Requiring it would keep exactly those settings; the shrunk case gets
+    its own diagnosis, usually a truer one.
+    """
+
+    where: str
+    tensors: frozenset[str] = frozenset()
+
+    def shown_by(self, other: "FailureSignature") -> bool:
+        """Whether a case failing as `other` fails the same way: in the same place, with at least
+        these tensors wrong (a layer whose every tap reads padding gets dX and dK right by
+        accident: a simpler one may get them wrong too). A later call's failure is also shown by
+        a first call wrong in its tensors: the same mistake, seen sooner."""
+        if CASE in (self.where, other.where):
+            return other.where == self.where
+        sooner = other.where == FIRST_CALL and bool(self.tensors)
+        return (other.where == self.where or sooner) and other.tensors >= self.tensors
+
+
+def failure_signature(report: CaseReport) -> FailureSignature:
+    """How a failed case fails (see FailureSignature)."""
+    wrong = frozenset(row.name for row in report.rows if row.status in _WRONG)
+    if wrong:
+        return FailureSignature(FIRST_CALL, wrong)
+    if report.reason is not None or not report.failing_calls:
+        return FailureSignature(CASE)
+    call = report.failing_calls[0]
+    return FailureSignature(call.name, frozenset(t.name for t in call.tensors if t.status in _WRONG))
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -419,25 +568,35 @@ class _Progress:
 def _shrink(
     first: CaseReport, implementation: Implementation, options: CheckOptions, deadline: float, progress: _Progress
 ) -> FuzzFailure:
-    """Greedy: the first candidate that still fails, in a part that failed before, replaces the
-    case, and the candidates of the new case are tried from the start; until none fails."""
+    """Greedy: the first candidate that fails the same way as the case (`FailureSignature.shown_by`)
+    replaces it, and the candidates of the new case are tried from the start; until none does, which
+    makes the case minimal: no setting can be dropped or reduced, alone or with another the layer
+    needs it with, and still fail the same way. Each layer is checked once."""
     best, steps, tries = first, 0, 0
-    seen: set[LayerGeometry] = {first.geometry}
+    # A layer that did not fail the same way as one case does not fail the same way as a simpler one
+    # (shown_by is transitive, and a simpler case fails in at least as many ways): each is checked once.
+    checked: set[LayerGeometry] = {first.geometry}
     while True:
-        for candidate in shrink_candidates(best.geometry):
+        candidates = [c for c in shrink_candidates(best.geometry, implementation.unsupported) if c not in checked]
+        for done, candidate in enumerate(candidates):
             if time.perf_counter() >= deadline:
-                return FuzzFailure(first, _named(best), progress.found_after, steps, tries, complete=False)
-            if candidate in seen or implementation.unsupported(candidate) is not None:
-                continue
-            seen.add(candidate)
+                left = len(candidates) - done
+                incomplete = (f"the budget ran out with {left} of {_plural(len(candidates), 'simpler layer')} "
+                              f"not yet checked; one of them may fail the same way")
+                return FuzzFailure(first, _named(best), progress.found_after, steps, tries, incomplete)
+            checked.add(candidate)
             progress(candidate, steps, tries)
             report = run_case_isolated(candidate, implementation, options, name="fuzz case")
             tries += 1
-            if report.failed and failing_parts(report) & failing_parts(best):
+            if report.failed and failure_signature(best).shown_by(failure_signature(report)):
                 best, steps = report, steps + 1
                 break
         else:
-            return FuzzFailure(first, _named(best), progress.found_after, steps, tries, complete=True)
+            return FuzzFailure(first, _named(best), progress.found_after, steps, tries)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _named(report: CaseReport) -> CaseReport:
