@@ -10,25 +10,35 @@ the reports do not depend on how cases were spread over children. The child send
 finished `CaseReport`, a picklable frozen dataclass, and forwards progress. Where fork is not
 available the cases run in this process, one by one, and the timeout cannot be enforced (a warning
 says so).
+
+The child listens to its case (harness/stages.py): which call of the layer it is in goes to
+memory it shares with this process (a write per call, no message), each row of the first call and
+each later call's check down the pipe once final. A child that times out or dies is reported from
+those: the call it was in named in the reason ("timed out after 2 s in backward of the first
+call"), the rows and later calls it finished with their verdicts, the first call's other rows not
+checked (an error), the later calls it never reached not listed.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
+import mmap
 import multiprocessing
 import signal
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 from convgrad.errors import ConvgradError
 from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName
 from convgrad.adapters.protocol import Implementation
 from convgrad.numerics.gradient import Progress, ProgressFactory
 from convgrad.options import CheckOptions
-from convgrad.report import CaseReport, TensorComparison
+from convgrad.harness.stages import listening
+from convgrad.report import CallCheck, CaseReport, Diagnosis, TensorComparison
 from convgrad.run.case import DEFAULT_CASE_NAME, run_case
 
 __all__ = ["run_case_isolated", "run_cases_isolated", "can_isolate", "IsolatedCase"]
@@ -36,6 +46,12 @@ __all__ = ["run_case_isolated", "run_cases_isolated", "can_isolate", "IsolatedCa
 _PROGRESS_INTERVAL_S = 0.1  # how often the child reports progress; a message per call is wasteful
 _KILL_GRACE_S = 5.0  # how long to wait for a killed child to be reaped
 _POLL_SLICE_S = 60.0  # a huge timeout would overflow wait(); deadlines are re-read anyway
+_WHERE_BYTES = 1024  # the shared memory for the call the child is in; a longer description is cut
+
+# Why a child ended without its report, from where it was: " in backward of the first call",
+# ", after forward of memory layouts 3 returned", or "" before any call of the layer.
+_Ended = Callable[[str], str]
+_Finished = Union[TensorComparison, CallCheck, Diagnosis]
 
 
 def can_isolate() -> bool:
@@ -62,9 +78,9 @@ def run_case_isolated(
 ) -> CaseReport:
     """`run_case(...)` in a child process that may run at most `options.timeout` seconds.
 
-    A child that runs out of time is killed and the case fails with "timed out after N s"; a child
-    that dies (a crash in native code, os._exit) fails the case with how it died. Either way
-    every tensor is reported as not checked.
+    A child that runs out of time is killed and the case fails with "timed out after N s in" the
+    call it was in; a child that dies (a crash in native code, os._exit) fails the case with how
+    it died and in which call. Either way what finished before keeps its verdicts (see above).
     """
     return run_cases_isolated([IsolatedCase(geometry, name, progress)], implementation, options, jobs=1)[0]
 
@@ -107,17 +123,8 @@ def run_cases_isolated(
                 running[child.receiver] = child
             now = time.perf_counter()
             for child in [c for c in running.values() if now >= c.deadline]:
-                reason = (
-                    f"timed out after {options.timeout:g} s; the implementation may hang, or the layer "
-                    "needs more time (raise the timeout)"
-                )
-                if child.threads > 1:
-                    reason += (
-                        f"; this process ran {child.threads} threads when the case's process was forked, "
-                        "and threads do not survive a fork: a thread pool started at import waits "
-                        "forever in the child (start it on first use instead)"
-                    )
-                reports[child.index] = _stop(child, implementation, options, reason, running)
+                timed_out = functools.partial(_timed_out, options.timeout, child.threads)
+                reports[child.index] = _stop(child, implementation, options, timed_out, running)
             if not running:
                 continue
             soonest = min(c.deadline for c in running.values())
@@ -127,7 +134,7 @@ def run_cases_isolated(
                 if isinstance(outcome, CaseReport):
                     reports[child.index] = outcome
                     _reap(child, running)
-                elif isinstance(outcome, str):
+                elif outcome is not None:
                     reports[child.index] = _stop(child, implementation, options, outcome, running)
     finally:
         for child in list(running.values()):  # an input error, Ctrl-C, a bug here: no child outlives the run
@@ -135,9 +142,74 @@ def run_cases_isolated(
     return [reports[index] for index in range(len(cases)) if index in reports]
 
 
+class _Whereabouts:
+    """Which call of the layer a child is in, or returned from last: written by the child into
+    memory shared with this process, read here once the child has ended."""
+
+    _IN_CALL, _RETURNED = 1, 2  # the first byte; 0 before any call
+
+    def __init__(self) -> None:
+        self._memory = mmap.mmap(-1, _WHERE_BYTES)  # anonymous and shared: the forked child writes into it
+        self._text = ""  # the child's last description, so that a call like the one before writes one byte
+
+    def calling(self, where: str) -> None:
+        memory = self._memory
+        if where != self._text:
+            text = where.encode()[: _WHERE_BYTES - 3]
+            memory[0] = 0  # a description half written is never read as whole
+            memory[1:3] = len(text).to_bytes(2, "little")
+            memory[3 : 3 + len(text)] = text
+            self._text = where
+        memory[0] = self._IN_CALL
+
+    def returned(self) -> None:
+        if self._memory[0]:
+            self._memory[0] = self._RETURNED
+
+    def last(self) -> str:
+        """' in backward of the first call', ', after forward of memory layouts 3 returned', or ''."""
+        state = self._memory[0]
+        if not state:
+            return ""
+        text = self._memory[3 : 3 + int.from_bytes(self._memory[1:3], "little")].decode(errors="ignore")
+        return f" in {text}" if state == self._IN_CALL else f", after {text} returned"
+
+    def close(self) -> None:
+        self._memory.close()
+
+
+def _key(result: _Finished) -> tuple[str, str]:
+    """What a newer version of a finished result replaces: a row by its label, a check by its name."""
+    if isinstance(result, TensorComparison):
+        return "row", result.label
+    if isinstance(result, Diagnosis):
+        return "diagnosis", f"{result.tensor} {result.kind}"
+    return result.part, result.name
+
+
+class _Listener:
+    """The child's listener (harness/stages.py): where it is to the shared memory, each finished
+    row and check down the pipe, once per version."""
+
+    def __init__(self, sender: Any, whereabouts: _Whereabouts) -> None:
+        self._sender, self._whereabouts = sender, whereabouts
+        self._sent: dict[tuple[str, str], object] = {}
+
+    def calling(self, where: str) -> None:
+        self._whereabouts.calling(where)
+
+    def returned(self) -> None:
+        self._whereabouts.returned()
+
+    def finished(self, result: object) -> None:
+        if isinstance(result, (TensorComparison, CallCheck, Diagnosis)) and self._sent.get(_key(result)) is not result:
+            self._sent[_key(result)] = result
+            self._sender.send(("finished", result))
+
+
 @dataclass
 class _Running:
-    """A case's child process, the end of its pipe, and where its progress goes."""
+    """A case's child process, the end of its pipe, where its progress goes, and what it finished."""
 
     index: int
     case: IsolatedCase
@@ -146,10 +218,13 @@ class _Running:
     started: float
     deadline: float
     threads: int  # in this process at the fork: the others are missing in the child
+    whereabouts: _Whereabouts
     advance: Optional[Progress] = field(default=None)
+    finished: dict[tuple[str, str], _Finished] = field(default_factory=dict)  # in the order they finished
 
-    def read(self) -> Optional[object]:
-        """The report, a reason the case could not finish (str), or None: only progress so far.
+    def read(self) -> Union[CaseReport, _Ended, None]:
+        """The report, why the case could not finish (from where the child was), or None: only
+        progress so far.
 
         Reads every message already waiting; raises the ConvgradError a child reports."""
         while self.receiver.poll():
@@ -157,17 +232,19 @@ class _Running:
                 message = self.receiver.recv()
             except (EOFError, OSError):  # the pipe closed without a report: the child died
                 self.process.join(_KILL_GRACE_S)
-                return _how_it_died(self.process.exitcode)
+                return functools.partial(_how_it_died, self.process.exitcode)
             kind = message[0]
             if kind == "report":
                 report: CaseReport = message[1]
                 return report
             if kind == "error":
-                reason: str = message[1]
-                return reason
+                error: str = message[1]
+                return lambda at: f"the check stopped{at}: {error}"
             if kind == "input error":
                 raise message[1]
-            if kind == "start" and self.case.progress is not None:
+            if kind == "finished":
+                self.finished[_key(message[1])] = message[1]
+            elif kind == "start" and self.case.progress is not None:
                 self.advance = self.case.progress(message[1], message[2])
             elif kind == "advance" and self.advance is not None:
                 self.advance(message[1])
@@ -185,11 +262,12 @@ def _import_what_every_child_would() -> None:
 def _start(index: int, case: IsolatedCase, implementation: Implementation, options: CheckOptions) -> _Running:
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
+    whereabouts = _Whereabouts()
     # Not a daemon: a daemonic child could not start processes of its own, and an implementation
     # may need to. _reap kills it whatever happens.
     process = context.Process(
         target=_run_child,
-        args=(sender, case.geometry, implementation, options, case.name, case.progress is not None),
+        args=(sender, whereabouts, case.geometry, implementation, options, case.name, case.progress is not None),
     )
     threads = threading.active_count()
     started = time.perf_counter()
@@ -202,32 +280,45 @@ def _start(index: int, case: IsolatedCase, implementation: Implementation, optio
     finally:
         gc.unfreeze()
     sender.close()  # the child holds the only writing end now, so its death closes the pipe
-    return _Running(index, case, process, receiver, started, started + options.timeout, threads)
+    return _Running(index, case, process, receiver, started, started + options.timeout, threads, whereabouts)
+
+
+def _end(child: _Running) -> None:
+    if child.process.is_alive():
+        child.process.kill()
+    child.process.join(_KILL_GRACE_S)
 
 
 def _reap(child: _Running, running: dict[Connection, _Running]) -> None:
     running.pop(child.receiver, None)
     child.receiver.close()
-    if child.process.is_alive():
-        child.process.kill()
-    child.process.join(_KILL_GRACE_S)
+    _end(child)
+    child.whereabouts.close()
 
 
 def _stop(
     child: _Running,
     implementation: Implementation,
     options: CheckOptions,
-    reason: str,
+    ended: _Ended,
     running: dict[Connection, _Running],
 ) -> CaseReport:
+    """The case of a child that ended without its report (or is ended here), from what it sent."""
+    elapsed_s = time.perf_counter() - child.started
+    _end(child)
+    late = child.read()  # what it sent before it ended: the rows and checks it finished
+    reason = ended(child.whereabouts.last())
     _reap(child, running)
+    if isinstance(late, CaseReport):  # it finished after all, as it was stopped
+        return late
     return _unfinished_case(
-        child.case.geometry, implementation, options, child.case.name, reason, time.perf_counter() - child.started
+        child.case, list(child.finished.values()), implementation, options, reason, elapsed_s
     )
 
 
 def _run_child(
     sender: Any,
+    whereabouts: _Whereabouts,
     geometry: LayerGeometry,
     implementation: Implementation,
     options: CheckOptions,
@@ -236,12 +327,13 @@ def _run_child(
 ) -> None:
     try:
         progress = _ProgressSender(sender) if forward_progress else None
-        report = run_case(geometry, implementation, options, name=name, progress=progress)
+        with listening(_Listener(sender, whereabouts)):
+            report = run_case(geometry, implementation, options, name=name, progress=progress)
         sender.send(("report", report))
     except ConvgradError as error:  # the user's input: raised again in the parent (exit 2)
         sender.send(("input error", error))
     except BaseException as error:  # a bug or MemoryError in the check itself: report, never hang
-        sender.send(("error", f"the check stopped: {type(error).__name__}: {error}".strip()))
+        sender.send(("error", f"{type(error).__name__}: {error}".strip()))
     finally:
         sender.close()
 
@@ -268,39 +360,63 @@ class _ProgressSender:
         return advance
 
 
-def _how_it_died(exitcode: int | None) -> str:
+def _timed_out(timeout: float, threads: int, at: str) -> str:
+    reason = (
+        f"timed out after {timeout:g} s{at}; the implementation may hang, or the layer needs more time "
+        "(raise the timeout)"
+    )
+    if threads > 1:
+        reason += (
+            f"; this process ran {threads} threads when the case's process was forked, and threads do "
+            "not survive a fork: a thread pool started at import waits forever in the child (start it "
+            "on first use instead)"
+        )
+    return reason
+
+
+def _how_it_died(exitcode: int | None, at: str) -> str:
     if exitcode is not None and exitcode < 0:
         try:
             name = signal.Signals(-exitcode).name
         except ValueError:
             name = f"signal {-exitcode}"
-        return f"the check process was killed by {name}; the implementation crashed (or ran out of memory)"
+        return f"the check process was killed by {name}{at}; the implementation crashed (or ran out of memory)"
     return (
-        f"the check process exited with code {exitcode} before reporting; the implementation "
+        f"the check process exited with code {exitcode}{at}, before reporting; the implementation "
         "ended the process (e.g. sys.exit or os._exit)"
     )
 
 
 def _unfinished_case(
-    geometry: LayerGeometry,
+    case: IsolatedCase,
+    finished: list[_Finished],
     implementation: Implementation,
     options: CheckOptions,
-    name: Optional[str],
     reason: str,
     elapsed_s: float,
 ) -> CaseReport:
-    """A case that could not be checked (an error), with the reason the check did not finish."""
+    """A case whose child ended before its report: the rows and later calls it finished, the first
+    call's other rows not checked for `reason` (an error), and the reason."""
+    geometry = case.geometry
     rtol = options.tolerances(geometry.dtype).rtol
+    rows = [r for r in finished if isinstance(r, TensorComparison)]
+    own = {r.name: r for r in rows if not r.reference_gradient}
+
+    def unfinished(name: TensorName) -> TensorComparison:
+        if name == "db" and not implementation.has_bias:
+            return TensorComparison.not_in_layer("db", geometry, rtol, "no bias")
+        return TensorComparison.not_checked(name, geometry, rtol, reason, status="error")
+
     names: tuple[TensorName, ...] = (*(("O",) if options.forward_check else ()), *GRADIENT_NAMES)
     return CaseReport.build(
-        name=name or DEFAULT_CASE_NAME,
+        name=case.name or DEFAULT_CASE_NAME,
         geometry=geometry,
         implementation=implementation.name,
         options=options,
-        tensors=tuple(
-            TensorComparison.not_checked(n, geometry, rtol, "not checked: the check did not finish", status="skipped")
-            for n in names
-        ),
+        tensors=tuple(own[n] if n in own else unfinished(n) for n in names),
+        reference_gradients=tuple(r for r in rows if r.reference_gradient),
+        calls=tuple(c for c in finished if isinstance(c, CallCheck)),
+        diagnoses=tuple(d for d in finished if isinstance(d, Diagnosis)),
         elapsed_s=elapsed_s,
-        reason=reason,
+        unfinished=reason,  # whatever its finished parts found, it could not be checked: an error
     )
