@@ -5,6 +5,7 @@ disagree about the settings, all fail, with the cause named in every report."""
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -66,7 +67,8 @@ def test_the_cause_reaches_the_table_the_summary_json_and_junit(tmp_path, layer,
     impl = spec(layer.__name__)
     table = run(["--impl", impl, *_flags(geometry)])
     assert table.exit_code == 1
-    assert f"{call}: {cause}" in " ".join(table.output.split())  # below the table
+    # below the table, with the later calls that fail for the same reason
+    assert re.search(rf"{call}(, [\w ]+ \d)*: {re.escape(cause)}", " ".join(table.output.split()))
     report = json.loads(run(["--impl", impl, *_flags(geometry), "--json"]).output)
     reasons = [c["reason"] for case in report["cases"] for c in case["calls"] if not c["passed"]]
     assert any(cause in r for r in reasons)
@@ -78,7 +80,7 @@ def test_the_cause_reaches_the_table_the_summary_json_and_junit(tmp_path, layer,
     )
     path = tmp_path / "report.xml"
     summary = run(["--impl", impl, "--config", str(suite), "--junit", str(path), "--quiet"])
-    assert f"{call}: {cause}" in " ".join(summary.output.split()[summary.output.split().index("shows"):])
+    assert re.search(rf"FAIL 1 case .*{call}(, [\w ]+ \d)*: {re.escape(cause)}", " ".join(summary.output.split()))
     messages = [f.get("message") for f in ET.parse(path).getroot().iter("failure")]
     assert any(f"{call}: {cause}" in m for m in messages)
 
@@ -183,7 +185,7 @@ def test_torch_passes_the_standard_suite_under_the_protocol():
     result = run(["--impl", "torch", "--config", STANDARD, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["summary"] == {"passed": len(load_suite(STANDARD).cases), "failed": 0, "error": 0, "skipped": 0}
+    assert report["summary"] == {"passed": len(load_suite(STANDARD).cases), "failed": 0, "error": 0, "skipped": 0, "lost precision": 0, "not checked": 0}
     assert all(c["passed"] for case in report["cases"] for c in case["calls"])
 
 
@@ -203,7 +205,7 @@ def test_jax_passes_the_protocol_in_1d_2d_and_3d(tmp_path):
     result = run(["--impl", "jax", "--config", str(config), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["summary"] == {"passed": 4, "failed": 0, "error": 0, "skipped": 0}
+    assert report["summary"] == {"passed": 4, "failed": 0, "error": 0, "skipped": 0, "lost precision": 0, "not checked": 0}
     assert all(c["passed"] for case in report["cases"] for c in case["calls"])
 
 

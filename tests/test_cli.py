@@ -191,7 +191,7 @@ def test_suite_summary_wraps_geometry_between_fields_at_60_columns(tmp_path):
     suite.write_text('[[case]]\nname = "a rather long case name for a 3-D layer"\nin = "4x6x7x8"\n'
                      'kernels = "6x2x3x2x3"\nstride = "2x1x1"\npadding = "1x0x1"\ndilation = "1x2x1"\n'
                      'groups = 2\nbatch = 3\n')
-    result = run(["check", "--config", str(suite)], COLUMNS="60")
+    result = run(["check", "--config", str(suite), "--verbose"], COLUMNS="60")
     assert result.exit_code == 0, result.output
     assert {"N3", "4x6x7x8", "6x2x3x2x3", "s2x1x1", "p1x0x1", "d1x2x1", "g2", "PASS"} <= _tokens(result.output)
     assert "…" not in result.output and all(len(line) <= 60 for line in result.output.splitlines())

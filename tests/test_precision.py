@@ -70,6 +70,9 @@ def test_only_the_gradient_that_lost_bits_fails():
     case = check_layer(SEED_F32, zoo.KernelGradientInFloat16())
     assert [t.label for t in case.failing] == ["dK vs float64 reference"]
     assert case.diagnoses == ()  # losing bits is none of the classic structural mistakes
+    # One status, set when the row was judged, read by the case: no row is passed to hide it.
+    assert [t.status for t in case.failing] == ["lost precision"] and not case.failing[0].diagnosable
+    assert case.status == "lost precision" and case.failed and not case.passed
 
 
 def test_tf32_products_fail_every_tensor_and_later_calls_by_the_same_model():
@@ -191,7 +194,9 @@ def test_json_and_table_say_which_comparison_each_row_is_and_the_bits():
     table = CliRunner(env={"COLUMNS": "120"}).invoke(cli, args)
     assert table.exit_code == 1
     assert "against" in table.output and "bits" in table.output
-    assert "FAIL: dK vs float64 reference does not match" in table.output.replace("\n", " ")
+    assert "LOST BITS: dK vs float64 reference does not match" in table.output.replace("\n", " ")
+    assert dk["status"] == case["status"] == "lost precision"
+    assert "LOST BITS" in next(line for line in table.output.splitlines() if "reference" in line and "dK" in line)
     # At 80 columns the bits a tensor carries are kept; abs err and got make room first.
     narrow = CliRunner(env={"COLUMNS": "80"}).invoke(cli, args)
     header = next(line for line in narrow.output.splitlines() if line.strip().startswith("tensor"))
@@ -227,7 +232,7 @@ def test_a_tensor_wrong_against_both_comparisons_is_named_once_in_the_verdict():
     assert {t.label for t in case.failing} == {"dX", "dX vs float64 reference"}
     assert render_verdict(case).plain == "FAIL: dX does not match"
     lossy = check_layer(resolve_geometry("3x8x8", "5x3x3x3", dtype="float32"), zoo.KernelGradientInFloat16())
-    assert render_verdict(lossy).plain == "FAIL: dK vs float64 reference does not match"
+    assert render_verdict(lossy).plain == "LOST BITS: dK vs float64 reference does not match"
 
 
 def test_later_calls_name_rounding_not_state_or_layout_only_close_to_the_bound():
@@ -236,7 +241,7 @@ def test_later_calls_name_rounding_not_state_or_layout_only_close_to_the_bound()
 
     def row(ratio: float, bits: int, precision: bool = True) -> TensorComparison:
         judged = Precision(unit_roundoff=2.0**-24, lam=2.0, largest_ratio=ratio, bits=bits, dtype_bits=24)
-        return TensorComparison(name="O", expected_shape=(1,), shape=(1,), tolerance=1e-6, passed=ratio <= 1.0,
+        return TensorComparison(name="O", expected_shape=(1,), shape=(1,), tolerance=1e-6, status="passed" if ratio <= 1.0 else "failed",
                                 method="reference", precision=judged if precision else None)
 
     assert "1.2x the rounding bound, 22 of 24 bits kept: rounding, not state or layout" in rounding_only([row(1.2, 22)])

@@ -1,13 +1,17 @@
-"""ERROR is not FAIL: a layer that could not be checked (it raised, returned the wrong shape, hung)
-is an error; one that ran and is wrong (wrong numbers, NaN, an input written into, state kept
-between calls) fails. Both exit 1; each report says which, and why.
+"""One status per row, later call and case, set when it is built, with one order of precedence
+(report.STATUSES) that every renderer reads. ERROR is not FAIL: a layer that could not be checked
+(it raised, returned the wrong shape, hung) is an error; one that ran and is wrong (wrong numbers,
+NaN, an input written into, state kept between calls) fails. Both exit 1; each report says which,
+and why.
 
-    status   a case is this when                     a row shows   JUnit
-    passed   every row and later call passed         PASS          <testcase/>
-    failed   something ran and is wrong              FAIL          <failure>
-    error    something could not be checked          ERROR         <error>
-    skipped  it was declared impossible (a case);    not checked   <skipped>
-             a row left after an earlier failure
+    status          a row, call or case is this when               shown         JUnit
+    error           something could not be checked                 ERROR         <error>
+    failed          something ran and is wrong                     FAIL          <failure>
+    lost precision  wrong only by fewer bits, with a likely cause  LOST BITS     <failure>
+    not checked     left after an earlier failure of the case      NOT CHECKED   <failure>
+    skipped         declared impossible (a case), or a tensor      SKIP          <skipped>
+                    the layer does not have (db without a bias)
+    passed          every part passed                              PASS          <testcase/>
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from convgrad.geometry import resolve_geometry
 from convgrad.render.json import suite_to_dict
 from convgrad.render.junit import render_junit
 from convgrad.render.summary import render_totals
-from convgrad.render.table import render_verdict
-from convgrad.report import SuiteReport
+from convgrad.render.table import STATUS_TEXT, render_verdict
+from convgrad.report import STATUSES, SuiteReport, first_status
 from zoo import layers as zoo
 from zoo import spec
 
@@ -47,12 +51,12 @@ def rows(output: str) -> dict[str, list[str]]:
 def test_a_forward_that_raises_is_an_error_with_rows_not_checked():
     case = check_layer(NOT_TILED, zoo.RaisesWhenStrideDoesNotTile())
     assert case.status == "error" and case.failed and not case.passed
-    assert [t.status for t in case.tensors] == ["error", "skipped", "skipped", "skipped"]
+    assert [t.status for t in case.tensors] == ["error", "not checked", "not checked", "not checked"]
     result = run(["--impl", spec("RaisesWhenStrideDoesNotTile"), "--in", "2x6x6", "--kernels", "2x2x3x3", "--stride", "2"])
     assert result.exit_code == 1
     table = rows(result.output)
     assert table["O"][-1] == "ERROR" and table["O"][-2] == "-"  # no "0/72 checked"
-    assert all(table[n][-2:] == ["not", "checked"] for n in ("dX", "dK", "db"))
+    assert all(table[n][-2:] == ["NOT", "CHECKED"] for n in ("dX", "dK", "db"))
     assert "FAIL" not in result.output
     verdict = " ".join(result.output.split()).rsplit("ERROR (not checked): ", 1)[1]
     assert verdict.startswith("forward raised AssertionError")
@@ -107,9 +111,9 @@ def test_errors_and_failures_are_told_apart_in_totals_json_and_junit():
     assert [c.status for c in suite.cases] == ["failed", "error", "passed"]
     assert render_totals(suite).plain == "FAIL: 1 of 3 cases failed, 1 could not be checked (ERROR), 1 passed"
     report = suite_to_dict(suite)
-    assert report["summary"] == {"passed": 1, "failed": 1, "error": 1, "skipped": 0}
+    assert report["summary"] == {"passed": 1, "failed": 1, "error": 1, "skipped": 0, "lost precision": 0, "not checked": 0}
     assert [c["status"] for c in report["cases"]] == ["failed", "error", "passed"]
-    assert [t["status"] for t in report["cases"][1]["tensors"]] == ["error", "skipped", "skipped", "skipped"]
+    assert [t["status"] for t in report["cases"][1]["tensors"]] == ["error", "not checked", "not checked", "not checked"]
     assert report["cases"][2]["reason"] is None
     root = ET.fromstring(render_junit(suite))
     assert (root.get("failures"), root.get("errors")) == ("1", "1")
@@ -128,7 +132,8 @@ def test_only_errors_still_exit_1_and_say_so(tmp_path):
     result = run(["--impl", spec("RaisesWhenStrideDoesNotTile"), "--config", str(suite), "--quiet"])
     assert result.exit_code == 1
     assert "FAIL: 1 of 1 cases could not be checked (ERROR), 0 passed" in result.output
-    assert "ERROR raises: forward raised AssertionError" in " ".join(result.output.split())
+    grouped = " ".join(result.output.split())
+    assert "ERROR 1 case forward raised AssertionError" in grouped and "are skipped raises FAIL:" in grouped
 
 
 # (zoo layer, the tensor it gets wrong, the why in a few words)
@@ -156,7 +161,7 @@ def test_the_why_reaches_the_table_the_summary_json_and_junit(tmp_path, layer, t
     junit = tmp_path / "report.xml"
     summary = run(["--impl", spec(layer), "--config", str(suite), "--quiet", "--junit", str(junit)])
     line = " ".join(summary.output.split())
-    line = line[line.index("FAIL shows it:"):]
+    line = line[line.index("FAIL 1 case"):]  # the one way the suite failed, with its cause
     assert f"{why}" in line and f"looks like {short}" in line
     (failure,) = ET.parse(junit).getroot().iter("failure")
     assert why in failure.get("message") and f"looks like {short}" in failure.get("message")
@@ -172,3 +177,14 @@ def test_quiet_gives_each_failing_tensor_its_why():
     text = " ".join(result.output.split())
     assert "dX: 108 of 108 coordinates differ" in text
     assert "numerical 6.54972 why: dX matches the numerical gradient once the kernels are rotated 180°" in text
+
+
+def test_one_order_of_statuses_that_every_renderer_knows():
+    assert STATUSES == ("error", "failed", "lost precision", "not checked", "skipped", "passed")
+    assert first_status(["passed", "not checked", "lost precision"]) == "lost precision"
+    assert first_status(["failed", "error", "passed"]) == "error"  # it must first run to be judged
+    assert first_status(["passed", "skipped"]) == "passed"  # db of a bias-free layer does not skip its case
+    assert first_status([]) == "passed"
+    assert list(STATUS_TEXT) == list(STATUSES)
+    suite = SuiteReport((check_layer(SEED_LIKE, zoo.TapLoopConv(), name="right"),))
+    assert list(suite_to_dict(suite)["summary"]) == list(STATUSES)

@@ -151,3 +151,17 @@ def test_a_short_check_logs_nothing(monkeypatch):
     monkeypatch.setattr(progress, "LOG_INTERVAL_S", 3600.0)
     result = _invoke(SEED_CHECK)
     assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_no_line_ends_in_spaces_in_colour_or_piped():
+    """rich pads table cells and wrapped text to the full width; the console strips what a line
+    ends in, before and between its colour codes, so no line ends in spaces in a terminal either."""
+    args = [*CONVGRAD, "check", "--impl", ZOO_WRONG, "--in", "3x6x6", "--kernels", "4x3x3x3"]
+    for colour in ({"FORCE_COLOR": "1"}, {}):
+        env = {k: v for k, v in convgrad_env(COLUMNS="100", **colour).items()
+               if k not in (("NO_COLOR",) if colour else ("FORCE_COLOR",))}
+        done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+        assert done.returncode == 1
+        assert ("\x1b[" in done.stdout) == bool(colour)
+        visible = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in done.stdout.splitlines()]
+        assert visible and not [line for line in visible if line != line.rstrip()]

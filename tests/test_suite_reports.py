@@ -116,31 +116,33 @@ def test_geometry_flags_are_still_required_without_a_config():
     assert_bad_input(run(["--kernels", "5x3x3x3"]), "Missing option '--in'")
 
 
-def test_failing_suite_prints_each_failing_table_then_the_summary():
-    result = run(["--impl", NOT_ROTATED, "--config", STANDARD])
-    assert result.exit_code == 1
-    output = result.output
-    assert len(re.findall(r"^ tensor +expected +got", output, re.MULTILINE)) == 28  # one table per failing case
-    summary = output.index(" case ")
-    assert output.rindex("FAIL: dX does not match") < summary
-    assert "FAIL: 28 of 51 cases failed, 15 passed, 8 skipped" in output
-    assert "\x1b[" not in output
-
-
-def test_quiet_prints_only_the_summary():
-    result = run(["--impl", NOT_ROTATED, "--config", STANDARD, "--quiet"])
-    assert result.exit_code == 1
-    assert "expected  got" not in result.output
-    rows = [line for line in result.output.splitlines() if line.startswith(" basic 2 ")]
+def test_a_failing_suite_shows_each_way_of_failing_once_then_the_cases_grouped_by_cause():
+    default, verbose, quiet = (
+        run(["--impl", NOT_ROTATED, "--config", STANDARD, *flag]) for flag in ([], ["--verbose"], ["--quiet"])
+    )
+    assert default.exit_code == verbose.exit_code == quiet.exit_code == 1
+    tables = re.compile(r"^ tensor +expected +got", re.MULTILINE)
+    groups = [line for line in default.stdout.splitlines() if re.match(r"(FAIL|ERROR|SKIP|PASS) +\d+ cases? ", line)]
+    failing = [line for line in groups if line.startswith(("FAIL", "ERROR"))]
+    assert len(tables.findall(default.stdout)) == len(failing) >= 1  # the first case of each way of failing
+    assert failing[0].startswith("FAIL 28 cases dX: looks like the kernels were not rotated 180°")
+    assert "(basic 1 in full above)" in default.stdout and "FAIL: dX does not match" in default.stdout
+    assert len(default.stdout.splitlines()) <= 120 and "\x1b[" not in default.stdout
+    # --verbose: every case that ran in full, then the table of every case
+    assert len(tables.findall(verbose.stdout)) == 51 - 8
+    rows = [line for line in verbose.stdout.splitlines() if line.startswith(" basic 2 ")]
     assert rows and "x1x1" in rows[0] and "PASS" in rows[0].split()  # 1x1 kernels need no rotation
-    assert "FAIL: 28 of 51 cases failed" in result.output
+    # --quiet: the groups alone
+    assert "expected  got" not in quiet.stdout and quiet.stdout.splitlines()[0] == failing[0]
+    for result in (default, verbose, quiet):
+        assert "FAIL: 28 of 51 cases failed, 15 passed, 8 skipped" in result.stdout
 
 
 def test_json_covers_every_case():
     result = run(["--impl", NOT_ROTATED, "--config", STANDARD, "--json"])
     report = json.loads(result.output)
     assert len(report["cases"]) == 51 and report["passed"] is False
-    assert report["summary"] == {"passed": 15, "failed": 28, "error": 0, "skipped": 8}  # the uneven case among them
+    assert report["summary"] == {"passed": 15, "failed": 28, "error": 0, "skipped": 8, "lost precision": 0, "not checked": 0}  # the uneven case among them
     names = [c["name"] for c in report["cases"]]
     assert len(set(names)) == 51
     skipped = [c for c in report["cases"] if c["skipped"] is not None]

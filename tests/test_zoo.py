@@ -130,7 +130,7 @@ def test_correct_implementations_pass_the_standard_suite(impl, extra, cannot):
     report = json.loads(result.output)
     uneven = {case["name"] for case in report["cases"] if skipped_for_uneven_padding(case)}
     skipped = len({case.name for case in SUITE.cases if cannot(case.geometry)} | uneven)
-    assert report["summary"] == {"passed": len(SUITE.cases) - skipped, "failed": 0, "error": 0, "skipped": skipped}
+    assert report["summary"] == {"passed": len(SUITE.cases) - skipped, "failed": 0, "error": 0, "skipped": skipped, "lost precision": 0, "not checked": 0}
     assert_one_sided_everywhere(report)
 
 
@@ -149,7 +149,7 @@ def test_torch_builtin_passes_the_standard_suite():
     pytest.importorskip("torch")
     result = run(["check", "--impl", "torch", "--config", STANDARD, "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["summary"] == {"passed": len(SUITE.cases), "failed": 0, "error": 0, "skipped": 0}
+    assert json.loads(result.output)["summary"] == {"passed": len(SUITE.cases), "failed": 0, "error": 0, "skipped": 0, "lost precision": 0, "not checked": 0}
     assert_one_sided_everywhere(json.loads(result.output))
 
 
@@ -163,7 +163,7 @@ def test_jax_builtin_passes_in_1d_2d_and_3d(tmp_path):
     )
     result = run(["check", "--impl", "jax", "--config", str(config), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["summary"] == {"passed": 3, "failed": 0, "error": 0, "skipped": 0}
+    assert json.loads(result.output)["summary"] == {"passed": 3, "failed": 0, "error": 0, "skipped": 0, "lost precision": 0, "not checked": 0}
     assert_one_sided_everywhere(json.loads(result.output))
 
 

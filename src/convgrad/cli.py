@@ -21,7 +21,7 @@ from convgrad.options import (
     DEFAULT_BUDGET_S, DEFAULT_FUZZ_TIMEOUT_S, DEFAULT_SAMPLES, DEFAULT_TIMEOUT_S, DIFFERENCES, METHODS, SAMPLING_METHODS,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only, not a cycle: `convgrad --help` loads neither rich's console nor NumPy
     from rich.console import Console
 
     from convgrad.geometry import Dtype, LayerGeometry
@@ -204,7 +204,11 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
               help="auto: one-sided for each tensor the forward is verified to be linear in, central "
                    "for the others; central: always; one-sided: always, trusting the forward to be linear.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line (with --config: only the summary).")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print only the verdict line (with --config: one line per way the cases ended).")
+@click.option("--verbose", "-v", is_flag=True,
+              help="With --config: print every case in full and a table of every case (default: the first "
+                   "case of each way of failing in full, the rest grouped by cause).")
 @implementation_options
 @click.option("--no-forward-check", is_flag=True,
               help="Do not compare the output with the reference convolution (row O).")
@@ -222,7 +226,7 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
               help="Also save the printed report (table, where, why, heatmaps) as an SVG picture.")
 @click.pass_context
 def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optional[float],
-          as_json: bool, quiet: bool, impl: str, layout: Optional[str], weight_layout: Optional[str],
+          as_json: bool, quiet: bool, verbose: bool, impl: str, layout: Optional[str], weight_layout: Optional[str],
           impl_config: Optional[str], impl_path: tuple[str, ...], device: str,
           no_forward_check: bool, jobs: Optional[int], strict: bool, fail_fast: bool, config_path: Optional[str],
           junit_path: Optional[str],
@@ -277,7 +281,7 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
 
         _write(junit_path, render_junit(suite, suite_spec.name))
     if config_path is not None and not as_json:
-        _print_suite_summary(suite, quiet=quiet, svg_path=svg_path)
+        _print_suite_summary(suite, quiet=quiet, verbose=verbose, svg_path=svg_path)
     else:
         _print_suite(suite, as_json=as_json, quiet=quiet, svg_path=svg_path)
     ctx.exit(EXIT_PASSED if suite.passed else EXIT_FAILED)
@@ -341,18 +345,23 @@ def _write(path: str, text: str) -> None:
         raise click.FileError(path, hint=error.strerror or str(error)) from None
 
 
-def _print_suite_summary(suite: "SuiteReport", *, quiet: bool, svg_path: Optional[str] = None) -> None:
-    """Each failing case's table, then a summary of every case; only the summary with --quiet."""
-    from convgrad.render.summary import render_domain, render_summary, render_totals
+def _print_suite_summary(
+    suite: "SuiteReport", *, quiet: bool, verbose: bool = False, svg_path: Optional[str] = None
+) -> None:
+    """The cause first: the first case of each way of failing in full, then one row per status
+    and cause with the cases counted. --verbose: every case in full and a table of every case;
+    --quiet: the rows alone."""
+    from convgrad.render.summary import render_domain, render_groups, render_skipped, render_summary, render_totals
     from convgrad.render.table import render_case
 
     console = _output_console(offscreen=False, svg_path=svg_path)
-    if not quiet:
-        for case in suite.cases:
-            if case.failed:
-                console.print(render_case(case))
-                console.print()
-    console.print(render_summary(suite))
+    shown = [case for case in suite.cases] if verbose else [] if quiet else [
+        group.first for group in suite.groups if group.first.failed
+    ]
+    for case in shown:
+        console.print(render_skipped(case) if case.skipped is not None else render_case(case))
+        console.print()
+    console.print(render_summary(suite) if verbose else render_groups(suite, shown))
     domain = render_domain(suite)
     if domain is not None:
         console.print(domain)

@@ -9,34 +9,110 @@ options into the settings a report records.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Iterable, Literal, Optional
 
 import numpy as np
 
-from convgrad.findings.diagnosis import Diagnosis
-from convgrad.findings.locate import Location
 from convgrad.geometry import LayerGeometry, TensorName
 from convgrad.numerics.plan import DifferencePlan
 from convgrad.options import CheckOptions, Method, Tolerances
 
-# What a case, a tensor or a later call came to. "failed": it ran and is wrong (a gradient that
-# differs, NaN or Inf values, an input written into, state kept between calls); "error": it could
-# not be checked (the implementation raised, returned something that is not an array of the
-# expected shape, hung or killed its process); "skipped": not checked, by declaration (a case the
-# implementation cannot express) or because an earlier call of the same case failed (a tensor).
-Status = Literal["passed", "failed", "error", "skipped"]
-NotCompared = Literal["error", "failed", "skipped"]  # why a tensor was not compared
+# One status for each row, later call and case, set when it is built. In order of precedence (a
+# case or a call takes the first of its parts'): "error": it could not be checked (the
+# implementation raised, returned something that is not an array of the expected shape, hung or
+# killed its process); "failed": it ran and is wrong (a gradient that differs, NaN or Inf values,
+# an input written into, state kept between calls); "lost precision": it failed only by carrying
+# fewer bits than its dtype, for a likely cause that was named; "not checked": left unchecked
+# because an earlier call of the same case failed; "skipped": not checked by declaration (a case
+# the implementation cannot express; a tensor the layer does not have, like db without a bias);
+# "passed".
+Status = Literal["error", "failed", "lost precision", "not checked", "skipped", "passed"]
+STATUSES: tuple[Status, ...] = ("error", "failed", "lost precision", "not checked", "skipped", "passed")
+NotCompared = Literal["error", "failed", "not checked"]  # why a tensor was not compared
+WRONG: frozenset[Status] = frozenset({"error", "failed", "lost precision"})  # a part that is itself wrong
+
+
+def first_status(statuses: Iterable[Status]) -> Status:
+    """The status of a whole made of parts with `statuses`: the first of them in precedence order
+    ("passed" for no parts). A skipped part (a tensor the layer does not have) does not make its
+    whole skipped: a whole is skipped only by its own declaration."""
+    present = set(statuses) - {"skipped"}
+    return next((s for s in STATUSES if s in present), "passed")
+
 
 __all__ = [
-    "Coordinate", "Precision", "TensorComparison", "CallCheck", "CaseReport", "SuiteReport", "Status", "NotCompared",
-    "FLOAT64_REFERENCE",
+    "Coordinate", "Precision", "TensorComparison", "CallCheck", "CaseReport", "SuiteReport", "Status", "STATUSES",
+    "NotCompared", "first_status", "CaseGroup",
+    "FLOAT64_REFERENCE", "Diagnosis", "Location",
 ]
 
 FLOAT64_REFERENCE = "float64 reference"  # the method of a gradient row compared with the reference backward
 # The method of a large case's gradient row (numerics/plan.py): its own row, against the reference
 # backward at every coordinate and the layer's forward along random directions.
 REFERENCE_AND_DIRECTIONS = "float64 reference and random directions"
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """One named mistake that explains a failing tensor, in a sentence that says the fix
+    (found by findings/diagnosis.py)."""
+
+    tensor: TensorName
+    kind: str  # a stable identifier, e.g. "kernels_not_rotated"
+    message: str
+    short: str = ""  # the mistake in a few words, after "looks like": "the kernels were not rotated 180°"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the wrong coordinates of one tensor are (found by findings/locate.py).
+
+    `channels` are the indices along axis 1 for dX (input channels) and O (output channels), along
+    axis 0 for dK (kernels) and db. The border of dX is every position within `reach` of an edge
+    along some axis, reach = max(padding, dilation*(k-1)): there the full correlation sees the
+    padding or fewer kernel taps, which is where crop and padding mistakes show.
+    """
+
+    tensor: TensorName
+    wrong: int
+    checked: int
+    channel_label: str  # "channels" or "kernels"
+    channels: tuple[int, ...]
+    channel_count: int
+    samples: tuple[int, ...] = ()  # batch items with errors (dX and O)
+    batch: int = 1
+    reach: Optional[tuple[int, ...]] = None
+    border_wrong: Optional[int] = None
+    border_total: Optional[int] = None
+    interior_wrong: Optional[int] = None
+    interior_total: Optional[int] = None
+    phases: Optional[tuple[tuple[int, ...], ...]] = None  # stride phases with errors (dX, stride > 1)
+    phase_count: Optional[int] = None
+    map_title: Optional[str] = None  # e.g. "dX[n=0, c=1]" or "dX[n=0, c=1, D=3]"
+    map_axes: tuple[str, str] = ("", "")  # names of the rows and the columns of the map
+    map_block: tuple[int, int] = (1, 1)  # positions per cell along rows and columns
+    error_map: Optional[np.ndarray] = field(default=None, repr=False, compare=False)  # rel error
+    tolerance: float = 0.0
+
+    @property
+    def fraction(self) -> float:
+        return self.wrong / self.checked if self.checked else 0.0
+
+    @property
+    def region(self) -> Optional[str]:
+        """'border', 'interior' or 'both' for dX, None where the tensor has no border."""
+        if self.border_wrong is None or self.interior_wrong is None:
+            return None
+        if self.border_wrong > 0 and self.interior_wrong > 0:
+            return "both"
+        # "Only on the border" needs interior coordinates that were compared and found right.
+        if self.border_wrong > 0 and self.interior_total:
+            return "border"
+        if self.interior_wrong > 0 and self.border_total:
+            return "interior"
+        return None
 
 
 @dataclass(frozen=True)
@@ -76,7 +152,7 @@ class TensorComparison:
     expected_shape: tuple[int, ...]
     shape: Optional[tuple[int, ...]]
     tolerance: float
-    passed: bool
+    status: Status  # see Status above; a row is never "passed" without a comparison
     method: str  # how the reference values were obtained: dense, ..., or "reference forward"
     checked: int = 0  # coordinates compared
     total: int = 0  # coordinates in the tensor
@@ -87,14 +163,12 @@ class TensorComparison:
     worst: tuple[Coordinate, ...] = ()  # the worst coordinates, worst first (capped)
     forward_calls: int = 0
     step: Optional[float] = None
-    reason: Optional[str] = None  # why it failed, one line
+    reason: Optional[str] = None  # why it failed or was not checked, one line ("no bias" when skipped)
     note: Optional[str] = None  # something the user should know even when it passed
     analytical: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
     numerical: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
     location: Optional[Location] = None  # where a failing tensor is wrong (locate.py)
-    absent: Optional[str] = None  # why the layer has no such tensor ("no bias"): neither checked nor failed
     precision: Optional[Precision] = None  # set when judged by the rounding model
-    not_compared: Optional[NotCompared] = None  # set when no value was compared: what that means
     call: Optional[str] = None  # which call of a later check returned it ("backward of layer A")
     plan: Optional[DifferencePlan] = None  # how its finite differences were planned (numerics/plan.py)
 
@@ -104,9 +178,30 @@ class TensorComparison:
         return self.method == FLOAT64_REFERENCE
 
     @property
+    def passed(self) -> bool:
+        """Nothing wrong with this row: it matched, or the layer has no such tensor (skipped)."""
+        return self.status in ("passed", "skipped")
+
+    @property
+    def compared(self) -> bool:
+        """Whether any value of this row was compared (False when not checked, skipped or its call failed)."""
+        return self.method != "none"
+
+    @property
+    def absent(self) -> Optional[str]:
+        """Why the layer has no such tensor ("no bias"), for a skipped row."""
+        return self.reason if self.status == "skipped" else None
+
+    @property
     def lost_precision(self) -> bool:
         """Failed only by carrying fewer bits than its dtype, for a likely cause that was named."""
-        return not self.passed and self.precision is not None and self.precision.cause is not None
+        return self.status == "lost precision"
+
+    @property
+    def diagnosable(self) -> bool:
+        """Wrong in a way a classic mistake could explain: failed or could not be checked (a wrong
+        shape is one), not only fewer bits kept."""
+        return self.status in ("error", "failed")
 
     @property
     def compared_with(self) -> str:
@@ -122,15 +217,9 @@ class TensorComparison:
         return f"{self.name} vs {FLOAT64_REFERENCE}" if self.reference_gradient else self.name
 
     @property
-    def status(self) -> Status:
-        if self.passed:
-            return "passed"
-        return self.not_compared or "failed"
-
-    @property
     def differ(self) -> str:
         """'12 of 135 coordinates differ' for a compared tensor; its reason when it was not compared."""
-        if self.not_compared is not None:
+        if not self.compared:
             return self.reason or "not checked"
         unit = "directions" if self.method == "projection" else "coordinates"
         return f"{self.mismatches} of {self.checked} {unit} differ"
@@ -157,26 +246,25 @@ class TensorComparison:
     ) -> "TensorComparison":
         """A tensor that was not compared, and why: never a pass. `status` is "error" when its own
         call could not be checked, "failed" when what it returned is wrong in itself (NaN, an input
-        written into), "skipped" when an earlier call of the case failed."""
+        written into), "not checked" when an earlier call of the case failed."""
         expected = geometry.shape_of(name)
         return cls(
             name=name,
             expected_shape=expected,
             shape=shape,
             tolerance=tolerance,
-            passed=False,
+            status=status,
             method="none",
             total=math.prod(expected),
             reason=reason,
-            not_compared=status,
         )
 
     @classmethod
     def not_in_layer(cls, name: TensorName, geometry: LayerGeometry, tolerance: float, absent: str) -> "TensorComparison":
         """A tensor the layer does not have (db of a bias-free layer): not checked, and no failure."""
         return cls(
-            name=name, expected_shape=geometry.shape_of(name), shape=None, tolerance=tolerance, passed=True,
-            method="none", absent=absent,
+            name=name, expected_shape=geometry.shape_of(name), shape=None, tolerance=tolerance, status="skipped",
+            method="none", reason=absent,
         )
 
 
@@ -188,19 +276,16 @@ class CallCheck:
     name: str  # e.g. "second call", "other memory layouts", "first call repeated"
     called_with: str  # the inputs, e.g. "new random tensors of the same shape, in C order"
     compared_with: str  # e.g. "the reference convolution", "the first call's results"
-    passed: bool
+    status: Status  # "passed", "failed", or "error" when the call raised or returned something unusable
     tensors: tuple[TensorComparison, ...] = ()
     cause: Optional[str] = None  # why it failed, in words, when that can be told
     forward_calls: int = 0
-    error: bool = False  # the call raised or returned something unusable: it could not be checked
     follows: bool = False  # it fails as an earlier call did, which says why
     part: str = "call protocol"  # or "network scenario" (run/scenario.py)
 
     @property
-    def status(self) -> Status:
-        if self.passed:
-            return "passed"
-        return "error" if self.error else "failed"
+    def passed(self) -> bool:
+        return self.status == "passed"
 
     @property
     def reason(self) -> Optional[str]:
@@ -224,9 +309,11 @@ class CaseReport:
     tensors: tuple[TensorComparison, ...]
     elapsed_s: float
     forward_calls: int
+    status: Status  # set by `build` from the parts: see Status and first_status
     warnings: tuple[str, ...] = ()
-    reason: Optional[str] = None  # a failure of the case as a whole, e.g. forward raised
-    skipped: Optional[str] = None  # why the case was not run: the implementation cannot express it
+    # Why the case was skipped (the implementation cannot express it), or a failure of the case as
+    # a whole (forward raised): `status` says which.
+    reason: Optional[str] = None
     diagnoses: tuple[Diagnosis, ...] = ()  # the classic mistakes that explain the failures
     method: Method = "auto"  # the method asked for (each tensor says which one it got)
     samples: Optional[int] = None  # coordinates or directions per tensor, for sample and projection
@@ -249,11 +336,27 @@ class CaseReport:
         warnings: tuple[str, ...] = (),
         reason: Optional[str] = None,
         skipped: Optional[str] = None,
+        unfinished: Optional[str] = None,
         diagnoses: tuple[Diagnosis, ...] = (),
         calls: tuple[CallCheck, ...] = (),
         reference_gradients: tuple[TensorComparison, ...] = (),
     ) -> "CaseReport":
-        """A case's report, with the settings it records taken from `options`."""
+        """A case's report, with the settings it records taken from `options` and its status from
+        its parts: "skipped" when `skipped` says why, else the first of its rows' and later calls'
+        statuses; a case that did not finish (`unfinished` says why: it timed out or its process
+        died) is an error whatever its finished parts found, and so is one that failed as a whole
+        (`reason`) with nothing found wrong (it was refused)."""
+        # Later calls that repeat the first call's failure are its consequences: they add no status
+        # of their own (a first call that only lost bits is not made "failed" by its repeats).
+        rows = tensors + reference_gradients
+        consequences = _repeats(calls, any(t.status in WRONG for t in rows))
+        status = first_status([t.status for t in rows] + [c.status for c in calls if c not in consequences])
+        if skipped is not None:
+            status, reason = "skipped", skipped
+        elif unfinished is not None:
+            status, reason = "error", unfinished
+        elif reason is not None and status not in ("error", "failed"):
+            status = "error"
         return cls(
             name=name,
             geometry=geometry,
@@ -263,9 +366,9 @@ class CaseReport:
             tensors=tensors,
             elapsed_s=elapsed_s,
             forward_calls=forward_calls,
+            status=status,
             warnings=warnings,
             reason=reason,
-            skipped=skipped,
             diagnoses=diagnoses,
             method=options.method,
             samples=options.samples if options.sampling else None,
@@ -282,12 +385,17 @@ class CaseReport:
 
     @property
     def passed(self) -> bool:
-        return (
-            self.skipped is None
-            and self.reason is None
-            and all(t.passed for t in self.rows)
-            and all(c.passed for c in self.calls)
-        )
+        return self.status == "passed"
+
+    @property
+    def skipped(self) -> Optional[str]:
+        """Why the case was skipped; None for a case that ran."""
+        return self.reason if self.status == "skipped" else None
+
+    @property
+    def failure(self) -> Optional[str]:
+        """A failure of the case as a whole (forward raised, timed out); None otherwise."""
+        return None if self.status == "skipped" else self.reason
 
     @property
     def failing_calls(self) -> tuple[CallCheck, ...]:
@@ -295,9 +403,9 @@ class CaseReport:
 
     @property
     def failed(self) -> bool:
-        """Neither passed nor skipped: it failed or could not be checked (status 'failed' or 'error').
-        A skipped case is neither a pass nor a failure."""
-        return self.skipped is None and not self.passed
+        """Neither passed nor skipped: it is wrong or could not be checked. A skipped case is
+        neither a pass nor a failure."""
+        return self.status not in ("passed", "skipped")
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -310,12 +418,12 @@ class CaseReport:
     @property
     def nothing_compared(self) -> bool:
         """No tensor was compared: the case did not run, or its first call failed as a whole."""
-        return all(t.not_compared is not None for t in self.tensors)
+        return not any(t.compared for t in self.tensors)
 
     @property
     def wrong(self) -> tuple[TensorComparison, ...]:
-        """The rows that failed or could not be checked; not those left unchecked after them."""
-        return tuple(t for t in self.rows if t.status in ("failed", "error"))
+        """The rows that are wrong or could not be checked; not those left unchecked after them."""
+        return tuple(t for t in self.rows if t.status in WRONG)
 
     @property
     def gradients(self) -> tuple[TensorComparison, ...]:
@@ -364,18 +472,6 @@ class CaseReport:
         return max(candidates, key=lambda t: (t.max_rel_error is None, t.max_rel_error or 0.0))
 
     @property
-    def status(self) -> Status:
-        """'error' when any part could not be checked, even if another part failed: the layer must
-        first run to be judged. A case that did not pass with nothing found wrong (it was refused,
-        timed out or died) could not be checked either."""
-        if self.skipped is not None:
-            return "skipped"
-        if self.passed:
-            return "passed"
-        parts = {t.status for t in self.rows} | {c.status for c in self.calls}
-        return "error" if "error" in parts or "failed" not in parts else "failed"
-
-    @property
     def failure_summary(self) -> str:
         """The why in one line, for a case that did not pass: each tensor that failed or could not
         be checked with how (or its reason) and its diagnoses ('dX: 12 of 135 coordinates differ,
@@ -395,17 +491,17 @@ class CaseReport:
             if t.reason == self.reason or (t.reference_gradient and t.name in diagnosed and not t.lost_precision):
                 continue  # said already: by the case, or by the diagnosis of the tensor's other row
             shorts = [d.short or d.message for d in self.diagnoses if d.tensor == t.label]
-            if t.precision is not None and t.status == "failed":
+            if t.precision is not None and t.status in ("failed", "lost precision"):
                 shorts.append(f"{t.precision.bits} of {t.precision.dtype_bits} bits kept")
                 shorts += [t.precision.cause] if t.precision.cause else []
             what = t.differ + (", looks like " + "; ".join(shorts) if shorts else "")
-            if named and named[-1][1] == what and t.not_compared is not None:
+            if named and named[-1][1] == what and not t.compared:
                 named[-1][0].append(t.label)
             else:
                 named.append(([t.label], what))
         parts += [f"{', '.join(names)}: {what}" for names, what in named]
         # A later call's own cause is news; its mismatches alone mostly repeat the first call's.
-        repeated = [c for c in self.failing_calls if c.follows or (wrong and c.cause is None)]
+        repeated = self.repeats
         parts += [f"{c.name}: {c.reason or 'does not match'}" for c in self.failing_calls if c not in repeated]
         protocol = [c.name for c in repeated if c.part == "call protocol"]
         if protocol:
@@ -414,6 +510,53 @@ class CaseReport:
         if len(protocol) < len(repeated):
             parts.append(f"{len(repeated) - len(protocol)} of {len(steps)} network scenario steps fail too")
         return "; ".join(parts)
+
+    @property
+    def repeats(self) -> tuple[CallCheck, ...]:
+        """Later calls that fail because an earlier call did: it fails as an earlier call did
+        (`follows`), or the first call is wrong and the later call has no cause of its own (its
+        mismatches repeat the first call's). They are consequences, named after the cause."""
+        return _repeats(self.calls, bool(self.wrong))
+
+    @property
+    def distinct_calls(self) -> tuple[tuple[CallCheck, ...], ...]:
+        """The later calls that fail in their own way (not `repeats`), those with the same reason
+        together, in call order."""
+        groups: dict[str, list[CallCheck]] = {}
+        for c in self.failing_calls:
+            if c not in self.repeats:
+                groups.setdefault(c.reason or "does not match", []).append(c)
+        return tuple(tuple(g) for g in groups.values())
+
+    @property
+    def cause(self) -> str:
+        """What went wrong, in one line without this case's own numbers, so that cases failing for
+        the same reason read the same: each wrong row with its diagnoses ("dK: looks like the
+        stride was ignored"), or what its call said; else the later calls that failed and why;
+        the skip reason for a skipped case; empty for a pass."""
+        if self.status == "skipped":
+            return self.reason or ""
+        if self.passed:
+            return ""
+        parts = [] if self.reason is None else [self.reason]
+        own_rows = {t.name for t in self.wrong if not t.reference_gradient}
+        for t in self.wrong:
+            if t.reason is not None and t.reason == self.reason:
+                continue
+            if t.reference_gradient and t.name in own_rows and not t.lost_precision:
+                continue  # its own row against finite differences says what is wrong
+            shorts = [d.short or d.message for d in self.diagnoses if d.tensor == t.label]
+            if t.precision is not None and t.precision.cause is not None:
+                shorts.append(t.precision.cause)
+            if shorts:
+                parts.append(f"{t.label}: looks like {'; '.join(shorts)}")
+            elif t.compared:
+                parts.append(f"{t.label}: does not match" + (" (fewer bits than rounding allows)" if t.precision else ""))
+            else:
+                parts.append(f"{t.label}: {t.reason or 'not checked'}")
+        parts += [f"{', '.join(c.name for c in group)}: {group[0].reason or 'does not match'}"
+                  for group in self.distinct_calls]
+        return "; ".join(dict.fromkeys(parts))
 
     def tensor(self, name: TensorName) -> TensorComparison:
         for t in self.tensors:
@@ -437,6 +580,28 @@ class DomainPairs:
         return self.covered == self.pairs
 
 
+def _repeats(calls: tuple[CallCheck, ...], first_wrong: bool) -> tuple[CallCheck, ...]:
+    """The failing later calls that repeat an earlier failure (see CaseReport.repeats)."""
+    return tuple(c for c in calls if not c.passed and (c.follows or (first_wrong and c.cause is None)))
+
+
+# Numbers in a cause (sizes, shapes, counts, errors) differ from case to case; the cause does not.
+_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:e[+-]?\d+)?")
+
+
+@dataclass(frozen=True)
+class CaseGroup:
+    """Cases of a suite with one status and one cause (numbers aside): one mistake, shown once."""
+
+    status: Status
+    cause: str  # the first case's
+    cases: tuple[CaseReport, ...]
+
+    @property
+    def first(self) -> CaseReport:
+        return self.cases[0]
+
+
 @dataclass(frozen=True)
 class SuiteReport:
     """One or more cases checked in one run, and, for a suite that asks, its pairs of the layer's domain."""
@@ -449,6 +614,16 @@ class SuiteReport:
     def passed(self) -> bool:
         """No case failed, and at least one was checked: a run that checked nothing is no pass."""
         return not any(case.failed for case in self.cases) and any(case.skipped is None for case in self.cases)
+
+    @property
+    def groups(self) -> tuple[CaseGroup, ...]:
+        """The cases grouped by status and cause, in order of status precedence, then of first
+        appearance: one mistake that fails 28 cases is one group."""
+        found: dict[tuple[Status, str], list[CaseReport]] = {}
+        for case in self.cases:
+            found.setdefault((case.status, _NUMBER.sub("#", case.cause)), []).append(case)
+        ordered = sorted(found.items(), key=lambda item: STATUSES.index(item[0][0]))  # stable: appearance
+        return tuple(CaseGroup(status, cases[0].cause, tuple(cases)) for (status, _), cases in ordered)
 
     def count(self, status: Status) -> int:
         """How many cases 'passed', 'failed', could not be checked ('error') or were 'skipped'."""

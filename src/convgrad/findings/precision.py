@@ -116,7 +116,7 @@ def with_likely_cause(
     if cause is None:
         return row
     reason = f"{row.reason}; {cause}" if row.reason else cause
-    return replace(row, precision=replace(row.precision, cause=cause), reason=reason)
+    return replace(row, status="lost precision", precision=replace(row.precision, cause=cause), reason=reason)
 
 
 ROUNDING_FACTOR = 8.0  # past the rounding bound by at most this, with at most 3 bits lost: rounding

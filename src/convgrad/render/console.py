@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import os
-from typing import IO, Optional
+import re
+from typing import IO, Iterable, Optional
 
 from rich.console import Console
+from rich.segment import Segment
 
-__all__ = ["make_console", "discard_rest"]
+__all__ = ["make_console", "discard_rest", "strip_line_ends"]
 
 
 def discard_rest(stream: IO[str]) -> None:
@@ -29,8 +31,24 @@ def discard_rest(stream: IO[str]) -> None:
         os.close(devnull)
 
 
+# Spaces (and tabs) at the end of a line, with any colour codes after them: rich pads table cells
+# and wrapped text to the full width, which leaves every such line ending in spaces.
+_LINE_END = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)+$", re.MULTILINE)
+_COLOUR_CODE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def strip_line_ends(text: str) -> str:
+    """`text` without spaces at the end of any line (a line of only spaces becomes empty); the
+    colour codes among them are kept, so styles still end where they did."""
+    return _LINE_END.sub(lambda end: "".join(_COLOUR_CODE.findall(end.group())), text)
+
+
 class _Console(Console):
-    """A Console that keeps going, silently, when its reader closes the pipe."""
+    """A Console that keeps going, silently, when its reader closes the pipe, and never ends a
+    line in spaces (piped or not)."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return strip_line_ends(super()._render_buffer(buffer))
 
     def on_broken_pipe(self) -> None:
         # Not `quiet`, as rich does: what follows must still be recorded for --svg.
@@ -42,6 +60,8 @@ def make_console(
 ) -> Console:
     """A rich Console; rich honours NO_COLOR and writes no colour codes into pipes.
 
-    `record` keeps what was printed so --svg can save it.
+    `record` keeps what was printed so --svg can save it. No markup: text is printed as it is, so
+    a user's `[bold]` or `[/x]` in a case or layer name is shown, not read as a style.
     """
-    return _Console(stderr=stderr, file=file, width=width, highlight=False, soft_wrap=False, record=record)
+    return _Console(stderr=stderr, file=file, width=width, highlight=False, markup=False, soft_wrap=False,
+                    record=record)

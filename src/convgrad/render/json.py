@@ -11,9 +11,9 @@ from convgrad.explain import Derivation, KernelGrid, WorkedCoordinate
 from convgrad.findings.diagnosis import Diagnosis
 from convgrad.findings.locate import Location
 from convgrad.numerics.plan import DifferencePlan
-from convgrad.report import CallCheck, CaseReport, DomainPairs, Precision, SuiteReport, TensorComparison
+from convgrad.report import STATUSES, CallCheck, CaseReport, DomainPairs, Precision, SuiteReport, TensorComparison
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only, not a cycle: a check's --json need not load the fuzz loop and its live display
     from convgrad.render.fuzz import Reproduction
     from convgrad.run.fuzz import FuzzResult
 
@@ -157,6 +157,8 @@ def case_to_dict(case: CaseReport) -> dict[str, Any]:
         "calls": [call_to_dict(c) for c in case.calls],
         # Why it did not pass, in one line: each wrong tensor and its diagnosis; null for a pass.
         "reason": case.failure_summary or None,
+        # The same without this case's numbers, so cases that fail the same way share it; "" for a pass.
+        "cause": case.cause,
         "skipped": case.skipped,
     }
     return result
@@ -166,8 +168,12 @@ def suite_to_dict(suite: SuiteReport) -> dict[str, Any]:
     return {
         "convgrad_version": __version__,
         "passed": suite.passed,
-        "summary": {status: suite.count(status) for status in ("passed", "failed", "error", "skipped")},
+        "summary": {status: suite.count(status) for status in STATUSES},
         "cases": [case_to_dict(c) for c in suite.cases],
+        # The cases by status and cause, in order of status precedence: one mistake is one group.
+        "groups": [
+            {"status": g.status, "cause": g.cause, "cases": [c.name for c in g.cases]} for g in suite.groups
+        ],
         # For a suite with domain_pairs: the pairs of settings within the layer's own domain; else null.
         "domain_pairs": domain_to_dict(suite.domain) if suite.domain is not None else None,
         "not_run": suite.not_run,  # cases never started: --fail-fast stopped at the first failure
@@ -275,8 +281,9 @@ def fuzz_to_json(result: FuzzResult, reproduction: Optional[Reproduction] = None
     """`convgrad fuzz --json`: what was checked, skipped and covered, and the failure found.
 
     `failure` is null when no layer failed; otherwise it holds the first failing case and the
-    shrunk one (as in a check's `cases`), the shrink's `steps`, `tries` and whether it was
-    `complete`, and the `command` and `toml` that reproduce the shrunk case.
+    shrunk one (as in a check's `cases`), the shrink's `steps`, `tries`, whether it was
+    `complete` (the shrunk case is minimal) and if not, why (`incomplete_reason`), and the
+    `command` and `toml` that reproduce the shrunk case.
     """
     failure = result.failure
     return json.dumps(
@@ -299,6 +306,7 @@ def fuzz_to_json(result: FuzzResult, reproduction: Optional[Reproduction] = None
                 "steps": failure.steps,
                 "tries": failure.tries,
                 "complete": failure.complete,
+                "incomplete_reason": failure.incomplete,  # null when complete
                 "command": reproduction.command if reproduction else None,
                 "toml": reproduction.toml if reproduction else None,
             },

@@ -1,11 +1,13 @@
-"""Rich renderables for a run of several cases: a summary table, the totals line, a skipped case.
+"""Rich renderables for a run of several cases: the cases grouped by cause, a summary table, the
+totals line, a skipped case.
 
 Reads reports only; every number shown was computed by the checker.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import re
+from typing import Optional, Sequence
 
 from rich import box
 from rich.console import Group, RenderableType
@@ -14,9 +16,9 @@ from rich.text import Text
 
 from convgrad.render.fit import Fields
 from convgrad.render.table import STATUS_TEXT, format_error
-from convgrad.report import CaseReport, SuiteReport
+from convgrad.report import CaseGroup, CaseReport, SuiteReport
 
-__all__ = ["render_summary", "render_totals", "render_domain", "render_skipped"]
+__all__ = ["render_summary", "render_totals", "render_domain", "render_skipped", "render_groups"]
 
 
 def _verdict(case: CaseReport) -> Text:
@@ -52,7 +54,8 @@ def render_summary(suite: SuiteReport) -> RenderableType:
 
 def render_totals(suite: SuiteReport) -> Text:
     """'PASS: 12 cases passed, 2 skipped (not checked)' or 'FAIL: 1 of 14 cases failed ...'."""
-    passed, failed, errors, skipped = (suite.count(s) for s in ("passed", "failed", "error", "skipped"))
+    passed, errors, skipped = (suite.count(s) for s in ("passed", "error", "skipped"))
+    failed = sum(1 for case in suite.cases if case.failed) - errors  # wrong, precision lost, not checked
     total = len(suite.cases)
     skip_note = f", {skipped} skipped (not checked, and not counted as passed)" if skipped else ""
     if suite.not_run:
@@ -92,3 +95,56 @@ def render_skipped(case: CaseReport) -> RenderableType:
         Fields(case.geometry.describe_fields()),
         Text.assemble(("SKIP", "bold yellow"), f": {case.skipped}"),
     )
+
+
+_NUMBERED = re.compile(r"^(.*?) (\d+)(\b.*)$")  # "pairs 3", "sizes 4: 7x7 stem"
+
+
+def _numbered(name: str) -> tuple[str, str, str]:
+    """("pairs", "3", "") for "pairs 3", ("sizes", "4", ": 7x7 stem") for "sizes 4: 7x7 stem";
+    ("", "", name) for a name without a number."""
+    match = _NUMBERED.match(name)
+    return (match.group(1), match.group(2), match.group(3)) if match is not None else ("", "", name)
+
+
+def case_names(cases: Sequence[CaseReport]) -> str:
+    """The cases' names, a numbered one after another of its kind without the kind: "basic 1, 2;
+    pairs 3, 5; 1-D dilated, float32" (a comma only between bare numbers of one kind, as names
+    may hold commas)."""
+    text, previous = "", ("", "", "")
+    for case in cases:
+        kind, number, rest = _numbered(case.name)
+        same_kind = bool(kind) and kind == previous[0]
+        if not text:
+            text = case.name
+        elif same_kind and not rest and not previous[2]:
+            text += ", " + number
+        else:
+            text += "; " + (number + rest if same_kind else case.name)
+        previous = (kind, number, rest)
+    return text
+
+
+def _group_row(group: CaseGroup, shown: set[str]) -> tuple[Text, Text, Text]:
+    count = len(group.cases)
+    what = Text(group.cause or ("" if group.status == "passed" else "see above"))
+    names = case_names(group.cases)
+    if group.first.name in shown:
+        names += f" ({group.first.name} in full above)"
+    if what.plain:
+        what.append("\n")
+    what.append(names, style="dim")
+    return Text(*STATUS_TEXT[group.status]), Text(f"{count} case{'' if count == 1 else 's'}"), what
+
+
+def render_groups(suite: SuiteReport, shown: Sequence[CaseReport] = ()) -> RenderableType:
+    """One row per status and cause: how many cases, the cause in words, which cases; `shown`
+    are the cases printed in full above."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True, justify="right")
+    grid.add_column()
+    names = {case.name for case in shown}
+    for group in suite.groups:
+        grid.add_row(*_group_row(group, names))
+    return grid

@@ -5,7 +5,7 @@ Reads reports only; every number shown was computed by the checker.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterable, Optional
 
 from rich import box
 from rich.console import Group, JustifyMethod, RenderableType
@@ -15,16 +15,18 @@ from rich.text import Text
 from convgrad.geometry import format_shape
 from convgrad.render.fit import Fields, FittingTable
 from convgrad.render.findings import render_findings
-from convgrad.report import CaseReport, Status, TensorComparison
+from convgrad.report import CallCheck, CaseReport, Status, TensorComparison
 
 __all__ = ["render_case", "render_verdict", "render_brief", "format_error", "STATUS_TEXT"]
 
-# How each status reads: a tensor not compared because an earlier call failed is "not checked".
+# How each status reads, wherever it is shown.
 STATUS_TEXT: dict[Status, tuple[str, str]] = {
-    "passed": ("PASS", "bold green"),
-    "failed": ("FAIL", "bold red"),
     "error": ("ERROR", "bold magenta"),
+    "failed": ("FAIL", "bold red"),
+    "lost precision": ("LOST BITS", "bold red"),
+    "not checked": ("NOT CHECKED", "dim"),
     "skipped": ("SKIP", "bold yellow"),
+    "passed": ("PASS", "bold green"),
 }
 
 
@@ -35,8 +37,6 @@ def format_error(value: Optional[float]) -> str:
 def _status(tensor: TensorComparison) -> Text:
     if tensor.absent is not None:  # e.g. db of a bias-free layer: neither a pass nor a failure
         return Text(tensor.absent, style="dim")
-    if tensor.status == "skipped":
-        return Text("not checked", style="dim")
     return Text(*STATUS_TEXT[tensor.status])
 
 
@@ -60,7 +60,7 @@ def _calls(count: int) -> str:
 
 
 def _checked(tensor: TensorComparison) -> str:
-    if tensor.absent is not None or tensor.not_compared is not None:
+    if not tensor.compared:
         return "-"
     if tensor.method == "projection":
         return f"{tensor.checked} dir"
@@ -164,6 +164,8 @@ def _failure_details(tensor: TensorComparison) -> list[RenderableType]:
 
 
 def render_verdict(case: CaseReport) -> Text:
+    if case.skipped is not None:
+        return Text.assemble(("SKIP", "bold yellow"), f": {case.skipped}")
     if case.passed:
         cost = f"({_calls(case.forward_calls)}, {case.elapsed_s:.2f} s)"
         compared = case.compared_gradients
@@ -194,46 +196,59 @@ def render_verdict(case: CaseReport) -> Text:
     if case.status == "error":  # the layer raised, returned the wrong shape, hung or died
         unchecked = " (not checked)" if case.nothing_compared else ""
         return Text.assemble(("ERROR", "bold magenta"), f"{unchecked}: {case.failure_summary}")
-    if case.reason:  # the layer itself failed (e.g. wrote into its input): say that, not "mismatch"
-        return Text.assemble(("FAIL", "bold red"), f": {case.reason}")
+    if case.failure:  # the layer itself failed (e.g. wrote into its input): say that, not "mismatch"
+        return Text.assemble(STATUS_TEXT[case.status], f": {case.failure}")
     if not case.failing:  # the first call held; a later one did not
-        calls = ", ".join(c.name for c in case.failing_calls)
-        return Text.assemble(("FAIL", "bold red"), f": the first call matches, but not the later calls ({calls})")
+        calls = ", ".join(c.name for group in case.distinct_calls for c in group)
+        more = f"; {len(case.repeats)} more fail as an earlier call does" if case.repeats else ""
+        return Text.assemble(STATUS_TEXT[case.status], f": the first call matches, but not the later calls ({calls}{more})")
     # A tensor wrong against both the differences and the float64 reference is named once.
     own_row = {t.name for t in case.failing if not t.reference_gradient}
     labels = list(dict.fromkeys(t.name if t.name in own_row else t.label for t in case.failing))
-    return Text.assemble(("FAIL", "bold red"), f": {', '.join(labels)} {'does' if len(labels) == 1 else 'do'} not match")
+    return Text.assemble(STATUS_TEXT[case.status], f": {', '.join(labels)} {'does' if len(labels) == 1 else 'do'} not match")
+
+
+def _names(checks: Iterable[CallCheck]) -> str:
+    return ", ".join(c.name for c in checks)
 
 
 def _later_calls(case: CaseReport) -> list[RenderableType]:
-    """The later calls: one dim line per part (the call protocol, the network scenario) when they
-    held, and each failure's cause when not; a scenario step that repeats the first call's failure
-    is named in its line only."""
+    """The later calls, after the first call's diagnosis: one dim line per part (the call
+    protocol, the network scenario) with the calls that held or failed only because the first
+    call did; then a block for each reason a later call fails in its own way."""
     if not case.calls:
         return []
     parts: list[RenderableType] = []
+    repeats = case.repeats
     for part, title in (("call protocol", "later calls"), ("network scenario", "network scenario")):
         checks = [c for c in case.calls if c.part == part]
-        if checks:
-            statuses = ", ".join(f"{c.name} {STATUS_TEXT[c.status][0]}" for c in checks)
-            parts.append(Text(f"{title}: {statuses}", style="dim"))
-    for check in case.failing_calls:
-        if check.follows and check.part == "network scenario":
+        if not checks:
             continue
-        parts.append(Text.assemble((f"{check.name}: ", "bold red"), check.reason or "does not match"))
-        parts.append(Text(f"  called with {check.called_with}; compared with {check.compared_with}", style="dim"))
+        own = ", ".join(f"{c.name} {STATUS_TEXT[c.status][0]}" for c in checks if c not in repeats)
+        same = [c for c in checks if c in repeats]
+        line = own + ("; " if own and same else "")
+        if same:
+            earlier = "the first call" if case.wrong else "an earlier call"
+            line += f"{_names(same)}: {'fails' if len(same) == 1 else 'fail'} as {earlier} does"
+        parts.append(Text(f"{title}: {line}", style="dim"))
+    for group in case.distinct_calls:
+        parts.append(Text.assemble((f"{_names(group)}: ", "bold red"), group[0].reason or "does not match"))
+        if len(group) == 1:
+            parts.append(Text(f"  called with {group[0].called_with}; compared with {group[0].compared_with}", style="dim"))
     return parts
 
 
 def render_case(case: CaseReport) -> RenderableType:
-    """Header, table, details of each failing tensor, notes and warnings, verdict."""
-    parts: list[RenderableType] = [_header(case), _table(case), _methods(case), *_later_calls(case)]
-    if case.reason and not any(t.reason == case.reason for t in case.tensors):
-        parts.append(Text.assemble(("case: ", "bold red"), case.reason))
+    """Header, table, the first call's failures with where and why (the cause), then the later
+    calls (the consequences, and what fails in its own way), notes and warnings, verdict."""
+    parts: list[RenderableType] = [_header(case), _table(case), _methods(case)]
+    if case.failure and not any(t.reason == case.failure for t in case.tensors):
+        parts.append(Text.assemble(("case: ", "bold red"), case.failure))
     for tensor in case.wrong:
         parts.extend(_failure_details(tensor))
         if not tensor.reference_gradient:  # where and why belong to the tensor's own row
             parts.extend(render_findings(tensor.name, tensor.location, case.diagnoses))
+    parts.extend(_later_calls(case))
     for tensor in case.noted:
         parts.append(Text(f"note: {tensor.label}: {tensor.note}", style="yellow"))
     for warning in case.warnings:
@@ -245,12 +260,13 @@ def render_case(case: CaseReport) -> RenderableType:
 def render_brief(case: CaseReport) -> RenderableType:
     """--quiet: the verdict, then one line per failing tensor or note, so a failure says why."""
     parts: list[RenderableType] = [render_verdict(case)]
-    for tensor in () if case.reason or case.status == "error" else case.wrong:  # the verdict says it
+    for tensor in () if case.failure or case.status == "error" else case.wrong:  # the verdict says it
         parts.append(Text(f"  {tensor.label}: {tensor.reason or 'does not match'}"))
         parts.extend(Text(f"    why: {d.message}") for d in case.diagnoses if d.tensor == tensor.label)
-    for check in case.failing_calls:
-        if not (check.follows and check.part == "network scenario"):  # named in the verdict: the first says why
-            parts.append(Text(f"  {check.name}: {check.reason or 'does not match'}"))
+    for group in case.distinct_calls:
+        parts.append(Text(f"  {_names(group)}: {group[0].reason or 'does not match'}"))
+    if case.repeats:
+        parts.append(Text(f"  {_names(case.repeats)}: fail as {'the first' if case.wrong else 'an earlier'} call does"))
     for tensor in case.noted:
         parts.append(Text(f"  note: {tensor.label}: {tensor.note}", style="yellow"))
     return Group(*parts)

@@ -33,15 +33,17 @@ from convgrad.compare import compare_numerical, compare_with_reference, scale_fl
 from convgrad.findings.precision import rounding_only
 from convgrad.findings.state import first_repeat_cause, layout_cause, second_call_cause
 from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, TensorName
-from convgrad.harness.guard import GuardedLayer, ImplementationFailure
+from convgrad.adapters.failure import ImplementationFailure
+from convgrad.harness.guard import GuardedLayer
 from convgrad.harness.memory import NON_CONTIGUOUS, MemoryLayout, describe_layouts
+from convgrad.harness.stages import Stage, enter, finished
 from convgrad.harness.watch import same_bits
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.numerics.method import numerical_gradient
 from convgrad.numerics.plan import plan_differences
 from convgrad.numerics.rounding import RoundingBounds, rounding_bounds
 from convgrad.options import CheckOptions
-from convgrad.report import CallCheck, TensorComparison
+from convgrad.report import CallCheck, TensorComparison, first_status
 
 __all__ = ["CallResult", "call", "later_calls", "reference_gradients", "Tensors", "PROJECTIONS_PER_TENSOR"]
 
@@ -179,13 +181,13 @@ def _check(
         else f"the layer's own forward along {PROJECTIONS_PER_TENSOR} random directions"
     )
     if result.failure is not None:
-        return CallCheck(name, called_with, compared_with, passed=False, cause=result.failure,
-                         forward_calls=guard.forward_calls - calls_before, error=result.error)
+        return CallCheck(name, called_with, compared_with, "error" if result.error else "failed", cause=result.failure,
+                         forward_calls=guard.forward_calls - calls_before)
     if options.forward_check:
         rows = _against(result, expected or _reference(result.tensors, geometry), bounds, rtol, "reference", judged)
     else:
         rows = _along_directions(guard, result, geometry, options, rtol)
-    return CallCheck(name, called_with, compared_with, passed=all(t.passed for t in rows), tensors=rows,
+    return CallCheck(name, called_with, compared_with, first_status(t.status for t in rows), tensors=rows,
                      forward_calls=guard.forward_calls - calls_before)
 
 
@@ -224,8 +226,10 @@ def later_calls(
         if advance is not None:
             advance(guard.forward_calls - counted)
         counted = guard.forward_calls
+        finished(checks[-1])  # kept should a later call hang
 
     before = guard.forward_calls
+    enter(Stage("the second call"))
     new = call(guard, second)
     # The layout calls take the same tensors: their reference is computed once.
     expected = _reference(second, geometry) if options.forward_check else None
@@ -242,6 +246,7 @@ def later_calls(
     judged = {t.name: t for t in checks[0].tensors} if options.forward_check else None
     for number, layouts in enumerate(NON_CONTIGUOUS, start=1):
         before = guard.forward_calls
+        enter(Stage(f"memory layouts {number}"))
         laid_out = call(guard, second, layouts)
         called_with = f"the second call's tensors, {describe_layouts(layouts)}"
         check = _check(
@@ -260,6 +265,7 @@ def later_calls(
         made()
 
     before = guard.forward_calls
+    enter(Stage("the first call repeated"))
     repeat = call(guard, first.tensors)
     checks.append(_repeat_check(first, repeat, first_bounds, options.tolerances(geometry.dtype).rtol,
                                 guard.forward_calls - before))
@@ -268,13 +274,14 @@ def later_calls(
     if guard.reused:
         checks.append(CallCheck(
             "returned arrays", "every call above", "what the layer returned, after its next call",
-            passed=False, cause="; ".join(guard.reused.values()),
+            "failed", cause="; ".join(guard.reused.values()),
         ))
     if guard.kept_inputs_changed:
         checks.append(CallCheck(
             "inputs kept", "the first calls", "what the layer was given, after its next calls",
-            passed=False, cause="; ".join(guard.kept_inputs_changed.values()),
+            "failed", cause="; ".join(guard.kept_inputs_changed.values()),
         ))
+    finished(*checks)
     return tuple(checks)
 
 
@@ -294,7 +301,7 @@ def _layout_culprit(
         alone = call(guard, new.tensors, {name: layout})
         rows = () if alone.failure is not None else _against(alone, expected, bounds, rtol, "C order")
         if alone.failure is not None or not all(t.passed for t in rows):
-            culprit = layout_cause(name, layout, rows, alone.failure)
+            culprit = layout_cause(name, describe_layouts({name: layout}), rows, alone.failure)
             break
     again = call(guard, new.tensors)
     if again.failure is not None or not all(t.passed for t in _against(again, expected, bounds, rtol, "C order")):
@@ -319,11 +326,11 @@ def _repeat_check(
     """The first call again must give the first call's results, within the tolerance."""
     name, compared_with = "first call repeated", "the first call's results"
     if repeat.failure is not None:
-        return CallCheck(name, FIRST_TENSORS, compared_with, passed=False,
+        return CallCheck(name, FIRST_TENSORS, compared_with, "error" if repeat.error else "failed",
                          cause=f"the first call repeated failed although it worked the first time: {repeat.failure}",
-                         forward_calls=forward_calls, error=repeat.error)
+                         forward_calls=forward_calls)
     expected = {n: v for n, v in first.outputs.items() if v is not None}
     rows = _against(repeat, expected, bounds, rtol, "first call")
-    passed = all(t.passed for t in rows)
-    return CallCheck(name, FIRST_TENSORS, compared_with, passed, rows,
-                     None if passed else rounding_only(rows) or first_repeat_cause(rows), forward_calls)
+    status = first_status(t.status for t in rows)
+    return CallCheck(name, FIRST_TENSORS, compared_with, status, rows,
+                     None if status == "passed" else rounding_only(rows) or first_repeat_cause(rows), forward_calls)

@@ -21,7 +21,9 @@ from convgrad.findings.diagnosis import diagnose
 from convgrad.findings.locate import locate
 from convgrad.findings.precision import with_likely_cause
 from convgrad.geometry import DTYPES, GRADIENT_NAMES, TENSOR_NAMES, Dtype, LayerGeometry, TensorName
-from convgrad.harness.guard import GuardedLayer, ImplementationFailure
+from convgrad.adapters.failure import ImplementationFailure
+from convgrad.harness.guard import GuardedLayer
+from convgrad.harness.stages import Stage, enter, finished
 from convgrad.adapters.protocol import Implementation, Unsupported
 from convgrad.numerics.gradient import BaseOutput, Evidence, Inputs, NumericalGradient, ProgressFactory
 from convgrad.numerics.method import numerical_gradient, one_at_a_time
@@ -97,6 +99,14 @@ def run_case(
         # A large case's gradient rows are already against the reference: no second row for them.
         large = any(t.plan is not None and t.plan.method == "reference" for t in tensors)
         precise = _rows_against_reference(first, geometry, bounds, implementation.has_bias) if bounds is not None and not large else ()
+        # Where and why are worked out from the first call's own numbers, for failing tensors only.
+        # A row judged by the rounding model has a bound per coordinate, not one tolerance: where
+        # it is wrong is its worst coordinates, each with its error over its bound.
+        tensors = tuple(
+            replace(t, location=locate(t, geometry)) if not t.passed and t.precision is None else t for t in tensors
+        )
+        diagnoses = diagnose(geometry, tensors, first.tensors)
+        finished(*tensors, *precise, *diagnoses)  # the first call's verdicts, final: kept should a later call hang
         calls: tuple[CallCheck, ...] = ()
         if first.failure is None:  # a layer that fails its first call has nothing more to prove
             rows = tensors + precise  # a first call that only lost bits did not hold either
@@ -112,25 +122,17 @@ def run_case(
                 guard.warnings.extend(w for w in scenario_warnings if w not in guard.warnings)
     except Unsupported as refusal:  # the layer itself says it cannot express this case
         return _refused(geometry, implementation, options, name, f"{implementation.name}: {refusal}")
-    # Where and why are worked out from the report's own numbers, for failing tensors only.
-    # A row judged by the rounding model has a bound per coordinate, not one tolerance: where it is
-    # wrong is its worst coordinates, each with its error over its bound (the failure details).
-    located = tuple(
-        replace(t, location=locate(t, geometry)) if not t.passed and t.precision is None else t for t in tensors
-    )
-    # A tensor that only lost bits is none of the classic mistakes diagnosis looks for.
-    structural = tuple(replace(t, passed=True) if t.lost_precision else t for t in located)
     return CaseReport.build(
         name=name,
         geometry=geometry,
         implementation=implementation.name,
         options=options,
-        tensors=located,
+        tensors=tensors,
         elapsed_s=time.perf_counter() - start,
         forward_calls=guard.forward_calls,
         warnings=tuple(guard.warnings),
         reason=_case_failure(first),
-        diagnoses=diagnose(geometry, structural, first.tensors),
+        diagnoses=diagnoses,
         calls=calls,
         reference_gradients=precise,
     )
@@ -152,7 +154,7 @@ def _not_checked(
     return CaseReport.build(
         name=name, geometry=geometry, implementation=implementation.name, options=options, reason=reason,
         tensors=tuple(
-            TensorComparison.not_checked(n, geometry, rtol, "not checked", status="skipped") for n in TENSOR_NAMES
+            TensorComparison.not_checked(n, geometry, rtol, "not checked", status="not checked") for n in TENSOR_NAMES
         ),
     )
 
@@ -187,17 +189,19 @@ def _first_call(
     x, w, b, dy = tensors = random_tensors(geometry, options)
     bounds = rounding_bounds(x, w, b, dy, geometry) if options.forward_check else None
     rows: list[TensorComparison] = []
+    enter(Stage("the first call"))
     try:
         y = guard.forward(x, w, b)
     except ImplementationFailure as failure:
         rows.append(TensorComparison.not_checked("O", geometry, rtol, str(failure), status=failure.status))
         rows.extend(
-            TensorComparison.not_checked(n, geometry, rtol, "not checked: forward failed", status="skipped")
+            TensorComparison.not_checked(n, geometry, rtol, "not checked: forward failed", status="not checked")
             for n in GRADIENT_NAMES
         )
         return tuple(rows), CallResult(tensors, failure=str(failure), error=failure.status == "error"), None
     if options.forward_check:
         rows.append(with_likely_cause(_compare_output(y, x, w, b, geometry, rtol, bounds), tensors, geometry, bounds))
+        finished(*rows)
     try:
         gradients, problems = guard.backward(dy, x, w, b)
     except ImplementationFailure as failure:
@@ -209,6 +213,8 @@ def _first_call(
     expected = reference_gradients(tensors, geometry) if plans["dX"].method == "reference" else None
     seen_forward: tuple[str, ...] = ()  # the forward's failings, seen while differencing: O's row says them
     for gradient, analytical, reference_values in zip(GRADIENT_NAMES, gradients, expected or (None,) * 3):
+        finished(*rows)
+        enter(Stage(f"the finite differences for {gradient}"))
         if gradient == "db" and not implementation.has_bias:
             rows.append(TensorComparison.not_in_layer("db", geometry, rtol, "no bias"))
             continue
@@ -299,7 +305,7 @@ def _compare_large(
     tied = compare_numerical(gradient, analytical, numerical, plan.rtol, floor)
     if not tied.passed:
         untied = f"along random directions the backward is not the derivative of the layer's own forward: {tied.reason}"
-        row = replace(row, passed=False, precision=None, reason="; ".join(r for r in (row.reason, untied) if r))
+        row = replace(row, status="failed", precision=None, reason="; ".join(r for r in (row.reason, untied) if r))
     # The plan says why the case is large (the method line shows it); the note keeps only what
     # the comparison with the reference itself noticed.
     row = replace(row, forward_calls=numerical.forward_calls, step=numerical.step, plan=plan)
@@ -319,7 +325,7 @@ def _with_problems(row: TensorComparison, problems: tuple[str, ...]) -> TensorCo
     """A row failed by what the differences saw the forward do (`_judged`), its own reason after."""
     if not problems or (not row.passed and row.name == "O"):
         return row  # an output already wrong at the inputs checked says it first
-    return replace(row, passed=False, reason="; ".join(problems) + (f"; {row.reason}" if row.reason else ""))
+    return replace(row, status="failed", reason="; ".join(problems) + (f"; {row.reason}" if row.reason else ""))
 
 
 def _judged(

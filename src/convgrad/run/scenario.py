@@ -43,13 +43,15 @@ from convgrad import reference
 from convgrad.compare import compare_with_reference, scale_floor
 from convgrad.findings import network as findings
 from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, TensorName, format_shape
-from convgrad.harness.guard import GuardedLayer, ImplementationFailure, checked_array, finite, guarded_call, unchanged
+from convgrad.adapters.failure import ImplementationFailure
+from convgrad.harness.guard import GuardedLayer, checked_array, finite, guarded_call, unchanged
+from convgrad.harness.stages import Stage, enter, finished
 from convgrad.adapters.live import FULL, LiveLayer, Mode, Variant
 from convgrad.adapters.protocol import Implementation, Unsupported
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.numerics.rounding import rounding_bounds
 from convgrad.options import CheckOptions
-from convgrad.report import CallCheck, TensorComparison
+from convgrad.report import CallCheck, Status, TensorComparison
 
 __all__ = ["network_scenario", "other_settings", "SCENARIO", "LEARNING_RATE"]
 
@@ -286,13 +288,15 @@ class _Network:
         self.step.calls.append(_Call(label, tuple(rows), got, expected, tensors, instance))
 
     def _calling(self, instance: _Instance) -> None:
-        """Which instance a failure that ends the step came from."""
+        """Which instance a failure that ends the step came from (and a hang is in)."""
         if self.step is not None:
             self.step.failed_on = instance
+            enter(Stage(instance.name, _step_part(self.step.name)))
 
     def run(self, name: str, called_with: str, body: Callable[[], None]) -> _Step:
         """One step: its calls in order; a call that fails outright ends it."""
         self.step = _Step(name, called_with)
+        enter(Stage("layer A", _step_part(name)))  # until a call names its instance: building, updating
         before = self.calls
         try:
             body()
@@ -377,13 +381,14 @@ def network_scenario(
     first batch is its x). Run after a first call that held: every row of it passed."""
     net = _Network(implementation, geometry, options)
     n = geometry.batch
+    enter(Stage("layer A", "the network scenario"))
     try:
         a = net.build("layer A", geometry)
         assert a is not None, "every implementation lives as its default variant"
         net.update(a, first_tensors[1], first_tensors[2])
     except ImplementationFailure as failure:
-        check = CallCheck("building layers", "the case's settings", REFERENCE, passed=False,
-                          cause=str(failure), error=failure.status == "error", part=SCENARIO)
+        check = CallCheck("building layers", "the case's settings", REFERENCE, failure.status,
+                          cause=str(failure), part=SCENARIO)
         return (check,), 0, ()
     # The variants are the layer's where convgrad can tell it has them (a bias flag, a learning
     # rate, torch's requires_grad): one it turns out not to build is not the layer's.
@@ -500,18 +505,23 @@ def network_scenario(
     # Each forward is made twice without the forward check: the layer's own plain call is the reference.
     per_forward = 1 if options.forward_check else 2
     advance = progress(SCENARIO, per_forward * sum(p[2] for p in plan)) if progress else None
-    steps = []
+    compared_with = REFERENCE if options.forward_check else PLAIN
+    checks: list[CallCheck] = []
     for name, called_with, forwards, body in plan:
-        steps.append(net.run(name, called_with, body))
+        check = _as_check(net.run(name, called_with, body), geometry, net.rtol, compared_with, implementation.name)
+        if not check.passed and not all(c.passed for c in checks):
+            # Layer A carries on: state the first failure left mostly fails the rest, and a call
+            # that then raises is part of that failure, not a case that could not be checked.
+            check = replace(check, follows=True, status="failed")
+        checks.append(check)
+        finished(check)  # kept should a later step hang
         if advance is not None:
             advance(per_forward * forwards)  # as planned, even when a failing call ended the step early
-    compared_with = REFERENCE if options.forward_check else PLAIN
-    checks = [_as_check(step, geometry, net.rtol, compared_with, implementation.name) for step in steps]
-    failing = [i for i, c in enumerate(checks) if not c.passed]
-    for i in failing[1:]:  # layer A carries on: state the first failure left mostly fails the rest,
-        # and a call that then raises is part of that failure, not a case that could not be checked
-        checks[i] = replace(checks[i], follows=True, error=False)
     return tuple(checks), net.calls, tuple(net.warnings)
+
+
+def _step_part(step: str) -> str:
+    return f"the network scenario's step '{step}'"
 
 
 def _plain_steps(net: _Network, instance: _Instance, n: int, repeats: int) -> None:
@@ -631,17 +641,18 @@ def _as_check(step: _Step, geometry: LayerGeometry, rtol: float, compared_with: 
     wrong result before a call that then failed is that failure's cause)."""
     rows = tuple(t for call in step.calls for t in call.rows)
     failing = step.first_failing
+    status: Status = "passed" if step.passed else "failed"
     if step.passed:
-        cause, error = None, False
+        cause = None
     elif step.extra_cause is not None:
-        cause, error = step.extra_cause, False
+        cause = step.extra_cause
     elif failing is not None:
-        cause, error = findings.cause(step.name, failing, step.calls, geometry, rtol, impl), False
+        cause = findings.cause(step.name, failing, step.calls, geometry, rtol, impl)
     else:
         assert step.failure is not None
         own = step.failed_on.geometry if step.failed_on is not None else geometry
         cause = findings.call_failed(step.name, str(step.failure), step.calls, own, geometry, impl)
-        error = step.failure.status == "error"
-    return CallCheck(step.name, step.called_with, compared_with, passed=step.passed, tensors=rows, cause=cause,
-                     forward_calls=step.forward_calls, error=error, part=SCENARIO)
+        status = step.failure.status
+    return CallCheck(step.name, step.called_with, compared_with, status, tensors=rows, cause=cause,
+                     forward_calls=step.forward_calls, part=SCENARIO)
 
