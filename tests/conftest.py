@@ -52,3 +52,23 @@ def assert_bad_input(result, message: str) -> None:
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
     assert message in lines[0], lines[0]
+
+
+# Tests marked slow stay out of the quick subset the README runs (-m "not slow"). A test that grew
+# slow without the mark is named at the end of the run, so the subset stays quick; never a failure,
+# since a busy machine makes any test slow now and then.
+UNMARKED_SLOW_S = 5.0
+_unmarked_slow: list[tuple[str, float]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.duration > UNMARKED_SLOW_S and "slow" not in report.keywords:
+        _unmarked_slow.append((report.nodeid, report.duration))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _unmarked_slow:
+        terminalreporter.write_line(
+            f"tests over {UNMARKED_SLOW_S:g} s not marked slow (the quick subset runs them): "
+            + ", ".join(f"{name} ({seconds:.1f} s)" for name, seconds in sorted(_unmarked_slow))
+        )

@@ -34,6 +34,7 @@ def test_a_bias_convgrad_cannot_find_is_never_taken_for_no_bias():
     assert_bad_input(check("obj_offset_flag.py:Conv2D", *CASE), "takes bias=True but keeps its bias in none of")
 
 
+@pytest.mark.slow
 def test_a_torch_bias_under_another_name_is_checked_as_the_bias():
     pytest.importorskip("torch")
     code, case = case_of("torch_shift.py:MyConv", *CASE)

@@ -163,6 +163,7 @@ values = st.one_of(st.text(max_size=12), st.sampled_from(TOKENS), joined, st.sam
 @settings(max_examples=150 if PROFILE == "ci" else 3000)
 @given(flags=st.dictionaries(st.sampled_from(FLAGS), values, min_size=1, max_size=3),
        switches=st.lists(st.sampled_from(SWITCHES), max_size=2))
+@pytest.mark.slow
 def test_random_strings_at_every_flag_never_crash(flags, switches):
     args = ["check", "--in", "2x6", "--kernels", "2x2x3", "--timeout", "20"]
     for flag, value in flags.items():

@@ -90,6 +90,7 @@ COMBINATIONS = [zoo.GroupsStackedWithoutTranspose, zoo.PaddingWithBatchShifted, 
 
 
 @pytest.mark.parametrize("layer", COMBINATIONS, ids=[c.__name__ for c in COMBINATIONS])
+@pytest.mark.slow
 def test_settings_wrong_only_together_pass_alone_and_fail_on_the_standard_suite(layer):
     for alone in (SEED_LIKE, resolve_geometry("4x6x6", "4x2x3x3", groups=2), resolve_geometry("3x6x6", "3x3x3x3", padding=1),
                   resolve_geometry("2x5x5", "3x2x3x3", batch=3)):
@@ -102,6 +103,7 @@ def test_settings_wrong_only_together_pass_alone_and_fail_on_the_standard_suite(
     assert report["summary"]["failed"] + report["summary"]["error"] >= 1
 
 
+@pytest.mark.slow
 def test_forward_and_backward_that_disagree_on_a_setting_fail_instead_of_skipping():
     result = run(["--impl", spec("BackwardWithoutDilation"), "--in", "2x9x9", "--kernels", "3x2x3x3", "--dilation", "2"])
     assert result.exit_code == 1
@@ -112,6 +114,7 @@ def test_forward_and_backward_that_disagree_on_a_setting_fail_instead_of_skippin
     assert all(skipped_for_uneven_padding(c) for c in skipped) and report["summary"]["error"] >= 1
 
 
+@pytest.mark.slow
 def test_strict_turns_every_skip_into_a_failure():
     impl = spec("student_conv.py")
     plain = json.loads(run(["--impl", impl, "--config", STANDARD, "--json"]).output)
@@ -166,6 +169,7 @@ def test_only_bit_identical_results_count_as_the_same():
 
 @settings(max_examples=30)
 @given(geometry=layers("float64"), seed=seeds)
+@pytest.mark.slow
 def test_no_false_alarm_on_correct_layers_under_the_protocol(geometry, seed):
     for layer in (None, zoo.TapLoopConv(), zoo.KeepsInputsForBackward()):
         case = check_layer(geometry, layer, seed=seed)
@@ -180,6 +184,7 @@ def test_no_false_alarm_in_float32_under_the_protocol(geometry, seed):
     assert case.passed, [(c.name, c.reason) for c in case.failing_calls]
 
 
+@pytest.mark.slow
 def test_torch_passes_the_standard_suite_under_the_protocol():
     pytest.importorskip("torch")
     result = run(["--impl", "torch", "--config", STANDARD, "--json"])
@@ -189,6 +194,7 @@ def test_torch_passes_the_standard_suite_under_the_protocol():
     assert all(c["passed"] for case in report["cases"] for c in case["calls"])
 
 
+@pytest.mark.slow
 def test_jax_passes_the_protocol_in_1d_2d_and_3d(tmp_path):
     # jax compiles every new shape (about a second each), so a few cases rather than the suite.
     pytest.importorskip("jax")
@@ -209,6 +215,7 @@ def test_jax_passes_the_protocol_in_1d_2d_and_3d(tmp_path):
     assert all(c["passed"] for case in report["cases"] for c in case["calls"])
 
 
+@pytest.mark.slow
 def test_gradients_correct_to_rounding_are_no_false_alarm_on_the_standard_suite():
     # Where no window reaches, the true gradient is exactly zero and an FFT conv's is rounding:
     # every call, not just the first, measures that against one product term.

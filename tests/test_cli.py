@@ -160,6 +160,7 @@ def _tokens(output: str) -> set[str]:
 
 
 @pytest.mark.parametrize("columns", ["80", "60"])
+@pytest.mark.slow
 def test_narrow_tables_never_split_a_shape_or_a_header_field(columns):
     result = run(["check", *WIDE_3D], COLUMNS=columns)
     assert result.exit_code == 0, result.output

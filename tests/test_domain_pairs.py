@@ -47,6 +47,7 @@ def test_the_shipped_suite_asks_for_the_layers_own_pairs():
     assert load_suite(STANDARD).domain_pairs
 
 
+@pytest.mark.slow
 def test_without_the_domain_the_restricted_layers_bug_passes(tmp_path):
     # The problem: the suite's 'same' cases also need dilation or groups, which the layer refuses.
     code, report = check("--impl", f"{SAME_ONLY}:SameOrValidNonSquareBug", "--config", pairs_suite(tmp_path, False))
@@ -54,6 +55,7 @@ def test_without_the_domain_the_restricted_layers_bug_passes(tmp_path):
     assert report["summary"]["passed"] < 10
 
 
+@pytest.mark.slow
 def test_the_domain_cases_catch_the_non_square_same_bug(tmp_path):
     code, report = check("--impl", f"{SAME_ONLY}:SameOrValidNonSquareBug", "--config", pairs_suite(tmp_path, True))
     assert code == 1
@@ -65,6 +67,7 @@ def test_the_domain_cases_catch_the_non_square_same_bug(tmp_path):
     assert all(c["settings"]["in"][1] != c["settings"]["in"][2] for c in failing)  # non-square inputs
 
 
+@pytest.mark.slow
 def test_the_correct_restricted_layer_passes_with_every_pair_of_its_domain(tmp_path):
     result = CliRunner().invoke(
         cli, ["check", "--impl", f"{SAME_ONLY}:SameOrValidConv", "--config", pairs_suite(tmp_path, True), "--quiet"]
@@ -91,6 +94,7 @@ def test_a_layer_that_runs_every_case_has_the_full_domain_and_nothing_added():
     assert covered.domain is not None and (covered.domain.pairs, covered.domain.covered, covered.domain.added) == (full, full, 0)
 
 
+@pytest.mark.slow
 def test_pairs_are_counted_from_the_cases_that_ran_not_assumed(tmp_path):
     # Two cases that ran, nothing skipped: far from every pair, so the domain's cases are added.
     suite = tmp_path / "two.toml"
@@ -102,6 +106,7 @@ def test_pairs_are_counted_from_the_cases_that_ran_not_assumed(tmp_path):
     assert domain["covered"] == domain["pairs"] == len(required_pairs(FACTORS)) and domain["added"] > 10
 
 
+@pytest.mark.slow
 def test_cases_the_layer_turns_down_at_run_time_are_left_out_and_counted(tmp_path):
     suite = tmp_path / "two.toml"  # a grouped case it turns down, a plain one it runs
     suite.write_text(
@@ -144,6 +149,7 @@ def test_domain_pairs_must_be_true_or_false(tmp_path, value):
     assert result.exit_code == 2 and "domain_pairs at the top level must be true or false" in result.output
 
 
+@pytest.mark.slow
 def test_same_padding_with_a_rectangular_kernel_is_in_the_domain_and_catches_square_pads(tmp_path):
     # 'same' needs odd kernels: the domain holds 3x1 kernels as well as 3x2 ones for "rectangular".
     code, report = check("--impl", f"{SAME_ONLY}:SameOrValidSquarePads", "--config", pairs_suite(tmp_path, True))

@@ -66,6 +66,7 @@ def without(source_file: str, text: str, replacement: str, tmp_path) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_an_engine_whose_backward_takes_no_gradient_on_the_standard_suite():
     """backward() seeds ones: convgrad backpropagates (y * Tensor(dy)).sum() with the engine's
     Tensor.sum; its conv unpacks stride and padding as (h, w) tuples, their defaults."""

@@ -70,6 +70,7 @@ def config(tmp_path, text: str) -> str:
     return write(tmp_path, "impl.toml", "[impl]\n" + text)
 
 
+@pytest.mark.slow
 def test_a_new_style_function_goes_green_on_the_standard_suite(torch):
     code, report = check_json("--impl", f"{TORCH_STYLES}:Conv2dFunction", "--config", STANDARD)
     assert code == 0, report["summary"]
@@ -78,6 +79,7 @@ def test_a_new_style_function_goes_green_on_the_standard_suite(torch):
     assert skipped and all("handles 2-D layers only (spatial_dims)" in s or UNEVEN in s for s in skipped), skipped
 
 
+@pytest.mark.slow
 def test_a_wrapper_module_goes_green_on_the_standard_suite(torch):
     # Built per case; its settings are read off the conv it holds, not off the wrapper.
     code, report = check_json("--impl", f"{TORCH_STYLES}:ConvBlock", "--config", STANDARD)
@@ -100,6 +102,7 @@ def test_a_wrapper_module_goes_green_on_the_standard_suite(torch):
     ("FunctionBlock", False, None, None),
     ("MeanBiasBlock", False, "db", "(an average over the output positions)"),
 ])
+@pytest.mark.slow
 def test_each_style_is_checked_through_its_own_backward(torch, spec, bias_free, wrong, why):
     code, case = one_case(f"{TORCH_STYLES}:{spec}", *ONE_CASE)
     assert case["skipped"] is None
@@ -303,6 +306,7 @@ def test_one_int_skips_a_rectangular_kernel_for_a_class_handed_one_int(torch, tm
     assert case["skipped"].endswith("ConvNoBias takes one int for every axis (one_int) and this case needs kernel size 3x2")
 
 
+@pytest.mark.slow
 def test_jax_layers_take_the_declarations_of_their_file(jax):
     code, case = one_case(f"{JAX_STYLES}:conv2d", "--in", "3x9", "--kernels", "4x3x3")
     assert case["skipped"] == f"{JAX_STYLES}:conv2d handles 2-D layers only (spatial_dims) and this case is 1-D"
@@ -317,6 +321,7 @@ def test_jax_layers_take_the_declarations_of_their_file(jax):
     ("conv2d_first_image_db", "db", False),
     ("conv2d_no_bias", None, True),
 ])
+@pytest.mark.slow
 def test_jax_functions_with_and_without_a_bias(jax, spec, wrong, bias_free):
     code, case = one_case(f"{JAX_STYLES}:{spec}", *ONE_CASE, "--dtype", "float32")
     assert failing(case) == ([wrong] if wrong else []), case["reason"]

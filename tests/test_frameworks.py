@@ -64,6 +64,7 @@ def test_torch_function_and_module_classes_are_checked_through_their_own_backwar
 
 
 @pytest.mark.parametrize("spec, wrong", [("conv", []), ("conv_without_db", ["db"]), ("plain_conv", [])])
+@pytest.mark.slow
 def test_jax_custom_vjp_and_plain_functions_are_checked_through_their_own_vjp(jax, spec, wrong):
     code, report = check_json(["--impl", f"{JAX_LAYERS}:{spec}", "--in", "2x6x5", "--kernels", "3x2x2x3",
                                "--stride", "2", "--padding", "1", "--dtype", "float32"])
@@ -98,6 +99,7 @@ conv.defvjp(conv_fwd, conv_bwd)
 """
 
 
+@pytest.mark.slow
 def test_a_jax_layer_that_hands_its_settings_to_lax_gets_them_per_axis(jax, tmp_path):
     # lax takes sequences; a custom_vjp written the usual way passes stride and padding straight on.
     path = tmp_path / "lax_style.py"
@@ -109,6 +111,7 @@ def test_a_jax_layer_that_hands_its_settings_to_lax_gets_them_per_axis(jax, tmp_
     assert code == 0, report["cases"][0]["reason"]
 
 
+@pytest.mark.slow
 def test_a_plain_jax_function_takes_dilation_and_groups_by_name(jax):
     code, report = check_json(["--impl", f"{JAX_LAYERS}:plain_conv", "--in", "4x9", "--kernels", "4x2x3",
                                "--dilation", "2", "--groups", "2"])
@@ -169,6 +172,7 @@ def test_a_module_with_padding_same_is_compared_with_the_padding_it_means(torch)
     assert report.skipped == "Conv2d has padding 1x4 and this case needs padding 1x1 (pass its class to build one per case)"
 
 
+@pytest.mark.slow
 def test_a_correct_module_class_goes_green_on_the_standard_suite_with_its_limits_skipped(torch):
     code, report = check_json(["--impl", f"{TORCH_LAYERS}:OwnConv", "--config", STANDARD])
     assert code == 0
@@ -178,6 +182,7 @@ def test_a_correct_module_class_goes_green_on_the_standard_suite_with_its_limits
                or "declare uneven_padding = true" in s for s in skipped), skipped
 
 
+@pytest.mark.slow
 def test_python_objects_are_recognised_without_a_file(torch, jax):
     import convgrad
     import importlib.util
@@ -189,6 +194,7 @@ def test_python_objects_are_recognised_without_a_file(torch, jax):
     assert convgrad.check(torch.nn.Conv1d, in_shape="2x9", kernel_shape="4x2x3", stride=2).passed
 
 
+@pytest.mark.slow
 def test_unavailable_device_is_one_line_and_exit_2(torch, jax):
     for impl in (f"{TORCH_LAYERS}:conv", "torch", "jax", f"{JAX_LAYERS}:conv"):
         result = run(["--impl", impl, "--device", "cuda", "--in", "3x9x9", "--kernels", "5x3x3x3"])
@@ -287,6 +293,7 @@ def test_a_numpy_layer_imports_neither_torch_nor_jax():
     assert result.stdout.strip() == "[]", result.stderr
 
 
+@pytest.mark.slow
 def test_the_command_line_checks_a_torch_module_in_a_child_process(torch):
     # The whole path a user takes: load in the parent, fork per case, convert, check.
     geometry = resolve_geometry("3x9x9", "5x3x3x3", stride=2, padding=1)

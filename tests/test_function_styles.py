@@ -54,6 +54,7 @@ def write(tmp_path, name: str, source: str) -> str:
     ("short_names.py", 20),  # s=1, p=0, and a backward(dy, x, w) without b
     ("square_kernels.py:conv_forward,conv_backward", 15),  # square_kernels = true
 ])
+@pytest.mark.slow
 def test_each_function_style_goes_green_on_the_standard_suite(correct, minimum):
     code, report = report_of("--impl", layer(correct), "--config", STANDARD)
     assert code == 0, [c["reason"] for c in report["cases"] if not c["passed"] and not c["skipped"]]

@@ -71,6 +71,7 @@ def assert_reproduces(failure: dict, tmp_path) -> None:
     assert result.exit_code == 1, result.output
 
 
+@pytest.mark.slow
 def test_groups_with_batch_is_found_and_shrunk_to_batch_2(groups_bug, tmp_path):
     # The first failure fails its first call; the simplest layer whose first call fails in the
     # same tensors has the smallest batch that meets groups: 2 (at batch 1 only the network
@@ -86,6 +87,7 @@ def test_groups_with_batch_is_found_and_shrunk_to_batch_2(groups_bug, tmp_path):
     assert_reproduces(failure, tmp_path)
 
 
+@pytest.mark.slow
 def test_chunked_batch_is_shrunk_to_batch_5(chunked_batch, tmp_path):
     failure = chunked_batch["failure"]
     shrunk = failure["shrunk"]["settings"]
@@ -96,6 +98,7 @@ def test_chunked_batch_is_shrunk_to_batch_5(chunked_batch, tmp_path):
     assert_reproduces(failure, tmp_path)
 
 
+@pytest.mark.slow
 def test_people_see_the_report_the_command_and_the_suite_case():
     result = run(["fuzz", "--impl", spec("GroupsStackedWithoutTranspose"), "--budget", BUDGET])
     assert result.exit_code == 1, result.output
@@ -110,6 +113,7 @@ def test_people_see_the_report_the_command_and_the_suite_case():
     assert re.match(r"FAIL: N2 2x\d \* 2x1x1 (p1 )?g2 fails; shrunk from random layer ", lines[-1]), lines[-1]
 
 
+@pytest.mark.slow
 def test_a_channels_last_layer_is_shrunk_in_its_own_rank_and_layouts(tmp_path):
     # The correct channels-last layer (2-D only) with db averaged over the batch.
     layer = tmp_path / "channels_last_mean_db.py"
@@ -165,6 +169,7 @@ def test_a_layer_that_crashes_is_a_failure_shrunk_like_any_other(tmp_path):
     assert (shrunk["settings"]["in"], shrunk["settings"]["kernels"], shrunk["settings"]["dilation"]) == ([1, 1], [1, 1, 1], [2])
 
 
+@pytest.mark.slow
 def test_a_layer_that_raises_is_reported_as_an_error_not_a_wrong_gradient(tmp_path):
     layer = reference_layer_file(tmp_path, "raises.py", "if settings['groups'] > 1: raise ValueError('no groups')")
     result = run(["fuzz", "--impl", layer, "--budget", BUDGET])
@@ -173,6 +178,7 @@ def test_a_layer_that_raises_is_reported_as_an_error_not_a_wrong_gradient(tmp_pa
     assert verdict.startswith("ERROR:") and "cannot be checked" in verdict, result.stdout
 
 
+@pytest.mark.slow
 def test_a_layer_that_hangs_times_out_and_the_budget_still_ends_the_run(tmp_path):
     layer = reference_layer_file(tmp_path, "hangs.py", "if settings['groups'] > 1: time.sleep(60)")
     result = run(["fuzz", "--impl", layer, "--budget", "4", "--timeout", "0.5", "--json"])
@@ -183,6 +189,7 @@ def test_a_layer_that_hangs_times_out_and_the_budget_still_ends_the_run(tmp_path
 
 
 @pytest.mark.parametrize("impl", ["reference", spec("TapLoopConv")])
+@pytest.mark.slow
 def test_a_correct_layer_passes_and_says_what_was_covered(impl):
     result = run(["fuzz", "--impl", impl, "--budget", "5", "--dtype", "both"])
     assert result.exit_code == 0, result.output
@@ -191,6 +198,7 @@ def test_a_correct_layer_passes_and_says_what_was_covered(impl):
         assert feature in result.output
 
 
+@pytest.mark.slow
 def test_json_reports_counts_and_coverage_of_a_clean_run():
     result = run(["fuzz", "--budget", "3", "--json"])
     assert result.exit_code == 0, result.output

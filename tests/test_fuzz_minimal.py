@@ -77,6 +77,7 @@ def test_dk_wrong_only_with_padding_keeps_the_padding_and_nothing_else():
     assert_each_kept_setting_matters(failure, ["--padding"])
 
 
+@pytest.mark.slow
 def test_dx_wrong_only_when_strided_and_dilated_keeps_both_and_drops_the_padding():
     # The first failure is padded; shrinking once kept its padding (an input of 1 cannot lose
     # it), where the dilation was what the layer got wrong.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
 from click.testing import CliRunner
 
 from convgrad.cli import cli
@@ -187,10 +188,12 @@ def test_the_seed_check_prints_this_table():
     assert check("--in", "3x20x20", "--kernels", "5x3x3x3") == SEED_TABLE
 
 
+@pytest.mark.slow
 def test_the_standard_suite_prints_this_summary():
     assert check("--config", STANDARD) == STANDARD_SUMMARY
 
 
+@pytest.mark.slow
 def test_one_mistake_on_the_standard_suite_fits_in_two_screens_cause_first():
     output = check("--impl", ZOO_STRIDE_IGNORED_IN_DK, "--config", STANDARD, exit_code=1)
     assert output == GROUPED_FAILURE

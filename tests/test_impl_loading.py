@@ -117,6 +117,7 @@ def test_channels_last_wrong_output_shape_is_named_in_its_own_layout(tmp_path):
     assert "forward returned shape 1x4x4x4 for the output, expected 1x4x5x4 (N, *spatial, C in layout nhwc)" in case["reason"]
 
 
+@pytest.mark.slow
 def test_keywords_a_layer_does_not_accept_skip_the_cases_that_need_them(tmp_path):
     path = write(
         tmp_path,

@@ -185,6 +185,7 @@ def test_without_fork_the_check_runs_in_process_and_says_the_timeout_is_not_enfo
     )["tensors"]
 
 
+@pytest.mark.slow
 def test_a_suite_in_parallel_reports_what_it_reports_one_case_at_a_time(tmp_path):
     one = CliRunner().invoke(cli, ["check", "--config", STANDARD_SUITE, "--json", "--jobs", "1"])
     two = CliRunner().invoke(cli, ["check", "--config", STANDARD_SUITE, "--json", "--jobs", "2"])

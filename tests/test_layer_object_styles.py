@@ -72,6 +72,7 @@ def stateful(spec: str) -> StatefulCalls:
 # --- 1. a constructor that takes the weights ----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_layer_built_from_its_weights_passes_the_standard_suite_with_rectangular_kernels():
     """ConvLayer(W, b, stride, pad) declares one_int; it reads the kernel off W, so rectangular
     kernels are not skipped (takes_kernel_size), while per-axis strides are."""
@@ -289,6 +290,7 @@ def test_a_class_returning_a_wrong_shape_on_another_rank_is_not_told_to_declare_
 # --- 9. parameter objects with .data and .grad, and zero_grad -----------------------------------
 
 
+@pytest.mark.slow
 def test_parameter_objects_cleared_by_zero_grad_pass_the_standard_suite():
     report = standard_suite("objects_parameters.py:Conv2d")
     case = next(c for c in report["cases"] if c["status"] == "passed")

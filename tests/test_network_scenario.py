@@ -101,6 +101,7 @@ def test_the_other_wrong_layers_fail_with_their_cause_and_their_twins_pass(wrong
 
 
 @pytest.mark.parametrize("wrong", ON_THE_SUITE)
+@pytest.mark.slow
 def test_its_correct_twin_passes_the_standard_suite(wrong):
     twin = WRONG[wrong][0]
     code, report = suite(f"{NUMPY_LAYERS}:{twin}")
@@ -109,11 +110,13 @@ def test_its_correct_twin_passes_the_standard_suite(wrong):
 
 
 @pytest.mark.parametrize("layer", CORRECT_ON_PURPOSE)
+@pytest.mark.slow
 def test_correct_layers_that_look_suspicious_pass(layer):
     code, report = suite(f"{NUMPY_LAYERS}:{layer}")
     assert code == 0, first_failures(report)[:3]
 
 
+@pytest.mark.slow
 def test_every_step_of_the_scenario_runs_on_a_layer_object_that_trains_itself():
     code, report = suite(f"{NUMPY_LAYERS}:StepsAfterInputGradient")
     assert code == 0
@@ -220,6 +223,7 @@ def torch():
     return pytest.importorskip("torch")
 
 
+@pytest.mark.slow
 def test_a_weight_gradient_gated_on_the_bias_flag_is_dropped_and_caught(torch):
     code, report = suite(f"{TORCH_LAYERS}:BiasFlagGatesWeightGradient", "--fail-fast")
     assert code == 1
@@ -230,6 +234,7 @@ def test_a_weight_gradient_gated_on_the_bias_flag_is_dropped_and_caught(torch):
     assert code == 0, first_failures(report)[:3]
 
 
+@pytest.mark.slow
 def test_a_training_path_that_adds_the_bias_twice_is_caught_on_the_recording_forward(torch):
     code, report = suite(f"{TORCH_LAYERS}:TrainingPathBiasTwice", "--fail-fast")
     assert code == 1

@@ -178,6 +178,7 @@ def test_the_reference_pads_each_side_as_asked(in_shape, kernels, stride, paddin
 
 
 @pytest.mark.parametrize("in_shape, kernels, stride, padding, dilation, groups", CASES)
+@pytest.mark.slow
 def test_the_reference_agrees_with_torch_pad_then_conv(in_shape, kernels, stride, padding, dilation, groups):
     torch = pytest.importorskip("torch")
     g = resolve_geometry(in_shape, kernels, stride=stride, padding=padding, dilation=dilation, groups=groups)
@@ -262,6 +263,7 @@ def test_a_layer_that_does_not_declare_padding_pairs_is_skipped_on_uneven_cases(
 
 
 @pytest.mark.parametrize("impl", ["torch", "jax"])
+@pytest.mark.slow
 def test_the_framework_built_ins_pad_each_side(impl):
     pytest.importorskip(impl)
     code, case = check_json("--impl", impl, "--in", "2x6x7", "--kernels", "3x2x3x2", "--stride", "2",

@@ -96,6 +96,7 @@ def _correct_float32_layers():
     return [_torch_layer(), *(cls() for cls in zoo.FLOAT32_CORRECT)]
 
 
+@pytest.mark.slow
 def test_correct_float32_layers_pass_every_float32_case_of_the_standard_suite():
     suite = load_suite(os.path.join(ROOT, "configs", "standard.toml"))
     cases = [c for c in suite.cases if c.geometry.dtype == "float32"]
@@ -208,6 +209,7 @@ def test_json_and_table_say_which_comparison_each_row_is_and_the_bits():
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(geometry=layers("float32"), seed=st.integers(0, 2**16), numpy_layer=st.sampled_from(zoo.FLOAT32_CORRECT))
+@pytest.mark.slow
 def test_no_false_alarm_over_random_float32_layers(geometry, seed, numpy_layer):
     """The bound itself, over 200 random float32 layers, each for torch and one NumPy layer: every
     coordinate of O, dX, dK and db."""
@@ -218,6 +220,7 @@ def test_no_false_alarm_over_random_float32_layers(geometry, seed, numpy_layer):
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(geometry=layers("float32"), seed=st.integers(0, 2**16))
+@pytest.mark.slow
 def test_no_false_alarm_through_the_pipeline(geometry, seed):
     """Part of the same layers through run_case: first call, reference rows and later calls."""
     for layer in (_torch_layer(), zoo.Float32Im2col()):

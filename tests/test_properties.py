@@ -7,6 +7,7 @@ from benchmarks/long_profile.py, which draws the same layers.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,12 +42,14 @@ def _wrong_gradient_is_caught(data, geometry, seed, scale):
 # One test per dtype, so the long profile's example counts per dtype are exact.
 @settings(max_examples=EXAMPLES[PROFILE]["float64"])
 @given(geometry=layers("float64"), seed=seeds, scale=magnitudes)
+@pytest.mark.slow
 def test_reference_passes_every_float64_layer(geometry, seed, scale):
     _reference_passes(geometry, seed, scale)
 
 
 @settings(max_examples=EXAMPLES[PROFILE]["float32"])
 @given(geometry=layers("float32"), seed=seeds, scale=magnitudes)
+@pytest.mark.slow
 def test_reference_passes_every_float32_layer(geometry, seed, scale):
     _reference_passes(geometry, seed, scale)
 
@@ -92,6 +95,7 @@ def test_the_strategy_draws_every_feature():
     assert seen == set(FEATURES)
 
 
+@pytest.mark.slow
 def test_the_long_profile_script_runs_and_counts():
     """benchmarks/long_profile.py (the README's numbers) on a handful of layers."""
     import os

@@ -70,6 +70,7 @@ def pytest_run(*args: str, cwd) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_each_case_is_one_test_named_after_the_case(tmp_path):
     test = write_project(tmp_path, "reference")
     collected = pytest_run("--collect-only", "-q", test, cwd=tmp_path)
@@ -77,6 +78,7 @@ def test_each_case_is_one_test_named_after_the_case(tmp_path):
     assert ids == ["plain", "padded", "batch 2", "float32", "strided", "1-D"], collected.stdout
 
 
+@pytest.mark.slow
 def test_a_wrong_layer_fails_only_its_cases_naming_the_tensor_and_skips_what_it_cannot_run(tmp_path):
     test = write_project(tmp_path, os.path.join(ZOO, "stride_ignored_in_dx.py"))
     result = pytest_run("-q", "-rfs", test, cwd=tmp_path)
@@ -86,6 +88,7 @@ def test_a_wrong_layer_fails_only_its_cases_naming_the_tensor_and_skips_what_it_
     assert "handles 2-D layers only (spatial_dims) and this case is 1-D" in result.stdout
 
 
+@pytest.mark.slow
 def test_pytest_xdist_spreads_the_cases_over_workers(tmp_path):
     pytest.importorskip("xdist")
     test = write_project(tmp_path, "reference")

@@ -52,6 +52,7 @@ def write(tmp_path, name: str, source: str) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_course_functions_named_on_the_command_line():
     code, report = standard_suite(layer("course_naive.py:conv_forward_naive,conv_backward_naive"))
     assert code == 0, report
@@ -73,6 +74,7 @@ def test_a_misnamed_function_pair_suggests_the_closest_name():
     assert "did you mean :conv_backward_naive?" in result.output
 
 
+@pytest.mark.slow
 def test_layer_object_with_gradients_on_attributes():
     code, report = standard_suite(layer("scratch_conv.py:Conv2D"))
     assert code == 0, report
@@ -86,6 +88,7 @@ def test_layer_object_with_gradients_on_attributes():
     assert failing_tensors(report) == {"db"}
 
 
+@pytest.mark.slow
 def test_channels_last_layer_with_padding_words_and_hwio_kernels():
     """layout and padding words are declared; the (kh, kw, C, F) kernel is read off the layer's own."""
     code, report = standard_suite(layer("keras_like.py:Conv2D"))
@@ -115,6 +118,7 @@ def test_bias_free_layer_says_no_bias_and_checks_the_rest():
     assert failing_tensors(wrong) == {"dK"}
 
 
+@pytest.mark.slow
 def test_undeclared_impossibilities_are_failures_with_the_reason():
     """ConvNoBias declares nothing: a stride per axis reaches its constructor and fails there."""
     code, report = standard_suite(layer("no_bias.py:ConvNoBias"))
@@ -124,6 +128,7 @@ def test_undeclared_impossibilities_are_failures_with_the_reason():
     assert any("creating ConvNoBias(in_ch=" in c["reason"] and "TypeError" in c["reason"] for c in failed)
 
 
+@pytest.mark.slow
 def test_names_and_limits_declared_in_the_file_or_in_a_toml(tmp_path):
     code, report = standard_suite(layer("fast_layers.py"))
     assert code == 0, report
@@ -308,6 +313,7 @@ def test_hint_an_import_from_the_layers_repository_names_the_folder(tmp_path):
     assert fixed.exit_code == 0, fixed.output
 
 
+@pytest.mark.slow
 def test_a_conv_on_an_autograd_librarys_tensors():
     code, report = standard_suite(layer("tiny_autograd.py"))
     assert code == 0, report
@@ -363,6 +369,7 @@ INT_SETTINGS_LAYER = """
 """
 
 
+@pytest.mark.slow
 def test_a_function_with_int_defaults_gets_ints_and_keeps_rectangular_kernels(tmp_path):
     spec = write(tmp_path, "int_settings.py", INT_SETTINGS_LAYER.format(declaration="")) + ":conv,conv_grad"
     result = run("--impl", spec, "--in", "3x9x7", "--kernels", "2x3x3x2", "--stride", "2", "--padding", "1", "--json")

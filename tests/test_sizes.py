@@ -114,6 +114,7 @@ def test_fuzz_draws_a_layer_past_each_threshold_and_it_fails_there(layer):
     assert not report.passed, drawn.describe()
 
 
+@pytest.mark.slow
 def test_fuzz_finds_channel_blocks_and_shrinks_to_the_threshold():
     result = CliRunner().invoke(cli, ["fuzz", "--impl", f"{SIZES}:ChannelBlocks16", "--budget", "30", "--json"])
     assert result.exit_code == 1, result.output

@@ -20,6 +20,7 @@ def without_progress(stderr: str) -> str:
     return PROGRESS_LINE.sub("", stderr)
 
 
+@pytest.mark.slow
 def test_head_reading_one_line_is_not_a_failure(tmp_path):
     # The shell line from the issue: the check's exit status through the pipe is its own.
     stderr = tmp_path / "stderr.txt"
@@ -130,6 +131,7 @@ def test_outside_a_terminal_progress_is_plain_lines_on_stderr(log_every_advance)
     assert not re.search(r"^\[\d+ s\]", result.stdout, re.MULTILINE)  # stdout holds the report alone
 
 
+@pytest.mark.slow
 def test_progress_lines_name_the_case_of_a_suite(log_every_advance):
     result = _invoke(STANDARD)
     assert result.exit_code == 0, result.output
@@ -153,6 +155,7 @@ def test_a_short_check_logs_nothing(monkeypatch):
     assert result.exit_code == 0 and result.stderr == ""
 
 
+@pytest.mark.slow
 def test_no_line_ends_in_spaces_in_colour_or_piped():
     """rich pads table cells and wrapped text to the full width; the console strips what a line
     ends in, before and between its colour codes, so no line ends in spaces in a terminal either."""

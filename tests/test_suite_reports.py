@@ -116,6 +116,7 @@ def test_geometry_flags_are_still_required_without_a_config():
     assert_bad_input(run(["--kernels", "5x3x3x3"]), "Missing option '--in'")
 
 
+@pytest.mark.slow
 def test_a_failing_suite_shows_each_way_of_failing_once_then_the_cases_grouped_by_cause():
     default, verbose, quiet = (
         run(["--impl", NOT_ROTATED, "--config", STANDARD, *flag]) for flag in ([], ["--verbose"], ["--quiet"])
@@ -138,6 +139,7 @@ def test_a_failing_suite_shows_each_way_of_failing_once_then_the_cases_grouped_b
         assert "FAIL: 28 of 51 cases failed, 15 passed, 8 skipped" in result.stdout
 
 
+@pytest.mark.slow
 def test_json_covers_every_case():
     result = run(["--impl", NOT_ROTATED, "--config", STANDARD, "--json"])
     report = json.loads(result.output)
@@ -149,6 +151,7 @@ def test_json_covers_every_case():
     assert all(c["passed"] is False and c["tensors"] == [] for c in skipped)
 
 
+@pytest.mark.slow
 def test_junit_has_one_testcase_per_case_with_reasons(tmp_path):
     path = tmp_path / "report.xml"
     result = run(["--impl", IN_PLACE, "--config", STANDARD, "--junit", str(path), "--quiet"])

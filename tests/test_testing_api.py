@@ -119,6 +119,7 @@ def _pytest_output(tmp_path, body: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_a_failing_assertion_shows_the_callers_line_not_convgrads_source(tmp_path):
     output = _pytest_output(tmp_path, f"""
         from convgrad.testing import assert_conv_gradients
@@ -131,6 +132,7 @@ def test_a_failing_assertion_shows_the_callers_line_not_convgrads_source(tmp_pat
     assert "testing.py" not in output and "raise AssertionError" not in output and "report = check(" not in output
 
 
+@pytest.mark.slow
 def test_bad_input_in_the_pytest_api_points_at_the_callers_line(tmp_path):
     output = _pytest_output(tmp_path, """
         from convgrad.testing import assert_conv_gradients

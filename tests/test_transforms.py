@@ -32,6 +32,7 @@ SUITE = {c.name: c.geometry for c in load_suite(STANDARD).cases}
 
 
 @pytest.mark.parametrize("layer", ["FFTConv", "Winograd23Conv", "Winograd43Conv"])
+@pytest.mark.slow
 def test_correct_transform_layers_pass_the_whole_standard_suite(layer):
     result = CliRunner().invoke(cli, ["check", "--impl", f"{TRANSFORMS}:{layer}", "--config", STANDARD, "--json"])
     report = json.loads(result.output)

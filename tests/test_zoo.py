@@ -78,6 +78,7 @@ def test_the_zoo_has_at_least_twelve_mistakes():
 
 
 @pytest.mark.parametrize("filename", sorted(BROKEN))
+@pytest.mark.slow
 def test_standard_suite_catches_each_mistake_and_names_the_tensor(filename):
     expected, phrase = BROKEN[filename]
     # The first failing case is enough for a gate: --fail-fast starts no case after it; the layers
@@ -124,6 +125,7 @@ def _course_style(geometry):
     ],
     ids=["reference", "student", "cache-style", "channels-last"],
 )
+@pytest.mark.slow
 def test_correct_implementations_pass_the_standard_suite(impl, extra, cannot):
     result = run(["check", "--impl", impl, "--config", STANDARD, "--json", *extra])
     assert result.exit_code == 0, result.output
@@ -145,6 +147,7 @@ def assert_one_sided_everywhere(report):
     assert any(t["method"].endswith(", one-sided") for t in tensors)
 
 
+@pytest.mark.slow
 def test_torch_builtin_passes_the_standard_suite():
     pytest.importorskip("torch")
     result = run(["check", "--impl", "torch", "--config", STANDARD, "--json"])
@@ -153,6 +156,7 @@ def test_torch_builtin_passes_the_standard_suite():
     assert_one_sided_everywhere(json.loads(result.output))
 
 
+@pytest.mark.slow
 def test_jax_builtin_passes_in_1d_2d_and_3d(tmp_path):
     pytest.importorskip("jax")
     config = tmp_path / "small.toml"
