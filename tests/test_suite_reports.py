@@ -118,25 +118,54 @@ def test_geometry_flags_are_still_required_without_a_config():
 
 @pytest.mark.slow
 def test_a_failing_suite_shows_each_way_of_failing_once_then_the_cases_grouped_by_cause():
-    default, verbose, quiet = (
-        run(["--impl", NOT_ROTATED, "--config", STANDARD, *flag]) for flag in ([], ["--verbose"], ["--quiet"])
-    )
-    assert default.exit_code == verbose.exit_code == quiet.exit_code == 1
+    result = run(["--impl", NOT_ROTATED, "--config", STANDARD])
+    assert result.exit_code == 1
     tables = re.compile(r"^ tensor +expected +got", re.MULTILINE)
-    groups = [line for line in default.stdout.splitlines() if re.match(r"(FAIL|ERROR|SKIP|PASS) +\d+ cases? ", line)]
+    groups = [line for line in result.stdout.splitlines() if re.match(r"(FAIL|ERROR|SKIP|PASS) +\d+ cases? ", line)]
     failing = [line for line in groups if line.startswith(("FAIL", "ERROR"))]
-    assert len(tables.findall(default.stdout)) == len(failing) >= 1  # the first case of each way of failing
+    assert len(tables.findall(result.stdout)) == len(failing) >= 1  # the first case of each way of failing
     assert failing[0].startswith("FAIL 28 cases dX: looks like the kernels were not rotated 180°")
-    assert "(basic 1 in full above)" in default.stdout and "FAIL: dX does not match" in default.stdout
-    assert len(default.stdout.splitlines()) <= 120 and "\x1b[" not in default.stdout
-    # --verbose: every case that ran in full, then the table of every case
-    assert len(tables.findall(verbose.stdout)) == 51 - 8
-    rows = [line for line in verbose.stdout.splitlines() if line.startswith(" basic 2 ")]
+    assert "(basic 1 in full above)" in result.stdout and "FAIL: dX does not match" in result.stdout
+    assert len(result.stdout.splitlines()) <= 120 and "\x1b[" not in result.stdout
+    assert "FAIL: 28 of 51 cases failed, 15 passed, 8 skipped" in result.stdout
+
+
+SMALL_SUITE = """
+[[case]]
+name = "strided"
+in = "3x7x7"
+kernels = "4x3x3x3"
+stride = 2
+
+[[case]]
+name = "one by one"
+in = "3x5x5"
+kernels = "4x3x1x1"
+
+[[case]]
+name = "also strided"
+in = "2x6x6"
+kernels = "3x2x2x2"
+stride = 2
+"""
+
+
+def test_verbose_prints_every_case_and_the_table_and_quiet_only_the_groups(tmp_path):
+    suite = tmp_path / "small.toml"
+    suite.write_text(SMALL_SUITE)
+    verbose, quiet = (run(["--impl", NOT_ROTATED, "--config", str(suite), flag]) for flag in ("--verbose", "--quiet"))
+    assert verbose.exit_code == quiet.exit_code == 1
+    # --verbose: every case in full, then the table of every case
+    assert len(re.findall(r"^ tensor +expected +got", verbose.stdout, re.MULTILINE)) == 3
+    rows = [line for line in verbose.stdout.splitlines() if line.startswith(" one by one ")]
     assert rows and "x1x1" in rows[0] and "PASS" in rows[0].split()  # 1x1 kernels need no rotation
-    # --quiet: the groups alone
-    assert "expected  got" not in quiet.stdout and quiet.stdout.splitlines()[0] == failing[0]
-    for result in (default, verbose, quiet):
-        assert "FAIL: 28 of 51 cases failed, 15 passed, 8 skipped" in result.stdout
+    # --quiet: one row per way the cases ended, the cases named
+    assert "expected  got" not in quiet.stdout
+    assert " ".join(quiet.stdout.split()).startswith(
+        "FAIL 2 cases dX: looks like the kernels were not rotated 180° strided; also strided PASS 1 case one by one"
+    )
+    for result in (verbose, quiet):
+        assert "FAIL: 2 of 3 cases failed, 1 passed" in result.stdout
 
 
 @pytest.mark.slow
