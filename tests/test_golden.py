@@ -111,8 +111,8 @@ dK: 48 of 48 coordinates differ by more than 1e-08 of the tensor's scale 5.79; w
     1 ████
     2 ████
   · within tolerance  ░ >1e-08  ▒ >1e-06  ▓ >1e-04  █ >1e-02  (relative error)
-later calls: first call repeated PASS; second call, memory layouts 1, memory layouts 2, memory
-layouts 3, memory layouts 4, memory layouts 5: fail as the first call does
+later calls: first call repeated PASS; second call: fails as the first call does; memory layouts 1,
+memory layouts 2, memory layouts 3, memory layouts 4, memory layouts 5: fail as an earlier call does
 FAIL: dK does not match
 
 pairs 12   implementation: tests/zoo/stride_ignored_in_dk.py
@@ -156,8 +156,8 @@ bits allows (worst 6.49e+04x its bound); dK carries about 1 significant bits of 
   [3, 0, 0, 0]             0      1.156990236         #.##e±##
   [2, 0, 0, 0]             0     0.6115906766          1.8e+04
   [1, 0, 0, 0]             0    -0.1180370307         #.##e±##
-later calls: first call repeated PASS; second call, memory layouts 1, memory layouts 2, memory
-layouts 3, memory layouts 4, memory layouts 5: fail as the first call does
+later calls: first call repeated PASS; second call: fails as the first call does; memory layouts 1,
+memory layouts 2, memory layouts 3, memory layouts 4, memory layouts 5: fail as an earlier call does
 warning: forward returned the output as float64 for float32 inputs
 warning: backward returned dX as float64 for float32 inputs
 warning: backward returned dK as float64 for float32 inputs
@@ -167,13 +167,13 @@ FAIL 30 cases dK: looks like the stride was ignored
               basic 1, 2, 4, 6, 7, 8, 10, 11, 13, 14, 15; pairs 1, 2, 3, 5, 6, 8, 9, 11, 13, 14, 16,
               17, 18, 20, 21, 22; sizes 4: 7x7 stem; 5: 4x4 patches; 6: 1x1, s2, padded (basic 1 in
               full above)
-FAIL   1 case dK: does not match
-              pairs 12 (pairs 12 in full above)
+FAIL  1 case  dK: does not match
+              pairs 12 (in full above)
 SKIP  7 cases tests/zoo/stride_ignored_in_dk.py handles 2-D layers only (spatial_dims) and this case
               is 1-D
               1-D; 1-D dilated, float32; 3-D; 1-D grouped, batch 5, dilated; 3-D grouped, batch 2,
               float32; 3-D depthwise x2, strided, padded; 3-D strided, dilated per axis
-SKIP   1 case tests/zoo/stride_ignored_in_dk.py takes one padding per axis, and this case pads 0,1x1
+SKIP  1 case  tests/zoo/stride_ignored_in_dk.py takes one padding per axis, and this case pads 0,1x1
               (before,after); declare uneven_padding = true if it takes a (before, after) pair per
               axis
               uneven: 'same' at stride 2

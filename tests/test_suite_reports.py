@@ -237,3 +237,15 @@ def test_fail_fast_starts_no_case_after_the_first_failure_and_counts_the_rest():
     assert report["domain_pairs"] is None  # the gate has its answer: nothing is added
     quiet = run(["--impl", NOT_ROTATED, "--config", STANDARD, "--quiet", "--fail-fast", "--jobs", "1"])
     assert f"stopped at the first failure (--fail-fast): {report['not_run']} more not run" in quiet.output
+
+
+def test_two_cases_of_one_name_and_quiet_with_verbose_are_bad_input(tmp_path):
+    suite = tmp_path / "twice.toml"
+    suite.write_text('[[case]]\nname = "a"\nin = "3x5x5"\nkernels = "2x3x3x3"\n\n'
+                     '[[case]]\nname = "a"\nin = "3x6x6"\nkernels = "2x3x3x3"\n')
+    twice = run(["--config", str(suite)])
+    (tmp_path / "seed.toml").write_text('[[case]]\nname = "a"\nin = "3x5x5"\nkernels = "2x3x3x3"\n')
+    assert twice.exit_code == 2 and "case 2 is named 'a' like case 1; give each case its own name" in twice.output
+    both = run(["--config", str(suite).replace("twice.toml", "seed.toml"), "--quiet", "--verbose"])
+    assert both.exit_code == 2 and "--quiet and --verbose" in both.output
+    assert all(len(r.output.strip().splitlines()) == 1 for r in (twice, both))

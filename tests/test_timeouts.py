@@ -80,7 +80,7 @@ def test_a_forward_that_hangs_on_the_second_call_keeps_the_first_call():
     assert case["reason"].startswith("timed out after 1 s in forward of the second call")
     assert set(statuses(case).values()) == {"passed"}
     assert all(t["checked"] == t["total"] > 0 for t in case["tensors"])
-    assert calls(case) == []
+    assert calls(case) == [("unfinished", "error")]  # the second call, which hung: the case's error part
 
 
 def test_a_hang_in_one_gradients_finite_differences_keeps_the_gradients_before_it():
@@ -95,14 +95,14 @@ def test_a_hang_in_a_memory_layout_keeps_the_calls_before_it():
     case = check_json("conv_forward_pinned,conv_backward", timeout="2")
     assert case["reason"].startswith("timed out after 2 s in forward of memory layouts 1")
     assert set(statuses(case).values()) == {"passed"}
-    assert calls(case) == [("second call", "passed")]
+    assert calls(case) == [("second call", "passed"), ("unfinished", "error")]  # the call that hung, listed
 
 
 def test_a_wrong_gradient_before_a_hang_keeps_its_failure_and_the_case_is_an_error():
     case = check_json("conv_forward_pinned,conv_backward_batch_mean_db", "--batch", "2", timeout="2")
     assert statuses(case) == {"O": "passed", "dX": "passed", "dK": "passed", "db": "failed"}
     assert case["tensors"][3]["reason"].startswith("4 of 4 coordinates differ")
-    assert calls(case) == [("second call", "failed")]
+    assert calls(case) == [("second call", "failed"), ("unfinished", "error")]
     # The hang comes first: a case that did not finish could not be checked, whatever it found.
     assert case["reason"].startswith("timed out after 2 s in forward of memory layouts 1")
     assert "db: 4 of 4 coordinates differ" in case["reason"]
@@ -116,7 +116,8 @@ def test_a_hang_in_the_network_scenario_names_the_step_and_the_layer():
         "timed out after 2 s in backward of layer B in the network scenario's step 'other settings'"
     )
     assert set(statuses(case).values()) == {"passed"}
-    assert calls(case) == [(name, "passed") for name in PROTOCOL] + [("two instances", "passed")]
+    assert calls(case) == [(name, "passed") for name in PROTOCOL] + [("two instances", "passed"), ("unfinished", "error")]
+    assert case["calls"][-1]["part"] == "network scenario" and "other settings" in case["calls"][-1]["reason"]
 
 
 def test_a_process_ended_in_backward_names_the_call():

@@ -260,6 +260,8 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
     else:
         suite_spec = single_case_suite(_geometry(flags))
     _refuse_unused_samples(ctx, method)
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose ask for opposite amounts of output; give one of them", ctx)
     options = CheckOptions(
         seed=seed, relative_step=step, rtol=rtol, method=method, samples=samples,
         forward_check=not no_forward_check, timeout=timeout, strict=strict, differences=differences,

@@ -502,7 +502,8 @@ class CaseReport:
         parts += [f"{', '.join(names)}: {what}" for names, what in named]
         # A later call's own cause is news; its mismatches alone mostly repeat the first call's.
         repeated = self.repeats
-        parts += [f"{c.name}: {c.reason or 'does not match'}" for c in self.failing_calls if c not in repeated]
+        parts += [f"{c.name}: {c.reason or 'does not match'}" for c in self.failing_calls
+                  if c not in repeated and c.reason != self.reason]  # the call that hung is the case's reason
         protocol = [c.name for c in repeated if c.part == "call protocol"]
         if protocol:
             parts.append("later calls fail too: " + ", ".join(protocol))
@@ -539,12 +540,9 @@ class CaseReport:
         if self.passed:
             return ""
         parts = [] if self.reason is None else [self.reason]
-        own_rows = {t.name for t in self.wrong if not t.reference_gradient}
-        for t in self.wrong:
+        for t in self._causal_rows:
             if t.reason is not None and t.reason == self.reason:
                 continue
-            if t.reference_gradient and t.name in own_rows and not t.lost_precision:
-                continue  # its own row against finite differences says what is wrong
             shorts = [d.short or d.message for d in self.diagnoses if d.tensor == t.label]
             if t.precision is not None and t.precision.cause is not None:
                 shorts.append(t.precision.cause)
@@ -555,8 +553,32 @@ class CaseReport:
             else:
                 parts.append(f"{t.label}: {t.reason or 'not checked'}")
         parts += [f"{', '.join(c.name for c in group)}: {group[0].reason or 'does not match'}"
-                  for group in self.distinct_calls]
+                  for group in self.distinct_calls if group[0].reason != self.reason]
         return "; ".join(dict.fromkeys(parts))
+
+    @property
+    def _causal_rows(self) -> tuple[TensorComparison, ...]:
+        """The wrong rows that say what is wrong: a gradient's row against the float64 reference is
+        left out when its own row against finite differences is wrong too (that row says it)."""
+        own_rows = {t.name for t in self.wrong if not t.reference_gradient}
+        return tuple(
+            t for t in self.wrong if not (t.reference_gradient and t.name in own_rows and not t.lost_precision)
+        )
+
+    @property
+    def cause_key(self) -> tuple[object, ...]:
+        """What cases failing the same way share: the status, and for each wrong row its label and
+        diagnoses (or, undiagnosed, the gist of its reason: "forward raised TypeError"), each later
+        call failing in its own way by name and gist; sizes, shapes and settings left out."""
+        if self.status in ("passed", "skipped"):  # a skip reason is one sentence, which may hold "file.py:name"
+            return (self.status, _NUMBER.sub("#", self.reason or ""))
+        rows = tuple(
+            (t.label, tuple(sorted(d.kind for d in self.diagnoses if d.tensor == t.label))
+             or (t.status, _gist(t.reason or "") if not t.compared else "differs"))
+            for t in self._causal_rows
+        )
+        calls = tuple(sorted({(group[0].name, _gist(group[0].reason or "")) for group in self.distinct_calls}))
+        return (self.status, _gist(self.failure or ""), rows, calls)
 
     def tensor(self, name: TensorName) -> TensorComparison:
         for t in self.tensors:
@@ -585,8 +607,15 @@ def _repeats(calls: tuple[CallCheck, ...], first_wrong: bool) -> tuple[CallCheck
     return tuple(c for c in calls if not c.passed and (c.follows or (first_wrong and c.cause is None)))
 
 
-# Numbers in a cause (sizes, shapes, counts, errors) differ from case to case; the cause does not.
-_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:e[+-]?\d+)?")
+# Numbers in a cause (sizes, shapes, settings, counts, errors) differ from case to case; the cause
+# does not. A shape or per-axis setting ("2x2x0x0", "2x1") is one number.
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?(?:x\d+)*")
+
+
+def _gist(reason: str) -> str:
+    """The reason up to its first colon or semicolon, numbers left out: "forward raised TypeError",
+    "backward returned shape # for dX, expected #"; what follows is this case's detail."""
+    return _NUMBER.sub("#", re.split(r"[:;]", reason, maxsplit=1)[0]).strip()
 
 
 @dataclass(frozen=True)
@@ -600,6 +629,12 @@ class CaseGroup:
     @property
     def first(self) -> CaseReport:
         return self.cases[0]
+
+    @property
+    def alike(self) -> bool:
+        """Whether every case's cause reads as the first's, numbers aside (else the cause shown
+        holds the first case's details)."""
+        return len({_NUMBER.sub("#", c.cause) for c in self.cases}) == 1
 
 
 @dataclass(frozen=True)
@@ -619,11 +654,11 @@ class SuiteReport:
     def groups(self) -> tuple[CaseGroup, ...]:
         """The cases grouped by status and cause, in order of status precedence, then of first
         appearance: one mistake that fails 28 cases is one group."""
-        found: dict[tuple[Status, str], list[CaseReport]] = {}
+        found: dict[tuple[object, ...], list[CaseReport]] = {}
         for case in self.cases:
-            found.setdefault((case.status, _NUMBER.sub("#", case.cause)), []).append(case)
-        ordered = sorted(found.items(), key=lambda item: STATUSES.index(item[0][0]))  # stable: appearance
-        return tuple(CaseGroup(status, cases[0].cause, tuple(cases)) for (status, _), cases in ordered)
+            found.setdefault(case.cause_key, []).append(case)
+        ordered = sorted(found.values(), key=lambda cases: STATUSES.index(cases[0].status))  # stable: appearance
+        return tuple(CaseGroup(cases[0].status, cases[0].cause, tuple(cases)) for cases in ordered)
 
     def count(self, status: Status) -> int:
         """How many cases 'passed', 'failed', could not be checked ('error') or were 'skipped'."""

@@ -128,7 +128,13 @@ def load_suite(path: str) -> Suite:
             _check_value(key, value, path, where)
         settings = {**defaults, **{k: v for k, v in table.items() if k != "name"}}
         geometry = _geometry(settings, path, where)
-        cases.append(SuiteCase(name=table.get("name") or f"case {number}: {geometry.brief()}", geometry=geometry))
+        name = table.get("name") or f"case {number}: {geometry.brief()}"
+        earlier = next((n for n, case in enumerate(cases, start=1) if case.name == name), None)
+        if earlier is not None:  # reports, groups and JUnit name cases: two of one name cannot be told apart
+            raise ConfigError(
+                f"{path}: case {number} is named ", repr(name), f" like case {earlier}; give each case its own name"
+            )
+        cases.append(SuiteCase(name=name, geometry=geometry))
     return Suite(name=suite_name, cases=tuple(cases), domain_pairs=domain_pairs)
 
 

@@ -125,16 +125,18 @@ def case_names(cases: Sequence[CaseReport]) -> str:
     return text
 
 
-def _group_row(group: CaseGroup, shown: set[str]) -> tuple[Text, Text, Text]:
+def _group_row(group: CaseGroup, shown: set[str]) -> tuple[Text, Text, Text, Text]:
     count = len(group.cases)
-    what = Text(group.cause or ("" if group.status == "passed" else "see above"))
+    what = Text(group.cause)
+    if not group.alike:  # the cause shown is the first case's, with its own shapes and settings
+        what.append(f" (as in {group.first.name}; the others alike)", style="dim")
     names = case_names(group.cases)
     if group.first.name in shown:
-        names += f" ({group.first.name} in full above)"
+        names += " (in full above)" if count == 1 else f" ({group.first.name} in full above)"
     if what.plain:
         what.append("\n")
     what.append(names, style="dim")
-    return Text(*STATUS_TEXT[group.status]), Text(f"{count} case{'' if count == 1 else 's'}"), what
+    return Text(*STATUS_TEXT[group.status]), Text(str(count)), Text("case" if count == 1 else "cases"), what
 
 
 def render_groups(suite: SuiteReport, shown: Sequence[CaseReport] = ()) -> RenderableType:
@@ -143,6 +145,7 @@ def render_groups(suite: SuiteReport, shown: Sequence[CaseReport] = ()) -> Rende
     grid = Table.grid(padding=(0, 1))
     grid.add_column(no_wrap=True)
     grid.add_column(no_wrap=True, justify="right")
+    grid.add_column(no_wrap=True)
     grid.add_column()
     names = {case.name for case in shown}
     for group in suite.groups:

@@ -224,13 +224,13 @@ def _later_calls(case: CaseReport) -> list[RenderableType]:
         checks = [c for c in case.calls if c.part == part]
         if not checks:
             continue
-        own = ", ".join(f"{c.name} {STATUS_TEXT[c.status][0]}" for c in checks if c not in repeats)
-        same = [c for c in checks if c in repeats]
-        line = own + ("; " if own and same else "")
-        if same:
-            earlier = "the first call" if case.wrong else "an earlier call"
-            line += f"{_names(same)}: {'fails' if len(same) == 1 else 'fail'} as {earlier} does"
-        parts.append(Text(f"{title}: {line}", style="dim"))
+        clauses = [", ".join(f"{c.name} {STATUS_TEXT[c.status][0]}" for c in checks if c not in repeats)]
+        # A call that follows an earlier later call fails as that one does, not as the first call.
+        for follows, earlier in ((False, "the first call"), (True, "an earlier call")):
+            same = [c for c in checks if c in repeats and c.follows == follows]
+            if same:
+                clauses.append(f"{_names(same)}: {'fails' if len(same) == 1 else 'fail'} as {earlier} does")
+        parts.append(Text(f"{title}: " + "; ".join(c for c in clauses if c), style="dim"))
     for group in case.distinct_calls:
         parts.append(Text.assemble((f"{_names(group)}: ", "bold red"), group[0].reason or "does not match"))
         if len(group) == 1:
@@ -242,10 +242,19 @@ def render_case(case: CaseReport) -> RenderableType:
     """Header, table, the first call's failures with where and why (the cause), then the later
     calls (the consequences, and what fails in its own way), notes and warnings, verdict."""
     parts: list[RenderableType] = [_header(case), _table(case), _methods(case)]
-    if case.failure and not any(t.reason == case.failure for t in case.tensors):
+    reasons = {t.reason for t in case.tensors} | {c.reason for c in case.calls}
+    if case.failure and case.failure not in reasons:  # else the row or call that holds it says it
         parts.append(Text.assemble(("case: ", "bold red"), case.failure))
+    said: set[Optional[str]] = set()  # rows not compared for one reason (a call that hung) say it once
     for tensor in case.wrong:
-        parts.extend(_failure_details(tensor))
+        if not tensor.compared:
+            if tensor.reason in said:
+                continue
+            said.add(tensor.reason)
+            labels = ", ".join(t.label for t in case.wrong if not t.compared and t.reason == tensor.reason)
+            parts.append(Text.assemble((f"{labels}: ", "bold red"), tensor.reason or "not checked"))
+        else:
+            parts.extend(_failure_details(tensor))
         if not tensor.reference_gradient:  # where and why belong to the tensor's own row
             parts.extend(render_findings(tensor.name, tensor.location, case.diagnoses))
     parts.extend(_later_calls(case))
@@ -266,7 +275,10 @@ def render_brief(case: CaseReport) -> RenderableType:
     for group in case.distinct_calls:
         parts.append(Text(f"  {_names(group)}: {group[0].reason or 'does not match'}"))
     if case.repeats:
-        parts.append(Text(f"  {_names(case.repeats)}: fail as {'the first' if case.wrong else 'an earlier'} call does"))
+        for follows, earlier in ((False, "the first call"), (True, "an earlier call")):
+            same = [c for c in case.repeats if c.follows == follows]
+            if same:
+                parts.append(Text(f"  {_names(same)}: {'fails' if len(same) == 1 else 'fail'} as {earlier} does"))
     for tensor in case.noted:
         parts.append(Text(f"  note: {tensor.label}: {tensor.note}", style="yellow"))
     return Group(*parts)

@@ -408,6 +408,11 @@ def _unfinished_case(
         return TensorComparison.not_checked(name, geometry, rtol, reason, status="error")
 
     names: tuple[TensorName, ...] = (*(("O",) if options.forward_check else ()), *GRADIENT_NAMES)
+    calls = tuple(c for c in finished if isinstance(c, CallCheck))
+    if all(n in own for n in names):  # the first call finished: a later call did not, and is listed
+        part = "network scenario" if "network scenario" in reason else "call protocol"
+        calls += (CallCheck("unfinished", "the next call of the case", "nothing: it did not finish", "error",
+                            cause=reason, part=part),)
     return CaseReport.build(
         name=case.name or DEFAULT_CASE_NAME,
         geometry=geometry,
@@ -415,7 +420,7 @@ def _unfinished_case(
         options=options,
         tensors=tuple(own[n] if n in own else unfinished(n) for n in names),
         reference_gradients=tuple(r for r in rows if r.reference_gradient),
-        calls=tuple(c for c in finished if isinstance(c, CallCheck)),
+        calls=calls,
         diagnoses=tuple(d for d in finished if isinstance(d, Diagnosis)),
         elapsed_s=elapsed_s,
         unfinished=reason,  # whatever its finished parts found, it could not be checked: an error
