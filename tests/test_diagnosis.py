@@ -246,3 +246,23 @@ def test_the_newer_diagnoses_hold_in_float32_too():
         (zoo.ForgetsBiasAndRotation(), {("O", "forward_without_bias"), ("dX", "kernels_not_rotated"), ("db", "gradient_of_convolution")}),
     ):
         assert {(d.tensor, d.kind) for d in check_layer(geometry, layer).diagnoses} == expected, type(layer).__name__
+
+
+class PaddedInputCachedByShape(ReferenceWith):
+    """Saves np.pad calls: the padded x is kept per shape, so a new x of the same shape (a finite
+    difference, the next batch) is computed with the first one."""
+
+    def __init__(self):
+        self._padded = {}
+
+    def forward(self, x, w, b, **settings):
+        kept = self._padded.setdefault(x.shape, x.copy())
+        return reference.forward(kept, w, b, **settings)
+
+
+def test_a_forward_that_keeps_its_first_x_is_named_not_blamed_on_dx():
+    case = check_layer(resolve_geometry("3x6x6", "4x3x3x3", padding=1), PaddedInputCachedByShape())
+    assert case.tensor("O").passed and not case.tensor("dX").passed  # the first call's x is the one kept
+    (found,) = [d for d in case.diagnoses if d.tensor == "dX"]
+    assert found.kind == "input_not_read" and "computes with an x it kept" in case.cause
+    assert "forward on new x of the same shape computed with the previous x" in case.failure_summary

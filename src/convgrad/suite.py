@@ -120,7 +120,7 @@ def load_suite(path: str) -> Suite:
     if not tables:
         raise ConfigError(f"{path} has no cases; add a [[case]] table with in and kernels")
 
-    cases = []
+    cases: list[SuiteCase] = []
     for number, table in enumerate(tables, start=1):
         where = f"in case {number}" + (f" ({table['name']!r})" if isinstance(table.get("name"), str) else "")
         _check_keys(table, _CASE_KEYS, path, where)

@@ -334,7 +334,8 @@ def _attribute(module: Any, attribute: str, spec: str) -> Any:
     target = module
     for part in attribute.split("."):
         if not hasattr(target, part):
-            names = [n for n in dir(target) if not n.startswith("_")]
+            # What the file defines, not the modules it imported (np, torch)
+            names = [n for n in dir(target) if not n.startswith("_") and not inspect.ismodule(getattr(target, n, None))]
             close = difflib.get_close_matches(part, names, n=1)
             hint = f"did you mean :{close[0]}?" if close else f"it defines: {', '.join(names[:10]) or 'nothing public'}"
             raise ImplementationError(

@@ -65,11 +65,30 @@ def diagnose(
         if tensor.analytical is None:
             continue
         if convolution is None:
-            if tensor.numerical is not None:
+            if name == "dX" and _input_not_read(tensor, x):
+                found.append(Diagnosis(
+                    "dX",
+                    "input_not_read",
+                    "The output does not change when x changes (every finite difference of dX is 0), "
+                    "though it matched the reference for the x of the first call: the forward computes "
+                    "with an x it kept, such as a padded or im2col copy cached from an earlier call and "
+                    "keyed on the shape. Compute from the x it is given on every call; dX itself may be "
+                    "right.",
+                    "the forward computes with an x it kept, not the one it was given",
+                ))
+            elif tensor.numerical is not None:
                 found.extend(_gradient_diagnoses(geometry, tensor, tensor.numerical, x, w, dy))
         elif not forward_explains_all:
             found.extend(_against_convolution(geometry, tensor, convolution[name], x, w, dy))
     return tuple(found)
+
+
+def _input_not_read(tensor: "TensorComparison", x: np.ndarray) -> bool:
+    """Every finite difference of dX is 0 while dX is not and x is not: the output ignored x."""
+    return (
+        tensor.numerical is not None and tensor.analytical is not None and not np.any(tensor.numerical)
+        and bool(np.any(tensor.analytical)) and bool(np.any(x))
+    )
 
 
 def _against_convolution(

@@ -9,6 +9,7 @@ from typing import Iterable, Optional
 
 from rich import box
 from rich.console import Group, JustifyMethod, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -144,7 +145,7 @@ def _methods(case: CaseReport) -> Text:
 
 def _failure_details(tensor: TensorComparison) -> list[RenderableType]:
     parts: list[RenderableType] = [Text.assemble((f"{tensor.label}: ", "bold red"), tensor.reason or "")]
-    if tensor.worst and not tensor.passed:
+    if tensor.worst and not tensor.passed and tensor.mismatches > 0:  # else it failed for its reason alone
         reference = "numerical" if tensor.compared_with == "finite differences" else "reference"
         bounded = tensor.precision is not None
         worst = Table(box=None, padding=(0, 2), header_style="dim")
@@ -234,7 +235,8 @@ def _later_calls(case: CaseReport) -> list[RenderableType]:
     for group in case.distinct_calls:
         parts.append(Text.assemble((f"{_names(group)}: ", "bold red"), group[0].reason or "does not match"))
         if len(group) == 1:
-            parts.append(Text(f"  called with {group[0].called_with}; compared with {group[0].compared_with}", style="dim"))
+            how = Text(f"called with {group[0].called_with}; compared with {group[0].compared_with}", style="dim")
+            parts.append(Padding(how, (0, 0, 0, 2)))  # wrapped lines keep the indent
     return parts
 
 

@@ -103,7 +103,8 @@ def run_case(
         # A row judged by the rounding model has a bound per coordinate, not one tolerance: where
         # it is wrong is its worst coordinates, each with its error over its bound.
         tensors = tuple(
-            replace(t, location=locate(t, geometry)) if not t.passed and t.precision is None else t for t in tensors
+            replace(t, location=locate(t, geometry)) if not t.passed and t.precision is None and t.mismatches else t
+            for t in tensors
         )
         diagnoses = diagnose(geometry, tensors, first.tensors)
         finished(*tensors, *precise, *diagnoses)  # the first call's verdicts, final: kept should a later call hang
