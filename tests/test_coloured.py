@@ -403,6 +403,9 @@ def test_a_layer_that_rejects_a_stacked_batch_is_retried_at_its_own_batch_size_a
     assert "forward failed on a stacked batch" in dx.note and "built for batch 2" in dx.note
     # No evidence is dropped: a layer that takes one batch size is no layer a network can use.
     assert not o.passed and o.reason.startswith("forward failed on x stacked with copies into a larger batch")
+    # O failed for that reason alone, with no coordinate beyond the tolerance: the reason is the why
+    assert o.mismatches == 0 and case.failure_summary.startswith("O: forward failed on x stacked")
+    assert "O: forward failed on x stacked" in case.cause and "0 of" not in case.failure_summary
 
 
 def test_a_layer_that_mishandles_a_stacked_batch_fails_with_the_evidence():

@@ -190,3 +190,24 @@ def test_one_order_of_statuses_that_every_renderer_knows():
     assert list(STATUS_TEXT) == list(STATUSES)
     suite = SuiteReport((check_layer(SEED_LIKE, zoo.TapLoopConv(), name="right"),))
     assert list(suite_to_dict(suite)["summary"]) == list(STATUSES)
+
+
+def test_each_status_is_counted_alike_in_the_totals_json_and_junit():
+    f32 = resolve_geometry("3x8x8", "4x3x3x3", dtype="float32")
+    suite = SuiteReport((
+        check_layer(SEED_LIKE, zoo.KernelsNotRotated(), name="wrong"),
+        check_layer(f32, zoo.KernelGradientInFloat16(), name="fewer bits"),
+    ))
+    assert [c.status for c in suite.cases] == ["failed", "lost precision"]
+    assert render_totals(suite).plain == "FAIL: 1 of 2 cases failed, 1 lost precision (LOST BITS), 0 passed"
+    summary = suite_to_dict(suite)["summary"]
+    assert (summary["failed"], summary["lost precision"], summary["passed"]) == (1, 1, 0)
+    root = ET.fromstring(render_junit(suite))
+    assert (root.get("failures"), root.get("errors")) == ("2", "0")  # JUnit knows failures and errors only
+
+
+def test_line_ends_are_stripped_before_and_between_colour_codes():
+    from convgrad.render.console import strip_line_ends
+
+    coloured = "\x1b[1mPASS\x1b[0m  \x1b[2m  \x1b[0m\n   \nkept  inside\x1b[0m \n"
+    assert strip_line_ends(coloured) == "\x1b[1mPASS\x1b[0m\x1b[2m\x1b[0m\n\nkept  inside\x1b[0m\n"

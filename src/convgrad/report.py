@@ -25,7 +25,8 @@ from convgrad.options import CheckOptions, Method, Tolerances
 # killed its process); "failed": it ran and is wrong (a gradient that differs, NaN or Inf values,
 # an input written into, state kept between calls); "lost precision": it failed only by carrying
 # fewer bits than its dtype, for a likely cause that was named; "not checked": left unchecked
-# because an earlier call of the same case failed; "skipped": not checked by declaration (a case
+# because an earlier call of the same case failed (or the case could not start: then the case
+# itself is an error); "skipped": not checked by declaration (a case
 # the implementation cannot express; a tensor the layer does not have, like db without a bias);
 # "passed".
 Status = Literal["error", "failed", "lost precision", "not checked", "skipped", "passed"]
@@ -218,8 +219,9 @@ class TensorComparison:
 
     @property
     def differ(self) -> str:
-        """'12 of 135 coordinates differ' for a compared tensor; its reason when it was not compared."""
-        if not self.compared:
+        """'12 of 135 coordinates differ' for a compared tensor; its reason when it was not compared,
+        or when it failed for that reason alone (no coordinate beyond the tolerance)."""
+        if not self.compared or (self.mismatches == 0 and self.status != "passed" and self.reason):
             return self.reason or "not checked"
         unit = "directions" if self.method == "projection" else "coordinates"
         return f"{self.mismatches} of {self.checked} {unit} differ"
@@ -310,6 +312,7 @@ class CaseReport:
     elapsed_s: float
     forward_calls: int
     status: Status  # set by `build` from the parts: see Status and first_status
+    finished: bool = True  # False for a case that timed out or whose process died
     warnings: tuple[str, ...] = ()
     # Why the case was skipped (the implementation cannot express it), or a failure of the case as
     # a whole (forward raised): `status` says which.
@@ -349,7 +352,8 @@ class CaseReport:
         # Later calls that repeat the first call's failure are its consequences: they add no status
         # of their own (a first call that only lost bits is not made "failed" by its repeats).
         rows = tensors + reference_gradients
-        consequences = _repeats(calls, any(t.status in WRONG for t in rows))
+        # A call that could not be checked always counts: a raise is no repeat of wrong values.
+        consequences = {c for c in _repeats(calls, rows) if c.status == "failed"}
         status = first_status([t.status for t in rows] + [c.status for c in calls if c not in consequences])
         if skipped is not None:
             status, reason = "skipped", skipped
@@ -367,6 +371,7 @@ class CaseReport:
             elapsed_s=elapsed_s,
             forward_calls=forward_calls,
             status=status,
+            finished=unfinished is None,
             warnings=warnings,
             reason=reason,
             diagnoses=diagnoses,
@@ -488,7 +493,7 @@ class CaseReport:
         named: list[tuple[list[str], str]] = []  # (row labels, what is wrong and why)
         diagnosed = {d.tensor for d in self.diagnoses}
         for t in wrong:
-            if t.reason == self.reason or (t.reference_gradient and t.name in diagnosed and not t.lost_precision):
+            if (t.reason is not None and t.reason == self.reason) or (t.reference_gradient and t.name in diagnosed and not t.lost_precision):
                 continue  # said already: by the case, or by the diagnosis of the tensor's other row
             shorts = [d.short or d.message for d in self.diagnoses if d.tensor == t.label]
             if t.precision is not None and t.status in ("failed", "lost precision"):
@@ -517,7 +522,7 @@ class CaseReport:
         """Later calls that fail because an earlier call did: it fails as an earlier call did
         (`follows`), or the first call is wrong and the later call has no cause of its own (its
         mismatches repeat the first call's). They are consequences, named after the cause."""
-        return _repeats(self.calls, bool(self.wrong))
+        return _repeats(self.calls, self.rows)
 
     @property
     def distinct_calls(self) -> tuple[tuple[CallCheck, ...], ...]:
@@ -526,15 +531,16 @@ class CaseReport:
         groups: dict[str, list[CallCheck]] = {}
         for c in self.failing_calls:
             if c not in self.repeats:
-                groups.setdefault(c.reason or "does not match", []).append(c)
+                groups.setdefault(_without_numbers(c.reason or "does not match"), []).append(c)
         return tuple(tuple(g) for g in groups.values())
 
     @property
     def cause(self) -> str:
-        """What went wrong, in one line without this case's own numbers, so that cases failing for
-        the same reason read the same: each wrong row with its diagnoses ("dK: looks like the
-        stride was ignored"), or what its call said; else the later calls that failed and why;
-        the skip reason for a skipped case; empty for a pass."""
+        """What went wrong, in one line, without the coordinate counts and values of `failure_summary`:
+        each wrong row with its diagnoses ("dK: looks like the stride was ignored"), or what its
+        call said, and the later calls that fail in their own way; the skip reason for a skipped
+        case; empty for a pass. Cases that fail the same way read the same but for their sizes and
+        settings (`cause_key` leaves those out)."""
         if self.status == "skipped":
             return self.reason or ""
         if self.passed:
@@ -548,10 +554,10 @@ class CaseReport:
                 shorts.append(t.precision.cause)
             if shorts:
                 parts.append(f"{t.label}: looks like {'; '.join(shorts)}")
-            elif t.compared:
+            elif t.compared and t.mismatches:
                 parts.append(f"{t.label}: does not match" + (" (fewer bits than rounding allows)" if t.precision else ""))
-            else:
-                parts.append(f"{t.label}: {t.reason or 'not checked'}")
+            else:  # not compared, or failed for its reason alone
+                parts.append(f"{t.label}: {t.differ}")
         parts += [f"{', '.join(c.name for c in group)}: {group[0].reason or 'does not match'}"
                   for group in self.distinct_calls if group[0].reason != self.reason]
         return "; ".join(dict.fromkeys(parts))
@@ -568,17 +574,24 @@ class CaseReport:
     @property
     def cause_key(self) -> tuple[object, ...]:
         """What cases failing the same way share: the status, and for each wrong row its label and
-        diagnoses (or, undiagnosed, the gist of its reason: "forward raised TypeError"), each later
-        call failing in its own way by name and gist; sizes, shapes and settings left out."""
-        if self.status in ("passed", "skipped"):  # a skip reason is one sentence, which may hold "file.py:name"
-            return (self.status, _NUMBER.sub("#", self.reason or ""))
-        rows = tuple(
-            (t.label, tuple(sorted(d.kind for d in self.diagnoses if d.tensor == t.label))
-             or (t.status, _gist(t.reason or "") if not t.compared else "differs"))
-            for t in self._causal_rows
-        )
-        calls = tuple(sorted({(group[0].name, _gist(group[0].reason or "")) for group in self.distinct_calls}))
-        return (self.status, _gist(self.failure or ""), rows, calls)
+        diagnoses (or, undiagnosed, its reason, or the likely cause of the bits it lost), each later
+        call failing in its own way by name and reason, all with their numbers left out (sizes,
+        shapes, settings, counts); a case that did not finish by that alone, wherever it stopped."""
+        if self.status in ("passed", "skipped"):
+            return (self.status, _without_numbers(self.reason or ""))
+        if not self.finished:  # a timeout or a crash: where it stopped is this case's detail
+            return (self.status, "did not finish")
+        rows = tuple((t.label, self._row_key(t)) for t in self._causal_rows)
+        calls = tuple(sorted({(group[0].name, _without_numbers(group[0].reason or "")) for group in self.distinct_calls}))
+        return (self.status, _without_numbers(self.failure or ""), rows, calls)
+
+    def _row_key(self, t: TensorComparison) -> object:
+        kinds = tuple(sorted(d.kind for d in self.diagnoses if d.tensor == t.label))
+        if kinds:
+            return kinds
+        if t.lost_precision and t.precision is not None:
+            return (t.status, _without_numbers(t.precision.cause or ""))
+        return (t.status, "differs" if t.compared and t.mismatches else _without_numbers(t.reason or ""))
 
     def tensor(self, name: TensorName) -> TensorComparison:
         for t in self.tensors:
@@ -602,20 +615,29 @@ class DomainPairs:
         return self.covered == self.pairs
 
 
-def _repeats(calls: tuple[CallCheck, ...], first_wrong: bool) -> tuple[CallCheck, ...]:
-    """The failing later calls that repeat an earlier failure (see CaseReport.repeats)."""
-    return tuple(c for c in calls if not c.passed and (c.follows or (first_wrong and c.cause is None)))
+def _repeats(calls: tuple[CallCheck, ...], first_rows: tuple[TensorComparison, ...]) -> tuple[CallCheck, ...]:
+    """The failing later calls that repeat an earlier failure (see CaseReport.repeats). After a
+    first call that only lost bits, a later call repeats it only when its failing rows, too, were
+    judged by the rounding model: one wrong beyond what rounding explains is news."""
+    wrong = any(t.status in ("error", "failed") for t in first_rows)
+    lost = any(t.lost_precision for t in first_rows)
+
+    def repeats_first(c: CallCheck) -> bool:
+        if c.cause is not None:
+            return False
+        return wrong or (lost and all(t.precision is not None for t in c.tensors if not t.passed))
+
+    return tuple(c for c in calls if not c.passed and (c.follows or repeats_first(c)))
 
 
 # Numbers in a cause (sizes, shapes, settings, counts, errors) differ from case to case; the cause
-# does not. A shape or per-axis setting ("2x2x0x0", "2x1") is one number.
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?(?:x\d+)*")
+# does not. A shape or per-axis setting ("2x2x0x0", "2x1") is one number; digits inside a word
+# ("1-D", "float32", "conv2d") are not numbers.
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[+-]?\d+)?(?:x\d+)*(?![\w-])")
 
 
-def _gist(reason: str) -> str:
-    """The reason up to its first colon or semicolon, numbers left out: "forward raised TypeError",
-    "backward returned shape # for dX, expected #"; what follows is this case's detail."""
-    return _NUMBER.sub("#", re.split(r"[:;]", reason, maxsplit=1)[0]).strip()
+def _without_numbers(text: str) -> str:
+    return _NUMBER.sub("#", text)
 
 
 @dataclass(frozen=True)
@@ -634,7 +656,7 @@ class CaseGroup:
     def alike(self) -> bool:
         """Whether every case's cause reads as the first's, numbers aside (else the cause shown
         holds the first case's details)."""
-        return len({_NUMBER.sub("#", c.cause) for c in self.cases}) == 1
+        return len({c.cause for c in self.cases}) == 1
 
 
 @dataclass(frozen=True)

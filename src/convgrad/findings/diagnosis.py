@@ -50,7 +50,9 @@ def diagnose(
     # Against a wrong forward the numerical gradient is not the convolution's: the convolution's
     # own gradient stands in for it.
     convolution: Optional[dict[TensorName, np.ndarray]] = None
-    if output is not None and output.diagnosable:
+    # A forward that matched the reference and failed for another reason (a stacked batch it
+    # refused) computes no wrong values to explain.
+    if output is not None and output.diagnosable and not (output.compared and output.mismatches == 0):
         found.extend(_forward_diagnoses(geometry, by_name, x, w, b, dy))
         convolution = dict(zip(GRADIENT_NAMES, reference.backward(dy, x, w, b, **geometry.conv_settings())))
     forward_explains_all = any(d.kind == "backward_of_true_convolution" for d in found)

@@ -157,7 +157,7 @@ def case_to_dict(case: CaseReport) -> dict[str, Any]:
         "calls": [call_to_dict(c) for c in case.calls],
         # Why it did not pass, in one line: each wrong tensor and its diagnosis; null for a pass.
         "reason": case.failure_summary or None,
-        # The same without this case's numbers, so cases that fail the same way share it; "" for a pass.
+        # The why as the groups show it (no coordinate counts or values); "" for a pass.
         "cause": case.cause,
         "skipped": case.skipped,
     }

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from convgrad.render.fit import Fields
 from convgrad.render.table import STATUS_TEXT, format_error
-from convgrad.report import CaseGroup, CaseReport, SuiteReport
+from convgrad.report import CaseGroup, CaseReport, Status, SuiteReport
 
 __all__ = ["render_summary", "render_totals", "render_domain", "render_skipped", "render_groups"]
 
@@ -52,22 +52,30 @@ def render_summary(suite: SuiteReport) -> RenderableType:
     return Group(table, *reasons)
 
 
+# How the totals line names each status that is not a pass, in order of precedence.
+_NOT_PASSED: tuple[tuple[Status, str], ...] = (
+    ("failed", "failed"),
+    ("lost precision", "lost precision (LOST BITS)"),
+    ("not checked", "were not checked (NOT CHECKED)"),
+    ("error", "could not be checked (ERROR)"),
+)
+
+
 def render_totals(suite: SuiteReport) -> Text:
-    """'PASS: 12 cases passed, 2 skipped (not checked)' or 'FAIL: 1 of 14 cases failed ...'."""
-    passed, errors, skipped = (suite.count(s) for s in ("passed", "error", "skipped"))
-    failed = sum(1 for case in suite.cases if case.failed) - errors  # wrong, precision lost, not checked
+    """'PASS: 12 of 14 cases passed, 2 skipped (...)' or 'FAIL: 1 of 14 cases failed, 1 lost
+    precision (LOST BITS), 12 passed': every status counted as the JSON summary counts it."""
+    passed, skipped = suite.count("passed"), suite.count("skipped")
     total = len(suite.cases)
     skip_note = f", {skipped} skipped (not checked, and not counted as passed)" if skipped else ""
     if suite.not_run:
         skip_note += f"; stopped at the first failure (--fail-fast): {suite.not_run} more not run"
-    unchecked = "could not be checked (ERROR)"
-    if failed:
-        errored = f", {errors} {unchecked}" if errors else ""
+    counted = [(suite.count(status), words) for status, words in _NOT_PASSED if suite.count(status)]
+    if counted:
+        (first, words), *rest = counted
+        others = "".join(f", {n} {w}" for n, w in rest)
         return Text.assemble(
-            ("FAIL", "bold red"), f": {failed} of {total} cases failed{errored}, {passed} passed{skip_note}"
+            ("FAIL", "bold red"), f": {first} of {total} cases {words}{others}, {passed} passed{skip_note}"
         )
-    if errors:
-        return Text.assemble(("FAIL", "bold red"), f": {errors} of {total} cases {unchecked}, {passed} passed{skip_note}")
     if not passed:
         return Text.assemble(("FAIL", "bold red"), f": nothing was checked; all {total} cases were skipped")
     return Text.assemble(("PASS", "bold green"), f": {passed} of {total} cases passed{skip_note}")
@@ -129,7 +137,7 @@ def _group_row(group: CaseGroup, shown: set[str]) -> tuple[Text, Text, Text, Tex
     count = len(group.cases)
     what = Text(group.cause)
     if not group.alike:  # the cause shown is the first case's, with its own shapes and settings
-        what.append(f" (as in {group.first.name}; the others alike)", style="dim")
+        what.append(f" (as in {group.first.name}; the others with their own sizes and settings)", style="dim")
     names = case_names(group.cases)
     if group.first.name in shown:
         names += " (in full above)" if count == 1 else f" ({group.first.name} in full above)"
