@@ -17,7 +17,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterator, Optional, Protocol
 
-__all__ = ["Stage", "Listener", "enter", "layer_call", "finished", "listening"]
+__all__ = ["Stage", "Listener", "SCENARIO_STEP", "enter", "layer_call", "finished", "listening"]
+
+
+# The part every step of the network scenario names its calls in ("... in the network scenario's
+# step 'other settings'"): how a call's description says it belongs to the scenario.
+SCENARIO_STEP = "the network scenario's step"
 
 
 @dataclass(frozen=True)

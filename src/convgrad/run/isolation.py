@@ -37,7 +37,7 @@ from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName
 from convgrad.adapters.protocol import Implementation
 from convgrad.numerics.gradient import Progress, ProgressFactory
 from convgrad.options import CheckOptions
-from convgrad.harness.stages import listening
+from convgrad.harness.stages import SCENARIO_STEP, listening
 from convgrad.report import CallCheck, CaseReport, Diagnosis, TensorComparison
 from convgrad.run.case import DEFAULT_CASE_NAME, run_case
 
@@ -307,12 +307,14 @@ def _stop(
     elapsed_s = time.perf_counter() - child.started
     _end(child)
     late = child.read()  # what it sent before it ended: the rows and checks it finished
-    reason = ended(child.whereabouts.last())
+    where = child.whereabouts.last()
+    reason = ended(where)
     _reap(child, running)
     if isinstance(late, CaseReport):  # it finished after all, as it was stopped
         return late
     return _unfinished_case(
-        child.case, list(child.finished.values()), implementation, options, reason, elapsed_s
+        child.case, list(child.finished.values()), implementation, options, reason, elapsed_s,
+        in_scenario=SCENARIO_STEP in where,
     )
 
 
@@ -394,6 +396,7 @@ def _unfinished_case(
     options: CheckOptions,
     reason: str,
     elapsed_s: float,
+    in_scenario: bool = False,
 ) -> CaseReport:
     """A case whose child ended before its report: the rows and later calls it finished, the first
     call's other rows not checked for `reason` (an error), and the reason."""
@@ -410,7 +413,7 @@ def _unfinished_case(
     names: tuple[TensorName, ...] = (*(("O",) if options.forward_check else ()), *GRADIENT_NAMES)
     calls = tuple(c for c in finished if isinstance(c, CallCheck))
     if all(n in own for n in names):  # the first call finished: a later call did not, and is listed
-        part = "network scenario" if "network scenario" in reason else "call protocol"
+        part = "network scenario" if in_scenario else "call protocol"
         calls += (CallCheck("unfinished", "the next call of the case", "nothing: it did not finish", "error",
                             cause=reason, part=part),)
     return CaseReport.build(

@@ -45,7 +45,7 @@ from convgrad.findings import network as findings
 from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, TensorName, format_shape
 from convgrad.adapters.failure import ImplementationFailure
 from convgrad.harness.guard import GuardedLayer, checked_array, finite, guarded_call, unchanged
-from convgrad.harness.stages import Stage, enter, finished
+from convgrad.harness.stages import SCENARIO_STEP, Stage, enter, finished
 from convgrad.adapters.live import FULL, LiveLayer, Mode, Variant
 from convgrad.adapters.protocol import Implementation, Unsupported
 from convgrad.numerics.gradient import ProgressFactory
@@ -521,7 +521,7 @@ def network_scenario(
 
 
 def _step_part(step: str) -> str:
-    return f"the network scenario's step '{step}'"
+    return f"{SCENARIO_STEP} '{step}'"
 
 
 def _plain_steps(net: _Network, instance: _Instance, n: int, repeats: int) -> None:
