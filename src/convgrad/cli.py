@@ -357,7 +357,7 @@ def _print_suite_summary(
     from convgrad.render.table import render_case
 
     console = _output_console(offscreen=False, svg_path=svg_path)
-    shown = [case for case in suite.cases] if verbose else [] if quiet else [
+    shown = list(suite.cases) if verbose else [] if quiet else [
         group.first for group in suite.groups if group.first.failed
     ]
     for case in shown:

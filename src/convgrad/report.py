@@ -45,7 +45,7 @@ def first_status(statuses: Iterable[Status]) -> Status:
 
 __all__ = [
     "Coordinate", "Precision", "TensorComparison", "CallCheck", "CaseReport", "SuiteReport", "Status", "STATUSES",
-    "NotCompared", "first_status", "CaseGroup",
+    "NotCompared", "WRONG", "first_status", "CaseGroup",
     "FLOAT64_REFERENCE", "Diagnosis", "Location",
 ]
 

@@ -78,7 +78,7 @@ def render_totals(suite: SuiteReport) -> Text:
         )
     if not passed:
         return Text.assemble(("FAIL", "bold red"), f": nothing was checked; all {total} cases were skipped")
-    return Text.assemble(("PASS", "bold green"), f": {passed} of {total} cases passed{skip_note}")
+    return Text.assemble(STATUS_TEXT["passed"], f": {passed} of {total} cases passed{skip_note}")
 
 
 def render_domain(suite: SuiteReport) -> Optional[Text]:
@@ -101,7 +101,7 @@ def render_skipped(case: CaseReport) -> RenderableType:
     return Group(
         Fields([Text(case.name, style="bold"), f"implementation: {case.implementation}"], separator="   "),
         Fields(case.geometry.describe_fields()),
-        Text.assemble(("SKIP", "bold yellow"), f": {case.skipped}"),
+        Text.assemble(STATUS_TEXT["skipped"], f": {case.skipped}"),
     )
 
 

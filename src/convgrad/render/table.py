@@ -166,7 +166,7 @@ def _failure_details(tensor: TensorComparison) -> list[RenderableType]:
 
 def render_verdict(case: CaseReport) -> Text:
     if case.skipped is not None:
-        return Text.assemble(("SKIP", "bold yellow"), f": {case.skipped}")
+        return Text.assemble(STATUS_TEXT["skipped"], f": {case.skipped}")
     if case.passed:
         cost = f"({_calls(case.forward_calls)}, {case.elapsed_s:.2f} s)"
         compared = case.compared_gradients
@@ -177,26 +177,26 @@ def render_verdict(case: CaseReport) -> Text:
             cost = f"and the float64 reference to {case.geometry.dtype} rounding {cost}"
         if case.large is not None:
             return Text.assemble(
-                ("PASS", "bold green"),
+                STATUS_TEXT["passed"],
                 f": {gradients} match the float64 reference in all {case.coordinates_checked} coordinates and "
                 f"the layer's own forward along up to {case.large.samples} random directions each {cost}",
                 but,
             )
         if not case.every_coordinate:
             return Text.assemble(
-                ("PASS", "bold green"),
+                STATUS_TEXT["passed"],
                 f": {gradients} match finite differences where checked ({case.coordinates_checked} of "
                 f"{case.coordinates_total} coordinates or directions; not every coordinate) {cost}",
                 but,
             )
         return Text.assemble(
-            ("PASS", "bold green"),
+            STATUS_TEXT["passed"],
             f": {gradients} match finite differences in all {case.coordinates_checked} coordinates {cost}",
             but,
         )
     if case.status == "error":  # the layer raised, returned the wrong shape, hung or died
         unchecked = " (not checked)" if case.nothing_compared else ""
-        return Text.assemble(("ERROR", "bold magenta"), f"{unchecked}: {case.failure_summary}")
+        return Text.assemble(STATUS_TEXT["error"], f"{unchecked}: {case.failure_summary}")
     if case.failure:  # the layer itself failed (e.g. wrote into its input): say that, not "mismatch"
         return Text.assemble(STATUS_TEXT[case.status], f": {case.failure}")
     if not case.failing:  # the first call held; a later one did not

@@ -24,7 +24,7 @@ from convgrad.errors import GeometryError
 from convgrad.geometry import Dtype, LayerGeometry, resolve_geometry
 from convgrad.adapters.protocol import Implementation
 from convgrad.options import CheckOptions, FuzzOptions
-from convgrad.report import CaseReport
+from convgrad.report import WRONG, CaseReport
 from convgrad.run.isolation import run_case_isolated
 
 __all__ = [
@@ -453,7 +453,6 @@ def complexity(geometry: LayerGeometry) -> tuple[int, ...]:
 
 
 # The statuses of a row that is itself wrong (report.py), not left unchecked after another call failed.
-_WRONG = ("error", "failed", "lost precision")
 FIRST_CALL, CASE = "first call", "case"
 
 
@@ -491,13 +490,13 @@ class FailureSignature:
 
 def failure_signature(report: CaseReport) -> FailureSignature:
     """How a failed case fails (see FailureSignature)."""
-    wrong = frozenset(row.name for row in report.rows if row.status in _WRONG)
+    wrong = frozenset(row.name for row in report.rows if row.status in WRONG)
     if wrong:
         return FailureSignature(FIRST_CALL, wrong)
-    if report.reason is not None or not report.failing_calls:
+    if report.failure is not None or not report.failing_calls:
         return FailureSignature(CASE)
     call = report.failing_calls[0]
-    return FailureSignature(call.name, frozenset(t.name for t in call.tensors if t.status in _WRONG))
+    return FailureSignature(call.name, frozenset(t.name for t in call.tensors if t.status in WRONG))
 
 
 # --- the run ------------------------------------------------------------------------------------
