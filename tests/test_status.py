@@ -30,7 +30,8 @@ from convgrad.render.json import suite_to_dict
 from convgrad.render.junit import render_junit
 from convgrad.render.summary import render_totals
 from convgrad.render.table import STATUS_TEXT, render_verdict
-from convgrad.report import STATUSES, SuiteReport, first_status
+from convgrad.options import CheckOptions
+from convgrad.report import STATUSES, CaseReport, SuiteReport, TensorComparison, first_status
 from zoo import layers as zoo
 from zoo import spec
 
@@ -211,3 +212,35 @@ def test_line_ends_are_stripped_before_and_between_colour_codes():
 
     coloured = "\x1b[1mPASS\x1b[0m  \x1b[2m  \x1b[0m\n   \nkept  inside\x1b[0m \n"
     assert strip_line_ends(coloured) == "\x1b[1mPASS\x1b[0m\x1b[2m\x1b[0m\n\nkept  inside\x1b[0m\n"
+
+
+def _case(name: str, *, error: str = "", skipped: str | None = None, unfinished: str | None = None) -> CaseReport:
+    """A report built by hand: O could not be checked for `error`, the rest not checked after it."""
+    rows = () if skipped else (
+        TensorComparison.not_checked("O", SEED_LIKE, 1e-8, error or "forward failed", status="error"),
+        *(TensorComparison.not_checked(n, SEED_LIKE, 1e-8, "not checked", status="not checked") for n in ("dX", "dK", "db")),
+    )
+    return CaseReport.build(name=name, geometry=SEED_LIKE, implementation="layer.py", options=CheckOptions(),
+                            tensors=rows, skipped=skipped, unfinished=unfinished)
+
+
+GROUPINGS = [
+    # (what the cases say, how many groups, whether the first group's cases read alike)
+    (["forward raised TypeError: bad // (at layer.py:3)", "forward raised TypeError: bad + (at layer.py:9)"], 2, True),
+    (["forward returned shape 1x3x0x0 for O, expected 1x5x4x4", "forward returned shape 2x2x0x0 for O, expected 2x5x4x4"], 1, False),
+    (["skip: layer.py handles 2-D layers only and this case is 1-D", "skip: layer.py handles 2-D layers only and this case is 3-D"], 2, True),
+    (["skip: needs dilation 2x1", "skip: needs dilation 2"], 1, False),
+    (["timeout: timed out after 2 s in backward of the first call", "timeout: timed out after 2 s in forward of memory layouts 3"], 1, False),
+]
+
+
+@pytest.mark.parametrize("says, groups, alike", GROUPINGS, ids=["raises", "shapes", "dims", "settings", "timeouts"])
+def test_cases_group_by_their_cause_with_only_numbers_set_aside(says, groups, alike):
+    def case(i: int, text: str) -> CaseReport:
+        kind, _, rest = text.partition(": ") if text.startswith(("skip", "timeout")) else ("", "", text)
+        return _case(f"case {i}", error=rest, skipped=rest if kind == "skip" else None,
+                     unfinished=rest if kind == "timeout" else None)
+
+    suite = SuiteReport(tuple(case(i, text) for i, text in enumerate(says)))
+    assert len(suite.groups) == groups
+    assert suite.groups[0].alike == alike
