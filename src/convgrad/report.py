@@ -8,6 +8,7 @@ options into the settings a report records.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -495,7 +496,7 @@ class CaseReport:
         for t in wrong:
             if (t.reason is not None and t.reason == self.reason) or (t.reference_gradient and t.name in diagnosed and not t.lost_precision):
                 continue  # said already: by the case, or by the diagnosis of the tensor's other row
-            shorts = [d.short or d.message for d in self.diagnoses if d.tensor == t.label]
+            shorts = [d.short or d.message for d in self._diagnoses_of(t)]
             if t.precision is not None and t.status in ("failed", "lost precision"):
                 shorts.append(f"{t.precision.bits} of {t.precision.dtype_bits} bits kept")
                 shorts += [t.precision.cause] if t.precision.cause else []
@@ -529,8 +530,9 @@ class CaseReport:
         """The later calls that fail in their own way (not `repeats`), those with the same reason
         together, in call order."""
         groups: dict[str, list[CallCheck]] = {}
+        repeats = self.repeats
         for c in self.failing_calls:
-            if c not in self.repeats:
+            if c not in repeats:
                 groups.setdefault(_without_numbers(c.reason or "does not match"), []).append(c)
         return tuple(tuple(g) for g in groups.values())
 
@@ -549,7 +551,7 @@ class CaseReport:
         for t in self._causal_rows:
             if t.reason is not None and t.reason == self.reason:
                 continue
-            shorts = [d.short or d.message for d in self.diagnoses if d.tensor == t.label]
+            shorts = [d.short or d.message for d in self._diagnoses_of(t)]
             if t.precision is not None and t.precision.cause is not None:
                 shorts.append(t.precision.cause)
             if shorts:
@@ -586,12 +588,15 @@ class CaseReport:
         return (self.status, _without_numbers(self.failure or ""), rows, calls)
 
     def _row_key(self, t: TensorComparison) -> object:
-        kinds = tuple(sorted(d.kind for d in self.diagnoses if d.tensor == t.label))
+        kinds = tuple(sorted(d.kind for d in self._diagnoses_of(t)))
         if kinds:
             return kinds
         if t.lost_precision and t.precision is not None:
             return (t.status, _without_numbers(t.precision.cause or ""))
         return (t.status, "differs" if t.compared and t.mismatches else _without_numbers(t.reason or ""))
+
+    def _diagnoses_of(self, row: TensorComparison) -> list[Diagnosis]:
+        return [d for d in self.diagnoses if d.tensor == row.label]
 
     def tensor(self, name: TensorName) -> TensorComparison:
         for t in self.tensors:
@@ -672,7 +677,7 @@ class SuiteReport:
         """No case failed, and at least one was checked: a run that checked nothing is no pass."""
         return not any(case.failed for case in self.cases) and any(case.skipped is None for case in self.cases)
 
-    @property
+    @functools.cached_property  # the renderers and the JSON each read it
     def groups(self) -> tuple[CaseGroup, ...]:
         """The cases grouped by status and cause, in order of status precedence, then of first
         appearance: one mistake that fails 28 cases is one group."""

@@ -213,6 +213,17 @@ def _names(checks: Iterable[CallCheck]) -> str:
     return ", ".join(c.name for c in checks)
 
 
+def _repeat_clauses(repeats: Iterable[CallCheck]) -> list[str]:
+    """'second call: fails as the first call does' and, for calls that follow an earlier later
+    call, 'memory layouts 1, ...: fail as an earlier call does'."""
+    clauses, calls = [], list(repeats)
+    for follows, earlier in ((False, "the first call"), (True, "an earlier call")):
+        same = [c for c in calls if c.follows == follows]
+        if same:
+            clauses.append(f"{_names(same)}: {'fails' if len(same) == 1 else 'fail'} as {earlier} does")
+    return clauses
+
+
 def _later_calls(case: CaseReport) -> list[RenderableType]:
     """The later calls, after the first call's diagnosis: one dim line per part (the call
     protocol, the network scenario) with the calls that held or failed only because the first
@@ -226,11 +237,7 @@ def _later_calls(case: CaseReport) -> list[RenderableType]:
         if not checks:
             continue
         clauses = [", ".join(f"{c.name} {STATUS_TEXT[c.status][0]}" for c in checks if c not in repeats)]
-        # A call that follows an earlier later call fails as that one does, not as the first call.
-        for follows, earlier in ((False, "the first call"), (True, "an earlier call")):
-            same = [c for c in checks if c in repeats and c.follows == follows]
-            if same:
-                clauses.append(f"{_names(same)}: {'fails' if len(same) == 1 else 'fail'} as {earlier} does")
+        clauses += _repeat_clauses(c for c in checks if c in repeats)
         parts.append(Text(f"{title}: " + "; ".join(c for c in clauses if c), style="dim"))
     for group in case.distinct_calls:
         parts.append(Text.assemble((f"{_names(group)}: ", "bold red"), group[0].reason or "does not match"))
@@ -276,11 +283,7 @@ def render_brief(case: CaseReport) -> RenderableType:
         parts.extend(Text(f"    why: {d.message}") for d in case.diagnoses if d.tensor == tensor.label)
     for group in case.distinct_calls:
         parts.append(Text(f"  {_names(group)}: {group[0].reason or 'does not match'}"))
-    if case.repeats:
-        for follows, earlier in ((False, "the first call"), (True, "an earlier call")):
-            same = [c for c in case.repeats if c.follows == follows]
-            if same:
-                parts.append(Text(f"  {_names(same)}: {'fails' if len(same) == 1 else 'fail'} as {earlier} does"))
+    parts.extend(Text(f"  {clause}") for clause in _repeat_clauses(case.repeats))
     for tensor in case.noted:
         parts.append(Text(f"  note: {tensor.label}: {tensor.note}", style="yellow"))
     return Group(*parts)
