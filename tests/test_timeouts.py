@@ -152,3 +152,34 @@ def test_a_timeout_between_calls_says_the_last_call_returned(monkeypatch, refere
     assert case.status == "error"
     assert case.reason.startswith("timed out after 1 s, after forward of the finite differences for db returned")
     assert [t.status for t in case.tensors] == ["passed"] * 4
+
+
+LAYER_CLASS_HANGING_ON_ITS_SECOND_INSTANCE = '''
+import time
+from convgrad import reference
+
+class Conv:
+    made = 0
+
+    def __init__(self):
+        Conv.made += 1
+        if Conv.made > 1:  # the network scenario builds layers of its own
+            time.sleep(3600)
+
+    def forward(self, x, w, b, **settings):
+        return reference.forward(x, w, b, **settings)
+
+    def backward(self, dy, x, w, b, **settings):
+        return reference.backward(dy, x, w, b, **settings)
+'''
+
+
+def test_a_hang_while_the_scenario_builds_its_layers_is_a_scenario_call(tmp_path):
+    layer = tmp_path / "hangs_when_built_again.py"
+    layer.write_text(LAYER_CLASS_HANGING_ON_ITS_SECOND_INSTANCE)
+    result = CliRunner().invoke(cli, ["check", "--impl", f"{layer}:Conv", *CASE, "--json", "--timeout", "2"])
+    case = json.loads(result.stdout)["cases"][0]
+    assert result.exit_code == 1 and case["status"] == "error"
+    assert "in the network scenario" in case["reason"]
+    unfinished = case["calls"][-1]
+    assert (unfinished["name"], unfinished["part"], unfinished["status"]) == ("unfinished", "network scenario", "error")

@@ -18,6 +18,7 @@ names (vocabulary.py); others are declared (declare.py).
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Literal, Mapping, Optional
@@ -367,18 +368,20 @@ def _check_declared_places(probe: Any, name: str, declared: Declarations) -> Non
         )
 
 
-def _parameter_paths(role: str) -> list[AttributePath]:
+@functools.lru_cache(maxsize=None)  # asked on every backward: the same few tuples each time
+def _parameter_paths(role: str) -> tuple[AttributePath, ...]:
     """Where a weight or bias may be: an attribute (`W`), an entry of a parameters dict
     (`params["W"]`), or the value of a parameter object (`W.data`)."""
     names = ROLES[role]
-    return [
+    return (
         *(AttributePath((n,)) for n in names),
         *(AttributePath((c, n)) for c in CONTAINERS["parameters"] for n in names),
         *(AttributePath((n, v)) for n in names for v in PARAMETER_FIELDS["value"]),
-    ]
+    )
 
 
-def _gradient_paths(role: str, held: Optional[AttributePath]) -> list[AttributePath]:
+@functools.lru_cache(maxsize=None)
+def _gradient_paths(role: str, held: Optional[AttributePath]) -> tuple[AttributePath, ...]:
     """Where a gradient may be: by its own names (`dW`, `grads["dW"]`), keyed like the parameter
     (`grads["W"]`), or beside a parameter object's value (`W.grad`)."""
     names = ROLES[role]
@@ -390,7 +393,7 @@ def _gradient_paths(role: str, held: Optional[AttributePath]) -> list[AttributeP
         paths += [AttributePath((*held.steps[:-1], g)) for g in PARAMETER_FIELDS["gradient"]]
     elif held is not None:
         paths += [AttributePath((c, held.steps[-1])) for c in CONTAINERS["gradients"]]
-    return paths
+    return tuple(paths)
 
 
 def _shown(arguments: Mapping[str, Any]) -> str:

@@ -17,12 +17,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterator, Optional, Protocol
 
-__all__ = ["Stage", "Listener", "SCENARIO_STEP", "enter", "layer_call", "finished", "listening"]
+__all__ = ["Stage", "Listener", "SCENARIO_PART", "enter", "layer_call", "finished", "listening"]
 
 
-# The part every step of the network scenario names its calls in ("... in the network scenario's
-# step 'other settings'"): how a call's description says it belongs to the scenario.
-SCENARIO_STEP = "the network scenario's step"
+# The part the network scenario names its calls in, while it builds its layers and in each step
+# ("... in the network scenario's step 'other settings'"): how a call's description says it
+# belongs to the scenario.
+SCENARIO_PART = "the network scenario"
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName
 from convgrad.adapters.protocol import Implementation
 from convgrad.numerics.gradient import Progress, ProgressFactory
 from convgrad.options import CheckOptions
-from convgrad.harness.stages import SCENARIO_STEP, listening
+from convgrad.harness.stages import SCENARIO_PART, listening
 from convgrad.report import CallCheck, CaseReport, Diagnosis, TensorComparison
 from convgrad.run.case import DEFAULT_CASE_NAME, run_case
 
@@ -314,7 +314,7 @@ def _stop(
         return late
     return _unfinished_case(
         child.case, list(child.finished.values()), implementation, options, reason, elapsed_s,
-        in_scenario=SCENARIO_STEP in where,
+        in_scenario=SCENARIO_PART in where,
     )
 
 

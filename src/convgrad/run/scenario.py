@@ -45,7 +45,7 @@ from convgrad.findings import network as findings
 from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, TensorName, format_shape
 from convgrad.adapters.failure import ImplementationFailure
 from convgrad.harness.guard import GuardedLayer, checked_array, finite, guarded_call, unchanged
-from convgrad.harness.stages import SCENARIO_STEP, Stage, enter, finished
+from convgrad.harness.stages import SCENARIO_PART, Stage, enter, finished
 from convgrad.adapters.live import FULL, LiveLayer, Mode, Variant
 from convgrad.adapters.protocol import Implementation, Unsupported
 from convgrad.numerics.gradient import ProgressFactory
@@ -381,7 +381,7 @@ def network_scenario(
     first batch is its x). Run after a first call that held: every row of it passed."""
     net = _Network(implementation, geometry, options)
     n = geometry.batch
-    enter(Stage("layer A", "the network scenario"))
+    enter(Stage("layer A", SCENARIO_PART))
     try:
         a = net.build("layer A", geometry)
         assert a is not None, "every implementation lives as its default variant"
@@ -521,7 +521,7 @@ def network_scenario(
 
 
 def _step_part(step: str) -> str:
-    return f"{SCENARIO_STEP} '{step}'"
+    return f"{SCENARIO_PART}'s step '{step}'"
 
 
 def _plain_steps(net: _Network, instance: _Instance, n: int, repeats: int) -> None:
