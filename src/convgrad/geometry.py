@@ -18,6 +18,7 @@ from typing import Literal, Optional, Sequence, SupportsIndex, TypedDict, Union,
 from convgrad.errors import GeometryError, Parameter, Part
 
 __all__ = [
+    "plural",
     "Dtype",
     "DTYPES",
     "TensorName",
@@ -61,6 +62,11 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[in
     pixel after: total = max((ceil(H/s) - 1)*s + d*(k-1) + 1 - H, 0), before = total // 2."""
     total = max((-(-size // stride) - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
     return total // 2, total - total // 2
+
+
+def plural(count: int, word: str) -> str:
+    """'1 case', '3 cases'."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def format_shape(shape: Optional[Sequence[int]]) -> str:
@@ -254,6 +260,11 @@ class LayerGeometry:
     def padding_totals(self) -> tuple[int, ...]:
         """before + after per axis."""
         return tuple(b + a for b, a in zip(self.padding, self.padding_end))
+
+    @property
+    def padding_shown(self) -> str:
+        """'1x1' (one per axis), or per side '0,1x0,1' when some axis pads before and after unevenly."""
+        return self.padding_text if self.uneven_padding else format_shape(self.padding)
 
     @property
     def padding_text(self) -> str:

@@ -141,7 +141,7 @@ def untaken_setting(taken: Collection[str], geometry: LayerGeometry, what: str) 
     for setting, values in geometry.conv_settings().items():
         per_axis = values if isinstance(values, tuple) else (values,)
         if setting not in taken and any(v != NEUTRAL[setting] for v in per_axis):
-            shown = geometry.padding_text if setting == "padding" and geometry.uneven_padding else format_shape(per_axis)
+            shown = geometry.padding_shown if setting == "padding" else format_shape(per_axis)
             return f"{what} takes no {setting}, and this case needs {setting} {shown}"
     return None
 

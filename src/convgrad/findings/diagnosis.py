@@ -169,7 +169,7 @@ def dk_as_if(
 
 def _padding_shown(geometry: LayerGeometry) -> str:
     """'1x1', or per side '0,1x0,1' (before,after) when some axis differs."""
-    return f"{geometry.padding_text} (before,after)" if geometry.uneven_padding else format_shape(geometry.padding)
+    return geometry.padding_shown + (" (before,after)" if geometry.uneven_padding else "")
 
 
 def _flip(w: np.ndarray) -> np.ndarray:

@@ -133,17 +133,12 @@ def dropped(name: GradientName, variant: Variant, mode: str = "train") -> str:
     )
 
 
-def _padding_shape(geometry: LayerGeometry) -> str:
-    """'2x2', or per side '0,1x0,1' (before,after) when some axis differs."""
-    return geometry.padding_text if geometry.uneven_padding else format_shape(geometry.padding)
-
-
 def settings_difference(geometry: LayerGeometry, other: LayerGeometry) -> str:
     """'dilation 2x2 and padding 2x2 (so the output shape too), where A has ...': the settings in
     which another layer differs from A."""
     parts, own = [], []
     for setting in ("stride", "padding", "dilation"):
-        mine, theirs = (format_shape(getattr(g, setting)) if setting != "padding" else _padding_shape(g)
+        mine, theirs = (format_shape(getattr(g, setting)) if setting != "padding" else g.padding_shown
                         for g in (geometry, other))
         if mine != theirs:
             parts.append(f"{setting} {theirs}")

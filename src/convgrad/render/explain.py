@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from convgrad.explain import Derivation, KernelGrid, PaddedMap, Term, WorkedCoordinate
-from convgrad.geometry import LayerGeometry, format_axes, format_shape
+from convgrad.geometry import LayerGeometry, format_axes, format_shape, plural
 from convgrad.render.fit import Fields
 
 __all__ = ["render_explain"]
@@ -26,10 +26,6 @@ _OUT_INDEX = {1: ("i",), 2: ("i", "j"), 3: ("h", "i", "j")}  # positions in O
 _TAP_INDEX = {1: ("u",), 2: ("u", "v"), 3: ("t", "u", "v")}  # taps in K
 _IN_INDEX = {1: ("y",), 2: ("y", "x"), 3: ("z", "y", "x")}  # positions in X
 _WINDOW_STYLE = "bold yellow"
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _zeros(values: Sequence[int]) -> str:
@@ -112,7 +108,7 @@ def _forward(d: Derivation) -> list[RenderableType]:
     g = d.geometry
     out, taps = _OUT_INDEX[g.ndim], _TAP_INDEX[g.ndim]
     depth = d.kernels[1]  # C/g, read off K
-    over_c = "c" if g.groups == 1 else f"c in f's group ({_plural(depth, 'channel')})"
+    over_c = "c" if g.groups == 1 else f"c in f's group ({plural(depth, 'channel')})"
     x_name = "Xp" if any(g.padding_totals) else "X"
     parts: list[RenderableType] = [
         _section(f"Forward: O is a valid correlation of {x_name} with the kernels, plus b"),
@@ -131,7 +127,7 @@ def _forward(d: Derivation) -> list[RenderableType]:
             f"{g.channels}x{format_shape(g.padded_spatial)} per sample"
         ))
     if g.groups > 1:
-        parts.append(_body(f"c' is c's place within its group of {_plural(depth, 'channel')}, the depth index of K"))
+        parts.append(_body(f"c' is c's place within its group of {plural(depth, 'channel')}, the depth index of K"))
     for name, h, (p, a), k, dil, s, o in zip(g.axis_names, g.spatial, g.padding_pairs, g.kernel_size, g.dilation,
                                             g.stride, g.out_spatial):
         padded = f"{h} + 2·{p}" if p == a else f"{h} + {p} + {a}"
@@ -165,11 +161,11 @@ def _weights(d: Derivation) -> list[RenderableType]:
             f"{x_name} ({g.channels}x{format_shape(g.padded_spatial)}) correlated with each of the {g.filters} "
             f"channels of dO ({format_shape(d.dy)}) used as a kernel"
             + (f", {' and '.join(how)}" if how else "")
-            + f", summed over the {_plural(g.batch, 'sample')}: dK {format_shape(g.w_shape)}"
+            + f", summed over the {plural(g.batch, 'sample')}: dK {format_shape(g.w_shape)}"
         ),
     ]
     if g.groups > 1:
-        parts.append(_body(f"per group: kernel f only sees the {_plural(d.kernels[1], 'input channel')} of its group"))
+        parts.append(_body(f"per group: kernel f only sees the {plural(d.kernels[1], 'input channel')} of its group"))
     return parts
 
 
@@ -302,8 +298,8 @@ def _tensor_steps(d: Derivation) -> list[RenderableType]:
     )
     if g.groups > 1:
         swapped += (
-            f" (per group: {_plural(per_group_f, 'kernel')} of depth {depth} become "
-            f"{_plural(depth, 'kernel')} of depth {per_group_f}, for each of the {g.groups} groups)"
+            f" (per group: {plural(per_group_f, 'kernel')} of depth {depth} become "
+            f"{plural(depth, 'kernel')} of depth {per_group_f}, for each of the {g.groups} groups)"
         )
     rows.append((swapped, format_shape(d.swapped)))
     if d.dilated is not None and d.dilated_extent is not None:
@@ -482,7 +478,7 @@ def _worked(d: Derivation) -> list[RenderableType]:
             listed += f" + {len(values) - _TERMS_PER_FILTER} more"
         lines.add_row(f"f={filter_terms.filter}", listed, f"= {_number(filter_terms.partial, 4)}")
     if w.hidden_filters:
-        lines.add_row("", f"the other {_plural(w.hidden_filters, 'filter')} together", f"= {_number(w.rest, 4)}")
+        lines.add_row("", f"the other {plural(w.hidden_filters, 'filter')} together", f"= {_number(w.rest, 4)}")
     parts.append(Padding(lines, (0, 0, 0, 2)))
     parts.append(_body(Text.assemble(
         f"sum {_number(w.total, 9)}, and dX[{index}] computed by the steps is ",
@@ -504,7 +500,7 @@ def _proof(d: Derivation) -> list[RenderableType]:
     for p in d.proofs:
         parts.append(_body(
             f"{p.tensor:<3} rel error {p.max_rel_error:.2e}  abs error {p.max_abs_error:.2e}  "
-            f"over {p.checked} coordinates ({_plural(p.forward_calls, 'call')})"
+            f"over {p.checked} coordinates ({plural(p.forward_calls, 'call')})"
         ))
     worst = max(p.max_rel_error for p in d.proofs)
     if d.holds:

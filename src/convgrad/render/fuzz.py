@@ -19,6 +19,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from convgrad.geometry import plural
 from convgrad.render.fit import Fields
 from convgrad.render.progress import DELAY_S, LOG_INTERVAL_S
 from convgrad.render.table import render_case
@@ -45,17 +46,13 @@ class Reproduction:
     toml: str
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def _header(result: FuzzResult) -> RenderableType:
     o = result.options
     return Group(
         Fields([Text("convgrad fuzz", style="bold"), f"implementation: {result.implementation}"], separator="   "),
         Fields([f"seed {result.seed}", f"budget {o.budget_s:g} s", f"dtype {' and '.join(o.dtypes)}"],
                separator="   ", style="dim"),
-        Text(f"checked {_plural(result.checked, 'random layer')} in {result.elapsed_s:.1f} s, "
+        Text(f"checked {plural(result.checked, 'random layer')} in {result.elapsed_s:.1f} s, "
              f"skipped {result.skipped}"),
         *(Text(f"  skipped {count}: {reason}", style="yellow") for reason, count in result.skip_reasons),
     )
@@ -72,11 +69,11 @@ def _coverage(result: FuzzResult) -> RenderableType:
 
 def _failure(failure: FuzzFailure, reproduction: Optional[Reproduction]) -> list[RenderableType]:
     first, shrunk = failure.first.geometry, failure.shrunk.geometry
-    checked = _plural(failure.tries, "simpler layer")
-    how = [Text(f"shrunk in {_plural(failure.steps, 'step')} ({checked} checked; none simpler fails the same "
+    checked = plural(failure.tries, "simpler layer")
+    how = [Text(f"shrunk in {plural(failure.steps, 'step')} ({checked} checked; none simpler fails the same "
                 f"way): {shrunk.brief()}")]
     if failure.incomplete is not None:
-        how = [Text(f"the simplest failing layer so far, after {_plural(failure.steps, 'step')} ({checked} "
+        how = [Text(f"the simplest failing layer so far, after {plural(failure.steps, 'step')} ({checked} "
                     f"checked): {shrunk.brief()}"),
                Text(f"not known to be minimal: {failure.incomplete}", style="yellow")]
     parts: list[RenderableType] = [
@@ -111,7 +108,7 @@ def _verdict(result: FuzzResult) -> Text:
         return Text.assemble(("FAIL", "bold red"), f": nothing was checked; {why}")
     return Text.assemble(
         ("PASS", "bold green"),
-        f": none of {_plural(result.checked, 'random layer')} failed ({result.elapsed_s:.1f} s of a "
+        f": none of {plural(result.checked, 'random layer')} failed ({result.elapsed_s:.1f} s of a "
         f"{result.options.budget_s:g} s budget)",
     )
 
@@ -178,5 +175,5 @@ def _describe(status: FuzzStatus) -> str:
     if status.phase == "searching":
         done = f"searching: {status.checked} checked, {status.skipped} skipped"
     else:
-        done = f"shrinking: {_plural(status.steps, 'step')}, {status.tries} tried"
+        done = f"shrinking: {plural(status.steps, 'step')}, {status.tries} tried"
     return f"fuzz {clock}, {done}; now {status.geometry.brief()}"

@@ -24,7 +24,7 @@ layer returns is also watched for being overwritten by its next call (harness/gu
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Mapping, Optional, Sequence
+from typing import Literal, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -63,7 +63,9 @@ class CallResult:
     y: Optional[np.ndarray] = None
     gradients: tuple[Optional[np.ndarray], ...] = (None, None, None)  # dX, dK, db
     failure: Optional[str] = None  # the call raised, returned something unusable or wrote into its inputs
-    error: bool = False  # the failure means the call could not be checked (ImplementationFailure.status)
+    # What the failure means for the check (ImplementationFailure.status): "error" when the call
+    # could not be checked, "failed" when what it did is wrong in itself.
+    failure_status: Literal["error", "failed"] = "failed"
 
     @classmethod
     def of(
@@ -77,7 +79,7 @@ class CallResult:
         first = next(iter(problems.values()), None)
         if first is None:
             return cls(tensors, y, tuple(gradients))
-        return cls(tensors, y, tuple(gradients), failure=str(first), error=first.status == "error")
+        return cls(tensors, y, tuple(gradients), failure=str(first), failure_status=first.status)
 
     @property
     def outputs(self) -> dict[TensorName, Optional[np.ndarray]]:
@@ -93,7 +95,7 @@ def call(guard: GuardedLayer, tensors: Tensors, layouts: Optional[Mapping[str, M
         y = guard.forward(x, w, b, layouts=layouts)
         gradients, problems = guard.backward(dy, x, w, b, layouts=layouts)
     except ImplementationFailure as failure:
-        return CallResult(tensors, failure=str(failure), error=failure.status == "error")
+        return CallResult(tensors, failure=str(failure), failure_status=failure.status)
     return CallResult.of(tensors, y, gradients, problems)
 
 
@@ -181,7 +183,7 @@ def _check(
         else f"the layer's own forward along {PROJECTIONS_PER_TENSOR} random directions"
     )
     if result.failure is not None:
-        return CallCheck(name, called_with, compared_with, "error" if result.error else "failed", cause=result.failure,
+        return CallCheck(name, called_with, compared_with, result.failure_status, cause=result.failure,
                          forward_calls=guard.forward_calls - calls_before)
     if options.forward_check:
         rows = _against(result, expected or _reference(result.tensors, geometry), bounds, rtol, "reference", judged)
@@ -328,7 +330,7 @@ def _repeat_check(
     """The first call again must give the first call's results, within the tolerance."""
     name, compared_with = "first call repeated", "the first call's results"
     if repeat.failure is not None:
-        return CallCheck(name, FIRST_TENSORS, compared_with, "error" if repeat.error else "failed",
+        return CallCheck(name, FIRST_TENSORS, compared_with, repeat.failure_status,
                          cause=f"the first call repeated failed although it worked the first time: {repeat.failure}",
                          forward_calls=forward_calls)
     expected = {n: v for n, v in first.outputs.items() if v is not None}

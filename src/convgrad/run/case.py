@@ -199,7 +199,7 @@ def _first_call(
             TensorComparison.not_checked(n, geometry, rtol, "not checked: forward failed", status="not checked")
             for n in GRADIENT_NAMES
         )
-        return tuple(rows), CallResult(tensors, failure=str(failure), error=failure.status == "error"), None
+        return tuple(rows), CallResult(tensors, failure=str(failure), failure_status=failure.status), None
     if options.forward_check:
         rows.append(with_likely_cause(_compare_output(y, x, w, b, geometry, rtol, bounds), tensors, geometry, bounds))
         finished(*rows)
@@ -207,7 +207,7 @@ def _first_call(
         gradients, problems = guard.backward(dy, x, w, b)
     except ImplementationFailure as failure:
         rows.extend(TensorComparison.not_checked(n, geometry, rtol, str(failure), status=failure.status) for n in GRADIENT_NAMES)
-        return tuple(rows), CallResult(tensors, y, failure=str(failure), error=failure.status == "error"), None
+        return tuple(rows), CallResult(tensors, y, failure=str(failure), failure_status=failure.status), None
     first = CallResult.of(tensors, y, gradients, problems)
     base = BaseOutput(guard.forward, (x, w, b))  # one fresh call, shared by one-sided differences
     plans = {g: plan_differences(g, geometry, options, (x, w, b), y) for g in GRADIENT_NAMES}

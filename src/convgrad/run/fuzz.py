@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Literal, NamedTuple, Optional, Sequence
 import numpy as np
 
 from convgrad.errors import GeometryError
-from convgrad.geometry import Dtype, LayerGeometry, resolve_geometry
+from convgrad.geometry import Dtype, LayerGeometry, plural, resolve_geometry
 from convgrad.adapters.protocol import Implementation
 from convgrad.options import CheckOptions, FuzzOptions
 from convgrad.report import WRONG, CaseReport
@@ -580,7 +580,7 @@ def _shrink(
         for done, candidate in enumerate(candidates):
             if time.perf_counter() >= deadline:
                 left = len(candidates) - done
-                incomplete = (f"the budget ran out with {left} of {_plural(len(candidates), 'simpler layer')} "
+                incomplete = (f"the budget ran out with {left} of {plural(len(candidates), 'simpler layer')} "
                               f"not yet checked; one of them may fail the same way")
                 return FuzzFailure(first, _named(best), progress.found_after, steps, tries, incomplete)
             checked.add(candidate)
@@ -592,10 +592,6 @@ def _shrink(
                 break
         else:
             return FuzzFailure(first, _named(best), progress.found_after, steps, tries)
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _named(report: CaseReport) -> CaseReport:

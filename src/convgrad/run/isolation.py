@@ -204,7 +204,17 @@ class _Listener:
     def finished(self, result: object) -> None:
         if isinstance(result, (TensorComparison, CallCheck, Diagnosis)) and self._sent.get(_key(result)) is not result:
             self._sent[_key(result)] = result
-            self._sender.send(("finished", result))
+            self._sender.send(("finished", _without_arrays(result)))
+
+
+def _without_arrays(result: _Finished) -> _Finished:
+    """`result` without the compared values: only the child works with them (locations and
+    diagnoses are found there); the final report carries them, and a partial one needs none."""
+    if isinstance(result, TensorComparison):
+        return replace(result, analytical=None, numerical=None)
+    if isinstance(result, CallCheck):
+        return replace(result, tensors=tuple(replace(t, analytical=None, numerical=None) for t in result.tensors))
+    return result
 
 
 @dataclass
