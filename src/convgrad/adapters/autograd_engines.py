@@ -73,7 +73,7 @@ class AutogradCalls:
     def keywords(self) -> KeywordCalls:
         """The conv as a keyword function: which settings it accepts, and what it cannot express."""
         fitted = self.fitted
-        return KeywordCalls(self.function, self.function, fitted.accepts, fitted.accepts, fitted.int_defaults,
+        return KeywordCalls(self.function, self.function, fitted.accepts, fitted.accepts,
                             fitted_forward=fitted, fitted_backward=fitted)
 
     @cached_property

@@ -169,7 +169,8 @@ class Declarations:
 
     def refuse(self, keys: tuple[str, ...], what: str) -> None:
         """Raise if any of `keys` is declared: they cannot apply to `what`, and are never ignored."""
-        given = [k for k in keys if k in self.declared()]
+        declared = self.declared()
+        given = [k for k in keys if k in declared]
         if given:
             raise ImplementationError(
                 f"{self.source or 'the declarations'} declare {', '.join(given)}, which cannot "

@@ -83,11 +83,6 @@ class Fitted:
         named = self.form.placeholders & set(SETTING_NAMES) if self.form is not None and self.form.written else set()
         return frozenset(self.names) | frozenset(named)
 
-    @property
-    def int_defaults(self) -> frozenset[str]:
-        """The settings its signature defaults to an int: such a layer computes with an int."""
-        return frozenset(s for s, d in self.defaults.items() if type(d) is int)
-
     def call(self, roles: tuple[str, ...], tensors: tuple[Any, ...], settings: UserSettings) -> Any:
         """Called with convgrad's tensors in the style's order, named by `roles` (x, w, b, dy,
         cache: what a declared call names them), None for an absent bias, and the settings."""
@@ -136,7 +131,6 @@ class KeywordCalls:
     backward_function: Callable[..., Any]
     forward_accepts: Accepted = None
     backward_accepts: Accepted = None
-    int_defaults: frozenset[str] = frozenset()  # settings forward defaults to an int (`stride=1`)
     style: Literal["keywords"] = "keywords"
     fitted_forward: Optional[Fitted] = None  # how each is called (Fitted.of the function when None)
     fitted_backward: Optional[Fitted | SplitBackward] = None
@@ -331,7 +325,7 @@ def function_calls(
         backward_accepts = None if any(a is None for a in parts) else frozenset().union(*(a for a in parts if a is not None))
     else:
         backward_accepts = fitted_backward.accepts
-    return KeywordCalls(forward, backward_function, fitted_forward.accepts, backward_accepts, fitted_forward.int_defaults,
+    return KeywordCalls(forward, backward_function, fitted_forward.accepts, backward_accepts,
                         fitted_forward=fitted_forward, fitted_backward=fitted_backward)
 
 

@@ -134,14 +134,9 @@ def as_2d(geometry: LayerGeometry) -> Optional[LayerGeometry]:
     """The case as a 2-D one: a square input and kernel, the first axis's settings on both axes."""
     kernel = min(geometry.kernel_size)
     size = max(*geometry.spatial, kernel)
-    try:
-        variant = replace(geometry, in_shape=(geometry.channels, size, size),
-                          kernel_shape=(*geometry.kernel_shape[:2], kernel, kernel), padding_after=None,
-                          stride=(geometry.stride[0],) * 2, padding=(geometry.padding[0],) * 2,
-                          dilation=(geometry.dilation[0],) * 2)
-    except (TypeError, ValueError):
-        return None
-    return variant if all(o > 0 for o in variant.out_spatial) else None
+    return _variant(geometry, spatial=(size, size), kernel_size=(kernel, kernel), padding_after=None,
+                    stride=(geometry.stride[0],) * 2, padding=(geometry.padding[0],) * 2,
+                    dilation=(geometry.dilation[0],) * 2)
 
 
 def trial_runs(layer: Any, what: str, geometry: LayerGeometry) -> bool:

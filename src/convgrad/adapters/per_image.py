@@ -86,5 +86,4 @@ class PerImageLive:
         self._own.update(w, b)
 
     def held(self) -> tuple[Any, Any]:
-        w, b = self._own.held()
-        return w, b
+        return self._own.held()
