@@ -410,7 +410,8 @@ def shrink_candidates(
 
     Every candidate is smaller in `complexity`, so shrinking always ends.
     """
-    sizes, moves, refused = _Sizes.of(geometry), _moves(_Sizes.of(geometry)), []
+    sizes = _Sizes.of(geometry)
+    moves, refused = _moves(sizes), []
     seen: set[LayerGeometry] = set()
 
     def candidate(move: _Move) -> Optional[LayerGeometry]:
@@ -577,6 +578,7 @@ def _shrink(
     checked: set[LayerGeometry] = {first.geometry}
     while True:
         candidates = [c for c in shrink_candidates(best.geometry, implementation.unsupported) if c not in checked]
+        target = failure_signature(best)
         for done, candidate in enumerate(candidates):
             if time.perf_counter() >= deadline:
                 left = len(candidates) - done
@@ -587,7 +589,7 @@ def _shrink(
             progress(candidate, steps, tries)
             report = run_case_isolated(candidate, implementation, options, name="fuzz case")
             tries += 1
-            if report.failed and failure_signature(best).shown_by(failure_signature(report)):
+            if report.failed and target.shown_by(failure_signature(report)):
                 best, steps = report, steps + 1
                 break
         else:
