@@ -535,8 +535,6 @@ def _check_command(geometry: "LayerGeometry", impl: str, *, layout: str = "nchw"
     shell; flags at check's defaults are left out."""
     import shlex
 
-    from convgrad.geometry import format_shape
-
     words = ["convgrad", "check", "--impl", impl]
     words += [w for folder in impl_path for w in ("--impl-path", folder)]
     words += ["--impl-config", impl_config] if impl_config else []
@@ -544,9 +542,7 @@ def _check_command(geometry: "LayerGeometry", impl: str, *, layout: str = "nchw"
                                  ("--device", device, "cpu")):
         if value != default:
             words += [flag, value]
-    words += ["--in", format_shape(geometry.in_shape), "--kernels", format_shape(geometry.kernel_shape)]
-    for key, value in geometry.changed_settings().items():
-        words += [_flag(key), value]
+    words += geometry.check_flags()
     if seed != 0:
         words += ["--seed", str(seed)]
     if timeout != DEFAULT_TIMEOUT_S:

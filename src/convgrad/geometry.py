@@ -386,6 +386,12 @@ class LayerGeometry:
         }
         return {key: value for key, (value, default) in written.items() if value != default}
 
+    def check_flags(self) -> list[str]:
+        """['--in', '3x8x8', '--kernels', '4x3x3x3', '--stride', '2']: the `convgrad check` flags
+        that give this layer."""
+        flags = ["--in", format_shape(self.in_shape), "--kernels", format_shape(self.kernel_shape)]
+        return flags + [word for key, value in self.changed_settings().items() for word in (f"--{key}", value)]
+
     def settings(self) -> dict[str, object]:
         """The geometry as plain JSON-ready values, keyed by the names of a suite file."""
         return {

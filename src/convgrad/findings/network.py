@@ -96,11 +96,7 @@ def check_alone_command(geometry: LayerGeometry, impl: str) -> str:
     """The command that checks the layer at `geometry` on its own: the same layer (--impl, when
     its name is a spec the command line takes) at these shapes and settings."""
     spec = f"--impl {shlex.quote(impl)} " if _is_spec(impl) else "--impl YOUR_LAYER " if impl else ""
-    flags = " ".join(
-        [f"--in {format_shape(geometry.in_shape)} --kernels {format_shape(geometry.kernel_shape)}"]
-        + [f"--{key} {value}" for key, value in geometry.changed_settings().items()]
-    )
-    return f"convgrad check {spec}{flags}"
+    return f"convgrad check {spec}{' '.join(geometry.check_flags())}"
 
 
 def _is_spec(impl: str) -> bool:
