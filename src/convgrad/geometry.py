@@ -565,22 +565,18 @@ def _resolve_padding(
     parsed = parse_axes(cast(AxisSpec, padding), "padding", words=("valid", "same"))  # no pairs: see above
     if parsed == "valid":
         return (0,) * ndim, (0,) * ndim
-    if parsed == "same":
-        if any(s != 1 for s in stride):  # TensorFlow's 'SAME': ceil(H / s) outputs, the odd pixel after
-            same = [same_padding(h, k, s, d) for h, k, s, d in zip(spatial, kernel, stride, dilation)]
-            return tuple(b for b, _ in same), tuple(a for _, a in same)
-        padding_t = []
-        for name, k, d in zip(SPATIAL_AXIS_NAMES[ndim], kernel, dilation):
-            total = d * (k - 1)
-            if total % 2:
-                uneven = format_padding(*zip(*(same_padding(h, k_, 1, d_) for h, k_, d_ in zip(spatial, kernel, dilation))))
-                raise GeometryError(
-                    Parameter("padding", "same"), f" needs {total} pixels along {name} (kernel {k}, "
-                    f"dilation {d}), which cannot be split evenly on both sides; use an odd kernel size or give ",
-                    Parameter("padding"), " as numbers, per side like ", Parameter("padding", uneven), " (before,after)",
-                )
-            padding_t.append(total // 2)
-        return tuple(padding_t), tuple(padding_t)
+    if parsed == "same":  # TensorFlow's 'SAME': ceil(H / s) outputs, the odd pixel after
+        same = [same_padding(h, k, s, d) for h, k, s, d in zip(spatial, kernel, stride, dilation)]
+        if all(s == 1 for s in stride):  # where 'same' keeps the size, it is asked to pad both sides alike
+            for name, k, d, (before, after) in zip(SPATIAL_AXIS_NAMES[ndim], kernel, dilation, same):
+                if before != after:
+                    raise GeometryError(
+                        Parameter("padding", "same"), f" needs {before + after} pixels along {name} (kernel {k}, "
+                        f"dilation {d}), which cannot be split evenly on both sides; use an odd kernel size or give ",
+                        Parameter("padding"), " as numbers, per side like ",
+                        Parameter("padding", format_padding(*zip(*same))), " (before,after)",
+                    )
+        return tuple(b for b, _ in same), tuple(a for _, a in same)
     assert not isinstance(parsed, str)
     values = _expand(parsed, ndim, "padding", _padding_text(padding), 0)
     return values, values

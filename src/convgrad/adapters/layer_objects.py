@@ -465,7 +465,9 @@ def stateful_calls(target: Any, name: str, declared: Declarations) -> tuple[Stat
         in_shape=(2, *(9,) * rank), kernel_shape=(3, 2, *(5,) * rank), batch=1,
         stride=(1,) * rank, padding=(0,) * rank, dilation=(1,) * rank, groups=1, dtype="float64",
     )
-    settings: UserSettings = {"stride": 1, "padding": _valid_word(declared) if declared.padding_modes else 0, "dilation": 1, "groups": 1}
+    # No padding: 'valid' in the layer's spelling, for one that takes words
+    padding = declared.padding_word(geometry) if declared.padding_modes else 0
+    settings: UserSettings = {"stride": 1, "padding": padding, "dilation": 1, "groups": 1}
     w, b = _probe_weights(geometry, declared)
     probe, calls = _probe(calls, name, settings, geometry, w, b)
     _check_declared_places(probe, name, declared)
@@ -536,11 +538,6 @@ def _probe(
         if any(_holds_array(made, p) for p in _parameter_paths("weights")):
             return made, attempt
     return probe, calls
-
-
-def _valid_word(declared: Declarations) -> str:
-    """'valid' as the layer spells it."""
-    return next((m for m in declared.padding_modes or () if m.lower() == "valid"), "valid")
 
 
 def _builds_with_words(calls: StatefulCalls, settings: UserSettings, geometry: LayerGeometry, w: Any, b: Any) -> bool:

@@ -31,7 +31,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import numpy as np
 
 from convgrad.errors import ImplementationError
-from convgrad.geometry import LayerGeometry, format_padding, format_shape
+from convgrad.geometry import LayerGeometry, format_padding, format_shape, same_padding
 from convgrad.adapters.failure import ImplementationFailure, describe_exception
 from convgrad.adapters.live import Mode, Variant
 from convgrad.adapters.protocol import Unsupported, call_geometry
@@ -497,8 +497,7 @@ def _held_padding(value: Any, geometry: LayerGeometry) -> Optional[tuple[tuple[i
     d*(k-1), the odd one after) or ints; None when it is none of them."""
     if value == "valid":
         return ((0, 0),) * geometry.ndim
-    if value == "same":
-        totals = [d * (k - 1) for d, k in zip(geometry.dilation, geometry.kernel_size)]
-        return tuple((t // 2, t - t // 2) for t in totals)
+    if value == "same":  # at stride 1, TensorFlow's and torch's 'same' are one padding
+        return tuple(same_padding(h, k, 1, d) for h, k, d in zip(geometry.spatial, geometry.kernel_size, geometry.dilation))
     held = _held_values(value, geometry.ndim) if not isinstance(value, str) else None
     return None if held is None else tuple((p, p) for p in held)
