@@ -30,8 +30,8 @@ from convgrad.adapters.per_image import PerImageLive, each_image_backward, each_
 from convgrad.adapters.returns import unpack_gradients
 from convgrad.adapters.functions import Fitted, SplitBackward, UserSettings, function_calls
 from convgrad.adapters.vocabulary import LAYOUTS, WEIGHT_LAYOUTS, Layout, WeightLayout, handed_over, takes_pairs
-from convgrad.adapters.failure import ImplementationFailure, describe_exception
-from convgrad.adapters.hints import conv_like_names, crash_hint, trial_runs
+from convgrad.adapters.failure import ImplementationFailure
+from convgrad.adapters.hints import conv_like_names, trial_runs, with_crash_reason
 from convgrad.adapters.live import LiveLayer, Mode, Variant
 from convgrad.adapters.protocol import Unsupported, call_geometry
 from convgrad.adapters.layer_objects import is_layer_class, stateful_calls
@@ -201,17 +201,11 @@ class Adapter:
     def _call(self, what: str, geometry: LayerGeometry, function: Callable[..., Any], *arguments: Any,
               x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Any:
         """The user's layer, its exception turned into a reason with a hint that names the fix."""
-        try:
-            return function(*arguments)
-        except (ImplementationFailure, Unsupported):
-            raise
-        except Exception as error:
-            hint = crash_hint(
-                geometry, what, declared_dims=self.declared.spatial_dims is not None, error=error,
-                runs=lambda plain: trial_runs(self, what, plain),
-                other_layouts=lambda: self._layouts_that_run(x, w, b, geometry),
-            )
-            raise ImplementationFailure(f"{what} raised {describe_exception(error)}{hint}") from error
+        return with_crash_reason(
+            what, geometry, self.declared, lambda: function(*arguments),
+            runs=lambda plain: trial_runs(self, what, plain),
+            other_layouts=lambda: self._layouts_that_run(x, w, b, geometry),
+        )
 
     def _layouts_that_run(self, x: np.ndarray, w: np.ndarray, b: np.ndarray,
                           geometry: LayerGeometry) -> Optional[tuple[str, str]]:

@@ -15,16 +15,19 @@ import re
 import contextlib
 from contextvars import ContextVar
 from dataclasses import replace
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import numpy as np
 
 from convgrad.geometry import LayerGeometry, format_shape
+from convgrad.adapters.declare import Declarations
+from convgrad.adapters.failure import ImplementationFailure, describe_exception
+from convgrad.adapters.protocol import Unsupported
 
 # Layouts nobody has to name: what convgrad passes unless told otherwise.
 LAYOUT_DEFAULTS = ("nchw", "oihw")
 
-__all__ = ["crash_hint", "as_2d", "trial_runs", "refuses_rank", "conv_like_names", "import_path_hint"]
+__all__ = ["crash_hint", "with_crash_reason", "as_2d", "trial_runs", "refuses_rank", "conv_like_names", "import_path_hint"]
 
 _FORWARD = re.compile(r"(conv|forward|fwd)", re.IGNORECASE)
 _BACKWARD = re.compile(r"(backward|bwd|grad|backprop)", re.IGNORECASE)
@@ -103,6 +106,27 @@ def _trial() -> Iterator[None]:
         yield
     finally:
         _TRYING.reset(token)
+
+
+Result = TypeVar("Result")
+
+
+def with_crash_reason(
+    what: str, geometry: LayerGeometry, declared: Declarations, call: Callable[[], Result],
+    runs: Callable[[LayerGeometry], bool],
+    other_layouts: Callable[[], Optional[tuple[str, str]]] = lambda: None, asked: Optional[str] = None,
+) -> Result:
+    """call(), whatever it raises an ImplementationFailure "forward raised ..." (or backward, or
+    `what` else), with a hint when `runs` (the layer's forward, and backward for a backward) works
+    on the plain case. `asked` is the call the hint names, when not `what` ("creating")."""
+    try:
+        return call()
+    except (ImplementationFailure, Unsupported):  # a reason already, or a case the layer refuses
+        raise
+    except Exception as error:
+        hint = crash_hint(geometry, asked or what, declared_dims=declared.spatial_dims is not None, error=error,
+                          runs=runs, other_layouts=other_layouts)
+        raise ImplementationFailure(f"{what} raised {describe_exception(error)}{hint}") from error
 
 
 def _variant(geometry: LayerGeometry, *, spatial: Optional[tuple[int, ...]] = None,

@@ -29,15 +29,14 @@ from convgrad.errors import ImplementationError
 from convgrad.geometry import LayerGeometry, format_shape
 from convgrad.adapters.declare import AttributePath, CallForm, Declarations, Placeholder
 from convgrad.adapters.functions import UserSettings, parameters
-from convgrad.adapters.hints import crash_hint
-from convgrad.adapters.failure import ImplementationFailure, describe_exception
+from convgrad.adapters.hints import with_crash_reason
+from convgrad.adapters.failure import ImplementationFailure
 from convgrad.adapters.live import Mode, Variant, write_in_place
 from convgrad.adapters.returns import Gradients, unpack_gradients
 from convgrad.adapters.vocabulary import (
     BUILD_METHODS, CONTAINERS, LEARNING_RATE, NAMES, PARAMETER_FIELDS, PLACEHOLDERS, ROLES, ZERO_GRAD,
     handed_over, setting_value, untaken_setting,
 )
-from convgrad.adapters.protocol import Unsupported
 
 __all__ = ["StatefulCalls", "stateful_calls", "is_layer_class"]
 
@@ -220,15 +219,8 @@ class StatefulCalls:
 
     def _guarded(self, call: Callable[[], Any], geometry: LayerGeometry, what: str) -> Any:
         """A step before the first call: a refusal skips the case, a crash fails it with a hint."""
-        try:
-            return call()
-        except (Unsupported, ImplementationFailure):  # the layer refuses the case: skipped (run_case)
-            raise
-        except Exception as error:
-            # The probe was built (and its weights made) on a 2-D case with a square kernel: the plain case runs.
-            hint = crash_hint(geometry, "creating", declared_dims=self.declared.spatial_dims is not None, error=error,
-                              runs=lambda plain: True)
-            raise ImplementationFailure(f"{what} raised {describe_exception(error)}{hint}") from error
+        # The probe was built (and its weights made) on a 2-D case with a square kernel: the plain case runs.
+        return with_crash_reason(what, geometry, self.declared, call, runs=lambda plain: True, asked="creating")
 
     def _set(self, layer: Any, w: Any, b: Any, bias: bool = True) -> None:
         """The checker's weights, in the shape the layer keeps its own (e.g. bias (F, 1))."""

@@ -22,8 +22,7 @@ from convgrad.geometry import LayerGeometry
 from convgrad.adapters.declare import Declarations, declared_refusal
 from convgrad.adapters.vocabulary import setting_of, settings_after, takes_pairs, untaken_setting
 from convgrad.adapters.live import LiveLayer, Variant
-from convgrad.adapters.hints import trial_runs
-from convgrad.frameworks.crashes import with_crash_reason
+from convgrad.adapters.hints import trial_runs, with_crash_reason
 from convgrad.adapters.protocol import call_geometry, stream_of
 from convgrad.frameworks.signatures import NOT_FOR_FRAMEWORKS, handed, takes_bias, with_bias_added
 from convgrad.frameworks.tensors import DEFAULT_DEVICE, JaxArrays

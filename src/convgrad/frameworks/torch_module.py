@@ -37,8 +37,7 @@ from convgrad.adapters.live import Mode, Variant
 from convgrad.adapters.protocol import Unsupported, call_geometry
 from convgrad.adapters.declare import Declarations, declared_refusal
 from convgrad.adapters.vocabulary import NEUTRAL, ROLES, SETTING_NAMES, setting_of, untaken_setting
-from convgrad.adapters.hints import trial_runs
-from convgrad.frameworks.crashes import with_crash_reason
+from convgrad.adapters.hints import trial_runs, with_crash_reason
 from convgrad.frameworks.signatures import (
     NOT_FOR_FRAMEWORKS,
     constructor_parameters,
