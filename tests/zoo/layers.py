@@ -97,7 +97,7 @@ class TapLoopConv:
     def weight_gradient(self, dy, x, w, *, stride, padding, dilation, groups):
         depth = w.shape[1]
         out = dy.shape[2:]
-        xp = np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)])
+        xp = self.padded_for_weight_gradient(x, padding)
         dw = np.zeros(w.shape)
         for tap in np.ndindex(*w.shape[2:]):
             patch = xp[(slice(None), slice(None), *self.gather_window(tap, out, stride, dilation))]
@@ -108,6 +108,9 @@ class TapLoopConv:
 
     def gather_window(self, tap, out, stride, dilation):
         return _window(tap, out, stride, dilation)
+
+    def padded_for_weight_gradient(self, x, padding):
+        return np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)])
 
     def bias_gradient(self, dy, w):
         return dy.sum(axis=(0, *_spatial_axes(dy)))

@@ -15,21 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from layers import TapLoopConv, _flat, _window
+from layers import TapLoopConv, _window
 
 
 class DkPaddedWithEdgeValues(TapLoopConv):
-    def weight_gradient(self, dy, x, w, *, stride, padding, dilation, groups):
-        depth = w.shape[1]
-        out = dy.shape[2:]
-        xp = np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)], mode="edge")  # forward pads with zeros
-        dw = np.zeros(w.shape)
-        for tap in np.ndindex(*w.shape[2:]):
-            patch = xp[(slice(None), slice(None), *self.gather_window(tap, out, stride, dilation))]
-            for g, fs in enumerate(self.groups_of(w.shape[0], groups)):
-                cs = slice(g * depth, (g + 1) * depth)
-                dw[(fs, slice(None), *tap)] = np.einsum("nfp,ncp->fc", _flat(dy[:, fs]), _flat(patch[:, cs]))
-        return dw
+    def padded_for_weight_gradient(self, x, padding):
+        return np.pad(x, [(0, 0), (0, 0), *((p, p) for p in padding)], mode="edge")  # forward pads with zeros
 
 
 class StridedPathForgetsDilation(TapLoopConv):
