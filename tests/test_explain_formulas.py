@@ -1,0 +1,120 @@
+"""Every formula `convgrad explain` prints, evaluated literally against the reference layer.
+
+The tensors a formula reads (X, K, b, dO, and Xp, S, P, Q, K', dXp, ∂O/∂Xp) are computed here by
+the reference's own steps, independently of the formulas; a formula's left side must come out as
+the reference's tensor of that name, on random geometries of every kind (groups, depthwise,
+stride, dilation, padding on both sides or per side, 1-D to 3-D).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from convgrad import reference
+from convgrad.explain.formula import Affine, Formula, Read, Term, affine
+from convgrad.explain.formulas import layer_formulas
+from convgrad.geometry import LayerGeometry, resolve_geometry
+from layer_strategies import layers
+
+
+def reference_tensors(g: LayerGeometry, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal(g.x_shape), rng.standard_normal(g.w_shape), rng.standard_normal(g.b_shape)
+    dy = rng.standard_normal(g.y_shape)
+    settings = g.conv_settings()
+    reach = [d * (k - 1) for k, d in zip(g.kernel_size, g.dilation)]
+    xp = reference.pad(x, g.padding_pairs)
+    spread = reference.zero_insert(dy, g.stride, [hp - r for hp, r in zip(g.padded_spatial, reach)])
+    full = reference.pad(spread, reach)
+    swapped = reference.rotate_and_swap(w, g.groups)
+    one = [1] * g.ndim
+    dxp = reference.correlate(full, reference.dilate(swapped, g.dilation), stride=one, dilation=one, groups=g.groups)
+    # ∂O/∂Xp by linearity: the forward of every unit image of one sample (samples do not mix).
+    units = np.eye(int(np.prod(xp.shape[1:]))).reshape(-1, *xp.shape[1:])
+    per_unit = reference.forward(units, w, np.zeros(g.filters), stride=g.stride, padding=[0] * g.ndim,
+                                 dilation=g.dilation, groups=g.groups)
+    one_sample = np.moveaxis(per_unit, 0, -1).reshape(*g.y_shape[1:], *xp.shape[1:])
+    jacobian = np.zeros((g.batch, *g.y_shape[1:], g.batch, *xp.shape[1:]))
+    for n in range(g.batch):
+        jacobian[(n, *[slice(None)] * (len(g.y_shape) - 1), n)] = one_sample
+    padded_name = "Xp" if any(g.padding_totals) else "X"
+    return {
+        "X": x, "K": w, "b": b, "dO": dy, "Xp": xp, "S": spread, "P": full, "K'": swapped, "dXp": dxp,
+        "Q": reference.crop(full, g.padding_pairs),
+        "O": reference.forward(x, w, b, **settings),
+        "dX": reference.crop(dxp, g.padding_pairs),
+        "dK": reference.weight_gradient(dy, x, g.kernel_size, **settings),
+        "db": reference.bias_gradient(dy),
+        f"∂O/∂{padded_name}": jacobian,
+    }
+
+
+def assert_every_formula_holds(g: LayerGeometry) -> None:
+    tensors = reference_tensors(g)
+    for name, formula in layer_formulas(g).named():
+        target = tensors[formula.lhs.tensor]
+        got = formula.evaluate(tensors, target.shape)
+        assert np.allclose(got, target, rtol=1e-12, atol=1e-12), f"{name}: {formula.text()} ({g.describe()})"
+
+
+@settings(max_examples=25, deadline=None)
+@given(layers("float64"))
+def test_every_formula_evaluates_to_the_reference_on_random_layers(geometry):
+    assert_every_formula_holds(geometry)
+
+
+@pytest.mark.parametrize("padding, stride", [("0,1", 1), ("same", 2), ("1,0x0,2", 2)])
+def test_every_formula_holds_with_padding_per_side(padding, stride):
+    assert_every_formula_holds(resolve_geometry("4x7x8", "4x2x3x3", stride=stride, padding=padding, groups=2, batch=2))
+
+
+def test_the_groups_example_names_the_channels_of_each_group():
+    g = resolve_geometry("4x9x9", "6x2x3x3", stride=2, padding=1, groups=2)
+    formulas = layer_formulas(g)
+    assert formulas.forward.text() == "O[n,f,i,j] = b[f] + Σ_c' Σ_u,v Xp[n,2g+c',2i+u,2j+v]·K[f,c',u,v]"
+    assert formulas.forward.where() == "g = ⌊f/3⌋ (f's group)"
+    assert formulas.weights.text() == "dK[f,c',u,v] = Σ_n Σ_i,j dO[n,f,i,j]·Xp[n,2g+c',2i+u,2j+v]"
+    assert formulas.swapped_kernels.text() == "K'[c,f',u',v'] = K[3g+f',c',2−u',2−v']"
+    assert formulas.swapped_kernels.where() == "g = ⌊c/2⌋ (c's group), c' = c mod 2 (c's place in its group)"
+    assert formulas.swapped.text() == "dXp[n,c,y,x] = Σ_f' Σ_u',v' P[n,3g+f',y+u',x+v']·K'[c,f',u',v']"
+    assert_every_formula_holds(g)
+
+
+def test_a_depthwise_layer_has_no_sum_over_a_single_filter():
+    g = resolve_geometry("3x6x6", "3x1x3x3", groups=3)
+    formulas = layer_formulas(g)
+    assert formulas.forward.text() == "O[n,f,i,j] = b[f] + Σ_u,v X[n,g,i+u,j+v]·K[f,0,u,v]"
+    assert formulas.swapped.text() == "dX[n,c,y,x] = Σ_u',v' P[n,g,y+u',x+v']·K'[c,0,u',v']"
+    assert_every_formula_holds(g)
+
+
+def test_a_wrong_index_is_caught():
+    """The evaluation can fail: K' read without the rotation is not dX."""
+    g = resolve_geometry("2x5x5", "3x2x3x3")
+    tensors = reference_tensors(g)
+    swapped = layer_formulas(g).swapped
+    term = swapped.terms[0]
+    unrotated = Read("K", (affine("f"), affine("c"), affine("u'"), affine("v'")))
+    wrong = Formula(swapped.lhs, (Term(term.sums, (term.factors[0], unrotated)),), swapped.extents)
+    assert not np.allclose(wrong.evaluate(tensors, tensors["dX"].shape), tensors["dX"])
+
+
+@pytest.mark.parametrize("parts, text", [
+    ((("y", 1), ("u'", 2), ("", -1)), "y+2u'−1"),
+    ((("", 2), ("u'", -1)), "2−u'"),
+    ((("g", 3), ("f'", 1)), "3g+f'"),
+    ((("i", 1), ("u", 0)), "i"),
+    ((), "0"),
+])
+def test_indices_print_as_a_student_writes_them(parts, text):
+    assert Affine(parts).text() == text
+
+
+@given(st.integers(1, 3), st.integers(1, 3))
+def test_reads_outside_a_tensor_are_zero(before, after):
+    formula = Formula(Read("A", (affine("a", before),)), (Term((), (Read("B", (affine("a"),)),)),), (("a", 4),))
+    got = formula.evaluate({"B": np.arange(1.0, 5.0)}, [4 + before + after])
+    assert got.tolist() == [0.0] * before + [1.0, 2.0, 3.0, 4.0] + [0.0] * after
