@@ -571,7 +571,7 @@ def _resolve_padding(
             for name, k, d, (before, after) in zip(SPATIAL_AXIS_NAMES[ndim], kernel, dilation, same):
                 if before != after:
                     raise GeometryError(
-                        Parameter("padding", "same"), f" needs {before + after} pixels along {name} (kernel {k}, "
+                        Parameter("padding", "same"), f" needs {plural(before + after, 'pixel')} along {name} (kernel {k}, "
                         f"dilation {d}), which cannot be split evenly on both sides; use an odd kernel size or give ",
                         Parameter("padding"), " as numbers, per side like ",
                         Parameter("padding", format_padding(*zip(*same))), " (before,after)",
