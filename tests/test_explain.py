@@ -21,6 +21,7 @@ from convgrad.run.case import random_tensors
 
 SEED = ["--in", "3x20x20", "--kernels", "5x3x3x3"]
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "explain_seed_80.txt")
+FIRST_SCREEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "explain_seed_first_screen_80.txt")
 
 
 def run(args: list[str], columns: int = 80):
@@ -36,7 +37,7 @@ def _steps(output: str) -> list[str]:
     """The numbered tensor steps as 'text shape', each step's wrapped lines joined."""
     steps: list[list[str]] = []
     lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("As tensors"))
+    start = next(i for i, line in enumerate(lines) if line.startswith("The answer"))
     for line in lines[start + 1:]:
         if re.match(r"\s+\d+\. ", line):
             *words, shape = line.split()
@@ -46,6 +47,11 @@ def _steps(output: str) -> list[str]:
         else:
             break
     return [f"{text} {shape}" for text, shape in steps]
+
+
+def _first_screen(output: str) -> str:
+    """What a learner reads before scrolling: the answer and the trap."""
+    return output[: output.index("Why: the derivation")].rstrip("\n") + "\n"
 
 
 def _largest_error(output: str) -> float:
@@ -73,25 +79,55 @@ def test_seed_explanation_matches_the_golden_text():
 
 def test_seed_explanation_uses_one_vocabulary():
     text = _joined(run(["explain", *SEED]).output)
-    # Defined once, then used in that sense: the headline, the formula and the steps agree.
-    assert "correlation (a ⋆ k)[y] = Σ_u a[y+u]·k[u]" in text and "convolution (a ∗ k)[y] = Σ_u a[y−u]·k[u]" in text
-    assert "dX: a full correlation of dO with the kernels rotated 180° and swapped" in text
-    assert "dX[n,c] = Σ_f full_corr(dO[n,f], rot180(K[f,c])) = Σ_f full_conv(dO[n,f], K[f,c])" in text
-    assert "full_conv(dO[n,f], rot180" not in text and "full convolution of dO with the kernels rotated" not in text
-    # E, dO, and X without padding are named for what they are.
+    # Defined once, in the trap, then used in that sense: the answer, the formulas and the steps agree.
+    assert "it is a correlation: Σ_u a[y+u]·k[u], the kernel slides as it is" in text
+    assert "A convolution flips the kernel first: Σ_u a[y−u]·k[u]" in text
+    assert ("dX is the full convolution of dO with K as it is, which is the full correlation of dO with K "
+            "rotated 180°") in text
+    assert "Rotating K and then convolving" in text and "rotates twice: wrong" in text
+    assert "full convolution of dO with the kernels rotated" not in text
+    # The library names of the same operation, with this layer's settings.
+    assert "torch.nn.functional.conv_transpose2d(dO, K) (or torch.nn.grad.conv2d_input)" in text
+    assert "tf.nn.conv2d_transpose, jax.lax.conv_transpose" in text
+    # E, dO, and X without padding are named for what they are; no symbol defined and left unused.
     assert "E is the loss, one number computed from O" in text and "dO = ∂E/∂O" in text
-    assert "Xp" not in text
+    assert "Xp" not in text and "⋆" not in text and "∗" not in text
+    assert "calls)" not in text  # call counts belong to check, not to the derivation
+
+
+def test_the_answer_comes_first_with_the_seeds_numbers():
+    output = run(["explain", *SEED]).output
+    lines = output.splitlines()
+    assert lines[3] == "The answer: dO 5x18x18 becomes dX 3x20x20"
+    assert _steps(output) == [
+        "dO = ∂E/∂O, per sample (1 sample in the batch) 5x18x18",
+        "P: pad dO by dilation·(kernel−1) = 2 zeros on each side 5x22x22",
+        "K: 5 kernels of depth 3 5x3x3x3",
+        "K': rotate each kernel 180° and swap the kernel and depth axes: 3 kernels of depth 5 3x5x3x3",
+        "dX = a valid correlation of P with K' (each kernel slides over P unflipped, summing over its depth) 3x20x20",
+    ]
+    assert len(_first_screen(output).splitlines()) <= 30  # one screen: the answer and the trap
+
+
+def test_seed_first_screen_matches_the_golden_text():
+    shown = "\n".join(line.rstrip() for line in _first_screen(run(["explain", *SEED]).output).splitlines()) + "\n"
+    if os.environ.get("CONVGRAD_UPDATE_GOLDEN"):
+        with open(FIRST_SCREEN, "w", encoding="utf-8") as handle:
+            handle.write(shown)
+    with open(FIRST_SCREEN, encoding="utf-8") as handle:
+        assert shown == handle.read()
 
 
 def test_seed_derivation_shows_the_rotation_and_the_swap_by_index():
     text = _joined(run(["explain", *SEED]).output)
     for step in (
-        "dX[n,c,y,x] = Σ_f Σ_i,j dO[n,f,i,j] · ∂O[n,f,i,j]/∂X[n,c,y,x]",  # the chain rule
-        "dX[n,c,y,x] = Σ_f Σ_u,v dO[n,f,y−u,x−v] · K[f,c,u,v]",  # only the taps that land on y,x
+        "dX[n,c,y,x] = Σ_f Σ_i,j dO[n,f,i,j]·∂O[n,f,i,j]/∂X[n,c,y,x]",  # the chain rule
+        "dX[n,c,y,x] = Σ_f Σ_u,v dO[n,f,y−u,x−v]·K[f,c,u,v]",  # only the taps that land on y,x
         "Substitute u = 2−u', v = 2−v'",  # the rotation
-        "dX[n,c,y,x] = Σ_f Σ_u',v' P[n,f,y+u',x+v'] · K[f,c,2−u',2−v']",
-        "K'[c,f,u',v'] = K[f,c,2−u',2−v']: K' has 3 kernels (one per c) of depth 5 (one per f)",  # the swap
-        "dX[n,c,y,x] = Σ_f Σ_u',v' P[n,f,y+u',x+v'] · K'[c,f,u',v']",
+        "P[n,f,a+2,b+2] = dO[n,f,a,b]",
+        "dX[n,c,y,x] = Σ_f Σ_u',v' P[n,f,y+u',x+v']·K[f,c,2−u',2−v']",
+        "K'[c,f,u',v'] = K[f,c,2−u',2−v'] K' has 3 kernels (one per c) of depth 5 (one per filter)",  # the swap
+        "dX[n,c,y,x] = Σ_f Σ_u',v' P[n,f,y+u',x+v']·K'[c,f,u',v']",
     ):
         assert step in text, step
 
@@ -108,11 +144,12 @@ def test_seed_pictures_show_the_swap_the_rotation_and_the_window():
     before = [cells[1:4] for cells in table]
     after = [cells[5:8] for cells in table]
     assert after == [list(reversed(r)) for r in reversed(before)]
-    # The window of dX[0,0,1,1] on the padded dO: rows 1 to 3, columns 1 to 3, dO from row and column 2.
-    start = next(i for i, line in enumerate(lines) if "read by the window" in line) - 10
-    picture = [line.split()[1:] for line in lines[start:start + 4]]
-    assert picture[1][:5] == ["·", "□", "□", "□", "·"]
-    assert picture[2][:5] == ["·", "□", "■", "■", "●"]
+    # The window of dX[0,0,2,2] on the padded dO: rows and columns 2 to 4, wholly on dO.
+    start = next(i for i, line in enumerate(lines) if "■ read, on dO" in line) - 10
+    picture = [line.split()[1:] for line in lines[start:start + 6]]
+    assert picture[1][:6] == ["·"] * 6
+    assert picture[2][:6] == picture[4][:6] == ["·", "·", "■", "■", "■", "●"]
+    assert picture[5][:6] == ["·", "·", "●", "●", "●", "●"]
 
 
 def test_the_worked_coordinate_is_dx_at_that_coordinate_with_its_products():
@@ -121,22 +158,28 @@ def test_the_worked_coordinate_is_dx_at_that_coordinate_with_its_products():
     x, w, b, dy = random_tensors(geometry, CheckOptions(seed=0))
     dx = reference.backward(dy, x, w, b, **geometry.conv_settings())[0]
     padded = np.pad(dy, [(0, 0), (0, 0), (2, 2), (2, 2)])
-    assert worked.index == (0, 0, 1, 1)
-    assert worked.dx == pytest.approx(dx[0, 0, 1, 1], rel=1e-13)
+    assert worked.index == (0, 0, 2, 2)  # the first whose window lies wholly on dO
+    assert worked.dx == pytest.approx(dx[0, 0, 2, 2], rel=1e-13)
     assert worked.total == pytest.approx(worked.dx, rel=1e-13)
-    assert worked.all_terms == 45 and worked.nonzero_terms == 20
+    assert worked.all_terms == worked.nonzero_terms == 45
     for filter_terms in worked.filters:
         f = filter_terms.filter
         for t in filter_terms.terms:
             assert t.dy == padded[(0, f, *t.position)]
-            assert t.position == (1 + t.tap[0], 1 + t.tap[1])
+            assert t.position == (2 + t.tap[0], 2 + t.tap[1])
             assert t.kernel_tap == (2 - t.tap[0], 2 - t.tap[1])  # the rotation, tap by tap
             assert t.kernel == w[(f, 0, *t.kernel_tap)]
             assert t.product == t.dy * t.kernel
     # What is printed: the sum of the products, and dX computed by the steps, equal.
-    match = re.search(r"sum (−?[0-9.]+), and dX\[0,0,1,1\] computed by the steps is (−?[0-9.]+)",
-                      _joined(run(["explain", *SEED]).output))
-    assert match and match.group(1) == match.group(2) == f"{dx[0, 0, 1, 1]:.9f}".replace("-", "−")
+    text = _joined(run(["explain", *SEED]).output)
+    match = re.search(r"sum (−?[0-9.]+), and dX\[0,0,2,2\] computed by the steps is (−?[0-9.]+)", text)
+    assert match and match.group(1) == match.group(2) == f"{dx[0, 0, 2, 2]:.9f}".replace("-", "−")
+    assert "The 45 products where the window lies on an entry of dO:" in text  # no "(the other 0 of 45 ...)"
+    # The border, where the window hangs over the padding: 5 products per corner, summed.
+    border = explain(geometry).border
+    assert border is not None and border.index == (0, 0, 0, 0) and border.nonzero_terms == 5
+    assert border.total == pytest.approx(dx[0, 0, 0, 0], rel=1e-13)
+    assert "At the border, dX[0,0,0,0]: its window hangs over the padding of dO, so only 5 of its 45" in text
 
 
 @pytest.mark.parametrize(
@@ -208,7 +251,7 @@ def _finite_difference_dx(x, w, b, dy) -> np.ndarray:
 
 def test_the_printed_formula_applied_literally_gives_dx_in_1d():
     output = _joined(run(["explain", "--in", "2x9", "--kernels", "3x2x3"]).output)
-    assert "dX[n,c] = Σ_f full_corr(dO[n,f], rot180(K[f,c])) = Σ_f full_conv(dO[n,f], K[f,c])" in output
+    assert "dX is the full convolution of dO with K as it is, which is the full correlation of dO with K" in output
     assert "np.convolve(a, k) = np.correlate(a, k[::-1], 'full')" in output
     geometry = resolve_geometry("2x9", "3x2x3")
     x, w, b, dy = random_tensors(geometry, CheckOptions(seed=3))
@@ -238,18 +281,18 @@ def test_the_printed_formula_applied_literally_gives_dx_in_2d():
 @pytest.mark.parametrize(
     "args, steps",
     [
-        (["--in", "2x9", "--kernels", "3x2x3"], ["on each side 3x11", "2 kernels of depth 3 2x3x3", "with them 2x9"]),
-        (["--in", "2x4x5x4", "--kernels", "2x2x2x3x2"], ["on each side 2x5x7x5", "depth 2 2x2x2x3x2", "with them 2x4x5x4"]),
+        (["--in", "2x9", "--kernels", "3x2x3"], ["on each side 3x11", "2 kernels of depth 3 2x3x3", "summing over its depth) 2x9"]),
+        (["--in", "2x4x5x4", "--kernels", "2x2x2x3x2"], ["on each side 2x5x7x5", "depth 2 2x2x2x3x2", "summing over its depth) 2x4x5x4"]),
         (["--in", "2x7x7", "--kernels", "3x2x3x3", "--stride", "2"],
-         ["S: insert s−1 = 1 zero between neighbours (the stride) 3x5x5"]),
+         ["S: insert stride−1 = 1 zero between neighbours 3x5x5"]),
         (["--in", "2x8x7", "--kernels", "3x2x3x3", "--stride", "2"],
          ["and 1x0 zeros at the end (positions no window reached) 3x6x5"]),
         (["--in", "2x6x6", "--kernels", "3x2x3x3", "--padding", "1"],
-         ["with them 2x8x8", "crop the padding 1 off each side 2x6x6"]),
+         ["summing over its depth) 2x8x8", "crop the padding 1 off each side 2x6x6"]),
         (["--in", "2x9x9", "--kernels", "3x2x3x3", "--dilation", "2"],
          ["dilate them: 1 zero between taps, so each spans dilation·(kernel−1)+1 = 5 2x3x5x5"]),
         (["--in", "4x6x6", "--kernels", "6x2x3x3", "--groups", "2"],
-         ["4 kernels of depth 3 (per group: 3 kernels of depth 2 become 2 kernels of depth 3, for each of the 2 groups) 4x3x3x3",
+         ["4 kernels of depth 3 (per group: 3 kernels of depth 2 become 2 kernels of depth 3, in each of the 2 groups) 4x3x3x3",
           "group by group (3 channels of P each) 4x6x6"]),
         (["--in", "3x7x8", "--kernels", "6x1x3x2", "--groups", "3", "--stride", "2x1", "--padding", "1",
           "--dilation", "1x2", "--batch", "2"], ["become 1 kernel of depth 2", "crop the padding 1 off each side 3x7x8"]),
@@ -266,16 +309,21 @@ def test_explain_works_for_every_kind_of_layer(args, steps):
     assert all(len(line) <= 80 for line in result.output.splitlines())
     text = _joined(result.output)
     assert not re.search(r"(?:^|\s)1 (zeros|channels|kernels|samples|calls)\b", text), text  # grammar
-    assert "dX: a full correlation of" in text and "One coordinate, worked out" in text
+    assert "The trap" in text and "One coordinate of dX, worked out" in text
+    assert "One coordinate of dK, worked out" in text
+    assert not re.search(r"the other (0 of|1 filter)|1 kernel of depth \d+ become\b", text), text
 
 
 def test_padding_strides_and_groups_are_named_in_the_derivation():
     text = _joined(run(["explain", "--in", "4x7x8", "--kernels", "6x2x3x3", "--groups", "2", "--stride", "2",
                         "--padding", "1"]).output)
     assert "Xp is X with 1 zero of padding on each side: 4x9x10 per sample" in text
-    assert "S[n,f,2i,2j] = dO[n,f,i,j], with 1 zero between neighbours" in text
-    assert "dXp[n,c,y,x] = Σ_f∈group(c) Σ_u',v' P[n,f,y+u',x+v'] · K'[c,f',u',v']" in text
-    assert "Then dX[n,c,y,x] = dXp[n,c,y+1,x+1]: the padding is cropped off." in text
+    assert "where S is dO spread out by the stride, 1 zero between neighbours, 0 elsewhere: S[n,f,2i,2j] = dO[n,f,i,j]" in text
+    assert ("dXp[n,c,y,x] = Σ_f' Σ_u',v' P[n,3g+f',y+u',x+v']·K'[c,f',u',v'] where g = ⌊c/2⌋ (c's group)") in text
+    assert "The padding is cropped off: dX[n,c,y,x] = dXp[n,c,y+1,x+1]" in text
+    # The shortcut: pad by 2−1 = 1 and skip the crop, with its formula.
+    assert "pad S by dilation·(kernel−1) − padding = 1 zero on each side (Q, 6x9x10)" in text
+    assert "Q[n,f,a+1,b+1] = S[n,f,a,b]" in text and "the same dX (largest difference" in text
 
 
 def test_the_proofs_tolerance_is_checks_float64_tolerance():
@@ -309,11 +357,16 @@ def test_explain_json_keeps_its_fields_and_adds_the_new_content():
     assert steps["dilated_extent"] is None and steps["dilated"] is None
     assert all(p["max_rel_error"] < 1e-9 for p in report["proof"])
     worked = report["worked_coordinate"]
-    assert worked["index"] == [0, 0, 1, 1] and worked["sum"] == pytest.approx(worked["dx"], rel=1e-13)
+    assert worked["index"] == [0, 0, 2, 2] and worked["sum"] == pytest.approx(worked["dx"], rel=1e-13)
     assert len(worked["filters"]) == 5 and all(len(f["terms"]) == 9 for f in worked["filters"])
     assert report["kernel_grid"]["after"]["cells"][1] == [[f, 1] for f in range(5)]
     assert report["rotation"]["after"] == [row[::-1] for row in report["rotation"]["before"][::-1]]
     assert report["padded_dy_map"]["kinds"][2][2] == "value" and report["padded_dy_map"]["kinds"][1][1] == "pad"
+    formulas = {f["name"]: f for f in report["formulas"]}
+    assert formulas["swapped"]["text"] == "dX[n,c,y,x] = Σ_f Σ_u',v' P[n,f,y+u',x+v']·K'[c,f,u',v']"
+    assert formulas["swapped"]["free"] == ["n", "c", "y", "x"]
+    assert report["dk_coordinate"]["index"] == [0, 0, 1, 1]
+    assert report["dk_coordinate"]["sum"] == pytest.approx(report["dk_coordinate"]["dk"], rel=1e-13)
 
 
 def test_explain_json_for_a_dilated_layer_has_the_dilated_shape():
@@ -334,7 +387,7 @@ def test_explain_svg_is_a_valid_picture_of_what_was_printed(tmp_path):
     root = ElementTree.parse(picture).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     svg = html.unescape(picture.read_text()).replace("\xa0", " ")
-    for drawn in ("3x5x3x3", "K': 3 kernels x depth 5", "the same, rotated 180°", "■", "read by the window"):
+    for drawn in ("3x5x3x3", "K': 3 kernels x depth 5", "the same, rotated 180°", "■", "read, on dO"):
         assert drawn in svg, drawn
 
 
@@ -349,5 +402,36 @@ def test_the_readme_shows_explain_as_it_prints():
         text = handle.read()
     start = text.index("$ convgrad explain --in 3x20x20 --kernels 5x3x3x3\n") + len("$ convgrad explain --in 3x20x20 --kernels 5x3x3x3\n")
     shown = text[start:text.index("```", start)]
-    with open(GOLDEN, encoding="utf-8") as handle:
+    with open(FIRST_SCREEN, encoding="utf-8") as handle:
         assert _without_rounding_noise(shown) == handle.read()
+
+
+@pytest.mark.parametrize("in_shape, kernels, settings", [
+    ("3x20x20", "5x3x3x3", {}),
+    ("4x9x9", "6x2x3x3", dict(stride=2, padding=1, groups=2, batch=2)),
+    ("2x9", "3x2x3", dict(dilation=2, padding="0,1")),
+])
+def test_the_worked_dk_coordinate_is_dk_there_with_its_products(in_shape, kernels, settings):
+    geometry = resolve_geometry(in_shape, kernels, **settings)
+    d = explain(geometry)
+    x, w, b, dy = random_tensors(geometry, CheckOptions(seed=0))
+    dk = reference.backward(dy, x, w, b, **geometry.conv_settings())[1]
+    xp = reference.pad(x, geometry.padding_pairs)
+    k = d.weight
+    assert k.dk == dk[k.index] and k.total == pytest.approx(k.dk, rel=1e-12, abs=1e-12)
+    assert len(k.terms) == geometry.batch * int(np.prod(geometry.out_spatial))
+    for t in k.terms:
+        assert t.dy == dy[(t.dy_index[0], k.index[0], *t.dy_index[1:])]
+        assert t.x == xp[(t.x_position[0], k.channel, *t.x_position[1:])]
+        assert t.x == 0.0 or not t.on_padding  # padding reads 0
+
+
+@pytest.mark.parametrize("args, index, products", [
+    (["--in", "2x9x9", "--kernels", "3x2x3x3", "--stride", "2"], "dX[0,0,2,2]", "12 products"),
+    (["--in", "2x6x6", "--kernels", "3x2x3x3", "--padding", "1"], "dX[0,0,1,1]", "27 products"),
+    (["--in", "2x9", "--kernels", "3x2x3", "--dilation", "2"], "dX[0,0,4]", "9 products"),
+])
+def test_the_worked_dx_window_lies_wholly_on_do(args, index, products):
+    text = _joined(run(["explain", *args]).output)
+    assert f"One coordinate of dX, worked out: {index} Chosen because its window lies wholly on dO" in text
+    assert f"The {products} where the window lies on an entry of dO" in text

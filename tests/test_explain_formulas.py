@@ -118,3 +118,71 @@ def test_reads_outside_a_tensor_are_zero(before, after):
     formula = Formula(Read("A", (affine("a", before),)), (Term((), (Read("B", (affine("a"),)),)),), (("a", 4),))
     got = formula.evaluate({"B": np.arange(1.0, 5.0)}, [4 + before + after])
     assert got.tolist() == [0.0] * before + [1.0, 2.0, 3.0, 4.0] + [0.0] * after
+
+
+GEOMETRIES = [
+    ("3x20x20", "5x3x3x3", {}),
+    ("4x9x9", "6x2x3x3", dict(stride=2, padding=1, groups=2)),
+    ("3x7x8", "6x1x3x2", dict(groups=3, stride="2x1", padding=1, dilation="1x2", batch=2)),
+    ("2x4x5x4", "2x2x2x3x2", {}),
+    ("2x9", "3x2x3", dict(stride=2, padding="0,1")),
+]
+
+
+@pytest.mark.parametrize("in_shape, kernels, settings", GEOMETRIES)
+def test_explain_prints_every_formula_it_evaluates(in_shape, kernels, settings):
+    """The formulas tested above are the ones on the screen, each with its lets spelled out."""
+    from convgrad.explain import explain
+    from convgrad.render.console import make_console
+    from convgrad.render.explain import render_explain
+    import io
+
+    derivation = explain(resolve_geometry(in_shape, kernels, **settings))
+    console = make_console(file=io.StringIO(), width=400, record=True)
+    console.print(render_explain(derivation))
+    shown = console.export_text(styles=False)
+    for name, formula in derivation.formulas.named():
+        assert formula.text() in shown, name
+        assert not formula.lets or f"where {formula.where()}" in shown, name
+
+
+@pytest.mark.parametrize("in_shape, kernels, settings", GEOMETRIES)
+def test_a_formula_at_one_coordinate_is_that_entry(in_shape, kernels, settings):
+    """text_at, as the worked coordinates print it: the substituted formula evaluates to the entry."""
+    g = resolve_geometry(in_shape, kernels, **settings)
+    tensors = reference_tensors(g)
+    rng = np.random.default_rng(1)
+    for formula in (layer_formulas(g).swapped, layer_formulas(g).weights, layer_formulas(g).forward):
+        extent = dict(formula.extents)
+        coordinate = {name: int(rng.integers(extent[name])) for name in formula.free}
+        values = dict(coordinate)
+        for let in formula.lets:
+            values[let.name] = int(let.value({let.of: np.asarray(values[let.of])}))
+        at = Formula(formula.lhs.substituted(values), tuple(t.substituted(values) for t in formula.terms),
+                     formula.extents)
+        assert at.text() == formula.text_at(coordinate)
+        target = tensors[formula.lhs.tensor]
+        index = tuple(int(i.value(values)) for i in formula.lhs.index)
+        assert at.evaluate(tensors, target.shape)[index] == pytest.approx(target[index], rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("in_shape, kernels, settings", GEOMETRIES[:4] + [("2x10", "4x2x3", dict(stride=3, padding=2))])
+def test_the_printed_transposed_convolution_is_dx(in_shape, kernels, settings):
+    """torch.nn.functional.conv_transpose{n}d(dO, K, <the keywords explain prints>) is dX."""
+    torch = pytest.importorskip("torch")
+    from convgrad.explain import explain
+    from convgrad.explain.library import transpose_arguments, transpose_call
+
+    g = resolve_geometry(in_shape, kernels, **settings)
+    d = explain(g)
+    arguments = transpose_arguments(g, d.trailing_zeros)
+    assert arguments is not None and transpose_call(g, d.trailing_zeros) is not None
+    function = getattr(torch.nn.functional, f"conv_transpose{g.ndim}d")
+    dx = function(torch.from_numpy(d.tensors["dO"]), torch.from_numpy(d.tensors["K"]), **arguments).numpy()
+    np.testing.assert_allclose(dx, d.tensors["dX"], rtol=1e-12, atol=1e-12)
+
+
+def test_uneven_padding_has_no_transposed_call():
+    from convgrad.explain.library import transpose_call
+
+    assert transpose_call(resolve_geometry("2x9", "3x2x3", padding="0,1"), (0,)) is None

@@ -2,8 +2,9 @@
 
 dX is computed literally by the steps `convgrad explain` shows (reference.zero_insert, pad,
 rotate_and_swap, dilate, correlate, crop), every shape is read off the arrays those steps produce,
-one coordinate of dX is written out as the sum of its products, and the result is compared with
-central finite differences at every coordinate, with the tolerance `convgrad check` uses.
+coordinates of dX and dK are written out as the sums of their products, and the results are
+compared with central finite differences at every coordinate, with the tolerance `convgrad check`
+uses. The formulas printed come from formulas.py, as data a test evaluates.
 
 Always float64: this is about the mathematics, and float32's rounding (and its 1e-3 tolerance)
 would only blur the proof, so another dtype is refused rather than silently replaced.
@@ -20,6 +21,7 @@ import numpy as np
 from convgrad import reference
 from convgrad.compare import compare
 from convgrad.errors import Parameter, SettingError
+from convgrad.explain.formulas import LayerFormulas, layer_formulas
 from convgrad.geometry import GradientName, LayerGeometry
 from convgrad.numerics.gradient import ProgressFactory
 from convgrad.numerics.method import numerical_gradient
@@ -34,7 +36,10 @@ __all__ = [
     "FilterTerms",
     "WorkedCoordinate",
     "KernelGrid",
-    "PaddedMap",
+    "PlaneMap",
+    "WeightTerm",
+    "WeightCoordinate",
+    "Shortcut",
     "explain",
     "PROOF_TOLERANCE",
     "GRID_CAP",
@@ -132,15 +137,52 @@ class KernelGrid:
 
 
 @dataclass(frozen=True)
-class PaddedMap:
-    """The padded dO of sample 0, filter f of the worked coordinate, as kinds of cells (2-D cut)."""
+class PlaneMap:
+    """A plane of a padded tensor (P of the worked dX, or Xp of the worked dK) as kinds of cells
+    from its corner, and the positions the worked coordinate reads (2-D cut)."""
 
-    filter: int
+    tensor: str  # "P" or "Xp"
+    channel: int  # of sample 0: the filter of P, the input channel of Xp
     axes: tuple[int, ...]  # which spatial axes the map shows (the last one or two)
     cut: tuple[int, ...]  # the index taken along every other spatial axis (3-D: depth)
     size: tuple[int, ...]  # the whole padded extent along the shown axes
     kinds: tuple[tuple[CellKind, ...], ...]  # rows x columns (one row in 1-D), from the corner
     taps: frozenset[tuple[int, ...]]  # the positions the worked window reads, along the shown axes
+
+
+@dataclass(frozen=True)
+class WeightTerm:
+    """One product of the worked dK coordinate: dO at `dy_index` times Xp at `x_position`."""
+
+    dy_index: tuple[int, ...]  # (n, *o) in dO
+    x_position: tuple[int, ...]  # (n, *spatial) in Xp: s*o + d*u
+    dy: float
+    x: float
+    on_padding: bool  # Xp is padding there: the product is 0
+
+    @property
+    def product(self) -> float:
+        return self.dy * self.x
+
+
+@dataclass(frozen=True)
+class WeightCoordinate:
+    """dK at one coordinate (its centre tap) written out as its products, against dK by the reference."""
+
+    index: tuple[int, ...]  # (f, c', *tap) in dK
+    channel: int  # the input channel the kernel slice reads: Cg*group + c'
+    terms: tuple[WeightTerm, ...]  # every sample and output position, in order
+    total: float
+    dk: float
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """With padding p: pad S by d*(k-1)-p per side (negative: crop) and skip the crop at the end."""
+
+    sides: tuple[tuple[int, int], ...]  # (before, after) per axis
+    shape: tuple[int, ...]  # Q per sample: F x (H + d*(k-1))
+    max_difference: float  # between dX this way and by the crop
 
 
 @dataclass(frozen=True)
@@ -163,13 +205,20 @@ class Derivation:
     last_tap: tuple[int, ...]  # k - 1 per axis: the rotation maps tap u to k-1-u
     between: tuple[int, ...]  # s - 1 per axis: zeros inserted between neighbours of dO
     tap_gaps: tuple[int, ...]  # d - 1 per axis: zeros between the taps of a dilated kernel
-    worked: WorkedCoordinate
+    worked: WorkedCoordinate  # a coordinate whose window lies on dO (as far as the layer allows)
+    whole_window: bool  # the worked window lies wholly on dO's entries and inserted zeros
+    border: Optional[WorkedCoordinate]  # the corner, when its window hangs over the padding
+    weight: WeightCoordinate
+    shortcut: Optional[Shortcut]  # with padding only
+    formulas: LayerFormulas
+    tensors: dict[str, np.ndarray]  # every tensor the formulas read or define, by name (the page reads them)
     grid_before: KernelGrid
     grid_after: KernelGrid
     kernel_before: np.ndarray  # K[f, c'] of the first pictured slice (spatial taps only)
     kernel_after: np.ndarray  # the same slice in K': K'[c, f'], i.e. rotated 180 degrees
     kernel_slice: tuple[int, int, int, int]  # (f, c', c, f'): where the pictured slice is in K and K'
-    padded_map: PaddedMap
+    padded_map: PlaneMap
+    input_map: PlaneMap  # Xp of the worked dK, its reads marked
     proofs: tuple[Proof, ...]
     tolerance: float = PROOF_TOLERANCE
 
@@ -203,14 +252,28 @@ def _cell_kinds(dy: np.ndarray, geometry: LayerGeometry, size: list[int], reach:
 _KIND_NAMES: tuple[CellKind, ...] = ("pad", "zero", "value")
 
 
+def _window_start(g: LayerGeometry, kinds: np.ndarray, reach: tuple[int, ...]) -> tuple[tuple[int, ...], bool]:
+    """The dX position to work out: per axis, the first whose window reads the most entries of dO,
+    preferring windows wholly inside dO's span (no padding read). True when every axis got one."""
+    spatial, whole = [], True
+    for axis, (h, d, k, p) in enumerate(zip(g.spatial, g.dilation, g.kernel_size, g.padding)):
+        # The kinds are separable: along one axis, through dO's first entry on every other axis.
+        line = kinds[tuple(reach[a] if a != axis else slice(None) for a in range(g.ndim))]
+        values = [int(line[y + p + d * np.arange(k)].tolist().count(2)) for y in range(h)]
+        inside = [bool((line[y + p + d * np.arange(k)] > 0).all()) for y in range(h)]
+        best = max(range(h), key=lambda y: (inside[y], values[y], -y))
+        whole &= inside[best]
+        spatial.append(best)
+    return tuple(spatial), whole
+
+
 def _worked(
     geometry: LayerGeometry, full: np.ndarray, swapped: np.ndarray, dx: np.ndarray, kinds: np.ndarray,
-    reach: tuple[int, ...],
+    reach: tuple[int, ...], spatial: tuple[int, ...],
 ) -> WorkedCoordinate:
-    """dX[0, 0, min(1, H-1), ...] as the sum of padded dO times rotated kernel values."""
+    """dX[0, 0, *spatial] as the sum of padded dO times rotated kernel values."""
     g = geometry
     c = 0
-    spatial = tuple(min(1, h - 1) for h in g.spatial)  # near the corner: padding and dO both in view
     corner = tuple(y + p for y, p in zip(spatial, g.padding))  # where the window starts in the padded dO (p before)
     per_group = g.filters // g.groups
     depth = g.channels // g.groups
@@ -238,7 +301,8 @@ def _worked(
             ))
         partial = math.fsum(t.product for t in terms)
         filters.append(FilterTerms(filter=f, depth_index=f_in_group, terms=tuple(terms), partial=partial))
-    shown = min(WORKED_FILTERS, len(filters))
+    # One filter left over is listed rather than summed as "the other 1 filter".
+    shown = len(filters) if len(filters) <= WORKED_FILTERS + 1 else WORKED_FILTERS
     extent = [r + 1 for r in reach]
     return WorkedCoordinate(
         index=(0, c, *spatial),
@@ -249,6 +313,27 @@ def _worked(
         rest=math.fsum(f.partial for f in filters[shown:]),
         total=math.fsum(t.product for f in filters for t in f.terms),
         dx=float(dx[(0, c, *spatial)]),
+    )
+
+
+def _weight_worked(g: LayerGeometry, dy: np.ndarray, xp: np.ndarray, dw: np.ndarray) -> WeightCoordinate:
+    """dK[0, 0, centre tap] as the sum over samples and output positions of dO times Xp."""
+    tap = tuple(k // 2 for k in g.kernel_size)
+    channel = 0  # filter 0 is in group 0, whose first channel is 0
+    padding_before = g.padding
+    terms = []
+    for n in range(g.batch):
+        for o in np.ndindex(*g.out_spatial):
+            position = tuple(s * i + d * u for s, i, d, u in zip(g.stride, o, g.dilation, tap))
+            on_padding = any(q < p or q >= p + h for q, p, h in zip(position, padding_before, g.spatial))
+            terms.append(WeightTerm(
+                dy_index=(n, *o), x_position=(n, *position), dy=float(dy[(n, 0, *o)]),
+                x=float(xp[(n, channel, *position)]), on_padding=on_padding,
+            ))
+    index = (0, 0, *tap)
+    return WeightCoordinate(
+        index=index, channel=channel, terms=tuple(terms), total=math.fsum(t.product for t in terms),
+        dk=float(dw[index]),
     )
 
 
@@ -268,29 +353,50 @@ def _grids(w_shape: tuple[int, ...], groups: int) -> tuple[KernelGrid, KernelGri
     return grid(labels[:, :, 0]), grid(swapped)
 
 
-def _padded_map(kinds: np.ndarray, worked: WorkedCoordinate, ndim: int) -> PaddedMap:
-    """The last one or two spatial axes of the padded dO; for 3-D, cut at the window's last depth
-    position (nearest to dO's entries, since the window starts near the corner)."""
+def _plane_map(
+    tensor: str, channel: int, kinds: np.ndarray, reads: frozenset[tuple[int, ...]], cut: tuple[int, ...],
+    reach_to: tuple[int, ...],
+) -> PlaneMap:
+    """The last one or two spatial axes of `kinds` from the corner: enough to see the padding and
+    the first reads, and at least up to `reach_to` (exclusive) along the shown axes."""
+    ndim = kinds.ndim
     axes = tuple(range(max(0, ndim - 2), ndim))
-    cut = tuple(worked.window[a][1] - 1 for a in range(ndim) if a not in axes)
     plane = kinds[cut] if cut else kinds
     if plane.ndim == 1:
         plane = plane[None, :]
-    # The corner the window lies in: enough to see the padding, the window and dO's first entries.
-    shown = [max(MAP_CAP, stop + 2) for _, stop in worked.window[-2:]]
+    shown = [max(MAP_CAP, stop + 1) for stop in reach_to[-2:]]
     capped = plane[: shown[0], : shown[-1]]
-    return PaddedMap(
-        filter=worked.filters[0].filter,
+    return PlaneMap(
+        tensor=tensor,
+        channel=channel,
         axes=axes,
         cut=cut,
         size=tuple(kinds.shape[a] for a in axes),
         kinds=tuple(tuple(_KIND_NAMES[int(k)] for k in row) for row in capped),
         taps=frozenset(
-            tuple(t.position[a] for a in axes)
-            for t in worked.filters[0].terms
-            if tuple(t.position[a] for a in range(ndim) if a not in axes) == cut
+            tuple(r[a] for a in axes) for r in reads if tuple(r[a] for a in range(ndim) if a not in axes) == cut
         ),
     )
+
+
+def _padded_dy_map(kinds: np.ndarray, worked: WorkedCoordinate, ndim: int) -> PlaneMap:
+    """P of the worked coordinate's first filter; for 3-D, cut at the window's last depth position
+    (nearest to dO's entries, since the window starts near the corner)."""
+    axes = range(max(0, ndim - 2), ndim)
+    cut = tuple(worked.window[a][1] - 1 for a in range(ndim) if a not in axes)
+    reads = frozenset(t.position for t in worked.filters[0].terms)
+    return _plane_map("P", worked.filters[0].filter, kinds, reads, cut, tuple(stop + 1 for _, stop in worked.window))
+
+
+def _input_map(g: LayerGeometry, weight: WeightCoordinate) -> PlaneMap:
+    """Xp of the worked dK's channel in sample 0, the positions its products read marked."""
+    inside = reference.pad(np.ones((1, 1, *g.spatial)), g.padding_pairs)[0, 0]
+    kinds = (2 * inside).astype(int)  # 2: an entry of X, 0: padding
+    reads = frozenset(t.x_position[1:] for t in weight.terms if t.x_position[0] == 0)
+    first = min(reads)
+    axes = range(max(0, g.ndim - 2), g.ndim)
+    cut = tuple(first[a] for a in range(g.ndim) if a not in axes)
+    return _plane_map("Xp", weight.channel, kinds, reads, cut, tuple(q + 2 for q in first))
 
 
 def explain(geometry: LayerGeometry, seed: int = 0, progress: Optional[ProgressFactory] = None) -> Derivation:
@@ -339,7 +445,25 @@ def explain(geometry: LayerGeometry, seed: int = 0, progress: Optional[ProgressF
         ))
 
     kinds = _cell_kinds(dy, g, size, reach)
-    worked = _worked(g, full, swapped, dx, kinds, reach)
+    start, whole_window = _window_start(g, kinds, reach)
+    worked = _worked(g, full, swapped, dx, kinds, reach, start)
+    corner = _worked(g, full, swapped, dx, kinds, reach, (0,) * g.ndim)
+    xp = reference.pad(x, g.padding_pairs)
+    weight = _weight_worked(g, dy, xp, dw)
+    tensors = {"X": x, "K": w, "b": b, "dO": dy, "Xp": xp, "O": y, "S": spread, "P": full, "K'": swapped,
+               "dXp": correlated, "dX": dx, "dK": dw, "db": db}
+    shortcut = None
+    if any(g.padding_totals):
+        # The padding to add is the reach minus the padding to crop; a negative side is a crop.
+        shortcut_padded = reference.crop(full, g.padding_pairs)
+        by_shortcut = reference.correlate(shortcut_padded, dilated, stride=[1] * g.ndim, dilation=[1] * g.ndim,
+                                          groups=g.groups)
+        shortcut = Shortcut(
+            sides=tuple((r - before, r - after) for r, (before, after) in zip(reach, g.padding_pairs)),
+            shape=shortcut_padded.shape[1:],
+            max_difference=float(np.max(np.abs(by_shortcut - dx))),
+        )
+        tensors["Q"] = shortcut_padded
     grid_before, grid_after = _grids(w.shape, g.groups)
     f_first = worked.filters[0]
     inserted = [s * (o - 1) + 1 for s, o in zip(g.stride, g.out_spatial)]
@@ -360,11 +484,18 @@ def explain(geometry: LayerGeometry, seed: int = 0, progress: Optional[ProgressF
         between=tuple(s - 1 for s in g.stride),
         tap_gaps=tuple(d - 1 for d in g.dilation),
         worked=worked,
+        whole_window=whole_window,
+        border=corner if corner.nonzero_terms < worked.nonzero_terms else None,
+        weight=weight,
+        shortcut=shortcut,
+        formulas=layer_formulas(g),
+        tensors=tensors,
         grid_before=grid_before,
         grid_after=grid_after,
         kernel_before=w[f_first.filter, worked.channel_in_group],
         kernel_after=swapped[worked.index[1], f_first.depth_index],
         kernel_slice=(f_first.filter, worked.channel_in_group, worked.index[1], f_first.depth_index),
-        padded_map=_padded_map(kinds, worked, g.ndim),
+        padded_map=_padded_dy_map(kinds, worked, g.ndim),
+        input_map=_input_map(g, weight),
         proofs=tuple(proofs),
     )

@@ -42,6 +42,21 @@ class Affine:
             return "0"
         return "".join(_signed(c, name, first=i == 0) for i, (name, c) in enumerate(shown))
 
+    def substituted(self, values: Mapping[str, int]) -> Affine:
+        """Known variables replaced by their values, gathered into one constant where the first
+        of them stood: y+u' at y=2 is 2+u'."""
+        parts: list[tuple[str, int]] = []
+        constant, at = 0, None
+        for name, coefficient in self.parts:
+            if name and name not in values:
+                parts.append((name, coefficient))
+                continue
+            constant += coefficient * (values[name] if name else 1)
+            at = len(parts) if at is None else at
+        if at is not None:
+            parts.insert(at, ("", constant))
+        return Affine(tuple(parts))
+
     def value(self, values: Mapping[str, np.ndarray]) -> np.ndarray | int:
         total: np.ndarray | int = 0
         for name, coefficient in self.parts:
@@ -98,6 +113,9 @@ class Read:
     def value(self, tensors: Mapping[str, np.ndarray], values: Mapping[str, np.ndarray]) -> np.ndarray:
         return _gather(tensors[self.tensor], [i.value(values) for i in self.index])
 
+    def substituted(self, values: Mapping[str, int]) -> Read:
+        return Read(self.tensor, tuple(i.substituted(values) for i in self.index))
+
     def to_dict(self) -> dict[str, Any]:
         return {"tensor": self.tensor, "index": [i.to_dict() for i in self.index]}
 
@@ -119,6 +137,9 @@ class Derivative:
     def value(self, tensors: Mapping[str, np.ndarray], values: Mapping[str, np.ndarray]) -> np.ndarray:
         return Read(self.tensor, self.of.index + self.wrt.index).value(tensors, values)
 
+    def substituted(self, values: Mapping[str, int]) -> Derivative:
+        return Derivative(self.of.substituted(values), self.wrt.substituted(values))
+
 
 Factor = Read | Derivative
 
@@ -137,6 +158,9 @@ class Term:
     def text(self) -> str:
         signs = "".join(f"Σ_{','.join(group)} " for group in self.sums)
         return signs + "·".join(f.text() for f in self.factors)
+
+    def substituted(self, values: Mapping[str, int]) -> Term:
+        return Term(self.sums, tuple(f.substituted(values) for f in self.factors))
 
 
 @dataclass(frozen=True)
@@ -158,6 +182,15 @@ class Formula:
 
     def text(self) -> str:
         return f"{self.lhs.text()} = {' + '.join(t.text() for t in self.terms)}"
+
+    def text_at(self, coordinate: Mapping[str, int]) -> str:
+        """The formula at one coordinate of its left side, lets worked out: dX[0,0,2,2] = Σ_f ..."""
+        values = dict(coordinate)
+        for let in self.lets:
+            if let.of in values:
+                values[let.name] = int(let.value({let.of: np.asarray(values[let.of])}))
+        terms = (t.substituted(values) for t in self.terms)
+        return f"{self.lhs.substituted(values).text()} = {' + '.join(t.text() for t in terms)}"
 
     def where(self) -> str:
         """'g = ⌊c/2⌋ (c's group), c' = c mod 2 (c's place in its group)', or ''."""

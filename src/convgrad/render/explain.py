@@ -1,8 +1,10 @@
-"""`convgrad explain` for people: the derivation with the layer's own numbers, in 80 columns.
+"""`convgrad explain` for people: the answer first, the trap named, then the derivation with the
+layer's own numbers, pictures, worked coordinates and the proof, in 80 columns.
 
-Reads a `Derivation` (explain.py) only: every shape shown is the shape of an array the derivation
-computed, every value one it read or multiplied. Words are used in one sense throughout: a
-correlation slides a kernel as it is, a convolution flips it first.
+Reads a `Derivation` only: every shape shown is the shape of an array the derivation computed,
+every value one it read or multiplied, and every formula is printed from the structure a test
+evaluates (explain/formulas.py). Words are used in one sense throughout: a correlation slides a
+kernel as it is, a convolution flips it first.
 """
 
 from __future__ import annotations
@@ -16,15 +18,15 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from convgrad.explain import Derivation, KernelGrid, PaddedMap, Term, WorkedCoordinate
+from convgrad.explain import Derivation, KernelGrid, PlaneMap, Term, WorkedCoordinate
+from convgrad.explain.formula import Formula
+from convgrad.explain.formulas import IN_INDEX, OUT_INDEX, TAP_INDEX
+from convgrad.explain.library import transpose_call
 from convgrad.geometry import LayerGeometry, format_axes, format_shape, plural
 from convgrad.render.fit import Fields
 
-__all__ = ["render_explain"]
+__all__ = ["render_explain", "SECTION_TITLES"]
 
-_OUT_INDEX = {1: ("i",), 2: ("i", "j"), 3: ("h", "i", "j")}  # positions in O
-_TAP_INDEX = {1: ("u",), 2: ("u", "v"), 3: ("t", "u", "v")}  # taps in K
-_IN_INDEX = {1: ("y",), 2: ("y", "x"), 3: ("z", "y", "x")}  # positions in X
 _WINDOW_STYLE = "bold yellow"
 
 
@@ -60,12 +62,24 @@ def _body(text: str | Text, style: str = "", indent: int = 2) -> Padding:
     return Padding(text if isinstance(text, Text) else Text(text, style=style), (0, 0, 0, indent))
 
 
-def _formula(text: str, indent: int = 4) -> Padding:
-    return _body(text, indent=indent)
+def _printed(formula: Formula, indent: int = 4) -> list[RenderableType]:
+    """A formula as the structure prints it, and what its lets mean."""
+    parts: list[RenderableType] = [_body(formula.text(), indent=indent)]
+    if formula.lets:
+        parts.append(_body(f"where {formula.where()}", style="dim", indent=indent + 2))
+    return parts
 
 
-def _section(title: str) -> Text:
-    return Text(f"\n{title}", style="bold")
+# The sections in order; the page (render/explain_page.py) splits the text at these titles.
+ANSWER, TRAP, WHY, PICTURES, WORKED_DX, WORKED_DK, PROOF = (
+    "The answer", "The trap", "Why: the derivation, index by index", "The swap and the rotation, pictured",
+    "One coordinate of dX, worked out", "One coordinate of dK, worked out", "Proof",
+)
+SECTION_TITLES = (ANSWER, TRAP, WHY, PICTURES, WORKED_DX, WORKED_DK, PROOF)
+
+
+def _section(title: str, rest: str = "") -> Text:
+    return Text.assemble(("\n" + title, "bold"), rest)
 
 
 def _steps(rows: list[tuple[str, str]]) -> Table:
@@ -79,227 +93,29 @@ def _steps(rows: list[tuple[str, str]]) -> Table:
     return table
 
 
-def _words() -> list[RenderableType]:
-    return [
-        _section("Words, as used below"),
-        _body("correlation  (a ⋆ k)[y] = Σ_u a[y+u]·k[u]   k slides over a as it is"),
-        _body("convolution  (a ∗ k)[y] = Σ_u a[y−u]·k[u]   k is flipped first"),
-        _body(
-            "So a convolution with k is a correlation with k rotated 180° (every axis reversed): "
-            "np.convolve(a, k) = np.correlate(a, k[::-1], 'full'). Valid: only where k lies inside "
-            "a. Full: wherever k overlaps a at all, which equals valid on a after padding it with "
-            "(size of k)−1 zeros on each side."
-        ),
-        _body(
-            "E is the loss, one number computed from O. Backward is given dO = ∂E/∂O and returns "
-            "dX = ∂E/∂X, dK = ∂E/∂K and db = ∂E/∂b, each the shape of its own tensor."
-        ),
-    ]
-
-
-def _position(stride: Sequence[int], dilation: Sequence[int], ndim: int) -> str:
-    """'s*i + d*u, ...' with this layer's own numbers (factors of 1 left out)."""
-    return _join([
-        f"{_times(s, o)}+{_times(d, t)}" for s, d, o, t in zip(stride, dilation, _OUT_INDEX[ndim], _TAP_INDEX[ndim])
-    ])
-
-
-def _forward(d: Derivation) -> list[RenderableType]:
-    g = d.geometry
-    out, taps = _OUT_INDEX[g.ndim], _TAP_INDEX[g.ndim]
-    depth = d.kernels[1]  # C/g, read off K
-    over_c = "c" if g.groups == 1 else f"c in f's group ({plural(depth, 'channel')})"
-    x_name = "Xp" if any(g.padding_totals) else "X"
-    parts: list[RenderableType] = [
-        _section(f"Forward: O is a valid correlation of {x_name} with the kernels, plus b"),
-        _body(
-            f"O[n,f,{_join(out)}] = b[f] + Σ_{over_c} Σ_{_join(taps)} "
-            f"{x_name}[n,c,{_position(g.stride, g.dilation, g.ndim)}]·K[f,c,{_join(taps)}]"
-        ),
-        _body(
-            f"X {format_shape(g.x_shape)} (N x C x {' x '.join(g.axis_names)}), K {format_shape(g.w_shape)} "
-            f"(F x C/g x k), b {g.filters}, O {format_shape(g.y_shape)}"
-        ),
-    ]
-    if any(g.padding_totals):
-        parts.append(_body(
-            f"Xp is X with {_padding_sides(g)}: "
-            f"{g.channels}x{format_shape(g.padded_spatial)} per sample"
-        ))
-    if g.groups > 1:
-        parts.append(_body(f"c' is c's place within its group of {plural(depth, 'channel')}, the depth index of K"))
-    for name, h, (p, a), k, dil, s, o in zip(g.axis_names, g.spatial, g.padding_pairs, g.kernel_size, g.dilation,
-                                            g.stride, g.out_spatial):
-        padded = f"{h} + 2·{p}" if p == a else f"{h} + {p} + {a}"
-        parts.append(_body(f"{name}: ⌊({padded} − {dil}·({k}−1) − 1) / {s}⌋ + 1 = {o}", style="dim"))
-    return parts
-
-
-def _bias(d: Derivation) -> list[RenderableType]:
-    g = d.geometry
-    out = _join(_OUT_INDEX[g.ndim])
-    return [
-        _section("db: the sum of dO"),
-        _body(f"db[f] = Σ_n Σ_{out} dO[n,f,{out}]"),
-        _body(f"dO {format_shape(g.y_shape)} summed over N and {', '.join(g.axis_names)} gives db {g.filters}"),
-    ]
-
-
-def _weights(d: Derivation) -> list[RenderableType]:
-    g = d.geometry
-    out, taps = _join(_OUT_INDEX[g.ndim]), _join(_TAP_INDEX[g.ndim])
-    x_name = "Xp" if any(g.padding_totals) else "X"
-    how = []
-    if any(s > 1 for s in g.stride):
-        how.append(f"dO's entries {format_axes(g.stride)} apart (the stride)")
-    if any(dil > 1 for dil in g.dilation):
-        how.append(f"the taps {format_axes(g.dilation)} apart (the dilation)")
-    parts: list[RenderableType] = [
-        _section("dK: a valid correlation of the input with dO"),
-        _body(f"dK[f,c,{taps}] = Σ_n Σ_{out} dO[n,f,{out}]·{x_name}[n,c,{_position(g.stride, g.dilation, g.ndim)}]"),
-        _body(
-            f"{x_name} ({g.channels}x{format_shape(g.padded_spatial)}) correlated with each of the {g.filters} "
-            f"channels of dO ({format_shape(d.dy)}) used as a kernel"
-            + (f", {' and '.join(how)}" if how else "")
-            + f", summed over the {plural(g.batch, 'sample')}: dK {format_shape(g.w_shape)}"
-        ),
-    ]
-    if g.groups > 1:
-        parts.append(_body(f"per group: kernel f only sees the {plural(d.kernels[1], 'input channel')} of its group"))
-    return parts
-
-
-def _dx_headline(d: Derivation) -> list[RenderableType]:
-    g = d.geometry
-    source = "S" if d.spread is not None else "dO"
-    kernel = "K[f,c']" if g.groups > 1 else "K[f,c]"
-    qualifiers = []
-    if d.spread is not None:
-        qualifiers.append(f"S is dO with {_zeros(d.between)} inserted between neighbours (the stride)")
-    if d.dilated is not None:
-        qualifiers.append(f"the kernels' taps are {format_axes(g.dilation)} apart (the dilation)")
-    if g.groups > 1:
-        qualifiers.append("f runs over c's group only")
-    if d.cropped is not None:
-        qualifiers.append(f"the result is dXp, and dX is dXp with {_cropped(g)} cropped off")
-    parts: list[RenderableType] = [
-        _section("dX: a full correlation of dO with the kernels rotated 180° and swapped"),
-        _body("(the same thing as a full convolution of dO with the kernels as they are)"),
-        _formula(f"dX[n,c] = Σ_f full_corr({source}[n,f], rot180({kernel}))", indent=6),
-        _formula(f"        = Σ_f full_conv({source}[n,f], {kernel})", indent=6),
-    ]
-    if qualifiers:
-        parts.append(_body("where " + "; ".join(qualifiers) + "."))
-    return parts
-
-
-def _derivation(d: Derivation) -> list[RenderableType]:
-    """The chain rule, the substitution u = k-1-u' (the rotation) and the sum over f (the swap),
-    index by index, with this layer's numbers."""
-    g = d.geometry
-    nd = g.ndim
-    out, taps, ins = _OUT_INDEX[nd], _TAP_INDEX[nd], _IN_INDEX[nd]
-    primed = tuple(f"{t}'" for t in taps)
-    padded = any(g.padding_totals)
-    strided = d.spread is not None
-    grouped = g.groups > 1
-    xname, dxname = ("Xp", "dXp") if padded else ("X", "dX")
-    source = "S" if strided else "dO"
-    c_in_k = "c'" if grouped else "c"
-    over_f = "Σ_f" if not grouped else "Σ_f∈group(c)"
-    y = _join(ins)
-    lhs = f"{dxname}[n,c,{y}]"
-    forward_at = " and ".join(f"{_times(s, o)}+{_times(dil, t)} = {i}" for s, dil, o, t, i in zip(g.stride, g.dilation, out, taps, ins))
-    tap_range = ", ".join(f"{t} in 0..{last}" for t, last in zip(taps, d.last_tap))
-    minus = _join([f"{i}−{_times(dil, t)}" for i, dil, t in zip(ins, g.dilation, taps)])
-    plus = _join([f"{i}+{_times(dil, t)}" for i, dil, t in zip(ins, g.dilation, primed)])
-    rotated_taps = _join([f"{last}−{t}" for last, t in zip(d.last_tap, primed)])
-    substitution = ", ".join(f"{t} = {last}−{tp}" for t, last, tp in zip(taps, d.last_tap, primed))
-    shifted = ", ".join(
-        f"{i}−{_times(dil, t)} = ({i}+{_times(dil, tp)})−{r}" for i, dil, t, tp, r in zip(ins, g.dilation, taps, primed, d.reach)
-    )
-    padded_index = _join([f"{a}−{r}" for a, r in zip(("a", "b", "e")[:nd], d.reach)])
-
-    depth_after, kernels_after = d.swapped[1], d.swapped[0]
-    f_in_k2 = "f'" if grouped else "f"
-    where_source = (
-        f"where S is dO spread out by the stride: S[n,f,{_join([_times(s, o) for s, o in zip(g.stride, out)])}] "
-        f"= dO[n,f,{_join(out)}], with {_zeros(d.between)} between neighbours, 0 elsewhere."
-        if strided else f"where dO is 0 outside its {format_shape(d.dy[1:])} positions."
-    )
-    steps: list[tuple[str, list[RenderableType]]] = [
-        ("1.", [
-            Text(f"The chain rule: {xname}[n,c,{y}] reaches E only through the outputs it feeds, so"),
-            _formula(f"{lhs} = Σ_f Σ_{_join(out)} dO[n,f,{_join(out)}] · ∂O[n,f,{_join(out)}]/∂{xname}[n,c,{y}]"),
-        ]),
-        ("2.", [
-            Text(
-                f"By O's formula, ∂O[n,f,{_join(out)}]/∂{xname}[n,c,{y}] is K[f,{c_in_k},{_join(taps)}] for the "
-                f"tap with {forward_at} ({tap_range}), and 0 where no tap lands on {y}. Keeping those terms:"
-            ),
-            _formula(f"{lhs} = {over_f} Σ_{_join(taps)} {source}[n,f,{minus}] · K[f,{c_in_k},{_join(taps)}]"),
-            Text(f"{where_source} Position minus tap: a convolution of {source} with K."),
-        ]),
-        ("3.", [
-            Text(
-                f"The rotation. Substitute {substitution} (the primed taps run over the same range): "
-                f"{shifted}. So with P, {source} padded by {_zeros(d.reach)} on each side, "
-                f"P[n,f,{_join(('a', 'b', 'e')[:nd])}] = {source}[n,f,{padded_index}]:"
-            ),
-            _formula(f"{lhs} = {over_f} Σ_{_join(primed)} P[n,f,{plus}] · K[f,{c_in_k},{rotated_taps}]"),
-            Text(f"Position plus tap: a correlation, with K[f,{c_in_k}] read back to front on every axis: rotated 180°."),
-        ]),
-        ("4.", [
-            Text(
-                f"The swap. For a fixed c the sum runs over f, the kernel axis of K. Name "
-                f"K'[c,{f_in_k2},{_join(primed)}] = K[f,{c_in_k},{rotated_taps}]"
-                + (f" (f' is f's place in c's group): K' has {kernels_after} kernels of depth {depth_after}"
-                   if grouped else f": K' has {kernels_after} kernels (one per c) of depth {depth_after} (one per f)")
-                + ", and"
-            ),
-            _formula(f"{lhs} = {over_f} Σ_{_join(primed)} P[n,f,{plus}] · K'[c,{f_in_k2},{_join(primed)}]"),
-            Text(
-                "is the forward's own formula with P for X and K' for K: a valid correlation of P with K'"
-                + (f", its taps {format_axes(g.dilation)} apart" if d.dilated is not None else "")
-                + "."
-                + (f" Then dX[n,c,{y}] = dXp[n,c,{_join([f'{i}+{p}' for i, p in zip(ins, g.padding)])}]: "
-                   "the padding is cropped off." if padded else "")
-            ),
-        ]),
-    ]
-    table = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
-    table.add_column("number", no_wrap=True)
-    table.add_column("step", ratio=1)
-    for number, content in steps:
-        table.add_row(number, Group(*content))
-    parts: list[RenderableType] = [_section("Why: the derivation, index by index")]
-    if padded:
-        parts.append(_body("Work with the padded input Xp and its gradient dXp = ∂E/∂Xp (dX is dXp without the padding)."))
-    parts.append(Padding(table, (0, 0, 0, 2)))
-    return parts
-
-
-def _tensor_steps(d: Derivation) -> list[RenderableType]:
+def _answer(d: Derivation) -> list[RenderableType]:
+    """How dO becomes dX for these numbers, shape by shape: the question the learner asked."""
     g = d.geometry
     f, depth = g.filters, d.kernels[1]
     per_group_f = d.swapped[1]  # F/g: the depth of K'
-
-    rows: list[tuple[str, str]] = [(f"dO, per sample ({g.batch} in the batch)", format_shape(d.dy))]
+    rows: list[tuple[str, str]] = [(f"dO = ∂E/∂O, per sample ({plural(g.batch, 'sample')} in the batch)", format_shape(d.dy))]
     if d.spread is not None:
-        zeros = f"S: insert s−1 = {_zeros(d.between)} between neighbours (the stride)"
+        zeros = f"S: insert stride−1 = {_zeros(d.between)} between neighbours"
         if any(d.trailing_zeros):
             zeros += f", and {_zeros(d.trailing_zeros)} at the end (positions no window reached)"
         rows.append((zeros, format_shape(d.spread)))
-    rows.append((f"P: pad by dilation·(kernel−1) = {_zeros(d.reach)} on each side", format_shape(d.full)))
-    rows.append((f"K: {f} kernels of depth {depth}", format_shape(d.kernels)))
+    source = "S" if d.spread is not None else "dO"
+    rows.append((f"P: pad {source} by dilation·(kernel−1) = {_zeros(d.reach)} on each side", format_shape(d.full)))
+    rows.append((f"K: {plural(f, 'kernel')} of depth {depth}", format_shape(d.kernels)))
     swapped = (
-        f"K': rotate each 180° and swap (transpose) the kernel and depth axes: "
-        f"{g.channels} kernels of depth {per_group_f}"
+        f"K': rotate each kernel 180° and swap the kernel and depth axes: "
+        f"{plural(g.channels, 'kernel')} of depth {per_group_f}"
     )
     if g.groups > 1:
         swapped += (
-            f" (per group: {plural(per_group_f, 'kernel')} of depth {depth} become "
-            f"{plural(depth, 'kernel')} of depth {per_group_f}, for each of the {g.groups} groups)"
+            f" (per group: {plural(per_group_f, 'kernel')} of depth {depth} "
+            f"{'becomes' if per_group_f == 1 else 'become'} {plural(depth, 'kernel')} of depth {per_group_f}, "
+            f"in each of the {g.groups} groups)"
         )
     rows.append((swapped, format_shape(d.swapped)))
     if d.dilated is not None and d.dilated_extent is not None:
@@ -308,13 +124,213 @@ def _tensor_steps(d: Derivation) -> list[RenderableType]:
             f"dilation·(kernel−1)+1 = {format_axes(d.dilated_extent)}",
             format_shape(d.dilated),
         ))
-    valid = "a valid correlation of P with them"
+    valid = "a valid correlation of P with K' (each kernel slides over P unflipped, summing over its depth)"
     if g.groups > 1:
-        valid += f", group by group ({per_group_f} channels of P each)"
-    rows.append((valid, format_shape(d.correlated)))
-    if d.cropped is not None:
-        rows.append((f"crop {_cropped(g)} off" + ("" if g.uneven_padding else " each side"), format_shape(d.cropped)))
-    return [_section("As tensors, per sample"), Padding(_steps(rows), (0, 0, 0, 2))]
+        valid += f", group by group ({plural(per_group_f, 'channel')} of P each)"
+    if d.cropped is None:
+        rows.append((f"dX = {valid}", format_shape(d.correlated)))
+    else:
+        rows.append((valid, format_shape(d.correlated)))
+        rows.append((f"dX: crop {_cropped(g)} off" + ("" if g.uneven_padding else " each side"), format_shape(d.cropped)))
+    return [
+        _section(f"{ANSWER}: dO {format_shape(d.dy)} becomes dX {format_shape(g.in_shape)}"),
+        Padding(_steps(rows), (0, 0, 0, 2)),
+        _body(
+            f"And dK {format_shape(g.w_shape)} is a valid correlation of X with dO; db {g.filters} is dO summed "
+            "over the samples and positions."
+        ),
+    ]
+
+
+def _trap(d: Derivation) -> list[RenderableType]:
+    g = d.geometry
+    call = transpose_call(g, d.trailing_zeros)
+    library = (
+        f"torch.nn.functional.{call} (or torch.nn.grad.conv{g.ndim}d_input)" if call is not None else
+        f"torch's conv_transpose{g.ndim}d, which takes one padding per axis, so crop {_cropped(g)} yourself"
+    )
+    return [
+        _section(TRAP),
+        _body(
+            "Deep-learning libraries call the forward a convolution, but it is a correlation: "
+            "Σ_u a[y+u]·k[u], the kernel slides as it is. A convolution flips the kernel first: "
+            "Σ_u a[y−u]·k[u], so np.convolve(a, k) = np.correlate(a, k[::-1], 'full'). "
+            "Valid: only where the kernel lies inside the input; full: wherever it overlaps it, "
+            "which is valid after padding by (kernel extent)−1 zeros."
+        ),
+        _body(
+            "dX is the full convolution of dO with K as it is, which is the full correlation of dO "
+            "with K rotated 180°, the steps above. Rotating K and then convolving (np.convolve, "
+            "scipy.signal.convolve2d, \"a full convolution with the rotated kernel\") rotates twice: wrong."
+        ),
+        _body(
+            f"Libraries call this dX the transposed convolution of dO with the same K: {library}; "
+            "tf.nn.conv2d_transpose, jax.lax.conv_transpose, cuDNN's backward data."
+        ),
+    ]
+
+
+def _position(stride: Sequence[int], dilation: Sequence[int], ndim: int) -> str:
+    """'s*i + d*u, ...' with this layer's own numbers (factors of 1 left out)."""
+    return _join([
+        f"{_times(s, o)}+{_times(d, t)}" for s, d, o, t in zip(stride, dilation, OUT_INDEX[ndim], TAP_INDEX[ndim])
+    ])
+
+
+def _forward(d: Derivation) -> list[RenderableType]:
+    g = d.geometry
+    x_name = "Xp" if any(g.padding_totals) else "X"
+    parts: list[RenderableType] = [
+        _body(
+            "E is the loss, one number computed from O. Backward is given dO = ∂E/∂O and returns "
+            "dX = ∂E/∂X, dK = ∂E/∂K and db = ∂E/∂b, each the shape of its own tensor."
+        ),
+        _body(f"Forward: O is a valid correlation of {x_name} with the kernels, plus b", style="bold"),
+        *_printed(d.formulas.forward),
+        _body(
+            f"X {format_shape(g.x_shape)} (N x C x {' x '.join(g.axis_names)}), K {format_shape(g.w_shape)} "
+            f"(F x C/g x k), b {g.filters}, O {format_shape(g.y_shape)}"
+        ),
+    ]
+    if d.formulas.padded_input is not None:
+        parts.append(_body(f"Xp is X with {_padding_sides(g)}: {g.channels}x{format_shape(g.padded_spatial)} per sample"))
+        parts.extend(_printed(d.formulas.padded_input))
+    for name, h, (p, a), k, dil, s, o in zip(g.axis_names, g.spatial, g.padding_pairs, g.kernel_size, g.dilation,
+                                            g.stride, g.out_spatial):
+        padded = f"{h} + 2·{p}" if p == a else f"{h} + {p} + {a}"
+        parts.append(_body(f"{name}: ⌊({padded} − {dil}·({k}−1) − 1) / {s}⌋ + 1 = {o}", style="dim", indent=4))
+    return parts
+
+
+def _bias_and_weights(d: Derivation) -> list[RenderableType]:
+    g = d.geometry
+    x_name = "Xp" if any(g.padding_totals) else "X"
+    how = []
+    if any(s > 1 for s in g.stride):
+        how.append(f"dO's entries {format_axes(g.stride)} apart (the stride)")
+    if any(dil > 1 for dil in g.dilation):
+        how.append(f"the taps {format_axes(g.dilation)} apart (the dilation)")
+    return [
+        _body("db: the sum of dO", style="bold"),
+        *_printed(d.formulas.bias),
+        _body("dK: a valid correlation of the input with dO", style="bold"),
+        *_printed(d.formulas.weights),
+        _body(
+            f"{x_name} ({g.channels}x{format_shape(g.padded_spatial)}) correlated with each of the "
+            f"{plural(g.filters, 'channel')} of dO ({format_shape(d.dy)}) used as a kernel"
+            + (f", {' and '.join(how)}" if how else "")
+            + f", summed over the {plural(g.batch, 'sample')}: dK {format_shape(g.w_shape)}"
+            + (f"; kernel f only sees the {plural(d.kernels[1], 'input channel')} of its group" if g.groups > 1 else "")
+        ),
+    ]
+
+
+def _dx_steps(d: Derivation) -> list[RenderableType]:
+    """The chain rule, the substitution u = k-1-u' (the rotation) and the sum over f (the swap),
+    index by index, with this layer's numbers."""
+    g = d.geometry
+    fs = d.formulas
+    nd = g.ndim
+    out, taps, ins = OUT_INDEX[nd], TAP_INDEX[nd], IN_INDEX[nd]
+    primed = tuple(f"{t}'" for t in taps)
+    padded = any(g.padding_totals)
+    xname = "Xp" if padded else "X"
+    source = "S" if d.spread is not None else "dO"
+    y = _join(ins)
+    forward_at = " and ".join(
+        f"{_times(s, o)}+{_times(dil, t)} = {i}" for s, dil, o, t, i in zip(g.stride, g.dilation, out, taps, ins)
+    )
+    tap_range = ", ".join(f"{t} in 0..{last}" for t, last in zip(taps, d.last_tap))
+    substitution = ", ".join(f"{t} = {last}−{tp}" for t, last, tp in zip(taps, d.last_tap, primed))
+    shifted = ", ".join(
+        f"{i}−{_times(dil, t)} = ({i}+{_times(dil, tp)})−{r}"
+        for i, dil, t, tp, r in zip(ins, g.dilation, taps, primed, d.reach)
+    )
+    in_group = " of c's group" if g.groups > 1 else ""
+    step2: list[RenderableType] = [
+        Text(
+            f"By O's formula, ∂O[n,f,{_join(out)}]/∂{xname}[n,c,{y}] is K's tap with {forward_at} "
+            f"({tap_range}) for the filters f{in_group}, and 0 where no tap lands on {y}. Keeping those terms:"
+        ),
+        *_printed(fs.by_taps),
+    ]
+    if fs.spread is not None:
+        step2 += [Text(f"where S is dO spread out by the stride, {_zeros(d.between)} between neighbours, 0 elsewhere:"),
+                  *_printed(fs.spread)]
+    else:
+        step2.append(Text(f"where dO is 0 outside its {format_shape(d.dy[1:])} positions."))
+    step2.append(Text(f"Position minus tap: a convolution of {source} with K."))
+    steps: list[tuple[str, list[RenderableType]]] = [
+        ("1.", [Text(f"The chain rule: {xname}[n,c,{y}] reaches E only through the outputs it feeds, so"),
+                *_printed(fs.chain_rule)]),
+        ("2.", step2),
+        ("3.", [
+            Text(
+                f"The rotation. Substitute {substitution} (the primed taps run over the same range): "
+                f"{shifted}. So with P, {source} padded by {_zeros(d.reach)} on each side,"
+            ),
+            *_printed(fs.padded_dy),
+            *_printed(fs.rotated),
+            Text("Position plus tap: a correlation, with K read back to front on every axis: rotated 180°."),
+        ]),
+        ("4.", [
+            Text("The swap. For a fixed c the sum runs over the kernel axis of K. Name"),
+            *_printed(fs.swapped_kernels),
+            Text(
+                f"K' has {plural(d.swapped[0], 'kernel')} (one per c) of depth {d.swapped[1]} "
+                f"(one per filter{in_group}), and"
+            ),
+            *_printed(fs.swapped),
+            Text(
+                "is the forward's own formula with P for X and K' for K: a valid correlation of P with K'"
+                + (f", its taps {format_axes(g.dilation)} apart" if d.dilated is not None else "") + "."
+            ),
+        ]),
+    ]
+    if fs.cropped is not None:
+        steps.append(("5.", [Text("The padding is cropped off:"), *_printed(fs.cropped)]))
+    table = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
+    table.add_column("number", no_wrap=True)
+    table.add_column("step", ratio=1)
+    for number, content in steps:
+        table.add_row(number, Group(*content))
+    parts: list[RenderableType] = [_body("dX, in four steps" + (" and a crop" if padded else ""), style="bold")]
+    if padded:
+        parts.append(_body("Work with the padded input Xp and its gradient dXp = ∂E/∂Xp (dX is dXp without the padding)."))
+    parts.append(Padding(table, (0, 0, 0, 2)))
+    parts.extend(_shortcut(d))
+    return parts
+
+
+def _shortcut(d: Derivation) -> list[RenderableType]:
+    """Padding by the reach and cropping p is padding by reach − p: one step less."""
+    s, fs = d.shortcut, d.formulas
+    if s is None or fs.shortcut_padded_dy is None or fs.shortcut is None:
+        return []
+    g = d.geometry
+    source = "S" if d.spread is not None else "dO"
+    sides = [side for pair in s.sides for side in pair]
+    if all(side >= 0 for side in sides):
+        how = (f"pad {source} by dilation·(kernel−1) − padding = {_zeros([b for b, _ in s.sides])} on each side"
+               if not g.uneven_padding else
+               f"pad {source} by dilation·(kernel−1) − padding: {format_axes([b for b, _ in s.sides])} before, "
+               f"{format_axes([a for _, a in s.sides])} after")
+    else:
+        how = (f"pad {source} by dilation·(kernel−1) − padding per side, "
+               f"{', '.join(f'{b},{a}' for b, a in s.sides)} (a negative number crops)")
+    return [
+        _body(
+            f"Shortcut: instead of padding by {_zeros(d.reach)} and cropping {_cropped(g)}, {how} "
+            f"(Q, {format_shape(s.shape)}) and correlate; nothing is left to crop:"
+        ),
+        *_printed(fs.shortcut_padded_dy),
+        *_printed(fs.shortcut),
+        _body(f"the same dX (largest difference {s.max_difference:.1e}).", style="dim", indent=4),
+    ]
+
+
+def _why(d: Derivation) -> list[RenderableType]:
+    return [_section(WHY), *_forward(d), *_bias_and_weights(d), *_dx_steps(d)]
 
 
 def _grid_table(grid: KernelGrid, row: str, column: str) -> Table:
@@ -353,7 +369,7 @@ def _pictures(d: Derivation) -> list[RenderableType]:
     g = d.geometry
     f0, c_in_group, c0, f_in_group = d.kernel_slice
     before, after = d.kernel_before, d.kernel_after
-    taps, primed = _TAP_INDEX[g.ndim], tuple(f"{t}'" for t in _TAP_INDEX[g.ndim])
+    taps, primed = TAP_INDEX[g.ndim], tuple(f"{t}'" for t in TAP_INDEX[g.ndim])
     cut_before = cut_after = ""
     if before.ndim == 3:  # 3-D kernels: one depth slice each, the slices the rotation pairs up
         last = d.last_tap[0]
@@ -364,8 +380,8 @@ def _pictures(d: Derivation) -> list[RenderableType]:
                                              or d.grid_after.rows > len(d.grid_after.cells)) else ""
     grids = Columns(
         [
-            _grid_picture(f"K: {g.filters} kernels x depth {d.kernels[1]}", d.grid_before, "f", "c'" if g.groups > 1 else "c"),
-            _grid_picture(f"K': {g.channels} kernels x depth {d.swapped[1]}", d.grid_after, "c", "f'" if g.groups > 1 else "f"),
+            _grid_picture(f"K: {plural(g.filters, 'kernel')} x depth {d.kernels[1]}", d.grid_before, "f", "c'" if g.groups > 1 else "c"),
+            _grid_picture(f"K': {plural(g.channels, 'kernel')} x depth {d.swapped[1]}", d.grid_after, "c", "f'" if g.groups > 1 else "f"),
         ],
         padding=(0, 4),
     )
@@ -378,21 +394,27 @@ def _pictures(d: Derivation) -> list[RenderableType]:
         padding=(0, 4),
     )
     return [
-        _section("The swap and the rotation, pictured"),
-        _body(f"Each cell 'f,c' is the kernel slice K[f,c]; the swap moves it to row c, column f of K'{capped}:"),
+        _section(PICTURES),
+        _body(
+            f"Each cell 'f,c' is the kernel slice K[f,c]; the swap moves it to row c, column f of K'{capped}:"
+            if g.groups == 1 else
+            f"Each cell 'f,c'' is the kernel slice K[f,c']; the swap moves it to row c = {d.kernels[1]}g+c', "
+            f"column f' of K', g being f's group and f' f's place in it{capped}:"
+        ),
         Padding(grids, (0, 0, 0, 2)),
         _body(f"and the rotation reverses its taps on every axis ({rotation}):"),
         Padding(kernels, (0, 0, 0, 2)),
     ]
 
 
+
 _OUTSIDE = {"pad": "·", "zero": "∘", "value": "●"}
 _INSIDE = {"pad": "□", "zero": "□", "value": "■"}
 
 
-def _padded_map(m: PaddedMap, g: LayerGeometry) -> Text:
-    """The padded dO of one filter as a map, the positions the worked window reads marked (by
-    glyph as well as colour, so it reads with NO_COLOR)."""
+def _plane_map(m: PlaneMap, legend: str) -> Text:
+    """A plane of a padded tensor from its corner, the positions read marked (by glyph as well as
+    colour, so it reads with NO_COLOR)."""
     columns = len(m.kinds[0])
     flat = len(m.axes) == 1  # 1-D: a single row, positions along L
     text = Text()
@@ -403,19 +425,17 @@ def _padded_map(m: PaddedMap, g: LayerGeometry) -> Text:
             read = ((k,) if flat else (r, k)) in m.taps
             text.append((_INSIDE if read else _OUTSIDE)[kind] + " ", style=_WINDOW_STYLE if read else "")
         text.append("\n")
-    text.append("· padding  ", style="dim")
-    if any(s > 1 for s in g.stride):
-        text.append("∘ zero inserted by the stride  ", style="dim")
-    text.append("● dO  □ ■ read by the window (on a zero, on dO)", style="dim")
+    text.append(legend, style="dim")
     return text
 
 
-def _term(t: Term) -> str:
-    """'P·K′' of one product, negative factors in parentheses."""
-    def value(v: float) -> str:
-        return f"({v:.3f})".replace("-", "−") if v < 0 else f"{v:.3f}"
+def _value(v: float) -> str:
+    """A factor of a product, negative ones in parentheses."""
+    return f"({v:.3f})".replace("-", "−") if v < 0 else f"{v:.3f}"
 
-    return f"{value(t.dy)}·{value(t.kernel)}"
+
+def _term(t: Term) -> str:
+    return f"{_value(t.dy)}·{_value(t.kernel)}"
 
 
 def _number(v: float, digits: int) -> str:
@@ -425,31 +445,63 @@ def _number(v: float, digits: int) -> str:
 _TERMS_PER_FILTER = 6  # products listed per filter (two lines at 80 columns); the rest as "+ N more"
 
 
-def _worked(d: Derivation) -> list[RenderableType]:
-    g = d.geometry
-    w: WorkedCoordinate = d.worked
-    nd = g.ndim
-    primed = tuple(f"{t}'" for t in _TAP_INDEX[nd])
-    index = _join([str(i) for i in w.index])
-    n, c = w.index[:2]
-    corner = [start for start, _ in w.window]
-    position = _join([f"{y}+{_times(dil, t)}" for y, dil, t in zip(corner, g.dilation, primed)])
-    window = _join([f"{start}:{stop}" for start, stop in w.window])
-    over_f = "Σ_f" if g.groups == 1 else "Σ_f∈group(c)"
-    f_name = "f" if g.groups == 1 else "f'"  # K's depth index: f itself, or f's place in its group
-    m = d.padded_map
+def _plane_caption(m: PlaneMap, g: LayerGeometry, shape: Sequence[int]) -> str:
+    """'22x22; the first 10x10 shown', with the cut of a 3-D plane."""
     names = [g.axis_names[a] for a in m.axes]
     plane = f"the {' x '.join(names)} plane at {g.axis_names[0]} = {format_axes(m.cut)}, " if m.cut else ""
     shown = format_shape([len(m.kinds), len(m.kinds[0])] if len(m.axes) == 2 else [len(m.kinds[0])])
+    whole = tuple(m.size) == ((len(m.kinds), len(m.kinds[0])) if len(m.axes) == 2 else (len(m.kinds[0]),))
+    return f"{format_shape(shape)}; {plane}" + ("all shown" if whole else f"the first {shown} shown")
+
+
+def _products(w: WorkedCoordinate) -> list[RenderableType]:
+    """The non-zero products of a worked dX coordinate, filter by filter, and their sum."""
+    zero = f" (the other {w.zero_terms} of {w.all_terms} read padding or inserted zeros: 0)" if w.zero_terms else ""
+    parts: list[RenderableType] = [_body(f"The {plural(w.nonzero_terms, 'product')} where the window lies on an entry of dO{zero}:")]
+    lines = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
+    lines.add_column("f", no_wrap=True, style="dim")
+    lines.add_column("products", ratio=1)
+    lines.add_column("sum", justify="right", no_wrap=True)
+    for filter_terms in w.filters[: w.shown]:
+        values = [t for t in filter_terms.terms if t.kind == "value"]
+        listed = " + ".join(_term(t) for t in values[:_TERMS_PER_FILTER]) or "(none)"
+        if len(values) > _TERMS_PER_FILTER:
+            listed += f" + {len(values) - _TERMS_PER_FILTER} more"
+        lines.add_row(f"f={filter_terms.filter}", listed, f"= {_number(filter_terms.partial, 4)}")
+    if w.hidden_filters:
+        lines.add_row("", f"the other {w.hidden_filters} filters together", f"= {_number(w.rest, 4)}")
+    index = _join([str(i) for i in w.index])
+    return parts + [
+        Padding(lines, (0, 0, 0, 2)),
+        _body(Text.assemble(f"sum {_number(w.total, 9)}, and dX[{index}] computed by the steps is ", (_number(w.dx, 9), "bold"))),
+    ]
+
+
+def _coordinate(formula: Formula, index: Sequence[int]) -> str:
+    return formula.text_at(dict(zip(formula.free, index)))
+
+
+def _worked_dx(d: Derivation) -> list[RenderableType]:
+    g = d.geometry
+    w: WorkedCoordinate = d.worked
+    n, c = w.index[:2]
+    index = _join([str(i) for i in w.index])
     window = _join([f"{start}:{stop}" + (f":{dil}" if dil > 1 else "") for (start, stop), dil in zip(w.window, g.dilation)])
+    m = d.padded_map
+    inserted = " (and the zeros the stride inserts)" if d.spread is not None else ""
+    where = (f"its window lies wholly on dO{inserted}" if d.whole_window else
+             "no window of this layer lies wholly on dO; this one reads the most of it")
+    dx_name = "dXp" if d.cropped is not None else "dX"
+    padded_index = _join([str(i) for i in (n, c, *(q for q, _ in w.window))])
     parts: list[RenderableType] = [
-        _section(f"One coordinate, worked out: dX[{index}]"),
-        _formula(f"dX[{index}] = {over_f} Σ_{_join(primed)} P[{n},f,{position}] · K'[{c},{f_name},{_join(primed)}]", indent=6),
+        _section(WORKED_DX, f": dX[{index}]"),
+        _body(f"Chosen because {where}. By step 4" + (f", dX[{index}] = dXp[{padded_index}] and" if d.cropped is not None else ",")),
+        _body(_coordinate(d.formulas.swapped, (n, c, *(q for q, _ in w.window)) if dx_name == "dXp" else w.index), indent=6),
         _body(
-            f"The window P[{n},f,{window}] of every filter f, on P of filter {m.filter} "
-            f"({format_shape(d.full[1:])}; {plane}the first {shown} shown):"
+            f"The window P[{n},f,{window}] of every filter f, on P of filter {m.channel} "
+            f"({_plane_caption(m, g, d.full[1:])}):"
         ),
-        Padding(_padded_map(m, g), (0, 0, 0, 2)),
+        Padding(_plane_map(m, _legend(m, "dO")), (0, 0, 0, 2)),
     ]
     example = next(
         (t for f in w.filters for t in f.terms if t.kind == "value" and t.tap != t.kernel_tap),
@@ -463,36 +515,75 @@ def _worked(d: Derivation) -> list[RenderableType]:
             f"K'[{c},{f_example.depth_index},{_join([str(u) for u in example.tap])}] "
             f"= K[{f_example.filter},{w.channel_in_group},{_join([str(u) for u in example.kernel_tap])}] = {_number(example.kernel, 3)}."
         ))
-    parts.append(_body(
-        f"The {w.nonzero_terms} products where the window lies on an entry of dO "
-        f"(the other {w.zero_terms} of {w.all_terms} are 0):"
-    ))
-    lines = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
-    lines.add_column("f", no_wrap=True, style="dim")
-    lines.add_column("products", ratio=1)
-    lines.add_column("sum", justify="right", no_wrap=True)
-    for filter_terms in w.filters[: w.shown]:
-        values = [t for t in filter_terms.terms if t.kind == "value"]
-        listed = " + ".join(_term(t) for t in values[:_TERMS_PER_FILTER]) or "(none)"
-        if len(values) > _TERMS_PER_FILTER:
-            listed += f" + {len(values) - _TERMS_PER_FILTER} more"
-        lines.add_row(f"f={filter_terms.filter}", listed, f"= {_number(filter_terms.partial, 4)}")
-    if w.hidden_filters:
-        lines.add_row("", f"the other {plural(w.hidden_filters, 'filter')} together", f"= {_number(w.rest, 4)}")
-    parts.append(Padding(lines, (0, 0, 0, 2)))
-    parts.append(_body(Text.assemble(
-        f"sum {_number(w.total, 9)}, and dX[{index}] computed by the steps is ",
-        (_number(w.dx, 9), "bold"),
-    )))
+    parts.extend(_products(w))
+    if d.border is not None:
+        b = d.border
+        border_index = _join([str(i) for i in b.index])
+        parts.append(_body(
+            f"At the border, dX[{border_index}]: its window hangs over the padding of dO, so only "
+            f"{b.nonzero_terms} of its {b.all_terms} products are not 0; dX is smaller there because fewer "
+            "outputs read that input.", style="",
+        ))
+        parts.extend(_products(b)[1:])
     return parts
 
 
-def _proof(d: Derivation) -> list[RenderableType]:
-    steps = "zero_insert, pad, rotate_and_swap, " + ("dilate, " if d.dilated is not None else "") + "correlate and crop"
-    parts: list[RenderableType] = [
-        _section("Proof: the steps above against central finite differences"),
+def _legend(m: PlaneMap, value: str) -> str:
+    """What the glyphs of this map mean, those it shows only."""
+    shown = {(kind, ((r, k) if len(m.axes) == 2 else (k,)) in m.taps)
+             for r, row in enumerate(m.kinds) for k, kind in enumerate(row)}
+    meanings = [
+        (("pad", False), "· padding"), (("zero", False), "∘ zero inserted by the stride"), (("value", False), f"● {value}"),
+        (("pad", True), "□ read, on padding"), (("zero", True), "□ read, on an inserted zero"), (("value", True), f"■ read, on {value}"),
+    ]
+    return "  ".join(text for key, text in meanings if key in shown)
+
+
+_WEIGHT_PRODUCTS = 4  # products of the worked dK listed; the rest as "+ N more"
+
+
+def _worked_dk(d: Derivation) -> list[RenderableType]:
+    g = d.geometry
+    k = d.weight
+    index = _join([str(i) for i in k.index])
+    x_name = "Xp" if any(g.padding_totals) else "X"
+    terms = k.terms
+    listed = " + ".join(
+        f"dO[{_join([str(t.dy_index[0]), str(k.index[0]), *map(str, t.dy_index[1:])])}]·"
+        f"{x_name}[{_join([str(t.x_position[0]), str(k.channel), *map(str, t.x_position[1:])])}]"
+        for t in terms[:_WEIGHT_PRODUCTS]
+    )
+    values = " + ".join(f"{_value(t.dy)}·{_value(t.x)}" for t in terms[:_WEIGHT_PRODUCTS])
+    more = f" + {len(terms) - _WEIGHT_PRODUCTS} more" if len(terms) > _WEIGHT_PRODUCTS else ""
+    on_padding = sum(t.on_padding for t in terms)
+    padding_note = f" ({on_padding} of them read padding: 0)" if on_padding else ""
+    m = d.input_map
+    return [
+        _section(WORKED_DK, f": dK[{index}]"),
+        _body(_coordinate(d.formulas.weights, k.index), indent=6),
         _body(
-            f"dX by {steps} exactly as shown; dK and db by their sums. Every coordinate, float64, "
+            f"One product per sample and output position, {plural(len(terms), 'product')}{padding_note}: dO of "
+            f"filter {k.index[0]} slides over {x_name} of channel {k.channel}, shifted by the tap "
+            f"{_join([str(u) for u in k.index[2:]])}. The positions of {x_name} it reads, in sample 0 "
+            f"({_plane_caption(m, g, g.padded_spatial)}):"
+        ),
+        Padding(_plane_map(m, _legend(m, "X")), (0, 0, 0, 2)),
+        _body(f"{listed}{more}", indent=4),
+        _body(f"= {values}{more}", indent=4),
+        _body(Text.assemble(
+            f"sum {_number(k.total, 9)}, and dK[{index}] computed by the reference is ", (_number(k.dk, 9), "bold"),
+        )),
+    ]
+
+
+def _proof(d: Derivation) -> list[RenderableType]:
+    used = (["zero_insert"] if d.spread is not None else []) + ["pad", "rotate_and_swap"] + (
+        ["dilate"] if d.dilated is not None else []) + ["correlate"] + (["crop"] if d.cropped is not None else [])
+    steps = ", ".join(used[:-1]) + " and " + used[-1]
+    parts: list[RenderableType] = [
+        _section(PROOF, ": the steps above against central finite differences"),
+        _body(
+            f"dX by {steps}, exactly as shown; dK and db by their sums. At every coordinate, in float64, "
             f"seed {d.seed}:",
             style="dim",
         ),
@@ -500,7 +591,7 @@ def _proof(d: Derivation) -> list[RenderableType]:
     for p in d.proofs:
         parts.append(_body(
             f"{p.tensor:<3} rel error {p.max_rel_error:.2e}  abs error {p.max_abs_error:.2e}  "
-            f"over {p.checked} coordinates ({plural(p.forward_calls, 'call')})"
+            f"at all {p.checked} coordinates"
         ))
     worst = max(p.max_rel_error for p in d.proofs)
     if d.holds:
@@ -518,10 +609,8 @@ def _proof(d: Derivation) -> list[RenderableType]:
 
 
 def render_explain(d: Derivation) -> RenderableType:
-    """The whole derivation: words, forward, db, dK, dX with its derivation, tensors, pictures, a
-    worked coordinate, and the proof."""
+    """The answer and the trap first, then the derivation, pictures, worked coordinates and the proof."""
     header = Group(Text("convgrad explain", style="bold"), Fields(d.geometry.describe_fields()))
     return Group(
-        header, *_words(), *_forward(d), *_bias(d), *_weights(d), *_dx_headline(d), *_derivation(d),
-        *_tensor_steps(d), *_pictures(d), *_worked(d), *_proof(d),
+        header, *_answer(d), *_trap(d), *_why(d), *_pictures(d), *_worked_dx(d), *_worked_dk(d), *_proof(d),
     )

@@ -254,13 +254,27 @@ def derivation_to_json(derivation: Derivation) -> str:
                 "after": d.kernel_after.tolist(),
             },
             "padded_dy_map": {
-                "filter": m.filter,
+                "filter": m.channel,
                 "axes": list(m.axes),
                 "cut": list(m.cut),
                 "size": list(m.size),
                 "kinds": [list(row) for row in m.kinds],
                 "taps": sorted(list(t) for t in m.taps),
             },
+            "dk_coordinate": {
+                "index": list(d.weight.index),
+                "channel": d.weight.channel,
+                "products": len(d.weight.terms),
+                "sum": d.weight.total,
+                "dk": d.weight.dk,
+            },
+            "border_coordinate": None if d.border is None else _worked_to_dict(d.border),
+            "shortcut": None if d.shortcut is None else {
+                "pad": [list(side) for side in d.shortcut.sides],
+                "padded": list(d.shortcut.shape),
+                "max_difference": d.shortcut.max_difference,
+            },
+            "formulas": [{"name": name, **formula.to_dict()} for name, formula in d.formulas.named()],
             "proof": [
                 {"tensor": p.tensor, "max_abs_error": p.max_abs_error, "max_rel_error": p.max_rel_error,
                  "checked": p.checked, "forward_calls": p.forward_calls, "holds": p.holds}
