@@ -224,7 +224,7 @@ class Formula:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """The structure the explain page evaluates (docs of the format: render/explain_page.py)."""
+        """The structure the explain page evaluates in the browser (render/page/explain.js)."""
         return {
             "text": self.text(),
             "lhs": self.lhs.to_dict(),
