@@ -33,6 +33,7 @@ STAGES: tuple[tuple[str, ...], ...] = (
 TYPES_ONLY: dict[tuple[str, str], str] = {
     ("convgrad.cli", "convgrad.geometry"): "`convgrad --help` imports no more than it needs",
     ("convgrad.cli", "convgrad.report"): "`convgrad --help` does not import NumPy",
+    ("convgrad.cli", "convgrad.explain"): "`convgrad --help` does not import NumPy",
     ("convgrad.render.json", "convgrad.render.fuzz"): "a check's --json does not load fuzz's live display",
     ("convgrad.render.json", "convgrad.run.fuzz"): "a check's --json does not load the fuzz loop",
 }

@@ -34,3 +34,10 @@ def test_the_readmes_table_of_declarations_is_the_one_the_code_reads():
     section = _read("README.md").split("### Declaring conventions and limits", 1)[1].split("\n### ", 1)[0]
     rows = re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE)
     assert rows == list(KEYS)
+
+
+def test_ci_installs_the_browser_the_page_tests_drive():
+    """tests/test_explain_page.py fails rather than skips under CI=true: CI must bring Chromium."""
+    lines = _read(".ci", "run").splitlines()
+    install = next(i for i, line in enumerate(lines) if "apt-get install" in line)
+    assert "chromium" in lines[install] and install < lines.index(next(line for line in lines if "python3 -m venv" in line))

@@ -24,6 +24,7 @@ from convgrad.options import (
 if TYPE_CHECKING:  # types only, not a cycle: `convgrad --help` loads neither rich's console nor NumPy
     from rich.console import Console
 
+    from convgrad.explain import Derivation
     from convgrad.geometry import Dtype, LayerGeometry
     from convgrad.report import SuiteReport
 
@@ -410,6 +411,18 @@ def _save_svg(console: "Console", svg_path: Optional[str]) -> None:
         raise click.FileError(svg_path, hint=error.strerror or str(error)) from None
 
 
+def _save_page(derivation: "Derivation", html_path: str) -> None:
+    from convgrad.render.explain_page import render_page
+    from convgrad.render.page_data import page_data
+
+    try:
+        with open(html_path, "w", encoding="utf-8") as handle:
+            handle.write(render_page(page_data(derivation)))
+    except OSError as error:
+        raise click.FileError(html_path, hint=error.strerror or str(error)) from None
+    click.echo(f"Page written to {html_path}: open it in a browser.", err=True)
+
+
 def _explain_geometry_options(function: F) -> F:
     return geometry_options(
         function, dtype_help="Only float64: the derivation is proved exactly, and float32 is refused (check it with convgrad check)."
@@ -422,7 +435,10 @@ def _explain_geometry_options(function: F) -> F:
 @click.option("--json", "as_json", is_flag=True, help="Print the derivation's shapes and proof as JSON.")
 @click.option("--svg", "svg_path", type=click.Path(dir_okay=False, writable=True), callback=_existing_folder,
               help="Also save the printed explanation as an SVG picture.")
-def explain(seed: int, as_json: bool, svg_path: Optional[str], **flags: Any) -> None:
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, writable=True), callback=_existing_folder,
+              help="Also write one self-contained page (opens from disk, no network): the explanation and an "
+                   "explorer of every coordinate of dX, dK and O with its window, taps, products and sum.")
+def explain(seed: int, as_json: bool, svg_path: Optional[str], html_path: Optional[str], **flags: Any) -> None:
     """Derive dX, dK and db for this layer with its own numbers, and prove it numerically.
 
     Says what correlation and convolution mean here, then shows the forward pass, db as a sum, dK
@@ -436,6 +452,7 @@ def explain(seed: int, as_json: bool, svg_path: Optional[str], **flags: Any) -> 
     Examples:
       convgrad explain --in 3x20x20 --kernels 5x3x3x3
       convgrad explain --in 4x9x9 --kernels 6x2x3x3 --stride 2 --padding 1 --groups 2
+      convgrad explain --in 3x20x20 --kernels 5x3x3x3 --html seed.html
     """
     from convgrad.explain import explain as derive
     from convgrad.render.console import make_console
@@ -454,6 +471,8 @@ def explain(seed: int, as_json: bool, svg_path: Optional[str], **flags: Any) -> 
         console = _output_console(offscreen=as_json, svg_path=svg_path)
         console.print(render_explain(derivation))
         _save_svg(console, svg_path)
+    if html_path:
+        _save_page(derivation, html_path)
     if not derivation.holds:  # pragma: no cover - the reference layer's own derivation
         sys.exit(EXIT_FAILED)
 
