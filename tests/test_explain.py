@@ -435,3 +435,19 @@ def test_the_worked_dx_window_lies_wholly_on_do(args, index, products):
     text = _joined(run(["explain", *args]).output)
     assert f"One coordinate of dX, worked out: {index} Chosen because its window lies wholly on dO" in text
     assert f"The {products} where the window lies on an entry of dO" in text
+
+
+def test_explain_html_writes_the_page_and_says_where(tmp_path):
+    page = tmp_path / "seed.html"
+    result = CliRunner().invoke(cli, ["explain", *SEED, "--html", str(page)], env={"COLUMNS": "80", "NO_COLOR": "1"})
+    assert result.exit_code == 0, result.output
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and 'id="convgrad-data"' in text
+    assert "http://" not in text.replace("http://www.w3.org", "") and "https://" not in text  # nothing to fetch
+    assert f"Page written to {page}: open it in a browser." in result.output
+    assert "The answer: dO 5x18x18 becomes dX 3x20x20" in text
+
+
+def test_explain_html_into_a_missing_folder_is_bad_input(tmp_path):
+    result = run(["explain", *SEED, "--html", str(tmp_path / "missing" / "seed.html")])
+    assert result.exit_code == 2 and result.output.strip().count("\n") == 0 and "Traceback" not in result.output
