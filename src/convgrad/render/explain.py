@@ -18,7 +18,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from convgrad.explain import Derivation, KernelGrid, PlaneMap, Term, WorkedCoordinate
+from convgrad.explain.derivation import Derivation, KernelGrid, PlaneMap, Term, WorkedCoordinate
 from convgrad.explain.formula import Formula
 from convgrad.explain.formulas import IN_INDEX, OUT_INDEX, TAP_INDEX
 from convgrad.explain.library import transpose_call

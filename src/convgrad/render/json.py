@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any, Optional
 
 from convgrad import __version__
-from convgrad.explain import Derivation, KernelGrid, WorkedCoordinate
+from convgrad.explain.derivation import Derivation, KernelGrid, WorkedCoordinate
 from convgrad.findings.diagnosis import Diagnosis
 from convgrad.findings.locate import Location
 from convgrad.numerics.plan import DifferencePlan
