@@ -88,7 +88,7 @@ def test_seed_explanation_uses_one_vocabulary():
     assert "full convolution of dO with the kernels rotated" not in text
     # The library names of the same operation, with this layer's settings.
     assert "torch.nn.functional.conv_transpose2d(dO, K) (or torch.nn.grad.conv2d_input)" in text
-    assert "tf.nn.conv2d_transpose, jax.lax.conv_transpose" in text
+    assert "tf.nn.conv2d_transpose; jax.lax.conv_transpose with transpose_kernel=True" in text
     # E, dO, and X without padding are named for what they are; no symbol defined and left unused.
     assert "E is the loss, one number computed from O" in text and "dO = ∂E/∂O" in text
     assert "Xp" not in text and "⋆" not in text and "∗" not in text
@@ -321,6 +321,9 @@ def test_padding_strides_and_groups_are_named_in_the_derivation():
     assert "where S is dO spread out by the stride, 1 zero between neighbours, 0 elsewhere: S[n,f,2i,2j] = dO[n,f,i,j]" in text
     assert ("dXp[n,c,y,x] = Σ_f' Σ_u',v' P[n,3g+f',y+u',x+v']·K'[c,f',u',v'] where g = ⌊c/2⌋ (c's group)") in text
     assert "The padding is cropped off: dX[n,c,y,x] = dXp[n,c,y+1,x+1]" in text
+    assert ("full correlation of dO with K rotated 180° (dO first spread out by the stride (S), group by group, "
+            "the padding cropped off at the end)") in text
+    assert "conv_transpose2d(dO, K, stride=2, padding=1, output_padding=(0, 1), groups=2)" in text
     # The shortcut: pad by 2−1 = 1 and skip the crop, with its formula.
     assert "pad S by dilation·(kernel−1) − padding = 1 zero on each side (Q, 6x9x10)" in text
     assert "Q[n,f,a+1,b+1] = S[n,f,a,b]" in text and "the same dX (largest difference" in text

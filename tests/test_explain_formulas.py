@@ -86,8 +86,9 @@ def test_the_groups_example_names_the_channels_of_each_group():
 def test_a_depthwise_layer_has_no_sum_over_a_single_filter():
     g = resolve_geometry("3x6x6", "3x1x3x3", groups=3)
     formulas = layer_formulas(g)
-    assert formulas.forward.text() == "O[n,f,i,j] = b[f] + Σ_u,v X[n,g,i+u,j+v]·K[f,0,u,v]"
-    assert formulas.swapped.text() == "dX[n,c,y,x] = Σ_u',v' P[n,g,y+u',x+v']·K'[c,0,u',v']"
+    assert formulas.forward.text() == "O[n,f,i,j] = b[f] + Σ_u,v X[n,f,i+u,j+v]·K[f,0,u,v]"
+    assert not formulas.forward.lets and not formulas.swapped.lets  # g = ⌊f/1⌋ would say nothing
+    assert formulas.swapped.text() == "dX[n,c,y,x] = Σ_u',v' P[n,c,y+u',x+v']·K'[c,0,u',v']"
     assert_every_formula_holds(g)
 
 
@@ -166,23 +167,71 @@ def test_a_formula_at_one_coordinate_is_that_entry(in_shape, kernels, settings):
         assert at.evaluate(tensors, target.shape)[index] == pytest.approx(target[index], rel=1e-12, abs=1e-12)
 
 
-@pytest.mark.parametrize("in_shape, kernels, settings", GEOMETRIES[:4] + [("2x10", "4x2x3", dict(stride=3, padding=2))])
+@pytest.mark.parametrize("in_shape, kernels, settings", GEOMETRIES[1:] + [
+    ("2x10", "4x2x3", dict(stride=3, padding=2)),
+    ("3x7x8", "4x3x3x3", dict(stride=2, padding="same")),  # TensorFlow's: the odd pixel after
+])
 def test_the_printed_transposed_convolution_is_dx(in_shape, kernels, settings):
     """torch.nn.functional.conv_transpose{n}d(dO, K, <the keywords explain prints>) is dX."""
     torch = pytest.importorskip("torch")
     from convgrad.explain import explain
-    from convgrad.explain.library import transpose_arguments, transpose_call
+    from convgrad.explain.library import transpose_call, transposed_call
 
     g = resolve_geometry(in_shape, kernels, **settings)
     d = explain(g)
-    arguments = transpose_arguments(g, d.trailing_zeros)
-    assert arguments is not None and transpose_call(g, d.trailing_zeros) is not None
+    call = transposed_call(g, d.trailing_zeros)
+    assert call is not None and transpose_call(g, d.trailing_zeros) is not None
     function = getattr(torch.nn.functional, f"conv_transpose{g.ndim}d")
-    dx = function(torch.from_numpy(d.tensors["dO"]), torch.from_numpy(d.tensors["K"]), **arguments).numpy()
+    dx = function(torch.from_numpy(d.tensors["dO"]), torch.from_numpy(d.tensors["K"]), **call.arguments).numpy()
+    dx = dx[(slice(None), slice(None), *(slice(0, n - c) for n, c in zip(dx.shape[2:], call.crop_after)))]
     np.testing.assert_allclose(dx, d.tensors["dX"], rtol=1e-12, atol=1e-12)
 
 
-def test_uneven_padding_has_no_transposed_call():
+def test_tensorflows_same_at_a_stride_is_a_transposed_call_and_a_crop():
+    from convgrad.explain import explain
     from convgrad.explain.library import transpose_call
 
-    assert transpose_call(resolve_geometry("2x9", "3x2x3", padding="0,1"), (0,)) is None
+    g = resolve_geometry("3x7x8", "4x3x3x3", stride=2, padding="same")
+    assert transpose_call(g, explain(g).trailing_zeros) == "conv_transpose2d(dO, K, stride=2, padding=(1, 0))[:, :, :, :-1]"
+
+
+def test_an_output_padding_torch_refuses_has_no_transposed_call():
+    """Two more zeros before than after at stride 2 would need output_padding 2, not below the stride."""
+    from convgrad.explain.library import transpose_call
+
+    assert transpose_call(resolve_geometry("2x9", "3x2x3", stride=2, padding="2,0"), (0,)) is None
+
+
+def _entry(formula: Formula, index: tuple[int, ...], tensors: dict[str, np.ndarray]) -> tuple[str, float]:
+    """The formula printed at one entry, and its value there, evaluated from the printed structure."""
+    coordinate = formula.coordinate_of(index)
+    values = dict(coordinate)
+    for let in formula.lets:
+        values[let.name] = int(let.value({let.of: np.asarray(values[let.of])}))
+    at = Formula(formula.lhs.substituted(values), tuple(t.substituted(values) for t in formula.terms), formula.extents)
+    return formula.text_at(coordinate), float(at.evaluate(tensors, tensors[formula.lhs.tensor].shape)[index])
+
+
+@settings(max_examples=15, deadline=None)
+@given(layers("float64"))
+def test_the_worked_coordinates_are_the_printed_formulas_at_their_index(geometry):
+    """What the worked sections print (the formula at the coordinate) is the entry whose products
+    they list: its left side is the worked index, and its value their sum."""
+    from convgrad.explain import explain
+
+    d = explain(geometry)
+    w, k = d.worked, d.weight
+    dx_index = (*w.index[:2], *(start for start, _ in w.window)) if d.cropped is not None else w.index
+    text, value = _entry(d.formulas.swapped, dx_index, d.tensors)
+    assert text.startswith(f"{'dXp' if d.cropped is not None else 'dX'}[{','.join(map(str, dx_index))}] = ")
+    assert value == pytest.approx(w.total, rel=1e-12, abs=1e-12)
+    text, value = _entry(d.formulas.weights, k.index, d.tensors)
+    assert text.startswith(f"dK[{','.join(map(str, k.index))}] = ")
+    assert value == pytest.approx(k.total, rel=1e-12, abs=1e-12)
+
+
+def test_an_entry_the_formula_does_not_write_is_refused():
+    g = resolve_geometry("3x6x6", "3x1x3x3", groups=3)
+    with pytest.raises(ValueError):
+        layer_formulas(g).weights.coordinate_of((0, 1, 1, 1))  # K's depth index is 0 in a depthwise layer
+    assert layer_formulas(g).weights.coordinate_of((2, 0, 1, 0)) == {"f": 2, "u": 1, "v": 0}

@@ -32,7 +32,7 @@ from convgrad.run.case import random_tensors
 __all__ = [
     "Derivation",
     "Proof",
-    "Term",
+    "WorkedProduct",
     "FilterTerms",
     "WorkedCoordinate",
     "KernelGrid",
@@ -44,13 +44,15 @@ __all__ = [
     "PROOF_TOLERANCE",
     "GRID_CAP",
     "MAP_CAP",
+    "MAP_WIDTH",
     "WORKED_FILTERS",
 ]
 
 # The derivation holds when every error is within check's own float64 tolerance of the scale.
 PROOF_TOLERANCE = DEFAULT_TOLERANCES["float64"].rtol
 GRID_CAP = 5  # rows and columns of the kernel grids pictured; more would not fit 80 columns
-MAP_CAP = 10  # positions per axis of the padded dO pictured from its corner (more if the window needs)
+MAP_CAP = 10  # positions per axis of a padded plane pictured from its corner (more if the reads need)
+MAP_WIDTH = 36  # at most, per axis: two characters a position fit 80 columns
 WORKED_FILTERS = 5  # filters whose products the worked coordinate lists; the rest as one sum
 
 CellKind = Literal["pad", "zero", "value"]  # padding, a zero inserted by the stride, an entry of dO
@@ -72,7 +74,7 @@ class Proof:
 
 
 @dataclass(frozen=True)
-class Term:
+class WorkedProduct:
     """One product of the worked coordinate: padded dO at `position` times K'[c, f', tap]."""
 
     tap: tuple[int, ...]  # u' in K' (the rotated kernel)
@@ -91,7 +93,7 @@ class FilterTerms:
 
     filter: int  # f
     depth_index: int  # f' = f - (first filter of the group): its channel in K'
-    terms: tuple[Term, ...]
+    terms: tuple[WorkedProduct, ...]
     partial: float  # the sum of the terms
 
 
@@ -146,6 +148,7 @@ class PlaneMap:
     axes: tuple[int, ...]  # which spatial axes the map shows (the last one or two)
     cut: tuple[int, ...]  # the index taken along every other spatial axis (3-D: depth)
     size: tuple[int, ...]  # the whole padded extent along the shown axes
+    origin: tuple[int, ...]  # the first position shown along each shown axis
     kinds: tuple[tuple[CellKind, ...], ...]  # rows x columns (one row in 1-D), from the corner
     taps: frozenset[tuple[int, ...]]  # the positions the worked window reads, along the shown axes
 
@@ -196,7 +199,7 @@ class Derivation:
     spread: Optional[tuple[int, ...]]  # after zero insertion; None when the stride leaves dO as is
     trailing_zeros: tuple[int, ...]  # zeros appended per axis where the stride skipped positions
     reach: tuple[int, ...]  # dilation * (kernel - 1): the full correlation's padding per side
-    full: tuple[int, ...]  # dO padded by the reach
+    full: tuple[int, ...]  # P: S (or dO at stride 1) padded by the reach
     kernels: tuple[int, ...]  # F x C/g x k
     swapped: tuple[int, ...]  # C x F/g x k: rotated 180 degrees, kernel and channel axes swapped
     dilated: Optional[tuple[int, ...]]  # C x F/g x (d*(k-1)+1) when the dilation is not 1
@@ -230,6 +233,20 @@ class Derivation:
     @property
     def holds(self) -> bool:
         return all(p.holds for p in self.proofs)
+
+    @property
+    def padded(self) -> bool:
+        return any(self.geometry.padding_totals)
+
+    @property
+    def input_name(self) -> str:
+        """What the forward and dK read: X, or Xp with padding."""
+        return "Xp" if self.padded else "X"
+
+    @property
+    def source_name(self) -> str:
+        """What P pads: S (dO spread by the stride), or dO itself at stride 1."""
+        return "S" if self.spread is not None else "dO"
 
 
 def _refuse_other_dtypes(geometry: LayerGeometry) -> None:
@@ -289,7 +306,7 @@ def _worked(
             # Back through the padding (reach) and the zero insertion (stride) to dO's own index.
             source = tuple((q - r) // s for q, r, s in zip(position, reach, g.stride))
             kernel_value = float(swapped[(c, f_in_group, *tap)])
-            terms.append(Term(
+            terms.append(WorkedProduct(
                 tap=tuple(tap),
                 kernel_tap=tuple(k - 1 - u for k, u in zip(g.kernel_size, tap)),
                 position=position,
@@ -353,25 +370,37 @@ def _grids(w_shape: tuple[int, ...], groups: int) -> tuple[KernelGrid, KernelGri
     return grid(labels[:, :, 0]), grid(swapped)
 
 
+def _shown_range(size: int, focus: tuple[int, int]) -> tuple[int, int]:
+    """Positions [start, stop) of one axis to picture: from the corner when the positions `focus`
+    (first and last, inclusive) lie near it, else a window around them; at most MAP_WIDTH."""
+    low, high = focus
+    start = 0 if high + 3 <= MAP_WIDTH else max(0, low - 3)
+    stop = min(size, max(start + MAP_CAP, high + 3), start + MAP_WIDTH)
+    return start, stop
+
+
 def _plane_map(
     tensor: str, channel: int, kinds: np.ndarray, reads: frozenset[tuple[int, ...]], cut: tuple[int, ...],
-    reach_to: tuple[int, ...],
+    focus: tuple[tuple[int, int], ...],
 ) -> PlaneMap:
-    """The last one or two spatial axes of `kinds` from the corner: enough to see the padding and
-    the first reads, and at least up to `reach_to` (exclusive) along the shown axes."""
+    """The last one or two spatial axes of `kinds` (cut at `cut` along the others), as much as
+    shows the positions `focus` (first and last per axis, inclusive) and the padding around them."""
     ndim = kinds.ndim
     axes = tuple(range(max(0, ndim - 2), ndim))
     plane = kinds[cut] if cut else kinds
     if plane.ndim == 1:
         plane = plane[None, :]
-    shown = [max(MAP_CAP, stop + 1) for stop in reach_to[-2:]]
-    capped = plane[: shown[0], : shown[-1]]
+    ranges = [_shown_range(kinds.shape[a], f) for a, f in zip(axes, focus[-len(axes):])]
+    rows = ranges[0] if len(ranges) == 2 else (0, 1)
+    columns = ranges[-1]
+    capped = plane[rows[0]:rows[1], columns[0]:columns[1]]
     return PlaneMap(
         tensor=tensor,
         channel=channel,
         axes=axes,
         cut=cut,
         size=tuple(kinds.shape[a] for a in axes),
+        origin=tuple(start for start, _ in ranges),
         kinds=tuple(tuple(_KIND_NAMES[int(k)] for k in row) for row in capped),
         taps=frozenset(
             tuple(r[a] for a in axes) for r in reads if tuple(r[a] for a in range(ndim) if a not in axes) == cut
@@ -381,11 +410,18 @@ def _plane_map(
 
 def _padded_dy_map(kinds: np.ndarray, worked: WorkedCoordinate, ndim: int) -> PlaneMap:
     """P of the worked coordinate's first filter; for 3-D, cut at the window's last depth position
-    (nearest to dO's entries, since the window starts near the corner)."""
+    (nearest to dO's entries, since the window starts near the corner). A window too wide to
+    picture (a large dilation) is pictured around the reads that land on dO."""
     axes = range(max(0, ndim - 2), ndim)
     cut = tuple(worked.window[a][1] - 1 for a in range(ndim) if a not in axes)
-    reads = frozenset(t.position for t in worked.filters[0].terms)
-    return _plane_map("P", worked.filters[0].filter, kinds, reads, cut, tuple(stop + 1 for _, stop in worked.window))
+    terms = worked.filters[0].terms
+    reads = frozenset(t.position for t in terms)
+    on_dy = [t.position for t in terms if t.kind == "value"]
+    focus = tuple(
+        (lo, hi - 1) if hi - lo <= MAP_WIDTH - 6 or not on_dy else (min(p[a] for p in on_dy), max(p[a] for p in on_dy))
+        for a, (lo, hi) in enumerate(worked.window)
+    )
+    return _plane_map("P", worked.filters[0].filter, kinds, reads, cut, focus)
 
 
 def _input_map(g: LayerGeometry, weight: WeightCoordinate) -> PlaneMap:
@@ -396,7 +432,7 @@ def _input_map(g: LayerGeometry, weight: WeightCoordinate) -> PlaneMap:
     first = min(reads)
     axes = range(max(0, g.ndim - 2), g.ndim)
     cut = tuple(first[a] for a in range(g.ndim) if a not in axes)
-    return _plane_map("Xp", weight.channel, kinds, reads, cut, tuple(q + 2 for q in first))
+    return _plane_map("Xp", weight.channel, kinds, reads, cut, tuple((q, q) for q in first))
 
 
 def explain(geometry: LayerGeometry, seed: int = 0, progress: Optional[ProgressFactory] = None) -> Derivation:

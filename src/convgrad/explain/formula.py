@@ -183,6 +183,18 @@ class Formula:
     def text(self) -> str:
         return f"{self.lhs.text()} = {' + '.join(t.text() for t in self.terms)}"
 
+    def coordinate_of(self, index: Sequence[int]) -> dict[str, int]:
+        """The free variables' values at an entry of the left side (dK[0,0,1,1] of dK[f,0,u,v] is
+        f=0, u=1, v=1). Raises ValueError for an entry the formula does not write that way."""
+        values: dict[str, int] = {}
+        for position, value in zip(self.lhs.index, index):
+            terms = [(name, c) for name, c in position.parts if c]
+            if len(terms) == 1 and terms[0][0] and terms[0][1] == 1:
+                values[terms[0][0]] = int(value)
+            elif terms and any(name for name, _ in terms) or position.value({}) != value:
+                raise ValueError(f"{self.lhs.text()} has no entry {list(index)} by its own variables")
+        return values
+
     def text_at(self, coordinate: Mapping[str, int]) -> str:
         """The formula at one coordinate of its left side, lets worked out: dX[0,0,2,2] = Σ_f ..."""
         values = dict(coordinate)

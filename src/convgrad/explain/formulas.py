@@ -66,13 +66,15 @@ class _Members:
 def _members(of: str, of_per_group: int, member: str, members: int, groups: int) -> _Members:
     if groups == 1:
         return _Members(variable(member), variable(member), (member,), ((member, members),), (), variable(of), ())
-    group = Let("g", of, of_per_group, "div", f"{of}'s group")
+    # One `of` per group (depthwise): its group is itself, and no let is needed to say so.
+    group, group_lets = (of, ()) if of_per_group == 1 else ("g", (Let("g", of, of_per_group, "div", f"{of}'s group"),))
     place_let = Let(f"{of}'", of, of_per_group, "mod", f"{of}'s place in its group")
     place, place_lets = (affine(0), ()) if of_per_group == 1 else (variable(f"{of}'"), (place_let,))
     if members == 1:
-        return _Members(variable("g"), affine(0), (), (), (group,), place, place_lets)
+        return _Members(variable(group), affine(0), (), (), group_lets, place, place_lets)
     inner = f"{member}'"
-    return _Members(affine(("g", members), inner), variable(inner), (inner,), ((inner, members),), (group,), place, place_lets)
+    return _Members(affine((group, members), inner), variable(inner), (inner,), ((inner, members),), group_lets, place,
+                    place_lets)
 
 
 def _reads(tensor: str, *index: Affine) -> Read:

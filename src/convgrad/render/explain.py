@@ -18,14 +18,14 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from convgrad.explain.derivation import Derivation, KernelGrid, PlaneMap, Term, WorkedCoordinate
-from convgrad.explain.formula import Formula
+from convgrad.explain.derivation import Derivation, KernelGrid, PlaneMap, WorkedCoordinate, WorkedProduct
+from convgrad.explain.formula import Formula, affine
 from convgrad.explain.formulas import IN_INDEX, OUT_INDEX, TAP_INDEX
 from convgrad.explain.library import transpose_call
 from convgrad.geometry import LayerGeometry, format_axes, format_shape, plural
 from convgrad.render.fit import Fields
 
-__all__ = ["render_explain", "SECTION_TITLES"]
+__all__ = ["render_explain", "explain_sections", "Section"]
 
 _WINDOW_STYLE = "bold yellow"
 
@@ -70,12 +70,11 @@ def _printed(formula: Formula, indent: int = 4) -> list[RenderableType]:
     return parts
 
 
-# The sections in order; the page (render/explain_page.py) splits the text at these titles.
+# The sections' headings, in order.
 ANSWER, TRAP, WHY, PICTURES, WORKED_DX, WORKED_DK, PROOF = (
     "The answer", "The trap", "Why: the derivation, index by index", "The swap and the rotation, pictured",
     "One coordinate of dX, worked out", "One coordinate of dK, worked out", "Proof",
 )
-SECTION_TITLES = (ANSWER, TRAP, WHY, PICTURES, WORKED_DX, WORKED_DK, PROOF)
 
 
 def _section(title: str, rest: str = "") -> Text:
@@ -104,7 +103,7 @@ def _answer(d: Derivation) -> list[RenderableType]:
         if any(d.trailing_zeros):
             zeros += f", and {_zeros(d.trailing_zeros)} at the end (positions no window reached)"
         rows.append((zeros, format_shape(d.spread)))
-    source = "S" if d.spread is not None else "dO"
+    source = d.source_name
     rows.append((f"P: pad {source} by dilation·(kernel−1) = {_zeros(d.reach)} on each side", format_shape(d.full)))
     rows.append((f"K: {plural(f, 'kernel')} of depth {depth}", format_shape(d.kernels)))
     swapped = (
@@ -130,16 +129,45 @@ def _answer(d: Derivation) -> list[RenderableType]:
     if d.cropped is None:
         rows.append((f"dX = {valid}", format_shape(d.correlated)))
     else:
-        rows.append((valid, format_shape(d.correlated)))
+        rows.append((f"dXp = {valid}", format_shape(d.correlated)))
         rows.append((f"dX: crop {_cropped(g)} off" + ("" if g.uneven_padding else " each side"), format_shape(d.cropped)))
     return [
         _section(f"{ANSWER}: dO {format_shape(d.dy)} becomes dX {format_shape(g.in_shape)}"),
         Padding(_steps(rows), (0, 0, 0, 2)),
         _body(
-            f"And dK {format_shape(g.w_shape)} is a valid correlation of X with dO; db {g.filters} is dO summed "
-            "over the samples and positions."
+            f"And dK {format_shape(g.w_shape)} is a valid correlation of {_input_words(d)} with dO"
+            f"{_weight_spacing(g)}; db {g.filters} is dO summed over the samples and positions."
         ),
     ]
+
+
+def _input_words(d: Derivation) -> str:
+    return "Xp (X padded)" if d.padded else "X"
+
+
+def _weight_spacing(g: LayerGeometry) -> str:
+    """', dO's entries 2 apart (the stride) and the taps 2 apart (the dilation)', or ''."""
+    how = []
+    if any(s > 1 for s in g.stride):
+        how.append(f"dO's entries {format_axes(g.stride)} apart (the stride)")
+    if any(dil > 1 for dil in g.dilation):
+        how.append(f"the taps {format_axes(g.dilation)} apart (the dilation)")
+    return f", {' and '.join(how)}" if how else ""
+
+
+def _trap_settings(d: Derivation) -> str:
+    """What the layer's settings add to 'the full correlation of dO with K rotated 180°'."""
+    g = d.geometry
+    parts = []
+    if d.spread is not None:
+        parts.append("dO first spread out by the stride (S)")
+    if d.dilated is not None:
+        parts.append("K's taps spread by the dilation")
+    if g.groups > 1:
+        parts.append("group by group")
+    if d.padded:
+        parts.append("the padding cropped off at the end")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _trap(d: Derivation) -> list[RenderableType]:
@@ -147,7 +175,7 @@ def _trap(d: Derivation) -> list[RenderableType]:
     call = transpose_call(g, d.trailing_zeros)
     library = (
         f"torch.nn.functional.{call} (or torch.nn.grad.conv{g.ndim}d_input)" if call is not None else
-        f"torch's conv_transpose{g.ndim}d, which takes one padding per axis, so crop {_cropped(g)} yourself"
+        f"torch's conv_transpose{g.ndim}d, which cannot express this padding"
     )
     return [
         _section(TRAP),
@@ -156,30 +184,25 @@ def _trap(d: Derivation) -> list[RenderableType]:
             "Σ_u a[y+u]·k[u], the kernel slides as it is. A convolution flips the kernel first: "
             "Σ_u a[y−u]·k[u], so np.convolve(a, k) = np.correlate(a, k[::-1], 'full'). "
             "Valid: only where the kernel lies inside the input; full: wherever it overlaps it, "
-            "which is valid after padding by (kernel extent)−1 zeros."
+            "which is valid after padding by (kernel extent)−1 zeros on each side."
         ),
         _body(
             "dX is the full convolution of dO with K as it is, which is the full correlation of dO "
-            "with K rotated 180°, the steps above. Rotating K and then convolving (np.convolve, "
-            "scipy.signal.convolve2d, \"a full convolution with the rotated kernel\") rotates twice: wrong."
+            f"with K rotated 180°{_trap_settings(d)}, the steps above. Rotating K and then convolving "
+            "(np.convolve, scipy.signal.convolve2d, \"a full convolution with the rotated kernel\") rotates "
+            "twice: wrong."
         ),
         _body(
             f"Libraries call this dX the transposed convolution of dO with the same K: {library}; "
-            "tf.nn.conv2d_transpose, jax.lax.conv_transpose, cuDNN's backward data."
+            f"tf.nn.conv{g.ndim}d_transpose; jax.lax.conv_transpose with transpose_kernel=True (without it, "
+            "JAX does not flip the kernel); cuDNN's backward data."
         ),
     ]
 
 
-def _position(stride: Sequence[int], dilation: Sequence[int], ndim: int) -> str:
-    """'s*i + d*u, ...' with this layer's own numbers (factors of 1 left out)."""
-    return _join([
-        f"{_times(s, o)}+{_times(d, t)}" for s, d, o, t in zip(stride, dilation, OUT_INDEX[ndim], TAP_INDEX[ndim])
-    ])
-
-
 def _forward(d: Derivation) -> list[RenderableType]:
     g = d.geometry
-    x_name = "Xp" if any(g.padding_totals) else "X"
+    x_name = d.input_name
     parts: list[RenderableType] = [
         _body(
             "E is the loss, one number computed from O. Backward is given dO = ∂E/∂O and returns "
@@ -189,7 +212,7 @@ def _forward(d: Derivation) -> list[RenderableType]:
         *_printed(d.formulas.forward),
         _body(
             f"X {format_shape(g.x_shape)} (N x C x {' x '.join(g.axis_names)}), K {format_shape(g.w_shape)} "
-            f"(F x C/g x k), b {g.filters}, O {format_shape(g.y_shape)}"
+            f"(F x C/groups x kernel), b {g.filters}, O {format_shape(g.y_shape)}"
         ),
     ]
     if d.formulas.padded_input is not None:
@@ -204,22 +227,17 @@ def _forward(d: Derivation) -> list[RenderableType]:
 
 def _bias_and_weights(d: Derivation) -> list[RenderableType]:
     g = d.geometry
-    x_name = "Xp" if any(g.padding_totals) else "X"
-    how = []
-    if any(s > 1 for s in g.stride):
-        how.append(f"dO's entries {format_axes(g.stride)} apart (the stride)")
-    if any(dil > 1 for dil in g.dilation):
-        how.append(f"the taps {format_axes(g.dilation)} apart (the dilation)")
+    x_name = d.input_name
     return [
         _body("db: the sum of dO", style="bold"),
         *_printed(d.formulas.bias),
         _body("dK: a valid correlation of the input with dO", style="bold"),
         *_printed(d.formulas.weights),
         _body(
-            f"{x_name} ({g.channels}x{format_shape(g.padded_spatial)}) correlated with each of the "
-            f"{plural(g.filters, 'channel')} of dO ({format_shape(d.dy)}) used as a kernel"
-            + (f", {' and '.join(how)}" if how else "")
-            + f", summed over the {plural(g.batch, 'sample')}: dK {format_shape(g.w_shape)}"
+            f"{x_name} ({g.channels}x{format_shape(g.padded_spatial)}) correlated with each channel of dO "
+            f"({format_shape(d.dy)}) used as a kernel"
+            + _weight_spacing(g)
+            + f", summed over the batch ({plural(g.batch, 'sample')}): dK {format_shape(g.w_shape)}"
             + (f"; kernel f only sees the {plural(d.kernels[1], 'input channel')} of its group" if g.groups > 1 else "")
         ),
     ]
@@ -233,17 +251,17 @@ def _dx_steps(d: Derivation) -> list[RenderableType]:
     nd = g.ndim
     out, taps, ins = OUT_INDEX[nd], TAP_INDEX[nd], IN_INDEX[nd]
     primed = tuple(f"{t}'" for t in taps)
-    padded = any(g.padding_totals)
-    xname = "Xp" if padded else "X"
-    source = "S" if d.spread is not None else "dO"
+    padded = d.padded
+    xname = d.input_name
+    source = d.source_name
     y = _join(ins)
     forward_at = " and ".join(
         f"{_times(s, o)}+{_times(dil, t)} = {i}" for s, dil, o, t, i in zip(g.stride, g.dilation, out, taps, ins)
     )
     tap_range = ", ".join(f"{t} in 0..{last}" for t, last in zip(taps, d.last_tap))
-    substitution = ", ".join(f"{t} = {last}−{tp}" for t, last, tp in zip(taps, d.last_tap, primed))
+    substitution = ", ".join(f"{t} = {affine(last, (tp, -1)).text()}" for t, last, tp in zip(taps, d.last_tap, primed))
     shifted = ", ".join(
-        f"{i}−{_times(dil, t)} = ({i}+{_times(dil, tp)})−{r}"
+        f"{affine(i, (t, -dil)).text()} = {affine(i, (tp, dil), -r).text()}"
         for i, dil, t, tp, r in zip(ins, g.dilation, taps, primed, d.reach)
     )
     in_group = " of c's group" if g.groups > 1 else ""
@@ -308,16 +326,13 @@ def _shortcut(d: Derivation) -> list[RenderableType]:
     if s is None or fs.shortcut_padded_dy is None or fs.shortcut is None:
         return []
     g = d.geometry
-    source = "S" if d.spread is not None else "dO"
-    sides = [side for pair in s.sides for side in pair]
-    if all(side >= 0 for side in sides):
-        how = (f"pad {source} by dilation·(kernel−1) − padding = {_zeros([b for b, _ in s.sides])} on each side"
-               if not g.uneven_padding else
-               f"pad {source} by dilation·(kernel−1) − padding: {format_axes([b for b, _ in s.sides])} before, "
-               f"{format_axes([a for _, a in s.sides])} after")
+    source = d.source_name
+    before, after = [b for b, _ in s.sides], [a for _, a in s.sides]
+    if all(side >= 0 for side in before + after) and not g.uneven_padding:
+        how = f"pad {source} by dilation·(kernel−1) − padding = {_zeros(before)} on each side"
     else:
-        how = (f"pad {source} by dilation·(kernel−1) − padding per side, "
-               f"{', '.join(f'{b},{a}' for b, a in s.sides)} (a negative number crops)")
+        how = (f"pad {source} by dilation·(kernel−1) − padding: {_signed_axes(before)} before, "
+               f"{_signed_axes(after)} after" + (" (negative: crop that many)" if min(before + after) < 0 else ""))
     return [
         _body(
             f"Shortcut: instead of padding by {_zeros(d.reach)} and cropping {_cropped(g)}, {how} "
@@ -327,6 +342,11 @@ def _shortcut(d: Derivation) -> list[RenderableType]:
         *_printed(fs.shortcut),
         _body(f"the same dX (largest difference {s.max_difference:.1e}).", style="dim", indent=4),
     ]
+
+
+def _signed_axes(values: Sequence[int]) -> str:
+    """'1x0', '−1x2': per axis, with a minus sign that matches the formulas'."""
+    return format_axes(values).replace("-", "−")
 
 
 def _why(d: Derivation) -> list[RenderableType]:
@@ -398,8 +418,9 @@ def _pictures(d: Derivation) -> list[RenderableType]:
         _body(
             f"Each cell 'f,c' is the kernel slice K[f,c]; the swap moves it to row c, column f of K'{capped}:"
             if g.groups == 1 else
-            f"Each cell 'f,c'' is the kernel slice K[f,c']; the swap moves it to row c = {d.kernels[1]}g+c', "
-            f"column f' of K', g being f's group and f' f's place in it{capped}:"
+            f"Each cell 'f,c'' is the kernel slice K[f,c']; the swap moves it to row c = "
+            f"{affine(('g', d.kernels[1]), 'c' + chr(39)).text()}, column f' of K', g being f's group and f' f's "
+            f"place in it{capped}:"
         ),
         Padding(grids, (0, 0, 0, 2)),
         _body(f"and the rotation reverses its taps on every axis ({rotation}):"),
@@ -417,12 +438,16 @@ def _plane_map(m: PlaneMap, legend: str) -> Text:
     colour, so it reads with NO_COLOR)."""
     columns = len(m.kinds[0])
     flat = len(m.axes) == 1  # 1-D: a single row, positions along L
+    row0, column0 = (0, m.origin[0]) if flat else m.origin
+    # Column labels every 5 positions, each starting above its own column (two characters apiece).
+    labels = "".join(f"{column0 + k:<10}" for k in range(-column0 % 5, columns, 5))
     text = Text()
-    text.append("    " + "".join(f"{k:<10}" for k in range(0, columns, 5)).rstrip() + "\n", style="dim")
+    text.append("    " + " " * 2 * (-column0 % 5) + labels.rstrip() + "\n", style="dim")
     for r, row in enumerate(m.kinds):
-        text.append("    " if flat else f"{r:>3} ", style="dim")
+        text.append("    " if flat else f"{row0 + r:>3} ", style="dim")
         for k, kind in enumerate(row):
-            read = ((k,) if flat else (r, k)) in m.taps
+            position = (column0 + k,) if flat else (row0 + r, column0 + k)
+            read = position in m.taps
             text.append((_INSIDE if read else _OUTSIDE)[kind] + " ", style=_WINDOW_STYLE if read else "")
         text.append("\n")
     text.append(legend, style="dim")
@@ -434,7 +459,7 @@ def _value(v: float) -> str:
     return f"({v:.3f})".replace("-", "−") if v < 0 else f"{v:.3f}"
 
 
-def _term(t: Term) -> str:
+def _term(t: WorkedProduct) -> str:
     return f"{_value(t.dy)}·{_value(t.kernel)}"
 
 
@@ -446,12 +471,19 @@ _TERMS_PER_FILTER = 6  # products listed per filter (two lines at 80 columns); t
 
 
 def _plane_caption(m: PlaneMap, g: LayerGeometry, shape: Sequence[int]) -> str:
-    """'22x22; the first 10x10 shown', with the cut of a 3-D plane."""
+    """'22x22; the first 10x10 shown' (or 'rows 10 to 45, columns 0 to 9 shown'), with the cut of a
+    3-D plane."""
     names = [g.axis_names[a] for a in m.axes]
     plane = f"the {' x '.join(names)} plane at {g.axis_names[0]} = {format_axes(m.cut)}, " if m.cut else ""
-    shown = format_shape([len(m.kinds), len(m.kinds[0])] if len(m.axes) == 2 else [len(m.kinds[0])])
-    whole = tuple(m.size) == ((len(m.kinds), len(m.kinds[0])) if len(m.axes) == 2 else (len(m.kinds[0]),))
-    return f"{format_shape(shape)}; {plane}" + ("all shown" if whole else f"the first {shown} shown")
+    extents = [len(m.kinds), len(m.kinds[0])][-len(m.axes):]
+    if tuple(m.size) == tuple(extents):
+        shown = "all shown"
+    elif not any(m.origin):
+        shown = f"the first {format_shape(extents)} shown"
+    else:
+        spans = [f"{word} {start} to {start + n - 1}" for word, start, n in zip(("rows", "columns")[-len(m.axes):], m.origin, extents)]
+        shown = f"{', '.join(spans)} shown"
+    return f"{format_shape(shape)}; {plane}{shown}"
 
 
 def _products(w: WorkedCoordinate) -> list[RenderableType]:
@@ -461,7 +493,7 @@ def _products(w: WorkedCoordinate) -> list[RenderableType]:
     lines = Table(box=None, show_header=False, padding=(0, 1), pad_edge=False)
     lines.add_column("f", no_wrap=True, style="dim")
     lines.add_column("products", ratio=1)
-    lines.add_column("sum", justify="right", no_wrap=True)
+    lines.add_column("sum", justify="right", no_wrap=True, vertical="bottom")
     for filter_terms in w.filters[: w.shown]:
         values = [t for t in filter_terms.terms if t.kind == "value"]
         listed = " + ".join(_term(t) for t in values[:_TERMS_PER_FILTER]) or "(none)"
@@ -478,7 +510,7 @@ def _products(w: WorkedCoordinate) -> list[RenderableType]:
 
 
 def _coordinate(formula: Formula, index: Sequence[int]) -> str:
-    return formula.text_at(dict(zip(formula.free, index)))
+    return formula.text_at(formula.coordinate_of(index))
 
 
 def _worked_dx(d: Derivation) -> list[RenderableType]:
@@ -492,13 +524,14 @@ def _worked_dx(d: Derivation) -> list[RenderableType]:
     where = (f"its window lies wholly on dO{inserted}" if d.whole_window else
              "no window of this layer lies wholly on dO; this one reads the most of it")
     dx_name = "dXp" if d.cropped is not None else "dX"
+    filters = "every filter f" if g.groups == 1 else "each filter of c's group"
     padded_index = _join([str(i) for i in (n, c, *(q for q, _ in w.window))])
     parts: list[RenderableType] = [
         _section(WORKED_DX, f": dX[{index}]"),
-        _body(f"Chosen because {where}. By step 4" + (f", dX[{index}] = dXp[{padded_index}] and" if d.cropped is not None else ",")),
+        _body(f"Chosen because {where}. By " + (f"steps 4 and 5, dX[{index}] = dXp[{padded_index}] and" if d.cropped is not None else "step 4,")),
         _body(_coordinate(d.formulas.swapped, (n, c, *(q for q, _ in w.window)) if dx_name == "dXp" else w.index), indent=6),
         _body(
-            f"The window P[{n},f,{window}] of every filter f, on P of filter {m.channel} "
+            f"The window P[{n},f,{window}] of {filters}, on P of filter {m.channel} "
             f"({_plane_caption(m, g, d.full[1:])}):"
         ),
         Padding(_plane_map(m, _legend(m, "dO")), (0, 0, 0, 2)),
@@ -521,17 +554,25 @@ def _worked_dx(d: Derivation) -> list[RenderableType]:
         border_index = _join([str(i) for i in b.index])
         parts.append(_body(
             f"At the border, dX[{border_index}]: its window hangs over the padding of dO, so only "
-            f"{b.nonzero_terms} of its {b.all_terms} products are not 0; dX is smaller there because fewer "
-            "outputs read that input.", style="",
+            f"{b.nonzero_terms} of its {b.all_terms} products can be non-zero: fewer outputs read that input."
         ))
         parts.extend(_products(b)[1:])
     return parts
 
 
+def _cells(m: PlaneMap) -> list[tuple[tuple[int, ...], str]]:
+    """Every cell pictured, by its position in the plane (along the shown axes) and its kind."""
+    flat = len(m.axes) == 1
+    row0, column0 = (0, m.origin[0]) if flat else m.origin
+    return [
+        ((column0 + k,) if flat else (row0 + r, column0 + k), kind)
+        for r, row in enumerate(m.kinds) for k, kind in enumerate(row)
+    ]
+
+
 def _legend(m: PlaneMap, value: str) -> str:
     """What the glyphs of this map mean, those it shows only."""
-    shown = {(kind, ((r, k) if len(m.axes) == 2 else (k,)) in m.taps)
-             for r, row in enumerate(m.kinds) for k, kind in enumerate(row)}
+    shown = {(kind, position in m.taps) for position, kind in _cells(m)}
     meanings = [
         (("pad", False), "· padding"), (("zero", False), "∘ zero inserted by the stride"), (("value", False), f"● {value}"),
         (("pad", True), "□ read, on padding"), (("zero", True), "□ read, on an inserted zero"), (("value", True), f"■ read, on {value}"),
@@ -547,7 +588,8 @@ def _worked_dk(d: Derivation) -> list[RenderableType]:
     k = d.weight
     index = _join([str(i) for i in k.index])
     x_name = "Xp" if any(g.padding_totals) else "X"
-    terms = k.terms
+    # Products that read an entry of X first: those over the padding are 0 and teach nothing.
+    terms = sorted(k.terms, key=lambda t: t.on_padding)
     listed = " + ".join(
         f"dO[{_join([str(t.dy_index[0]), str(k.index[0]), *map(str, t.dy_index[1:])])}]·"
         f"{x_name}[{_join([str(t.x_position[0]), str(k.channel), *map(str, t.x_position[1:])])}]"
@@ -563,15 +605,16 @@ def _worked_dk(d: Derivation) -> list[RenderableType]:
         _body(_coordinate(d.formulas.weights, k.index), indent=6),
         _body(
             f"One product per sample and output position, {plural(len(terms), 'product')}{padding_note}: dO of "
-            f"filter {k.index[0]} slides over {x_name} of channel {k.channel}, shifted by the tap "
-            f"{_join([str(u) for u in k.index[2:]])}. The positions of {x_name} it reads, in sample 0 "
+            f"filter {k.index[0]} slides over {x_name} of channel {k.channel}, shifted by dilation·tap = "
+            f"{format_axes([d_ * u for d_, u in zip(g.dilation, k.index[2:])])}. The positions of {x_name} it reads, in sample 0 "
             f"({_plane_caption(m, g, g.padded_spatial)}):"
         ),
         Padding(_plane_map(m, _legend(m, "X")), (0, 0, 0, 2)),
         _body(f"{listed}{more}", indent=4),
         _body(f"= {values}{more}", indent=4),
         _body(Text.assemble(
-            f"sum {_number(k.total, 9)}, and dK[{index}] computed by the reference is ", (_number(k.dk, 9), "bold"),
+            f"sum {_number(k.total, 9)}, and dK[{index}] computed by the reference layer (its own dK formula) is ",
+            (_number(k.dk, 9), "bold"),
         )),
     ]
 
@@ -591,7 +634,7 @@ def _proof(d: Derivation) -> list[RenderableType]:
     for p in d.proofs:
         parts.append(_body(
             f"{p.tensor:<3} rel error {p.max_rel_error:.2e}  abs error {p.max_abs_error:.2e}  "
-            f"at all {p.checked} coordinates"
+            f"at {'the' if p.checked == 1 else 'all'} {plural(p.checked, 'coordinate')}"
         ))
     worst = max(p.max_rel_error for p in d.proofs)
     if d.holds:
@@ -608,9 +651,21 @@ def _proof(d: Derivation) -> list[RenderableType]:
     return parts
 
 
+Section = tuple[str, list[RenderableType]]  # a heading, and what follows it
+
+
+def explain_sections(d: Derivation) -> list[Section]:
+    """The answer and the trap first, then the derivation, pictures, worked coordinates and the
+    proof: each section's heading and body, for the terminal and for the page alike."""
+    sections = []
+    for parts in (_answer(d), _trap(d), _why(d), _pictures(d), _worked_dx(d), _worked_dk(d), _proof(d)):
+        heading, *body = parts
+        assert isinstance(heading, Text)  # every section starts with its _section() heading
+        sections.append((heading.plain.strip(), body))
+    return sections
+
+
 def render_explain(d: Derivation) -> RenderableType:
-    """The answer and the trap first, then the derivation, pictures, worked coordinates and the proof."""
+    """The whole explanation for the terminal: the layer, then every section under its heading."""
     header = Group(Text("convgrad explain", style="bold"), Fields(d.geometry.describe_fields()))
-    return Group(
-        header, *_answer(d), *_trap(d), *_why(d), *_pictures(d), *_worked_dx(d), *_worked_dk(d), *_proof(d),
-    )
+    return Group(header, *(part for heading, body in explain_sections(d) for part in (_section(heading), *body)))

@@ -13,11 +13,12 @@ import io
 from typing import Any
 
 import numpy as np
+from rich.console import Group
 
 from convgrad.explain import Derivation
 from convgrad.explain.formula import Formula
 from convgrad.render.console import make_console
-from convgrad.render.explain import SECTION_TITLES, render_explain
+from convgrad.render.explain import explain_sections
 
 __all__ = ["page_data", "PAGE_WIDTH"]
 
@@ -25,22 +26,13 @@ PAGE_WIDTH = 100  # columns of the text sections
 
 
 def _sections(d: Derivation) -> list[dict[str, str]]:
-    """The plain text of `convgrad explain`, cut where each section's title starts a line."""
-    console = make_console(file=io.StringIO(), width=PAGE_WIDTH, record=True)
-    console.print(render_explain(d))
-    lines = console.export_text(styles=False).splitlines()
-    sections: list[dict[str, str]] = [{"title": "Layer", "text": ""}]
-    body: list[str] = []
-    for line in lines:
-        title = next((t for t in SECTION_TITLES if line.startswith(t)), None)
-        if title is not None:
-            sections[-1]["text"] = "\n".join(body).strip("\n")
-            sections.append({"title": line, "text": ""})
-            body = []
-        else:
-            body.append(line)
-    sections[-1]["text"] = "\n".join(body).strip("\n")
-    return sections[1:]
+    """Each section of `convgrad explain` as its heading and its body in plain text."""
+    sections = []
+    for heading, body in explain_sections(d):
+        console = make_console(file=io.StringIO(), width=PAGE_WIDTH, record=True)
+        console.print(Group(*body))
+        sections.append({"title": heading, "text": console.export_text(styles=False).strip("\n")})
+    return sections
 
 
 def _tensor(array: np.ndarray) -> dict[str, Any]:
