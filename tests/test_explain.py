@@ -454,3 +454,8 @@ def test_explain_html_writes_the_page_and_says_where(tmp_path):
 def test_explain_html_into_a_missing_folder_is_bad_input(tmp_path):
     result = run(["explain", *SEED, "--html", str(tmp_path / "missing" / "seed.html")])
     assert result.exit_code == 2 and result.output.strip().count("\n") == 0 and "Traceback" not in result.output
+
+
+def test_explain_html_dash_is_bad_input():
+    result = run(["explain", *SEED, "--html", "-"])
+    assert result.exit_code == 2 and "needs a file path, such as out.html" in result.output

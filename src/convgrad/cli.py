@@ -117,7 +117,9 @@ def cli(ctx: click.Context) -> None:
 
 
 def _existing_folder(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[str]:
-    """An output file must go into a folder that exists: refused before any check runs."""
+    """An output file must be a path into a folder that exists: refused before any check runs."""
+    if value == "-":  # not standard output: that is where the text goes
+        raise click.BadParameter("needs a file path, such as out.html; '-' would be a file named '-'", ctx, param)
     if value is not None:
         folder = os.path.dirname(os.path.abspath(value))
         if not os.path.isdir(folder):

@@ -40,20 +40,23 @@ def _tensor(array: np.ndarray) -> dict[str, Any]:
     return {"shape": list(array.shape), "data": base64.b64encode(data).decode("ascii")}
 
 
-def _explorer(tensor: str, label: str, note: str, formula: Formula) -> dict[str, Any]:
-    return {"tensor": tensor, "label": label, "note": note, "formula": formula.to_dict()}
+def _explorer(tensor: str, label: str, note: str, formula: Formula, computed_by: str) -> dict[str, Any]:
+    return {"tensor": tensor, "label": label, "note": note, "formula": formula.to_dict(), "computed_by": computed_by}
 
 
 def page_data(d: Derivation) -> dict[str, Any]:
     fs = d.formulas
-    padded = fs.shortcut is not None
     dx_formula = fs.shortcut if fs.shortcut is not None else fs.swapped
-    source = "Q (dO spread by the stride and padded by dilation·(kernel−1) − padding)" if padded else "P (dO padded)"
+    spread = "spread by the stride and " if d.spread is not None else ""
+    source = (f"Q ({d.source_name} padded by dilation·(kernel−1) − padding)" if fs.shortcut is not None
+              else f"P (dO {spread}padded by dilation·(kernel−1))")
     explorers = [
-        _explorer("dX", "dX = ∂E/∂X", f"The window of {source} under the rotated, swapped kernel K', times its taps.",
-                  dx_formula),
-        _explorer("dK", "dK = ∂E/∂K", "dO of the kernel's filter, slid over the input shifted by the tap.", fs.weights),
-        _explorer("O", "O, the forward", "The window of the input under kernel f, times its taps, plus b[f].", fs.forward),
+        _explorer("dX", "dX = ∂E/∂X", f"The window of {source} under the rotated, swapped kernels K', times their taps.",
+                  dx_formula, "the steps"),
+        _explorer("dK", "dK = ∂E/∂K", f"dO of the kernel's filter, slid over {d.input_name} shifted by dilation·tap.",
+                  fs.weights, "the reference layer"),
+        _explorer("O", "O, the forward", f"The window of {d.input_name} under kernel f, times its taps, plus b[f].",
+                  fs.forward, "the reference forward"),
     ]
     read = {f.lhs.tensor for f in (dx_formula, fs.weights, fs.forward)} | {
         factor.tensor for f in (dx_formula, fs.weights, fs.forward) for term in f.terms for factor in term.factors

@@ -11,6 +11,7 @@
   const MAX_WINDOW = 64; // cells per picture axis; a bigger plane shows a window round the reads
   const WINDOW_MARGIN = 3;
   const PICTURE_WIDTH = 460; // px: a plane's cells shrink to fit
+  const ROWS_SHOWN = 1000; // product rows listed per group at first
   const ARROWS = { ArrowLeft: [1, -1], ArrowRight: [1, 1], ArrowUp: [2, -1], ArrowDown: [2, 1] };
 
   // Tensors: float64 little-endian in base64, decoded on first use.
@@ -322,10 +323,24 @@
         element("th", { scope: "rowgroup", colspan: "2" }, `${group.label}: ${counted(count, "product")}, ${count - zeros} non-zero`),
         element("td", { class: "number" }, `partial sum ${number(group.partial, 10)}`)
       ),
-      ...group.products.map((product) => productRow(product, zerosShown))
+      ...group.products.slice(0, ROWS_SHOWN).map((product) => productRow(product, zerosShown))
     );
+    const unlisted = group.products.length - ROWS_SHOWN;
+    if (unlisted > 0) {
+      // Thousands of rows make every step slow; the rest are listed on request.
+      const more = element("button", { type: "button" }, `list the other ${counted(unlisted, "product")}`);
+      const row = element("tr", { class: "more" }, element("td", { colspan: "3" }, more));
+      more.addEventListener("click", () => row.replaceWith(
+        ...group.products.slice(ROWS_SHOWN).map((product) => productRow(product, state.zerosShown.has(group.label)))
+      ));
+      body.append(row);
+    }
     if (zeros) {
-      const toggle = element("button", { type: "button", "aria-expanded": String(zerosShown) }, zerosShown ? "hide them" : "show them");
+      const toggle = element(
+        "button",
+        { type: "button", "aria-expanded": String(zerosShown), "aria-label": `show the zero products of ${group.label}` },
+        zerosShown ? "hide them" : "show them"
+      );
       toggle.addEventListener("click", () => {
         const show = toggle.getAttribute("aria-expanded") !== "true";
         state.zerosShown[show ? "add" : "delete"](group.label);
@@ -481,7 +496,8 @@
     byId("explorer-total-label").textContent = `The sum of the ${counted(count, "product")}`;
     total.textContent = number(result.total, 12);
     total.dataset.value = String(result.total);
-    byId("explorer-computed-label").textContent = `${result.lhs} computed by the steps`;
+    const by = `computed by ${current().computed_by}`;
+    byId("explorer-computed-label").textContent = `${result.lhs} ${by}`;
     const computed = byId("explorer-computed");
     computed.textContent = result.computed === null ? "outside the tensor" : number(result.computed, 12);
     computed.dataset.value = String(result.computed);
@@ -489,8 +505,8 @@
     agree.dataset.agree = String(result.agrees);
     agree.classList.toggle("disagree", !result.agrees);
     agree.textContent = result.agrees
-      ? `✓ The sum = ${result.lhs} computed by the steps.`
-      : `✗ The sum does NOT equal ${result.lhs} computed by the steps: they differ by ${number(result.total - (result.computed ?? 0), 3)}.`;
+      ? `✓ The sum = ${result.lhs} ${by}.`
+      : `✗ The sum does NOT equal ${result.lhs} ${by}: they differ by ${number(result.total - (result.computed ?? 0), 3)}.`;
     byId("explorer-status").textContent =
       `${result.lhs} = ${computed.textContent}; the sum of its ${counted(count, "product")} ${result.agrees ? "agrees" : "does NOT agree"}.`;
   }
