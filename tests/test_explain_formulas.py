@@ -92,15 +92,28 @@ def test_a_depthwise_layer_has_no_sum_over_a_single_filter():
     assert_every_formula_holds(g)
 
 
-def test_a_wrong_index_is_caught():
-    """The evaluation can fail: K' read without the rotation is not dX."""
-    g = resolve_geometry("2x5x5", "3x2x3x3")
+# Mistakes a hand-written derivation makes, each a wrong read in step 3 (P times K read back to
+# front) of a layer with stride 2, padding 1, dilation 2 and 2 groups of 3 filters.
+_FILTER = affine(("g", 3), "f'")
+WRONG_READS = {
+    "kernel not rotated": Read("K", (_FILTER, affine("c'"), affine("u'"), affine("v'"))),
+    "window without the dilation": Read("P", (affine("n"), _FILTER, affine("y", "u'"), affine("x", "v'"))),
+    "the filter's place for its index": Read("P", (affine("n"), affine("f'"), affine("y", ("u'", 2)), affine("x", ("v'", 2)))),
+}
+
+
+@pytest.mark.parametrize("mistake", WRONG_READS)
+def test_a_wrong_index_is_caught(mistake):
+    """The evaluation can fail: with any one read wrong, step 3 is not dXp."""
+    g = resolve_geometry("4x9x9", "6x2x3x3", stride=2, padding=1, dilation=2, groups=2)
     tensors = reference_tensors(g)
-    swapped = layer_formulas(g).swapped
-    term = swapped.terms[0]
-    unrotated = Read("K", (affine("f"), affine("c"), affine("u'"), affine("v'")))
-    wrong = Formula(swapped.lhs, (Term(term.sums, (term.factors[0], unrotated)),), swapped.extents)
-    assert not np.allclose(wrong.evaluate(tensors, tensors["dX"].shape), tensors["dX"])
+    rotated = layer_formulas(g).rotated
+    term = rotated.terms[0]
+    wrong_read = WRONG_READS[mistake]
+    factors = tuple(wrong_read if f.tensor == wrong_read.tensor else f for f in term.factors)
+    wrong = Formula(rotated.lhs, (Term(term.sums, factors),), rotated.extents, rotated.lets)
+    assert np.allclose(rotated.evaluate(tensors, tensors["dXp"].shape), tensors["dXp"])
+    assert not np.allclose(wrong.evaluate(tensors, tensors["dXp"].shape), tensors["dXp"])
 
 
 @pytest.mark.parametrize("parts, text", [
