@@ -433,21 +433,24 @@ _OUTSIDE = {"pad": "·", "zero": "∘", "value": "●"}
 _INSIDE = {"pad": "□", "zero": "□", "value": "■"}
 
 
+def _position(m: PlaneMap, row: int, column: int) -> tuple[int, ...]:
+    """Where the cell pictured at (row, column) lies in the plane, along its shown axes."""
+    return (m.origin[0] + column,) if len(m.axes) == 1 else (m.origin[0] + row, m.origin[1] + column)
+
+
 def _plane_map(m: PlaneMap, legend: str) -> Text:
     """A plane of a padded tensor from its corner, the positions read marked (by glyph as well as
     colour, so it reads with NO_COLOR)."""
-    columns = len(m.kinds[0])
     flat = len(m.axes) == 1  # 1-D: a single row, positions along L
-    row0, column0 = (0, m.origin[0]) if flat else m.origin
+    column0 = m.origin[-1]
     # Column labels every 5 positions, each starting above its own column (two characters apiece).
-    labels = "".join(f"{column0 + k:<10}" for k in range(-column0 % 5, columns, 5))
+    labels = "".join(f"{column0 + k:<10}" for k in range(-column0 % 5, len(m.kinds[0]), 5))
     text = Text()
     text.append("    " + " " * 2 * (-column0 % 5) + labels.rstrip() + "\n", style="dim")
     for r, row in enumerate(m.kinds):
-        text.append("    " if flat else f"{row0 + r:>3} ", style="dim")
+        text.append("    " if flat else f"{_position(m, r, 0)[0]:>3} ", style="dim")
         for k, kind in enumerate(row):
-            position = (column0 + k,) if flat else (row0 + r, column0 + k)
-            read = position in m.taps
+            read = _position(m, r, k) in m.taps
             text.append((_INSIDE if read else _OUTSIDE)[kind] + " ", style=_WINDOW_STYLE if read else "")
         text.append("\n")
     text.append(legend, style="dim")
@@ -562,12 +565,7 @@ def _worked_dx(d: Derivation) -> list[RenderableType]:
 
 def _cells(m: PlaneMap) -> list[tuple[tuple[int, ...], str]]:
     """Every cell pictured, by its position in the plane (along the shown axes) and its kind."""
-    flat = len(m.axes) == 1
-    row0, column0 = (0, m.origin[0]) if flat else m.origin
-    return [
-        ((column0 + k,) if flat else (row0 + r, column0 + k), kind)
-        for r, row in enumerate(m.kinds) for k, kind in enumerate(row)
-    ]
+    return [(_position(m, r, k), kind) for r, row in enumerate(m.kinds) for k, kind in enumerate(row)]
 
 
 def _legend(m: PlaneMap, value: str) -> str:
