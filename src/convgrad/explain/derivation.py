@@ -333,19 +333,22 @@ def _worked(
     )
 
 
-def _weight_worked(g: LayerGeometry, dy: np.ndarray, xp: np.ndarray, dw: np.ndarray) -> WeightCoordinate:
+def _input_kinds(g: LayerGeometry) -> np.ndarray:
+    """What each position of Xp (spatial) holds: 2 an entry of X, 0 padding (_KIND_NAMES)."""
+    return (2 * reference.pad(np.ones((1, 1, *g.spatial)), g.padding_pairs)[0, 0]).astype(int)
+
+
+def _weight_worked(g: LayerGeometry, dy: np.ndarray, xp: np.ndarray, dw: np.ndarray, kinds: np.ndarray) -> WeightCoordinate:
     """dK[0, 0, centre tap] as the sum over samples and output positions of dO times Xp."""
     tap = tuple(k // 2 for k in g.kernel_size)
     channel = 0  # filter 0 is in group 0, whose first channel is 0
-    padding_before = g.padding
     terms = []
     for n in range(g.batch):
         for o in np.ndindex(*g.out_spatial):
             position = tuple(s * i + d * u for s, i, d, u in zip(g.stride, o, g.dilation, tap))
-            on_padding = any(q < p or q >= p + h for q, p, h in zip(position, padding_before, g.spatial))
             terms.append(WeightTerm(
                 dy_index=(n, *o), x_position=(n, *position), dy=float(dy[(n, 0, *o)]),
-                x=float(xp[(n, channel, *position)]), on_padding=on_padding,
+                x=float(xp[(n, channel, *position)]), on_padding=_KIND_NAMES[int(kinds[position])] == "pad",
             ))
     index = (0, 0, *tap)
     return WeightCoordinate(
@@ -424,10 +427,8 @@ def _padded_dy_map(kinds: np.ndarray, worked: WorkedCoordinate, ndim: int) -> Pl
     return _plane_map("P", worked.filters[0].filter, kinds, reads, cut, focus)
 
 
-def _input_map(g: LayerGeometry, weight: WeightCoordinate) -> PlaneMap:
+def _input_map(g: LayerGeometry, weight: WeightCoordinate, kinds: np.ndarray) -> PlaneMap:
     """Xp of the worked dK's channel in sample 0, the positions its products read marked."""
-    inside = reference.pad(np.ones((1, 1, *g.spatial)), g.padding_pairs)[0, 0]
-    kinds = (2 * inside).astype(int)  # 2: an entry of X, 0: padding
     reads = frozenset(t.x_position[1:] for t in weight.terms if t.x_position[0] == 0)
     first = min(reads)
     axes = range(max(0, g.ndim - 2), g.ndim)
@@ -485,7 +486,8 @@ def explain(geometry: LayerGeometry, seed: int = 0, progress: Optional[ProgressF
     worked = _worked(g, full, swapped, dx, kinds, reach, start)
     corner = _worked(g, full, swapped, dx, kinds, reach, (0,) * g.ndim)
     xp = reference.pad(x, g.padding_pairs)
-    weight = _weight_worked(g, dy, xp, dw)
+    input_kinds = _input_kinds(g)
+    weight = _weight_worked(g, dy, xp, dw, input_kinds)
     tensors = {"X": x, "K": w, "b": b, "dO": dy, "Xp": xp, "O": y, "S": spread, "P": full, "K'": swapped,
                "dXp": correlated, "dX": dx, "dK": dw, "db": db}
     shortcut = None
@@ -532,6 +534,6 @@ def explain(geometry: LayerGeometry, seed: int = 0, progress: Optional[ProgressF
         kernel_after=swapped[worked.index[1], f_first.depth_index],
         kernel_slice=(f_first.filter, worked.channel_in_group, worked.index[1], f_first.depth_index),
         padded_map=_padded_dy_map(kinds, worked, g.ndim),
-        input_map=_input_map(g, weight),
+        input_map=_input_map(g, weight, input_kinds),
         proofs=tuple(proofs),
     )
