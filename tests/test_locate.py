@@ -129,3 +129,6 @@ def test_worst_coordinates_are_largest_first_and_equal_errors_in_index_order(sha
     got = compare("dX", whole + errors, whole, 0.0, method="coloured")  # fails: every worst coordinate listed
     expected = sorted(range(values.size), key=lambda f: (-errors.flat[f], f))[:WORST_SHOWN]
     assert [c.index for c in got.worst] == [np.unravel_index(f, shape) for f in expected]
+    # A pass lists its worst alone: the first of the largest equal errors, by index.
+    passing = compare("dX", whole + errors, whole, 1.0, method="coloured")
+    assert passing.passed and [c.index for c in passing.worst] == [np.unravel_index(expected[0], shape)]

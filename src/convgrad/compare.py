@@ -228,6 +228,8 @@ def _worst_first(errors: np.ndarray, largest: float, passed: bool = False) -> np
     shown = min(1 if passed else WORST_SHOWN, flat.size)
     if largest == 0.0:  # every error is 0 (a call repeated exactly)
         return np.arange(shown)
+    if shown == 1:  # argmax returns the first of equal maxima: index order without a partition
+        return np.array([int(np.argmax(flat))])
     # Past a few times the list's length, a partition finds the candidates without a full sort:
     # every error at least the shown-th largest, ties included, so the choice among equals is ours.
     if flat.size > 4 * shown:
