@@ -380,3 +380,35 @@ def test_pad_and_crop_are_inverses(shape, padding):
     border[(slice(None), slice(None), *(slice(p, p + h) for p, h in zip(padding, shape[2:])))] = 0
     assert not border.any()
     np.testing.assert_array_equal(crop(padded, padding), x)
+
+
+def _by_the_steps(dy, w, in_spatial, *, stride, padding, dilation, groups):
+    """dX by the steps `convgrad explain` shows: spread dO by the stride, pad it by the dilated
+    kernel's reach, correlate with the rotated, swapped, dilated kernels, crop the padding."""
+    from convgrad.geometry import as_padding_pairs
+    from convgrad.reference import correlate, dilate
+
+    kernel = w.shape[2:]
+    reach = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    padded = [h + b + a for h, (b, a) in zip(in_spatial, as_padding_pairs(padding))]
+    full = pad(zero_insert(dy, stride, [p - r for p, r in zip(padded, reach)]), reach)
+    one = [1] * len(kernel)
+    return crop(correlate(full, dilate(rotate_and_swap(w, groups), dilation), stride=one, dilation=one, groups=groups),
+                padding)
+
+
+@by_case
+@pytest.mark.parametrize("padding_after", [0, 1])
+def test_dx_tap_by_tap_is_dx_by_the_explained_steps(case: Case, padding_after: int):
+    """The reference computes dX tap by tap (no im2col of the padded image); explain computes it by
+    the steps it shows. Both are the same sums, also with more padding after than before."""
+    from convgrad.reference import input_gradient
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(case.x_shape)
+    w = rng.standard_normal(case.w_shape)
+    settings = case.settings()
+    settings["padding"] = [(p, p + padding_after) for p in settings["padding"]]  # type: ignore[attr-defined]
+    dy = rng.standard_normal(forward(x, w, np.zeros(case.w_shape[0]), **settings).shape)
+    np.testing.assert_allclose(input_gradient(dy, w, case.x_shape[2:], **settings),
+                               _by_the_steps(dy, w, case.x_shape[2:], **settings), rtol=1e-12, atol=1e-12)

@@ -5,13 +5,16 @@ one int per spatial axis, padding on both sides of it; padding may also be a (be
 per axis (TensorFlow's 'SAME' at a stride pads one more after). Every step is vectorised: windows are strided views
 of the (padded) input and each group is one matrix product, so there are no loops over pixels.
 
-The backward pass follows docs/MATH.md step by step, so `convgrad explain` can show each step:
+The backward pass follows docs/MATH.md:
     db = sum of dO over batch and space
     dK = valid correlation of the padded X with dO (dO spread out by the stride)
     dX = full correlation of dO with the kernels rotated 180 degrees and their kernel and channel
          axes swapped (equivalently, a full convolution with the kernels as they are):
          zero-insert dO by the stride, pad it by the dilated kernel extent - 1, correlate with the
          rotated, swapped kernels (dilated), then crop the padding off.
+The functions of those dX steps are here, and `convgrad explain` computes dX by them; the
+reference's own `input_gradient` makes the same sums tap by tap, without the correlation's im2col
+(tests/test_reference.py holds the two equal).
 """
 
 from __future__ import annotations
@@ -198,15 +201,32 @@ def input_gradient(
     dilation: Ints,
     groups: int,
 ) -> np.ndarray:
-    """dX as a full correlation of dO with the rotated, swapped kernels (see the module docstring)."""
+    """dX, tap by tap: the transposed convolution of dO with the kernels.
+
+    Output o reads the padded input at s*o + d*u through tap u, so tap u sends K[:, :, u]^T dO[o]
+    back to that position: one matrix product per tap, added into a strided view of dXp, then the
+    padding cropped. The same sums as the full correlation of dO with the rotated, swapped kernels
+    (the steps `convgrad explain` shows, and tests/test_reference.py holds the two equal), without
+    that correlation's im2col: for a stem (3 input channels, 7x7 taps, stride 2) it held 49 x 64
+    rows of the whole padded image to make 3 rows of dX.
+    """
+    n, filters = dy.shape[:2]
+    out = dy.shape[2:]
+    depth = w.shape[1]
     kernel = w.shape[2:]
-    reach = [d * (k - 1) for k, d in zip(kernel, dilation)]
-    padded = [h + b + a for h, (b, a) in zip(in_spatial, as_padding_pairs(padding))]
-    spread = zero_insert(dy, stride, [hp - r for hp, r in zip(padded, reach)])
-    full = pad(spread, reach)
-    swapped = rotate_and_swap(w, groups)
-    dxp = correlate(full, swapped, stride=[1] * len(kernel), dilation=dilation, groups=groups)
-    return np.ascontiguousarray(crop(dxp, padding))
+    pairs = as_padding_pairs(padding)
+    padded = [h + b + a for h, (b, a) in zip(in_spatial, pairs)]
+    dxp = np.zeros((n, groups * depth, *padded), dtype=np.result_type(dy, w))
+    per_group = filters // groups
+    dy_groups = dy.reshape(n, groups, per_group, math.prod(out))
+    w_groups = w.reshape(groups, per_group, depth, *kernel)
+    for tap in np.ndindex(*kernel):
+        # (g, depth, F/g) @ (n, g, F/g, O) -> (n, g, depth, O): every input channel's share of this tap
+        share = np.matmul(np.swapaxes(w_groups[(Ellipsis, *tap)], 1, 2), dy_groups)
+        reads = (slice(None), slice(None), *(slice(d * u, d * u + s * (o - 1) + 1, s)
+                                              for d, u, s, o in zip(dilation, tap, stride, out)))
+        dxp[reads] += share.reshape(n, groups * depth, *out)
+    return np.ascontiguousarray(crop(dxp, pairs))
 
 
 def backward(
