@@ -11,7 +11,6 @@ import xml.etree.ElementTree as ET
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from checking import check_layer, skipped_for_uneven_padding
 from convgrad.cli import cli

@@ -10,7 +10,6 @@ from click.testing import CliRunner
 
 from convgrad import reference
 from checking import check_layer
-from convgrad.run.case import random_tensors
 from convgrad.cli import cli
 from convgrad.numerics.coloured import coloured_forward_calls
 from convgrad.numerics.colouring import input_colouring

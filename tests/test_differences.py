@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 
 from checking import check_layer
-from convgrad import reference
 from convgrad.cli import cli
 from convgrad.errors import SettingError
 from convgrad.geometry import resolve_geometry

@@ -307,7 +307,7 @@ def test_hint_an_import_from_the_layers_repository_names_the_folder(tmp_path):
     (repository / "examples").mkdir()
     layer_file = write(repository / "examples", "conv.py", "from mylib import forward, backward\n")
     result = run("--impl", layer_file, "--in", "3x5x5", "--kernels", "2x3x3x3")
-    assert_bad_input(result, f"No module named 'mylib'")
+    assert_bad_input(result, "No module named 'mylib'")
     assert f"mylib is in {repository}: put that folder on the import path with --impl-path {repository}" in result.output
     fixed = run("--impl", layer_file, "--impl-path", str(repository), "--in", "3x5x5", "--kernels", "2x3x3x3", "-q")
     assert fixed.exit_code == 0, fixed.output
