@@ -191,7 +191,7 @@ class Formula:
             terms = [(name, c) for name, c in position.parts if c]
             if len(terms) == 1 and terms[0][0] and terms[0][1] == 1:
                 values[terms[0][0]] = int(value)
-            elif terms and any(name for name, _ in terms) or position.value({}) != value:
+            elif position.names or position.value({}) != value:  # a sum of variables, or another constant
                 raise ValueError(f"{self.lhs.text()} has no entry {list(index)} by its own variables")
         return values
 
