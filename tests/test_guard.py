@@ -10,7 +10,8 @@ import pytest
 from conftest import ReferenceWith
 from convgrad.geometry import resolve_geometry
 from convgrad.adapters.failure import ImplementationFailure
-from convgrad.harness.guard import GuardedLayer
+from checking import check_layer
+from convgrad.harness.guard import INPUTS_SPOT_EVERY, GuardedLayer
 from convgrad.adapters.loading import as_implementation
 from convgrad.harness.memory import NON_CONTIGUOUS, fresh_copy
 
@@ -87,3 +88,53 @@ def test_nan_and_inf_among_large_finite_values_are_caught(fill, kind):
     size = int(np.prod(geometry.y_shape))
     assert str(caught.value).startswith(f"forward returned {kind} in the output ({bad} of {size} values, first at [")
     assert caught.value.status == "failed"
+
+
+class NormalisesKernelsOnceTheyChange(ReferenceWith):
+    """Weight normalisation written in place, and only when w is not the w it saw first: it
+    writes into its input during the coloured dK calls alone, long past a check's first calls."""
+
+    def __init__(self):
+        self.first = None
+
+    def forward(self, x, w, b, **settings):
+        if self.first is None:
+            self.first = w.copy()
+        y = super().forward(x, w, b, **settings)
+        if not np.array_equal(w, self.first):
+            w /= np.linalg.norm(w)
+        return y
+
+
+class ClipsInputFromCall(ReferenceWith):
+    """An in-place clip of x that starts at forward call `start`."""
+
+    def __init__(self, start):
+        self.start, self.calls = start, 0
+
+    def forward(self, x, w, b, **settings):
+        self.calls += 1
+        y = super().forward(x, w, b, **settings)
+        if self.calls >= self.start:
+            np.clip(x, -0.5, 0.5, out=x)
+        return y
+
+
+@pytest.mark.parametrize("start", [1, 9, 10, 30])
+def test_a_layer_that_starts_writing_into_x_later_is_caught_within_a_few_calls(start):
+    geometry = resolve_geometry("3x6x6", "4x3x3x3")
+    x, w, b = _tensors(geometry)
+    guard = _guard(ClipsInputFromCall(start), geometry)
+    calls = 0
+    with pytest.raises(ImplementationFailure, match="forward modified its input x in place"):
+        for calls in range(1, 60):
+            guard.forward(x, w, b)
+    assert start <= calls < start + INPUTS_SPOT_EVERY
+
+
+def test_a_write_into_the_kernels_during_the_dk_calls_alone_fails_the_check():
+    case = check_layer(resolve_geometry("4x8x8", "4x4x3x3", padding=1), NormalisesKernelsOnceTheyChange(),
+                       method="coloured")
+    rows = {t.name: t for t in case.tensors}
+    assert rows["dK"].status == "failed" and rows["dX"].passed
+    assert "while computing finite differences for dK, forward modified its input w in place" in rows["dK"].reason

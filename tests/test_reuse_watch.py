@@ -430,3 +430,24 @@ def test_an_input_kept_and_changed_by_a_later_call_is_reported():
 def test_inputs_kept_and_only_read_are_no_finding():
     case = check_layer(GEOMETRY, ReadsKeptInputs())
     assert case.passed and _kept_inputs(case) == []
+
+
+class ScalesPreviousOutputLate(ScalesPreviousOutput):
+    """Halves the output it returned before, from its 40th forward call on: past the calls the
+    watch compares in full, while the check's coloured dK calls run."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x, w, b, **settings):
+        self.calls += 1
+        if self.calls < 40:
+            self.previous = None
+        return super().forward(x, w, b, **settings)
+
+
+def test_an_output_changed_only_past_the_first_calls_is_still_reported():
+    case = check_layer(resolve_geometry("4x8x8", "4x4x3x3", padding=1), ScalesPreviousOutputLate(), method="coloured")
+    (reason,) = _reused(case)
+    assert "forward returned the output in a buffer that the next forward call overwrote" in reason

@@ -86,8 +86,10 @@ def as_padding_pairs(padding: Sequence[int] | Sequence[Sequence[int]]) -> Paddin
     pair per axis) as a pair per axis."""
     pairs = []
     for value in padding:
-        if isinstance(value, int):  # the common case, before the slower protocol check
+        if isinstance(value, int):  # the common cases, before the slower protocol check
             pairs.append((value, value))
+        elif isinstance(value, tuple) and len(value) == 2:
+            pairs.append((operator.index(value[0]), operator.index(value[1])))
         elif _is_number(value):
             number = operator.index(cast(SupportsIndex, value))
             pairs.append((number, number))

@@ -6,6 +6,13 @@ reason instead of a crash.
 Every call gets fresh inputs (in C order unless a memory layout is asked for), and every result is
 copied on return; an array the layer returned that changes during a later call (a reused output
 buffer) is recorded as a finding, since a caller keeping that result would see it change (watch.py).
+
+Whether the layer wrote into its inputs is compared bit for bit after the first `INPUTS_COMPARED`
+calls of each kind, after every call with inputs of a shape, dtype or layout not seen before, and
+after every `INPUTS_SPOT_EVERY`-th call past those. A layer that writes into its inputs does so from
+its first calls (an in-place ReLU, a normalisation, a cast into the input's buffer); comparing every
+one of the thousand calls of a large check cost a pass over x and w per call. The calls in between
+still get fresh copies, so what a layer writes there cannot reach the check's own arrays.
 """
 
 from __future__ import annotations
@@ -25,7 +32,10 @@ from convgrad.adapters.failure import ImplementationFailure, describe_exception
 from convgrad.adapters.protocol import ConvLayer, Unsupported
 from convgrad.harness.watch import CallKind, KeptInputs, ReturnWatch, same_bits
 
-__all__ = ["GuardedLayer", "guarded_call", "checked_array", "finite", "unchanged"]
+__all__ = ["GuardedLayer", "guarded_call", "checked_array", "finite", "unchanged", "INPUTS_COMPARED", "INPUTS_SPOT_EVERY"]
+
+INPUTS_COMPARED = 8  # calls of each kind after which the inputs are compared
+INPUTS_SPOT_EVERY = 8  # past those, every this many calls (and every call with new shapes or layouts)
 
 
 @dataclass
@@ -46,6 +56,8 @@ class GuardedLayer:
     _inputs: KeptInputs = field(default_factory=KeptInputs, repr=False)
     # What every call takes from the geometry, worked out once.
     _settings: ConvSettings = field(init=False, repr=False)
+    _calls: dict[str, int] = field(default_factory=dict, repr=False)  # by kind, for the input schedule
+    _inputs_seen: set[tuple[Any, ...]] = field(default_factory=set, repr=False)  # shapes, dtypes, layouts
 
     def __post_init__(self) -> None:
         self._settings = self.geometry.conv_settings()
@@ -120,9 +132,18 @@ class GuardedLayer:
         finally:
             self._watch.after_call(what)
             self._inputs.after_call(what)
-        unchanged(what, inputs, fresh)
+        if self._compare_inputs(what, inputs, layouts):
+            unchanged(what, inputs, fresh)
         self._inputs.lent(what, fresh)  # the layer may have kept them
         return result
+
+    def _compare_inputs(self, what: CallKind, inputs: dict[str, np.ndarray], layouts: Mapping[str, MemoryLayout]) -> bool:
+        """Whether this call's inputs are compared with what it was given (the module docstring)."""
+        count = self._calls[what] = self._calls.get(what, 0) + 1
+        kind = (what, *((name, a.shape, a.dtype.str, layouts.get(name, "C order")) for name, a in inputs.items()))
+        new = kind not in self._inputs_seen
+        self._inputs_seen.add(kind)
+        return new or count <= INPUTS_COMPARED or count % INPUTS_SPOT_EVERY == 0
 
     def _as_array(
         self, what: CallKind, name: str, value: Any, expected: tuple[int, ...], dtype: np.dtype

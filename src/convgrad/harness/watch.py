@@ -7,7 +7,11 @@ array after every call would cost passes over activations on every finite-differ
 - what each kind of call returned last is compared after the next `COMPARED_CALLS` calls of each
   kind; past those, calls only mark it unverified, and it is compared once more before a call of
   the other kind, when it is replaced, and at the end. A change is so still named by the kind of
-  call that made it, as when it was compared after every call.
+  call that made it, as when it was compared after every call. That holds for the first
+  `RING_WINDOW` results of each name and every `SPOT_EVERY`-th after; the others are compared
+  only when a new result shares their memory (a buffer handed out again), before a call of the
+  other kind and at the end: a layer that writes into what it returned before does it from its
+  first calls, and a pass over every output of a thousand-call check cost a tenth of a second.
 - for the first `RING_WINDOW` results of each name, the `HELD` results before the latest are kept
   too: each new result is tested for sharing memory with them (an O(1) test on their bounds), which
   shows a layer handing out a ring of buffers in turn, and each is compared once more when it leaves
@@ -34,12 +38,13 @@ from typing import Literal, Optional
 import numpy as np
 
 __all__ = ["CallKind", "ReturnWatch", "KeptInputs", "same_bits", "COMPARED_CALLS", "HELD", "RING_WINDOW",
-           "LENDING_CALLS", "COMPARED_LATER"]
+           "SPOT_EVERY", "LENDING_CALLS", "COMPARED_LATER"]
 
 CallKind = Literal["forward", "backward"]
 COMPARED_CALLS = 2  # calls of each kind after which a latest result is compared in full
 HELD = 4  # earlier results kept per name: rings of up to HELD + 1 buffers
 RING_WINDOW = 3 * (HELD + 1)  # results of a name during which earlier ones are kept
+SPOT_EVERY = 8  # past the window, every this many results of a name are compared after the next calls
 LENDING_CALLS = 6  # the first calls whose inputs are kept and compared again later
 COMPARED_LATER = 4  # calls after its own during which a kept input is compared
 
@@ -52,6 +57,7 @@ class _Returned:
     copy: np.ndarray
     calls_since: dict[str, int] = field(default_factory=dict)  # kind -> calls since it was returned
     unverified: Optional[CallKind] = None  # the kind of the calls since it was last compared
+    watched: bool = True  # compared after the next calls and when replaced (the module docstring)
 
     def changed(self) -> bool:
         # Plain equality first: one pass, and all it takes unless the array holds NaN.
@@ -80,7 +86,7 @@ class ReturnWatch:
         for key, kept in self._latest.items():
             seen = kept.calls_since.get(caller, 0)
             kept.calls_since[caller] = seen + 1
-            if seen < COMPARED_CALLS:
+            if kept.watched and seen < COMPARED_CALLS:
                 self._verify(key, kept, f"the next {caller} call")
             else:
                 kept.unverified = caller
@@ -99,9 +105,10 @@ class ReturnWatch:
         count = self._results[key] = self._results.get(key, 0) + 1
         replaced = self._latest.get(key)
         if replaced is not None:
-            self._settle(key, replaced)
+            if replaced.watched:
+                self._settle(key, replaced)
             self._keep_earlier(key, replaced, open_window=count <= RING_WINDOW)
-        self._latest[key] = _Returned(original, copy)
+        self._latest[key] = _Returned(original, copy, watched=count <= RING_WINDOW or count % SPOT_EVERY == 0)
 
     def reused(self) -> dict[str, str]:
         """One reason per (call, name) whose result some later call overwrote, all calls so far."""
