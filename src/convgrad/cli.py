@@ -216,7 +216,9 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
 @click.option("--no-forward-check", is_flag=True,
               help="Do not compare the output with the reference convolution (row O).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Cases run at the same time, each in its own process [default: one per core].")
+              help="Processes: cases run side by side, each in its own process, and when there are fewer "
+                   "cases than N, each case's coloured calls are shared out over the rest [default: one "
+                   "case per core, each case's calls in one process].")
 @click.option("--strict", is_flag=True,
               help="A case the implementation cannot express fails instead of being skipped.")
 @click.option("--fail-fast", is_flag=True,
@@ -273,14 +275,16 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
                                          config=impl_config, paths=impl_path, device=device)
     with DelayedProgress(make_console(stderr=True), enabled=not (as_json or quiet)) as progress:
         suite = run_suite(
-            suite_spec.cases, implementation, options, progress, jobs=jobs or default_jobs(), fail_fast=fail_fast
+            suite_spec.cases, implementation, options, progress, jobs=jobs or default_jobs(), fail_fast=fail_fast,
+            share_out=jobs is not None,
         )
         # Under --strict a case it cannot run fails already; after --fail-fast stopped, the gate has its answer.
         stopped = fail_fast and any(case.failed for case in suite.cases)
         if suite_spec.domain_pairs and not options.strict and not stopped:
             from convgrad.run.domain import cover_domain
 
-            suite = cover_domain(suite, implementation, options, progress, jobs=jobs or default_jobs(), fail_fast=fail_fast)
+            suite = cover_domain(suite, implementation, options, progress, jobs=jobs or default_jobs(),
+                                 fail_fast=fail_fast, share_out=jobs is not None)
     if junit_path is not None:
         from convgrad.render.junit import render_junit
 

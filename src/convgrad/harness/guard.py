@@ -32,10 +32,20 @@ from convgrad.adapters.failure import ImplementationFailure, describe_exception
 from convgrad.adapters.protocol import ConvLayer, Unsupported
 from convgrad.harness.watch import CallKind, KeptInputs, ReturnWatch, same_bits
 
-__all__ = ["GuardedLayer", "guarded_call", "checked_array", "finite", "unchanged", "INPUTS_COMPARED", "INPUTS_SPOT_EVERY"]
+__all__ = ["GuardedLayer", "GuardFindings", "guarded_call", "checked_array", "finite", "unchanged", "INPUTS_COMPARED", "INPUTS_SPOT_EVERY"]
 
 INPUTS_COMPARED = 8  # calls of each kind after which the inputs are compared
 INPUTS_SPOT_EVERY = 8  # past those, every this many calls (and every call with new shapes or layouts)
+
+
+@dataclass(frozen=True)
+class GuardFindings:
+    """What a guard has counted and found so far, to hand from a worker process to its parent."""
+
+    forward_calls: int
+    warnings: tuple[str, ...]
+    reused: dict[str, str]
+    kept_inputs_changed: dict[str, str]
 
 
 @dataclass
@@ -61,6 +71,27 @@ class GuardedLayer:
 
     def __post_init__(self) -> None:
         self._settings = self.geometry.conv_settings()
+
+    def findings(self) -> GuardFindings:
+        """A copy of what this guard has counted and found so far (returned arrays compared first)."""
+        return GuardFindings(self.forward_calls, tuple(self.warnings), dict(self.reused), dict(self._inputs.changed))
+
+    def skip_ahead(self, calls: int) -> None:
+        """In a worker process: count `calls` forward calls as made before its share, as one process
+        would have made them, so the comparisons past the first calls fall on the same calls."""
+        self._calls["forward"] = self._calls.get("forward", 0) + calls
+        self._watch.skip_ahead("forward", "the output", calls)
+
+    def absorb(self, before: GuardFindings, after: GuardFindings) -> None:
+        """Add what a copy of this guard (in a worker process) counted and found between `before`
+        and `after`, as if this guard had made those calls."""
+        made = after.forward_calls - before.forward_calls
+        self.forward_calls += made
+        self.skip_ahead(made)  # the comparisons from here on fall on the calls one process's would
+        self.warnings.extend(w for w in after.warnings if w not in self.warnings)
+        self._watch.record(after.reused)
+        for label, why in after.kept_inputs_changed.items():
+            self._inputs.changed.setdefault(label, why)
 
     @property
     def reused(self) -> dict[str, str]:

@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterator, Optional, Protocol
 
-__all__ = ["Stage", "Listener", "SCENARIO_PART", "enter", "layer_call", "finished", "listening"]
+__all__ = ["Stage", "Listener", "SCENARIO_PART", "enter", "layer_call", "finished", "listening", "not_listening"]
 
 
 # The part the network scenario names its calls in, while it builds its layers and in each step
@@ -98,3 +98,14 @@ def listening(listener: Listener) -> Iterator[None]:
     finally:
         _listener.reset(told)
         _stage.reset(stage)
+
+
+@contextlib.contextmanager
+def not_listening() -> Iterator[None]:
+    """Tell nobody until the block ends: a worker process (harness/workers.py) makes calls on the
+    case's behalf, and the case's own process says where the case is."""
+    told = _listener.set(None)
+    try:
+        yield
+    finally:
+        _listener.reset(told)

@@ -110,6 +110,16 @@ class ReturnWatch:
             self._keep_earlier(key, replaced, open_window=count <= RING_WINDOW)
         self._latest[key] = _Returned(original, copy, watched=count <= RING_WINDOW or count % SPOT_EVERY == 0)
 
+    def skip_ahead(self, caller: CallKind, name: str, results: int) -> None:
+        """Count `results` of a name as returned elsewhere (in other processes), for the schedule."""
+        key = (caller, name)
+        self._results[key] = self._results.get(key, 0) + results
+
+    def record(self, found: dict[str, str]) -> None:
+        """Reasons found by a copy of this watch (in a worker process), added to its own."""
+        for label, why in found.items():
+            self._reused.setdefault(label, why)
+
     def reused(self) -> dict[str, str]:
         """One reason per (call, name) whose result some later call overwrote, all calls so far."""
         for key, kept in self._latest.items():

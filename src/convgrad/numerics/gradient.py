@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol, Sequence, TypeVar
 
 import numpy as np
 
 from convgrad.geometry import GradientName
 
-__all__ = ["Evidence", "NumericalGradient", "SpotCheck", "BaseOutput", "Forward", "Progress", "ProgressFactory", "Inputs", "TENSOR_INDEX"]
+__all__ = ["Evidence", "NumericalGradient", "SpotCheck", "BaseOutput", "Forward", "Progress", "ProgressFactory", "Inputs",
+           "TENSOR_INDEX", "Share", "Workers"]
 
 # Which argument of forward(x, w, b) each gradient perturbs.
 TENSOR_INDEX: dict[GradientName, int] = {"dX": 0, "dK": 1, "db": 2}
@@ -19,6 +20,26 @@ Forward = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 Progress = Callable[[int], None]  # called with the number of forward calls just made
 # Called with a description and the number of forward calls planned; returns the advance callback.
 ProgressFactory = Callable[[str, int], Progress]
+
+Result = TypeVar("Result")
+Share = Callable[[Progress], Result]  # a run of forward calls, told how to report the calls it makes
+
+
+class Workers(Protocol):
+    """Processes a tensor's coloured calls can be shared out over (harness/workers.py).
+
+    `run` runs shares[0] in this process and the others in workers, and returns their results in
+    order; should one raise, the first in order is raised here, as running them one after another
+    would have. `made_elsewhere` is told how many forward calls each worker's share made;
+    `calls_before[i]`: the forward calls shares 0..i-1 make, which one process would have made
+    before share i."""
+
+    count: int
+
+    def run(
+        self, shares: Sequence[Share[Result]], progress: Optional[Progress], made_elsewhere: Callable[[int], None],
+        calls_before: Sequence[int],
+    ) -> list[Result]: ...
 
 
 @dataclass(frozen=True)

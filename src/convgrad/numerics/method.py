@@ -38,6 +38,7 @@ from convgrad.numerics.gradient import (
     Progress,
     ProgressFactory,
     SpotCheck,
+    Workers,
 )
 from convgrad.numerics.linearity import LINEARITY_CALLS, nonlinearity
 from convgrad.numerics.plan import FULL_CHECK_BUDGET, SPOT_CHECKS, DifferencePlan
@@ -67,13 +68,15 @@ def numerical_gradient(
     *,
     base: Optional[BaseOutput] = None,
     progress: Optional[ProgressFactory] = None,
+    workers: Optional[Workers] = None,
 ) -> NumericalGradient:
     """The numerical gradient of `plan.gradient` as the plan says (numerics/plan.py). One-sided
-    differences use `base` (made here when not shared by the caller)."""
+    differences use `base` (made here when not shared by the caller); coloured calls may be shared
+    out over `workers`."""
     gradient, step = plan.gradient, plan.step
     projection = plan.method == "projection"
     if plan.differences == "central" or (projection and (plan.differences == "one-sided" or plan.curved_step is None)):
-        return _by_method(plan, forward, inputs, dy, geometry, step, progress, None)
+        return _by_method(plan, forward, inputs, dy, geometry, step, progress, None, workers)
     # Projections stay central, but they too need a smaller step where a curved forward is allowed.
     y, spent = (base or BaseOutput(forward, inputs))()
     note: Optional[str] = None
@@ -90,7 +93,7 @@ def numerical_gradient(
         step = plan.curved_step
         note = f"{note} with a step of {step:.3g} (the forward is curved: the linear step would be too large)"
     one_sided_base = None if note or projection else y
-    result = _by_method(plan, forward, inputs, dy, geometry, step, progress, one_sided_base)
+    result = _by_method(plan, forward, inputs, dy, geometry, step, progress, one_sided_base, workers)
     return replace(
         result,
         forward_calls=result.forward_calls + spent,
@@ -108,13 +111,14 @@ def _by_method(
     step: float,
     progress: Optional[ProgressFactory],
     base: Optional[np.ndarray],
+    workers: Optional[Workers] = None,
 ) -> NumericalGradient:
     """The planned method's differences at `step`: central, or one-sided from `base`."""
     gradient = plan.gradient
     size = inputs[TENSOR_INDEX[gradient]].size
     sides = 1 if base is not None else 2
     if plan.method == "coloured":
-        return _coloured(forward, inputs, gradient, dy, step, geometry, plan.seed, progress, base)
+        return _coloured(forward, inputs, gradient, dy, step, geometry, plan.seed, progress, base, workers)
     if plan.method == "dense":
         return dense_gradient(
             forward, inputs, gradient, dy, step, _task(progress, gradient, "dense", sides * size), base=base
@@ -179,6 +183,7 @@ def _coloured(
     seed: int,
     progress: Optional[ProgressFactory],
     base: Optional[np.ndarray],
+    workers: Optional[Workers] = None,
 ) -> NumericalGradient:
     """Coloured differences (one-sided from `base`, if given) and their central spot checks."""
     size = inputs[TENSOR_INDEX[gradient]].size
@@ -196,11 +201,18 @@ def _coloured(
             failure.batch = x.shape[0]  # whether the layer declares that batch size is judged later
             raise
 
+    def made_elsewhere(count: int) -> None:  # by the workers the calls were shared out over
+        nonlocal calls
+        calls += count
+
     note = None
     evidence: tuple[Evidence, ...] = ()
     try:
         try:
-            coloured = coloured_gradient(counted, inputs, gradient, dy, step, geometry, advance, base=base)
+            coloured = coloured_gradient(
+                counted, inputs, gradient, dy, step, geometry, advance, base=base, workers=workers,
+                made_elsewhere=made_elsewhere,
+            )
         except (ImplementationFailure, StackedBatchDiffers) as failure:
             if gradient != "dX":  # dK and db calls already use the layer's own batch
                 raise
@@ -216,7 +228,8 @@ def _coloured(
                 failure=str(failure), without_reference=True, batch=failure.batch,
             ),)
             coloured = coloured_gradient(
-                counted, inputs, gradient, dy, step, geometry, advance, batched=False, base=base
+                counted, inputs, gradient, dy, step, geometry, advance, batched=False, base=base, workers=workers,
+                made_elsewhere=made_elsewhere,
             )
     except NonLocalOutputs as nonlocal_outputs:
         # The note says the coordinates were redone one at a time; the outputs that moved are

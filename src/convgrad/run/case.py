@@ -23,6 +23,7 @@ from convgrad.findings.precision import with_likely_cause
 from convgrad.geometry import DTYPES, GRADIENT_NAMES, TENSOR_NAMES, Dtype, LayerGeometry, TensorName
 from convgrad.adapters.failure import ImplementationFailure
 from convgrad.harness.guard import GuardedLayer
+from convgrad.harness.workers import ForkedWorkers
 from convgrad.harness.stages import Stage, enter, finished
 from convgrad.adapters.protocol import Implementation, Unsupported
 from convgrad.numerics.gradient import BaseOutput, Evidence, Inputs, NumericalGradient, ProgressFactory
@@ -71,9 +72,12 @@ def run_case(
     *,
     name: Optional[str] = None,
     progress: Optional[ProgressFactory] = None,
+    workers: int = 1,
 ) -> CaseReport:
     """Check `implementation` on `geometry`: O against the reference convolution (unless
-    `options.forward_check` is off), then dX, dK and db against finite differences.
+    `options.forward_check` is off), then dX, dK and db against finite differences; a tensor's
+    coloured calls are shared out over up to `workers` processes (harness/workers.py) when that
+    saves time, with the same results bit for bit. The later calls stay in this process.
 
     A geometry the implementation says it cannot run is skipped with its reason. Whatever the
     implementation does wrong (raises, wrong shape, NaN, writes into its inputs) is a failed tensor
@@ -81,7 +85,8 @@ def run_case(
     """
     own_dtype = _layer_dtype(implementation, geometry)
     if own_dtype is not None:  # a layer that computes in one dtype only is checked in it, and says so
-        report = run_case(replace(geometry, dtype=own_dtype), implementation, options, name=name, progress=progress)
+        report = run_case(replace(geometry, dtype=own_dtype), implementation, options, name=name, progress=progress,
+                          workers=workers)
         note = (f"run at {own_dtype}, the dtype {implementation.name} computes in (dtypes); the case asked for "
                 f"{geometry.dtype}")
         return replace(report, warnings=(note, *report.warnings))
@@ -95,7 +100,9 @@ def run_case(
         return _not_checked(geometry, implementation, options, name, mismatch)
     guard = GuardedLayer(implementation, geometry)
     try:
-        tensors, first, bounds = _first_call(geometry, guard, options, progress, implementation)
+        tensors, first, bounds = _first_call(
+            geometry, guard, options, progress, implementation, ForkedWorkers(guard, workers)
+        )
         # A large case's gradient rows are already against the reference: no second row for them.
         large = any(t.plan is not None and t.plan.method == "reference" for t in tensors)
         precise = _rows_against_reference(first, geometry, bounds, implementation.has_bias) if bounds is not None and not large else ()
@@ -182,7 +189,7 @@ def _case_failure(first: CallResult) -> Optional[str]:
 
 def _first_call(
     geometry: LayerGeometry, guard: GuardedLayer, options: CheckOptions, progress: Optional[ProgressFactory],
-    implementation: Implementation,
+    implementation: Implementation, workers: ForkedWorkers,
 ) -> tuple[tuple[TensorComparison, ...], CallResult, Optional[RoundingBounds]]:
     """Every row of the first call, the one proved by finite differences, what it returned, and the
     rounding bounds its results are held to against the reference (None: float64, or no reference)."""
@@ -231,7 +238,8 @@ def _first_call(
                 )
             else:
                 row, seen = _compare_gradient(
-                    plans[gradient], analytical, guard, (x, w, b), dy, geometry, options, base, progress, implementation
+                    plans[gradient], analytical, guard, (x, w, b), dy, geometry, options, base, progress, implementation,
+                    workers,
                 )
             if options.forward_check:
                 seen_forward += tuple(p for p in seen if p not in seen_forward)
@@ -259,13 +267,14 @@ def _compare_gradient(
     base: BaseOutput,
     progress: Optional[ProgressFactory],
     implementation: Implementation,
+    workers: ForkedWorkers,
 ) -> tuple[TensorComparison, tuple[str, ...]]:
     """One gradient against its numerical gradient, and what the differences saw the forward do
     wrong; a coloured result whose spot checks disagree is redone one coordinate at a time (central
     differences, trusting nothing)."""
     gradient = plan.gradient
     floor = scale_floor(gradient, inputs[0], inputs[1], dy)
-    numerical = numerical_gradient(plan, guard.forward, inputs, dy, geometry, base=base, progress=progress)
+    numerical = numerical_gradient(plan, guard.forward, inputs, dy, geometry, base=base, progress=progress, workers=workers)
     disagreement = spot_check_disagreement(numerical, plan.rtol, floor)
     if disagreement is not None:
         # Harmless in itself: the redone coordinates need neither locality nor batch independence,

@@ -34,7 +34,7 @@ ROUNDS = 10
 
 def cover_domain(
     report: SuiteReport, implementation: Implementation, options: CheckOptions,
-    progress: Optional[ProgressFactory] = None, *, jobs: int = 1, fail_fast: bool = False,
+    progress: Optional[ProgressFactory] = None, *, jobs: int = 1, fail_fast: bool = False, share_out: bool = False,
 ) -> SuiteReport:
     """`report` with the cases that cover the rest of the layer's domain, and how it is covered;
     with `fail_fast`, no added case starts once one has failed (`not_run` counts the round's rest)."""
@@ -53,7 +53,7 @@ def cover_domain(
         if not cover.added:
             break
         cases = [SuiteCase(f"domain {len(added) + n + 1}", geometry) for n, geometry in enumerate(cover.added)]
-        run = run_suite(cases, implementation, options, progress, jobs=jobs, fail_fast=fail_fast)
+        run = run_suite(cases, implementation, options, progress, jobs=jobs, fail_fast=fail_fast, share_out=share_out)
         for case in run.cases:
             if case.skipped is None:  # numbered as reported, whichever were turned down before it
                 added.append(replace(case, name=f"domain {len(added) + 1}"))

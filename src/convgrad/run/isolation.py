@@ -75,6 +75,7 @@ def run_case_isolated(
     *,
     name: Optional[str] = None,
     progress: Optional[ProgressFactory] = None,
+    workers: int = 1,
 ) -> CaseReport:
     """`run_case(...)` in a child process that may run at most `options.timeout` seconds.
 
@@ -82,16 +83,19 @@ def run_case_isolated(
     call it was in; a child that dies (a crash in native code, os._exit) fails the case with how
     it died and in which call. Either way what finished before keeps its verdicts (see above).
     """
-    return run_cases_isolated([IsolatedCase(geometry, name, progress)], implementation, options, jobs=1)[0]
+    return run_cases_isolated(
+        [IsolatedCase(geometry, name, progress)], implementation, options, jobs=workers, share_out=True
+    )[0]
 
 
 def run_cases_isolated(
     cases: Sequence[IsolatedCase], implementation: Implementation, options: CheckOptions, *, jobs: int,
-    fail_fast: bool = False,
+    fail_fast: bool = False, share_out: bool = False,
 ) -> list[CaseReport]:
     """Every case in a child of its own, at most `jobs` at a time; reports in the cases' order.
     With `fail_fast`, no case is started once one has failed (those running finish), and only the
-    cases that ran are reported.
+    cases that ran are reported. With `share_out`, the jobs the cases leave idle share out each
+    case's coloured calls (harness/workers.py).
 
     A case whose input turns out bad in its child (a ConvgradError) ends the run: every child is
     killed and the error is raised here, as it would be without isolation.
@@ -106,6 +110,9 @@ def run_cases_isolated(
                 break
         return ran
     _import_what_every_child_would()
+    # Jobs the cases leave idle go to each case's coloured calls: one case with two jobs shares
+    # its calls over two processes, a suite of many runs its cases side by side.
+    workers = max(1, jobs // max(1, min(jobs, len(cases)))) if share_out else 1
     reports: dict[int, CaseReport] = {}
     waiting = list(enumerate(cases))
     if not fail_fast:  # the largest first, so that no core idles on one large case at the end
@@ -119,7 +126,7 @@ def run_cases_isolated(
                 waiting.clear()  # the running cases finish; no new one starts
             while waiting and len(running) < max(1, jobs):
                 index, case = waiting.pop()
-                child = _start(index, case, implementation, options)
+                child = _start(index, case, implementation, options, workers)
                 running[child.receiver] = child
             now = time.perf_counter()
             for child in [c for c in running.values() if now >= c.deadline]:
@@ -269,7 +276,9 @@ def _import_what_every_child_would() -> None:
     import numpy.random  # noqa: F401
 
 
-def _start(index: int, case: IsolatedCase, implementation: Implementation, options: CheckOptions) -> _Running:
+def _start(
+    index: int, case: IsolatedCase, implementation: Implementation, options: CheckOptions, workers: int
+) -> _Running:
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     whereabouts = _Whereabouts()
@@ -277,7 +286,7 @@ def _start(index: int, case: IsolatedCase, implementation: Implementation, optio
     # may need to. _reap kills it whatever happens.
     process = context.Process(
         target=_run_child,
-        args=(sender, whereabouts, case.geometry, implementation, options, case.name, case.progress is not None),
+        args=(sender, whereabouts, case.geometry, implementation, options, case.name, case.progress is not None, workers),
     )
     threads = threading.active_count()
     started = time.perf_counter()
@@ -336,11 +345,12 @@ def _run_child(
     options: CheckOptions,
     name: Optional[str],
     forward_progress: bool,
+    workers: int,
 ) -> None:
     try:
         progress = _ProgressSender(sender) if forward_progress else None
         with listening(_Listener(sender, whereabouts)):
-            report = run_case(geometry, implementation, options, name=name, progress=progress)
+            report = run_case(geometry, implementation, options, name=name, progress=progress, workers=workers)
         sender.send(("report", report))
     except ConvgradError as error:  # the user's input: raised again in the parent (exit 2)
         sender.send(("input error", error))

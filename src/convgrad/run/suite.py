@@ -36,18 +36,20 @@ def run_suite(
     *,
     jobs: int = 1,
     fail_fast: bool = False,
+    share_out: bool = False,
 ) -> SuiteReport:
     """Every case, `jobs` at a time; the reports in the suite's order. The tolerances of every
     case's dtype are settled before the first runs, so a step too small for one of them is
     refused before any time is spent. `fail_fast`: no case starts once one has failed; the
-    report counts the cases not run."""
+    report counts the cases not run. `share_out`: jobs the cases leave idle share out each case's
+    coloured calls."""
     for case in cases:
         options.tolerances(case.geometry.dtype)
     isolated = [
         IsolatedCase(case.geometry, case.name, None if progress is None else _labelled(progress, case.name))
         for case in cases
     ]
-    ran = run_cases_isolated(isolated, implementation, options, jobs=jobs, fail_fast=fail_fast)
+    ran = run_cases_isolated(isolated, implementation, options, jobs=jobs, fail_fast=fail_fast, share_out=share_out)
     return SuiteReport(cases=tuple(ran), not_run=len(cases) - len(ran))
 
 
