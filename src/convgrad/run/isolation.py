@@ -21,6 +21,7 @@ checked (an error), the later calls it never reached not listed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import mmap
@@ -30,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 from convgrad.errors import ConvgradError
 from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName
@@ -295,11 +296,27 @@ def _start(
     # them back once the child is forked.
     gc.freeze()
     try:
-        process.start()
+        with _interrupts_left_to_this_process():
+            process.start()
     finally:
         gc.unfreeze()
     sender.close()  # the child holds the only writing end now, so its death closes the pipe
     return _Running(index, case, process, receiver, started, started + options.timeout, threads, whereabouts)
+
+
+@contextlib.contextmanager
+def _interrupts_left_to_this_process() -> Iterator[None]:
+    """The child is born ignoring Ctrl-C: this process takes the KeyboardInterrupt and ends every
+    child (`_reap`). A child that took it too would print multiprocessing's 'Process ForkProcess-1:'
+    into the one line convgrad prints when interrupted, should it arrive before the case starts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _end(child: _Running) -> None:
