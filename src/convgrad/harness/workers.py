@@ -81,7 +81,7 @@ class ForkedWorkers:
         calls_before: Sequence[int],
     ) -> list[Result]:
         if len(shares) < 2 or not can_share_out():
-            return [share(_here(progress)) for share in shares]
+            return [share(progress) for share in shares]
         counters = mmap.mmap(-1, _COUNTER_BYTES * len(shares))
         workers = [
             self._fork(share, counters, slot, calls_before[slot]) for slot, share in enumerate(shares[1:], start=1)
@@ -93,7 +93,7 @@ class ForkedWorkers:
             for slot, (share, worker) in enumerate(zip(shares[1:], workers), start=1):
                 outcome = _outcome(worker)
                 if outcome is None:  # died without a word: its calls again here, as one process would
-                    results.append(share(_here(progress)))
+                    results.append(share(progress))
                     continue
                 status, value, before, after = outcome
                 self.guard.absorb(before, after)
@@ -134,16 +134,6 @@ class ForkedWorkers:
             code = 1
         finally:
             os._exit(code)
-
-
-def _here(progress: Optional[Progress]) -> Progress:
-    """A share run in this process reports its calls as they are made."""
-
-    def advance(calls: int) -> None:
-        if progress is not None:
-            progress(calls)
-
-    return advance
 
 
 def _into_counter(counters: mmap.mmap, slot: int) -> Progress:

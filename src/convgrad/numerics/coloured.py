@@ -29,7 +29,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -203,10 +203,10 @@ def _input_gradient(
     step: float,
     geometry: LayerGeometry,
     progress: Progress | None,
-    batched: bool = True,
-    base: np.ndarray | None = None,
-    workers: Workers | None = None,
-    made_elsewhere: Callable[[int], None] = lambda calls: None,
+    batched: bool,
+    base: np.ndarray | None,
+    workers: Workers | None,
+    made_elsewhere: Callable[[int], None],
 ) -> tuple[np.ndarray, int]:
     x, w, b = inputs
     one_sided = base is not None
@@ -289,10 +289,8 @@ def _input_gradient(
 
     def merge(sums: np.ndarray, part: np.ndarray, numbers: range) -> None:
         for number in numbers:
-            for colour in plan[number].colours:
-                for channel, spatial in colouring.parts(colour):
-                    depth = colouring.depth
-                    np.copyto(sums[:, channel::depth], part[:, channel::depth], where=spatial)
+            colours = plan[number].colours
+            _place([sums] * len(colours), part, [colouring.parts(c) for c in colours], colouring.depth)
 
     def calls_of(number: int) -> int:  # past the first call, which alone may add x's own call
         return 1 if batched else plan[number].size // n
@@ -310,19 +308,20 @@ def _shared_out(
     workers: Workers | None,
     made_elsewhere: Callable[[int], None],
 ) -> tuple[np.ndarray, int]:
-    """`run` over units 0..units-1 (calls of the plan, or kernel slots): the first here, timed;
-    the rest here too, or, when they would take longer than `SPLIT_WORTH_S` and there are workers,
-    in contiguous shares, one per worker, merged in order. Each unit writes coordinates of its
-    own, so the result is the same bit for bit however the units are shared."""
+    """`run` over units 0..units-1 (calls of the plan, or kernel slots). With workers: the first
+    here, timed; the rest here too, or, when they would take longer than `SPLIT_WORTH_S`, in
+    contiguous shares, one per worker, merged in order. Each unit writes coordinates of its own,
+    so the result is the same bit for bit however the units are shared."""
+    count = 1 if workers is None else min(workers.count, units - 1)
+    if workers is None or count < 2:
+        return run(range(units), progress)
     start = time.perf_counter()
     sums, calls = run(range(1), progress)
     rest = range(1, units)
-    count = 1 if workers is None else min(workers.count, len(rest))
-    if count < 2 or (time.perf_counter() - start) * len(rest) < SPLIT_WORTH_S:
+    if (time.perf_counter() - start) * len(rest) < SPLIT_WORTH_S:
         more, made = run(rest, progress)
         merge(sums, more, rest)
         return sums, calls + made
-    assert workers is not None
     bounds = [rest.start + len(rest) * i // count for i in range(count + 1)]
     shares = [range(low, high) for low, high in zip(bounds, bounds[1:])]
     before = [0]
@@ -335,8 +334,10 @@ def _shared_out(
     return sums, calls
 
 
-def _place(items: np.ndarray, perturbed: np.ndarray, parts: list[list[tuple[int, np.ndarray]]], depth: int) -> None:
-    """Item i of `items` (copies of x) takes colour i's coordinates from `perturbed`."""
+def _place(
+    items: np.ndarray | Sequence[np.ndarray], perturbed: np.ndarray, parts: list[list[tuple[int, np.ndarray]]], depth: int
+) -> None:
+    """Item i of `items` (copies of x, or one array k times) takes colour i's coordinates from `perturbed`."""
     for item, colour_parts in zip(items, parts):
         for channel, spatial in colour_parts:
             np.copyto(item[:, channel::depth], perturbed[:, channel::depth], where=spatial)
@@ -431,8 +432,8 @@ def _parameter_gradient(
     step: float,
     progress: Progress | None,
     base: np.ndarray | None,
-    workers: Workers | None = None,
-    made_elsewhere: Callable[[int], None] = lambda calls: None,
+    workers: Workers | None,
+    made_elsewhere: Callable[[int], None],
 ) -> tuple[np.ndarray, int]:
     """dK: element (c', u) of every kernel at once; db: every bias at once. Kernel f (bias f)
     moves output channel f only, so each is recovered from its own output channel."""

@@ -22,7 +22,7 @@ Progress = Callable[[int], None]  # called with the number of forward calls just
 ProgressFactory = Callable[[str, int], Progress]
 
 Result = TypeVar("Result")
-Share = Callable[[Progress], Result]  # a run of forward calls, told how to report the calls it makes
+Share = Callable[[Optional[Progress]], Result]  # a run of forward calls, told how to report the calls it makes
 
 
 class Workers(Protocol):
