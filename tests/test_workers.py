@@ -202,3 +202,13 @@ def test_jobs_on_the_command_line_share_a_case_out_with_the_same_report():
         assert result.exit_code == 0, result.output
         reports.append(without_timings(json.loads(result.output)))
     assert reports[1] == reports[0]
+
+
+@pytest.mark.parametrize("workers", [0, -1, "2", 2.5, True, None])
+def test_workers_that_are_not_a_whole_number_of_one_or_more_are_one_line_of_bad_input(workers):
+    from convgrad.errors import SettingError
+
+    with pytest.raises(SettingError) as raised:
+        run_case(GEOMETRY, as_implementation(ReferenceLayer()), CheckOptions(), workers=workers)
+    message = str(raised.value)
+    assert "workers" in message and "whole number of 1 or more" in message and "\n" not in message

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from convgrad import reference
+from convgrad.errors import Parameter, SettingError
 from convgrad.compare import compare_bounded, compare_numerical, compare_with_reference, scale_floor, spot_check_disagreement
 from convgrad.findings.diagnosis import diagnose
 from convgrad.findings.locate import locate
@@ -83,6 +84,10 @@ def run_case(
     implementation does wrong (raises, wrong shape, NaN, writes into its inputs) is a failed tensor
     or case with a reason, never an exception.
     """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise SettingError(
+            Parameter("workers", repr(workers)), " must be a whole number of 1 or more, such as ", Parameter("workers", 2)
+        )
     own_dtype = _layer_dtype(implementation, geometry)
     if own_dtype is not None:  # a layer that computes in one dtype only is checked in it, and says so
         report = run_case(replace(geometry, dtype=own_dtype), implementation, options, name=name, progress=progress,
