@@ -212,3 +212,16 @@ def test_workers_that_are_not_a_whole_number_of_one_or_more_are_one_line_of_bad_
         run_case(GEOMETRY, as_implementation(ReferenceLayer()), CheckOptions(), workers=workers)
     message = str(raised.value)
     assert "workers" in message and "whole number of 1 or more" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("name", ["KeepsInputsForBackward", "AccumulatesKernelGradient", "CachesPaddedInput",
+                                  "ReturnsWorkspace"])
+def test_layers_that_keep_state_between_calls_get_the_same_report_with_two_workers(name):
+    # State between calls is what the later calls and the network scenario look for: they stay in
+    # the case's own process, in the same order, so these layers end the same way.
+    import zoo.layers
+
+    layer = getattr(zoo.layers, name)
+    geometry = resolve_geometry("3x9x9", "4x3x3x3", padding=1, stride=2)
+    one = _report(layer(), geometry, 1)
+    assert _report(layer(), geometry, 2) == one
