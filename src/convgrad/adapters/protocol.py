@@ -19,7 +19,8 @@ from convgrad import reference
 from convgrad.geometry import LayerGeometry, as_padding_pairs
 from convgrad.adapters.live import FULL, LiveLayer, StreamLayer, Variant
 
-__all__ = ["ConvLayer", "Implementation", "ReferenceLayer", "Unsupported", "stream_of", "call_geometry"]
+__all__ = ["ConvLayer", "Implementation", "DifferentiableLayer", "differentiable", "ReferenceLayer", "Unsupported", "stream_of",
+           "call_geometry"]
 
 
 class Unsupported(Exception):
@@ -55,6 +56,38 @@ class Implementation(ConvLayer, Protocol):
     def live(self, geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant) -> LiveLayer:
         """One instance of the layer as a network holds it (live.py), holding copies of w and b;
         raises Unsupported for a variant the layer cannot express."""
+
+
+@runtime_checkable
+class DifferentiableLayer(Protocol):
+    """A layer whose framework differentiates it further (torch's autograd, jax): what `--order 2`
+    and `--jvp` call. NumPy layers have neither; their backward is not a function anything can
+    differentiate.
+
+    backward_derivatives: for each of dX, dK, db given a cotangent t (None: left out), the
+        derivatives of <t, gradient> with respect to x, w, b and dy, the framework differentiating
+        the layer's own backward; None where it found no path, None for a gradient left out.
+    jvp: the forward-mode derivative of the output along `tangents` (None: a tensor not moved).
+    """
+
+    def backward_derivatives(
+        self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray,
+        cotangents: tuple[Optional[np.ndarray], ...], **settings: Any,
+    ) -> Any: ...
+
+    def jvp(
+        self, x: np.ndarray, w: np.ndarray, b: np.ndarray, tangents: tuple[Optional[np.ndarray], ...], **settings: Any
+    ) -> Any: ...
+
+
+def differentiable(layer: Any) -> Optional[DifferentiableLayer]:
+    """The layer as its framework differentiates it, or None (a NumPy layer). A built-in framework
+    layer behind the adapter speaks convgrad's protocol as it is, so it is its own."""
+    if isinstance(layer, DifferentiableLayer):
+        return layer
+    target = getattr(layer, "target", None)
+    plain = (getattr(layer, "layout", "nchw"), getattr(layer, "weight_layout", "oihw")) == ("nchw", "oihw")
+    return target if plain and isinstance(target, DifferentiableLayer) and isinstance(target, ConvLayer) else None
 
 
 class ReferenceLayer:

@@ -25,7 +25,7 @@ from convgrad.adapters.live import LiveLayer, Variant
 from convgrad.adapters.hints import trial_runs, with_crash_reason
 from convgrad.adapters.protocol import call_geometry, stream_of
 from convgrad.frameworks.signatures import NOT_FOR_FRAMEWORKS, handed, takes_bias, with_bias_added
-from convgrad.frameworks.tensors import DEFAULT_DEVICE, JaxArrays
+from convgrad.frameworks.tensors import DEFAULT_DEVICE, Cotangents, JaxArrays, Tangents
 
 __all__ = ["jax_implementation", "JaxFunctionLayer"]
 
@@ -94,6 +94,13 @@ class JaxFunctionLayer:
         return with_crash_reason("backward", geometry, self.declared,
                                  lambda: self._arrays.gradients(self._bound(geometry), dy, (x, w, b)),
                                  lambda plain: trial_runs(self, "backward", plain))
+
+    def backward_derivatives(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray,
+                             cotangents: Cotangents, **settings: Any) -> Any:
+        return self._arrays.backward_derivatives(self._bound(call_geometry(x, w, settings)), dy, (x, w, b), cotangents)
+
+    def jvp(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, tangents: Tangents, **settings: Any) -> Any:
+        return self._arrays.jvp(self._bound(call_geometry(x, w, settings)), (x, w, b), tangents)
 
     def live(self, geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant) -> LiveLayer:
         return stream_of(self, geometry, w, b, variant)

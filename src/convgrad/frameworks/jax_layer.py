@@ -9,7 +9,7 @@ import numpy as np
 from convgrad.geometry import LayerGeometry, as_padding_pairs
 from convgrad.adapters.live import LiveLayer, Variant
 from convgrad.adapters.protocol import stream_of
-from convgrad.frameworks.tensors import DEFAULT_DEVICE, JaxArrays
+from convgrad.frameworks.tensors import DEFAULT_DEVICE, Cotangents, JaxArrays, Tangents
 
 __all__ = ["JaxLayer"]
 
@@ -30,6 +30,13 @@ class JaxLayer:
 
     def backward(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
         return self._arrays.gradients(self._conv(**settings), dy, (x, w, b))
+
+    def backward_derivatives(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray,
+                             cotangents: Cotangents, **settings: Any) -> Any:
+        return self._arrays.backward_derivatives(self._conv(**settings), dy, (x, w, b), cotangents)
+
+    def jvp(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, tangents: Tangents, **settings: Any) -> Any:
+        return self._arrays.jvp(self._conv(**settings), (x, w, b), tangents)
 
     def live(self, geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant) -> LiveLayer:
         return stream_of(self, geometry, w, b, variant)

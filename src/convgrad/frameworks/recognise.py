@@ -13,10 +13,11 @@ from typing import Any, Optional
 
 from convgrad.errors import Parameter, SettingError
 from convgrad.adapters.declare import Declarations
-from convgrad.adapters.protocol import Implementation
+from convgrad.adapters.protocol import Implementation, differentiable
+from convgrad.options import CheckOptions
 from convgrad.frameworks.tensors import DEFAULT_DEVICE
 
-__all__ = ["framework_implementation", "refuse_device"]
+__all__ = ["framework_implementation", "refuse_device", "refuse_undifferentiable"]
 
 
 def framework_implementation(
@@ -47,4 +48,17 @@ def refuse_device(device: str, name: str) -> None:
         raise SettingError(
             Parameter("device", device), f" applies to torch and jax layers; {name} runs on the CPU with NumPy; drop ",
             Parameter("device"),
+        )
+
+
+def refuse_undifferentiable(implementation: Implementation, options: CheckOptions) -> None:
+    """`--order 2` and `--jvp` differentiate the layer with its framework: a NumPy layer has none."""
+    asked: list[Parameter] = [Parameter("order", 2)] if options.order == 2 else []
+    asked += [Parameter("jvp")] if options.jvp else []
+    if asked and differentiable(implementation) is None:
+        raise SettingError(
+            *asked[:1], *((" and ", asked[1]) if len(asked) > 1 else ()),
+            f" {'differentiate' if len(asked) > 1 else 'differentiates'} the layer with torch's autograd or jax, and "
+            f"{implementation.name} is a NumPy layer, "
+            "whose backward nothing can differentiate; check a torch or jax layer, or drop ", *asked[:1],
         )

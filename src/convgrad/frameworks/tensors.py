@@ -9,16 +9,22 @@ frameworks are imported only when one of these is made.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from convgrad.errors import Parameter, SettingError
 from convgrad.frameworks.extras import require
 
-__all__ = ["DEFAULT_DEVICE", "TorchArrays", "JaxArrays"]
+__all__ = ["DEFAULT_DEVICE", "TorchArrays", "JaxArrays", "Cotangents", "Tangents", "BackwardDerivatives"]
 
 DEFAULT_DEVICE = "cpu"
+# A cotangent for each of dX, dK and db (None: that gradient is left out).
+Cotangents = Sequence[Optional[np.ndarray]]
+Tangents = Sequence[Optional[np.ndarray]]  # a tangent for each of x, w and b (None: not moved)
+# Per gradient with a cotangent t: the derivatives of <t, gradient> with respect to x, w, b and dy
+# (None: no path); None for a gradient left out.
+BackwardDerivatives = tuple[Optional[tuple[Any, ...]], ...]
 
 
 class TorchArrays:
@@ -58,6 +64,52 @@ class TorchArrays:
                 return (self.numpy(y),) * len(leaves)  # the guard names what came back instead
             y.backward(self.tensor(dy))
         return tuple(self.numpy(leaf.grad) for leaf in leaves)
+
+    def backward_derivatives(
+        self, call: Callable[..., Any], dy: np.ndarray, arrays: Sequence[np.ndarray], cotangents: Cotangents
+    ) -> BackwardDerivatives:
+        """For each gradient of sum(dy * call(*arrays)) with a cotangent t: the derivatives of
+        <t, gradient> with respect to each array and dy, by autograd differentiating the layer's own
+        backward (create_graph). None where autograd found no path: a gradient that carries no
+        autograd history (computed outside autograd) is None for all four."""
+        torch = self.torch
+        leaves = [self.tensor(a, grad=True) for a in arrays]
+        upstream = self.tensor(dy, grad=True)
+        found: list[Optional[tuple[Any, ...]]] = []
+        with self.one_thread(), torch.enable_grad():
+            y = call(*leaves)
+            if not isinstance(y, torch.Tensor):
+                return (self.numpy(y),)  # the guard names what came back instead
+            gradients = torch.autograd.grad(y, leaves, upstream, create_graph=True, allow_unused=True)
+            for gradient, cotangent in zip(gradients, cotangents):
+                if cotangent is None:
+                    found.append(None)
+                elif gradient is None or not gradient.requires_grad:
+                    found.append((None,) * 4)
+                elif type(gradient.grad_fn).__name__ in ("Error", "DelayedError"):  # what once_differentiable leaves
+                    raise RuntimeError("the backward is marked @once_differentiable")
+                else:
+                    derivatives = torch.autograd.grad(
+                        gradient, [*leaves, upstream], self.tensor(cotangent), retain_graph=True, allow_unused=True
+                    )
+                    found.append(tuple(None if d is None else self.numpy(d) for d in derivatives))
+        return tuple(found)
+
+    def jvp(self, call: Callable[..., Any], arrays: Sequence[np.ndarray], tangents: Tangents) -> Any:
+        """The forward-mode derivative of call(*arrays) along `tangents` (None: no tangent), by
+        torch's forward AD (dual tensors), which runs an autograd.Function's own jvp; None when
+        the output carries no tangent."""
+        forward_ad = self.torch.autograd.forward_ad
+        with self.one_thread(), forward_ad.dual_level():
+            duals = [
+                self.tensor(a) if t is None else forward_ad.make_dual(self.tensor(a), self.tensor(t))
+                for a, t in zip(arrays, tangents)
+            ]
+            y = call(*duals)
+            if not isinstance(y, self.torch.Tensor):
+                return y
+            tangent = forward_ad.unpack_dual(y).tangent
+            return None if tangent is None else self.numpy(tangent)
 
     @contextlib.contextmanager
     def one_thread(self) -> Iterator[None]:
@@ -111,6 +163,43 @@ class JaxArrays:
         if not isinstance(y, self.jax.Array):
             return (self.numpy(y),) * len(arrays)
         return tuple(self.numpy(g) for g in pullback(self.array(dy)))
+
+    def backward_derivatives(
+        self, function: Callable[..., Any], dy: np.ndarray, arrays: Sequence[np.ndarray], cotangents: Cotangents
+    ) -> BackwardDerivatives:
+        """As TorchArrays.backward_derivatives, by jax.vjp of the vjp: a custom_vjp's bwd is
+        differentiated as it is written (never None: jax gives zeros where nothing depends)."""
+        jax = self.jax
+
+        def backward(x: Any, w: Any, b: Any, upstream: Any) -> Any:
+            y, pullback = jax.vjp(function, x, w, b)
+            return pullback(upstream) if isinstance(y, jax.Array) else y
+
+        primals = [self.array(a) for a in (*arrays, dy)]
+        gradients, pullback = jax.vjp(backward, *primals)
+        if not isinstance(gradients, tuple):
+            return (self.numpy(gradients),)
+        found: list[Optional[tuple[Any, ...]]] = []
+        for k, cotangent in enumerate(cotangents):
+            if cotangent is None:
+                found.append(None)
+                continue
+            cotangents_all = tuple(
+                self.array(cotangent) if i == k else jax.numpy.zeros_like(g) for i, g in enumerate(gradients)
+            )
+            found.append(tuple(self.numpy(d) for d in pullback(cotangents_all)))
+        return tuple(found)
+
+    def jvp(self, function: Callable[..., Any], arrays: Sequence[np.ndarray], tangents: Tangents) -> Any:
+        """The forward-mode derivative of function(*arrays) along `tangents` (None: zero), by jax.jvp,
+        which runs a custom_jvp's own rule."""
+        primals = tuple(self.array(a) for a in arrays)
+        moved = tuple(
+            self.jax.numpy.zeros_like(p) if t is None else self.array(np.asarray(t, dtype=a.dtype))
+            for p, a, t in zip(primals, arrays, tangents)
+        )
+        _, tangent = self.jax.jvp(function, primals, moved)
+        return self.numpy(tangent)
 
 
 def _torch_device(torch: Any, device: str) -> Any:

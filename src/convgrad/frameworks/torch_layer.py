@@ -11,7 +11,7 @@ import numpy as np
 from convgrad.geometry import LayerGeometry, as_padding_pairs
 from convgrad.adapters.live import LiveLayer, Variant
 from convgrad.adapters.protocol import stream_of
-from convgrad.frameworks.tensors import DEFAULT_DEVICE, TorchArrays
+from convgrad.frameworks.tensors import DEFAULT_DEVICE, Cotangents, Tangents, TorchArrays
 
 __all__ = ["TorchLayer"]
 
@@ -33,6 +33,13 @@ class TorchLayer:
 
     def backward(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, **settings: Any) -> Any:
         return self._arrays.gradients(functools.partial(self._call, **settings), dy, (x, w, b))
+
+    def backward_derivatives(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray,
+                             cotangents: Cotangents, **settings: Any) -> Any:
+        return self._arrays.backward_derivatives(functools.partial(self._call, **settings), dy, (x, w, b), cotangents)
+
+    def jvp(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, tangents: Tangents, **settings: Any) -> Any:
+        return self._arrays.jvp(functools.partial(self._call, **settings), (x, w, b), tangents)
 
     def live(self, geometry: LayerGeometry, w: np.ndarray, b: np.ndarray, variant: Variant) -> LiveLayer:
         return stream_of(self, geometry, w, b, variant)

@@ -45,7 +45,7 @@ from convgrad.frameworks.signatures import (
     handed,
     with_bias_added,
 )
-from convgrad.frameworks.tensors import DEFAULT_DEVICE, TorchArrays
+from convgrad.frameworks.tensors import DEFAULT_DEVICE, Cotangents, Tangents, TorchArrays
 
 __all__ = ["torch_implementation", "ModuleLayer", "ModuleClassLayer", "FunctionLayer"]
 
@@ -111,6 +111,16 @@ class _TorchLayer:
 
         return with_crash_reason("backward", geometry, self.declared, gradients,
                                  lambda plain: trial_runs(self, "backward", plain))
+
+    def backward_derivatives(self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray,
+                             cotangents: Cotangents, **settings: Any) -> Any:
+        with contextlib.ExitStack() as held:  # the checker's tensors stay in the module while autograd runs
+            function = self._function(call_geometry(x, w, settings), held)
+            return self._arrays.backward_derivatives(function, dy, (x, w, b), cotangents)
+
+    def jvp(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, tangents: Tangents, **settings: Any) -> Any:
+        with contextlib.ExitStack() as held:
+            return self._arrays.jvp(self._function(call_geometry(x, w, settings), held), (x, w, b), tangents)
 
     def _function(self, geometry: LayerGeometry, held: contextlib.ExitStack) -> Callable[..., Any]:
         """f(x, w, b) for `geometry`; what it puts into a module stays there until `held` closes."""

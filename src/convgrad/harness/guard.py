@@ -29,7 +29,7 @@ from convgrad.geometry import GRADIENT_NAMES, ConvSettings, GradientName, LayerG
 from convgrad.harness.memory import MemoryLayout, fresh_copy
 from convgrad.harness.stages import layer_call
 from convgrad.adapters.failure import ImplementationFailure, describe_exception
-from convgrad.adapters.protocol import ConvLayer, Unsupported
+from convgrad.adapters.protocol import ConvLayer, DifferentiableLayer, Unsupported, differentiable
 from convgrad.harness.watch import CallKind, KeptInputs, ReturnWatch, same_bits
 
 __all__ = ["GuardedLayer", "GuardFindings", "guarded_call", "checked_array", "finite", "unchanged", "INPUTS_COMPARED", "INPUTS_SPOT_EVERY"]
@@ -148,6 +148,51 @@ class GuardedLayer:
                 problems[name] = failure
         return gradients, problems
 
+    def backward_derivatives(
+        self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, cotangents: tuple[Optional[np.ndarray], ...],
+    ) -> tuple[Optional[tuple[Optional[np.ndarray], ...]], ...]:
+        """The framework's derivatives of <t, gradient> for each gradient given a cotangent t, with
+        respect to x, w, b and dy (adapters/protocol.py: DifferentiableLayer), as float64 with their
+        shapes checked, None where the framework found no path; raises ImplementationFailure when
+        the call raises, returns something else, or writes into its inputs."""
+        what = "differentiating the backward"
+        result = self._call_once(what, _differentiable(self.layer).backward_derivatives,
+                                 {"dy": dy, "x": x, "w": w, "b": b}, cotangents)
+        if not isinstance(result, tuple) or len(result) != len(GRADIENT_NAMES):
+            raise ImplementationFailure(f"{what} returned {type(result).__name__}, not a derivative for each gradient")
+        shapes = {"x": x.shape, "w": w.shape, "b": b.shape, "dy": dy.shape}
+        found: list[Optional[tuple[Optional[np.ndarray], ...]]] = []
+        for gradient, derivatives in zip(GRADIENT_NAMES, result):
+            if derivatives is None:
+                found.append(None)
+                continue
+            found.append(tuple(
+                None if value is None else self._derivative(what, f"the derivative of {gradient} by {name}", value,
+                                                            shape, x.dtype)
+                for value, (name, shape) in zip(derivatives, shapes.items())
+            ))
+        return tuple(found)
+
+    def jvp(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, tangents: tuple[Optional[np.ndarray], ...]) -> Optional[np.ndarray]:
+        """The forward-mode derivative of y along `tangents` as float64, shape checked; None when the
+        output carries no tangent. Raises ImplementationFailure as `forward` does."""
+        what = "the forward-mode derivative"
+        value = self._call_once(what, _differentiable(self.layer).jvp, {"x": x, "w": w, "b": b}, tangents)
+        expected = (x.shape[0], *self.geometry.y_shape[1:])
+        return None if value is None else self._derivative(what, "the output's tangent", value, expected, x.dtype)
+
+    def _call_once(self, what: str, function: Callable[..., Any], inputs: dict[str, np.ndarray], *more: Any) -> Any:
+        """A call outside the forward and backward schedule: fresh copies, inputs always compared."""
+        fresh = {name: fresh_copy(array, "C order") for name, array in inputs.items()}
+        result = guarded_call(what, function, *fresh.values(), *more, **self._settings)
+        unchanged(what, inputs, fresh)
+        return result
+
+    def _derivative(self, what: str, name: str, value: Any, expected: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        _, array = checked_array(what, name, value, expected, dtype, self.warnings)
+        finite(what, name, array)
+        return array
+
     def _call(
         self,
         what: CallKind,
@@ -183,6 +228,13 @@ class GuardedLayer:
         self._watch.returned(what, name, returned, array)
         finite(what, name, array)
         return array
+
+
+def _differentiable(layer: ConvLayer) -> DifferentiableLayer:
+    """The layer as its framework differentiates it; the options refuse others before any call."""
+    found = differentiable(layer)
+    assert found is not None, f"{type(layer).__name__} has no framework to differentiate it"
+    return found
 
 
 def guarded_call(what: str, function: Callable[..., Any], *arguments: Any, **keywords: Any) -> Any:
