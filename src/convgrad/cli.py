@@ -221,6 +221,12 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
                    "case per core, each case's calls in one process].")
 @click.option("--strict", is_flag=True,
               help="A case the implementation cannot express fails instead of being skipped.")
+@click.option("--order", type=click.IntRange(min=1, max=2), default=1, show_default=True,
+              help="2: also the double backward (torch and jax layers): autograd's derivatives of the layer's "
+                   "own backward against differences of it, every coordinate.")
+@click.option("--jvp", is_flag=True,
+              help="Also the forward-mode derivative (torch forward AD, jax.jvp) along every colour of x, w "
+                   "and b, against the reference convolution's.")
 @click.option("--fail-fast", is_flag=True,
               help="With --config: start no case once one has failed (those running finish).")
 @click.option("--config", "config_path", metavar="FILE.toml", type=click.Path(exists=True, dir_okay=False),
@@ -233,7 +239,8 @@ def _geometry(flags: dict[str, Any]) -> "LayerGeometry":
 def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optional[float],
           as_json: bool, quiet: bool, verbose: bool, impl: str, layout: Optional[str], weight_layout: Optional[str],
           impl_config: Optional[str], impl_path: tuple[str, ...], device: str,
-          no_forward_check: bool, jobs: Optional[int], strict: bool, fail_fast: bool, config_path: Optional[str],
+          no_forward_check: bool, jobs: Optional[int], strict: bool, order: int, jvp: bool, fail_fast: bool,
+          config_path: Optional[str],
           junit_path: Optional[str],
           svg_path: Optional[str], timeout: float, method: Any, samples: int, differences: Any,
           **flags: Any) -> None:
@@ -253,6 +260,7 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
     """
     _one_thread_per_library()
     from convgrad.adapters.loading import load_implementation
+    from convgrad.frameworks.recognise import refuse_undifferentiable
     from convgrad.options import CheckOptions
     from convgrad.render.console import make_console
     from convgrad.render.progress import DelayedProgress
@@ -269,10 +277,12 @@ def check(ctx: click.Context, /, seed: int, rtol: Optional[float], step: Optiona
         raise click.UsageError("--quiet and --verbose ask for opposite amounts of output; give one of them", ctx)
     options = CheckOptions(
         seed=seed, relative_step=step, rtol=rtol, method=method, samples=samples,
-        forward_check=not no_forward_check, timeout=timeout, strict=strict, differences=differences,
+        forward_check=not no_forward_check, timeout=timeout, strict=strict, differences=differences, order=order,
+        jvp=jvp,
     )
     implementation = load_implementation(impl, layout=layout, weight_layout=weight_layout, timeout=options.timeout,
                                          config=impl_config, paths=impl_path, device=device)
+    refuse_undifferentiable(implementation, options)
     with DelayedProgress(make_console(stderr=True), enabled=not (as_json or quiet)) as progress:
         suite = run_suite(
             suite_spec.cases, implementation, options, progress, jobs=jobs or default_jobs(), fail_fast=fail_fast,

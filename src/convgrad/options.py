@@ -42,6 +42,7 @@ __all__ = [
     "DIFFERENCES",
     "DEFAULT_SAMPLES",
     "DEFAULT_TIMEOUT_S",
+    "ORDERS",
     "Tolerances",
     "DEFAULT_TOLERANCES",
     "CheckOptions",
@@ -58,6 +59,7 @@ SAMPLING_METHODS: tuple[Method, ...] = ("sample", "projection")  # `samples` per
 Differences = Literal["auto", "central", "one-sided"]
 DIFFERENCES: tuple[Differences, ...] = get_args(Differences)
 DEFAULT_SAMPLES = 64  # coordinates (sample) or directions (projection) per tensor
+ORDERS = (1, 2)  # the backward; also the derivatives of the backward
 DEFAULT_TIMEOUT_S = 600.0  # ten minutes: far above any layer a dense check finishes, short for CI
 RANDOM_TENSORS = ("x", "w", "b", "dy")  # the random tensors of a check, in the order drawn
 
@@ -141,6 +143,11 @@ class CheckOptions:
     scale: Optional[Mapping[str, float]] = None
     strict: bool = False  # a case the implementation cannot express fails instead of being skipped
     differences: Differences = "auto"
+    # 2: also the double backward (autograd, or jax, differentiating the layer's own backward),
+    # against differences of the layer's backward and forward (run/derivatives.py).
+    order: int = 1
+    jvp: bool = False  # also the forward-mode derivative along every colour of x, w and b
+
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -165,9 +172,19 @@ class CheckOptions:
                 Parameter("timeout", f"{DEFAULT_TIMEOUT_S:g}"),
             )
         object.__setattr__(self, "timeout", float(timeout))
-        for name, flag in (("forward_check", self.forward_check), ("strict", self.strict)):
+        if isinstance(self.order, bool) or not isinstance(self.order, int) or self.order not in ORDERS:
+            raise SettingError(
+                Parameter("order", repr(self.order)), " must be 1 (the backward) or 2 (also its derivatives: the "
+                "double backward), like ", Parameter("order", 2),
+            )
+        for name, flag in (("forward_check", self.forward_check), ("strict", self.strict), ("jvp", self.jvp)):
             if not isinstance(flag, bool):
                 raise SettingError(Parameter(name, repr(flag)), " must be True or False")
+        if self.jvp and not self.forward_check:
+            raise SettingError(
+                Parameter("jvp"), " compares the forward-mode derivative with the reference convolution's, which a "
+                "check without the forward check does not use; keep the forward check to use it",
+            )
         if self.method == "reference" and not self.forward_check:
             raise SettingError(
                 Parameter("method", "reference"), " compares every coordinate with the reference convolution, "

@@ -61,7 +61,7 @@ class Diagnosis:
     """One named mistake that explains a failing tensor, in a sentence that says the fix
     (found by findings/diagnosis.py)."""
 
-    tensor: TensorName
+    tensor: str  # the row's label: O, dX, dK, db, "dK vs float64 reference", "dX wrt w", "jvp x"
     kind: str  # a stable identifier, e.g. "kernels_not_rotated"
     message: str
     short: str = ""  # the mistake in a few words, after "looks like": "the kernels were not rotated 180°"
@@ -173,6 +173,9 @@ class TensorComparison:
     precision: Optional[Precision] = None  # set when judged by the rounding model
     call: Optional[str] = None  # which call of a later check returned it ("backward of layer A")
     plan: Optional[DifferencePlan] = None  # how its finite differences were planned (numerics/plan.py)
+    # A derivative of the backward (`--order 2`: name dX, dK or db, by x, w, b or dy) or the output's
+    # forward-mode derivative (`--jvp`: name O, along x, w or b): what it is taken with respect to.
+    wrt: Optional[str] = None
 
     @property
     def reference_gradient(self) -> bool:
@@ -210,12 +213,17 @@ class TensorComparison:
         """What this row's values were compared with, in words."""
         if self.method == "none":
             return "nothing"
+        if self.wrt is not None:
+            return "the reference convolution's" if self.name == "O" else "differences of the backward"
         against_reference = self.name == "O" or self.method in (FLOAT64_REFERENCE, REFERENCE_AND_DIRECTIONS)
         return FLOAT64_REFERENCE if against_reference else "finite differences"
 
     @property
     def label(self) -> str:
-        """The row's name where a tensor can have two rows: "dK vs float64 reference"."""
+        """The row's name where a tensor can have several rows: "dK vs float64 reference", "dX wrt w"
+        (a derivative of the backward), "jvp x" (the forward-mode derivative along x)."""
+        if self.wrt is not None:
+            return f"jvp {self.wrt}" if self.name == "O" else f"{self.name} wrt {self.wrt}"
         return f"{self.name} vs {FLOAT64_REFERENCE}" if self.reference_gradient else self.name
 
     @property
@@ -325,6 +333,10 @@ class CaseReport:
     calls: tuple[CallCheck, ...] = ()  # the call protocol after the first call
     # Below float64: dX, dK and db also against the float64 reference, judged by the rounding model.
     reference_gradients: tuple[TensorComparison, ...] = ()
+    # `--order 2` and `--jvp`: the derivatives of the backward, the forward-mode derivatives (wrt set).
+    derivatives: tuple[TensorComparison, ...] = ()
+    order: int = 1
+    jvp: bool = False
 
     @classmethod
     def build(
@@ -344,6 +356,7 @@ class CaseReport:
         diagnoses: tuple[Diagnosis, ...] = (),
         calls: tuple[CallCheck, ...] = (),
         reference_gradients: tuple[TensorComparison, ...] = (),
+        derivatives: tuple[TensorComparison, ...] = (),
     ) -> "CaseReport":
         """A case's report, with the settings it records taken from `options` and its status from
         its parts: "skipped" when `skipped` says why, else the first of its rows' and later calls'
@@ -352,7 +365,7 @@ class CaseReport:
         (`reason`) with nothing found wrong (it was refused)."""
         # Later calls that repeat the first call's failure are its consequences: they add no status
         # of their own (a first call that only lost bits is not made "failed" by its repeats).
-        rows = tensors + reference_gradients
+        rows = tensors + reference_gradients + derivatives
         # A call that could not be checked always counts: a raise is no repeat of wrong values.
         consequences = {c for c in _repeats(calls, rows) if c.status == "failed"}
         status = first_status([t.status for t in rows] + [c.status for c in calls if c not in consequences])
@@ -381,13 +394,17 @@ class CaseReport:
             forward_check=options.forward_check,
             calls=calls,
             reference_gradients=reference_gradients,
+            derivatives=derivatives,
+            order=options.order,
+            jvp=options.jvp,
         )
 
     @property
     def rows(self) -> tuple[TensorComparison, ...]:
-        """Every row of the first call: O and the gradients against finite differences, then the
-        gradients against the float64 reference."""
-        return self.tensors + self.reference_gradients
+        """Every row of the first call: O and the gradients against finite differences, the
+        gradients against the float64 reference, then the derivatives of the backward and the
+        forward-mode derivatives."""
+        return self.tensors + self.reference_gradients + self.derivatives
 
     @property
     def passed(self) -> bool:
@@ -568,7 +585,7 @@ class CaseReport:
     def _causal_rows(self) -> tuple[TensorComparison, ...]:
         """The wrong rows that say what is wrong: a gradient's row against the float64 reference is
         left out when its own row against finite differences is wrong too (that row says it)."""
-        own_rows = {t.name for t in self.wrong if not t.reference_gradient}
+        own_rows = {t.name for t in self.wrong if not t.reference_gradient and t.wrt is None}
         return tuple(
             t for t in self.wrong if not (t.reference_gradient and t.name in own_rows and not t.lost_precision)
         )

@@ -44,6 +44,8 @@ class CaseOptions(TypedDict, total=False):
     timeout: float
     strict: bool
     differences: Differences
+    order: int
+    jvp: bool
     layout: Optional[str]
     weight_layout: Optional[str]
     impl_config: Optional[str]
@@ -84,7 +86,7 @@ def check(impl: Any = "reference", **keywords: Unpack[CheckKeywords]) -> CaseRep
 
     Keywords (`CheckKeywords`): in_shape, kernel_shape, batch, stride, padding, dilation, groups,
     dtype as `resolve_geometry` takes them; seed, rtol, step, method, samples, forward_check,
-    timeout, strict, differences as `CheckOptions` takes them; layout, weight_layout, impl_config,
+    timeout, strict, differences, order, jvp as `CheckOptions` takes them; layout, weight_layout, impl_config,
     device as `as_implementation` takes them; name.
     """
     _refuse_unknown("check", keywords, CheckKeywords.__annotations__)
@@ -97,6 +99,7 @@ def _run(impl: Any, geometry: LayerGeometry, options: dict[str, Any]) -> CaseRep
     """One case of `impl` on `geometry` with the `CaseOptions` given, in a child process: what
     `check` and `assert_case` share."""
     from convgrad.adapters.loading import as_implementation
+    from convgrad.frameworks.recognise import refuse_undifferentiable
     from convgrad.run.isolation import run_case_isolated
 
     given = dict(options)
@@ -105,6 +108,7 @@ def _run(impl: Any, geometry: LayerGeometry, options: dict[str, Any]) -> CaseRep
     settings = CheckOptions(**{_CHECKING.get(key, key): value for key, value in given.items()})
     settings.tolerances(geometry.dtype)  # a step too small for this dtype is bad input, not a failed case
     implementation = as_implementation(impl, **loading)
+    refuse_undifferentiable(implementation, settings)  # bad input here, not a failed case in a child
     return run_case_isolated(geometry, implementation, settings, name=name or f"check of {implementation.name}")
 
 

@@ -33,6 +33,9 @@ def tensor_to_dict(tensor: TensorComparison) -> dict[str, Any]:
     worst = tensor.worst[0] if tensor.worst else None
     result: dict[str, Any] = {
         "name": tensor.name,
+        # "dX wrt w" (a derivative of the backward), "jvp x" (forward mode), else the name (or "dK vs float64 reference")
+        "label": tensor.label,
+        "wrt": tensor.wrt,  # what a derivative row is taken with respect to (x, w, b, dy); null for the others
         "shape": list(tensor.shape) if tensor.shape is not None else None,
         "expected_shape": list(tensor.expected_shape),
         "max_abs_error": _number(tensor.max_abs_error),
@@ -147,11 +150,15 @@ def case_to_dict(case: CaseReport) -> dict[str, Any]:
             "method": case.method,
             "samples": case.samples,
             "forward_check": case.forward_check,
+            "order": case.order,  # 2: the derivatives of the backward were checked too
+            "jvp": case.jvp,  # the forward-mode derivative was checked too
         },
         "forward_calls": case.forward_calls,
         "tensors": [tensor_to_dict(t) for t in case.tensors],
         # Below float64: dX, dK and db against the float64 reference (empty for float64).
         "reference_gradients": [tensor_to_dict(t) for t in case.reference_gradients],
+        # --order 2: a row per derivative of the backward (dX wrt w, ...); --jvp: one per tensor moved (jvp x, ...).
+        "derivatives": [tensor_to_dict(t) for t in case.derivatives],
         "warnings": list(case.warnings),
         "diagnosis": diagnoses_to_list(case.diagnoses),
         "calls": [call_to_dict(c) for c in case.calls],

@@ -91,7 +91,7 @@ def _table(case: CaseReport) -> FittingTable:
                 table.add_column(title, justify=justify, no_wrap=not fold, overflow="fold")
         for t in case.rows:
             cells: dict[str, RenderableType] = {
-                "tensor": t.name,
+                "tensor": t.label if t.wrt is not None else t.name,
                 "against": t.compared_with.split()[-1],  # "reference" or "differences"
                 "bits": str(t.precision.bits) if t.precision else "-",
                 "expected": format_shape(t.expected_shape),
@@ -143,6 +143,36 @@ def _methods(case: CaseReport) -> Text:
     )
 
 
+def _derivative_methods(case: CaseReport) -> list[Text]:
+    """How the rows of `--order 2` and `--jvp` were compared, one dim line each."""
+    lines = []
+    second = [t for t in case.derivatives if t.wrt is not None and t.name != "O" and t.compared]
+    if second:
+        lines.append(Text(
+            f"second order: {', '.join(t.label for t in second)}: the layer's backward differentiated by its "
+            "framework, against central differences of its own backward and forward along random directions, "
+            "every coordinate (two backward and two forward calls per tensor moved); the derivatives a convolution keeps at zero (dX wrt x, dK wrt w, "
+            "db wrt x, w, b) are held to zero and shown only when they are not",
+            style="dim",
+        ))
+    forward = [t for t in case.derivatives if t.name == "O" and t.compared]
+    if forward:
+        lines.append(Text(
+            "forward mode: " + ", ".join(f"{t.label} ({t.method.rpartition('(')[2].rstrip(')')})" for t in forward)
+            + ", each output against the reference convolution's J·t: every entry of the Jacobian",
+            style="dim",
+        ))
+    return lines
+
+
+def _derivatives_too(case: CaseReport) -> str:
+    """'; so do their derivatives (--order 2) and the forward mode (--jvp)' for a case checked with them."""
+    asked = [what for what, on in (("their derivatives (--order 2)", case.order == 2), ("the forward mode (--jvp)", case.jvp))
+             if on]
+    verb = "does" if asked == ["the forward mode (--jvp)"] else "do"
+    return f"; so {verb} {' and '.join(asked)}" if asked else ""
+
+
 def _failure_details(tensor: TensorComparison) -> list[RenderableType]:
     parts: list[RenderableType] = [Text.assemble((f"{tensor.label}: ", "bold red"), tensor.reason or "")]
     if tensor.worst and not tensor.passed and tensor.mismatches > 0:  # else it failed for its reason alone
@@ -191,7 +221,8 @@ def render_verdict(case: CaseReport) -> Text:
             )
         return Text.assemble(
             STATUS_TEXT["passed"],
-            f": {gradients} match finite differences in all {case.coordinates_checked} coordinates {cost}",
+            f": {gradients} match finite differences in all {case.coordinates_checked} coordinates "
+            f"{cost}{_derivatives_too(case)}",
             but,
         )
     if case.status == "error":  # the layer raised, returned the wrong shape, hung or died
@@ -204,8 +235,9 @@ def render_verdict(case: CaseReport) -> Text:
         more = f"; {len(case.repeats)} more fail as an earlier call does" if case.repeats else ""
         return Text.assemble(STATUS_TEXT[case.status], f": the first call matches, but not the later calls ({calls}{more})")
     # A tensor wrong against both the differences and the float64 reference is named once.
-    own_row = {t.name for t in case.failing if not t.reference_gradient}
-    labels = list(dict.fromkeys(t.name if t.name in own_row else t.label for t in case.failing))
+    failing = [t for t in case.failing if t.status != "not checked"]  # left unchecked after a failure: not news
+    own_row = {t.name for t in failing if not t.reference_gradient and t.wrt is None}
+    labels = list(dict.fromkeys(t.name if t.name in own_row and t.wrt is None else t.label for t in failing))
     return Text.assemble(STATUS_TEXT[case.status], f": {', '.join(labels)} {'does' if len(labels) == 1 else 'do'} not match")
 
 
@@ -250,7 +282,7 @@ def _later_calls(case: CaseReport) -> list[RenderableType]:
 def render_case(case: CaseReport) -> RenderableType:
     """Header, table, the first call's failures with where and why (the cause), then the later
     calls (the consequences, and what fails in its own way), notes and warnings, verdict."""
-    parts: list[RenderableType] = [_header(case), _table(case), _methods(case)]
+    parts: list[RenderableType] = [_header(case), _table(case), _methods(case), *_derivative_methods(case)]
     reasons = {t.reason for t in case.tensors} | {c.reason for c in case.calls}
     if case.failure and case.failure not in reasons:  # else the row or call that holds it says it
         parts.append(Text.assemble(("case: ", "bold red"), case.failure))
@@ -264,7 +296,9 @@ def render_case(case: CaseReport) -> RenderableType:
             parts.append(Text.assemble((f"{labels}: ", "bold red"), tensor.reason or "not checked"))
         else:
             parts.extend(_failure_details(tensor))
-        if not tensor.reference_gradient:  # where and why belong to the tensor's own row
+        if tensor.wrt is not None:
+            parts.extend(render_findings(tensor.label, None, case.diagnoses))
+        elif not tensor.reference_gradient:  # where and why belong to the tensor's own row
             parts.extend(render_findings(tensor.name, tensor.location, case.diagnoses))
     parts.extend(_later_calls(case))
     for tensor in case.noted:
@@ -278,7 +312,15 @@ def render_case(case: CaseReport) -> RenderableType:
 def render_brief(case: CaseReport) -> RenderableType:
     """--quiet: the verdict, then one line per failing tensor or note, so a failure says why."""
     parts: list[RenderableType] = [render_verdict(case)]
+    said: set[Optional[str]] = set()  # rows not compared for one reason say it once
     for tensor in () if case.failure or case.status == "error" else case.wrong:  # the verdict says it
+        if not tensor.compared:
+            if tensor.reason in said:
+                continue
+            said.add(tensor.reason)
+            labels = ", ".join(t.label for t in case.wrong if not t.compared and t.reason == tensor.reason)
+            parts.append(Text(f"  {labels}: {tensor.reason or 'not checked'}"))
+            continue
         parts.append(Text(f"  {tensor.label}: {tensor.reason or 'does not match'}"))
         parts.extend(Text(f"    why: {d.message}") for d in case.diagnoses if d.tensor == tensor.label)
     for group in case.distinct_calls:

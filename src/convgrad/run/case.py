@@ -27,6 +27,7 @@ from convgrad.harness.guard import GuardedLayer
 from convgrad.harness.workers import ForkedWorkers
 from convgrad.harness.stages import Stage, enter, finished
 from convgrad.adapters.protocol import Implementation, Unsupported
+from convgrad.frameworks.recognise import refuse_undifferentiable
 from convgrad.numerics.gradient import BaseOutput, Evidence, Inputs, NumericalGradient, ProgressFactory
 from convgrad.numerics.method import numerical_gradient, one_at_a_time
 from convgrad.numerics.plan import DifferencePlan, plan_differences
@@ -34,6 +35,7 @@ from convgrad.numerics.rounding import RoundingBounds, rounding_bounds
 from convgrad.options import RANDOM_TENSORS, CheckOptions
 from convgrad.report import FLOAT64_REFERENCE, REFERENCE_AND_DIRECTIONS, CallCheck, CaseReport, TensorComparison
 from convgrad.run.calls import CallResult, Tensors, later_calls, reference_gradients
+from convgrad.run.derivatives import PAIRS, Rows, forward_mode_rows, second_order_rows
 from convgrad.run.scenario import network_scenario
 
 __all__ = ["run_case", "random_tensors", "DEFAULT_CASE_NAME"]
@@ -88,6 +90,7 @@ def run_case(
         raise SettingError(
             Parameter("workers", repr(workers)), " must be a whole number of 1 or more, such as ", Parameter("workers", 2)
         )
+    refuse_undifferentiable(implementation, options)
     own_dtype = _layer_dtype(implementation, geometry)
     if own_dtype is not None:  # a layer that computes in one dtype only is checked in it, and says so
         report = run_case(replace(geometry, dtype=own_dtype), implementation, options, name=name, progress=progress,
@@ -121,6 +124,10 @@ def run_case(
         diagnoses = diagnose(geometry, tensors, first.tensors)
         finished(*tensors, *precise, *diagnoses)  # the first call's verdicts, final: kept should a later call hang
         calls: tuple[CallCheck, ...] = ()
+        held = first.failure is None and all(t.passed for t in tensors + precise)
+        derivatives, derivative_diagnoses = _derivative_rows(guard, first, geometry, options, implementation, held)
+        diagnoses += derivative_diagnoses
+        finished(*derivatives)
         if first.failure is None:  # a layer that fails its first call has nothing more to prove
             rows = tensors + precise  # a first call that only lost bits did not hold either
             first_held = (all(t.passed for t in tensors if t.name == "O"), all(t.passed for t in rows))
@@ -148,7 +155,45 @@ def run_case(
         diagnoses=diagnoses,
         calls=calls,
         reference_gradients=precise,
+        derivatives=derivatives,
     )
+
+
+def _derivative_rows(
+    guard: GuardedLayer, first: CallResult, geometry: LayerGeometry, options: CheckOptions,
+    implementation: Implementation, held: bool,
+) -> Rows:
+    """`--order 2` and `--jvp` (run/derivatives.py), once the first call held: the derivatives of a
+    backward that is wrong already prove nothing (they are compared through its symmetry)."""
+    if options.order == 1 and not options.jvp:
+        return (), ()
+    rtol = options.tolerances(geometry.dtype).rtol
+    if not held:
+        return tuple(
+            replace(TensorComparison.not_checked(name, geometry, rtol, "not checked: the first call is wrong",
+                                                 status="not checked"), wrt=wrt)
+            for name, wrt in _derivatives_asked(options, implementation.has_bias)
+        ), ()
+    x, w, b, _ = first.tensors
+    gradients = tuple(np.asarray(g) for g in first.gradients)
+    assert first.y is not None and len(gradients) == 3
+    second: Rows = ((), ())
+    if options.order == 2:
+        second = second_order_rows(guard, first.tensors, (gradients[0], gradients[1], gradients[2]), first.y, geometry,
+                                   options, implementation.has_bias)
+    forward: Rows = forward_mode_rows(guard, first.tensors, geometry, options, implementation.has_bias) if options.jvp else ((), ())
+    rows, diagnoses = second[0] + forward[0], second[1] + forward[1]
+    return rows, diagnoses
+
+
+def _derivatives_asked(options: CheckOptions, has_bias: bool) -> list[tuple[TensorName, str]]:
+    """(row name, with respect to) of every row `--order 2` and `--jvp` show for a layer that holds."""
+    asked: list[tuple[TensorName, str]] = []
+    if options.order == 2:
+        asked += [(g, t) for g, t in PAIRS if has_bias or g != "db"]
+    if options.jvp:
+        asked += [("O", t) for t in ("x", "w", "b") if has_bias or t != "b"]
+    return asked
 
 
 def _refused(

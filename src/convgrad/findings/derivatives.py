@@ -1,0 +1,112 @@
+"""Why a derivative of the backward (`--order 2`) or a forward-mode derivative (`--jvp`) is wrong.
+
+Each reading is tested on the numbers, never assumed: no path at all, a derivative that is zero
+where the differences move, one off by a constant factor, one where a convolution has none. Each
+is a `Diagnosis` of the row (its label, "dX wrt w"), so the summary, the JSON and the groups of
+a suite say it as they say a first-order mistake.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from convgrad.report import Diagnosis
+
+__all__ = ["second_order_cause", "structural_zero_cause", "tangent_cause", "failed_call_cause", "no_history"]
+
+# What each gradient is called in a torch backward, and the tensor it must stay attached to.
+_BACKWARD_NAMES = {"dX": "grad_input", "dK": "grad_weight", "db": "grad_bias"}
+_INPUT_NAMES = {"x": "input", "w": "weight", "b": "bias", "dy": "grad_output"}
+
+def no_history(label: str) -> Diagnosis:
+    return Diagnosis(
+        label, "backward_not_differentiable",
+        "the backward's results carry no autograd history: they are computed outside autograd (NumPy, "
+        ".detach(), .data or torch.no_grad()), so nothing can differentiate them; write the backward with "
+        "differentiable torch operations on the saved tensors",
+        "a backward computed outside autograd",
+    )
+
+
+def second_order_cause(label: str, output: str, wrt: str, found: Optional[np.ndarray], differences: np.ndarray,
+                       tolerance: float, scale: float) -> Optional[Diagnosis]:
+    """Why the framework's derivative of `output` by `wrt` (None: no path) differs from the
+    differences, when one reading explains it."""
+    fix = (f"{_BACKWARD_NAMES[output]} is computed from a detached {_INPUT_NAMES[wrt]} ({_INPUT_NAMES[wrt]}.detach(), "
+           f".data, jax.lax.stop_gradient or NumPy); compute it from the {_INPUT_NAMES[wrt]} itself")
+    short = f"{_BACKWARD_NAMES[output]} computed from a detached {_INPUT_NAMES[wrt]}"
+    if found is None:
+        return Diagnosis(label, "detached_in_backward",
+                         f"{output} does not change with {wrt} as autograd sees it (no path from {wrt} to {output}): "
+                         f"{fix}", short)
+    if float(np.max(np.abs(found), initial=0.0)) <= tolerance * scale:
+        return Diagnosis(label, "detached_in_backward",
+                         f"{output} does not change with {wrt} in the double backward (its derivative is zero): {fix}",
+                         short)
+    factor = _constant_factor(found, differences, tolerance)
+    if factor is not None:
+        return Diagnosis(label, "second_order_scaled",
+                         f"the double backward is off by a factor of {factor:.4g} everywhere: the derivative of "
+                         f"{output} by {wrt} is scaled (a custom backward of the backward, or a constant in it)",
+                         f"the double backward scaled by {factor:.4g}")
+    return Diagnosis(label, "second_order_wrong",
+                     f"the layer's backward is right but its derivative of {output} by {wrt} is not: a custom "
+                     "backward of the backward (an autograd.Function called inside it, or a custom_vjp's bwd) is wrong",
+                     "a wrong backward of the backward")
+
+
+def structural_zero_cause(label: str, output: str, wrt: str, found_largest: float, moved_largest: float,
+                          limit: float) -> Diagnosis:
+    """Why a derivative a convolution keeps at zero (dX by x, dK by w, db by anything but dy) is not."""
+    never = f"a convolution's {output} does not depend on {wrt}"
+    if found_largest > limit:
+        return Diagnosis(label, "second_order_not_zero",
+                         f"the double backward says {output} changes with {wrt} (up to {found_largest:.3g}), and {never}: "
+                         "a custom backward of the backward is wrong", f"{output} depends on {wrt} in the double backward")
+    return Diagnosis(label, "backward_depends",
+                     f"the layer's backward changes {output} when {wrt} moves (by up to {moved_largest:.3g}), and {never}",
+                     f"the backward's {output} depends on {wrt}")
+
+
+def tangent_cause(label: str, moved: str, found_none: bool, found: np.ndarray, expected: np.ndarray, tolerance: float,
+                  scale: float) -> Optional[Diagnosis]:
+    """Why the forward-mode derivative along `moved`'s directions differs from the reference's."""
+    if found_none:
+        return Diagnosis(label, "jvp_drops_tangent",
+                         f"the output carries no tangent when {moved} moves: the forward-mode rule drops {moved}'s "
+                         "tangent", f"the jvp drops {moved}'s tangent")
+    if float(np.max(np.abs(found), initial=0.0)) <= tolerance * scale:
+        return Diagnosis(label, "jvp_drops_tangent",
+                         f"the forward-mode derivative does not follow {moved}: the jvp forgets {moved}'s tangent term",
+                         f"the jvp forgets {moved}'s tangent")
+    factor = _constant_factor(found, expected, tolerance)
+    if factor is not None:
+        return Diagnosis(label, "jvp_scaled", f"the jvp is off by a factor of {factor:.4g} everywhere: it scales "
+                         f"{moved}'s tangent term", f"the jvp scaled by {factor:.4g}")
+    return None
+
+
+def failed_call_cause(message: str) -> str:
+    """A call that could not differentiate, with the fix when the message tells it."""
+    if "once_differentiable" in message:
+        return (f"{message}, so autograd cannot differentiate it again; drop the decorator and write it with "
+                "differentiable torch operations")
+    if "custom_vjp" in message and "jvp" in message:
+        return f"{message}: a jax.custom_vjp function has no forward mode; define it with jax.custom_jvp"
+    if "implement the jvp" in message or "jvp function" in message:
+        return f"{message}: define the Function's jvp staticmethod (forward mode runs it)"
+    return message
+
+
+def _constant_factor(found: np.ndarray, expected: np.ndarray, tolerance: float) -> Optional[float]:
+    """k when found = k * expected everywhere (k not 1), else None."""
+    large = np.abs(expected) > 0.5 * float(np.max(np.abs(expected), initial=0.0))
+    if not large.any():
+        return None
+    factor = float(np.median(found[large] / expected[large]))
+    if not np.isfinite(factor) or abs(factor - 1.0) < 1e-6 or factor == 0.0:
+        return None
+    scale = float(np.max(np.abs(found), initial=0.0)) or 1.0
+    return factor if float(np.max(np.abs(found - factor * expected))) <= max(tolerance, 1e-6) * scale else None
