@@ -176,7 +176,8 @@ def _derivatives_too(case: CaseReport) -> str:
 def _failure_details(tensor: TensorComparison) -> list[RenderableType]:
     parts: list[RenderableType] = [Text.assemble((f"{tensor.label}: ", "bold red"), tensor.reason or "")]
     if tensor.worst and not tensor.passed and tensor.mismatches > 0:  # else it failed for its reason alone
-        reference = "numerical" if tensor.compared_with == "finite differences" else "reference"
+        reference = ("numerical" if tensor.compared_with == "finite differences"
+                     else "differences" if tensor.compared_with == "differences of the backward" else "reference")
         bounded = tensor.precision is not None
         worst = Table(box=None, padding=(0, 2), header_style="dim")
         worst.add_column("index")
