@@ -134,6 +134,7 @@ def test_once_differentiable_is_a_failed_check_with_the_fix(torch):
     ("JvpForgetsWeight", ["jvp w"], "the jvp forgets w's tangent"),
     ("JvpDoubled", FORWARD_MODE_ROWS, "off by a factor of 2 everywhere"),
     ("NoJvp", FORWARD_MODE_ROWS, "define the Function's jvp staticmethod"),
+    ("JvpAbsTangent", ["jvp x"], "Jacobian entries differ"),
 ])
 def test_a_wrong_forward_mode_fails_on_its_rows(torch, layer, failing_rows, words):
     code, case = one_case(f"{TORCH_LAYERS}:{layer}", *MOVING, "--jvp")

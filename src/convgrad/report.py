@@ -232,7 +232,8 @@ class TensorComparison:
         or when it failed for that reason alone (no coordinate beyond the tolerance)."""
         if not self.compared or (self.mismatches == 0 and self.status != "passed" and self.reason):
             return self.reason or "not checked"
-        unit = "directions" if self.method == "projection" else "coordinates"
+        unit = ("directions" if self.method == "projection"
+                else "Jacobian entries" if self.wrt is not None and self.name == "O" else "coordinates")
         return f"{self.mismatches} of {self.checked} {unit} differ"
 
     @property

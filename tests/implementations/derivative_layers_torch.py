@@ -28,6 +28,7 @@ weight, a bias of shape (F,), and stride, padding, dilation and groups as ints o
 - `GradInputGradDoubled`: dX passes through a Function whose backward doubles what flows back: every
   derivative of dX is twice what it is.
 - `JvpDoubled`: jvp returns twice the tangent.
+- `JvpAbsTangent`: jvp takes the absolute value of x's tangent: right along tangents of ones only.
 """
 
 from __future__ import annotations
@@ -311,3 +312,11 @@ class JvpDoubled(TwiceDifferentiable):
     def jvp(ctx, x_t, w_t, b_t, *setting_tangents):
         x, weight = ctx.saved_tensors
         return 2 * _tangent(x, weight, x_t, w_t, b_t, ctx.settings, ctx.output_shape)
+
+
+class JvpAbsTangent(TwiceDifferentiable):
+    @staticmethod
+    def jvp(ctx, x_t, w_t, b_t, *setting_tangents):
+        x, weight = ctx.saved_tensors
+        x_t = None if x_t is None else x_t.abs()  # right for tangents of ones, wrong for any other
+        return _tangent(x, weight, x_t, w_t, b_t, ctx.settings, ctx.output_shape)

@@ -39,7 +39,7 @@ from convgrad.adapters.failure import ImplementationFailure
 from convgrad.harness.guard import GuardedLayer
 from convgrad.harness.stages import Stage, enter
 from convgrad.numerics.second_order import MOVED, backward_changes
-from convgrad.numerics.tangents import tangent_directions
+from convgrad.numerics.tangents import LARGEST_TANGENT, tangent_directions
 from convgrad.options import CheckOptions
 from convgrad.report import Coordinate, Diagnosis, TensorComparison
 from convgrad.run.calls import Tensors
@@ -132,11 +132,13 @@ def forward_mode_rows(
     x, w, b, _ = tensors
     rtol = options.tolerances(geometry.dtype).rtol
     settings = geometry.conv_settings()
-    scales = {"x": float(np.max(np.abs(w), initial=0.0)), "w": float(np.max(np.abs(x), initial=0.0)), "b": 1.0}
+    # The largest Jacobian entry times the largest tangent: what errors are measured against.
+    scales = {name: LARGEST_TANGENT * entry for name, entry in
+              (("x", float(np.max(np.abs(w), initial=0.0))), ("w", float(np.max(np.abs(x), initial=0.0))), ("b", 1.0))}
     tallies: dict[str, _Tally] = {}
     failed: dict[str, ImplementationFailure] = {}
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    for direction in tangent_directions(geometry, x, w, b, with_bias=has_bias):
+    for direction in tangent_directions(geometry, x, w, b, with_bias=has_bias, seed=options.seed):
         moved = direction.moved
         tally = tallies.setdefault(moved, _Tally(moved, scales[moved] or 1.0, rtol))
         if moved in failed:
