@@ -110,6 +110,13 @@ def test_a_wrong_double_backward_fails_on_its_row_with_why(torch, layer, row, ki
     assert case["tensors"] and all(t["passed"] for t in case["tensors"])  # first order is right
 
 
+def test_one_gradient_outside_autograd_is_named(torch):
+    code, case = one_case(f"{TORCH_LAYERS}:NoGradWeightGradient", *MOVING, "--order", "2")
+    assert code == 1 and failing(case) == ["dK wrt x", "dK wrt dy"]
+    assert kinds(case, "dK wrt x") == kinds(case, "dK wrt dy") == {"gradient_not_differentiable"}
+    assert "computes grad_weight outside autograd" in why(case)
+
+
 def test_a_double_backward_off_by_a_factor_names_the_factor(torch):
     code, case = one_case(f"{TORCH_LAYERS}:GradInputGradDoubled", *PLAIN, "--order", "2")
     assert code == 1 and failing(case) == ["dX wrt w", "dX wrt dy"]

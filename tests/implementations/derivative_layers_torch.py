@@ -28,6 +28,7 @@ weight, a bias of shape (F,), and stride, padding, dilation and groups as ints o
 - `GradInputGradDoubled`: dX passes through a Function whose backward doubles what flows back: every
   derivative of dX is twice what it is.
 - `JvpDoubled`: jvp returns twice the tangent.
+- `NoGradWeightGradient`: backward computes dW under torch.no_grad(), dX and db with history.
 - `JvpAbsTangent`: jvp takes the absolute value of x's tangent: right along tangents of ones only.
 """
 
@@ -320,3 +321,13 @@ class JvpAbsTangent(TwiceDifferentiable):
         x, weight = ctx.saved_tensors
         x_t = None if x_t is None else x_t.abs()  # right for tangents of ones, wrong for any other
         return _tangent(x, weight, x_t, w_t, b_t, ctx.settings, ctx.output_shape)
+
+
+class NoGradWeightGradient(TwiceDifferentiable):
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        grad_input, _, grad_bias, *rest = _gradients(ctx, grad_output, x, weight, x, weight)
+        with torch.no_grad():
+            grad_weight = _weight_gradient(x, weight.shape, grad_output, ctx.settings)
+        return (grad_input, grad_weight, grad_bias, *rest)

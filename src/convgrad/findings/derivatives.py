@@ -14,7 +14,7 @@ import numpy as np
 
 from convgrad.report import Diagnosis
 
-__all__ = ["second_order_cause", "structural_zero_cause", "tangent_cause", "failed_call_cause", "no_history"]
+__all__ = ["gradient_without_history", "second_order_cause", "structural_zero_cause", "tangent_cause", "failed_call_cause", "no_history"]
 
 # What each gradient is called in a torch backward, and the tensor it must stay attached to.
 _BACKWARD_NAMES = {"dX": "grad_input", "dK": "grad_weight", "db": "grad_bias"}
@@ -27,6 +27,17 @@ def no_history(label: str) -> Diagnosis:
         ".detach(), .data or torch.no_grad()), so nothing can differentiate them; write the backward with "
         "differentiable torch operations on the saved tensors",
         "a backward computed outside autograd",
+    )
+
+
+def gradient_without_history(label: str, output: str) -> Diagnosis:
+    """One gradient the backward computes outside autograd, the others within it."""
+    name = _BACKWARD_NAMES[output]
+    return Diagnosis(
+        label, "gradient_not_differentiable",
+        f"{output} carries no autograd history while the other gradients do: the backward computes {name} "
+        "outside autograd (under torch.no_grad(), from .detach()ed or .data tensors, or in NumPy); compute it "
+        "with torch operations on the saved tensors", f"{name} computed outside autograd",
     )
 
 

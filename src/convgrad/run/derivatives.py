@@ -29,6 +29,7 @@ from convgrad import reference
 from convgrad.compare import FLOOR_FRACTION, compare
 from convgrad.findings.derivatives import (
     failed_call_cause,
+    gradient_without_history,
     no_history,
     second_order_cause,
     structural_zero_cause,
@@ -102,8 +103,12 @@ def second_order_rows(
                       against="differences", forward_calls=moved[_MOVED_FOR[gradient]].calls)
         row = replace(row, wrt=wrt, shape=tuple(differences.shape), analytical=None, numerical=None)
         if not row.passed:
-            diagnosis = (no_history(row.label) if everything_none
-                         else second_order_cause(row.label, gradient, wrt, value, differences, rtol, row.scale or 0.0))
+            if everything_none:
+                diagnosis: Optional[Diagnosis] = no_history(row.label)
+            elif derivatives is not None and all(d is None for d in derivatives):
+                diagnosis = gradient_without_history(row.label, gradient)
+            else:
+                diagnosis = second_order_cause(row.label, gradient, wrt, value, differences, rtol, row.scale or 0.0)
             diagnoses += [diagnosis] if diagnosis is not None else []
         rows.append(row)
     for gradient, wrt in zeros:
