@@ -251,3 +251,15 @@ def test_the_pytest_api_takes_order_and_jvp(torch):
 def test_the_standard_suite_passes_with_every_derivative(torch):
     result = run("--impl", f"{TORCH_LAYERS}:SetupContextConv", "--config", STANDARD, "--order", "2", "--jvp", "-q")
     assert result.exit_code == 0, result.output
+
+
+def test_a_suite_file_case_by_case_in_pytest_takes_order_and_jvp(torch):
+    from convgrad.testing import assert_case, suite_cases
+
+    layers = _module(TORCH_LAYERS)
+    cases = [c.values[0] for c in suite_cases(STANDARD)]
+    basic = next(c for c in cases if c.name == "basic 2")
+    report = assert_case(basic, layers.SetupContextConv, order=2, jvp=True)
+    assert [t.label for t in report.derivatives] == SECOND_ORDER_ROWS + FORWARD_MODE_ROWS
+    with pytest.raises(AssertionError, match="dX wrt w"):
+        assert_case(basic, layers.SetupContextDetachedWeight, order=2)

@@ -327,3 +327,44 @@ def test_jax_functions_with_and_without_a_bias(jax, spec, wrong, bias_free):
     assert failing(case) == ([wrong] if wrong else []), case["reason"]
     assert code == (1 if wrong else 0)
     assert db_row(case)["absent"] == ("no bias" if bias_free else None)
+
+
+NEW_STYLE = textwrap.dedent("""
+    import torch
+    import torch.nn.functional as F
+
+    class SavesSettings(torch.autograd.Function):
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            x, w, b, *settings = inputs
+            ctx.save_for_backward(x, w)
+            ctx.settings = settings
+
+        @staticmethod
+        def backward(ctx, dy):
+            x, w = ctx.saved_tensors
+            dx = torch.nn.grad.conv2d_input(x.shape, w, dy, *ctx.settings)
+            dw = torch.nn.grad.conv2d_weight(x, w.shape, dy, *ctx.settings)
+            return (dx, dw, dy.sum((0, 2, 3))) + (None,) * len(ctx.settings)
+
+    class NoDefaults(SavesSettings):  # setup_context inherited; settings required
+        @staticmethod
+        def forward(x, w, b, stride, padding):
+            return F.conv2d(x, w, b, stride, padding)
+
+    class Defaults(SavesSettings):
+        @staticmethod
+        def forward(input, weight, bias, stride=1, padding=0, dilation=1):
+            return F.conv2d(input, weight, bias, stride, padding, dilation)
+""")
+
+
+@pytest.mark.parametrize("name", ["NoDefaults", "Defaults"])
+def test_a_new_style_function_is_called_with_its_settings(torch, tmp_path, name):
+    """forward(x, w, b, stride, padding) without ctx, with setup_context: --padding 1 reaches it."""
+    path = tmp_path / "new_style.py"
+    path.write_text(NEW_STYLE)
+    code, case = one_case(f"{path}:{name}", "--in", "3x8x8", "--kernels", "4x3x3x3", "--padding", "1",
+                          "--stride", "2", "--order", "2")
+    assert code == 0, case["reason"]
+    assert case["tensors"][0]["shape"] == [1, 4, 4, 4]
