@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from convgrad.reference import backward, crop, forward, pad, rotate_and_swap, zero_insert
+from convgrad.reference import backward, crop, forward, forward_by_channel, pad, rotate_and_swap, zero_insert
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,3 +412,15 @@ def test_dx_tap_by_tap_is_dx_by_the_explained_steps(case: Case, padding_after: i
     dy = rng.standard_normal(forward(x, w, np.zeros(case.w_shape[0]), **settings).shape)
     np.testing.assert_allclose(input_gradient(dy, w, case.x_shape[2:], **settings),
                                _by_the_steps(dy, w, case.x_shape[2:], **settings), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("groups, channels, filters", [(1, 4, 6), (2, 4, 6), (4, 4, 8)])
+def test_forward_by_channel_is_the_forward_without_bias(groups, channels, filters):
+    """What --jvp compares a tangent's output with: the same sums, a channel of each group at a time."""
+    rng = np.random.default_rng(groups)
+    x = rng.standard_normal((2, channels, 9, 8))
+    w = rng.standard_normal((filters, channels // groups, 3, 2))
+    x[:, 1::channels // groups] = 0  # a channel the tangent does not move is left out
+    settings = dict(stride=(2, 1), padding=((1, 0), (2, 1)), dilation=(1, 2), groups=groups)
+    expected = forward(x, w, np.zeros(filters), **settings)
+    np.testing.assert_allclose(forward_by_channel(x, w, **settings), expected, rtol=0, atol=1e-13)

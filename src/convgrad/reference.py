@@ -29,6 +29,7 @@ from convgrad.geometry import as_padding_pairs
 
 __all__ = [
     "forward",
+    "forward_by_channel",
     "backward",
     "correlate",
     "pad",
@@ -117,6 +118,31 @@ def forward(
     if np.result_type(y, bias) != y.dtype:
         return y + bias
     y += bias  # y is a new array of the result's dtype: no second output-sized array
+    return y
+
+
+def forward_by_channel(
+    x: np.ndarray,
+    w: np.ndarray,
+    *,
+    stride: Ints,
+    padding: Padding,
+    dilation: Ints,
+    groups: int,
+) -> np.ndarray:
+    """O without bias, one channel of each group at a time: sum over c' of conv(x[:, c'::C/g],
+    K[:, c':c'+1]) with `groups` groups of one channel, leaving out the c' where x or K is all zero.
+    A tangent that moves a few channels (a colour, a kernel slot) costs those channels alone."""
+    depth = w.shape[1]
+    zeros = np.zeros(w.shape[0])
+    y: np.ndarray | None = None
+    for channel in range(depth):
+        part_x, part_w = x[:, channel::depth], w[:, channel : channel + 1]
+        if y is not None and not (part_x.any() and part_w.any()):
+            continue  # the first channel always runs: the output's shape comes from it
+        more = forward(part_x, part_w, zeros, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        y = more if y is None else y + more
+    assert y is not None
     return y
 
 

@@ -210,14 +210,15 @@ def render_verdict(case: CaseReport) -> Text:
             return Text.assemble(
                 STATUS_TEXT["passed"],
                 f": {gradients} match the float64 reference in all {case.coordinates_checked} coordinates and "
-                f"the layer's own forward along up to {case.large.samples} random directions each {cost}",
+                f"the layer's own forward along up to {case.large.samples} random directions each {cost}"
+                f"{_derivatives_too(case)}",
                 but,
             )
         if not case.every_coordinate:
             return Text.assemble(
                 STATUS_TEXT["passed"],
                 f": {gradients} match finite differences where checked ({case.coordinates_checked} of "
-                f"{case.coordinates_total} coordinates or directions; not every coordinate) {cost}",
+                f"{case.coordinates_total} coordinates or directions; not every coordinate) {cost}{_derivatives_too(case)}",
                 but,
             )
         return Text.assemble(

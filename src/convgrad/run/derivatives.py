@@ -160,7 +160,7 @@ def forward_mode_rows(
         else:
             moved_x = x64 if tangent_x is None else tangent_x.astype(np.float64)
             moved_w = w64 if tangent_w is None else tangent_w.astype(np.float64)
-            expected = reference.forward(moved_x, moved_w, np.zeros(w.shape[0]), **settings)
+            expected = reference.forward_by_channel(moved_x, moved_w, **settings)
         tally.add(found, expected, direction.what)
     rows = []
     diagnoses: list[Diagnosis] = []
