@@ -248,9 +248,15 @@ def test_the_pytest_api_takes_order_and_jvp(torch):
 
 
 @pytest.mark.slow
-def test_the_standard_suite_passes_with_every_derivative(torch):
-    result = run("--impl", f"{TORCH_LAYERS}:SetupContextConv", "--config", STANDARD, "--order", "2", "--jvp", "-q")
-    assert result.exit_code == 0, result.output
+@pytest.mark.parametrize("spec", [f"{TORCH_LAYERS}:SetupContextConv", f"{TORCH_LAYERS}:FunctionModule", "torch",
+                                  f"{JAX_LAYERS}:conv_jvp"])
+def test_the_standard_suite_passes_with_every_derivative(spec):
+    pytest.importorskip("jax" if "jax" in spec else "torch")
+    result = run("--impl", spec, "--config", STANDARD, "--order", "2", "--jvp", "--json")
+    assert result.exit_code == 0, result.output[-2000:]
+    cases = json.loads(result.stdout)["cases"]
+    checked = [c for c in cases if c["skipped"] is None]
+    assert len(checked) >= 40 and all(len(c["derivatives"]) == 8 for c in checked)
 
 
 def test_a_suite_file_case_by_case_in_pytest_takes_order_and_jvp(torch):
