@@ -34,6 +34,17 @@ def reference_with():
     return ReferenceWith
 
 
+# The frameworks, for tests of layers written in them: skipped where they are not installed.
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture
+def jax():
+    return pytest.importorskip("jax")
+
+
 # Hypothesis profiles for the property tests. "ci" (the default) is short and derandomized, so CI
 # runs the same examples every time; "long" is the reliability measurement recorded in the README
 # (example counts per test are in layer_strategies.EXAMPLES). Select with CONVGRAD_PROFILE=long.

@@ -34,16 +34,6 @@ MOVING = ["--in", "4x9x8", "--kernels", "6x2x3x2", "--stride", "2", "--padding",
 PLAIN = ["--in", "3x7x7", "--kernels", "4x3x3x3", "--padding", "1"]
 
 
-@pytest.fixture
-def torch():
-    return pytest.importorskip("torch")
-
-
-@pytest.fixture
-def jax():
-    return pytest.importorskip("jax")
-
-
 # A jax function compiles for every batch size the check stacks: several seconds a case.
 slow_for_jax = pytest.mark.slow
 

@@ -27,16 +27,6 @@ UNEVEN = "takes one padding per axis, and this case pads "  # a suite's cases pa
 ONE_CASE = ["--in", "3x7x7", "--kernels", "4x3x3x3", "--stride", "2", "--padding", "1", "--batch", "2"]
 
 
-@pytest.fixture
-def torch():
-    return pytest.importorskip("torch")
-
-
-@pytest.fixture
-def jax():
-    return pytest.importorskip("jax")
-
-
 def run(args: list[str]):
     return CliRunner().invoke(cli, ["check", *args], env={"COLUMNS": "120"})
 

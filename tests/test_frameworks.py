@@ -38,16 +38,6 @@ def failing(case: dict) -> list[str]:
     return [t["name"] for t in case["tensors"] if not t["passed"]]
 
 
-@pytest.fixture
-def torch():
-    return pytest.importorskip("torch")
-
-
-@pytest.fixture
-def jax():
-    return pytest.importorskip("jax")
-
-
 @pytest.mark.parametrize("spec, wrong", [
     ("TextbookConvFunction", []),
     ("KernelNotFlippedFunction", ["dX"]),
