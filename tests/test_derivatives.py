@@ -259,3 +259,76 @@ def test_a_suite_file_case_by_case_in_pytest_takes_order_and_jvp(torch):
     assert [t.label for t in report.derivatives] == SECOND_ORDER_ROWS + FORWARD_MODE_ROWS
     with pytest.raises(AssertionError, match="dX wrt w"):
         assert_case(basic, layers.SetupContextDetachedWeight, order=2)
+
+
+def test_a_double_backward_right_for_each_gradient_alone_but_not_together_fails(torch):
+    code, case = one_case(f"{TORCH_LAYERS}:ElifDoubleBackward", *MOVING, "--order", "2")
+    assert code == 1
+    assert failing(case) and all(label.startswith("dX+dK+db wrt ") for label in failing(case))
+    assert all(rows(case)[label]["passed"] for label in SECOND_ORDER_ROWS)  # each alone is right
+    assert kinds(case, failing(case)[0]) == {"second_order_together"}
+
+
+def test_tangents_and_cotangents_written_into_fail_instead_of_passing(torch):
+    code, case = one_case(f"{TORCH_LAYERS}:JvpScalesTangentInPlace", *PLAIN, "--jvp")
+    assert code == 1 and failing(case) == FORWARD_MODE_ROWS
+    assert "modified the tangent of x in place" in case["reason"]
+
+
+def test_a_backward_that_takes_another_path_when_recorded_fails_its_call(torch):
+    code, case = one_case(f"{TORCH_LAYERS}:RecordedPathWrong", *MOVING, "--order", "2")
+    assert code == 1
+    recorded = next(c for c in case["calls"] if c["name"] == "recorded backward")
+    assert recorded["status"] == "failed" and "when recorded for differentiation" in recorded["reason"]
+    assert [t["name"] for t in recorded["tensors"] if not t["passed"]] == ["db"]
+
+
+@slow_for_jax
+def test_a_forward_mode_rule_with_the_wrong_value_fails_its_call(jax):
+    code, case = one_case(f"{JAX_LAYERS}:conv_jvp_wrong_value", *PLAIN, "--jvp")
+    assert code == 1 and failing(case) == []
+    output = next(c for c in case["calls"] if c["name"] == "output in forward mode")
+    assert output["status"] == "failed" and "is not the layer's output" in output["reason"]
+
+
+def test_derivatives_of_a_layer_that_keeps_state_are_not_checked(torch):
+    """The differences assume a backward without state: after the call protocol fails, no row blames
+    the double backward for it."""
+    code, case = one_case(f"{TORCH_LAYERS}:AccumulatesWeightGradient", *PLAIN, "--order", "2")
+    assert code == 1
+    assert {r["status"] for r in case["derivatives"]} == {"not checked"}
+    assert all("a later call is wrong" in r["reason"] for r in case["derivatives"])
+
+
+@pytest.mark.parametrize("layer, words", [
+    ("DoubleBackwardRaises", "raised ValueError: double backward not implemented"),
+    ("DoubleBackwardNaN", "NaN"),
+    ("DoubleBackwardWrongShape", "invalid gradient"),  # torch's own check of a Function's gradient shapes
+    ("DoubleBackwardWritesWeight", "modified its input w in place"),
+])
+def test_a_double_backward_that_misbehaves_is_a_failed_row_with_why(torch, layer, words):
+    code, case = one_case(f"{TORCH_LAYERS}:{layer}", *PLAIN, "--order", "2")
+    assert code == 1 and failing(case) == SECOND_ORDER_ROWS and words in case["reason"]
+    assert {r["status"] for r in case["derivatives"]} == {"failed"}
+
+
+@pytest.mark.parametrize("layer, words", [
+    ("JvpRaises", "raised RuntimeError: jvp: unsupported"), ("JvpWrongShape", "different size"), ("JvpNaN", "NaN"),
+])
+def test_a_jvp_that_misbehaves_is_a_failed_row_with_why(torch, layer, words):
+    code, case = one_case(f"{TORCH_LAYERS}:{layer}", *PLAIN, "--jvp")
+    assert code == 1 and failing(case) == FORWARD_MODE_ROWS and words in case["reason"]
+    assert {r["status"] for r in case["derivatives"]} == {"failed"}
+
+
+def test_float32_rows_read_off_the_output_move_it_past_its_rounding(torch):
+    """A single filter over 64 channels: O is far larger than what a bias of one moves it by."""
+    for seed in ("156", "949"):
+        code, case = one_case("torch", "--in", "64x8x8", "--kernels", "1x64x3x3", "--padding", "1", "--dtype",
+                              "float32", "--order", "2", "--seed", seed)
+        assert code == 0, case["reason"]
+
+
+def test_a_framework_layer_called_through_other_layouts_is_told_to_drop_them(torch):
+    assert_bad_input(run(*PLAIN, "--impl", "torch", "--weight-layout", "hwio", "--order", "2"),
+                     "drop --layout and --weight-layout")

@@ -176,6 +176,7 @@ class TensorComparison:
     # A derivative of the backward (`--order 2`: name dX, dK or db, by x, w, b or dy) or the output's
     # forward-mode derivative (`--jvp`: name O, along x, w or b): what it is taken with respect to.
     wrt: Optional[str] = None
+    together: bool = False  # the derivative of <u, dX> + <v, dK> + <c, db>, every cotangent at once
 
     @property
     def reference_gradient(self) -> bool:
@@ -213,8 +214,10 @@ class TensorComparison:
         """What this row's values were compared with, in words."""
         if self.method == "none":
             return "nothing"
-        if self.wrt is not None:
-            return "the reference convolution's" if self.name == "O" else "differences of the backward"
+        if self.wrt is not None:  # `--order 2` and `--jvp`
+            if self.name == "O":
+                return FLOAT64_REFERENCE
+            return "differences of the forward" if self.wrt == "dy" else "differences of the backward"
         against_reference = self.name == "O" or self.method in (FLOAT64_REFERENCE, REFERENCE_AND_DIRECTIONS)
         return FLOAT64_REFERENCE if against_reference else "finite differences"
 
@@ -223,7 +226,8 @@ class TensorComparison:
         """The row's name where a tensor can have several rows: "dK vs float64 reference", "dX wrt w"
         (a derivative of the backward), "jvp x" (the forward-mode derivative along x)."""
         if self.wrt is not None:
-            return f"jvp {self.wrt}" if self.name == "O" else f"{self.name} wrt {self.wrt}"
+            of = "jvp" if self.name == "O" else "dX+dK+db wrt" if self.together else f"{self.name} wrt"
+            return f"{of} {self.wrt}"
         return f"{self.name} vs {FLOAT64_REFERENCE}" if self.reference_gradient else self.name
 
     @property
@@ -576,8 +580,12 @@ class CaseReport:
                 parts.append(f"{t.label}: looks like {'; '.join(shorts)}")
             elif t.compared and t.mismatches:
                 parts.append(f"{t.label}: does not match" + (" (fewer bits than rounding allows)" if t.precision else ""))
-            else:  # not compared, or failed for its reason alone
-                parts.append(f"{t.label}: {t.differ}")
+            else:  # not compared, or failed for its reason alone: rows with one reason named together
+                earlier = next((i for i, p in enumerate(parts) if p.endswith(f": {t.differ}")), None)
+                if earlier is not None and not t.compared:
+                    parts[earlier] = f"{parts[earlier].rsplit(': ' + t.differ, 1)[0]}, {t.label}: {t.differ}"
+                else:
+                    parts.append(f"{t.label}: {t.differ}")
         parts += [f"{', '.join(c.name for c in group)}: {group[0].reason or 'does not match'}"
                   for group in self.distinct_calls if group[0].reason != self.reason]
         return "; ".join(dict.fromkeys(parts))

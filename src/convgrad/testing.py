@@ -99,7 +99,6 @@ def _run(impl: Any, geometry: LayerGeometry, options: dict[str, Any]) -> CaseRep
     """One case of `impl` on `geometry` with the `CaseOptions` given, in a child process: what
     `check` and `assert_case` share."""
     from convgrad.adapters.loading import as_implementation
-    from convgrad.frameworks.recognise import refuse_undifferentiable
     from convgrad.run.isolation import run_case_isolated
 
     given = dict(options)
@@ -108,7 +107,6 @@ def _run(impl: Any, geometry: LayerGeometry, options: dict[str, Any]) -> CaseRep
     settings = CheckOptions(**{_CHECKING.get(key, key): value for key, value in given.items()})
     settings.tolerances(geometry.dtype)  # a step too small for this dtype is bad input, not a failed case
     implementation = as_implementation(impl, **loading)
-    refuse_undifferentiable(implementation, settings)  # bad input here, not a failed case in a child
     return run_case_isolated(geometry, implementation, settings, name=name or f"check of {implementation.name}")
 
 

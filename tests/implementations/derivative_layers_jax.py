@@ -15,6 +15,8 @@ stride and dilation as pairs, padding as a pair of (low, high) pairs, groups as 
 - `conv_jvp_forgets_weight`: the rule leaves out conv(x, w_t). Reverse mode is the rule
   transposed, so dW is zero: this one is wrong at first order too.
 - `conv_jit`: `plain_conv` under jax.jit, the settings static.
+- `conv_jvp_wrong_value`: a custom_jvp whose rule returns the value without the bias (its tangent is
+  right): what jax.jvp, jax.vjp and value_and_grad all return as the output.
 """
 
 from __future__ import annotations
@@ -105,3 +107,17 @@ def _forgets_weight_rule(stride, padding, dilation, groups, primals, tangents):
 
 
 conv_jit = jax.jit(plain_conv, static_argnames=("stride", "padding", "dilation", "groups"))
+
+
+@partial(jax.custom_jvp, nondiff_argnums=_SETTINGS)
+def conv_jvp_wrong_value(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1):
+    return plain_conv(x, w, b, stride, padding, dilation, groups)
+
+
+@conv_jvp_wrong_value.defjvp
+def _wrong_value_rule(stride, padding, dilation, groups, primals, tangents):
+    x, w, b = primals
+    x_t, w_t, b_t = tangents
+    value = _conv(x, w, stride, padding, dilation, groups)  # the bias left out of the value
+    tangent = _conv(x_t, w, stride, padding, dilation, groups) + _conv(x, w_t, stride, padding, dilation, groups)
+    return value, tangent + b_t.reshape(1, -1, 1, 1)

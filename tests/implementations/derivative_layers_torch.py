@@ -29,6 +29,15 @@ weight, a bias of shape (F,), and stride, padding, dilation and groups as ints o
   derivative of dX is twice what it is.
 - `JvpDoubled`: jvp returns twice the tangent.
 - `NoGradWeightGradient`: backward computes dW under torch.no_grad(), dX and db with history.
+- `JvpScalesTangentInPlace`: jvp doubles the tangents it is handed in place, then uses them.
+- `ElifDoubleBackward`: dX and dW come from one Function whose backward takes `elif` where it needs
+  `if`: right for one cotangent at a time, wrong when both arrive (a penalty on x and w).
+- `RecordedPathWrong`: when recorded for differentiation (create_graph=True), backward takes another
+  path, whose db is wrong for batches of more than one image.
+- `DoubleBackwardRaises`, `...NaN`, `...WrongShape`, `...WritesWeight`: the backward of dX raises,
+  returns NaN, a wrong shape, or writes into the weight; `JvpRaises`, `JvpWrongShape`, `JvpNaN` the same
+  for the jvp.
+- `AccumulatesWeightGradient`: dW adds up over calls (first call right): the call protocol fails.
 - `JvpAbsTangent`: jvp takes the absolute value of x's tangent: right along tangents of ones only.
 """
 
@@ -331,3 +340,134 @@ class NoGradWeightGradient(TwiceDifferentiable):
         with torch.no_grad():
             grad_weight = _weight_gradient(x, weight.shape, grad_output, ctx.settings)
         return (grad_input, grad_weight, grad_bias, *rest)
+
+
+class JvpScalesTangentInPlace(TwiceDifferentiable):
+    @staticmethod
+    def jvp(ctx, x_t, w_t, b_t, *setting_tangents):
+        for tangent in (x_t, w_t, b_t):
+            if tangent is not None:
+                tangent.mul_(2)  # into the caller's tangent, which it then reads as if it were the one given
+        return TwiceDifferentiable.jvp(ctx, x_t, w_t, b_t, *setting_tangents)
+
+
+class _BothGradients(torch.autograd.Function):
+    """dX and dW as one Function; its backward takes `elif` where it needs `if`."""
+
+    @staticmethod
+    def forward(ctx, grad_output, x, weight, settings):
+        ctx.save_for_backward(grad_output, x, weight)
+        ctx.settings = settings
+        ctx.set_materialize_grads(False)
+        return (_input_gradient(x.shape, weight, grad_output, settings),
+                _weight_gradient(x, weight.shape, grad_output, settings))
+
+    @staticmethod
+    def backward(ctx, grad_grad_input, grad_grad_weight):
+        grad_output, x, weight = ctx.saved_tensors
+        settings = ctx.settings
+        grad_grad_output = grad_x = grad_w = None
+        if grad_grad_input is not None:
+            grad_grad_output = F.conv2d(grad_grad_input, weight, None, *settings)
+            grad_w = _weight_gradient(grad_grad_input, weight.shape, grad_output, settings)
+        elif grad_grad_weight is not None:  # both can arrive: the terms of dW's cotangent are dropped then
+            grad_grad_output = F.conv2d(x, grad_grad_weight, None, *settings)
+            grad_x = _input_gradient(x.shape, grad_grad_weight, grad_output, settings)
+        return grad_grad_output, grad_x, grad_w, None
+
+
+class ElifDoubleBackward(TwiceDifferentiable):
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        grad_input, grad_weight = _BothGradients.apply(grad_output, x, weight, ctx.settings)
+        return grad_input, grad_weight, grad_output.sum((0, 2, 3)), None, None, None, None
+
+
+class RecordedPathWrong(TwiceDifferentiable):
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        grad_input, grad_weight, grad_bias, *rest = _gradients(ctx, grad_output, x, weight, x, weight)
+        if torch.is_grad_enabled() and grad_bias is not None:  # recorded (create_graph=True): another path
+            grad_bias = grad_output.mean((0, 2, 3)) * grad_output.shape[0]
+        return (grad_input, grad_weight, grad_bias, *rest)
+
+
+class _MisbehavingTransposedConv(torch.autograd.Function):
+    """dX as a Function whose own backward misbehaves as `how` says (set by the subclasses below)."""
+
+    how = "raise"
+
+    @staticmethod
+    def forward(ctx, grad_output, weight, x_shape, settings):
+        ctx.save_for_backward(grad_output, weight)
+        ctx.settings = settings
+        return _input_gradient(x_shape, weight, grad_output, settings)
+
+    @classmethod
+    def _backward(cls, ctx, grad_grad_input):
+        grad_output, weight = ctx.saved_tensors
+        grad_grad_output = F.conv2d(grad_grad_input, weight, None, *ctx.settings)
+        if cls.how == "raise":
+            raise ValueError("double backward not implemented for this padding")
+        if cls.how == "nan":
+            grad_grad_output = grad_grad_output * float("nan")
+        if cls.how == "shape":
+            grad_grad_output = grad_grad_output[:, :, :-1]
+        if cls.how == "writes":
+            weight.data.mul_(2)
+        return grad_grad_output, _weight_gradient(grad_grad_input, weight.shape, grad_output, ctx.settings), None, None
+
+
+def _misbehaving(how):
+    inner = type(f"_Transposed_{how}", (_MisbehavingTransposedConv,), {"how": how})
+    inner.backward = staticmethod(lambda ctx, gg: inner._backward(ctx, gg))
+
+    class Layer(TwiceDifferentiable):
+        @staticmethod
+        def backward(ctx, grad_output):
+            x, weight = ctx.saved_tensors
+            grad_input = inner.apply(grad_output, weight, x.shape, ctx.settings)
+            rest = _gradients(ctx, grad_output, x, weight, x, weight)[1:]
+            return (grad_input, *rest)
+
+    return Layer
+
+
+DoubleBackwardRaises = _misbehaving("raise")
+DoubleBackwardNaN = _misbehaving("nan")
+DoubleBackwardWrongShape = _misbehaving("shape")
+DoubleBackwardWritesWeight = _misbehaving("writes")
+
+
+class JvpRaises(TwiceDifferentiable):
+    @staticmethod
+    def jvp(ctx, x_t, w_t, b_t, *setting_tangents):
+        raise RuntimeError("jvp: unsupported")
+
+
+class JvpWrongShape(TwiceDifferentiable):
+    @staticmethod
+    def jvp(ctx, x_t, w_t, b_t, *setting_tangents):
+        return TwiceDifferentiable.jvp(ctx, x_t, w_t, b_t, *setting_tangents)[:, :, 1:]
+
+
+class JvpNaN(TwiceDifferentiable):
+    @staticmethod
+    def jvp(ctx, x_t, w_t, b_t, *setting_tangents):
+        return TwiceDifferentiable.jvp(ctx, x_t, w_t, b_t, *setting_tangents) * float("nan")
+
+
+class AccumulatesWeightGradient(TwiceDifferentiable):
+    total = None  # dW of every call so far: state kept between calls
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        grad_input, grad_weight, *rest = _gradients(ctx, grad_output, x, weight, x, weight)
+        cls = AccumulatesWeightGradient
+        if grad_weight is not None:
+            cls.total = grad_weight if cls.total is None or cls.total.shape != grad_weight.shape else cls.total + grad_weight
+            grad_weight = cls.total
+        return (grad_input, grad_weight, *rest)

@@ -11,7 +11,7 @@ a name and says which geometries it cannot run.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from convgrad import reference
 from convgrad.geometry import LayerGeometry, as_padding_pairs
 from convgrad.adapters.live import FULL, LiveLayer, StreamLayer, Variant
 
-__all__ = ["ConvLayer", "Implementation", "DifferentiableLayer", "differentiable", "ReferenceLayer", "Unsupported", "stream_of",
+__all__ = ["ConvLayer", "Implementation", "DifferentiableLayer", "DoubleBackward", "differentiable", "ReferenceLayer", "Unsupported", "stream_of",
            "call_geometry"]
 
 
@@ -58,16 +58,31 @@ class Implementation(ConvLayer, Protocol):
         raises Unsupported for a variant the layer cannot express."""
 
 
+class DoubleBackward(NamedTuple):
+    """What a framework returns when it differentiates a layer's backward (`backward_derivatives`).
+
+    recorded: dX, dK, db as the backward returned them while recorded for differentiation (torch's
+        create_graph=True, jax's vjp of the vjp): the gradients a gradient penalty is made of.
+    per_gradient: for each of dX, dK, db given a cotangent t (None: left out), the derivatives of
+        <t, gradient> with respect to x, w, b and dy; each None where no path was found.
+    together: the derivatives of the sum of those inner products, every cotangent at once (what a
+        penalty on several gradients asks), with respect to x, w, b and dy.
+    """
+
+    recorded: tuple[Any, ...]
+    per_gradient: tuple[Optional[tuple[Any, ...]], ...]
+    together: tuple[Any, ...]
+
+
 @runtime_checkable
 class DifferentiableLayer(Protocol):
     """A layer whose framework differentiates it further (torch's autograd, jax): what `--order 2`
     and `--jvp` call. NumPy layers have neither; their backward is not a function anything can
     differentiate.
 
-    backward_derivatives: for each of dX, dK, db given a cotangent t (None: left out), the
-        derivatives of <t, gradient> with respect to x, w, b and dy, the framework differentiating
-        the layer's own backward; None where it found no path, None for a gradient left out.
-    jvp: the forward-mode derivative of the output along `tangents` (None: a tensor not moved).
+    backward_derivatives: a `DoubleBackward`, the framework differentiating the layer's own backward.
+    jvp: (the output, its forward-mode derivative along `tangents`; None: a tensor not moved, and
+        an output that carries no tangent).
     """
 
     def backward_derivatives(

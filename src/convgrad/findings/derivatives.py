@@ -14,7 +14,7 @@ import numpy as np
 
 from convgrad.report import Diagnosis
 
-__all__ = ["gradient_without_history", "second_order_cause", "structural_zero_cause", "tangent_cause", "failed_call_cause", "no_history"]
+__all__ = ["gradient_without_history", "second_order_cause", "structural_zero_cause", "together_cause", "tangent_cause", "failed_call_cause", "no_history"]
 
 # What each gradient is called in a torch backward, and the tensor it must stay attached to.
 _BACKWARD_NAMES = {"dX": "grad_input", "dK": "grad_weight", "db": "grad_bias"}
@@ -79,6 +79,17 @@ def structural_zero_cause(label: str, output: str, wrt: str, found_largest: floa
     return Diagnosis(label, "backward_depends",
                      f"the layer's backward changes {output} when {wrt} moves (by up to {moved_largest:.3g}), and {never}",
                      f"the backward's {output} depends on {wrt}")
+
+
+def together_cause(label: str, wrt: str) -> Diagnosis:
+    """The double backward right for each gradient alone, wrong when they arrive together."""
+    return Diagnosis(
+        label, "second_order_together",
+        f"the double backward is right for each gradient alone and wrong for them together (by {wrt}): handed "
+        "cotangents for several gradients at once, as a penalty on more than one gradient does, it drops or "
+        "mixes one (an if/elif over the incoming gradients, or one left None by set_materialize_grads(False))",
+        "the double backward drops a gradient when several arrive together",
+    )
 
 
 def tangent_cause(label: str, moved: str, found_none: bool, found: np.ndarray, expected: np.ndarray, tolerance: float,

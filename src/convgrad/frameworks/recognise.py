@@ -52,13 +52,21 @@ def refuse_device(device: str, name: str) -> None:
 
 
 def refuse_undifferentiable(implementation: Implementation, options: CheckOptions) -> None:
-    """`--order 2` and `--jvp` differentiate the layer with its framework: a NumPy layer has none."""
+    """`--order 2` and `--jvp` differentiate the layer with its framework: a NumPy layer has none,
+    and a framework layer called through other layouts is called through convgrad's adapter."""
     asked: list[Parameter] = [Parameter("order", 2)] if options.order == 2 else []
     asked += [Parameter("jvp")] if options.jvp else []
-    if asked and differentiable(implementation) is None:
+    if not asked or differentiable(implementation) is not None:
+        return
+    both: tuple[str | Parameter, ...] = (asked[0], " and ", asked[1]) if len(asked) > 1 else (asked[0],)
+    verb = "differentiate" if len(asked) > 1 else "differentiates"
+    target = getattr(implementation, "target", None)
+    if differentiable(target) is not None:  # a built-in given --layout or --weight-layout
         raise SettingError(
-            *asked[:1], *((" and ", asked[1]) if len(asked) > 1 else ()),
-            f" {'differentiate' if len(asked) > 1 else 'differentiates'} the layer with torch's autograd or jax, and "
-            f"{implementation.name} is a NumPy layer, "
-            "whose backward nothing can differentiate; check a torch or jax layer, or drop ", *asked[:1],
+            *both, f" {verb} {implementation.name} in its own NC(D)HW and OI(D)HW layouts; drop ", Parameter("layout"),
+            " and ", Parameter("weight_layout"),
         )
+    raise SettingError(
+        *both, f" {verb} the layer with torch's autograd or jax, and {implementation.name} is a NumPy layer, whose "
+        "backward nothing can differentiate; check a torch or jax layer, or drop ", *both,
+    )

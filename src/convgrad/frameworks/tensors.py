@@ -14,17 +14,15 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import numpy as np
 
 from convgrad.errors import Parameter, SettingError
+from convgrad.adapters.protocol import DoubleBackward
 from convgrad.frameworks.extras import require
 
-__all__ = ["DEFAULT_DEVICE", "TorchArrays", "JaxArrays", "Cotangents", "Tangents", "BackwardDerivatives"]
+__all__ = ["DEFAULT_DEVICE", "TorchArrays", "JaxArrays", "Cotangents", "Tangents"]
 
 DEFAULT_DEVICE = "cpu"
 # A cotangent for each of dX, dK and db (None: that gradient is left out).
 Cotangents = Sequence[Optional[np.ndarray]]
 Tangents = Sequence[Optional[np.ndarray]]  # a tangent for each of x, w and b (None: not moved)
-# Per gradient with a cotangent t: the derivatives of <t, gradient> with respect to x, w, b and dy
-# (None: no path); None for a gradient left out.
-BackwardDerivatives = tuple[Optional[tuple[Any, ...]], ...]
 
 
 class TorchArrays:
@@ -67,38 +65,41 @@ class TorchArrays:
 
     def backward_derivatives(
         self, call: Callable[..., Any], dy: np.ndarray, arrays: Sequence[np.ndarray], cotangents: Cotangents
-    ) -> BackwardDerivatives:
-        """For each gradient of sum(dy * call(*arrays)) with a cotangent t: the derivatives of
-        <t, gradient> with respect to each array and dy, by autograd differentiating the layer's own
-        backward (create_graph). None where autograd found no path: a gradient that carries no
-        autograd history (computed outside autograd) is None for all four."""
+    ) -> Any:
+        """The layer's backward differentiated by autograd (create_graph): a DoubleBackward. A
+        gradient that carries no autograd history (computed outside autograd) has no path at all."""
         torch = self.torch
         leaves = [self.tensor(a, grad=True) for a in arrays]
         upstream = self.tensor(dy, grad=True)
-        found: list[Optional[tuple[Any, ...]]] = []
+        inputs = [*leaves, upstream]
         with self.one_thread(), torch.enable_grad():
             y = call(*leaves)
             if not isinstance(y, torch.Tensor):
-                return (self.numpy(y),)  # the guard names what came back instead
+                return self.numpy(y)  # the guard names what came back instead
             gradients = torch.autograd.grad(y, leaves, upstream, create_graph=True, allow_unused=True)
+            connected = []  # (gradient, its cotangent) autograd can differentiate
+            per_gradient: list[Optional[tuple[Any, ...]]] = []
             for gradient, cotangent in zip(gradients, cotangents):
                 if cotangent is None:
-                    found.append(None)
+                    per_gradient.append(None)
                 elif gradient is None or not gradient.requires_grad:
-                    found.append((None,) * 4)
+                    per_gradient.append((None,) * len(inputs))
                 elif type(gradient.grad_fn).__name__ in ("Error", "DelayedError"):  # what once_differentiable leaves
                     raise RuntimeError("the backward is marked @once_differentiable")
                 else:
-                    derivatives = torch.autograd.grad(
-                        gradient, [*leaves, upstream], self.tensor(cotangent), retain_graph=True, allow_unused=True
-                    )
-                    found.append(tuple(None if d is None else self.numpy(d) for d in derivatives))
-        return tuple(found)
+                    connected.append((gradient, self.tensor(cotangent)))
+                    found = torch.autograd.grad(gradient, inputs, connected[-1][1], retain_graph=True, allow_unused=True)
+                    per_gradient.append(tuple(None if d is None else self.numpy(d) for d in found))
+            together: tuple[Any, ...] = (None,) * len(inputs)
+            if connected:
+                found = torch.autograd.grad([g for g, _ in connected], inputs, [t for _, t in connected], allow_unused=True)
+                together = tuple(None if d is None else self.numpy(d) for d in found)
+        recorded = tuple(None if g is None else self.numpy(g) for g in gradients)
+        return DoubleBackward(recorded, tuple(per_gradient), together)
 
     def jvp(self, call: Callable[..., Any], arrays: Sequence[np.ndarray], tangents: Tangents) -> Any:
-        """The forward-mode derivative of call(*arrays) along `tangents` (None: no tangent), by
-        torch's forward AD (dual tensors), which runs an autograd.Function's own jvp; None when
-        the output carries no tangent."""
+        """(the output, its forward-mode derivative along `tangents`; None when it carries none), by
+        torch's forward AD (dual tensors), which runs an autograd.Function's own jvp."""
         forward_ad = self.torch.autograd.forward_ad
         with self.one_thread(), forward_ad.dual_level():
             duals = [
@@ -108,8 +109,8 @@ class TorchArrays:
             y = call(*duals)
             if not isinstance(y, self.torch.Tensor):
                 return y
-            tangent = forward_ad.unpack_dual(y).tangent
-            return None if tangent is None else self.numpy(tangent)
+            primal, tangent = forward_ad.unpack_dual(y)
+            return self.numpy(primal), None if tangent is None else self.numpy(tangent)
 
     @contextlib.contextmanager
     def one_thread(self) -> Iterator[None]:
@@ -166,9 +167,9 @@ class JaxArrays:
 
     def backward_derivatives(
         self, function: Callable[..., Any], dy: np.ndarray, arrays: Sequence[np.ndarray], cotangents: Cotangents
-    ) -> BackwardDerivatives:
+    ) -> Any:
         """As TorchArrays.backward_derivatives, by jax.vjp of the vjp: a custom_vjp's bwd is
-        differentiated as it is written (never None: jax gives zeros where nothing depends)."""
+        differentiated as it is written (always a path: jax gives zeros where nothing depends)."""
         jax = self.jax
 
         def backward(x: Any, w: Any, b: Any, upstream: Any) -> Any:
@@ -178,28 +179,29 @@ class JaxArrays:
         primals = [self.array(a) for a in (*arrays, dy)]
         gradients, pullback = jax.vjp(backward, *primals)
         if not isinstance(gradients, tuple):
-            return (self.numpy(gradients),)
-        found: list[Optional[tuple[Any, ...]]] = []
-        for k, cotangent in enumerate(cotangents):
-            if cotangent is None:
-                found.append(None)
-                continue
-            cotangents_all = tuple(
-                self.array(cotangent) if i == k else jax.numpy.zeros_like(g) for i, g in enumerate(gradients)
+            return self.numpy(gradients)
+
+        def derivatives(chosen: Sequence[int]) -> tuple[Any, ...]:
+            moved = tuple(
+                jax.numpy.zeros_like(g) if i not in chosen or t is None else self.array(t)
+                for i, (g, t) in enumerate(zip(gradients, cotangents))
             )
-            found.append(tuple(self.numpy(d) for d in pullback(cotangents_all)))
-        return tuple(found)
+            return tuple(self.numpy(d) for d in pullback(moved))
+
+        given = [i for i, t in enumerate(cotangents) if t is not None]
+        per_gradient = tuple(derivatives([i]) if i in given else None for i in range(len(gradients)))
+        return DoubleBackward(tuple(self.numpy(g) for g in gradients), per_gradient, derivatives(given))
 
     def jvp(self, function: Callable[..., Any], arrays: Sequence[np.ndarray], tangents: Tangents) -> Any:
-        """The forward-mode derivative of function(*arrays) along `tangents` (None: zero), by jax.jvp,
-        which runs a custom_jvp's own rule."""
+        """(the output, its forward-mode derivative along `tangents`; None: zero), by jax.jvp, which
+        runs a custom_jvp's own rule."""
         primals = tuple(self.array(a) for a in arrays)
         moved = tuple(
             self.jax.numpy.zeros_like(p) if t is None else self.array(np.asarray(t, dtype=a.dtype))
             for p, a, t in zip(primals, arrays, tangents)
         )
-        _, tangent = self.jax.jvp(function, primals, moved)
-        return self.numpy(tangent)
+        output, tangent = self.jax.jvp(function, primals, moved)
+        return self.numpy(output), self.numpy(tangent)
 
 
 def _torch_device(torch: Any, device: str) -> Any:

@@ -29,7 +29,7 @@ from convgrad.geometry import GRADIENT_NAMES, ConvSettings, GradientName, LayerG
 from convgrad.harness.memory import MemoryLayout, fresh_copy
 from convgrad.harness.stages import layer_call
 from convgrad.adapters.failure import ImplementationFailure, describe_exception
-from convgrad.adapters.protocol import ConvLayer, DifferentiableLayer, Unsupported, differentiable
+from convgrad.adapters.protocol import ConvLayer, DifferentiableLayer, DoubleBackward, Unsupported, differentiable
 from convgrad.harness.watch import CallKind, KeptInputs, ReturnWatch, same_bits
 
 __all__ = ["GuardedLayer", "GuardFindings", "guarded_call", "checked_array", "finite", "unchanged", "INPUTS_COMPARED", "INPUTS_SPOT_EVERY"]
@@ -150,42 +150,62 @@ class GuardedLayer:
 
     def backward_derivatives(
         self, dy: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray, cotangents: tuple[Optional[np.ndarray], ...],
-    ) -> tuple[Optional[tuple[Optional[np.ndarray], ...]], ...]:
-        """The framework's derivatives of <t, gradient> for each gradient given a cotangent t, with
-        respect to x, w, b and dy (adapters/protocol.py: DifferentiableLayer), as float64 with their
-        shapes checked, None where the framework found no path; raises ImplementationFailure when
-        the call raises, returns something else, or writes into its inputs."""
+    ) -> DoubleBackward:
+        """The framework's derivatives of the layer's backward (adapters/protocol.py: DoubleBackward),
+        as float64 with their shapes checked, None where it found no path; raises
+        ImplementationFailure when the call raises, returns something else, or writes into its
+        inputs or the cotangents it was handed."""
         what = "differentiating the backward"
-        result = self._call_once(what, _differentiable(self.layer).backward_derivatives,
-                                 {"dy": dy, "x": x, "w": w, "b": b}, cotangents)
-        if not isinstance(result, tuple) or len(result) != len(GRADIENT_NAMES):
-            raise ImplementationFailure(f"{what} returned {type(result).__name__}, not a derivative for each gradient")
-        shapes = {"x": x.shape, "w": w.shape, "b": b.shape, "dy": dy.shape}
-        found: list[Optional[tuple[Optional[np.ndarray], ...]]] = []
-        for gradient, derivatives in zip(GRADIENT_NAMES, result):
-            if derivatives is None:
-                found.append(None)
-                continue
-            found.append(tuple(
-                None if value is None else self._derivative(what, f"the derivative of {gradient} by {name}", value,
-                                                            shape, x.dtype)
-                for value, (name, shape) in zip(derivatives, shapes.items())
-            ))
-        return tuple(found)
+        inputs = {"dy": dy, "x": x, "w": w, "b": b}
+        result = self._call_once(what, _differentiable(self.layer).backward_derivatives, inputs,
+                                 {f"the cotangent of {g}": t for g, t in zip(GRADIENT_NAMES, cotangents)})
+        if not isinstance(result, DoubleBackward) or len(result.per_gradient) != len(GRADIENT_NAMES):
+            raise ImplementationFailure(f"{what} returned {type(result).__name__}, not the derivatives of each gradient")
+        by = {"x": x.shape, "w": w.shape, "b": b.shape, "dy": dy.shape}
 
-    def jvp(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, tangents: tuple[Optional[np.ndarray], ...]) -> Optional[np.ndarray]:
-        """The forward-mode derivative of y along `tangents` as float64, shape checked; None when the
-        output carries no tangent. Raises ImplementationFailure as `forward` does."""
+        def derivatives(of: str, values: tuple[Any, ...]) -> tuple[Optional[np.ndarray], ...]:
+            return tuple(None if v is None else self._derivative(what, f"the derivative of {of} by {name}", v, shape, x.dtype)
+                         for v, (name, shape) in zip(values, by.items()))
+
+        recorded = tuple(None if g is None else self._derivative(what, name, g, shape, x.dtype)
+                         for g, name, shape in zip(result.recorded, GRADIENT_NAMES, (x.shape, w.shape, b.shape)))
+        per_gradient = tuple(None if d is None else derivatives(g, d) for g, d in zip(GRADIENT_NAMES, result.per_gradient))
+        return DoubleBackward(recorded, per_gradient, derivatives("the gradients together", result.together))
+
+    def jvp(
+        self, x: np.ndarray, w: np.ndarray, b: np.ndarray, tangents: tuple[Optional[np.ndarray], ...]
+    ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """(the output, its forward-mode derivative along `tangents`) as float64, shapes checked;
+        the derivative None when the output carries no tangent. Raises ImplementationFailure as
+        `forward` does, and for a tangent written into."""
         what = "the forward-mode derivative"
-        value = self._call_once(what, _differentiable(self.layer).jvp, {"x": x, "w": w, "b": b}, tangents)
+        self.forward_calls += 1  # a forward pass carrying tangents
+        result = self._call_once(what, _differentiable(self.layer).jvp, {"x": x, "w": w, "b": b},
+                                 {f"the tangent of {n}": t for n, t in zip("xwb", tangents)})
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise ImplementationFailure(f"{what} returned {type(result).__name__}, not the output and its tangent")
         expected = (x.shape[0], *self.geometry.y_shape[1:])
-        return None if value is None else self._derivative(what, "the output's tangent", value, expected, x.dtype)
+        output = self._derivative(what, "the output", result[0], expected, x.dtype)
+        tangent = None if result[1] is None else self._derivative(what, "the output's tangent", result[1], expected, x.dtype)
+        return output, tangent
 
-    def _call_once(self, what: str, function: Callable[..., Any], inputs: dict[str, np.ndarray], *more: Any) -> Any:
-        """A call outside the forward and backward schedule: fresh copies, inputs always compared."""
+    def _call_once(self, what: str, function: Callable[..., Any], inputs: dict[str, np.ndarray],
+                   directions: dict[str, Optional[np.ndarray]]) -> Any:
+        """A call outside the forward and backward schedule: fresh copies of the inputs and of the
+        directions (tangents, cotangents), every one compared afterwards: a layer that scaled its
+        tangent in place would otherwise be compared with what it made of it."""
         fresh = {name: fresh_copy(array, "C order") for name, array in inputs.items()}
-        result = guarded_call(what, function, *fresh.values(), *more, **self._settings)
+        handed = {name: None if d is None else d.copy() for name, d in directions.items()}
+        result = guarded_call(what, function, *fresh.values(), tuple(handed.values()), **self._settings)
         unchanged(what, inputs, fresh)
+        for name, direction in directions.items():
+            copy = handed[name]
+            if direction is not None and copy is not None and not same_bits(copy, direction):
+                raise ImplementationFailure(
+                    f"{what} modified {name} in place, changing the direction it was asked to differentiate "
+                    "along; work on a copy of it (an in-place mul_ or add_ on a tangent or a gradient)",
+                    status="failed",
+                )
         return result
 
     def _derivative(self, what: str, name: str, value: Any, expected: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

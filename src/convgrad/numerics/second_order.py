@@ -20,15 +20,16 @@ backward linear in each of x, w and dy, so central differences are exact up to r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["MovedTensor", "Changes", "backward_changes", "MOVED", "OUTPUTS"]
+__all__ = ["MovedTensor", "Changes", "backward_changes", "MOVED", "OUTPUTS", "CALLS_PER_MOVE"]
 
 MovedTensor = str  # "x", "w" or "b"
 MOVED: tuple[MovedTensor, ...] = ("x", "w", "b")
 OUTPUTS = ("dX", "dK", "db", "O")  # what is read after each move
+CALLS_PER_MOVE = 4  # a backward and a forward call on each side
 
 Backward = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Sequence[np.ndarray]]  # (dy, x, w, b)
 Forward = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -50,21 +51,19 @@ def backward_changes(
     inputs: tuple[np.ndarray, np.ndarray, np.ndarray],
     dy: np.ndarray,
     directions: dict[MovedTensor, np.ndarray],
-    relative_step: float,
-    progress: Optional[Callable[[int], None]] = None,
+    moves: dict[MovedTensor, float],
 ) -> list[Changes]:
     """For each tensor in `directions` (x, w or b: a direction of its shape and dtype), the change
-    of dX, dK, db and O when it moves along it, centrally: s = relative_step * max|T| / max|t| (or
-    relative_step when the tensor is all zero), so the move is of the size of T itself. The move
-    actually applied is what the dtype stores, (T + s t) - (T - s t), which the change is divided
-    by coordinate-free: as one scalar, 2s, the rounding of that is within the dtype's eps."""
+    of dX, dK, db and O when it moves along it, centrally, by s = moves[T] / max|t| (relative_step
+    times T's perturbation scale, numerics/step.py: large enough to move O past its rounding). The
+    change is divided by 2s, one scalar for every coordinate: what the dtype stores of T + st moves
+    each coordinate by 2st within about 3 eps of max|t|, far inside the tolerance."""
     found = []
     for moved, direction in directions.items():
         index = MOVED.index(moved)
         tensor = inputs[index]
         largest = float(np.max(np.abs(direction), initial=0.0))
-        size = float(np.max(np.abs(tensor), initial=0.0)) or 1.0
-        step = relative_step * size / largest if largest > 0 else relative_step
+        step = moves[moved] / largest if largest > 0 else moves[moved]
         results = []
         for sign in (1.0, -1.0):
             args = list(inputs)
@@ -72,11 +71,9 @@ def backward_changes(
             x, w, b = args
             gradients = backward(dy, x, w, b)
             results.append((*gradients, forward(x, w, b)))
-            if progress is not None:
-                progress(2)
         per_output = {
             name: (np.asarray(plus, dtype=np.float64) - np.asarray(minus, dtype=np.float64)) / (2.0 * step)
             for name, plus, minus in zip(OUTPUTS, *results)
         }
-        found.append(Changes(moved, step, per_output, calls=4))
+        found.append(Changes(moved, step, per_output, calls=CALLS_PER_MOVE))
     return found

@@ -22,7 +22,7 @@ import numpy as np
 from convgrad.geometry import LayerGeometry
 from convgrad.numerics.colouring import input_colouring
 
-__all__ = ["Direction", "tangent_directions", "TANGENT_BYTES", "LARGEST_TANGENT"]
+__all__ = ["Direction", "tangent_directions", "tangent_calls", "TANGENT_BYTES", "LARGEST_TANGENT"]
 
 TANGENT_BYTES = 2**20  # primal, tangent and output items of one stacked call stay below this
 
@@ -61,11 +61,22 @@ def _values(rng: np.random.Generator, like: np.ndarray) -> np.ndarray:
     return (sizes * rng.choice((-1.0, 1.0), like.shape)).astype(like.dtype)
 
 
+def tangent_calls(geometry: LayerGeometry, x: np.ndarray, w: np.ndarray, *, with_bias: bool) -> int:
+    """How many forward-mode calls `tangent_directions` makes: for progress, and the cost."""
+    colours = len(input_colouring(geometry).used())
+    return math.ceil(colours / _colours_per_call(geometry, x, colours)) + math.prod(w.shape[1:]) + with_bias
+
+
+def _colours_per_call(geometry: LayerGeometry, x: np.ndarray, colours: int) -> int:
+    """Stacked items a call holds: primal, tangent and output of each under TANGENT_BYTES, at least one."""
+    item = x.nbytes * 2 + math.prod(geometry.y_shape) * x.itemsize
+    return max(1, min(colours, TANGENT_BYTES // item))
+
+
 def _input_directions(geometry: LayerGeometry, x: np.ndarray, values: np.ndarray) -> Iterator[Direction]:
     colouring = input_colouring(geometry)
     used = colouring.used()
-    item = x.nbytes * 2 + math.prod(geometry.y_shape) * x.itemsize
-    per_call = max(1, min(len(used), TANGENT_BYTES // item))
+    per_call = _colours_per_call(geometry, x, len(used))
     for first in range(0, len(used), per_call):
         colours = used[first : first + per_call]
         k = len(colours)

@@ -92,7 +92,8 @@ def _table(case: CaseReport) -> FittingTable:
         for t in case.rows:
             cells: dict[str, RenderableType] = {
                 "tensor": t.label if t.wrt is not None else t.name,
-                "against": t.compared_with.split()[-1],  # "reference" or "differences"
+                # "reference" or "differences" (of the layer's forward or, for --order 2, its backward)
+                "against": "differences" if t.compared_with.startswith("differences") else t.compared_with.split()[-1],
                 "bits": str(t.precision.bits) if t.precision else "-",
                 "expected": format_shape(t.expected_shape),
                 "shape": format_shape(t.expected_shape),
@@ -232,12 +233,12 @@ def render_verdict(case: CaseReport) -> Text:
         return Text.assemble(STATUS_TEXT["error"], f"{unchecked}: {case.failure_summary}")
     if case.failure:  # the layer itself failed (e.g. wrote into its input): say that, not "mismatch"
         return Text.assemble(STATUS_TEXT[case.status], f": {case.failure}")
-    if not case.failing:  # the first call held; a later one did not
+    failing = [t for t in case.failing if t.status != "not checked"]  # left unchecked after a failure: not news
+    if not failing:  # the first call held; a later one did not
         calls = ", ".join(c.name for group in case.distinct_calls for c in group)
         more = f"; {len(case.repeats)} more fail as an earlier call does" if case.repeats else ""
         return Text.assemble(STATUS_TEXT[case.status], f": the first call matches, but not the later calls ({calls}{more})")
     # A tensor wrong against both the differences and the float64 reference is named once.
-    failing = [t for t in case.failing if t.status != "not checked"]  # left unchecked after a failure: not news
     own_row = {t.name for t in failing if not t.reference_gradient and t.wrt is None}
     labels = list(dict.fromkeys(t.name if t.name in own_row and t.wrt is None else t.label for t in failing))
     return Text.assemble(STATUS_TEXT[case.status], f": {', '.join(labels)} {'does' if len(labels) == 1 else 'do'} not match")

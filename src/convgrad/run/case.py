@@ -35,7 +35,7 @@ from convgrad.numerics.rounding import RoundingBounds, rounding_bounds
 from convgrad.options import RANDOM_TENSORS, CheckOptions
 from convgrad.report import FLOAT64_REFERENCE, REFERENCE_AND_DIRECTIONS, CallCheck, CaseReport, TensorComparison
 from convgrad.run.calls import CallResult, Tensors, later_calls, reference_gradients
-from convgrad.run.derivatives import PAIRS, Rows, forward_mode_rows, second_order_rows
+from convgrad.run.derivatives import Derivatives, forward_mode_rows, second_order_rows, unchecked_rows
 from convgrad.run.scenario import network_scenario
 
 __all__ = ["run_case", "random_tensors", "DEFAULT_CASE_NAME"]
@@ -124,15 +124,16 @@ def run_case(
         diagnoses = diagnose(geometry, tensors, first.tensors)
         finished(*tensors, *precise, *diagnoses)  # the first call's verdicts, final: kept should a later call hang
         calls: tuple[CallCheck, ...] = ()
-        held = first.failure is None and all(t.passed for t in tensors + precise)
-        derivatives, derivative_diagnoses = _derivative_rows(guard, first, geometry, options, implementation, held)
-        diagnoses += derivative_diagnoses
-        finished(*derivatives)
+        derivatives = Derivatives()
         if first.failure is None:  # a layer that fails its first call has nothing more to prove
             rows = tensors + precise  # a first call that only lost bits did not hold either
             first_held = (all(t.passed for t in tensors if t.name == "O"), all(t.passed for t in rows))
             second = random_tensors(geometry, options, call=1)
             calls = later_calls(guard, geometry, options, first, second, first_held, bounds, progress)
+            derivatives = _derivatives(guard, first, geometry, options, implementation, first_held[1], calls, progress)
+            diagnoses += derivatives.diagnoses
+            calls += derivatives.calls
+            finished(*derivatives.rows)
             if first_held[1]:  # after a wrong first call its steps mostly repeat it: the cause comes first
                 steps, scenario_calls, scenario_warnings = network_scenario(
                     implementation, geometry, options, first.tensors, progress
@@ -155,45 +156,33 @@ def run_case(
         diagnoses=diagnoses,
         calls=calls,
         reference_gradients=precise,
-        derivatives=derivatives,
+        derivatives=derivatives.rows if first.failure is None else unchecked_rows(
+            options, geometry, implementation.has_bias, "not checked: the first call failed"),
     )
 
 
-def _derivative_rows(
+def _derivatives(
     guard: GuardedLayer, first: CallResult, geometry: LayerGeometry, options: CheckOptions,
-    implementation: Implementation, held: bool,
-) -> Rows:
-    """`--order 2` and `--jvp` (run/derivatives.py), once the first call held: the derivatives of a
-    backward that is wrong already prove nothing (they are compared through its symmetry)."""
+    implementation: Implementation, first_held: bool, calls: tuple[CallCheck, ...], progress: Optional[ProgressFactory],
+) -> Derivatives:
+    """`--order 2` and `--jvp` (run/derivatives.py), once the first call and the call protocol held:
+    the rows are compared through the backward's symmetry, which a wrong backward does not have,
+    and through differences, which a backward that keeps state between calls does not keep."""
     if options.order == 1 and not options.jvp:
-        return (), ()
-    rtol = options.tolerances(geometry.dtype).rtol
-    if not held:
-        return tuple(
-            replace(TensorComparison.not_checked(name, geometry, rtol, "not checked: the first call is wrong",
-                                                 status="not checked"), wrt=wrt)
-            for name, wrt in _derivatives_asked(options, implementation.has_bias)
-        ), ()
+        return Derivatives()
+    if not first_held or not all(c.passed for c in calls):
+        why = "the first call is wrong" if not first_held else "a later call is wrong (state kept between calls)"
+        return Derivatives(unchecked_rows(options, geometry, implementation.has_bias, f"not checked: {why}"))
     x, w, b, _ = first.tensors
     gradients = tuple(np.asarray(g) for g in first.gradients)
     assert first.y is not None and len(gradients) == 3
-    second: Rows = ((), ())
+    found = Derivatives()
     if options.order == 2:
-        second = second_order_rows(guard, first.tensors, (gradients[0], gradients[1], gradients[2]), first.y, geometry,
+        found += second_order_rows(guard, first.tensors, (gradients[0], gradients[1], gradients[2]), first.y, geometry,
                                    options, implementation.has_bias)
-    forward: Rows = forward_mode_rows(guard, first.tensors, geometry, options, implementation.has_bias) if options.jvp else ((), ())
-    rows, diagnoses = second[0] + forward[0], second[1] + forward[1]
-    return rows, diagnoses
-
-
-def _derivatives_asked(options: CheckOptions, has_bias: bool) -> list[tuple[TensorName, str]]:
-    """(row name, with respect to) of every row `--order 2` and `--jvp` show for a layer that holds."""
-    asked: list[tuple[TensorName, str]] = []
-    if options.order == 2:
-        asked += [(g, t) for g, t in PAIRS if has_bias or g != "db"]
     if options.jvp:
-        asked += [("O", t) for t in ("x", "w", "b") if has_bias or t != "b"]
-    return asked
+        found += forward_mode_rows(guard, first.tensors, first.y, geometry, options, implementation.has_bias, progress)
+    return found
 
 
 def _refused(
