@@ -152,8 +152,9 @@ def _derivative_methods(case: CaseReport) -> list[Text]:
         lines.append(Text(
             f"second order: {', '.join(t.label for t in second)}: the layer's backward differentiated by its "
             "framework, against central differences of its own backward and forward along random directions, "
-            "every coordinate (two backward and two forward calls per tensor moved); the derivatives a convolution keeps at zero (dX wrt x, dK wrt w, "
-            "db wrt x, w, b) are held to zero and shown only when they are not",
+            "every coordinate (two backward and two forward calls per tensor moved); the derivatives a "
+            "convolution keeps at zero (dX wrt x, dK wrt w, db wrt x, w, b), and those of every gradient "
+            "together, are checked too and shown only when they do not hold",
             style="dim",
         ))
     forward = [t for t in case.derivatives if t.name == "O" and t.compared]
@@ -178,7 +179,7 @@ def _failure_details(tensor: TensorComparison) -> list[RenderableType]:
     parts: list[RenderableType] = [Text.assemble((f"{tensor.label}: ", "bold red"), tensor.reason or "")]
     if tensor.worst and not tensor.passed and tensor.mismatches > 0:  # else it failed for its reason alone
         reference = ("numerical" if tensor.compared_with == "finite differences"
-                     else "differences" if tensor.compared_with == "differences of the backward" else "reference")
+                     else "differences" if tensor.compared_with.startswith("differences") else "reference")
         bounded = tensor.precision is not None
         worst = Table(box=None, padding=(0, 2), header_style="dim")
         worst.add_column("index")
