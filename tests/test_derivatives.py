@@ -297,7 +297,7 @@ def test_derivatives_of_a_layer_that_keeps_state_are_not_checked(torch):
     code, case = one_case(f"{TORCH_LAYERS}:AccumulatesWeightGradient", *PLAIN, "--order", "2")
     assert code == 1
     assert {r["status"] for r in case["derivatives"]} == {"not checked"}
-    assert all("a later call is wrong" in r["reason"] for r in case["derivatives"])
+    assert all("the backward keeps state between calls" in r["reason"] for r in case["derivatives"])
 
 
 @pytest.mark.parametrize("layer, words", [
@@ -332,3 +332,23 @@ def test_float32_rows_read_off_the_output_move_it_past_its_rounding(torch):
 def test_a_framework_layer_called_through_other_layouts_is_told_to_drop_them(torch):
     assert_bad_input(run(*PLAIN, "--impl", "torch", "--weight-layout", "hwio", "--order", "2"),
                      "drop --layout and --weight-layout")
+
+
+def test_a_jvp_right_along_each_tensor_alone_but_not_together_fails(torch):
+    code, case = one_case(f"{TORCH_LAYERS}:JvpFromDifferencedForward", *MOVING, "--jvp")
+    assert code == 1 and failing(case) == ["jvp x+w+b"]
+    row = rows(case)["jvp x+w+b"]
+    assert row["together"] is True and row["wrt"] == "x+w+b"
+    assert kinds(case, "jvp x+w+b") == {"jvp_together"}
+
+
+def test_a_memory_layout_failure_leaves_the_derivatives_checked(torch):
+    code, case = one_case(f"{TORCH_LAYERS}:ViewsGradOutput", *PLAIN, "--order", "2", "--jvp")
+    assert code == 1 and any(c["part"] == "call protocol" and not c["passed"] for c in case["calls"])
+    assert all(row["passed"] for row in case["derivatives"]) and len(case["derivatives"]) == 8
+
+
+def test_rows_left_unchecked_say_why_in_the_table(torch):
+    result = run("--impl", f"{TORCH_LAYERS}:AccumulatesWeightGradient", *PLAIN, "--order", "2")
+    assert result.exit_code == 1
+    assert "db wrt dy: not checked: second call" in " ".join(result.output.split())

@@ -227,6 +227,7 @@ class TensorComparison:
         (a derivative of the backward), "jvp x" (the forward-mode derivative along x)."""
         if self.wrt is not None:
             of = "jvp" if self.name == "O" else "dX+dK+db wrt" if self.together else f"{self.name} wrt"
+            # together, `wrt` of a jvp row names every tensor moved ("x+w+b")
             return f"{of} {self.wrt}"
         return f"{self.name} vs {FLOAT64_REFERENCE}" if self.reference_gradient else self.name
 

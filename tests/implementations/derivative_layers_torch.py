@@ -38,6 +38,10 @@ weight, a bias of shape (F,), and stride, padding, dilation and groups as ints o
   returns NaN, a wrong shape, or writes into the weight; `JvpRaises`, `JvpWrongShape`, `JvpNaN` the same
   for the jvp.
 - `AccumulatesWeightGradient`: dW adds up over calls (first call right): the call protocol fails.
+- `JvpFromDifferencedForward`: jvp as conv(x + x_t, w + w_t) - conv(x, w): right along one tensor at
+  a time, a cross term when x and w move together.
+- `ViewsGradOutput`: right, and stateless, but its backward takes a view of dy: other memory
+  layouts fail, which says nothing against its derivatives.
 - `JvpAbsTangent`: jvp takes the absolute value of x's tangent: right along tangents of ones only.
 """
 
@@ -471,3 +475,17 @@ class AccumulatesWeightGradient(TwiceDifferentiable):
             cls.total = grad_weight if cls.total is None or cls.total.shape != grad_weight.shape else cls.total + grad_weight
             grad_weight = cls.total
         return (grad_input, grad_weight, *rest)
+
+
+class JvpFromDifferencedForward(TwiceDifferentiable):
+    @staticmethod
+    def jvp(ctx, x_t, w_t, b_t, *setting_tangents):
+        x, weight = ctx.saved_tensors  # conv(x + x_t, w + w_t) - conv(x, w): exact for one tangent alone
+        return F.conv2d(x + x_t, weight + w_t, b_t, *ctx.settings) - F.conv2d(x, weight, None, *ctx.settings)
+
+
+class ViewsGradOutput(TwiceDifferentiable):
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad_output.view(-1)  # a view needs contiguous memory: fails on the other layouts alone
+        return TwiceDifferentiable.backward(ctx, grad_output)

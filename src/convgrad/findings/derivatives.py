@@ -14,7 +14,7 @@ import numpy as np
 
 from convgrad.report import Diagnosis
 
-__all__ = ["gradient_without_history", "second_order_cause", "structural_zero_cause", "together_cause", "tangent_cause", "failed_call_cause", "no_history"]
+__all__ = ["gradient_without_history", "second_order_cause", "structural_zero_cause", "together_cause", "together_tangents_cause", "tangent_cause", "failed_call_cause", "no_history"]
 
 # What each gradient is called in a torch backward, and the tensor it must stay attached to.
 _BACKWARD_NAMES = {"dX": "grad_input", "dK": "grad_weight", "db": "grad_bias"}
@@ -92,6 +92,17 @@ def together_cause(label: str, wrt: str) -> Diagnosis:
     )
 
 
+def together_tangents_cause(label: str) -> Diagnosis:
+    """The jvp right along each tensor alone, wrong when x, w and b move together."""
+    return Diagnosis(
+        label, "jvp_together",
+        "the forward-mode derivative is right along x, w and b alone and wrong when they move together, as a jvp "
+        "over a network's input and parameters moves them: the rule adds a cross term (conv(x_t, w_t), from "
+        "differencing the forward) or drops a tangent (an if/elif over the incoming tangents)",
+        "the jvp is wrong when several tangents arrive together",
+    )
+
+
 def tangent_cause(label: str, moved: str, found_none: bool, found: np.ndarray, expected: np.ndarray, tolerance: float,
                   scale: float) -> Optional[Diagnosis]:
     """Why the forward-mode derivative along `moved`'s directions differs from the reference's."""
@@ -115,10 +126,12 @@ def failed_call_cause(message: str) -> str:
     if "once_differentiable" in message:
         return (f"{message}, so autograd cannot differentiate it again; drop the decorator and write it with "
                 "differentiable torch operations")
+    message = message.rstrip(".")
     if "custom_vjp" in message and "jvp" in message:
         return f"{message}: a jax.custom_vjp function has no forward mode; define it with jax.custom_jvp"
     if "implement the jvp" in message or "jvp function" in message:
-        return f"{message}: define the Function's jvp staticmethod (forward mode runs it)"
+        return (f"{message}: define the Function's jvp staticmethod (forward mode runs it; save what it needs "
+                "with ctx.save_for_forward)")
     return message
 
 

@@ -36,6 +36,7 @@ def tensor_to_dict(tensor: TensorComparison) -> dict[str, Any]:
         # "dX wrt w" (a derivative of the backward), "jvp x" (forward mode), else the name (or "dK vs float64 reference")
         "label": tensor.label,
         "wrt": tensor.wrt,  # what a derivative row is taken with respect to (x, w, b, dy); null for the others
+        "together": tensor.together,  # dX+dK+db wrt ... (every cotangent at once), jvp x+w+b (every tangent)
         "shape": list(tensor.shape) if tensor.shape is not None else None,
         "expected_shape": list(tensor.expected_shape),
         "max_abs_error": _number(tensor.max_abs_error),

@@ -157,6 +157,9 @@ def _derivative_methods(case: CaseReport) -> list[Text]:
             "together, are checked too and shown only when they do not hold",
             style="dim",
         ))
+    unchecked = [t for t in case.derivatives if t.status == "not checked"]
+    if unchecked:  # not wrong, so not among the failures below: say why here
+        lines.append(Text(f"{', '.join(t.label for t in unchecked)}: {unchecked[0].reason}", style="dim"))
     forward = [t for t in case.derivatives if t.name == "O" and t.compared]
     if forward:
         lines.append(Text(
@@ -242,6 +245,8 @@ def render_verdict(case: CaseReport) -> Text:
     # A tensor wrong against both the differences and the float64 reference is named once.
     own_row = {t.name for t in failing if not t.reference_gradient and t.wrt is None}
     labels = list(dict.fromkeys(t.name if t.name in own_row and t.wrt is None else t.label for t in failing))
+    if not any(t.compared for t in failing):  # it raised, or wrote into what it was handed: no values to match
+        return Text.assemble(STATUS_TEXT[case.status], f": {', '.join(labels)} could not be computed")
     return Text.assemble(STATUS_TEXT[case.status], f": {', '.join(labels)} {'does' if len(labels) == 1 else 'do'} not match")
 
 

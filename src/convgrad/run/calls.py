@@ -45,9 +45,12 @@ from convgrad.numerics.rounding import RoundingBounds, rounding_bounds
 from convgrad.options import CheckOptions
 from convgrad.report import CallCheck, TensorComparison, first_status
 
-__all__ = ["CallResult", "call", "later_calls", "reference_gradients", "Tensors", "PROJECTIONS_PER_TENSOR"]
+__all__ = ["CallResult", "call", "later_calls", "reference_gradients", "Tensors", "PROJECTIONS_PER_TENSOR", "STATE_CALLS"]
 
 Tensors = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # x, w, b, dy
+# The later calls that fail when the layer keeps state between calls (a new call on new tensors,
+# the first call again), as opposed to one memory layout it mishandles.
+STATE_CALLS = ("second call", "first call repeated")
 PROJECTIONS_PER_TENSOR = 2  # random directions per gradient when there is no reference
 
 NEW_TENSORS = "new random tensors of the same shape, in C order"

@@ -34,7 +34,7 @@ from convgrad.numerics.plan import DifferencePlan, plan_differences
 from convgrad.numerics.rounding import RoundingBounds, rounding_bounds
 from convgrad.options import RANDOM_TENSORS, CheckOptions
 from convgrad.report import FLOAT64_REFERENCE, REFERENCE_AND_DIRECTIONS, CallCheck, CaseReport, TensorComparison
-from convgrad.run.calls import CallResult, Tensors, later_calls, reference_gradients
+from convgrad.run.calls import STATE_CALLS, CallResult, Tensors, later_calls, reference_gradients
 from convgrad.run.derivatives import Derivatives, forward_mode_rows, second_order_rows, unchecked_rows
 from convgrad.run.scenario import network_scenario
 
@@ -170,8 +170,10 @@ def _derivatives(
     and through differences, which a backward that keeps state between calls does not keep."""
     if options.order == 1 and not options.jvp:
         return Derivatives()
-    if not first_held or not all(c.passed for c in calls):
-        why = "the first call is wrong" if not first_held else "a later call is wrong (state kept between calls)"
+    stateful = [c.name for c in calls if not c.passed and c.name in STATE_CALLS]
+    if not first_held or stateful:
+        why = ("the first call is wrong" if not first_held
+               else f"{' and '.join(stateful)} failed: the backward keeps state between calls")
         return Derivatives(unchecked_rows(options, geometry, implementation.has_bias, f"not checked: {why}"))
     x, w, b, _ = first.tensors
     gradients = tuple(np.asarray(g) for g in first.gradients)

@@ -41,6 +41,7 @@ from convgrad.findings.derivatives import (
     structural_zero_cause,
     tangent_cause,
     together_cause,
+    together_tangents_cause,
 )
 from convgrad.geometry import GRADIENT_NAMES, GradientName, LayerGeometry, TensorName
 from convgrad.adapters.failure import ImplementationFailure
@@ -192,6 +193,10 @@ def forward_mode_rows(
             expected = reference.forward_by_channel(moved_x.astype(np.float64), moved_w.astype(np.float64), **settings)
         tally.add(found, expected, direction.what)
     rows, diagnoses = [], []
+    if not failed and all(t.mismatches == 0 for t in tallies.values()):  # each tensor alone is right: now all at once
+        together = _all_tangents_at_once(guard, tensors, y, geometry, options, has_bias, rtol)
+        rows += [together[0]] if together[0] is not None else []
+        diagnoses += [together[1]] if together[1] is not None else []
     for moved, tally in tallies.items():
         tensor = {"x": x, "w": w, "b": b}[moved]
         if moved in failed:
@@ -202,6 +207,37 @@ def forward_mode_rows(
         diagnoses += [diagnosis] if diagnosis is not None else []
     calls = () if not outputs.calls else (outputs.output_check(),)
     return Derivatives(tuple(rows), tuple(diagnoses), calls)
+
+
+def _all_tangents_at_once(
+    guard: GuardedLayer, tensors: Tensors, y: np.ndarray, geometry: LayerGeometry, options: CheckOptions,
+    has_bias: bool, rtol: float,
+) -> tuple[Optional[TensorComparison], Optional[Diagnosis]]:
+    """One jvp moving x, w and b together (random tangents everywhere), against the sum of the
+    reference's J t: a rule right for each tangent alone can add a cross term, or drop one, when
+    several arrive (a jvp over a network's parameters and its input). A row only when it fails."""
+    x, w, b, _ = tensors
+    rng = np.random.default_rng((options.seed, 4))
+    moved = [t for t in (x, w, b) if has_bias or t is not b]
+    tangents = tuple(rng.standard_normal(t.shape).astype(t.dtype) for t in moved) + ((None,) if not has_bias else ())
+    try:
+        _, found = guard.jvp(x, w, b, tangents)
+    except ImplementationFailure:
+        return None, None  # a rule that cannot take them together raised on each alone too, or will in use
+    tangent_x, tangent_w, tangent_b = tangents
+    assert tangent_x is not None and tangent_w is not None
+    settings = geometry.conv_settings()
+    expected = (reference.forward_by_channel(tangent_x.astype(np.float64), w.astype(np.float64), **settings)
+                + reference.forward_by_channel(x.astype(np.float64), tangent_w.astype(np.float64), **settings))
+    if tangent_b is not None:
+        expected = expected + tangent_b.astype(np.float64).reshape(1, -1, *([1] * geometry.ndim))
+    row = compare("O", np.zeros_like(expected) if found is None else found, expected, rtol,
+                  method="forward mode along every tensor at once", against="reference")
+    if row.passed:
+        return None, None
+    label = "jvp x+w+b" if has_bias else "jvp x+w"
+    row = replace(row, wrt=label.split()[1], together=True, forward_calls=1, note=None, analytical=None, numerical=None)
+    return row, together_tangents_cause(row.label)
 
 
 def unchecked_rows(options: CheckOptions, geometry: LayerGeometry, has_bias: bool, why: str) -> tuple[TensorComparison, ...]:
