@@ -181,6 +181,8 @@ def test_a_bias_free_layer_has_no_db_rows(torch):
     code, case = one_case(spec, *PLAIN, "--order", "2")
     assert code == 0, case["reason"]
     assert list(rows(case)) == SECOND_ORDER_ROWS[:4]
+    table = run("--impl", spec, *PLAIN, "--order", "2").output
+    assert "(dX wrt x, dK wrt w)" in " ".join(table.split())
 
 
 def test_the_table_shows_each_row_and_how_it_was_compared(torch):
@@ -331,6 +333,8 @@ def test_float32_rows_read_off_the_output_move_it_past_its_rounding(torch):
 
 def test_a_framework_layer_called_through_other_layouts_is_told_to_drop_them(torch):
     assert_bad_input(run(*PLAIN, "--impl", "torch", "--weight-layout", "hwio", "--order", "2"),
+                     "layouts; drop --weight-layout")
+    assert_bad_input(run(*PLAIN, "--impl", "torch", "--layout", "nhwc", "--weight-layout", "hwio", "--jvp"),
                      "drop --layout and --weight-layout")
 
 

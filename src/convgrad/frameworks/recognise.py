@@ -62,9 +62,11 @@ def refuse_undifferentiable(implementation: Implementation, options: CheckOption
     verb = "differentiate" if len(asked) > 1 else "differentiates"
     target = getattr(implementation, "target", None)
     if differentiable(target) is not None:  # a built-in given --layout or --weight-layout
+        given = [Parameter(name) for name, plain in (("layout", "nchw"), ("weight_layout", "oihw"))
+                 if getattr(implementation, name, plain) != plain]
+        drop: tuple[str | Parameter, ...] = (given[0], " and ", given[1]) if len(given) > 1 else tuple(given)
         raise SettingError(
-            *both, f" {verb} {implementation.name} in its own NC(D)HW and OI(D)HW layouts; drop ", Parameter("layout"),
-            " and ", Parameter("weight_layout"),
+            *both, f" {verb} {implementation.name} in its own NC(D)HW and OI(D)HW layouts; drop ", *drop,
         )
     raise SettingError(
         *both, f" {verb} the layer with torch's autograd or jax, and {implementation.name} is a NumPy layer, whose "

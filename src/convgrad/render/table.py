@@ -149,12 +149,13 @@ def _derivative_methods(case: CaseReport) -> list[Text]:
     lines = []
     second = [t for t in case.derivatives if t.wrt is not None and t.name != "O" and t.compared]
     if second:
+        zeros = "dX wrt x, dK wrt w, db wrt x, w, b" if "db" in case.compared_gradients else "dX wrt x, dK wrt w"
         lines.append(Text(
             f"second order: {', '.join(t.label for t in second)}: the layer's backward differentiated by its "
             "framework, against central differences of its own backward and forward along random directions, "
             "every coordinate (two backward and two forward calls per tensor moved); the derivatives a "
-            "convolution keeps at zero (dX wrt x, dK wrt w, db wrt x, w, b), and those of every gradient "
-            "together, are checked too and shown only when they do not hold",
+            f"convolution keeps at zero ({zeros}), and those of every gradient together, are checked too and "
+            "shown only when they do not hold",
             style="dim",
         ))
     unchecked = [t for t in case.derivatives if t.status == "not checked"]
