@@ -12,9 +12,13 @@ from typing import Optional
 
 import numpy as np
 
+from convgrad.findings.diagnosis import fitted_factor
 from convgrad.report import Diagnosis
 
 __all__ = ["gradient_without_history", "second_order_cause", "structural_zero_cause", "together_cause", "together_tangents_cause", "tangent_cause", "failed_call_cause", "no_history"]
+
+# A factor is named when it holds this well at least: the sides come from different computations.
+FACTOR_TOLERANCE = 1e-6
 
 # What each gradient is called in a torch backward, and the tensor it must stay attached to.
 _BACKWARD_NAMES = {"dX": "grad_input", "dK": "grad_weight", "db": "grad_bias"}
@@ -56,7 +60,7 @@ def second_order_cause(label: str, output: str, wrt: str, found: Optional[np.nda
         return Diagnosis(label, "detached_in_backward",
                          f"{output} does not change with {wrt} in the double backward (its derivative is zero): {fix}",
                          short)
-    factor = _constant_factor(found, differences, tolerance)
+    factor = fitted_factor(found, differences, max(tolerance, FACTOR_TOLERANCE))
     if factor is not None:
         return Diagnosis(label, "second_order_scaled",
                          f"the double backward is off by a factor of {factor:.4g} everywhere: the derivative of "
@@ -114,7 +118,7 @@ def tangent_cause(label: str, moved: str, found_none: bool, found: np.ndarray, e
         return Diagnosis(label, "jvp_drops_tangent",
                          f"the forward-mode derivative does not follow {moved}: the jvp forgets {moved}'s tangent term",
                          f"the jvp forgets {moved}'s tangent")
-    factor = _constant_factor(found, expected, tolerance)
+    factor = fitted_factor(found, expected, max(tolerance, FACTOR_TOLERANCE))
     if factor is not None:
         return Diagnosis(label, "jvp_scaled", f"the jvp is off by a factor of {factor:.4g} everywhere: it scales "
                          f"{moved}'s tangent term", f"the jvp scaled by {factor:.4g}")
@@ -133,15 +137,3 @@ def failed_call_cause(message: str) -> str:
         return (f"{message}: define the Function's jvp staticmethod (forward mode runs it; save what it needs "
                 "with ctx.save_for_forward)")
     return message
-
-
-def _constant_factor(found: np.ndarray, expected: np.ndarray, tolerance: float) -> Optional[float]:
-    """k when found = k * expected everywhere (k not 1), else None."""
-    large = np.abs(expected) > 0.5 * float(np.max(np.abs(expected), initial=0.0))
-    if not large.any():
-        return None
-    factor = float(np.median(found[large] / expected[large]))
-    if not np.isfinite(factor) or abs(factor - 1.0) < 1e-6 or factor == 0.0:
-        return None
-    scale = float(np.max(np.abs(found), initial=0.0)) or 1.0
-    return factor if float(np.max(np.abs(found - factor * expected))) <= max(tolerance, 1e-6) * scale else None

@@ -29,7 +29,7 @@ from convgrad.findings.bias_axes import SHORT as BIAS_SHORT, shape_message, shap
 from convgrad.geometry import GRADIENT_NAMES, LayerGeometry, TensorName, format_shape
 from convgrad.report import Diagnosis, TensorComparison
 
-__all__ = ["Diagnosis", "diagnose", "dx_as_if", "dk_as_if", "matches"]
+__all__ = ["Diagnosis", "diagnose", "dx_as_if", "dk_as_if", "matches", "fitted_factor"]
 
 # A hypothesis is accepted when it matches to the check's tolerance, but never tighter than this:
 # hypotheses are computed in float64 with a different summation order than the implementation.
@@ -493,15 +493,24 @@ def matches(analytical: np.ndarray, candidate: np.ndarray, tolerance: float) -> 
 # --- A constant factor, named when it is a count the layer has -------------------------------
 
 
-def _constant_factor(
-    name: TensorName, analytical: np.ndarray, numerical: np.ndarray, geometry: LayerGeometry, tolerance: float
-) -> Optional[Diagnosis]:
+def fitted_factor(analytical: np.ndarray, numerical: np.ndarray, tolerance: float) -> Optional[float]:
+    """k when analytical = k * numerical everywhere (least squares, then held to `tolerance`), k
+    neither 0 nor 1 (a factor of 1 would name no mistake); else None."""
     if np.isnan(numerical).any() or np.count_nonzero(numerical) < 2:
         return None  # one value fits any factor: that says nothing
     norm = float(np.sum(numerical * numerical))
     factor = float(np.sum(analytical * numerical)) / norm
     if factor == 0.0 or abs(factor - 1.0) < 1e-3 or not matches(analytical, factor * numerical, tolerance):
-        return None  # (a factor of 1 would name no mistake)
+        return None
+    return factor
+
+
+def _constant_factor(
+    name: TensorName, analytical: np.ndarray, numerical: np.ndarray, geometry: LayerGeometry, tolerance: float
+) -> Optional[Diagnosis]:
+    factor = fitted_factor(analytical, numerical, tolerance)
+    if factor is None:
+        return None
     named = _named_factor(factor, geometry)
     short = f"{name} is {_ratio(factor)} the right values everywhere"
     if named is not None:
