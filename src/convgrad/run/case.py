@@ -124,7 +124,9 @@ def run_case(
         diagnoses = diagnose(geometry, tensors, first.tensors)
         finished(*tensors, *precise, *diagnoses)  # the first call's verdicts, final: kept should a later call hang
         calls: tuple[CallCheck, ...] = ()
-        derivatives = Derivatives()
+        # `--order 2` and `--jvp`, left unchecked unless the first call runs (_derivatives says what then)
+        derivatives = Derivatives(unchecked_rows(options, geometry, implementation.has_bias,
+                                                 "not checked: the first call failed"))
         if first.failure is None:  # a layer that fails its first call has nothing more to prove
             rows = tensors + precise  # a first call that only lost bits did not hold either
             first_held = (all(t.passed for t in tensors if t.name == "O"), all(t.passed for t in rows))
@@ -156,8 +158,7 @@ def run_case(
         diagnoses=diagnoses,
         calls=calls,
         reference_gradients=precise,
-        derivatives=derivatives.rows if first.failure is None else unchecked_rows(
-            options, geometry, implementation.has_bias, "not checked: the first call failed"),
+        derivatives=derivatives.rows,
     )
 
 

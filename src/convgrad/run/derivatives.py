@@ -63,6 +63,9 @@ ZERO_PAIRS = tuple((g, t) for g in GRADIENT_NAMES for t in ("x", "w", "b", "dy")
 WRT = ("x", "w", "b", "dy")  # the order a framework returns derivatives in
 _MOVED_FOR = dict(zip(GRADIENT_NAMES, MOVED))  # the cotangent of dX is x's direction, and so on
 _READ_FOR = {"x": "dX", "w": "dK", "b": "db", "dy": "O"}  # a derivative by t is read off this output's change
+# The tensor a derivative's terms multiply its cotangent by: dX wrt w is corr(u, dy), dX wrt dy is
+# conv(u, w), dK wrt x is conv_transpose(dy, v), dK wrt dy is conv(x, v); db wrt dy is c itself.
+_PARTNER = {("dX", "w"): "dy", ("dX", "dy"): "w", ("dK", "x"): "dy", ("dK", "dy"): "x"}
 SECOND_ORDER_METHOD = "differences of the backward"
 FORWARD_MODE_METHOD = "forward mode along the colours"
 
@@ -118,7 +121,7 @@ def second_order_rows(
     for gradient, wrt in pairs:
         value, differences, derivatives = side(gradient, wrt)
         # One product term of the derivative: the cotangent times the tensor it multiplies.
-        partner = 1.0 if gradient == "db" else largest["dy"] if wrt in ("w", "x") else largest["w" if gradient == "dX" else "x"]
+        partner = largest[_PARTNER[gradient, wrt]] if (gradient, wrt) in _PARTNER else 1.0
         floor = FLOOR_FRACTION * _largest(cotangents[gradient]) * partner
         row = _row(gradient, wrt, value, differences, rtol, floor, moved[_MOVED_FOR[gradient]].calls)
         if not row.passed:
@@ -142,11 +145,11 @@ def second_order_rows(
             rows.append(row)
             diagnoses.append(structural_zero_cause(row.label, gradient, wrt, found_largest, moved_largest, limit))
     if all(row.passed for row in rows):  # each gradient alone is right: now all of them at once
+        scale = max(row.scale or 0.0 for row in rows)
         for wrt, value in zip(WRT, found.together):
             if wrt == "b" and not has_bias:
                 continue
             expected = sum(c.per_output[_READ_FOR[wrt]] for c in changes)
-            scale = max(row.scale or 0.0 for row in rows)
             row = _row("dX", wrt, value, np.asarray(expected), rtol, scale, 0)
             if not row.passed:
                 row = replace(row, together=True, note=None)
